@@ -1,0 +1,127 @@
+"""The ``attnstep`` command line: a thin Typer layer over the engine, trace and app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from attnstep.errors import AttnstepError
+from attnstep.paths import DEFAULT_CHECKPOINT
+
+app = typer.Typer(
+    help="A stepping debugger for attention seq2seq translation models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit status 1: how every user-facing error ends."""
+    err.print(f"attnstep: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="Directory for the best checkpoint (replaced atomically).")],
+    data: Annotated[Path, typer.Option(help="Folder with {train,val}.{lang}.gz, e.g. ../shared/data/multi30k.")],
+    src: Annotated[str, typer.Option(help="Source language suffix.")] = "fr",
+    tgt: Annotated[str, typer.Option(help="Target language suffix.")] = "en",
+    work: Annotated[Optional[Path], typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs to train.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val BLEU.")] = 3,
+    attention: Annotated[str, typer.Option(help="dot, general, concat or additive.")] = "general",
+    emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = 256,
+    enc_hidden: Annotated[int, typer.Option(help="Encoder GRU size per direction.")] = 256,
+    dec_hidden: Annotated[int, typer.Option(help="Decoder GRU size.")] = 512,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+) -> None:
+    """Train a model on parallel text; resumes from --work if a run was stopped."""
+    from attnstep.train import TrainSettings, command_line
+    from attnstep.train import train as run_training
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = {"attention": attention, "emb_dim": emb_dim, "enc_hidden": enc_hidden, "dec_hidden": dec_hidden, "dropout": dropout}
+    settings = TrainSettings(
+        data=str(data), src=src, tgt=tgt, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, model=model
+    )
+    try:
+        run_training(settings, out, work or Path("runs") / out.name, Console(highlight=False), command_line())
+    except (AttnstepError, ValueError) as exc:
+        fail(str(exc))
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
+    split: Annotated[str, typer.Option(help="Data split: val or test_2016_flickr.")] = "test_2016_flickr",
+    data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}.gz.")] = Path("../shared/data/multi30k"),
+    output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line.")] = None,
+) -> None:
+    """Translate a data split greedily and print sacreBLEU BLEU and chrF with their signatures."""
+    from attnstep.checkpoint import load_checkpoint
+    from attnstep.data import read_parallel
+    from attnstep.evaluate import score, translate_corpus
+    from attnstep.files import atomic_write_text
+
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        sources, references = read_parallel(data, split, ckpt.meta["source_language"], ckpt.meta["target_language"])
+        hypotheses = translate_corpus(ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, sources)
+        if output is not None:
+            atomic_write_text(output, "".join(h + "\n" for h in hypotheses))
+    except AttnstepError as exc:
+        fail(str(exc))
+    result = score(hypotheses, references)
+    print(f"{ckpt.name} on {split} ({len(sources)} sentences, greedy)")
+    print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
+    print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
+
+
+@app.command()
+def dump(
+    sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate (or use --input).")] = None,
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File with one sentence a line; writes JSON Lines.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
+    vectors: Annotated[bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")] = True,
+    precision: Annotated[Optional[int], typer.Option(help="Round floats to this many decimals.", min=0, max=12)] = None,
+    top_k: Annotated[int, typer.Option(help="Next-word candidates kept per step.", min=1, max=100)] = 5,
+    batch_size: Annotated[int, typer.Option(help="Sentences decoded together with --input.", min=1)] = 64,
+) -> None:
+    """Write the step-by-step trace of a translation as JSON (see `attnstep schema`)."""
+    from attnstep.dump import dump_file, dump_sentence
+
+    if (sentence is None) == (input is None):
+        fail("give either a SENTENCE or --input FILE")
+    try:
+        if input is not None:
+            dump_file(checkpoint, input, output, vectors=vectors, precision=precision, top_k=top_k, batch_size=batch_size)
+        else:
+            dump_sentence(checkpoint, sentence, output, vectors=vectors, precision=precision, top_k=top_k)
+    except AttnstepError as exc:
+        fail(str(exc))
+
+
+@app.command("schema")
+def print_schema() -> None:
+    """Print the JSON Schema that every trace from `attnstep dump` follows."""
+    from attnstep.trace import schema
+
+    print(json.dumps(schema(), indent=2, ensure_ascii=False))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,196 @@
+"""The engine: runs the decoder one step at a time and yields immutable :class:`~attnstep.trace.Step` records.
+
+As bdb is to pdb, this module is to the UI: it knows nothing of Textual. The UI moves a
+:class:`~attnstep.trace.TraceCursor` over the traces it returns, and asks it for a new
+trace only when the decoding itself must change (a new sentence, a forced word).
+
+What the UI may call:
+    ``translate(sentence)``            the greedy trace of a sentence
+    ``force(trace, t, word)``          the same sentence with ``word`` chosen at step t, decoding
+                                       greedily after it; steps before t are kept as they were
+    ``unforce(trace, t)``              back to the model's own choice from step t on
+    ``translate_batch(sentences)``     many traces in one batched decoding (for ``dump --input``)
+    ``iter_steps(sentence, prefix)``   the records one at a time, as they are computed
+
+Every path goes through one batched loop over ``Seq2Seq.step``; a single sentence is a
+batch of one, so stepping and batched decoding cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from attnstep.batch import pad
+from attnstep.checkpoint import Checkpoint
+from attnstep.errors import AttnstepError
+from attnstep.model.attention import FORMULAS
+from attnstep.model.seq2seq import max_output_length
+from attnstep.text import BOS, BOS_ID, EOS_ID, tokenize
+from attnstep.trace import Candidate, CheckpointInfo, SourceToken, Step, Trace
+
+DEFAULT_TOP_K = 5
+Choice = tuple[int, bool]  # (target token id, forced by the user)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """Per-sentence bookkeeping inside a batch."""
+
+    source: tuple[SourceToken, ...]
+    prefix: tuple[Choice, ...]  # choices to make at steps 0..len-1 instead of the model's
+    limit: int  # maximum number of steps
+
+
+class Stepper:
+    def __init__(self, checkpoint: Checkpoint, *, top_k: int = DEFAULT_TOP_K, vectors: bool = True):
+        if top_k < 1:
+            raise AttnstepError("top-k must be at least 1")
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model.eval()
+        self.top_k = min(top_k, len(checkpoint.tgt_vocab))
+        self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
+        self.info = CheckpointInfo(
+            name=checkpoint.name,
+            sha256=checkpoint.digest,
+            attention=checkpoint.config.attention,
+            formula=FORMULAS[checkpoint.config.attention],
+            source_language=str(checkpoint.meta.get("source_language", "")),
+            target_language=str(checkpoint.meta.get("target_language", "")),
+        )
+
+    # --- what the UI may call -------------------------------------------------------------
+
+    def source_tokens(self, sentence: str) -> tuple[SourceToken, ...]:
+        vocab = self.checkpoint.src_vocab
+        return tuple(
+            SourceToken(t.surface, vocab.tokens[vocab.id(t.normalized)], vocab.id(t.normalized)) for t in tokenize(sentence)
+        )
+
+    def translate(self, sentence: str) -> Trace:
+        return self.translate_batch([sentence])[0]
+
+    def force(self, trace: Trace, t: int, word: str | int) -> Trace:
+        """Choose ``word`` (a target token or id) at step ``t`` and re-decode from that prefix."""
+        if not 0 <= t <= len(trace.steps) or (t == len(trace.steps) and trace.finished):
+            raise AttnstepError(f"there is no step {t} to force in this trace")
+        word_id = self._target_id(word)
+        prefix = tuple((s.chosen_id, s.forced) for s in trace.steps[:t]) + ((word_id, True),)
+        return self._decode([self._row(trace.source, prefix)])[0]
+
+    def unforce(self, trace: Trace, t: int) -> Trace:
+        """Keep steps before ``t`` and let the model choose from step ``t`` on."""
+        prefix = tuple((s.chosen_id, s.forced) for s in trace.steps[:t])
+        return self._decode([self._row(trace.source, prefix)])[0]
+
+    def translate_batch(self, sentences: Sequence[str]) -> list[Trace]:
+        return self._decode([self._row(self.source_tokens(s), ()) for s in sentences])
+
+    def iter_steps(self, sentence: str, prefix: Sequence[Choice] = ()) -> Iterator[Step]:
+        """Yield one sentence's step records as the decoder produces them."""
+        row = self._row(self.source_tokens(sentence), tuple(prefix))
+        for _, produced in self._run([row]):
+            yield from (step for _, step in produced)
+
+    # --- inside ----------------------------------------------------------------------------
+
+    def _target_id(self, word: str | int) -> int:
+        vocab = self.checkpoint.tgt_vocab
+        if isinstance(word, int):
+            if not 0 <= word < len(vocab):
+                raise AttnstepError(f"target id {word} is outside the vocabulary (size {len(vocab)})")
+            return word
+        cleaned = word.strip().lower()
+        if cleaned not in vocab or cleaned in (BOS, "<pad>"):
+            raise AttnstepError(f"{word!r} is not a word the model can output (not in the target vocabulary)")
+        return vocab.id(cleaned)
+
+    def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> _Row:
+        limit = max(max_output_length(len(source)), len(prefix))
+        return _Row(source, prefix, limit)
+
+    def _decode(self, rows: list[_Row]) -> list[Trace]:
+        steps: list[list[Step]] = [[] for _ in rows]
+        states = None
+        for encoder_states, produced in self._run(rows):
+            states = states or encoder_states
+            for index, step in produced:
+                steps[index].append(step)
+        return [
+            Trace(
+                checkpoint=self.info,
+                source=row.source,
+                encoder_states=states[i] if self.vectors else None,
+                steps=tuple(row_steps),
+                finished=bool(row_steps) and row_steps[-1].chosen_id == EOS_ID,
+            )
+            for i, (row, row_steps) in enumerate(zip(rows, steps))
+        ]
+
+    @torch.no_grad()
+    def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
+        """The batched loop: yields (encoder states per row, [(row index, step record), ...]) per time step."""
+        vocab = self.checkpoint.tgt_vocab.tokens
+        src, lengths = pad([[t.id for t in row.source] for row in rows])
+        memory, state = self.model.encode(src, lengths)
+        encoder_states = [tuple(map(tuple, memory.states[i, : len(row.source)].tolist())) for i, row in enumerate(rows)] if self.vectors else []
+        prev = torch.full((len(rows),), BOS_ID, dtype=torch.long)
+        active = list(range(len(rows)))
+        t = 0
+        while active:
+            output, state = self.model.step(prev, state, memory)
+            logprobs = F.log_softmax(output.logits, dim=-1)  # (B, V)
+            top_logprobs, top_ids = logprobs.topk(self.top_k, dim=-1)  # (B, k)
+            chosen = top_ids[:, 0].clone()  # (B,) greedy
+            for i in active:
+                if t < len(rows[i].prefix):
+                    chosen[i] = rows[i].prefix[t][0]
+            index = torch.tensor(active)
+            if not bool(torch.isfinite(output.scores[index]).all() and torch.isfinite(output.logits[index]).all()):
+                raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
+            columns = {
+                "scores": output.scores[index].tolist(),
+                "weights": output.weights[index].tolist(),
+                "top_p": top_logprobs[index].exp().tolist(),
+                "top_ids": top_ids[index].tolist(),
+                "chosen": chosen[index].tolist(),
+                "chosen_logprob": logprobs[index, chosen[index]].tolist(),
+                "prev": prev[index].tolist(),
+            }
+            if self.vectors:
+                for name in ("hidden", "context", "concat", "attentional"):
+                    columns[name] = getattr(output, name)[index].tolist()
+            produced = []
+            still_active = []
+            for j, i in enumerate(active):
+                n = len(rows[i].source)
+                chosen_id = columns["chosen"][j]
+                forced = t < len(rows[i].prefix) and rows[i].prefix[t][1]
+                step = Step(
+                    index=t,
+                    input_token=vocab[columns["prev"][j]],
+                    input_id=columns["prev"][j],
+                    scores=tuple(columns["scores"][j][:n]),
+                    weights=tuple(columns["weights"][j][:n]),
+                    hidden=tuple(columns["hidden"][j]) if self.vectors else None,
+                    context=tuple(columns["context"][j]) if self.vectors else None,
+                    concat=tuple(columns["concat"][j]) if self.vectors else None,
+                    attentional=tuple(columns["attentional"][j]) if self.vectors else None,
+                    candidates=tuple(
+                        Candidate(vocab[c], c, p) for c, p in zip(columns["top_ids"][j], columns["top_p"][j])
+                    ),
+                    chosen_token=vocab[chosen_id],
+                    chosen_id=chosen_id,
+                    chosen_logprob=columns["chosen_logprob"][j],
+                    forced=forced,
+                )
+                produced.append((i, step))
+                if chosen_id != EOS_ID and t + 1 < rows[i].limit:
+                    still_active.append(i)
+            yield encoder_states, produced
+            prev = chosen
+            active = still_active
+            t += 1

@@ -1,0 +1,139 @@
+"""Tokenization, detokenization and vocabularies.
+
+The tokenizer is deliberately simple so that a student can predict it:
+
+1. The text is Unicode-normalised (NFC) and typographic apostrophes become ``'``.
+2. It is split into words (letters/digits, with inner hyphens kept: ``t-shirt``),
+   elisions ending in an apostrophe before a letter (``l'``, ``d'``, ``qu'``, ``don'``),
+   and single punctuation marks.
+3. Each token is lower-cased for the model; the trace keeps the user's surface form.
+
+Detokenization reverses step 2 for display and for BLEU: no space before closing
+punctuation, none after opening brackets, and an elision glues to the next word.
+
+Inputs are refused (with a one-line :class:`AttnstepError`) when empty, longer than
+:data:`MAX_SOURCE_TOKENS` tokens or :data:`MAX_SOURCE_CHARS` characters, or when they
+contain control characters (C0/C1 controls other than tab/newline, bidi overrides):
+such characters have no meaning in a sentence to translate and could rewrite a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from attnstep.errors import AttnstepError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
+
+MAX_SOURCE_TOKENS = 100
+MAX_SOURCE_CHARS = 1000
+
+_TOKEN_RE = re.compile(r"\w+'(?=\w)|\w+(?:-\w+)*|[^\w\s]")
+_NO_SPACE_BEFORE = set(".,!?;:)]}%")
+_NO_SPACE_AFTER = set("([{")
+# Format characters that reorder or hide text on a terminal (bidi embeddings, overrides, isolates, marks).
+_BIDI_CONTROLS = set("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
+
+
+@dataclass(frozen=True)
+class Token:
+    surface: str  # as the user typed it
+    normalized: str  # lower-cased form that is looked up in the vocabulary
+
+
+def _check_characters(text: str) -> None:
+    for position, char in enumerate(text):
+        if char in "\t\n\r":
+            continue
+        if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+            raise AttnstepError(
+                f"the sentence contains control character U+{ord(char):04X} at position {position}; "
+                "remove it and try again"
+            )
+
+
+def tokenize(text: str, *, max_tokens: int = MAX_SOURCE_TOKENS) -> list[Token]:
+    """Split a sentence into tokens, refusing input the model cannot sensibly take."""
+    if len(text) > MAX_SOURCE_CHARS:
+        raise AttnstepError(f"the sentence has {len(text)} characters; the maximum is {MAX_SOURCE_CHARS}")
+    _check_characters(text)
+    text = unicodedata.normalize("NFC", text).replace("\u2019", "'").replace("\u2018", "'")
+    tokens = [Token(m.group(), m.group().lower()) for m in _TOKEN_RE.finditer(text)]
+    if not tokens:
+        raise AttnstepError("the sentence is empty: type some words to translate")
+    if len(tokens) > max_tokens:
+        raise AttnstepError(f"the sentence has {len(tokens)} tokens; the maximum is {max_tokens}")
+    return tokens
+
+
+def tokenize_lenient(text: str) -> list[str]:
+    """Normalised tokens of corpus text (training data, references): never refuses."""
+    text = unicodedata.normalize("NFC", text).replace("\u2019", "'").replace("\u2018", "'")
+    return [m.group().lower() for m in _TOKEN_RE.finditer(text)]
+
+
+def detokenize(tokens: Iterable[str]) -> str:
+    """Join tokens into a sentence, undoing the tokenizer's splits around punctuation and elisions."""
+    out: list[str] = []
+    glue_next = False
+    for token in tokens:
+        if out and not glue_next and token[0] not in _NO_SPACE_BEFORE:
+            out.append(" ")
+        out.append(token)
+        glue_next = token[-1] in _NO_SPACE_AFTER or (len(token) > 1 and token.endswith("'"))
+    return "".join(out)
+
+
+class Vocab:
+    """A fixed list of tokens; index 0..3 are <pad>, <unk>, <bos>, <eos>."""
+
+    def __init__(self, tokens: Sequence[str]):
+        if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
+            raise AttnstepError(f"a vocabulary must start with {', '.join(SPECIALS)}")
+        if len(set(tokens)) != len(tokens):
+            raise AttnstepError("the vocabulary lists a token twice")
+        self.tokens: list[str] = list(tokens)
+        self._index = {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._index
+
+    def id(self, token: str) -> int:
+        return self._index.get(token, UNK_ID)
+
+    def ids(self, tokens: Iterable[str]) -> list[int]:
+        return [self.id(t) for t in tokens]
+
+    @classmethod
+    def build(cls, sentences: Iterable[list[str]], *, min_freq: int = 2, max_size: int | None = None) -> "Vocab":
+        counts = Counter(token for sentence in sentences for token in sentence)
+        # Most frequent first, ties alphabetical, so the same data always gives the same vocabulary.
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            ranked = ranked[: max_size - len(SPECIALS)]
+        return cls([*SPECIALS, *ranked])
+
+    def to_json(self) -> str:
+        return json.dumps({"tokens": self.tokens}, ensure_ascii=False, indent=0)
+
+    @classmethod
+    def load(cls, path: Path) -> "Vocab":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise AttnstepError(f"cannot read vocabulary {path}: {exc}") from None
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            raise AttnstepError(f"vocabulary {path} must be an object with a list of non-empty strings under 'tokens'")
+        return cls(tokens)
