@@ -63,6 +63,37 @@ def train(
         fail(str(exc))
 
 
+@app.command()
+def translate(
+    sentence: Annotated[Optional[str], typer.Argument(help="Sentence to open with (else an input box with examples).")] = None,
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
+    top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
+) -> None:
+    """Step through a translation in the terminal: every quantity of each attention step."""
+    from attnstep.tui import run_translate
+
+    code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k)
+    if code:
+        fail(message or "the app stopped with an error")
+
+
+@app.command()
+def replay(
+    trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
+) -> None:
+    """Open the stepping app on a saved trace, without loading a model (forcing is unavailable)."""
+    from attnstep.trace import load
+    from attnstep.tui import run_replay
+
+    try:
+        trace = load(trace_file)
+    except AttnstepError as exc:
+        fail(str(exc))
+    code, message = run_replay(trace, origin=str(trace_file))
+    if code:
+        fail(message or "the app stopped with an error")
+
+
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
