@@ -1,0 +1,143 @@
+"""Modal dialogs: new sentence, force a word, go to a step, export, and the key help.
+
+Each returns its answer with ``dismiss`` (None when cancelled with Esc); the app decides
+what to do with it.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from attnstep.errors import AttnstepError
+from attnstep.trace import Step
+from attnstep.tui.glyphs import num
+from attnstep.tui.safe import safe_text
+
+
+class Dialog(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def complain(self, message: str) -> None:
+        self.query_one("#problem", Label).update(safe_text(message))
+
+
+class SentenceDialog(Dialog):
+    """Type a sentence or pick an example; refused sentences are explained in place."""
+
+    def __init__(self, examples: tuple[str, ...]) -> None:
+        super().__init__()
+        self.examples = examples
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Type a French sentence and press Enter, or pick an example (↓):")
+            yield Input(placeholder="Une voiture rouge est garée devant la maison.", id="sentence")
+            yield Label("", id="problem")
+            yield OptionList(*[Option(safe_text(e), id=str(i)) for i, e in enumerate(self.examples)], id="examples")
+            yield Label("Esc: cancel", classes="hint")
+
+    @on(Input.Submitted)
+    def typed(self, event: Input.Submitted) -> None:
+        self.submit(event.value)
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        self.submit(self.examples[int(event.option.id)])
+
+    def on_key(self, event) -> None:
+        if event.key == "down" and self.focused is self.query_one("#sentence"):
+            self.query_one("#examples").focus()
+            event.stop()
+
+    def submit(self, sentence: str) -> None:
+        from attnstep.text import tokenize  # torch-free: refuse bad input before asking the model
+
+        try:
+            tokenize(sentence)
+        except AttnstepError as exc:
+            self.complain(str(exc))
+            return
+        self.dismiss(sentence)
+
+
+class ForceDialog(Dialog):
+    """Pick one of the step's top-k words or type any word of the target vocabulary."""
+
+    def __init__(self, step: Step) -> None:
+        super().__init__()
+        self.step = step
+
+    def compose(self) -> ComposeResult:
+        step = self.step
+        with Vertical(classes="dialog"):
+            yield Label(Text.assemble(f"Force the word at step {step.index + 1} (the model chose ", safe_text(step.chosen_token if not step.forced else step.candidates[0].token), "):"))
+            yield OptionList(
+                *[Option(Text.assemble(safe_text(c.token), f"  {num(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
+                id="candidates",
+            )
+            yield Input(placeholder="…or type a word and press Enter", id="word")
+            yield Label("", id="problem")
+            yield Label("Esc: cancel", classes="hint")
+
+    @on(OptionList.OptionSelected)
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.step.candidates[int(event.option.id)].token)
+
+    @on(Input.Submitted)
+    def typed(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.complain("type a word, or pick one from the list")
+            return
+        self.dismiss(event.value.strip())
+
+
+class AskDialog(Dialog):
+    """One question, one line of input (go to step N, export file name)."""
+
+    def __init__(self, question: str, value: str = "", *, integer: bool = False) -> None:
+        super().__init__()
+        self.question, self.value, self.integer = question, value, integer
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(safe_text(self.question))
+            yield Input(self.value, type="integer" if self.integer else "text", id="answer")
+            yield Label("", id="problem")
+            yield Label("Enter: OK · Esc: cancel", classes="hint")
+
+    @on(Input.Submitted)
+    def answered(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.complain("type an answer, or Esc to cancel")
+            return
+        self.dismiss(event.value.strip())
+
+
+class HelpDialog(Dialog):
+    BINDINGS = [Binding("escape,question_mark,q", "cancel", "close")]
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        width = max(len(k) for k, _ in self.keys) + 2
+        text = Text()
+        for key, description in self.keys:
+            text.append(key.ljust(width), "bold")
+            text.append(description + "\n")
+        text.append("\nSub-steps follow the textbook: RNN → score → softmax → weight → sum → [h_t; C_t] → FF → pick\n"
+                    "(Bahdanau/additive models score s_{t-1} first and run the RNN after C_t).\n")
+        text.append("Esc or ? closes this help.", "dim")
+        with Vertical(classes="dialog help"):
+            yield Static(text)

@@ -1,0 +1,64 @@
+"""Numbers and vectors as text cells: fixed-width numbers, eighth-block bars and vector strips.
+
+Every quantity is drawn so that it reads without colour: a weight is a number *and* a bar
+whose length is the weight; a vector is a strip whose glyph height is the magnitude of its
+components (colour, where the terminal has it, adds the sign).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+EIGHTHS = " ▏▎▍▌▋▊▉█"  # horizontal bar ends, 1/8 cell each
+HEIGHTS = "▁▂▃▄▅▆▇█"  # vector strip glyphs, small → large magnitude
+SHADES = " ·░▒▓█"  # alignment-grid density, weight 0 → 1
+
+
+def num(value: float, digits: int = 2) -> str:
+    """The one way a number from a trace is printed (tests format trace values the same way)."""
+    return f"{value:.{digits}f}"
+
+
+def norm(vector: Sequence[float]) -> float:
+    return math.sqrt(sum(x * x for x in vector))
+
+
+def bar(fraction: float, width: int) -> str:
+    """A left-aligned bar ``fraction`` (0..1) of ``width`` cells long, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
+
+
+def strip(vector: Sequence[float], width: int, scale: float) -> list[tuple[str, bool]]:
+    """``vector`` as ``width`` cells of (glyph, is_negative).
+
+    Each cell stands for a contiguous bin of components and shows the one of largest
+    magnitude; glyph height is that magnitude over ``scale`` (shared across strips that
+    should be comparable, so a state scaled by a small weight visibly shrinks). A cell whose
+    magnitude rounds to nothing is blank.
+    """
+    n = len(vector)
+    if n == 0 or width <= 0:
+        return []
+    width = min(width, n)
+    cells = []
+    for c in range(width):
+        lo, hi = c * n // width, (c + 1) * n // width
+        value = max(vector[lo:hi], key=abs)
+        level = abs(value) / scale if scale > 0 else 0.0
+        index = min(len(HEIGHTS), round(level * len(HEIGHTS)))
+        cells.append((HEIGHTS[index - 1] if index else " ", value < 0))
+    return cells
+
+
+def max_abs(vectors: Sequence[Sequence[float]]) -> float:
+    return max((abs(x) for v in vectors for x in v), default=0.0)
+
+
+def shade(weight: float) -> str:
+    """Density glyph for an alignment weight: blank for none, █ for (nearly) all."""
+    if weight < 0.005:
+        return SHADES[0]
+    return SHADES[min(len(SHADES) - 1, 1 + int(weight * (len(SHADES) - 1)))]

@@ -1,0 +1,130 @@
+"""The seven stages of one attention step, what each reveals, and one line saying what happened.
+
+Luong et al. (2015) run the RNN first and score its new state h_t; Bahdanau et al. (2014),
+the "additive" checkpoints, score the *previous* state s_{t-1}, build C_t, and only then run
+the RNN on [y_{t-1}; C_t]. The stage order follows the checkpoint, so the narration never
+describes a computation the model did not do in that order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attnstep.trace import EOS_TOKEN, Step, Trace
+from attnstep.tui.glyphs import norm, num
+from attnstep.tui.safe import visible
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str  # what this stage computes: rnn, score, softmax, weight, sum, output, pick
+    name: str  # short label for the status line
+    panel: str  # id of the panel that shows what it changed
+
+
+_RNN = Stage("rnn", "RNN → h_t", "decoder")
+_SCORE = Stage("score", "score", "attention")
+_SOFTMAX = Stage("softmax", "softmax", "attention")
+_WEIGHT = Stage("weight", "weight", "attention")
+_SUM = Stage("sum", "sum → C_t", "decoder")
+_OUTPUT = Stage("output", "[h_t;C_t] → FF", "candidates")
+_PICK = Stage("pick", "pick", "candidates")
+
+LUONG_STAGES = (_RNN, _SCORE, _SOFTMAX, _WEIGHT, _SUM, _OUTPUT, _PICK)
+BAHDANAU_STAGES = (_SCORE, _SOFTMAX, _WEIGHT, _SUM, _RNN, _OUTPUT, _PICK)
+STAGE_COUNT = 7
+
+
+def stages_for(attention: str) -> tuple[Stage, ...]:
+    return BAHDANAU_STAGES if attention == "additive" else LUONG_STAGES
+
+
+@dataclass(frozen=True)
+class View:
+    """What the screen shows: ``position`` steps of ``trace``, the last one up to ``stage`` (1..7)."""
+
+    trace: Trace
+    position: int
+    stage: int = STAGE_COUNT
+
+    @property
+    def step(self) -> Step | None:
+        return self.trace.steps[self.position - 1] if self.position else None
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return stages_for(self.trace.checkpoint.attention)
+
+    @property
+    def current_stage(self) -> Stage | None:
+        return self.stages[self.stage - 1] if self.position else None
+
+    @property
+    def partial(self) -> bool:
+        """True in sub-step mode before the word is picked."""
+        return self.position > 0 and self.stage < STAGE_COUNT
+
+    def shows(self, key: str) -> bool:
+        """Whether the current step's quantity computed at stage ``key`` is on screen yet."""
+        return self.position > 0 and key in {s.key for s in self.stages[: self.stage]}
+
+    def just_done(self, key: str) -> bool:
+        """Whether stage ``key`` is the one the user just stepped into (sub-step mode only)."""
+        return self.partial and self.current_stage is not None and self.current_stage.key == key
+
+
+def quote(token: str) -> str:
+    return f"“{visible(token)}”"
+
+
+def narrate(view: View) -> str:
+    """One line saying what the current stage did, with this sentence's numbers."""
+    step = view.step
+    trace = view.trace
+    if step is None:
+        n = len(trace.source)
+        return (
+            f"The encoder has read all {n} source words and hands over {n} states h_1…h_{n}. "
+            "→ decodes the first word; s goes stage by stage."
+        )
+    t = step.index + 1
+    words = [s.surface for s in trace.source]
+    best = max(range(len(words)), key=lambda i: step.weights[i])
+    if not view.partial:
+        forced = " (forced by you)" if step.forced else ""
+        return (
+            f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}) and output "
+            f"{quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}. s: stage by stage."
+        )
+    additive = trace.checkpoint.attention == "additive"
+    query = "s_{t-1}, the state before this step's RNN," if additive else "h_t"
+    key = view.current_stage.key
+    if key == "rnn":
+        state = "s" if additive else "h"
+        fed = "C_t" if additive else "h̃_{t-1} (input feeding)"
+        size = "" if step.hidden is None else f" |{state}_t| = {num(norm(step.hidden))}"
+        return f"The RNN reads the embedding of {quote(step.input_token)} and {fed} with its previous state → {state}_t.{size}"
+    if key == "score":
+        worst = min(range(len(words)), key=lambda i: step.scores[i])
+        top = max(range(len(words)), key=lambda i: step.scores[i])
+        return (
+            f"Every encoder state h_i is scored against {query}: highest {quote(words[top])} "
+            f"{num(step.scores[top])}, lowest {quote(words[worst])} {num(step.scores[worst])}."
+        )
+    if key == "softmax":
+        return f"softmax turns the scores into weights that sum to 1: {quote(words[best])} gets {num(step.weights[best])}."
+    if key == "weight":
+        return f"Each h_i is multiplied by its weight a_i: {quote(words[best])} keeps {num(step.weights[best])} of its state, the others shrink."
+    if key == "sum":
+        size = "" if step.context is None else f" (|C_t| = {num(norm(step.context))})"
+        return f"The weighted states are added up into the context vector C_t = Σ a_i·h_i{size}."
+    if key == "output":
+        top = step.candidates[0]
+        return (
+            f"[h_t; C_t] → h̃_t = tanh(W_c[h_t; C_t]) → softmax over the vocabulary: "
+            f"most likely {quote(top.token)} {num(top.prob)}."
+        )
+    if step.forced:
+        return f"You forced {quote(step.chosen_token)} (p = {num(step.chosen_prob)}); the model's choice was {quote(step.candidates[0].token)}."
+    end = " — the end of the sentence." if step.chosen_token == EOS_TOKEN else "."
+    return f"The most probable word is picked: {quote(step.chosen_token)}, p = {num(step.chosen_prob)}{end}"
