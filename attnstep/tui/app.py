@@ -77,6 +77,13 @@ class MainScreen(Screen):
         Binding("shift+tab", "app.panel(-1)", "previous panel", show=False),
     ]
 
+    @property
+    def narrow(self) -> bool:
+        return self.size.width < WIDE_COLUMNS or self.size.height < WIDE_ROWS
+
+    def on_resize(self) -> None:
+        self.set_class(self.narrow, "-narrow")
+
 
 class AttnstepApp(App[None]):
     CSS_PATH = "app.tcss"
@@ -129,7 +136,6 @@ class AttnstepApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.apply_size()
         self.show_panel(0)
         self.show_view()
         if self.source_factory is not None:
@@ -139,15 +145,9 @@ class AttnstepApp(App[None]):
         if self.cursor is None and self.pending_sentence is None:
             self.action_new_sentence()
 
-    def on_resize(self) -> None:
-        self.apply_size()
-
     @property
     def narrow(self) -> bool:
-        return self.size.width < WIDE_COLUMNS or self.size.height < WIDE_ROWS
-
-    def apply_size(self) -> None:
-        self.screen_stack[0].set_class(self.narrow, "-narrow")
+        return self.screen_stack[0].narrow
 
     def action_panel(self, delta: int) -> None:
         self.show_panel((self.panel_index + delta) % len(PANELS))

@@ -1,0 +1,307 @@
+"""Pilot tests of the stepping app on a tiny seeded model: every move, and that shown numbers are the trace's."""
+
+from __future__ import annotations
+
+import pytest
+from rich.cells import cell_len
+
+from attnstep.trace import dumps, load
+from attnstep.tui import replay_app, translate_app
+from attnstep.tui.dialogs import ForceDialog, HelpDialog, SentenceDialog
+from attnstep.tui.glyphs import norm, num
+from attnstep.tui.grid import cell_number
+from attnstep.tui.source import DEFAULT_EXAMPLES
+from tests.conftest import build_tiny_checkpoint
+from tests.tui_helpers import SENTENCE, app_on, async_test, settle
+
+WIDE = (140, 40)
+
+
+def attention_rows(app) -> list[str]:
+    return app.panels["attention"].plain_lines[1:]
+
+
+def assert_step_on_screen(app) -> None:
+    """Every number the panels show for the current step equals the trace's."""
+    step, trace = app.cursor.current, app.cursor.trace
+    for i, (row, token) in enumerate(zip(attention_rows(app), trace.source)):
+        cells = row.split()
+        assert cells[0] == token.surface
+        assert cells[1] == num(step.scores[i])
+        assert cells[2] == num(step.weights[i])
+        # a·h_i: its norm is a_i·|h_i|, recomputed here from the recorded numbers
+        assert cells[-1] == num(norm([step.weights[i] * x for x in trace.encoder_states[i]]))
+    decoder = app.panels["decoder"].plain_lines
+    assert f"|h_t| {num(norm(step.hidden))}" in decoder[1]
+    # C_t is Σ a_i h_i of the recorded weights and states
+    context = [sum(a * h[j] for a, h in zip(step.weights, trace.encoder_states)) for j in range(len(step.context))]
+    assert f"|C_t| {num(norm(context))}" in decoder[2]
+    assert f"|h̃_t| {num(norm(step.attentional))}" in decoder[4]
+    candidates = app.panels["candidates"].plain_lines
+    for line, candidate in zip(candidates, step.candidates):
+        assert line[2:].startswith(candidate.token)
+        assert f" {num(candidate.prob)} " in line
+    assert candidates[[c.token for c in step.candidates].index(step.chosen_token)].startswith("▶")
+    grid = app.panels["grid"].plain_lines[1:]
+    assert len(grid) == app.cursor.position
+    for line, shown in zip(grid, app.cursor.visible):
+        assert line.split()[-len(trace.source):] == [cell_number(w) for w in shown.weights]
+    status = app.status.render().plain
+    assert f"step {app.cursor.position} of {len(trace.steps)}" in status
+
+
+@async_test
+async def test_step_and_back_show_the_trace(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert app.cursor.position == 0
+        assert "step 0 of" in app.status.render().plain
+        await pilot.press("right", "right", "right")  # three steps
+        assert app.cursor.position == 3
+        assert_step_on_screen(app)
+        await pilot.press("left")  # one back
+        assert app.cursor.position == 2
+        assert_step_on_screen(app)
+        output = app.query_one("#output").render().plain
+        assert output.split()[1:] == [app.cursor.visible[0].chosen_token, "▶" + app.cursor.current.chosen_token]
+
+
+@async_test
+async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")  # stage 1: the RNN
+        step = app.cursor.current
+        assert (app.cursor.position, app.stage) == (1, 1)
+        assert "stage 1/7 RNN" in app.status.render().plain
+        assert "The RNN reads the embedding of “<bos>”" in app.query_one("#narration").render().plain
+        assert attention_rows(app)[0].split()[1] == "·"  # not scored yet
+        assert app.panels["decoder"].has_class("-stage")
+        await pilot.press("s")  # stage 2: scores
+        assert attention_rows(app)[0].split()[1:3] == [num(step.scores[0]), "·"]
+        assert app.panels["attention"].has_class("-stage")
+        await pilot.press("s")  # stage 3: softmax; the grid gains the row
+        assert attention_rows(app)[0].split()[2] == num(step.weights[0])
+        assert len(app.panels["grid"].plain_lines) == 2
+        await pilot.press("s", "s")  # stages 4 and 5: weighted states, C_t
+        assert "Σ a_i·h_i" in app.query_one("#narration").render().plain
+        await pilot.press("s")  # stage 6: distribution, nothing picked yet
+        assert not any(line.startswith("▶") for line in app.panels["candidates"].plain_lines)
+        assert app.query_one("#output").render().plain.endswith("▶?")
+        await pilot.press("s")  # stage 7: the word
+        assert_step_on_screen(app)
+        await pilot.press("s")  # next step, stage 1
+        assert (app.cursor.position, app.stage) == (2, 1)
+        await pilot.press("S")  # back across the step boundary: step 1 complete
+        assert (app.cursor.position, app.stage) == (1, 7)
+        await pilot.press("s", "s", "right")  # → completes a partly shown step
+        assert (app.cursor.position, app.stage) == (2, 7)
+
+
+@async_test
+async def test_additive_scores_before_the_rnn(tmp_path):
+    checkpoint = build_tiny_checkpoint(tmp_path / "tiny-additive", attention="additive")
+    app = translate_app(checkpoint, SENTENCE)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        narration = app.query_one("#narration").render().plain
+        assert "stage 1/7 score" in app.status.render().plain
+        assert "s_{t-1}" in narration
+        assert app.panels["decoder"].plain_lines[1].split() == ["s_t", "·"]  # the RNN runs later
+        await pilot.press("s", "s", "s", "s")  # score, softmax, weight, sum → stage 5 is the RNN
+        assert "stage 5/7 RNN" in app.status.render().plain
+
+
+@async_test
+async def test_jump_run_to_end_and_restart(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("g", "3", "enter")  # go to step 3
+        assert app.cursor.position == 3
+        assert_step_on_screen(app)
+        await pilot.press("e")  # run to the end
+        assert app.cursor.position == app.cursor.total
+        assert_step_on_screen(app)
+        assert len(app.panels["grid"].plain_lines) == app.cursor.total + 1
+        await pilot.press("r")  # restart
+        assert app.cursor.position == 0
+        assert app.panels["grid"].plain_lines[1:] == []
+
+
+@async_test
+async def test_force_from_the_top_k_and_return(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right")
+        before = app.cursor.trace
+        alternative = before.steps[1].candidates[1].token
+        await pilot.press("f")  # force dialog: the top-k list has focus
+        assert isinstance(app.screen, ForceDialog)
+        await pilot.press("down", "enter")  # second candidate
+        await settle(pilot)
+        step = app.cursor.trace.steps[1]
+        assert (step.chosen_token, step.forced, app.cursor.position) == (alternative, True, 2)
+        assert app.cursor.trace.steps[0] == before.steps[0]
+        assert_step_on_screen(app)
+        assert "*" in app.query_one("#output").render().plain
+        await pilot.press("u")  # back to the model's own word
+        await settle(pilot)
+        assert app.cursor.trace.steps[1].chosen_token == before.steps[1].chosen_token
+        assert not app.cursor.trace.steps[1].forced
+
+
+@async_test
+async def test_force_a_typed_word_and_refuse_unknown_ones(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "f", "tab")  # to the typing box
+        await pilot.press(*"dog", "enter")
+        await settle(pilot)
+        assert app.cursor.trace.steps[0].chosen_token == "dog"
+        assert app.cursor.trace.steps[1].input_token == "dog"
+        trace = app.cursor.trace
+        await pilot.press("f", "tab", *"zebra", "enter")
+        await settle(pilot)
+        assert app.cursor.trace is trace
+        assert any("not a word the model can output" in str(n.message) for n in app._notifications)
+
+
+@async_test
+async def test_force_by_enter_in_the_next_word_panel(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        app.panels["candidates"].focus()
+        third = app.cursor.current.candidates[2].token
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+        assert app.cursor.trace.steps[0].chosen_token == third
+
+
+@async_test
+async def test_new_sentence_and_refusal_in_place(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        assert isinstance(app.screen, SentenceDialog)
+        app.screen.query_one("#sentence").value = "x\x1by"
+        await pilot.press("enter")  # ESC inside a sentence: refused, explained in place
+        assert "control character" in str(app.screen.query_one("#problem").render())
+        app.screen.query_one("#sentence").value = "un chien noir"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert [t.surface for t in app.cursor.trace.source] == ["un", "chien", "noir"]
+        assert app.cursor.position == 0
+
+
+@async_test
+async def test_opens_on_the_examples_without_a_sentence(stepper):
+    app = app_on(stepper, sentence=None)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, SentenceDialog)
+        options = app.screen.query_one("#examples")
+        assert str(options.get_option_at_index(0).prompt) == DEFAULT_EXAMPLES[0] == "Une voiture rouge est garée devant la maison."
+        await pilot.press("down", "enter")  # into the list, first example
+        await settle(pilot)
+        assert app.cursor.trace.source[1].surface == "voiture"
+
+
+@async_test
+async def test_replay_steps_but_cannot_force(stepper):
+    app = replay_app(stepper.translate(SENTENCE), "saved.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "right")
+        assert_step_on_screen(app)
+        assert "replay of saved.json" in app.status.render().plain
+        await pilot.press("f")
+        await pilot.press("n")
+        messages = [str(n.message) for n in app._notifications]
+        assert sum("needs the model: this is a replay" in m for m in messages) == 2
+        assert not isinstance(app.screen, (ForceDialog, SentenceDialog))
+
+
+@async_test
+async def test_export_writes_what_dump_writes(stepper, tmp_path):
+    app = app_on(stepper)
+    target = tmp_path / "out.json"
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        app.screen.query_one("#answer").value = str(target)
+        await pilot.press("enter")
+        assert target.read_bytes() == dumps(app.cursor.trace, indent=True) + b"\n"
+        assert load(target) == app.cursor.trace
+
+
+@async_test
+async def test_help_lists_every_key(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpDialog)
+        text = str(app.screen.query_one("Static").render())
+        for phrase in ("next sub-step", "go to step N", "run to the end", "restart", "force", "model's own choice", "export", "new sentence"):
+            assert phrase in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpDialog)
+
+
+@async_test
+async def test_bad_checkpoint_exits_with_one_line(tmp_path):
+    app = translate_app(tmp_path / "missing", SENTENCE)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+    assert app.return_code == 1
+    assert app.error_message == f"checkpoint {tmp_path / 'missing'} does not exist"
+
+
+@async_test
+async def test_small_terminal_shows_one_panel_and_the_key_numbers(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right")
+        shown = [pid for pid, panel in app.panels.items() if panel.display]
+        assert shown == ["attention"]
+        step = app.cursor.current
+        summary = app.query_one("#summary").render().plain
+        best = max(range(len(step.weights)), key=lambda i: step.weights[i])
+        assert f"{app.cursor.trace.source[best].surface} {num(step.weights[best])}" in summary
+        assert f"▶{step.chosen_token} {num(step.chosen_prob)}" in summary
+        await pilot.press("tab")
+        assert [pid for pid, panel in app.panels.items() if panel.display] == ["decoder"]
+        await pilot.press("s")  # a sub-step shows the panel it changed
+        assert [pid for pid, panel in app.panels.items() if panel.display] == ["decoder"]  # RNN stage
+        await pilot.press("s")
+        assert [pid for pid, panel in app.panels.items() if panel.display] == ["attention"]
+        await pilot.resize_terminal(160, 48)  # live resize: all panels at once
+        await pilot.pause()
+        assert all(panel.display for panel in app.panels.values())
+
+
+@pytest.mark.parametrize("sentence", [" ".join(["une voiture rouge"] * 21), "une 猫 voiture 🐱 rouge"])
+@async_test
+async def test_long_and_wide_character_input_keeps_columns(stepper, sentence):
+    app = app_on(stepper, sentence=sentence)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        attention = app.panels["attention"]
+        step = app.cursor.current
+        ends = set()
+        for row, score in zip(attention.plain_lines[1:], step.scores):
+            shown = num(score)
+            ends.add(cell_len(row[: row.index(" " + shown) + 1 + len(shown)]))
+        assert len(ends) == 1  # the score column ends at the same cell whatever the words' widths
+        if len(app.cursor.trace.source) > 60:
+            assert attention.virtual_size.height > attention.size.height  # it scrolls
