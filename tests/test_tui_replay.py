@@ -1,0 +1,142 @@
+"""`attnstep replay`: no torch in the process, real terminal bytes, and refused files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyte
+import pytest
+from typer.testing import CliRunner
+
+import attnstep.trace
+from attnstep.cli import app as cli
+from attnstep.trace import dumps
+from tests.test_tui_untrusted import hostile_trace
+from tests.tui_helpers import SENTENCE
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def trace_file(stepper, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("replay") / "trace.json"
+    path.write_bytes(dumps(stepper.translate(SENTENCE), indent=True))
+    return path
+
+
+def test_replay_never_imports_torch(trace_file):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from attnstep.cli import app as cli  # the command line's own imports count too
+        from attnstep.trace import load
+        from attnstep.tui import replay_app
+
+        async def drive(pilot):
+            await pilot.press("right", "s", "s", "e", "f", "n", "r")
+            pilot.app.exit()
+
+        replay_app(load({str(trace_file)!r}), "trace.json").run(headless=True, size=(100, 30), auto_pilot=drive)
+        print("torch" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def run_in_terminal(args: list[str], keys: list[bytes], size=(100, 30), wait_for="Output:") -> tuple[bytes, pyte.Screen]:
+    """Run the CLI in a pseudo-terminal; send ``keys`` once ``wait_for`` is on screen; return every byte written."""
+    columns, rows = size
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.ByteStream(screen)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI in a terminal of known size
+        os.environ.update(TERM="xterm-256color", COLUMNS=str(columns), LINES=str(rows))
+        os.execv(sys.executable, [sys.executable, "-c", "from attnstep.cli import main; main()", *args])
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    written = bytearray()
+    pending = list(keys)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                written += chunk
+                stream.feed(chunk)
+            elif pending and wait_for in "\n".join(screen.display):
+                os.write(fd, pending.pop(0))
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, bytes(written[-2000:])
+    return bytes(written), screen
+
+
+def test_hostile_strings_reach_the_terminal_as_text(stepper, tmp_path):
+    path = tmp_path / "hostile.json"
+    path.write_bytes(dumps(hostile_trace(stepper)))
+    written, screen = run_in_terminal(["replay", str(path)], [b"\x1b[C", b"\x1b[C", b"q"])
+    for raw in ("\x9b", "\u202e", "\u200f"):
+        assert raw.encode() not in written
+    for sequence in (b"pwned\x07", b"ckpt\x07", b"\x1b]8;;http://x", b"\x1b[31mred", b"\x1b[2J\x1b"):
+        assert sequence not in written
+    shown = "\n".join(screen.display)
+    assert "␛]0;pwned␇" in shown and "[bold]b" in shown
+
+
+def bad_files() -> dict[str, object]:
+    return {
+        "invalid JSON": (b"{not json", "is not valid JSON"),
+        "NaN": ("nan", "is not valid JSON"),
+        "deep nesting": (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        "weights not matching the source": ("short weights", "weights for"),
+        "steps out of order": ("swap steps", "steps out of order"),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_files()))
+def test_bad_replay_files_get_one_line_and_exit_1(case, stepper, tmp_path):
+    content, message = bad_files()[case]
+    if isinstance(content, str):
+        data = json.loads(dumps(stepper.translate(SENTENCE)))
+        if content == "nan":
+            data["steps"][0]["scores"][0] = float("nan")
+        elif content == "short weights":
+            data["steps"][0]["weights"] = data["steps"][0]["weights"][:-1]
+            data["steps"][0]["scores"] = data["steps"][0]["scores"][:-1]
+            data["alignment"][0] = data["steps"][0]["weights"]
+        else:
+            data["steps"][0]["step"], data["steps"][1]["step"] = 1, 0
+        content = json.dumps(data).encode()
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    result = runner.invoke(cli, ["replay", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("attnstep: error: ") and message in result.stderr
+
+
+def test_oversized_replay_file_is_refused(trace_file, monkeypatch):
+    monkeypatch.setattr(attnstep.trace, "MAX_TRACE_BYTES", 1000)
+    result = runner.invoke(cli, ["replay", str(trace_file)])
+    assert result.exit_code == 1
+    assert "the limit for a trace is 1000" in result.stderr and result.stderr.count("\n") == 1
