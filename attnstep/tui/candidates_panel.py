@@ -59,7 +59,7 @@ class CandidatesPanel(LinesView):
         if step is None:
             return []
         if not view.shows("output"):
-            return [Text("computed at the [h_t; C_t] → FF stage", style=dim)]
+            return [Text("appears at stage 6 (→ FF)", style=dim)]
         picked = view.shows("pick")
         chosen_style = self.style_of("chosen")
         lines = []
@@ -72,16 +72,17 @@ class CandidatesPanel(LinesView):
             is_chosen = picked and token == step.chosen_token
             line = Text.assemble(
                 ("▶ " if is_chosen else "  ", chosen_style if is_chosen else ""),
-                fit(token, WORD_WIDTH, chosen_style if is_chosen else ""),
+                fit(token + ("*" if is_chosen and step.forced else ""), WORD_WIDTH, chosen_style if is_chosen else ""),
                 f" {num(prob)} ",
                 (bar(prob, BAR_WIDTH), self.style_of("bar")),
-                (" forced" if is_chosen and step.forced else "", label),
             )
             if view.just_done("pick" if is_chosen else "output"):
                 line.stylize(self.style_of("changed"), 0, 2 + WORD_WIDTH)
             if self.has_focus and i == self.selected:
                 line.stylize(self.style_of("cursor"))
             lines.append(line)
+        if picked and step.forced:
+            lines.append(Text("* forced by you; u: the model's choice", style=label))
         if self.has_focus:
             lines.append(Text("↑/↓ select · Enter: force it", style=dim))
         return lines

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -41,7 +41,7 @@ class SentenceDialog(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Type a French sentence and press Enter, or pick an example (↓):")
-            yield Input(placeholder="Une voiture rouge est garée devant la maison.", id="sentence")
+            yield Input(placeholder="type here, or press ↓ to pick an example", id="sentence")
             yield Label("", id="problem")
             yield OptionList(*[Option(safe_text(e), id=str(i)) for i, e in enumerate(self.examples)], id="examples")
             yield Label("Esc: cancel", classes="hint")
@@ -80,7 +80,8 @@ class ForceDialog(Dialog):
     def compose(self) -> ComposeResult:
         step = self.step
         with Vertical(classes="dialog"):
-            yield Label(Text.assemble(f"Force the word at step {step.index + 1} (the model chose ", safe_text(step.chosen_token if not step.forced else step.candidates[0].token), "):"))
+            model_choice = step.candidates[0].token  # the greedy choice, whether or not this step was forced
+            yield Label(Text.assemble(f"Force a word at step {step.index + 1} (the model's choice: ", safe_text(model_choice), "):"))
             yield OptionList(
                 *[Option(Text.assemble(safe_text(c.token), f"  {num(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
                 id="candidates",
@@ -133,11 +134,13 @@ class HelpDialog(Dialog):
     def compose(self) -> ComposeResult:
         width = max(len(k) for k, _ in self.keys) + 2
         text = Text()
+        text.append("Keys (Esc or ? closes this, ↑/↓ scroll)\n\n", "bold")
         for key, description in self.keys:
             text.append(key.ljust(width), "bold")
             text.append(description + "\n")
-        text.append("\nSub-steps follow the textbook: RNN → score → softmax → weight → sum → [h_t; C_t] → FF → pick\n"
-                    "(Bahdanau/additive models score s_{t-1} first and run the RNN after C_t).\n")
-        text.append("Esc or ? closes this help.", "dim")
-        with Vertical(classes="dialog help"):
+        text.append(
+            "\nSub-steps follow the textbook: RNN → score → softmax → weight → sum → [h_t; C_t] → FF → pick. "
+            "Bahdanau (additive) models score s_{t-1} first and run the RNN after C_t."
+        )
+        with VerticalScroll(classes="dialog help"):
             yield Static(text)

@@ -1,0 +1,57 @@
+"""Screenshots of the app on the tiny seeded model, reviewed as SVGs before they were pinned.
+
+Update with ``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at every changed
+SVG (tests/__snapshots__/) before committing it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tui_helpers import app_on, settle
+
+WIDE, SMALL = (140, 40), (80, 24)
+
+
+def after(*keys: str):
+    """A run_before that waits for the model and the sentence, then presses ``keys``."""
+
+    async def run(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)  # a key may start a decode (force)
+
+    return run
+
+
+class TestWide:
+    def test_third_step(self, snap_compare, stepper):
+        # → → →: three whole steps, every panel at once
+        assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after("right", "right", "right"))
+
+    def test_softmax_stage(self, snap_compare, stepper):
+        # → then s s s: step 2 stopped at stage 3 (softmax), the attention panel highlighted
+        assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after("right", "s", "s", "s"))
+
+    def test_forced_word(self, snap_compare, stepper):
+        # → → then f ↓ Enter: the second candidate forced at step 2, decoding continued
+        assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after("right", "right", "f", "down", "enter"))
+
+
+class TestSmall:
+    def test_attention_tab(self, snap_compare, stepper):
+        # → → →: at 80×24 the attention tab, with the key numbers on the summary line
+        assert snap_compare(app_on(stepper), terminal_size=SMALL, run_before=after("right", "right", "right"))
+
+    def test_grid_tab(self, snap_compare, stepper):
+        # → → → then Tab ×3: the alignment grid tab
+        assert snap_compare(app_on(stepper), terminal_size=SMALL, run_before=after("right", "right", "right", "tab", "tab", "tab"))
+
+
+class TestNoColor:
+    @pytest.mark.parametrize("size", [SMALL, WIDE], ids=["80x24", "140x40"])
+    def test_third_step(self, snap_compare, stepper, monkeypatch, size):
+        # NO_COLOR: weights must still read as numbers and bar lengths
+        monkeypatch.setenv("NO_COLOR", "1")
+        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "right"))
