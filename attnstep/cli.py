@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -154,5 +155,19 @@ def print_schema() -> None:
     print(json.dumps(schema(), indent=2, ensure_ascii=False))
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised past Click, which would otherwise swallow KeyboardInterrupt without a word."""
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted
+
+
 def main() -> None:
-    app()
+    """Console entry point: Ctrl-C ends with one line (partial output files are already discarded)."""
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        app()
+    except Interrupted:
+        err.print("attnstep: interrupted", markup=False)
+        raise SystemExit(130) from None

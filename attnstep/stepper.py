@@ -18,11 +18,11 @@ batch of one, so stepping and batched decoding cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
-from torch.nn import functional as F
 
 from attnstep.batch import pad
 from attnstep.checkpoint import Checkpoint
@@ -139,53 +139,56 @@ class Stepper:
         encoder_states = [tuple(map(tuple, memory.states[i, : len(row.source)].tolist())) for i, row in enumerate(rows)] if self.vectors else []
         prev = torch.full((len(rows),), BOS_ID, dtype=torch.long)
         active = list(range(len(rows)))
+        S, k = src.size(1), self.top_k
         t = 0
         while active:
             output, state = self.model.step(prev, state, memory)
-            logprobs = F.log_softmax(output.logits, dim=-1)  # (B, V)
-            top_logprobs, top_ids = logprobs.topk(self.top_k, dim=-1)  # (B, k)
-            chosen = top_ids[:, 0].clone()  # (B,) greedy
-            for i in active:
-                if t < len(rows[i].prefix):
-                    chosen[i] = rows[i].prefix[t][0]
-            index = torch.tensor(active)
-            if not bool(torch.isfinite(output.scores[index]).all() and torch.isfinite(output.logits[index]).all()):
-                raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
-            columns = {
-                "scores": output.scores[index].tolist(),
-                "weights": output.weights[index].tolist(),
-                "top_p": top_logprobs[index].exp().tolist(),
-                "top_ids": top_ids[index].tolist(),
-                "chosen": chosen[index].tolist(),
-                "chosen_logprob": logprobs[index, chosen[index]].tolist(),
-                "prev": prev[index].tolist(),
-            }
+            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
+            top_logprobs, top_ids = logprobs.topk(k, dim=-1)  # (B, k)
+            chosen = top_ids[:, 0]  # (B,) greedy
+            forcing = [i for i in active if t < len(rows[i].prefix)]
+            if forcing:
+                chosen = chosen.clone()
+                chosen[forcing] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
+            chosen_logprob = logprobs.gather(1, chosen.unsqueeze(1))  # (B, 1)
+            # One float table and one int table per step, copied out with one tolist() each:
+            # per-tensor copies would cost more than the decoder step itself at batch size 1.
+            floats = [output.scores, output.weights, top_logprobs.exp(), chosen_logprob]
             if self.vectors:
-                for name in ("hidden", "context", "concat", "attentional"):
-                    columns[name] = getattr(output, name)[index].tolist()
+                floats += [output.hidden, output.context, output.attentional]
+            table = torch.cat(floats, dim=1)  # (B, 2S + k + 1 [+ H + M + O])
+            ints = torch.cat([top_ids, chosen.unsqueeze(1), prev.unsqueeze(1)], dim=1)  # (B, k + 2)
+            if len(active) < len(rows):
+                index = torch.tensor(active)
+                table, ints = table[index], ints[index]
+            # A sum is finite only if every term is (NaN and ±inf propagate); one number is cheaper to check.
+            if not math.isfinite(float(table.sum())):
+                raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
             produced = []
             still_active = []
-            for j, i in enumerate(active):
+            H, M = self.model.config.dec_hidden, self.model.config.memory_dim
+            for i, numbers, ids in zip(active, table.tolist(), ints.tolist()):
                 n = len(rows[i].source)
-                chosen_id = columns["chosen"][j]
-                forced = t < len(rows[i].prefix) and rows[i].prefix[t][1]
+                chosen_id, prev_id = ids[k], ids[k + 1]
+                if self.vectors:
+                    hidden = tuple(numbers[2 * S + k + 1 : 2 * S + k + 1 + H])
+                    context = tuple(numbers[2 * S + k + 1 + H : 2 * S + k + 1 + H + M])
+                    vectors = dict(hidden=hidden, context=context, concat=hidden + context,
+                                   attentional=tuple(numbers[2 * S + k + 1 + H + M :]))
+                else:
+                    vectors = dict(hidden=None, context=None, concat=None, attentional=None)
                 step = Step(
                     index=t,
-                    input_token=vocab[columns["prev"][j]],
-                    input_id=columns["prev"][j],
-                    scores=tuple(columns["scores"][j][:n]),
-                    weights=tuple(columns["weights"][j][:n]),
-                    hidden=tuple(columns["hidden"][j]) if self.vectors else None,
-                    context=tuple(columns["context"][j]) if self.vectors else None,
-                    concat=tuple(columns["concat"][j]) if self.vectors else None,
-                    attentional=tuple(columns["attentional"][j]) if self.vectors else None,
-                    candidates=tuple(
-                        Candidate(vocab[c], c, p) for c, p in zip(columns["top_ids"][j], columns["top_p"][j])
-                    ),
+                    input_token=vocab[prev_id],
+                    input_id=prev_id,
+                    scores=tuple(numbers[:n]),
+                    weights=tuple(numbers[S : S + n]),
+                    candidates=tuple(Candidate(vocab[c], c, p) for c, p in zip(ids[:k], numbers[2 * S : 2 * S + k])),
                     chosen_token=vocab[chosen_id],
                     chosen_id=chosen_id,
-                    chosen_logprob=columns["chosen_logprob"][j],
-                    forced=forced,
+                    chosen_logprob=numbers[2 * S + k],
+                    forced=t < len(rows[i].prefix) and rows[i].prefix[t][1],
+                    **vectors,
                 )
                 produced.append((i, step))
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:

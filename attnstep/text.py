@@ -20,12 +20,13 @@ such characters have no meaning in a sentence to translate and could rewrite a t
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+import regex
 
 from attnstep.errors import AttnstepError
 
@@ -36,7 +37,9 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
 MAX_SOURCE_TOKENS = 100
 MAX_SOURCE_CHARS = 1000
 
-_TOKEN_RE = re.compile(r"\w+'(?=\w)|\w+(?:-\w+)*|[^\w\s]")
+# A word character is a letter/digit or a combining mark (so "é" written as e + U+0301 stays one word).
+_W = r"[\w\p{M}]"
+_TOKEN_RE = regex.compile(rf"{_W}+'(?={_W})|{_W}+(?:-{_W}+)*|[^\w\p{{M}}\s]")
 _NO_SPACE_BEFORE = set(".,!?;:)]}%")
 _NO_SPACE_AFTER = set("([{")
 # Format characters that reorder or hide text on a terminal (bidi embeddings, overrides, isolates, marks).

@@ -1,0 +1,3 @@
+from attnstep.cli import main
+
+main()

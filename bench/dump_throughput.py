@@ -1,0 +1,70 @@
+"""Batched ``dump`` throughput vs plain batched greedy decoding, on test_2016_flickr.
+
+Baseline: tokenize, batch (length-sorted, as dump does) and ``Seq2Seq.greedy`` — translations only.
+Measured: ``attnstep dump --input``'s pipeline (same batches) producing JSON Lines, with all
+vectors and with ``--no-vectors``. Runs alternate; medians are compared.
+
+    python bench/dump_throughput.py [--checkpoint DIR] [--rounds 3] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from common import DATA, DEFAULT_CHECKPOINT, load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    import torch
+
+    from attnstep.batch import pad
+    from attnstep.data import read_lines
+    from attnstep.dump import WINDOW, trace_lines
+    from attnstep.stepper import Stepper
+
+    checkpoint = load_model(args.checkpoint)
+    sentences = read_lines(DATA, "test_2016_flickr", checkpoint.meta["source_language"])
+    full, lean = Stepper(checkpoint), Stepper(checkpoint, vectors=False)
+
+    def plain() -> float:
+        start = time.perf_counter()
+        for w in range(0, len(sentences), WINDOW):
+            window = [[t.id for t in full.source_tokens(s)] for s in sentences[w : w + WINDOW]]
+            order = sorted(range(len(window)), key=lambda i: len(window[i]))
+            for b in range(0, len(order), args.batch_size):
+                src, lengths = pad([window[i] for i in order[b : b + args.batch_size]])
+                checkpoint.model.greedy(src, lengths)
+        return time.perf_counter() - start
+
+    def dump(stepper: Stepper) -> tuple[float, int]:
+        start = time.perf_counter()
+        size = sum(len(line) for _, line in trace_lines(stepper, sentences, args.batch_size, None))
+        return time.perf_counter() - start, size
+
+    plain_times, full_times, lean_times = [], [], []
+    for _ in range(args.rounds):
+        plain_times.append(plain())
+        seconds, full_bytes = dump(full)
+        full_times.append(seconds)
+        seconds, lean_bytes = dump(lean)
+        lean_times.append(seconds)
+    n = len(sentences)
+    p, f, l = (statistics.median(x) for x in (plain_times, full_times, lean_times))
+    print(f"checkpoint {checkpoint.name}, {n} sentences of test_2016_flickr, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, median of {args.rounds} alternating rounds")
+    print(f"plain batched greedy (baseline): {n / p:7.1f} sentences/s")
+    print(f"dump, all vectors:               {n / f:7.1f} sentences/s  ({full_bytes / n / 1024:.0f} KiB/sentence)  ratio {p / f:.2f}")
+    print(f"dump --no-vectors:               {n / l:7.1f} sentences/s  ({lean_bytes / n / 1024:.1f} KiB/sentence)  ratio {p / l:.2f}")
+    print("target: ratio >= 0.7")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""One instrumented engine step vs one plain decoder step.
+
+Baseline: ``Seq2Seq.step`` + argmax, batch 1, on precomputed encoder memory.
+Measured: the next record from ``Stepper.iter_steps`` (the same step, plus log-softmax, top-k,
+and copying every intermediate into an immutable record of Python floats).
+Both decode the same 30-word source and feed the same words, in interleaved rounds.
+
+    python bench/step_overhead.py [--checkpoint DIR] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from common import DEFAULT_CHECKPOINT, captions, load_model, long_sentence
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--words", type=int, default=30)
+    args = parser.parse_args()
+
+    import torch
+
+    from attnstep.batch import pad
+    from attnstep.stepper import Stepper
+    from attnstep.text import BOS_ID
+
+    torch.set_num_threads(1)
+    checkpoint = load_model(args.checkpoint)
+    stepper = Stepper(checkpoint)
+    model = checkpoint.model
+    sentence = long_sentence(args.words)
+    # Both loops are fed the same real words (the model's translations of the captions that make
+    # up the source, run together), so both do the same number of steps whatever the model says.
+    reference = []
+    for caption in captions(args.words):
+        reference += [s.chosen_id for s in stepper.translate(caption).steps if not s.chosen_token == "<eos>"]
+    reference = reference[: args.words]
+    prefix = [(token, False) for token in reference]
+    source_ids = [t.id for t in stepper.source_tokens(sentence)]
+    steps = len(reference)
+
+    def engine_step_times() -> float:
+        records = stepper.iter_steps(sentence, prefix)
+        next(records)  # step 0 also encodes the sentence: not a step's cost
+        start = time.perf_counter()
+        count = sum(1 for _ in records)
+        return (time.perf_counter() - start) / count
+
+    @torch.no_grad()
+    def plain_step_times() -> float:
+        src, lengths = pad([source_ids])
+        memory, state = model.encode(src, lengths)
+        output, state = model.step(torch.tensor([BOS_ID]), state, memory)
+        start = time.perf_counter()
+        for token in reference[:-1]:
+            output, state = model.step(torch.tensor([token]), state, memory)
+            output.logits.argmax(-1)
+        return (time.perf_counter() - start) / (len(reference) - 1)
+
+    engine_step_times(), plain_step_times()  # warm-up
+    engine, plain = [], []
+    for _ in range(args.rounds):
+        engine.append(engine_step_times())
+        plain.append(plain_step_times())
+    e, p = statistics.median(engine), statistics.median(plain)
+    print(f"checkpoint {checkpoint.name} ({checkpoint.config.attention}), {len(source_ids)}-token source, {steps} steps, "
+          f"{args.rounds} interleaved rounds, 1 thread")
+    print(f"plain decoder step (baseline): {p * 1e6:8.1f} µs median")
+    print(f"instrumented engine step:      {e * 1e6:8.1f} µs median")
+    print(f"ratio engine/plain: {e / p:.2f}  (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Trace JSON: round trip, schema, strictness, and refusal of untrusted files that don't add up."""
+
+import json
+
+import jsonschema
+import pytest
+
+from attnstep import trace as tr
+from attnstep.errors import AttnstepError
+
+
+@pytest.fixture(scope="module")
+def trace(stepper):
+    return stepper.translate("Un chien noir court dans la rue.")
+
+
+def test_json_round_trip_is_exact(trace):
+    assert tr.parse(tr.dumps(trace)) == trace
+    lean = trace.without_vectors()
+    assert tr.parse(tr.dumps(lean)) == lean
+
+
+def test_dump_follows_the_schema_and_stable_names(trace):
+    data = json.loads(tr.dumps(trace))
+    jsonschema.validate(data, tr.schema())
+    for key in ("format_version", "source", "encoder_states", "steps", "translation", "alignment"):
+        assert key in data
+    assert set(data["steps"][0]) >= {"scores", "weights", "context", "hidden", "concat", "attentional", "candidates", "chosen"}
+    assert data["alignment"] == [s["weights"] for s in data["steps"]]
+    assert data["translation"] == trace.translation
+
+
+def test_precision_rounds_every_float(trace):
+    data = json.loads(tr.dumps(trace, precision=3))
+    numbers = [x for s in data["steps"] for x in s["weights"] + s["hidden"]] + data["encoder_states"][0]
+    assert all(round(x, 3) == x for x in numbers)
+    jsonschema.validate(data, tr.schema())
+
+
+def test_dumps_is_deterministic(trace):
+    assert tr.dumps(trace, indent=True) == tr.dumps(trace, indent=True)
+
+
+def _mutated(trace, edit):
+    data = json.loads(tr.dumps(trace))
+    edit(data)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    "text_or_edit, message",
+    [
+        ("{", "not valid JSON"),
+        ('{"format_version": NaN}', "NaN is not valid JSON"),
+        ('{"x": Infinity}', "Infinity is not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"a":' * 40 + "1" + "}" * 40, "nested too deeply"),
+        ('{"format_version": 2}', "does not match the trace schema"),
+        (lambda d: d["steps"][0]["weights"].pop(), "weights for"),
+        (lambda d: d["steps"].reverse(), "out of order"),
+        (lambda d: d["encoder_states"].pop(), "encoder states for"),
+        (lambda d: d["steps"][1]["weights"].__setitem__(0, 0.9), "sum to"),
+        (lambda d: d["alignment"].pop(), "alignment does not equal"),
+        (lambda d: d["steps"][1]["input"].__setitem__("token", "zzz"), "input is not the word chosen"),
+        (lambda d: d.update(output_tokens=["made", "up"]), "output_tokens"),
+        (lambda d: d["steps"][0].pop("hidden"), "vectors"),
+        (lambda d: d["checkpoint"].update(attention="magic"), "schema"),
+    ],
+)
+def test_untrusted_traces_are_refused_in_one_line(trace, text_or_edit, message):
+    text = text_or_edit if isinstance(text_or_edit, str) else _mutated(trace, text_or_edit)
+    with pytest.raises(AttnstepError, match=message) as info:
+        tr.parse(text, origin="t.json")
+    assert "\n" not in str(info.value)
+
+
+def test_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(tr, "MAX_TRACE_BYTES", 100)
+    path = tmp_path / "big.json"
+    path.write_text(" " * 200)
+    with pytest.raises(AttnstepError, match="limit"):
+        tr.load(path)
+
+
+def test_cursor_moves_and_clamps(trace):
+    cursor = tr.TraceCursor(trace)
+    assert cursor.position == 0 and cursor.current is None
+    assert cursor.step() and cursor.current is trace.steps[0]
+    assert cursor.back() and cursor.position == 0
+    assert not cursor.back()
+    cursor.end()
+    assert cursor.position == cursor.total == len(trace.steps)
+    assert not cursor.step()
+    cursor.goto(2)
+    assert cursor.visible == trace.steps[:2]
+    assert cursor.restart() and cursor.position == 0
