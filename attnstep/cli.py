@@ -155,6 +155,29 @@ def print_schema() -> None:
     print(json.dumps(schema(), indent=2, ensure_ascii=False))
 
 
+@app.command()
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory to read.")],
+    dtype: Annotated[str, typer.Option(help="Storage type for the weights: float16, bfloat16 or float32.")] = "float16",
+    out: Annotated[Optional[Path], typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
+) -> None:
+    """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
+    import torch
+
+    from attnstep.checkpoint import load_checkpoint, save_checkpoint
+
+    types = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    if dtype not in types:
+        fail(f"--dtype must be one of {', '.join(types)}, not {dtype!r}")
+    try:
+        ckpt = load_checkpoint(checkpoint)
+        meta = {**ckpt.meta, "storage_dtype": dtype}
+        save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=types[dtype])
+    except AttnstepError as exc:
+        fail(str(exc))
+    print(f"wrote {out or checkpoint} with {dtype} weights")
+
+
 class Interrupted(BaseException):
     """Ctrl-C, raised past Click, which would otherwise swallow KeyboardInterrupt without a word."""
 

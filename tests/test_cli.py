@@ -143,3 +143,15 @@ def test_train_resume_and_eval(tiny_corpus, tmp_path):
     result = invoke("eval", out, "--data", tiny_corpus, "--split", "test_2016_flickr")
     assert result.exit_code == 0
     assert "BLEU = " in result.stdout and "nrefs:1|case:lc" in result.stdout and "chrF = " in result.stdout
+
+
+def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
+    half = tmp_path / "half"
+    assert invoke("convert", tiny_checkpoint, "--out", half).exit_code == 0
+    assert (half / "model.safetensors").stat().st_size < (tiny_checkpoint / "model.safetensors").stat().st_size
+    assert json.loads((half / "config.json").read_text())["storage_dtype"] == "float16"
+    full = json.loads(invoke("dump", "un chien noir", "--checkpoint", tiny_checkpoint).stdout)
+    halved = json.loads(invoke("dump", "un chien noir", "--checkpoint", half).stdout)
+    assert halved["source"] == full["source"]
+    assert halved["checkpoint"]["sha256"] != full["checkpoint"]["sha256"]
+    assert invoke("convert", tiny_checkpoint, "--dtype", "int8", "--out", half).exit_code == 1
