@@ -21,6 +21,8 @@ def after(*keys: str):
         for key in keys:
             await pilot.press(key)
             await settle(pilot)  # a key may start a decode (force)
+        pilot.app.clear_notifications()  # toasts time out: keep them out of the pinned picture
+        await pilot.pause()
 
     return run
 

@@ -9,6 +9,7 @@ only what changed.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +28,7 @@ from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.candidates_panel import CandidatesPanel
 from attnstep.tui.decoder_panel import DecoderPanel
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.tui.glyphs import max_abs
 from attnstep.tui.grid import AlignmentGrid
 from attnstep.tui.lines import LinesView
 from attnstep.tui.messages import SourceReady, TraceReady
@@ -103,7 +105,10 @@ class AttnstepApp(App[None]):
         super().__init__()
         self.source_factory = source_factory  # None: replay, no model anywhere
         self.source: TraceSource | None = None
-        self.cursor = TraceCursor(trace) if trace is not None else None
+        self.cursor: TraceCursor | None = None
+        self.state_scale = 1.0
+        if trace is not None:
+            self.set_trace(trace, 0)
         self.stage = STAGE_COUNT  # sub-step of the current step; STAGE_COUNT: the whole step
         self.pending_sentence = sentence  # translated as soon as the source is ready
         self.examples = examples
@@ -169,12 +174,18 @@ class AttnstepApp(App[None]):
 
     # --- what is shown ----------------------------------------------------------------------
 
+    def set_trace(self, trace: Trace, position: int) -> None:
+        self.cursor = TraceCursor(trace, position)
+        self.stage = STAGE_COUNT
+        # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
+        self.state_scale = max_abs(trace.encoder_states) if trace.encoder_states else 1.0
+
     @property
     def view(self) -> View | None:
         if self.cursor is None:
             return None
         stage = self.stage if self.cursor.position else STAGE_COUNT
-        return View(self.cursor.trace, self.cursor.position, stage)
+        return View(self.cursor.trace, self.cursor.position, stage, self.state_scale)
 
     def show_view(self) -> None:
         view = self.view
@@ -267,13 +278,15 @@ class AttnstepApp(App[None]):
 
     def on_source_ready(self, message: SourceReady) -> None:
         self.source = message.source
+        # Importing torch leaves several hundred thousand long-lived objects; left to the
+        # collector, each full collection walks them all and stalls a keypress by ~100 ms.
+        gc.freeze()
         self.set_busy("")
         if self.pending_sentence is not None:
             self.translate(self.pending_sentence)
 
     def on_trace_ready(self, message: TraceReady) -> None:
-        self.cursor = TraceCursor(message.trace, message.position)
-        self.stage = STAGE_COUNT
+        self.set_trace(message.trace, message.position)
         self.set_busy("")
         self.show_view()
         if message.note:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.text import Text
 
-from attnstep.tui.glyphs import bar, max_abs, norm, num
+from attnstep.tui.glyphs import bar, bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View
@@ -14,6 +14,10 @@ MAX_WORD_WIDTH = 14
 
 
 class AttentionPanel(LinesView):
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self._binned: tuple | None = None  # (trace, width, bins of each h_i, |h_i|)
+
     def build(self, view: View | None) -> list[Text]:
         if view is None:
             return []
@@ -23,38 +27,59 @@ class AttentionPanel(LinesView):
         word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(t.surface)) for t in trace.source)))
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
-        strip_width = max(6, min(32, self.size.width - word_width - bar_width - 28))
+        strip_width = max(6, min(32, self.size.width - word_width - bar_width - 25))  # 25: the number columns
         header = Text.assemble(
             fit("word", word_width + 1, label), fit("score e", 8, label, right=True), "  ",
-            fit("weight a", 6 + bar_width, label), "  ", ("a·h_i", label),
+            fit("weight a", 5 + bar_width, label), "  ", fit("|a·h|", 5, label, right=True), "  ", ("a·h_i", label),
         )
-        if step is None:
-            return [header, Text("→ computes the first step's attention over these words.", style=dim)]
+        if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
+            return [header] + [Text.assemble(fit(t.surface, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source]
         states = trace.encoder_states
-        scale = max_abs(states) if states else 0.0
+        scale = view.state_scale
+        state_bins, state_norms = self.binned_states(trace, strip_width)
         show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
+        plain, bar_style = self.style_of("text"), self.style_of("bar")
         lines = [header]
+        # Columns are ordered and grouped for the terminal's sake: the word (never changes) is a
+        # segment of its own, the numbers that change on every step share one segment, and the
+        # wide a·h_i strip comes last, where it is only resent for the words that are attended.
         for i, token in enumerate(trace.source):
             weight = step.weights[i]
-            score = Text(f"{num(step.scores[i]):>8}", style=changed if view.just_done("score") else "") if show_score else fit("·", 8, dim, right=True)
-            if show_weight:
-                weight_cells = Text.assemble(
-                    (num(weight), changed if view.just_done("softmax") else ""), " ", (bar(weight, bar_width), self.style_of("bar"))
-                )
-            else:
-                weight_cells = fit("   ·", 5 + bar_width, dim)
+            numbers = Text(style=plain, end="")
+            numbers.append(f"{num(step.scores[i]):>8}" if show_score else fit("·", 8, dim, right=True))
+            numbers.append("  ")
+            numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
+            numbers.append(" ")
+            if view.just_done("score"):
+                numbers.stylize(changed, 0, 8)
+            elif view.just_done("softmax"):
+                numbers.stylize(changed, 10, 14)
+            row = Text.assemble(fit(token.surface, word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
             if show_sum and states:
-                weighted = tuple(weight * x for x in states[i])
-                scaled = Text.assemble(self.vector(weighted, strip_width, scale), f" {num(norm(weighted)):>5}")
+                # a·h_i from h_i's strip: the largest |a·x| of a bin is a·max|x| since a ≥ 0, and
+                # |a·h_i| = a·|h_i|. One colour, not one per sign: this column changes on every
+                # step, and a colour change per cell would multiply the bytes a step writes.
+                # A weight that rounds to 0.00 contributes nothing visible: "·", like the grid.
+                size = "·" if num(weight) == num(0) else num(weight * state_norms[i])
+                weighted = [weight * x for x in state_bins[i]]
+                scaled = Text.assemble((f"  {size:>5}  ", plain), self.vector(weighted, strip_width, scale, signed=False))
                 if view.just_done("weight"):
                     scaled.stylize(changed)
             else:
-                scaled = Text("·", style=dim) if states else Text("(no vectors in this trace)", style=dim)
-            lines.append(Text.assemble(fit(token.surface, word_width + 1), score, "  ", weight_cells, "  ", scaled))
+                scaled = Text("  ·" if states else "  (no vectors in this trace)", style=dim)
+            row.append_text(scaled)
+            lines.append(row)
         if show_weight:
             best = max(range(len(trace.source)), key=lambda i: step.weights[i])
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
         return lines
+
+    def binned_states(self, trace, width: int) -> tuple[list[list[float]], list[float]]:
+        """Each h_i reduced to ``width`` strip cells, and |h_i|: computed once per sentence and width."""
+        if self._binned is None or self._binned[0] is not trace or self._binned[1] != width:
+            states = trace.encoder_states or ()
+            self._binned = (trace, width, [bins(h, width) for h in states], [norm(h) for h in states])
+        return self._binned[2], self._binned[3]
 
     def show(self, view: View | None) -> None:
         super().show(view)

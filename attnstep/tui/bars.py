@@ -24,8 +24,12 @@ def step_counter(view: View) -> str:
 
 
 class Bar(Static):
+    """A line of fixed height (set in app.tcss)."""
+
     def show(self, view: View | None) -> None:
-        self.update(self.build(view))
+        # No layout pass: the height is fixed, and a layout makes every scrolling panel
+        # repaint its scrollbars, which would cost kilobytes per step.
+        self.update(self.build(view), layout=False)
 
     def build(self, view: View | None) -> Text:
         raise NotImplementedError

@@ -82,7 +82,7 @@ class CandidatesPanel(LinesView):
                 line.stylize(self.style_of("cursor"))
             lines.append(line)
         if picked and step.forced:
-            lines.append(Text("* forced by you; u: the model's choice", style=label))
+            lines.append(Text("* forced · u: undo", style=label))
         if self.has_focus:
             lines.append(Text("↑/↓ select · Enter: force it", style=dim))
         return lines

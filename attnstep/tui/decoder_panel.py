@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.tui.glyphs import max_abs, norm, num
+from attnstep.tui.glyphs import norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View
@@ -23,15 +23,17 @@ class DecoderPanel(LinesView):
         h = "s_t" if additive else "h_t"
         self.set_titles("Decoder")
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
-        if step is None:
-            return [Text("The decoder starts from the encoder's summary of the sentence; → takes step 1.", style=dim)]
+        if step is None:  # the same rows, empty: step 1 then repaints only what it fills in
+            return [Text.assemble(fit("input", LABEL_WIDTH, label), ("→ takes step 1", dim))] + [
+                Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim)) for name in (h, "C_t", f"[{h}; C_t]", "h̃_t")
+            ]
         previous = "the start symbol" if step.index == 0 else f"the word chosen at step {step.index}"
         lines = [Text.assemble(fit("input", LABEL_WIDTH, label), safe_text(step.input_token, self.style_of("chosen")), (f"  ({previous})", label))]
         if step.hidden is None:
             lines.append(Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim))
             return lines
         width = max(8, min(40, self.size.width - LABEL_WIDTH - NOTE_WIDTH))
-        context_scale = max_abs(trace.encoder_states) if trace.encoder_states else max_abs([step.context])
+        context_scale = view.state_scale  # C_t is a weighted mean of the h_i: the same scale
 
         def row(name: str, stage: str, cells: Text, note: str) -> Text:
             if not view.shows(stage):

@@ -31,22 +31,22 @@ def bar(fraction: float, width: int) -> str:
     return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
 
 
-def strip(vector: Sequence[float], width: int, scale: float) -> list[tuple[str, bool]]:
-    """``vector`` as ``width`` cells of (glyph, is_negative).
-
-    Each cell stands for a contiguous bin of components and shows the one of largest
-    magnitude; glyph height is that magnitude over ``scale`` (shared across strips that
-    should be comparable, so a state scaled by a small weight visibly shrinks). A cell whose
-    magnitude rounds to nothing is blank.
-    """
+def bins(vector: Sequence[float], width: int) -> list[float]:
+    """``vector`` reduced to ``width`` cells: each cell is the component of largest magnitude
+    in its contiguous bin (so a strip of a·h_i is a times the bins of h_i, for a ≥ 0)."""
     n = len(vector)
-    if n == 0 or width <= 0:
-        return []
     width = min(width, n)
+    return [max(vector[c * n // width : (c + 1) * n // width], key=abs) for c in range(width)] if width > 0 else []
+
+
+def strip(values: Sequence[float], width: int, scale: float) -> list[tuple[str, bool]]:
+    """``values`` as at most ``width`` cells of (glyph, is_negative), glyph height |value| / ``scale``.
+
+    ``scale`` is shared across strips that should be comparable, so a state scaled by a small
+    weight visibly shrinks. A cell whose magnitude rounds to nothing is blank.
+    """
     cells = []
-    for c in range(width):
-        lo, hi = c * n // width, (c + 1) * n // width
-        value = max(vector[lo:hi], key=abs)
+    for value in bins(values, width) if len(values) > width else values:
         level = abs(value) / scale if scale > 0 else 0.0
         index = min(len(HEIGHTS), round(level * len(HEIGHTS)))
         cells.append((HEIGHTS[index - 1] if index else " ", value < 0))

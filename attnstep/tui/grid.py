@@ -45,6 +45,9 @@ class AlignmentGrid(LinesView):
         lines = [header]
         rows = view.position if view.shows("softmax") or not view.step else view.position - 1
         levels = [self.style_of(f"level-{i}") for i in range(1, LEVELS + 1)]
+        # Rows not decoded yet are blank lines, so the panel's size stays that of the whole
+        # trace: a step then repaints the one new row instead of the whole resized panel.
+        lines += [Text(" " * header.cell_len) for _ in trace.steps]
         for step in trace.steps[:rows]:
             current = step.index == view.position - 1
             word = step.chosen_token if (not current or view.shows("pick")) else "?"
@@ -56,13 +59,13 @@ class AlignmentGrid(LinesView):
                 row.append(" ")
             if current:
                 row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, label_width)
-            lines.append(row)
+            lines[step.index + 1] = row
         return lines
 
-    def style_of(self, name: str):
+    def component_style(self, name: str):
         if name.startswith("level-"):
             return self.get_component_rich_style(f"grid--{name}", partial=True)
-        return super().style_of(name)
+        return super().component_style(name)
 
     def show(self, view: View | None) -> None:
         super().show(view)

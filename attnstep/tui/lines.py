@@ -42,8 +42,12 @@ def _cells(strip: Strip) -> list[Cell]:
 
 
 def changed_span(old: Strip | None, new: Strip | None) -> tuple[int, int] | None:
-    """[start, end) of the cells that differ between two lines, widened to whole characters."""
-    if old == new:
+    """[start, end) of the cells that differ between two lines, widened to whole characters.
+
+    One span per line, not one per changed run: Textual writes each span from the start of
+    the segment it begins in, so several spans on a line would resend its start each time.
+    """
+    if old is new or old == new:
         return None
     a = _cells(old) if old is not None else []
     b = _cells(new) if new is not None else []
@@ -55,9 +59,9 @@ def changed_span(old: Strip | None, new: Strip | None) -> tuple[int, int] | None
     if start is None:
         return None
     end = next(i for i in range(length, 0, -1) if a[i - 1] != b[i - 1])
-    while start > 0 and ("" in (a[start][0], b[start][0])):
+    while start > 0 and "" in (a[start][0], b[start][0]):
         start -= 1
-    while end < length and ("" in (a[end][0], b[end][0])):
+    while end < length and "" in (a[end][0], b[end][0]):
         end += 1
     return start, end
 
@@ -79,6 +83,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
     ]
 
     COMPONENT_CLASSES = {
+        "lines--text",  # plain text in its own segment, so a column repaints without its neighbours
         "lines--pos",  # vector components ≥ 0
         "lines--neg",  # vector components < 0
         "lines--bar",  # weight and probability bars
@@ -92,12 +97,24 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
+        self._texts: list[Text] = []
         self._lines: list[Strip] = []
+        self._styles: dict[str, Style] = {}
         self.view: View | None = None
         self._titles: tuple[str, str] | None = None
 
     def style_of(self, name: str) -> Style:
+        # Cached: resolving a component style walks the CSS, and rows ask for them hundreds of times a step.
+        if name not in self._styles:
+            self._styles[name] = self.component_style(name)
+        return self._styles[name]
+
+    def component_style(self, name: str) -> Style:
         return self.get_component_rich_style(f"lines--{name}", partial=True)
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()  # the theme or the CSS changed
+        super().notify_style_update()
 
     def set_titles(self, title: str, subtitle: str = "") -> None:
         """Set the border titles, only when they change: setting one repaints the whole panel."""
@@ -106,17 +123,25 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
             self.border_title = safe_text(title)
             self.border_subtitle = safe_text(subtitle) if subtitle else None
 
-    def vector(self, values: Sequence[float], width: int, scale: float) -> Text:
-        """A vector as a strip of glyphs, coloured by sign (runs of one sign share a style)."""
-        pos, neg = self.style_of("pos"), self.style_of("neg")
-        out = Text(end="")
-        for glyph, negative in strip(values, width, scale):
-            out.append(glyph, neg if negative else pos)
-        return out
+    def vector(self, values: Sequence[float], width: int, scale: float, *, signed: bool = True) -> Text:
+        """A vector as a strip of glyphs, coloured by sign if ``signed``.
 
-    def build(self, view: View | None) -> list[Text]:
-        """The panel's lines for ``view`` (None: no sentence yet)."""
-        raise NotImplementedError
+        Cells of one colour are appended as one run: each run is one segment, and every
+        segment costs a colour escape when it is written to the terminal.
+        """
+        pos = self.style_of("pos") if signed else self.style_of("bar")
+        neg = self.style_of("neg") if signed else pos
+        out = Text(end="")
+        run, run_style = "", pos
+        for glyph, negative in strip(values, width, scale):
+            style = neg if negative else pos
+            if style is not run_style and run:
+                out.append(run, run_style)
+                run = ""
+            run, run_style = run + glyph, style
+        if run:
+            out.append(run, run_style)
+        return out
 
     def show(self, view: View | None) -> None:
         self.view = view
@@ -127,18 +152,27 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def set_lines(self, texts: list[Text]) -> None:
         console = self.app.console
-        new = [Strip(list(text.render(console, end=""))) for text in texts]
-        old = self._lines
-        self._lines = new
+        old, old_texts = self._lines, self._texts
+        # A line whose text did not change keeps its rendered strip: most lines, most moves.
+        new = [
+            old[y] if y < len(old_texts) and text == old_texts[y] else Strip(list(text.render(console, end="")))
+            for y, text in enumerate(texts)
+        ]
+        self._lines, self._texts = new, texts
         width = max((line.cell_length for line in new), default=0)
         if Size(width, len(new)) != self.virtual_size:
             self.virtual_size = Size(width, len(new))
+        # Only lines in view are marked: a region outside the content area would land on the
+        # scrollbars or borders and repaint them.
         scroll_x, scroll_y = self.scroll_offset
-        for y in range(max(len(old), len(new))):
+        view = self.scrollable_content_region.size.region
+        for y in range(scroll_y, min(max(len(old), len(new)), scroll_y + view.height)):
             span = changed_span(old[y] if y < len(old) else None, new[y] if y < len(new) else None)
             if span is not None:
                 start, end = span
-                self.refresh(Region(start - scroll_x, y - scroll_y, end - start, 1))
+                dirty = Region(start - scroll_x, y - scroll_y, end - start, 1).intersection(view)
+                if dirty:
+                    self.refresh(dirty)
 
     def on_resize(self) -> None:
         self.redraw()  # column widths follow the panel's width
@@ -160,7 +194,11 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         return [line.text for line in self._lines]
 
     def scroll_line_into_view(self, y: int) -> None:
-        self.scroll_to_region(Region(0, y, 1, 1), animate=False, immediate=True)
+        """Scroll only if line ``y`` is out of view, then put it mid-panel: every scroll repaints
+        the whole panel, so it should happen rarely, not a row at a time."""
+        top = self.scroll_offset.y
+        if not top <= y < top + self.scrollable_content_region.height:
+            self.scroll_to_region(Region(0, y, 1, 1), animate=False, immediate=True, center=True)
 
 
 def fit(text: str | Text, width: int, style: str | Style = "", *, right: bool = False) -> Text:

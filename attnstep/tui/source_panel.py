@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 
-from attnstep.tui.glyphs import max_abs, norm, num
+from attnstep.tui.glyphs import norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
 
@@ -32,6 +32,12 @@ class SourcePanel(LinesView):
         self.redraw()
         self.scroll_line_into_view(self.selected + 1)
 
+    def show(self, view) -> None:
+        # The encoder states belong to the sentence, not the step: nothing to redraw on a move.
+        if view is None or self.view is None or view.trace is not self.view.trace:
+            super().show(view)
+        self.view = view
+
     def on_focus(self) -> None:
         self.redraw()
 
@@ -50,7 +56,7 @@ class SourcePanel(LinesView):
             lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(t.surface, WORD_WIDTH)) for i, t in enumerate(trace.source)]
             lines.append(Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim")))
             return lines
-        scale = max_abs(states)
+        scale = view.state_scale
         self.selected = min(self.selected, len(trace.source) - 1)
         for i, (token, state) in enumerate(zip(trace.source, states)):
             row = Text.assemble(

@@ -46,6 +46,7 @@ class View:
     trace: Trace
     position: int
     stage: int = STAGE_COUNT
+    state_scale: float = 1.0  # largest |component| of any encoder state: strips of h_i, a·h_i, C_t share it
 
     @property
     def step(self) -> Step | None:

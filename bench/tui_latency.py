@@ -1,0 +1,115 @@
+"""Keypress → finished frame in a real terminal, for the stepping app and for a trivial Textual app.
+
+The app runs in a pseudo-terminal at 160×48 on a 40-word source sentence. Each step-forward
+(→) and step-back (←) key is written to the terminal and the output read until it goes
+quiet; the latency is the time to the last byte of that frame, and the bytes are what the
+terminal had to draw. A trivial Textual app (one line that counts key presses) runs the same
+way in the same run as the floor. Also prints the app's peak RSS after stepping.
+
+Targets (issue 3): median ≤ 30 ms, p95 ≤ 60 ms, ≤ 8 KB per step, peak RSS ≤ 400 MB.
+
+    python bench/tui_latency.py [--checkpoint DIR] [--words 40] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import DEFAULT_CHECKPOINT, ROOT, long_sentence
+from terminal import CLI, Terminal, python
+
+QUIET = 0.15  # seconds without output that end a frame (Textual paints at most every ~16 ms)
+RIGHT, LEFT = b"\x1b[C", b"\x1b[D"
+
+FLOOR_APP = """
+from textual.app import App
+from textual.widgets import Static
+
+class Floor(App):
+    BINDINGS = [("right", "count(1)"), ("left", "count(-1)"), ("q", "quit")]
+    n = 0
+    def compose(self):
+        yield Static("step 0", id="n")
+    def action_count(self, d):
+        self.n += d
+        self.query_one("#n", Static).update(f"step {self.n}")
+
+Floor().run()
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure(term: Terminal, keys: list[bytes]) -> tuple[list[float], list[int]]:
+    latencies, sizes = [], []
+    for key in keys:
+        latency, size = term.press(key, QUIET)
+        latencies.append(latency)
+        sizes.append(size)
+    return latencies, sizes
+
+
+def report(name: str, latencies: list[float], sizes: list[int]) -> tuple[float, float, float]:
+    median, p95 = statistics.median(latencies) * 1000, percentile(latencies, 0.95) * 1000
+    per_step = statistics.mean(sizes) / 1024
+    print(f"{name:<22} median {median:6.1f} ms   p95 {p95:6.1f} ms   {per_step:5.1f} KB/step   ({len(latencies)} keys)")
+    return median, p95, per_step
+
+
+def checkpoint_or_tiny(path: Path) -> Path:
+    if path.is_dir():
+        return path
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import build_tiny_checkpoint
+
+    print(f"(no checkpoint at {path}: using a tiny untrained one)")
+    return build_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=2, help="forward-then-back sweeps over the sentence")
+    args = parser.parse_args()
+    checkpoint = checkpoint_or_tiny(args.checkpoint)
+    sentence = long_sentence(args.words)
+
+    app = Terminal(python(*CLI, "translate", sentence, "--checkpoint", str(checkpoint)))
+    app.wait_for("step 0 of")
+    app.quiet(0.5)
+    total = int(app.text().split("step 0 of ")[1].split()[0])
+    steps = min(total, 30)
+    keys = ([RIGHT] * steps + [LEFT] * steps) * args.rounds
+    app_latencies, app_sizes = measure(app, keys)
+    rss = app.peak_rss_mb()
+    app.close()
+
+    floor = Terminal(python("-c", FLOOR_APP))
+    floor.wait_for("step 0")
+    floor.quiet(0.5)
+    floor_latencies, floor_sizes = measure(floor, keys)
+    floor.close()
+
+    print(f"attnstep translate at 160×48, {args.words}-word source, {total} decoder steps, checkpoint {checkpoint.name}")
+    median, p95, per_step = report("attnstep translate", app_latencies, app_sizes)
+    floor_median, floor_p95, _ = report("trivial Textual app", floor_latencies, floor_sizes)
+    print(f"ratio to the floor     median ×{median / floor_median:.2f}   p95 ×{p95 / floor_p95:.2f}")
+    print(f"peak RSS of the app    {rss:.0f} MB")
+    print(
+        "targets: median ≤ 30 ms {}, p95 ≤ 60 ms {}, ≤ 8 KB/step {}, RSS ≤ 400 MB {}".format(
+            *("met" if ok else "MISSED" for ok in (median <= 30, p95 <= 60, per_step <= 8, rss <= 400))
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
