@@ -102,6 +102,8 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         self._styles: dict[str, Style] = {}
         self.view: View | None = None
         self._titles: tuple[str, str] | None = None
+        self._resized = False  # the last set_lines changed the panel's virtual size
+        self._pending_scroll: int | None = None  # a line to bring into view once the panel has a size
 
     def style_of(self, name: str) -> Style:
         # Cached: resolving a component style walks the CSS, and rows ask for them hundreds of times a step.
@@ -144,8 +146,13 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         return out
 
     def show(self, view: View | None) -> None:
+        new_trace = view is None or self.view is None or view.trace is not self.view.trace
         self.view = view
         self.redraw()
+        if new_trace:
+            # A new decoding (sentence, forced word) arrives while the loading overlay covers
+            # the panels: repaint whole, rather than trust spans marked under the overlay.
+            self.refresh()
 
     def redraw(self) -> None:
         self.set_lines(self.build(self.view))
@@ -160,8 +167,12 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         ]
         self._lines, self._texts = new, texts
         width = max((line.cell_length for line in new), default=0)
-        if Size(width, len(new)) != self.virtual_size:
+        self._resized = Size(width, len(new)) != self.virtual_size
+        if self._resized:
+            # A new size may bring or take away scrollbars and move the view: repaint it all.
             self.virtual_size = Size(width, len(new))
+            self.refresh()
+            return
         # Only lines in view are marked: a region outside the content area would land on the
         # scrollbars or borders and repaint them.
         scroll_x, scroll_y = self.scroll_offset
@@ -176,6 +187,8 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_resize(self) -> None:
         self.redraw()  # column widths follow the panel's width
+        if self._pending_scroll is not None:
+            self._scroll_line_into_view(self._pending_scroll)
 
     def on_mount(self) -> None:
         self.redraw()
@@ -195,7 +208,18 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def scroll_line_into_view(self, y: int) -> None:
         """Scroll only if line ``y`` is out of view, then put it mid-panel: every scroll repaints
-        the whole panel, so it should happen rarely, not a row at a time."""
+        the whole panel, so it should happen rarely, not a row at a time. When the lines were
+        just resized, wait for the refresh that gives the panel its new size."""
+        if self._resized:
+            self.call_after_refresh(self._scroll_line_into_view, y)
+        else:
+            self._scroll_line_into_view(y)
+
+    def _scroll_line_into_view(self, y: int) -> None:
+        if not self.size.height:  # hidden or not laid out (the loading overlay): scroll once it has a size
+            self._pending_scroll = y
+            return
+        self._pending_scroll = None
         top = self.scroll_offset.y
         if not top <= y < top + self.scrollable_content_region.height:
             self.scroll_to_region(Region(0, y, 1, 1), animate=False, immediate=True, center=True)
