@@ -52,7 +52,7 @@ def assert_step_on_screen(app) -> None:
     assert len(grid) == app.cursor.position
     for line, shown in zip(grid, app.cursor.visible):
         assert line.split()[-len(trace.source):] == [cell_number(w) for w in shown.weights]
-    status = app.status.render().plain
+    status = app.status.plain
     assert f"step {app.cursor.position} of {len(trace.steps)}" in status
 
 
@@ -62,14 +62,14 @@ async def test_step_and_back_show_the_trace(stepper):
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         assert app.cursor.position == 0
-        assert "step 0 of" in app.status.render().plain
+        assert "step 0 of" in app.status.plain
         await pilot.press("right", "right", "right")  # three steps
         assert app.cursor.position == 3
         assert_step_on_screen(app)
         await pilot.press("left")  # one back
         assert app.cursor.position == 2
         assert_step_on_screen(app)
-        output = app.query_one("#output").render().plain
+        output = app.query_one("#output").plain
         assert output.split()[1:] == [app.cursor.visible[0].chosen_token, "▶" + app.cursor.current.chosen_token]
 
 
@@ -81,8 +81,8 @@ async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
         await pilot.press("s")  # stage 1: the RNN
         step = app.cursor.current
         assert (app.cursor.position, app.stage) == (1, 1)
-        assert "stage 1/7 RNN" in app.status.render().plain
-        assert "The RNN reads the embedding of “<bos>”" in app.query_one("#narration").render().plain
+        assert "stage 1/7 RNN" in app.status.plain
+        assert "The RNN reads the embedding of “<bos>”" in app.query_one("#narration").plain
         assert attention_rows(app)[0].split()[1] == "·"  # not scored yet
         assert app.panels["decoder"].has_class("-stage")
         await pilot.press("s")  # stage 2: scores
@@ -92,10 +92,10 @@ async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
         assert attention_rows(app)[0].split()[2] == num(step.weights[0])
         assert len(grid_rows(app)) == 1
         await pilot.press("s", "s")  # stages 4 and 5: weighted states, C_t
-        assert "Σ a_i·h_i" in app.query_one("#narration").render().plain
+        assert "Σ a_i·h_i" in app.query_one("#narration").plain
         await pilot.press("s")  # stage 6: distribution, nothing picked yet
         assert not any(line.startswith("▶") for line in app.panels["candidates"].plain_lines)
-        assert app.query_one("#output").render().plain.endswith("▶?")
+        assert app.query_one("#output").plain.endswith("▶?")
         await pilot.press("s")  # stage 7: the word
         assert_step_on_screen(app)
         await pilot.press("s")  # next step, stage 1
@@ -113,12 +113,12 @@ async def test_additive_scores_before_the_rnn(tmp_path):
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         await pilot.press("s")
-        narration = app.query_one("#narration").render().plain
-        assert "stage 1/7 score" in app.status.render().plain
+        narration = app.query_one("#narration").plain
+        assert "stage 1/7 score" in app.status.plain
         assert "s_{t-1}" in narration
         assert app.panels["decoder"].plain_lines[1].split() == ["s_t", "·"]  # the RNN runs later
         await pilot.press("s", "s", "s", "s")  # score, softmax, weight, sum → stage 5 is the RNN
-        assert "stage 5/7 RNN" in app.status.render().plain
+        assert "stage 5/7 RNN" in app.status.plain
 
 
 @async_test
@@ -154,7 +154,7 @@ async def test_force_from_the_top_k_and_return(stepper):
         assert (step.chosen_token, step.forced, app.cursor.position) == (alternative, True, 2)
         assert app.cursor.trace.steps[0] == before.steps[0]
         assert_step_on_screen(app)
-        assert "*" in app.query_one("#output").render().plain
+        assert "*" in app.query_one("#output").plain
         await pilot.press("u")  # back to the model's own word
         await settle(pilot)
         assert app.cursor.trace.steps[1].chosen_token == before.steps[1].chosen_token
@@ -227,7 +227,7 @@ async def test_replay_steps_but_cannot_force(stepper):
     async with app.run_test(size=WIDE) as pilot:
         await pilot.press("right", "right")
         assert_step_on_screen(app)
-        assert "replay of saved.json" in app.status.render().plain
+        assert "replay of saved.json" in app.status.plain
         await pilot.press("f")
         await pilot.press("n")
         messages = [str(n.message) for n in app._notifications]
@@ -280,7 +280,7 @@ async def test_small_terminal_shows_one_panel_and_the_key_numbers(stepper):
         shown = [pid for pid, panel in app.panels.items() if panel.display]
         assert shown == ["attention"]
         step = app.cursor.current
-        summary = app.query_one("#summary").render().plain
+        summary = app.query_one("#summary").plain
         best = max(range(len(step.weights)), key=lambda i: step.weights[i])
         assert f"{app.cursor.trace.source[best].surface} {num(step.weights[best])}" in summary
         assert f"▶{step.chosen_token} {num(step.chosen_prob)}" in summary

@@ -76,9 +76,9 @@ async def test_hostile_trace_is_shown_literally(stepper):
         await pilot.press("right", "right", "s")
         screen = app.export_screenshot()
         lines = [line for panel in app.panels.values() for line in panel.plain_lines]
-        lines += [bar.render().plain for bar in app.bars]
+        lines += [bar.plain for bar in app.bars]
         on_screen = "\n".join(lines)
-        output = app.query_one("#output").render().plain
+        output = app.query_one("#output").plain
     for raw in RAW:
         assert raw not in screen and raw not in on_screen
     for shown in ("[bold]b", "␛]0;pwned␇", "␛[31mred", "<U+009B>2J", "<U+202E>evil", "␛[2Jhostile.json"):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from attnstep.trace import EOS_TOKEN
 from attnstep.tui.glyphs import num
+from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import STAGE_COUNT, View, narrate
 
@@ -23,16 +23,25 @@ def step_counter(view: View) -> str:
     return f"step {view.position} of {total} · stage {view.stage}/{STAGE_COUNT} {stage.name}"
 
 
-class Bar(Static):
-    """A line of fixed height (set in app.tcss)."""
+class Bar(LinesView, can_focus=False):
+    """Fixed-height lines around the panels (heights in app.tcss).
 
-    def show(self, view: View | None) -> None:
-        # No layout pass: the height is fixed, and a layout makes every scrolling panel
-        # repaint its scrollbars, which would cost kilobytes per step.
-        self.update(self.build(view), layout=False)
+    A LinesView rather than a Static: a step then resends only the changed end of the status
+    line, not all of it plus its padding, and no layout pass runs (a layout makes every
+    scrolling panel repaint its scrollbars).
+    """
 
-    def build(self, view: View | None) -> Text:
+    SCROLLS = False
+
+    def build(self, view: View | None) -> list[Text]:
+        return [self.line(view)]
+
+    def line(self, view: View | None) -> Text:
         raise NotImplementedError
+
+    @property
+    def plain(self) -> str:
+        return "\n".join(self.plain_lines)
 
 
 class StatusLine(Bar):
@@ -41,7 +50,7 @@ class StatusLine(Bar):
         self.origin = origin  # "replay of FILE" or the checkpoint name, shown before a trace exists
         self.state = ""  # "loading the model…", "translating…" or ""
 
-    def build(self, view: View | None) -> Text:
+    def line(self, view: View | None) -> Text:
         line = Text.assemble(("attnstep", "bold"), " · ", safe_text(self.origin))
         if view is not None:
             info = view.trace.checkpoint
@@ -55,7 +64,7 @@ class StatusLine(Bar):
 
 
 class OutputLine(Bar):
-    def build(self, view: View | None) -> Text:
+    def line(self, view: View | None) -> Text:
         line = Text("Output: ", style="bold")
         if view is None or view.position == 0:
             line.append("(nothing yet)", "dim")
@@ -76,7 +85,7 @@ class OutputLine(Bar):
 class SummaryLine(Bar):
     """The current step's key numbers in one line, for narrow terminals where panels are tabs."""
 
-    def build(self, view: View | None) -> Text:
+    def line(self, view: View | None) -> Text:
         step = view.step if view else None
         line = Text()
         if step is None:
@@ -97,7 +106,6 @@ class SummaryLine(Bar):
 
 
 class Narration(Bar):
-    def build(self, view: View | None) -> Text:
-        if view is None:
-            return Text("Press n to type a sentence, ? for all keys.")
-        return Text(narrate(view))
+    def build(self, view: View | None) -> list[Text]:
+        text = Text("Press n to type a sentence, ? for all keys." if view is None else narrate(view))
+        return list(text.wrap(self.app.console, max(1, self.size.width)))

@@ -73,6 +73,8 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
     panel, so horizontal scrolling is on Shift+← →.
     """
 
+    SCROLLS = True  # False: lines beyond the widget are cut off, never scrolled to
+
     BINDINGS = [
         Binding("up", "scroll_up", "scroll up", show=False),
         Binding("down", "scroll_down", "scroll down", show=False),
@@ -167,7 +169,8 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         ]
         self._lines, self._texts = new, texts
         width = max((line.cell_length for line in new), default=0)
-        self._resized = Size(width, len(new)) != self.virtual_size
+        # Changing the virtual size runs a layout pass; fixed bars never scroll and skip it.
+        self._resized = self.SCROLLS and Size(width, len(new)) != self.virtual_size
         if self._resized:
             # A new size may bring or take away scrollbars and move the view: repaint it all.
             self.virtual_size = Size(width, len(new))
