@@ -9,6 +9,8 @@ What the UI may call:
     ``force(trace, t, word)``          the same sentence with ``word`` chosen at step t, decoding
                                        greedily after it; steps before t are kept as they were
     ``unforce(trace, t)``              back to the model's own choice from step t on
+    ``decode(source, prefix)``         the trace of already-tokenized source whose first steps make the
+                                       given choices (what a model in another process is asked for)
     ``translate_batch(sentences)``     many traces in one batched decoding (for ``dump --input``)
     ``iter_steps(sentence, prefix)``   the records one at a time, as they are computed
 
@@ -77,14 +79,28 @@ class Stepper:
         """Choose ``word`` (a target token or id) at step ``t`` and re-decode from that prefix."""
         if not 0 <= t <= len(trace.steps) or (t == len(trace.steps) and trace.finished):
             raise AttnstepError(f"there is no step {t} to force in this trace")
-        word_id = self._target_id(word)
-        prefix = tuple((s.chosen_id, s.forced) for s in trace.steps[:t]) + ((word_id, True),)
-        return self._decode([self._row(trace.source, prefix)])[0]
+        prefix = tuple((s.chosen_id, s.forced) for s in trace.steps[:t]) + ((self.target_id(word), True),)
+        return self.decode(trace.source, prefix)
 
     def unforce(self, trace: Trace, t: int) -> Trace:
         """Keep steps before ``t`` and let the model choose from step ``t`` on."""
-        prefix = tuple((s.chosen_id, s.forced) for s in trace.steps[:t])
-        return self._decode([self._row(trace.source, prefix)])[0]
+        return self.decode(trace.source, tuple((s.chosen_id, s.forced) for s in trace.steps[:t]))
+
+    def decode(self, source: tuple[SourceToken, ...], prefix: Sequence[Choice] = ()) -> Trace:
+        """The trace of ``source`` with ``prefix``'s choices made at its first steps, greedy after them."""
+        return self._decode([self._row(tuple(source), tuple(prefix))])[0]
+
+    def target_id(self, word: str | int) -> int:
+        """The target vocabulary id of ``word`` (a token or an id), refusing what the model cannot output."""
+        vocab = self.checkpoint.tgt_vocab
+        if isinstance(word, int):
+            if not 0 <= word < len(vocab):
+                raise AttnstepError(f"target id {word} is outside the vocabulary (size {len(vocab)})")
+            return word
+        cleaned = word.strip().lower()
+        if cleaned not in vocab or cleaned in (BOS, "<pad>"):
+            raise AttnstepError(f"{word!r} is not a word the model can output (not in the target vocabulary)")
+        return vocab.id(cleaned)
 
     def translate_batch(self, sentences: Sequence[str]) -> list[Trace]:
         return self._decode([self._row(self.source_tokens(s), ()) for s in sentences])
@@ -96,17 +112,6 @@ class Stepper:
             yield from (step for _, step in produced)
 
     # --- inside ----------------------------------------------------------------------------
-
-    def _target_id(self, word: str | int) -> int:
-        vocab = self.checkpoint.tgt_vocab
-        if isinstance(word, int):
-            if not 0 <= word < len(vocab):
-                raise AttnstepError(f"target id {word} is outside the vocabulary (size {len(vocab)})")
-            return word
-        cleaned = word.strip().lower()
-        if cleaned not in vocab or cleaned in (BOS, "<pad>"):
-            raise AttnstepError(f"{word!r} is not a word the model can output (not in the target vocabulary)")
-        return vocab.id(cleaned)
 
     def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> _Row:
         limit = max(max_output_length(len(source)), len(prefix))

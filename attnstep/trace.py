@@ -217,6 +217,15 @@ def _schema_validator():
     return fastjsonschema.compile(schema())
 
 
+def from_json_dict(data: dict[str, Any], *, origin: str) -> Trace:
+    """A Trace from the JSON form made by a process we started (the SSH server's model service).
+
+    The consistency checks of :func:`parse`, without its schema validation, which costs more
+    than decoding the sentence did.
+    """
+    return _from_dict(data, origin)
+
+
 def load(path: str | Path) -> Trace:
     path = Path(path)
     try:

@@ -1,0 +1,127 @@
+"""The Unix socket that session processes talk to: model requests and the classroom channel.
+
+The socket lives in a private (0700) temporary folder of the server. The SSH side admits
+each session here before starting its process, with the user's name and role; a connection
+names its session in its hello line and gets only what that session's role allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+
+from attnstep.errors import AttnstepError
+from attnstep.serve.hub import Hub
+from attnstep.serve.service import ModelService, RateLimit
+from attnstep.serve.wire import MAX_REQUEST, line, with_trace
+
+log = logging.getLogger("attnstep.serve")
+HELLO_TIMEOUT = 10.0
+
+
+@dataclass
+class Member:
+    """One SSH session, as the backend knows it."""
+
+    user: str
+    teacher: bool
+    rate: RateLimit = field(default_factory=RateLimit)
+    following: bool = False  # a student's screen follows the teacher's
+
+
+class Backend:
+    def __init__(self, service: ModelService, hub: Hub | None = None) -> None:
+        self.service = service
+        self.hub = hub or Hub()
+        self.members: dict[int, Member] = {}
+        self._ids = itertools.count(1)
+        self.server: asyncio.AbstractServer | None = None
+        self.connections: set[asyncio.Task] = set()
+
+    async def start(self, path: str) -> None:
+        self.server = await asyncio.start_unix_server(self.connected, path, limit=MAX_REQUEST)
+
+    async def stop(self) -> None:
+        """Stop listening and end every connection still open."""
+        if self.server is not None:
+            self.server.close()
+        for task in self.connections:
+            task.cancel()
+        await asyncio.gather(*self.connections, return_exceptions=True)
+
+    def admit(self, user: str, teacher: bool) -> int:
+        session = next(self._ids)
+        self.members[session] = Member(user, teacher)
+        return session
+
+    def watching(self, session: int) -> bool:
+        """Whether the session's screen is following a teacher who is showing something (so not idle)."""
+        member = self.members.get(session)
+        return member is not None and member.following and self.hub.shown is not None
+
+    def dismiss(self, session: int) -> None:
+        member = self.members.pop(session, None)
+        if member and member.teacher and not any(m.user == member.user for m in self.members.values()):
+            self.hub.teacher_left(member.user)
+
+    async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self.connections.add(task)
+        try:
+            hello = orjson.loads(await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT))
+            member = self.members.get(hello.get("session")) if isinstance(hello, dict) else None
+            if member is None:
+                return
+            if hello.get("channel") == "model":
+                await self.model_channel(member, reader, writer)
+            elif hello.get("channel") == "class":
+                await (self.teacher_channel(member, reader) if member.teacher else self.student_channel(member, reader, writer))
+        except (asyncio.TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
+            pass  # a session process that went away or spoke out of turn: drop the connection
+        except asyncio.CancelledError:
+            pass  # stop(): asyncio's server would log a cancelled connection task as an error
+        finally:
+            self.connections.discard(task)
+            writer.close()
+
+    async def model_channel(self, member: Member, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request_line := await reader.readline():
+            request = orjson.loads(request_line)
+            writer.write(await self.answer(member, request if isinstance(request, dict) else {}))
+            await writer.drain()
+
+    async def answer(self, member: Member, request: dict) -> bytes:
+        if not member.rate.allow():
+            return line({"error": "Too many requests: wait a moment and try again."})
+        try:
+            trace_json = await self.service.answer(request)
+        except AttnstepError as exc:
+            return line({"error": str(exc)})
+        except Exception as exc:  # the model failing on one request must not end the class
+            log.exception("decoding failed for %s", member.user)
+            return line({"error": f"the model failed on this request ({type(exc).__name__})"})
+        head = {"version": self.hub.publish(member.user, trace_json)} if member.teacher else {}
+        return with_trace(head, trace_json)
+
+    async def teacher_channel(self, member: Member, reader: asyncio.StreamReader) -> None:
+        while move_line := await reader.readline():
+            move = orjson.loads(move_line)
+            if isinstance(move, dict) and all(isinstance(move.get(k), int) for k in ("version", "position", "stage")):
+                self.hub.move(member.user, move["version"], move["position"], move["stage"])
+
+    async def student_channel(self, member: Member, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        follow = asyncio.ensure_future(self.hub.follow(writer))
+        try:
+            while said := await reader.readline():  # whether the student follows, until the session ends
+                message = orjson.loads(said)
+                if isinstance(message, dict) and isinstance(message.get("following"), bool):
+                    member.following = message["following"]
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await follow

@@ -1,0 +1,91 @@
+"""Classroom mode: what the teacher shows (trace, step, sub-step), relayed to every student.
+
+A teacher's traces arrive here from the model service as it answers the teacher (so the
+teacher never uploads one); the teacher's moves then say which of those traces is on screen
+and where. Each student gets only the latest state: a follower's writer wakes on a change,
+sends the state as it is then and waits for the student's socket to drain, so a slow
+student skips intermediate steps instead of queueing them, and never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from attnstep.serve.wire import line, with_trace
+
+RECENT = 8  # teacher traces kept for moves that arrive after a newer decoding was requested
+
+
+@dataclass
+class _Shown:
+    version: int
+    teacher: str
+    trace_json: bytes
+    position: int = 0
+    stage: int = 0
+
+
+@dataclass(eq=False)
+class _Follower:
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    sent_version: int = 0
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.recent: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self.versions = 0
+        self.shown: _Shown | None = None
+        self.followers: set[_Follower] = set()
+
+    def publish(self, teacher: str, trace_json: bytes) -> int:
+        """Remember a trace decoded for ``teacher``; it is shown once the teacher's screen moves to it."""
+        self.versions += 1
+        self.recent[self.versions] = (teacher, trace_json)
+        while len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
+        return self.versions
+
+    def move(self, teacher: str, version: int, position: int, stage: int) -> None:
+        if version not in self.recent or self.recent[version][0] != teacher:
+            return  # a trace this teacher never got from the model service, or long replaced
+        if self.shown is None or self.shown.version != version:
+            self.shown = _Shown(version, teacher, self.recent[version][1])
+        self.shown.position, self.shown.stage = position, stage
+        self._changed()
+
+    def teacher_left(self, teacher: str) -> None:
+        if self.shown is not None and self.shown.teacher == teacher:
+            self.shown = None
+            self._changed()
+
+    def _changed(self) -> None:
+        for follower in self.followers:
+            follower.changed.set()
+
+    async def follow(self, writer: asyncio.StreamWriter) -> None:
+        """Send the state to one student until the connection ends."""
+        follower = _Follower()
+        follower.changed.set()  # the current state first
+        self.followers.add(follower)
+        try:
+            while True:
+                await follower.changed.wait()
+                follower.changed.clear()
+                writer.write(self._message(follower))
+                await writer.drain()
+        finally:
+            self.followers.discard(follower)
+
+    def _message(self, follower: _Follower) -> bytes:
+        shown = self.shown
+        if shown is None:
+            follower.sent_version = 0
+            return line({"teacher": None})
+        head = {"teacher": shown.teacher, "position": shown.position, "stage": shown.stage}
+        if follower.sent_version == shown.version:
+            return line(head)
+        follower.sent_version = shown.version
+        return with_trace(head, shown.trace_json)

@@ -1,0 +1,116 @@
+"""A session process's side of the backend socket: a TraceSource over the wire, and the class link.
+
+Torch-free, and blocking: the app calls the source from a thread worker, as it would call a
+local Stepper, and reads the class channel in another thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from typing import Any, Iterator
+
+import orjson
+
+from attnstep.errors import AttnstepError
+from attnstep.serve.wire import MAX_ANSWER, line, source_to_wire, trace_from_wire
+from attnstep.trace import Trace
+
+
+def connect(path: str, session: int, channel: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    sock.sendall(line({"session": session, "channel": channel}))
+    return sock
+
+
+def read_lines(sock: socket.socket) -> Iterator[bytes]:
+    """Lines from ``sock`` until it closes; refuses a line longer than any answer can be."""
+    with sock.makefile("rb") as stream:
+        while raw := stream.readline(MAX_ANSWER + 1):
+            if len(raw) > MAX_ANSWER:
+                raise AttnstepError("the server sent an answer larger than any trace")
+            yield raw
+
+
+class RemoteTraceSource:
+    """The :class:`~attnstep.tui.source.TraceSource` of a served session: the server's model decodes."""
+
+    def __init__(self, path: str, session: int) -> None:
+        self.sock = connect(path, session, "model")
+        self.answers = read_lines(self.sock)
+        # A cancelled worker may still be waiting for its answer when the next request starts:
+        # one request at a time keeps each answer with its question.
+        self.lock = threading.Lock()
+        self.versions: list[tuple[Trace, int]] = []  # a teacher's recent traces and their class versions
+
+    def translate(self, sentence: str) -> Trace:
+        return self._ask({"op": "translate", "sentence": sentence})
+
+    def force(self, trace: Trace, t: int, word: str) -> Trace:
+        if not 0 <= t <= len(trace.steps) or (t == len(trace.steps) and trace.finished):
+            raise AttnstepError(f"there is no step {t} to force in this trace")
+        return self._ask(self._decode(trace, t) | {"word": word})
+
+    def unforce(self, trace: Trace, t: int) -> Trace:
+        return self._ask(self._decode(trace, t))
+
+    def version_of(self, trace: Trace) -> int | None:
+        """The class version the server gave ``trace`` (None for a student's, or an old one)."""
+        return next((version for known, version in self.versions if known is trace), None)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @staticmethod
+    def _decode(trace: Trace, t: int) -> dict[str, Any]:
+        prefix = [[s.chosen_id, s.forced] for s in trace.steps[:t]]
+        return {"op": "decode", "source": source_to_wire(trace.source), "prefix": prefix}
+
+    def _ask(self, request: dict[str, Any]) -> Trace:
+        with self.lock:
+            try:
+                self.sock.sendall(line(request))
+                answer = orjson.loads(next(self.answers))
+            except (OSError, StopIteration):
+                raise AttnstepError("the server is gone: the class has ended") from None
+        if "error" in answer:
+            raise AttnstepError(str(answer["error"]))
+        trace = trace_from_wire(answer["trace"])
+        if "version" in answer:
+            self.versions = [*self.versions[-3:], (trace, answer["version"])]
+        return trace
+
+
+class ClassLink:
+    """The class channel: a teacher sends where it is; a student reads what the teacher shows."""
+
+    def __init__(self, path: str, session: int) -> None:
+        self.sock = connect(path, session, "class")
+
+    def move(self, version: int, position: int, stage: int) -> None:
+        self._send({"op": "move", "version": version, "position": position, "stage": stage})
+
+    def following(self, on: bool) -> None:
+        """A student tells the server whether its screen follows the teacher (then it is never idle)."""
+        self._send({"following": on})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self.sock.sendall(line(message))
+        except OSError:
+            pass  # the server is gone; the session's own connection will say so
+
+    def updates(self) -> Iterator[tuple[str | None, Trace | None, int, int]]:
+        """(teacher, new trace or None if unchanged, position, stage) as the teacher's screen changes."""
+        for raw in read_lines(self.sock):
+            update = orjson.loads(raw)
+            trace = trace_from_wire(update["trace"]) if "trace" in update else None
+            yield update.get("teacher"), trace, int(update.get("position", 0)), int(update.get("stage", 0))
+
+    def close(self) -> None:
+        """Also ends a thread blocked in :meth:`updates`."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()

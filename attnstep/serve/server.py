@@ -1,0 +1,370 @@
+"""The SSH side of ``attnstep serve``: logins, one app process per session on its own pty, limits, shutdown.
+
+Each session's process (:mod:`attnstep.serve.session`) runs on a pseudo-terminal that the
+server bridges to the SSH channel. Output is read from the pty only after the channel has
+taken the previous chunk (``drain``), so a slow client fills its own pty and stalls only its
+own process. Resizes become TIOCSWINSZ on the pty (the kernel then sends the app SIGWINCH).
+When a session ends for any reason — the app quit, the client vanished, idle, shutdown — its
+process group is hung up, then killed if it lingers, so nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import re
+import signal
+import struct
+import sys
+import tempfile
+import termios
+import time
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from attnstep.serve.auth import Accounts, valid_username
+from attnstep.serve.backend import Backend
+from attnstep.serve.service import ModelService
+
+log = logging.getLogger("attnstep.serve")
+
+MIN_COLUMNS, MIN_ROWS = 40, 10
+READ_CHUNK = 64 * 1024
+KILL_GRACE = 2.0  # seconds between hanging a session's process group up and killing it
+# What a killed app leaves switched on in the client's terminal: mouse reporting, bracketed
+# paste, focus events, the kitty keyboard protocol, a hidden cursor, the alternate screen.
+RESTORE_TERMINAL = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l\x1b[<u\x1b[0m\x1b[?25h\x1b[?1049l"
+_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+_NO_CURSOR_TERMS = {"dumb", "unknown"}
+
+
+@dataclass
+class ServeSettings:
+    checkpoint: Path
+    accounts: Accounts
+    host_key: asyncssh.SSHKey
+    host: str = "127.0.0.1"
+    port: int = 8022
+    max_sessions: int = 40
+    idle_timeout: float = 60 * 60.0  # seconds without a key, unless following a teacher who shows something
+    keepalive: float = 30.0  # seconds between SSH keepalives: a vanished client is noticed within 3 of them
+
+
+def child_environment(term: str, client_env: dict) -> dict[str, str]:
+    """The app process's environment: the client's TERM (cleaned) and colour wishes, nothing of the server's."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        # An unreadable TERM becomes plain xterm: 16 colours, which every terminal emulator draws.
+        "TERM": term if _TERM.fullmatch(term) else "xterm",
+    }
+    if "NO_COLOR" in client_env:
+        env["NO_COLOR"] = "1"
+    if str(client_env.get("COLORTERM", "")) in ("truecolor", "24bit"):
+        env["COLORTERM"] = str(client_env["COLORTERM"])
+    if "PYTHONPATH" in os.environ:  # a checkout run without installing
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+def set_size(fd: int, columns: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+async def _ready(fd: int, writing: bool) -> None:
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    add, remove = (loop.add_writer, loop.remove_writer) if writing else (loop.add_reader, loop.remove_reader)
+    add(fd, lambda: future.done() or future.set_result(None))
+    try:
+        await future
+    finally:
+        remove(fd)
+
+
+class _Gate(asyncssh.SSHServer):
+    """Authentication for one connection; everything but a session is refused by asyncssh's defaults."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+        self.peer = ""
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.peer = (conn.get_extra_info("peername") or ("?",))[0]
+
+    def begin_auth(self, username: str) -> bool:
+        return not valid_username(username) or self.accounts.needs_auth(username)
+
+    def password_auth_supported(self) -> bool:
+        return bool(self.accounts.passwords)
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        ok = await asyncio.to_thread(self.accounts.password_ok, username, password)
+        if not ok:
+            log.info("refused password for %r from %s", username, self.peer)
+        return ok
+
+    def public_key_auth_supported(self) -> bool:
+        return self.accounts.keys_path is not None
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return self.accounts.key_ok(username, key, self.peer)
+
+
+class ClassServer:
+    def __init__(self, settings: ServeSettings, service: ModelService) -> None:
+        self.settings = settings
+        self.backend = Backend(service)
+        self.sessions: set[Session] = set()
+        self.folder = tempfile.TemporaryDirectory(prefix="attnstep-serve-")  # mkdtemp: mode 0700
+        self.socket_path = os.path.join(self.folder.name, "backend.sock")
+        self.acceptor: asyncssh.SSHAcceptor | None = None
+
+    async def start(self) -> int:
+        """Listen; returns the port (useful with port 0)."""
+        await self.backend.start(self.socket_path)
+        s = self.settings
+        self.acceptor = await asyncssh.create_server(
+            lambda: _Gate(s.accounts), s.host, s.port,
+            server_host_keys=[s.host_key], process_factory=self.session,
+            encoding=None, line_editor=False, allow_scp=False, sftp_factory=None,
+            agent_forwarding=False, x11_forwarding=False, login_timeout=60,
+            keepalive_interval=s.keepalive, keepalive_count_max=3,
+        )
+        return self.acceptor.sockets[0].getsockname()[1]
+
+    async def close(self, message: str) -> None:
+        """Stop listening and end every session with ``message``."""
+        if self.acceptor is not None:
+            self.acceptor.close()
+        await asyncio.gather(*(session.end(message) for session in list(self.sessions)), return_exceptions=True)
+        await self.backend.stop()
+        self.backend.service.close()
+        self.folder.cleanup()
+
+    async def session(self, process: asyncssh.SSHServerProcess) -> None:
+        user = process.get_extra_info("username")
+        if process.command is not None or process.subsystem is not None:
+            return await refuse(process, "this server runs only the stepping app; log in without a command.")
+        term = process.get_terminal_type()
+        if not term:
+            return await refuse(process, "the stepping app needs a terminal: connect with `ssh -t`.")
+        if term.lower() in _NO_CURSOR_TERMS:
+            return await refuse(process, f"the stepping app needs a terminal that can move its cursor, and TERM={term} cannot: connect from a terminal emulator.")
+        if len(self.sessions) >= self.settings.max_sessions:
+            log.info("refused %s: %d sessions already", user, len(self.sessions))
+            return await refuse(process, f"The class is full ({self.settings.max_sessions} sessions). Try again in a few minutes.")
+        session = Session(self, process, user, term)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+
+
+async def refuse(process: asyncssh.SSHServerProcess, message: str) -> None:
+    with contextlib.suppress(OSError, asyncssh.Error):
+        process.stdout.write(f"attnstep: {message}\r\n".encode())
+        await process.stdout.drain()
+    process.exit(1)
+
+
+class Session:
+    def __init__(self, server: ClassServer, process: asyncssh.SSHServerProcess, user: str, term: str) -> None:
+        self.server = server
+        self.process = process
+        self.user = user
+        self.term = term
+        self.teacher = user in server.settings.accounts.teachers
+        self.child: asyncio.subprocess.Process | None = None
+        self.master = -1
+        self.active = time.monotonic()
+        self.ending: asyncio.Future = asyncio.get_running_loop().create_future()  # result: message to show
+
+    async def run(self) -> None:
+        columns, rows = self.process.get_terminal_size()[:2]
+        if columns < MIN_COLUMNS or rows < MIN_ROWS:
+            size = await self.wait_for_room(columns, rows)
+            if size is None or self.ending.done():
+                with contextlib.suppress(OSError, asyncssh.Error):
+                    self.process.exit(0)
+                return
+            columns, rows = size
+        session_id = self.server.backend.admit(self.user, self.teacher)
+        log.info("session %d: %s%s from %s", session_id, self.user, " (teacher)" if self.teacher else "", self.process.get_extra_info("peername")[0])
+        try:
+            await self.start_child(session_id, columns, rows)
+            status = await self.bridge(session_id)
+        finally:
+            await self.stop_child()
+            self.server.backend.dismiss(session_id)
+            log.info("session %d ended", session_id)
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self.process.exit(status)
+
+    async def wait_for_room(self, columns: int, rows: int) -> tuple[int, int] | None:
+        """Ask for a larger window; the size once it is large enough, None if the user leaves."""
+        await self.write(
+            f"attnstep needs a terminal of at least {MIN_COLUMNS}×{MIN_ROWS}; this one is {columns}×{rows}.\r\n"
+            "Make the window larger to start, or press q to leave.\r\n".encode()
+        )
+        while True:
+            try:
+                data = await self.process.stdin.read(1024)
+            except asyncssh.TerminalSizeChanged as change:
+                if change.width >= MIN_COLUMNS and change.height >= MIN_ROWS:
+                    return change.width, change.height
+                continue
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                continue
+            if not data or data[:1] in (b"q", b"Q", b"\x03", b"\x04"):
+                return None
+
+    async def start_child(self, session_id: int, columns: int, rows: int) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # Ctrl-C is a key for the app from the first byte, not a SIGINT before it starts
+        set_size(master, columns, rows)
+        os.set_blocking(master, False)
+        self.master = master
+        settings = self.server.settings
+        argv = [
+            sys.executable, "-m", "attnstep.serve.session", "--socket", self.server.socket_path,
+            "--session", str(session_id), "--user", self.user, "--checkpoint", str(settings.checkpoint),
+        ]
+        try:
+            self.child = await asyncio.create_subprocess_exec(
+                *argv, *(["--teacher"] if self.teacher else []),
+                stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                env=child_environment(self.term, self.process.env), cwd=self.server.folder.name,
+            )
+        finally:
+            os.close(slave)
+
+    async def bridge(self, session_id: int) -> int:
+        """Copy bytes both ways until the app exits or the session is ended; the exit status."""
+        output = asyncio.ensure_future(self.pump_output())
+        pumps = [output, asyncio.ensure_future(self.pump_input()), asyncio.ensure_future(self.watch_idle(session_id))]
+        exited = asyncio.ensure_future(self.child.wait())
+        done, _ = await asyncio.wait([*pumps, exited, self.ending], return_when=asyncio.FIRST_COMPLETED)
+        if output in done and not output.exception():
+            # The app closed its terminal: it is exiting, and its status is worth waiting for.
+            await asyncio.wait([exited], timeout=KILL_GRACE)
+        for task in pumps:
+            task.cancel()
+        # Before the pty is closed: a cancelled pump still has the pty's fd registered with the loop.
+        await asyncio.gather(*pumps, return_exceptions=True)
+        if exited.done():
+            await self.drain_output()
+            return self.child.returncode if self.child.returncode >= 0 else 1
+        exited.cancel()
+        await self.stop_child()
+        if self.ending.done():
+            with contextlib.suppress(OSError, asyncssh.Error):
+                await self.write(RESTORE_TERMINAL + f"\r\nattnstep: {self.ending.result()}\r\n".encode())
+        return 0
+
+    async def end(self, message: str) -> None:
+        """End the session with ``message`` (from shutdown or the idle timer)."""
+        if self.ending.done():
+            return
+        self.ending.set_result(message)
+        if self.child is None:  # still asking for a larger window
+            await refuse(self.process, message)
+
+    async def pump_output(self) -> None:
+        while True:
+            await _ready(self.master, writing=False)
+            try:
+                data = os.read(self.master, READ_CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as exc:  # EIO: the app closed its side of the pty
+                if exc.errno == errno.EIO:
+                    return
+                raise
+            if not data:
+                return
+            await self.write(data)
+
+    async def drain_output(self) -> None:
+        """What the app wrote just before exiting (its terminal restore) still reaches the client."""
+        with contextlib.suppress(OSError):
+            while data := os.read(self.master, READ_CHUNK):
+                await self.write(data)
+
+    async def write(self, data: bytes) -> None:
+        self.process.stdout.write(data)
+        await self.process.stdout.drain()  # the client has taken it: only then read more from the pty
+
+    async def pump_input(self) -> None:
+        while True:
+            try:
+                data = await self.process.stdin.read(READ_CHUNK)
+            except asyncssh.TerminalSizeChanged as change:
+                set_size(self.master, change.width, change.height)
+                continue
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                continue
+            if not data:
+                return  # the client closed the channel or vanished
+            self.active = time.monotonic()
+            while data:
+                try:
+                    written = os.write(self.master, data)
+                except BlockingIOError:
+                    await _ready(self.master, writing=True)
+                    continue
+                data = data[written:]
+
+    async def watch_idle(self, session_id: int) -> None:
+        """End the session after the idle timeout without a key, unless it is watching a teacher."""
+        timeout = self.server.settings.idle_timeout
+        while True:
+            left = self.active + timeout - time.monotonic()
+            if left <= 0 and not self.server.backend.watching(session_id):
+                break
+            await asyncio.sleep(left if left > 0 else timeout)
+        minutes = round(timeout / 60)
+        await self.end(f"closed after {minutes} minute{'s' if minutes != 1 else ''} without a key press.")
+
+    async def stop_child(self) -> None:
+        """Hang up the app's process group, kill it if it lingers, and close the pty: no orphans."""
+        child = self.child
+        if child is not None and child.returncode is None:
+            for sig, grace in ((signal.SIGHUP, KILL_GRACE), (signal.SIGKILL, None)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, sig)
+                try:
+                    await asyncio.wait_for(child.wait(), grace)
+                    break
+                except asyncio.TimeoutError:
+                    continue
+        if self.master >= 0:
+            # Reads and writes of a closed fd must not be left registered with the loop.
+            os.close(self.master)
+            self.master = -1
+
+
+async def serve(settings: ServeSettings, service: ModelService, started=None) -> None:
+    """Run until SIGINT or SIGTERM, then end every session with a message."""
+    server = ClassServer(settings, service)
+    port = await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if started is not None:
+        started(port)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: ending %d sessions", len(server.sessions))
+        await server.close("the server is shutting down; the class has ended. Goodbye!")

@@ -1,0 +1,101 @@
+"""The one model of the class: a :class:`~attnstep.stepper.Stepper` loaded once, decoding in one thread.
+
+Every session's translate/force/unforce ends here as a request; torch work runs in a single
+executor thread, so requests queue instead of competing for the two cores that the session
+processes need to draw their screens. Answers are trace JSON bytes, made in that same thread.
+Requests are bounded in length (the tokenizer's 100 tokens; a prefix no longer than decoding
+could be) and in rate (:class:`RateLimit`, per session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from attnstep.errors import AttnstepError
+from attnstep.text import MAX_SOURCE_TOKENS
+from attnstep.trace import SourceToken, dumps
+
+
+class RateLimit:
+    """A token bucket: ``burst`` requests at once, then ``per_second``."""
+
+    def __init__(self, per_second: float = 2.0, burst: int = 10, clock=time.monotonic):
+        self.per_second, self.burst, self.clock = per_second, burst, clock
+        self.tokens = float(burst)
+        self.last = clock()
+
+    def allow(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.per_second)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class ModelService:
+    def __init__(self, stepper):
+        self.stepper = stepper
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnstep-model")
+
+    @classmethod
+    def load(cls, checkpoint, top_k: int) -> "ModelService":
+        import torch
+
+        from attnstep.checkpoint import load_checkpoint
+        from attnstep.stepper import Stepper
+
+        # One thread: a sentence is a batch of one, too small for intra-op threads to pay off,
+        # and the other core is needed by the session processes.
+        torch.set_num_threads(1)
+        return cls(Stepper(load_checkpoint(checkpoint), top_k=top_k))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def answer(self, request: dict[str, Any]) -> bytes:
+        """Trace JSON for a ``translate`` or ``decode`` request (see :mod:`attnstep.serve.wire`)."""
+        op = request.get("op")
+        if op == "translate":
+            sentence = request.get("sentence")
+            if not isinstance(sentence, str):
+                raise AttnstepError("a translate request needs a sentence")
+            compute = lambda: self.stepper.translate(sentence)  # noqa: E731
+        elif op == "decode":
+            source, prefix, word = self._decode_arguments(request)
+            if word is not None:
+                prefix = prefix + ((self.stepper.target_id(word), True),)
+            compute = lambda: self.stepper.decode(source, prefix)  # noqa: E731
+        else:
+            raise AttnstepError(f"unknown request {str(op)[:40]!r}")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps(compute()))
+
+    def _decode_arguments(self, request: dict[str, Any]):
+        """Check a decode request against the vocabularies: ids in range, tokens that match them."""
+        from attnstep.model.seq2seq import max_output_length
+
+        src, tgt = self.stepper.checkpoint.src_vocab, self.stepper.checkpoint.tgt_vocab
+        raw_source, raw_prefix, word = request.get("source"), request.get("prefix"), request.get("word")
+        if not isinstance(raw_source, list) or not 0 < len(raw_source) <= MAX_SOURCE_TOKENS:
+            raise AttnstepError(f"a decode request needs 1 to {MAX_SOURCE_TOKENS} source tokens")
+        source = []
+        for item in raw_source:
+            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and len(item[0]) <= 200
+                    and isinstance(item[2], int) and 0 <= item[2] < len(src) and item[1] == src.tokens[item[2]]):
+                raise AttnstepError("a source token of the request does not match the model's vocabulary")
+            source.append(SourceToken(*item))
+        if not isinstance(raw_prefix, list) or len(raw_prefix) >= max_output_length(len(source)):
+            raise AttnstepError("the request's prefix is longer than a decoding of this source can be")
+        prefix = []
+        for item in raw_prefix:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and 0 <= item[0] < len(tgt)
+                    and isinstance(item[1], bool)):
+                raise AttnstepError("a prefix choice of the request is not a target id and a forced flag")
+            prefix.append((item[0], item[1]))
+        if word is not None and not (isinstance(word, str) and len(word) <= 200):
+            raise AttnstepError("the forced word must be a short string")
+        return tuple(source), tuple(prefix), word

@@ -1,0 +1,195 @@
+"""One SSH session's process: the stepping app on the session's pseudo-terminal, never importing torch.
+
+The server starts ``python -m attnstep.serve.session`` with the pty as stdin/stdout/stderr
+in a new session (setsid); taking the pty as the controlling terminal here is what lets the
+kernel send SIGWINCH when the server resizes it. Traces come from the server's model
+(:class:`~attnstep.serve.remote.RemoteTraceSource`). Students follow the teacher from the
+start; any move of their own detaches them, and ``t`` follows again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+import termios
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.actions import parse as parse_action
+from textual.binding import Binding
+
+from attnstep.serve.remote import ClassLink, RemoteTraceSource
+from attnstep.trace import Trace
+from attnstep.tui import app as tui_app
+from attnstep.tui.app import AttnstepApp
+from attnstep.tui.messages import TraceReady
+from attnstep.tui.source import model_card_examples
+from attnstep.tui.stages import STAGE_COUNT
+
+# Actions that move the student's own view: doing one leaves follow mode.
+EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}
+
+
+@dataclass
+class TeacherShows:
+    """What the teacher's screen shows now (posted by the class-channel thread)."""
+
+    teacher: str | None  # None: no teacher is showing anything
+    trace: Trace | None  # a new trace, or None when only the position changed
+    position: int
+    stage: int
+
+
+class ServedApp(AttnstepApp):
+    CSS_PATH = Path(tui_app.__file__).with_name(AttnstepApp.CSS_PATH)  # relative paths resolve beside the subclass
+    BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow", show=True)]
+
+    def __init__(self, *, link: ClassLink, teacher: bool, user: str, **kwargs) -> None:
+        self.link = link
+        self.teaching = teacher
+        self.user = user
+        self._following = False
+        self.shown: TeacherShows | None = None  # the teacher's latest state, with its whole trace
+        self.updates = None if teacher else link.updates()
+        if self.updates is not None:
+            # Before the first frame: a student who arrives mid-lesson opens on the teacher's trace,
+            # not on the new-sentence box.
+            self.shown = TeacherShows(*next(self.updates, (None, None, 0, 0)))
+            if self.shown.trace is not None:
+                kwargs["trace"] = self.shown.trace
+        super().__init__(**kwargs)
+        self.following = not teacher
+        self.sent: tuple | None = None  # the last move a teacher sent
+        self.base_origin = self.origin
+
+    @property
+    def following(self) -> bool:
+        return self._following
+
+    @following.setter
+    def following(self, on: bool) -> None:
+        if on != self._following:
+            self._following = on
+            self.link.following(on)
+
+    # Textual calls the base class's handlers of a message after these: no super() calls.
+
+    def on_mount(self) -> None:
+        self.follow_teacher()
+        if self.updates is not None:
+            threading.Thread(target=self.listen, name="class", daemon=True).start()
+
+    def on_unmount(self) -> None:
+        self.link.close()
+
+    # --- the teacher broadcasts -----------------------------------------------------------
+
+    def show_view(self) -> None:
+        super().show_view()
+        if self.teaching and self.cursor is not None and isinstance(self.source, RemoteTraceSource):
+            version = self.source.version_of(self.cursor.trace)
+            move = (version, self.cursor.position, self.stage)
+            if version is not None and move != self.sent:
+                self.sent = move
+                self.link.move(*move)
+
+    # --- students follow ------------------------------------------------------------------
+
+    def listen(self) -> None:
+        """The class-channel thread: every change of the teacher's screen becomes a message."""
+        try:
+            for teacher, trace, position, stage in self.updates:
+                self.call_from_thread(self.teacher_shows, TeacherShows(teacher, trace, position, stage))
+        except Exception:
+            pass  # the app is closing or the server is gone; the model channel reports the latter
+
+    def teacher_shows(self, update: TeacherShows) -> None:
+        if update.trace is None and self.shown is not None and update.teacher is not None:
+            update.trace = self.shown.trace
+        self.shown = update
+        self.follow_teacher()
+
+    def follow_teacher(self) -> None:
+        """Show what the teacher shows, when following; either way, say on the status line which it is."""
+        shown = self.shown
+        if self.following and shown is not None and shown.trace is not None:
+            if self.cursor is None or self.cursor.trace is not shown.trace:
+                self.set_trace(shown.trace, shown.position)
+            self.cursor.goto(shown.position)
+            self.stage = shown.stage or STAGE_COUNT
+            self.show_view()
+        self.describe_mode()
+
+    def action_follow(self) -> None:
+        if self.teaching:
+            self.notify("You are the teacher: students who follow see your screen.", markup=False)
+            return
+        self.following = not self.following
+        self.follow_teacher()
+        self.notify("Following the teacher." if self.following else "Exploring on your own; t follows the teacher again.", markup=False)
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        _, name, _ = parse_action(action) if isinstance(action, str) else action
+        if self.following and name in EXPLORING:
+            self.following = False
+            self.describe_mode()
+            self.notify("Exploring on your own; t follows the teacher again.", markup=False)
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def on_trace_ready(self, message: TraceReady) -> None:
+        self.following = False  # a trace the student asked for
+        self.describe_mode()
+
+    def describe_mode(self) -> None:
+        if self.teaching:
+            mode = f"teaching as {self.user}"
+        elif not self.following:
+            mode = "on your own"
+        elif self.shown is None or self.shown.teacher is None:
+            mode = "following (no teacher yet)"
+        else:
+            mode = f"following {self.shown.teacher}"
+        self.status.origin = f"{self.base_origin} · {mode}"
+        self.status.show(self.view)
+
+    # --- nothing is written on the server ------------------------------------------------
+
+    def action_export(self) -> None:
+        self.notify("Export is off over SSH: the file would be written on the server. `attnstep dump` writes one on your machine.", markup=False)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="attnstep-session")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--session", type=int, required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--teacher", action="store_true")
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    except OSError:
+        pass  # not a session leader (a test running it directly): resizes then need no signal
+    link = ClassLink(args.socket, args.session)
+    app = ServedApp(
+        link=link,
+        teacher=args.teacher,
+        user=args.user,
+        source_factory=lambda: RemoteTraceSource(args.socket, args.session),
+        examples=model_card_examples(args.checkpoint),
+        origin=args.checkpoint.name,
+    )
+    app.run()
+    if app.error_message:
+        print(f"attnstep: {app.error_message}", file=sys.stderr)
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Helpers for the SSH server tests: a server on a loopback port, and clients that render with pyte."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import asyncssh
+import pyte
+
+from attnstep.serve.auth import Accounts, hash_password
+from attnstep.serve.server import ClassServer, ServeSettings
+from attnstep.serve.service import ModelService
+
+PASSWORD = "correct horse"
+SENTENCE = "une voiture rouge court dans la rue ."
+WAIT = 60.0  # seconds before a wait for screen text gives up: generous on a loaded 2-core machine
+_services: dict[Path, ModelService] = {}
+
+
+@contextlib.asynccontextmanager
+async def serving(checkpoint: Path, *, users=("ann", "bob", "cy", "teach"), teachers=("teach",), keys_path=None, **settings):
+    """A ClassServer on a free loopback port; yields it with ``.port`` set."""
+    # Loaded once per checkpoint: the executor thread is made anew for each server.
+    service = _services.get(checkpoint) or ModelService.load(checkpoint, 5)
+    _services[checkpoint] = service
+    accounts = Accounts(
+        passwords={user: hash_password(PASSWORD, n=2**10) for user in users},
+        keys_path=str(keys_path) if keys_path else None,
+        teachers=frozenset(teachers),
+    )
+    server = ClassServer(
+        ServeSettings(checkpoint=checkpoint, accounts=accounts, host_key=HOST_KEY, port=0, **settings),
+        ModelService(service.stepper),
+    )
+    server.port = await server.start()
+    try:
+        yield server
+    finally:
+        await server.close("the test is over")
+
+
+HOST_KEY = asyncssh.generate_private_key("ssh-ed25519")
+
+
+def connect(port: int, username: str = "ann", **options):
+    options.setdefault("password", PASSWORD)
+    options.setdefault("client_keys", None)
+    return asyncssh.connect("127.0.0.1", port, username=username, known_hosts=None, agent_path=None, **options)
+
+
+class Screen:
+    """One SSH session's terminal: bytes from the server fed to pyte, keys sent back."""
+
+    def __init__(self, process: asyncssh.SSHClientProcess, columns: int, rows: int) -> None:
+        self.process = process
+        self.screen = pyte.Screen(columns, rows)
+        self.stream = pyte.ByteStream(self.screen)
+        self.raw = bytearray()
+
+    @classmethod
+    async def open(cls, conn, *, size=(120, 36), term="xterm-256color", env=None) -> "Screen":
+        process = await conn.create_process(term_type=term, term_size=size, encoding=None, env=env or {})
+        return cls(process, *size)
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    async def until(self, text: str, timeout: float = WAIT) -> str:
+        """Read until ``text`` is on screen; fails with the screen as it is."""
+        deadline = time.monotonic() + timeout
+        while text not in self.text():
+            try:
+                data = await asyncio.wait_for(self.process.stdout.read(1 << 16), max(0.01, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise AssertionError(f"{text!r} never appeared; the screen:\n{self.text()}") from None
+            if not data:
+                raise AssertionError(f"the session ended before {text!r} appeared; the screen:\n{self.text()}")
+            self.raw += data
+            self.stream.feed(data)
+        return self.text()
+
+    async def rest(self, timeout: float = WAIT) -> bytes:
+        """Everything until the session ends."""
+        async def read_all():
+            while data := await self.process.stdout.read(1 << 16):
+                self.raw += data
+                self.stream.feed(data)
+
+        try:
+            await asyncio.wait_for(read_all(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"the session did not end; the screen:\n{self.text()}") from None
+        return bytes(self.raw)
+
+    def press(self, keys: bytes | str) -> None:
+        self.process.stdin.write(keys.encode() if isinstance(keys, str) else keys)
+
+    def resize(self, columns: int, rows: int) -> None:
+        self.screen.resize(rows, columns)
+        self.process.change_terminal_size(columns, rows)
+
+
+RIGHT = b"\x1b[C"
+
+
+async def open_on_sentence(conn, sentence: str = SENTENCE, **options) -> Screen:
+    """A session that has translated ``sentence`` and shows its encoder step."""
+    screen = await Screen.open(conn, **options)
+    await screen.until("Type a French sentence")
+    screen.press(sentence + "\r")
+    await screen.until("step 0 of")
+    return screen
+
+
+def children(pid: int | None = None) -> list[int]:
+    """Processes whose parent is ``pid`` (this process by default), from /proc."""
+    pid = pid or os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def rss_mb(pid: int | None = None) -> float:
+    with open(f"/proc/{pid or os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

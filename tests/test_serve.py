@@ -1,0 +1,217 @@
+"""`attnstep serve` over real SSH on loopback: an asyncssh client, its byte stream rendered with pyte."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncssh
+import pytest
+
+from tests.serve_helpers import RIGHT, SENTENCE, Screen, children, connect, open_on_sentence, rss_mb, serving
+from tests.tui_helpers import async_test
+
+
+@async_test
+async def test_log_in_step_resize_and_disconnect(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server:
+        async with connect(server.port) as conn:
+            screen = await open_on_sentence(conn)
+            # a wide terminal: every panel at once
+            await screen.until("Decoder")
+            await screen.until("Next word")
+            screen.press(RIGHT)  # step 1
+            await screen.until("step 1 of")
+            screen.press(RIGHT)  # step 2
+            text = await screen.until("step 2 of")
+            assert "Output: " in text
+            # the app follows a resize: at 80×24 the panels become tabs
+            screen.resize(80, 24)
+            screen.press("l")  # step 3, drawn at the new size
+            await screen.until("Step 3: attended most to")
+            assert len(screen.screen.display) == 24
+            [child] = children()
+            # the client goes away mid-session, without quitting the app
+        for _ in range(100):
+            if not children() and not server.sessions:
+                break
+            await asyncio.sleep(0.1)
+        assert children() == [] and not server.sessions
+        with pytest.raises(ProcessLookupError):
+            import os
+
+            os.kill(child, 0)
+
+
+@async_test
+async def test_quit_ends_the_session_with_the_apps_status(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server:
+        async with connect(server.port) as conn:
+            screen = await open_on_sentence(conn)
+            screen.press("q")
+            await screen.rest()
+            assert screen.process.exit_status == 0
+
+
+@async_test
+async def test_the_session_process_has_no_torch(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server, connect(server.port) as conn:
+        screen = await open_on_sentence(conn)
+        screen.press(RIGHT)
+        await screen.until("step 1 of")
+        [child] = children()
+        with open(f"/proc/{child}/maps") as maps:
+            libraries = maps.read()
+        assert "libtorch" not in libraries and "torch/lib" not in libraries
+
+
+@async_test
+async def test_wrong_password_and_unknown_user_are_refused(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server:
+        for user, password in [("ann", "wrong"), ("nobody", "correct horse")]:
+            with pytest.raises(asyncssh.PermissionDenied):
+                async with connect(server.port, user, password=password):
+                    pass
+
+
+@async_test
+async def test_keys_from_a_shared_file_log_in_students_but_never_a_teacher(tiny_checkpoint, tmp_path):
+    student_key, stranger_key = asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-ed25519")
+    keys = tmp_path / "authorized_keys"
+    keys.write_bytes(student_key.export_public_key())
+    async with serving(tiny_checkpoint, keys_path=keys) as server:
+        async with connect(server.port, "dana", password=None, client_keys=[student_key]) as conn:
+            screen = await Screen.open(conn)
+            await screen.until("Type a French sentence")
+        for user, key in [("dana", stranger_key), ("teach", student_key)]:
+            with pytest.raises(asyncssh.PermissionDenied):
+                async with connect(server.port, user, password=None, client_keys=[key]):
+                    pass
+
+
+@async_test
+async def test_commands_subsystems_and_forwarding_are_refused(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server, connect(server.port) as conn:
+        result = await conn.run("cat /etc/passwd", encoding=None)
+        assert result.exit_status == 1
+        assert b"runs only the stepping app" in result.stdout and b"root:" not in result.stdout
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.start_sftp_client()
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.open_connection("127.0.0.1", server.port)  # ssh -L
+        with pytest.raises(asyncssh.ChannelListenError):
+            await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 22)  # ssh -R
+        assert children() == []
+
+
+@async_test
+async def test_no_terminal_a_dumb_one_and_a_tiny_one(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server, connect(server.port) as conn:
+        process = await conn.create_process(encoding=None)  # ssh -T: no pty
+        output = await process.stdout.read()
+        assert b"needs a terminal" in output and (await process.wait()).exit_status == 1
+        dumb = await Screen.open(conn, term="dumb")
+        assert b"TERM=dumb cannot" in await dumb.rest()
+        tiny = await Screen.open(conn, size=(20, 5))
+        tiny.screen.resize(24, 80)  # only pyte's screen: the message is read unwrapped
+        await tiny.until("at least 40×10; this one is 20×5")
+        assert children() == []  # nothing started yet
+        tiny.resize(60, 20)
+        await tiny.until("Type a French sentence")
+
+
+@async_test
+async def test_an_odd_term_and_no_color_still_get_the_app(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server, connect(server.port) as conn:
+        odd = await Screen.open(conn, term="\x1b[31m;rm -rf", env={"NO_COLOR": "1"})
+        await odd.until("Type a French sentence")
+        assert b"\x1b[38;5" not in odd.raw and b"\x1b[38;2" not in odd.raw  # no 256 or true colours
+        plain = await Screen.open(conn, term="vt220-unknown")
+        await plain.until("Type a French sentence")
+
+
+@async_test
+async def test_over_the_session_limit_is_refused_with_a_message(tiny_checkpoint):
+    async with serving(tiny_checkpoint, max_sessions=1) as server:
+        async with connect(server.port) as first:
+            screen = await Screen.open(first)
+            await screen.until("Type a French sentence")
+            async with connect(server.port, "bob") as second:
+                extra = await Screen.open(second)
+                assert b"The class is full (1 sessions)" in await extra.rest()
+                assert extra.process.exit_status == 1
+
+
+@async_test
+async def test_shutdown_ends_every_session_with_a_message(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server, connect(server.port) as conn:
+        screen = await open_on_sentence(conn)
+        await server.close("the server is shutting down; the class has ended. Goodbye!")
+        output = await screen.rest()
+        assert b"the class has ended" in output
+        assert output.rindex(b"\x1b[?1049l") < output.rindex(b"the class has ended")  # back on the main screen first
+        assert children() == []
+
+
+@async_test
+async def test_idle_sessions_are_closed(tiny_checkpoint):
+    async with serving(tiny_checkpoint, idle_timeout=1.5) as server, connect(server.port) as conn:
+        screen = await Screen.open(conn)
+        await screen.until("Type a French sentence")  # the input box's cursor blinks: output is no activity
+        assert b"without a key press" in await screen.rest()
+        assert children() == []
+
+
+@async_test
+async def test_connect_disconnect_cycles_leave_no_process_or_memory_behind(tiny_checkpoint):
+    async def cycle(port: int, wait_for_app: bool) -> None:
+        async with connect(port) as conn:
+            screen = await Screen.open(conn)
+            if wait_for_app:
+                await screen.until("Type a French sentence")
+
+    async with serving(tiny_checkpoint) as server:
+        for i in range(5):  # warm-up: imports, caches and buffers that stay for the server's life
+            await cycle(server.port, True)
+        await settle(server)
+        baseline = rss_mb()
+        for i in range(50):
+            # most clients leave while their app is still starting, the case most likely to leak
+            await cycle(server.port, wait_for_app=i % 10 == 0)
+        await settle(server)
+        assert children() == [] and not server.sessions and not server.backend.members
+        assert rss_mb() - baseline < 25, f"RSS grew from {baseline:.0f} MB to {rss_mb():.0f} MB"
+
+
+async def settle(server) -> None:
+    for _ in range(100):
+        if not children() and not server.sessions:
+            return
+        await asyncio.sleep(0.1)
+
+
+@async_test
+async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
+    async with serving(tiny_checkpoint) as server:
+        async with connect(server.port, "teach") as t, connect(server.port, "ann") as a, connect(server.port, "bob") as b:
+            teacher = await open_on_sentence(t)
+            await teacher.until("teaching as teach")
+            ann, bob = await Screen.open(a), await Screen.open(b)
+            for student in (ann, bob):  # they arrive mid-lesson and see the teacher's sentence
+                await student.until("following teach")
+                await student.until("step 0 of")
+            teacher.press(RIGHT)
+            teacher.press(RIGHT)  # the teacher steps twice
+            await teacher.until("step 2 of")
+            for student in (ann, bob):
+                await student.until("step 2 of")
+            ann.press(RIGHT)  # ann explores on her own: step 3
+            await ann.until("on your own")
+            await ann.until("step 3 of")
+            teacher.press("h")  # the teacher goes back to step 1
+            await bob.until("step 1 of")
+            teacher.press("s")  # and shows step 2 one stage at a time
+            await bob.until("stage 1/7")
+            assert "step 3 of" in ann.text() and "on your own" in ann.text()
+            ann.press("t")  # one key: ann follows again
+            await ann.until("stage 1/7")
+            assert "following teach" in ann.text()
