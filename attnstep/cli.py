@@ -178,6 +178,59 @@ def convert(
     print(f"wrote {out or checkpoint} with {dtype} weights")
 
 
+@app.command()
+def serve(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory: loaded once for the whole class.")] = DEFAULT_CHECKPOINT,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="SSH port.", min=0, max=65535)] = 8022,
+    authorized_keys: Annotated[Optional[Path], typer.Option(help="OpenSSH authorized_keys file; a path with %u is one file per user.")] = None,
+    passwords: Annotated[Optional[Path], typer.Option(help="Passwords file (scrypt hashes), made with --add-user.")] = None,
+    teacher: Annotated[Optional[list[str]], typer.Option(help="A teacher's user name (repeatable): students can follow their screen.")] = None,
+    allow_anonymous: Annotated[bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")] = False,
+    host_key: Annotated[Optional[Path], typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")] = None,
+    max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
+    idle_timeout: Annotated[float, typer.Option(help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05)] = 60.0,
+    top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
+    add_user: Annotated[Optional[str], typer.Option(help="Add NAME (or change its password) in --passwords, then exit.")] = None,
+) -> None:
+    """Serve the stepping app over SSH to a class: one model, one session per student, a teacher to follow."""
+    import logging
+
+    from attnstep.serve.auth import add_user as store_user
+    from attnstep.serve.auth import default_host_key, host_key as read_host_key, load_accounts
+
+    if add_user is not None:
+        if passwords is None:
+            fail("--add-user needs --passwords FILE to write to")
+        password = typer.prompt(f"Password for {add_user}", hide_input=True, confirmation_prompt=True)
+        try:
+            store_user(passwords, add_user, password)
+        except AttnstepError as exc:
+            fail(str(exc))
+        print(f"{add_user} can log in with that password (stored as a scrypt hash in {passwords})")
+        return
+    from attnstep.serve.server import ServeSettings, run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        accounts = load_accounts(authorized_keys, passwords, teacher or [], allow_anonymous)
+        key = read_host_key(host_key or default_host_key())
+        if not (checkpoint / "config.json").is_file():
+            raise AttnstepError(f"no checkpoint at {checkpoint}")
+    except AttnstepError as exc:
+        fail(str(exc))
+    if allow_anonymous:
+        logging.warning("WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password", host, port)
+    settings = ServeSettings(checkpoint=checkpoint, accounts=accounts, host_key=key, host=host, port=port,
+                             max_sessions=max_sessions, idle_timeout=idle_timeout * 60)
+    try:
+        run(settings, top_k)
+    except AttnstepError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+
+
 class Interrupted(BaseException):
     """Ctrl-C, raised past Click, which would otherwise swallow KeyboardInterrupt without a word."""
 

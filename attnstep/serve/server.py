@@ -353,7 +353,12 @@ class Session:
             self.master = -1
 
 
-async def serve(settings: ServeSettings, service: ModelService, started=None) -> None:
+def run(settings: ServeSettings, top_k: int) -> None:
+    """Load the model once, then serve until SIGINT or SIGTERM (what `attnstep serve` runs)."""
+    asyncio.run(serve(settings, ModelService.load(settings.checkpoint, top_k)))
+
+
+async def serve(settings: ServeSettings, service: ModelService) -> None:
     """Run until SIGINT or SIGTERM, then end every session with a message."""
     server = ClassServer(settings, service)
     port = await server.start()
@@ -361,8 +366,10 @@ async def serve(settings: ServeSettings, service: ModelService, started=None) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if started is not None:
-        started(port)
+    teachers = ", ".join(sorted(settings.accounts.teachers)) or "none"
+    log.info("serving %s on %s port %d; host key %s; teachers: %s", settings.checkpoint.name, settings.host, port,
+             settings.host_key.get_fingerprint(), teachers)
+    log.info("students connect with: ssh -p %d NAME@%s", port, settings.host)
     try:
         await stop.wait()
     finally:

@@ -1,0 +1,167 @@
+"""The server's parts without SSH: passwords, keys, host key, rate limit, request checks, the class hub, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import subprocess
+import sys
+
+import asyncssh
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from attnstep.cli import app
+from attnstep.errors import AttnstepError
+from attnstep.serve.auth import Accounts, add_user, check_password, hash_password, host_key, load_accounts, read_passwords
+from attnstep.serve.hub import Hub
+from attnstep.serve.service import ModelService, RateLimit
+from attnstep.serve.wire import source_to_wire, trace_from_wire
+from attnstep.trace import dumps
+from tests.tui_helpers import SENTENCE, async_test
+
+
+def test_passwords_are_stored_hashed_and_checked(tmp_path):
+    path = tmp_path / "passwords"
+    add_user(path, "ann", "s3cret")
+    add_user(path, "bob", "other")
+    add_user(path, "ann", "new one")  # replaces ann's
+    text = path.read_text()
+    assert "s3cret" not in text and "new one" not in text and text.count("ann:") == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    users = read_passwords(path)
+    assert check_password("new one", users["ann"]) and not check_password("s3cret", users["ann"])
+    # the same password twice: different salts, so different hashes
+    assert hash_password("x", n=2**10) != hash_password("x", n=2**10)
+
+
+@pytest.mark.parametrize("name", ["", "a b", "../etc", "ann:x", "é", "\x1b[31m", "x" * 33])
+def test_user_names_are_plain(tmp_path, name):
+    with pytest.raises(AttnstepError):
+        add_user(tmp_path / "passwords", name, "pw")
+
+
+def test_an_unknown_user_and_a_wrong_password_are_refused():
+    accounts = Accounts(passwords={"ann": hash_password("pw", n=2**10)})
+    assert accounts.password_ok("ann", "pw")
+    assert not accounts.password_ok("ann", "PW") and not accounts.password_ok("zoe", "pw")
+
+
+def test_per_user_key_files_and_the_shared_one(tmp_path):
+    # what the server is shown: public keys
+    key, other = (asyncssh.generate_private_key("ssh-ed25519").convert_to_public() for _ in range(2))
+    (tmp_path / "teach.pub").write_bytes(key.export_public_key())
+    per_user = Accounts(keys_path=str(tmp_path / "%u.pub"), teachers=frozenset({"teach"}))
+    assert per_user.key_ok("teach", key, "127.0.0.1")  # a teacher may use a key of their own
+    assert not per_user.key_ok("teach", other, "127.0.0.1")
+    assert not per_user.key_ok("../teach", key, "127.0.0.1")  # no paths through the name
+    (tmp_path / "all").write_bytes(key.export_public_key())
+    shared = Accounts(keys_path=str(tmp_path / "all"), teachers=frozenset({"teach"}))
+    assert shared.key_ok("anyone", key, "127.0.0.1") and not shared.key_ok("teach", key, "127.0.0.1")
+
+
+def test_nobody_able_to_log_in_is_an_error():
+    with pytest.raises(AttnstepError, match="nobody could log in"):
+        load_accounts(None, None, [], allow_anonymous=False)
+
+
+def test_the_host_key_is_made_once_private_and_reused(tmp_path):
+    path = tmp_path / "data" / "host_key"
+    first = host_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert host_key(path).get_fingerprint() == first.get_fingerprint()
+    path.chmod(0o644)
+    with pytest.raises(AttnstepError, match="readable by others"):
+        host_key(path)
+
+
+def test_rate_limit_allows_a_burst_then_a_steady_rate():
+    now = [0.0]
+    limit = RateLimit(per_second=2, burst=3, clock=lambda: now[0])
+    assert [limit.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.5  # one more request's worth
+    assert limit.allow() and not limit.allow()
+
+
+@async_test
+async def test_the_service_decodes_what_the_stepper_would(stepper):
+    service = ModelService(stepper)
+    trace = stepper.translate(SENTENCE)
+    assert await service.answer({"op": "translate", "sentence": SENTENCE}) == dumps(trace)
+    request = {"op": "decode", "source": source_to_wire(trace.source), "prefix": [[s.chosen_id, s.forced] for s in trace.steps[:2]]}
+    forced = trace_from_wire(orjson.loads(await service.answer(request | {"word": "dog"})))
+    assert forced == stepper.force(trace, 2, "dog")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"source": [["x", "voiture", 0]]}, "does not match the model's vocabulary"),  # id and token disagree
+        ({"source": [["x", "?", 10**6]]}, "does not match"),
+        ({"source": []}, "1 to 100 source tokens"),
+        ({"source": [["x", "une", 4]] * 101}, "1 to 100 source tokens"),
+        ({"prefix": [[5, False]] * 40}, "longer than a decoding"),
+        ({"prefix": [[-1, True]]}, "not a target id"),
+        ({"word": "zzz-not-a-word"}, "not a word the model can output"),
+        ({"op": "shell"}, "unknown request"),
+    ],
+)
+@async_test
+async def test_the_service_refuses_malformed_requests(stepper, change, message):
+    src = stepper.checkpoint.src_vocab
+    request = {"op": "decode", "source": [["une", "une", src.id("une")]], "prefix": []} | change
+    with pytest.raises(AttnstepError, match=message):
+        await ModelService(stepper).answer(request)
+
+
+@async_test
+async def test_a_slow_student_gets_the_latest_state_not_every_step(stepper):
+    hub = Hub()
+    version = hub.publish("teach", dumps(stepper.translate(SENTENCE)))
+    hub.move("teach", version, 1, 7)
+    received = []
+
+    class Writer:  # a student whose socket drains only when told to
+        def __init__(self):
+            self.gate = asyncio.Event()
+
+        def write(self, data):
+            received.append(orjson.loads(data))
+
+        async def drain(self):
+            await self.gate.wait()
+            self.gate.clear()
+
+    writer = Writer()
+    task = asyncio.ensure_future(hub.follow(writer))
+    await asyncio.sleep(0)
+    for position in range(2, 6):  # the teacher steps four times while the student is stuck
+        hub.move("teach", version, position, 7)
+    writer.gate.set()
+    await asyncio.sleep(0.01)
+    writer.gate.set()
+    await asyncio.sleep(0.01)
+    task.cancel()
+    assert [m["position"] for m in received] == [1, 5]
+    assert "trace" in received[0] and "trace" not in received[1]  # the trace only once
+    hub.move("stranger", version, 3, 7)  # another user cannot steer the class
+    assert hub.shown.position == 5
+
+
+def test_the_session_modules_do_not_import_torch():
+    code = "import sys, attnstep.serve.session, attnstep.serve.remote; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_serve_add_user_writes_a_hash(tmp_path):
+    path = tmp_path / "pw"
+    result = CliRunner().invoke(app, ["serve", "--add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n")
+    assert result.exit_code == 0, result.output
+    assert check_password("hunter22", read_passwords(path)["ann"])
+
+
+def test_serve_without_any_way_in_is_refused(tmp_path):
+    result = CliRunner().invoke(app, ["serve", "--host-key", str(tmp_path / "k")])
+    assert result.exit_code == 1
+    assert "nobody could log in" in result.output
