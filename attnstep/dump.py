@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import IO, Iterator
@@ -17,8 +18,16 @@ from attnstep.trace import dumps
 WINDOW = 512
 
 
-def dump_sentence(checkpoint: Path, sentence: str, output: Path | None, *, vectors: bool, precision: int | None, top_k: int) -> None:
+def load_stepper(checkpoint: Path, *, top_k: int, vectors: bool) -> Stepper:
     stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors)
+    # torch leaves ~10^5 long-lived objects; every full collection would walk them again while
+    # the traces allocate millions of tuples. Frozen, the collector skips them (~10% faster dumps).
+    gc.freeze()
+    return stepper
+
+
+def dump_sentence(checkpoint: Path, sentence: str, output: Path | None, *, vectors: bool, precision: int | None, top_k: int) -> None:
+    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors)
     data = dumps(stepper.translate(sentence), precision=precision, indent=True) + b"\n"
     if output is None:
         sys.stdout.buffer.write(data)
@@ -79,7 +88,7 @@ def dump_file(
     checkpoint: Path, input: Path, output: Path | None, *, vectors: bool, precision: int | None, top_k: int, batch_size: int
 ) -> None:
     sentences = read_sentences(input)
-    stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors)
+    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors)
     lines = trace_lines(stepper, sentences, batch_size, precision)
     if output is None:
         _write_lines(sys.stdout.buffer, lines, len(sentences))

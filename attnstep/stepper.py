@@ -144,7 +144,13 @@ class Stepper:
         encoder_states = [tuple(map(tuple, memory.states[i, : len(row.source)].tolist())) for i, row in enumerate(rows)] if self.vectors else []
         prev = torch.full((len(rows),), BOS_ID, dtype=torch.long)
         active = list(range(len(rows)))
+        # Each step's numbers are copied out as one row per sentence, laid out as
+        # [h_t | C_t | h~_t | e_t (S) | a_t (S) | top-k probs | log p(chosen)], so that
+        # [h_t; C_t] is the row's first H + M numbers. One copy per step: per-tensor
+        # copies would cost more than the decoder step itself at batch size 1.
         S, k = src.size(1), self.top_k
+        H, M = (self.model.config.dec_hidden, self.model.config.memory_dim) if self.vectors else (0, 0)
+        V = H + M + (self.model.config.out_dim if self.vectors else 0)  # where the vectors end
         t = 0
         while active:
             output, state = self.model.step(prev, state, memory)
@@ -156,12 +162,8 @@ class Stepper:
                 chosen = chosen.clone()
                 chosen[forcing] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
             chosen_logprob = logprobs.gather(1, chosen.unsqueeze(1))  # (B, 1)
-            # One float table and one int table per step, copied out with one tolist() each:
-            # per-tensor copies would cost more than the decoder step itself at batch size 1.
-            floats = [output.scores, output.weights, top_logprobs.exp(), chosen_logprob]
-            if self.vectors:
-                floats += [output.hidden, output.context, output.attentional]
-            table = torch.cat(floats, dim=1)  # (B, 2S + k + 1 [+ H + M + O])
+            vectors = [output.hidden, output.context, output.attentional] if self.vectors else []
+            table = torch.cat([*vectors, output.scores, output.weights, top_logprobs.exp(), chosen_logprob], dim=1)
             ints = torch.cat([top_ids, chosen.unsqueeze(1), prev.unsqueeze(1)], dim=1)  # (B, k + 2)
             if len(active) < len(rows):
                 index = torch.tensor(active)
@@ -171,29 +173,25 @@ class Stepper:
                 raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
             produced = []
             still_active = []
-            H, M = self.model.config.dec_hidden, self.model.config.memory_dim
             for i, numbers, ids in zip(active, table.tolist(), ints.tolist()):
+                numbers = tuple(numbers)  # slices of a tuple are tuples: one copy, not two
                 n = len(rows[i].source)
                 chosen_id, prev_id = ids[k], ids[k + 1]
-                if self.vectors:
-                    hidden = tuple(numbers[2 * S + k + 1 : 2 * S + k + 1 + H])
-                    context = tuple(numbers[2 * S + k + 1 + H : 2 * S + k + 1 + H + M])
-                    vectors = dict(hidden=hidden, context=context, concat=hidden + context,
-                                   attentional=tuple(numbers[2 * S + k + 1 + H + M :]))
-                else:
-                    vectors = dict(hidden=None, context=None, concat=None, attentional=None)
                 step = Step(
                     index=t,
                     input_token=vocab[prev_id],
                     input_id=prev_id,
-                    scores=tuple(numbers[:n]),
-                    weights=tuple(numbers[S : S + n]),
-                    candidates=tuple(Candidate(vocab[c], c, p) for c, p in zip(ids[:k], numbers[2 * S : 2 * S + k])),
+                    scores=numbers[V : V + n],
+                    weights=numbers[V + S : V + S + n],
+                    hidden=numbers[:H] if self.vectors else None,
+                    context=numbers[H : H + M] if self.vectors else None,
+                    concat=numbers[: H + M] if self.vectors else None,
+                    attentional=numbers[H + M : V] if self.vectors else None,
+                    candidates=tuple(map(Candidate, map(vocab.__getitem__, ids[:k]), ids[:k], numbers[V + 2 * S : V + 2 * S + k])),
                     chosen_token=vocab[chosen_id],
                     chosen_id=chosen_id,
-                    chosen_logprob=numbers[2 * S + k],
+                    chosen_logprob=numbers[V + 2 * S + k],
                     forced=t < len(rows[i].prefix) and rows[i].prefix[t][1],
-                    **vectors,
                 )
                 produced.append((i, step))
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:

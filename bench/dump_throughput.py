@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from common import DATA, DEFAULT_CHECKPOINT, load_model
+from common import DATA, DEFAULT_CHECKPOINT
 
 
 def main() -> None:
@@ -27,12 +27,13 @@ def main() -> None:
 
     from attnstep.batch import pad
     from attnstep.data import read_lines
-    from attnstep.dump import WINDOW, trace_lines
+    from attnstep.dump import WINDOW, load_stepper, trace_lines
     from attnstep.stepper import Stepper
 
-    checkpoint = load_model(args.checkpoint)
+    full = load_stepper(args.checkpoint, top_k=5, vectors=True)  # as `attnstep dump` loads it
+    lean = load_stepper(args.checkpoint, top_k=5, vectors=False)
+    checkpoint = full.checkpoint
     sentences = read_lines(DATA, "test_2016_flickr", checkpoint.meta["source_language"])
-    full, lean = Stepper(checkpoint), Stepper(checkpoint, vectors=False)
 
     def plain() -> float:
         start = time.perf_counter()
