@@ -142,10 +142,10 @@ class Stepper:
         src, lengths = pad([[t.id for t in row.source] for row in rows])
         memory, state = self.model.encode(src, lengths)
         encoder_states = [tuple(map(tuple, memory.states[i, : len(row.source)].tolist())) for i, row in enumerate(rows)] if self.vectors else []
-        prev = torch.full((len(rows),), BOS_ID, dtype=torch.long)
+        prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long)  # (B, 1)
         active = list(range(len(rows)))
         # Each step's numbers are copied out as one row per sentence, laid out as
-        # [h_t | C_t | h~_t | e_t (S) | a_t (S) | top-k probs | log p(chosen)], so that
+        # [h_t | C_t | h~_t | e_t (S) | a_t (S) | top-k log-probs | log p(chosen)], so that
         # [h_t; C_t] is the row's first H + M numbers. One copy per step: per-tensor
         # copies would cost more than the decoder step itself at batch size 1.
         S, k = src.size(1), self.top_k
@@ -153,30 +153,32 @@ class Stepper:
         V = H + M + (self.model.config.out_dim if self.vectors else 0)  # where the vectors end
         t = 0
         while active:
-            output, state = self.model.step(prev, state, memory)
+            output, state = self.model.step(prev.view(-1), state, memory)
             logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
             top_logprobs, top_ids = logprobs.topk(k, dim=-1)  # (B, k)
-            chosen = top_ids[:, 0]  # (B,) greedy
+            chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
+            chosen_logprob = top_logprobs.narrow(1, 0, 1)  # (B, 1)
             forcing = [i for i in active if t < len(rows[i].prefix)]
             if forcing:
                 chosen = chosen.clone()
-                chosen[forcing] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
-            chosen_logprob = logprobs.gather(1, chosen.unsqueeze(1))  # (B, 1)
+                chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
+                chosen_logprob = logprobs.gather(1, chosen)  # (B, 1)
             vectors = [output.hidden, output.context, output.attentional] if self.vectors else []
-            table = torch.cat([*vectors, output.scores, output.weights, top_logprobs.exp(), chosen_logprob], dim=1)
-            ints = torch.cat([top_ids, chosen.unsqueeze(1), prev.unsqueeze(1)], dim=1)  # (B, k + 2)
+            table = torch.cat([*vectors, output.scores, output.weights, top_logprobs, chosen_logprob], dim=1)
+            ints = torch.cat([top_ids, chosen, prev], dim=1)  # (B, k + 2)
             if len(active) < len(rows):
                 index = torch.tensor(active)
                 table, ints = table[index], ints[index]
-            # A sum is finite only if every term is (NaN and ±inf propagate); one number is cheaper to check.
-            if not math.isfinite(float(table.sum())):
-                raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
             produced = []
             still_active = []
             for i, numbers, ids in zip(active, table.tolist(), ints.tolist()):
                 numbers = tuple(numbers)  # slices of a tuple are tuples: one copy, not two
                 n = len(rows[i].source)
                 chosen_id, prev_id = ids[k], ids[k + 1]
+                # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
+                # log-normaliser: one finite log-probability vouches for the whole row.
+                if not math.isfinite(numbers[V + 2 * S + k]):
+                    raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
                 step = Step(
                     index=t,
                     input_token=vocab[prev_id],
@@ -187,7 +189,9 @@ class Stepper:
                     context=numbers[H : H + M] if self.vectors else None,
                     concat=numbers[: H + M] if self.vectors else None,
                     attentional=numbers[H + M : V] if self.vectors else None,
-                    candidates=tuple(map(Candidate, map(vocab.__getitem__, ids[:k]), ids[:k], numbers[V + 2 * S : V + 2 * S + k])),
+                    candidates=tuple(
+                        Candidate(vocab[c], c, math.exp(logprob)) for c, logprob in zip(ids[:k], numbers[V + 2 * S : V + 2 * S + k])
+                    ),
                     chosen_token=vocab[chosen_id],
                     chosen_id=chosen_id,
                     chosen_logprob=numbers[V + 2 * S + k],
