@@ -125,3 +125,11 @@ def test_without_vectors_drops_only_vectors(any_attention_checkpoint):
     full = Stepper(ckpt).translate("une voiture rouge .")
     lean = Stepper(ckpt, vectors=False).translate("une voiture rouge .")
     assert lean == full.without_vectors()
+
+
+def test_overflowing_model_is_reported_not_dumped(tmp_path):
+    checkpoint = load_checkpoint(build_tiny_checkpoint(tmp_path / "overflow"))
+    with torch.no_grad():  # finite weights whose scores overflow float32: softmax gives NaN
+        checkpoint.model.decoder.scorer.W_a.weight.mul_(1e37)
+    with pytest.raises(AttnstepError, match="NaN or infinite"):
+        Stepper(checkpoint).translate("une voiture rouge .")
