@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 
 import asyncssh
 import pytest
@@ -37,8 +39,6 @@ async def test_log_in_step_resize_and_disconnect(tiny_checkpoint):
             await asyncio.sleep(0.1)
         assert children() == [] and not server.sessions
         with pytest.raises(ProcessLookupError):
-            import os
-
             os.kill(child, 0)
 
 
@@ -215,3 +215,50 @@ async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
             ann.press("t")  # one key: ann follows again
             await ann.until("stage 1/7")
             assert "following teach" in ann.text()
+
+
+@pytest.mark.skipif(not (shutil.which("ssh") and shutil.which("tmux")), reason="needs the ssh client and tmux")
+@async_test
+async def test_the_system_ssh_client_in_tmux(tiny_checkpoint, tmp_path):
+    """Once as a person would: OpenSSH's client in a tmux window, keys typed, the window resized."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(tmp_path / "id")
+    (tmp_path / "id").chmod(0o600)
+    (tmp_path / "authorized_keys").write_bytes(key.export_public_key())
+    tmux = ["tmux", "-L", f"attnstep-test-{os.getpid()}", "-f", "/dev/null"]
+
+    async def run(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(*tmux, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        return (await process.communicate())[0].decode()
+
+    async def until(text: str) -> str:
+        for _ in range(300):
+            screen = await run("capture-pane", "-p", "-t", "class")
+            if text in screen:
+                return screen
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared in tmux:\n{screen}")
+
+    async with serving(tiny_checkpoint, keys_path=tmp_path / "authorized_keys") as server:
+        ssh = (f"ssh -p {server.port} -i {tmp_path / 'id'} -o IdentitiesOnly=yes -o PasswordAuthentication=no"
+               " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ann@127.0.0.1")
+        try:
+            await run("new-session", "-d", "-s", "class", "-x", "120", "-y", "36", ssh)
+            await until("Type a French sentence")
+            await run("send-keys", "-t", "class", "-l", SENTENCE)
+            await run("send-keys", "-t", "class", "Enter")
+            await until("step 0 of")
+            await run("send-keys", "-t", "class", "Right")
+            await until("step 1 of")
+            await run("resize-window", "-t", "class", "-x", "90", "-y", "26")
+            await run("send-keys", "-t", "class", "Right")
+            screen = await until("Step 2:")
+            assert "Attention  Decoder" in screen  # the narrow layout's tabs
+            await run("send-keys", "-t", "class", "q")
+            for _ in range(100):
+                if not server.sessions:
+                    break
+                await asyncio.sleep(0.1)
+            assert not server.sessions and children() == []
+        finally:
+            await run("kill-server")

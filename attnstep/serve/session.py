@@ -22,7 +22,6 @@ from textual.binding import Binding
 
 from attnstep.serve.remote import ClassLink, RemoteTraceSource
 from attnstep.trace import Trace
-from attnstep.tui import app as tui_app
 from attnstep.tui.app import AttnstepApp
 from attnstep.tui.messages import TraceReady
 from attnstep.tui.source import model_card_examples
@@ -43,8 +42,8 @@ class TeacherShows:
 
 
 class ServedApp(AttnstepApp):
-    CSS_PATH = Path(tui_app.__file__).with_name(AttnstepApp.CSS_PATH)  # relative paths resolve beside the subclass
-    BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow", show=True)]
+    BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow")]
+    HELP = [*AttnstepApp.HELP, ("t", "in a class: follow the teacher's screen, or explore on your own")]
 
     def __init__(self, *, link: ClassLink, teacher: bool, user: str, **kwargs) -> None:
         self.link = link
@@ -62,7 +61,6 @@ class ServedApp(AttnstepApp):
         super().__init__(**kwargs)
         self.following = not teacher
         self.sent: tuple | None = None  # the last move a teacher sent
-        self.base_origin = self.origin
 
     @property
     def following(self) -> bool:
@@ -151,7 +149,7 @@ class ServedApp(AttnstepApp):
             mode = "following (no teacher yet)"
         else:
             mode = f"following {self.shown.teacher}"
-        self.status.origin = f"{self.base_origin} · {mode}"
+        self.status.mode = mode
         self.status.show(self.view)
 
     # --- nothing is written on the server ------------------------------------------------

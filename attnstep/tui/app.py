@@ -88,10 +88,11 @@ class MainScreen(Screen):
 
 
 class AttnstepApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere (the served app) finds it too
     TITLE = "attnstep"
     ENABLE_COMMAND_PALETTE = False  # every command has a key; the footer needs the room
     BINDINGS = [Binding(keys, action, label or action, show=bool(label)) for keys, action, label, _, _ in KEYS]
+    HELP = [(key, text) for _, _, _, key, text in KEYS] + PANEL_KEYS  # what ? lists
 
     def __init__(
         self,
@@ -382,4 +383,4 @@ class AttnstepApp(App[None]):
         self.notify(visible(f"Trace written to {path}"), markup=False)
 
     def action_help(self) -> None:
-        self.push_screen(HelpDialog([(key, text) for _, _, _, key, text in KEYS] + PANEL_KEYS))
+        self.push_screen(HelpDialog(self.HELP))

@@ -49,6 +49,7 @@ class StatusLine(Bar):
         super().__init__(id=id)
         self.origin = origin  # "replay of FILE" or the checkpoint name, shown before a trace exists
         self.state = ""  # "loading the model…", "translating…" or ""
+        self.mode = ""  # served to a class: "following NAME", "on your own" or "teaching as NAME"
 
     def line(self, view: View | None) -> Text:
         line = Text.assemble(("attnstep", "bold"), " · ", safe_text(self.origin))
@@ -58,6 +59,9 @@ class StatusLine(Bar):
             line.append_text(safe_text(SCORERS.get(info.attention, info.attention)))
             line.append("   ")
             line.append(step_counter(view), "bold")
+        if self.mode:  # after the counter, so that a narrow terminal cuts the mode, not the step
+            line.append("   ")
+            line.append_text(safe_text(self.mode, "reverse"))
         if self.state:
             line.append(f"   {self.state}", "italic")
         return line
