@@ -17,7 +17,7 @@ from attnstep.errors import AttnstepError
 from attnstep.serve.auth import Accounts, add_user, check_password, hash_password, host_key, load_accounts, read_passwords
 from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
-from attnstep.serve.wire import source_to_wire, trace_from_wire
+from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
 from attnstep.trace import dumps
 from tests.tui_helpers import SENTENCE, async_test
 
@@ -165,3 +165,27 @@ def test_serve_without_any_way_in_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--host-key", str(tmp_path / "k")])
     assert result.exit_code == 1
     assert "nobody could log in" in result.output
+
+
+def test_a_crash_shows_one_line_and_leaves_the_traceback_to_the_server(tmp_path, monkeypatch, capfd):
+    from attnstep.serve import session
+
+    class CrashingApp:
+        """Stands in for the app: Textual prints a crash's traceback to sys.stderr as it exits."""
+
+        error_message, return_code = None, 1
+
+        def __init__(self, **settings):
+            pass
+
+        def run(self):
+            print('Traceback (most recent call last):\n  File "/srv/attnstep/secret.py", line 1', file=sys.stderr)
+
+    monkeypatch.setattr(session, "ServedApp", CrashingApp)
+    monkeypatch.setattr(session, "ClassLink", lambda *args: None)
+    monkeypatch.chdir(tmp_path)  # the server starts sessions in its private folder
+    status = session.main(["--socket", "s", "--session", "7", "--user", "ann", "--checkpoint", str(tmp_path)])
+    assert status == 1
+    assert "/srv/attnstep/secret.py" in (tmp_path / crash_report_name(7)).read_text()
+    shown = capfd.readouterr().err
+    assert "secret" not in shown and "internal error" in shown

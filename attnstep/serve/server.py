@@ -32,6 +32,7 @@ import asyncssh
 from attnstep.serve.auth import Accounts, valid_username
 from attnstep.serve.backend import Backend
 from attnstep.serve.service import ModelService
+from attnstep.serve.wire import crash_report_name
 
 log = logging.getLogger("attnstep.serve")
 
@@ -206,6 +207,10 @@ class Session:
         finally:
             await self.stop_child()
             self.server.backend.dismiss(session_id)
+            crash = Path(self.server.folder.name) / crash_report_name(session_id)
+            if crash.exists():
+                log.error("session %d: the app crashed:\n%s", session_id, crash.read_text(encoding="utf-8"))
+                crash.unlink()
             log.info("session %d ended", session_id)
         with contextlib.suppress(OSError, asyncssh.Error):
             self.process.exit(status)

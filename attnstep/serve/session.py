@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import io
 import sys
 import termios
 import threading
@@ -21,6 +22,7 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding
 
 from attnstep.serve.remote import ClassLink, RemoteTraceSource
+from attnstep.serve.wire import crash_report_name
 from attnstep.trace import Trace
 from attnstep.tui.app import AttnstepApp
 from attnstep.tui.messages import TraceReady
@@ -183,10 +185,21 @@ def main(argv: list[str] | None = None) -> int:
         examples=model_card_examples(args.checkpoint),
         origin=args.checkpoint.name,
     )
-    app.run()
+    # Textual draws on sys.__stderr__ (the pty) but prints a crash's traceback to sys.stderr:
+    # catch it, so the student sees one line and the details (server paths) stay on the server.
+    sys.stderr = crash = io.StringIO()
+    try:
+        app.run()
+    finally:
+        sys.stderr = sys.__stderr__
+    if crash.getvalue():
+        Path(crash_report_name(args.session)).write_text(crash.getvalue(), encoding="utf-8")  # cwd: the server's folder
+        print("attnstep: the app stopped on an internal error; the details are in the server's log", file=sys.stderr)
+        return 1
     if app.error_message:
         print(f"attnstep: {app.error_message}", file=sys.stderr)
     return app.return_code or 0
+
 
 
 if __name__ == "__main__":

@@ -42,3 +42,8 @@ def source_to_wire(source: tuple[SourceToken, ...]) -> list[list]:
 
 def trace_from_wire(data: dict[str, Any]) -> Trace:
     return from_json_dict(data, origin="the model service's answer")
+
+
+def crash_report_name(session_id: int) -> str:
+    """Where a session's process leaves a crash's traceback, in the server's private folder, for its log."""
+    return f"session-{session_id}.crash"
