@@ -110,7 +110,10 @@ def evaluate(
 
     try:
         ckpt = load_checkpoint(checkpoint)
-        sources, references = read_parallel(data, split, ckpt.meta["source_language"], ckpt.meta["target_language"])
+        languages = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
+        if not all(isinstance(language, str) and language for language in languages):
+            raise AttnstepError(f"{checkpoint}/config.json does not name its source_language and target_language")
+        sources, references = read_parallel(data, split, *languages)
         hypotheses = translate_corpus(ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, sources)
         if output is not None:
             atomic_write_text(output, "".join(h + "\n" for h in hypotheses))

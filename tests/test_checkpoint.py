@@ -135,6 +135,12 @@ def _unknown_setting(ckpt):
     (ckpt / "config.json").write_text(json.dumps(config))
 
 
+def _wrong_type(ckpt):
+    config = json.loads((ckpt / "config.json").read_text())
+    config["model"]["emb_dim"] = "wide"
+    (ckpt / "config.json").write_text(json.dumps(config))
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -150,6 +156,7 @@ def _unknown_setting(ckpt):
         (_vocab_mismatch, "source vocabulary has"),
         (_bad_config_json, "cannot read"),
         (_unknown_setting, "unknown model settings: layers"),
+        (_wrong_type, "emb_dim must be a positive integer"),
     ],
 )
 def test_damaged_checkpoint_gives_one_line_error(ckpt, damage, message):

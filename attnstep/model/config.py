@@ -20,6 +20,15 @@ class ModelConfig:
     tie_embeddings: bool = True  # output layer W_s shares the target embedding matrix (Press & Wolf 2017)
 
     def __post_init__(self) -> None:
+        # config.json is user-editable: refuse wrong types here rather than deep inside torch.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (type(value) is not int or value < 1):
+                raise ValueError(f"{f.name} must be a positive integer, not {value!r}")
+            if f.type == "bool" and type(value) is not bool:
+                raise ValueError(f"{f.name} must be true or false, not {value!r}")
+        if type(self.dropout) not in (int, float) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), not {self.dropout!r}")
         if self.attention not in ATTENTION_TYPES:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_TYPES)}, not {self.attention!r}")
         if self.attention == "dot" and self.dec_hidden != 2 * self.enc_hidden:
