@@ -28,10 +28,12 @@ class AttentionPanel(LinesView):
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
         strip_width = max(6, min(32, self.size.width - word_width - bar_width - 25))  # 25: the number columns
-        header = Text.assemble(
+        # The header is as wide as a full row, so the panel keeps its size from the encoder-only
+        # view to step 1 (a new size would repaint every panel's scrollbar rows).
+        header = fit(Text.assemble(
             fit("word", word_width + 1, label), fit("score e", 8, label, right=True), "  ",
             fit("weight a", 5 + bar_width, label), "  ", fit("|a·h|", 5, label, right=True), "  ", ("a·h_i", label),
-        )
+        ), word_width + bar_width + 25 + strip_width)
         if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
             return [header] + [Text.assemble(fit(t.surface, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source]
         states = trace.encoder_states
@@ -40,9 +42,10 @@ class AttentionPanel(LinesView):
         show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
         plain, bar_style = self.style_of("text"), self.style_of("bar")
         lines = [header]
-        # Columns are ordered and grouped for the terminal's sake: the word (never changes) is a
-        # segment of its own, the numbers that change on every step share one segment, and the
-        # wide a·h_i strip comes last, where it is only resent for the words that are attended.
+        # Columns are ordered for the terminal's sake: a changed row is resent from the panel's
+        # edge to its last change (see changed_span), so the numbers that change on every step
+        # come right after the word, in its style (one colour escape for both), and the wide
+        # a·h_i strip last, where it is only resent for the words that are attended.
         for i, token in enumerate(trace.source):
             weight = step.weights[i]
             numbers = Text(style=plain, end="")

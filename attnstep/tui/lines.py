@@ -44,8 +44,9 @@ def _cells(strip: Strip) -> list[Cell]:
 def changed_span(old: Strip | None, new: Strip | None) -> tuple[int, int] | None:
     """[start, end) of the cells that differ between two lines, widened to whole characters.
 
-    One span per line, not one per changed run: Textual writes each span from the start of
-    the segment it begins in, so several spans on a line would resend its start each time.
+    One span per line, not one per changed run: Textual writes a dirty span from the widget's
+    left edge (its border) to the span's end, so several spans on a line would resend its
+    start each time. What a changed line costs is therefore set by where it *ends*.
     """
     if old is new or old == new:
         return None
@@ -163,17 +164,25 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         console = self.app.console
         old, old_texts = self._lines, self._texts
         # A line whose text did not change keeps its rendered strip: most lines, most moves.
+        # Neighbouring runs of one style are joined: each segment costs the terminal a colour
+        # escape (~25 bytes) every time its line is resent.
         new = [
-            old[y] if y < len(old_texts) and text == old_texts[y] else Strip(list(text.render(console, end="")))
+            old[y] if y < len(old_texts) and text == old_texts[y] else Strip(list(text.render(console, end=""))).simplify()
             for y, text in enumerate(texts)
         ]
         self._lines, self._texts = new, texts
-        width = max((line.cell_length for line in new), default=0)
-        # Changing the virtual size runs a layout pass; fixed bars never scroll and skip it.
-        self._resized = self.SCROLLS and Size(width, len(new)) != self.virtual_size
+        size = Size(max((line.cell_length for line in new), default=0), len(new))
+        # Changing the virtual size runs a layout pass, which repaints every panel's scrollbars
+        # (and, see changed_span, the whole panel row of each scrollbar cell). Fixed bars never
+        # scroll and skip it; so does a change between two sizes that both fit, where no
+        # scrollbar comes or goes.
+        room = self.container_size
+        fits = size.width <= room.width and size.height <= room.height
+        fitted = self.virtual_size.width <= room.width and self.virtual_size.height <= room.height
+        self._resized = self.SCROLLS and size != self.virtual_size and not (fits and fitted)
         if self._resized:
             # A new size may bring or take away scrollbars and move the view: repaint it all.
-            self.virtual_size = Size(width, len(new))
+            self.virtual_size = size
             self.refresh()
             return
         # Only lines in view are marked: a region outside the content area would land on the
