@@ -40,3 +40,15 @@ def long_sentence(words: int) -> str:
     from attnstep.text import detokenize, tokenize
 
     return detokenize([t.surface for line in captions(words) for t in tokenize(line)][:words])
+
+
+def long_caption(words: int) -> str:
+    """The first real test-set caption with at least ``words`` tokens, cut to exactly ``words``."""
+    from attnstep.data import read_lines
+    from attnstep.text import detokenize, tokenize
+
+    for line in read_lines(DATA, "test_2016_flickr", "fr"):
+        tokens = tokenize(line)
+        if len(tokens) >= words:
+            return detokenize([t.surface for t in tokens[:words]])
+    raise SystemExit(f"bench: no test caption has {words} tokens")

@@ -1,9 +1,10 @@
 """One instrumented engine step vs one plain decoder step.
 
 Baseline: ``Seq2Seq.step`` + argmax, batch 1, on precomputed encoder memory.
-Measured: the next record from ``Stepper.iter_steps`` (the same step, plus log-softmax, top-k,
-and copying every intermediate into an immutable record of Python floats).
-Both decode the same 30-word source and feed the same words, in interleaved rounds.
+Measured: the next record from ``Stepper.iter_steps`` decoding greedily, as the app does (the
+same step, plus log-softmax, top-k, and copying every intermediate into an immutable record of
+Python floats). The source is a real 30-word test caption; the baseline is fed the words the
+engine chose, so both do the same steps. Interleaved rounds, medians.
 
     python bench/step_overhead.py [--checkpoint DIR] [--rounds 15]
 """
@@ -14,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from common import DEFAULT_CHECKPOINT, captions, load_model, long_sentence
+from common import DEFAULT_CHECKPOINT, load_model, long_caption
 
 
 def main() -> None:
@@ -34,19 +35,13 @@ def main() -> None:
     checkpoint = load_model(args.checkpoint)
     stepper = Stepper(checkpoint)
     model = checkpoint.model
-    sentence = long_sentence(args.words)
-    # Both loops are fed the same real words (the model's translations of the captions that make
-    # up the source, run together), so both do the same number of steps whatever the model says.
-    reference = []
-    for caption in captions(args.words):
-        reference += [s.chosen_id for s in stepper.translate(caption).steps if not s.chosen_token == "<eos>"]
-    reference = reference[: args.words]
-    prefix = [(token, False) for token in reference]
+    sentence = long_caption(args.words)
+    reference = [s.chosen_id for s in stepper.translate(sentence).steps]
     source_ids = [t.id for t in stepper.source_tokens(sentence)]
     steps = len(reference)
 
     def engine_step_times() -> float:
-        records = stepper.iter_steps(sentence, prefix)
+        records = stepper.iter_steps(sentence)
         next(records)  # step 0 also encodes the sentence: not a step's cost
         start = time.perf_counter()
         count = sum(1 for _ in records)
