@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from attnstep.display import visible
 from attnstep.errors import AttnstepError
 from attnstep.paths import DEFAULT_CHECKPOINT
 
@@ -24,7 +25,7 @@ err = Console(stderr=True, highlight=False)
 
 def fail(message: str) -> None:
     """One line on stderr and exit status 1: how every user-facing error ends."""
-    err.print(f"attnstep: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"attnstep: error: {visible(message)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 
@@ -59,7 +60,7 @@ def train(
         data=str(data), src=src, tgt=tgt, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, model=model
     )
     try:
-        run_training(settings, out, work or Path("runs") / out.name, Console(highlight=False), command_line())
+        run_training(settings, out, work or Path("runs") / out.name, Console(highlight=False, markup=False), command_line())
     except (AttnstepError, ValueError) as exc:
         fail(str(exc))
 
@@ -120,7 +121,7 @@ def evaluate(
     except AttnstepError as exc:
         fail(str(exc))
     result = score(hypotheses, references)
-    print(f"{ckpt.name} on {split} ({len(sources)} sentences, greedy)")
+    print(f"{visible(ckpt.name)} on {visible(split)} ({len(sources)} sentences, greedy)")
     print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
     print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
 
@@ -178,7 +179,7 @@ def convert(
         save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=types[dtype])
     except AttnstepError as exc:
         fail(str(exc))
-    print(f"wrote {out or checkpoint} with {dtype} weights")
+    print(f"wrote {visible(str(out or checkpoint))} with {dtype} weights")
 
 
 @app.command()

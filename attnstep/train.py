@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from attnstep.batch import pad, pad_target
 from attnstep.checkpoint import save_checkpoint
 from attnstep.data import read_parallel
+from attnstep.display import visible
 from attnstep.errors import AttnstepError
 from attnstep.evaluate import score, translate_corpus
 from attnstep.model import ModelConfig, Seq2Seq
@@ -204,7 +205,7 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         _save_state(work, model, optimizer, progress)
     console.print(
         f"done: best val BLEU {progress['best_bleu']:.2f} at epoch {progress['best_epoch']}, "
-        f"{progress['seconds'] / 60:.1f} min of training; checkpoint in {out}"
+        f"{progress['seconds'] / 60:.1f} min of training; checkpoint in {visible(str(out))}"
     )
     return progress
 

@@ -155,3 +155,10 @@ def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
     assert halved["source"] == full["source"]
     assert halved["checkpoint"]["sha256"] != full["checkpoint"]["sha256"]
     assert invoke("convert", tiny_checkpoint, "--dtype", "int8", "--out", half).exit_code == 1
+
+
+def test_escape_sequences_in_file_names_are_shown_not_sent(tiny_checkpoint):
+    result = invoke("dump", "--input", "/tmp/\x1b[31mevil\x1b]0;title\x07", "--checkpoint", tiny_checkpoint)
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "␛[31mevil" in result.stderr
