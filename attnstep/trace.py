@@ -100,11 +100,6 @@ class Trace:
         return detokenize(self.output_tokens)
 
     @property
-    def alignment(self) -> list[Vector]:
-        """Rows: target steps; columns: source tokens."""
-        return [s.weights for s in self.steps]
-
-    @property
     def has_vectors(self) -> bool:
         return self.encoder_states is not None
 
