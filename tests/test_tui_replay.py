@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -54,14 +55,17 @@ def test_replay_never_imports_torch(trace_file):
     assert result.stdout.strip() == "False"
 
 
-def run_in_terminal(args: list[str], keys: list[bytes], size=(100, 30), wait_for="Output:") -> tuple[bytes, pyte.Screen]:
+def run_in_terminal(
+    args: list[str], keys: list[bytes], size=(100, 30), wait_for="Output:", term="xterm-256color"
+) -> tuple[bytes, pyte.Screen]:
     """Run the CLI in a pseudo-terminal; send ``keys`` once ``wait_for`` is on screen; return every byte written."""
     columns, rows = size
     screen = pyte.Screen(columns, rows)
     stream = pyte.ByteStream(screen)
     pid, fd = pty.fork()
-    if pid == 0:  # the child: the CLI in a terminal of known size
-        os.environ.update(TERM="xterm-256color", COLUMNS=str(columns), LINES=str(rows))
+    if pid == 0:  # the child: the CLI in a terminal of known size and kind
+        os.environ.pop("COLORTERM", None)
+        os.environ.update(TERM=term, COLUMNS=str(columns), LINES=str(rows))
         os.execv(sys.executable, [sys.executable, "-c", "from attnstep.cli import main; main()", *args])
     import fcntl
     import struct
@@ -102,6 +106,14 @@ def test_hostile_strings_reach_the_terminal_as_text(stepper, tmp_path):
         assert sequence not in written
     shown = "\n".join(screen.display)
     assert "␛]0;pwned␇" in shown and "[bold]b" in shown
+
+
+def test_a_16_colour_terminal_gets_16_colours_and_weights_as_numbers(stepper, trace_file):
+    written, screen = run_in_terminal(["replay", str(trace_file)], [b"\x1b[C", b"q"], term="xterm-16color")
+    assert not re.search(rb"\x1b\[[0-9;]*[34]8;[25];", written)  # no 256-colour or true-colour codes
+    shown = "\n".join(screen.display)
+    weights = stepper.translate(SENTENCE).steps[0].weights
+    assert f"{max(weights):.2f}" in shown
 
 
 def bad_files() -> dict[str, object]:
