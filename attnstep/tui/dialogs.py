@@ -30,6 +30,13 @@ class Dialog(ModalScreen[str | None]):
     def complain(self, message: str) -> None:
         self.query_one("#problem", Label).update(safe_text(message))
 
+    def dismiss_answer(self, value: str, complaint: str) -> None:
+        """Return the typed answer, or say in place what is missing when it is blank."""
+        if value.strip():
+            self.dismiss(value.strip())
+        else:
+            self.complain(complaint)
+
 
 class SentenceDialog(Dialog):
     """Type a sentence or pick an example; refused sentences are explained in place."""
@@ -96,10 +103,7 @@ class ForceDialog(Dialog):
 
     @on(Input.Submitted)
     def typed(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            self.complain("type a word, or pick one from the list")
-            return
-        self.dismiss(event.value.strip())
+        self.dismiss_answer(event.value, "type a word, or pick one from the list")
 
 
 class AskDialog(Dialog):
@@ -118,10 +122,7 @@ class AskDialog(Dialog):
 
     @on(Input.Submitted)
     def answered(self, event: Input.Submitted) -> None:
-        if not event.value.strip():
-            self.complain("type an answer, or Esc to cancel")
-            return
-        self.dismiss(event.value.strip())
+        self.dismiss_answer(event.value, "type an answer, or Esc to cancel")
 
 
 class HelpDialog(Dialog):
