@@ -52,18 +52,19 @@ def read_sentences(path: Path) -> list[str]:
 
 def trace_lines(stepper: Stepper, sentences: list[str], batch_size: int, precision: int | None) -> Iterator[tuple[int, bytes]]:
     """(number of sentences done, JSON line) in file order; refuses the first bad line by number."""
+    sources = []
     for line_number, sentence in enumerate(sentences, start=1):
         try:
-            stepper.source_tokens(sentence)
+            sources.append(stepper.source_tokens(sentence))
         except AttnstepError as exc:
             raise AttnstepError(f"line {line_number}: {exc}") from None
     for start in range(0, len(sentences), WINDOW):
-        window = sentences[start : start + WINDOW]
-        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+        window = sources[start : start + WINDOW]
+        order = sorted(range(len(window)), key=lambda i: len(sentences[start + i]))
         lines: list[bytes] = [b""] * len(window)
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
-            for i, trace in zip(chunk, stepper.translate_batch([window[i] for i in chunk])):
+            for i, trace in zip(chunk, stepper.decode_batch([window[i] for i in chunk])):
                 lines[i] = dumps(trace, precision=precision) + b"\n"
         for offset, line in enumerate(lines):
             yield start + offset + 1, line

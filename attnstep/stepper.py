@@ -11,7 +11,8 @@ What the UI may call:
     ``unforce(trace, t)``              back to the model's own choice from step t on
     ``decode(source, prefix)``         the trace of already-tokenized source whose first steps make the
                                        given choices (what a model in another process is asked for)
-    ``translate_batch(sentences)``     many traces in one batched decoding (for ``dump --input``)
+    ``translate_batch(sentences)``     many traces in one batched decoding (``decode_batch`` for
+                                       sources already tokenized, as ``dump --input`` has them)
     ``iter_steps(sentence, prefix)``   the records one at a time, as they are computed
 
 Every path goes through one batched loop over ``Seq2Seq.step``; a single sentence is a
@@ -103,7 +104,11 @@ class Stepper:
         return vocab.id(cleaned)
 
     def translate_batch(self, sentences: Sequence[str]) -> list[Trace]:
-        return self._decode([self._row(self.source_tokens(s), ()) for s in sentences])
+        return self.decode_batch([self.source_tokens(s) for s in sentences])
+
+    def decode_batch(self, sources: Sequence[tuple[SourceToken, ...]]) -> list[Trace]:
+        """Greedy traces of already-tokenized sources, decoded together."""
+        return self._decode([self._row(tuple(source), ()) for source in sources])
 
     def iter_steps(self, sentence: str, prefix: Sequence[Choice] = ()) -> Iterator[Step]:
         """Yield one sentence's step records as the decoder produces them."""
