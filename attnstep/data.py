@@ -7,8 +7,6 @@ from pathlib import Path
 
 from attnstep.errors import AttnstepError
 
-SPLITS = ("train", "val", "test_2016_flickr")
-
 
 def read_lines(data_dir: Path, split: str, lang: str) -> list[str]:
     plain, zipped = data_dir / f"{split}.{lang}", data_dir / f"{split}.{lang}.gz"
