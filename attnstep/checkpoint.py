@@ -1,5 +1,8 @@
 """Checkpoints: a directory of ``config.json``, two vocabulary files and ``model.safetensors``.
 
+Format 1 cuts text into words (:mod:`attnstep.text`); format 2 adds ``source.spm`` and
+``target.spm``, SentencePiece models whose piece lists the vocabulary files repeat.
+
 Nothing here unpickles: safetensors holds only raw tensors, and every file is validated
 before the model is built, so a damaged or hostile checkpoint ends in one clear
 :class:`AttnstepError` rather than a traceback or code execution.
@@ -20,11 +23,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from attnstep.codec import SubwordCodec, WordCodec
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
+from attnstep.subword import SubwordModel
 from attnstep.text import Vocab
 
-FORMAT_VERSION = 1
+READABLE_VERSIONS = (1, 2)
+SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE = "source.spm", "target.spm"
 CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE = (
     "config.json",
     "src_vocab.json",
@@ -45,6 +51,11 @@ class Checkpoint:
     tgt_vocab: Vocab
     meta: dict = field(default_factory=dict)  # config.json minus the model section
     digest: str = ""  # sha256 of model.safetensors: identifies the exact weights in traces
+    subword: tuple[SubwordModel, SubwordModel] | None = None  # format 2: source and target piece models
+
+    @property
+    def codec(self) -> WordCodec | SubwordCodec:
+        return SubwordCodec(*self.subword) if self.subword else WordCodec(self.src_vocab, self.tgt_vocab)
 
     @property
     def config(self) -> ModelConfig:
@@ -75,11 +86,27 @@ def read_config(path: Path) -> dict:
     if not isinstance(config, dict):
         raise AttnstepError(f"{path / CONFIG_FILE} must hold a JSON object")
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise AttnstepError(
-            f"{path / CONFIG_FILE} has format_version {version!r}; this attnstep reads version {FORMAT_VERSION}"
+            f"{path / CONFIG_FILE} has format_version {version!r}; this attnstep reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return config
+
+
+def _load_subword(path: Path, src_vocab: Vocab, tgt_vocab: Vocab) -> tuple[SubwordModel, SubwordModel]:
+    models = []
+    for name, vocab, vocab_file in (
+        (SOURCE_SUBWORD_FILE, src_vocab, SRC_VOCAB_FILE),
+        (TARGET_SUBWORD_FILE, tgt_vocab, TGT_VOCAB_FILE),
+    ):
+        if not (path / name).is_file():
+            raise AttnstepError(f"checkpoint {path} is missing {name}, which format_version 2 needs")
+        model = SubwordModel.load(path / name)
+        if model.pieces != vocab.tokens:
+            raise AttnstepError(f"checkpoint {path}: {name} and {vocab_file} list different pieces")
+        models.append(model)
+    return models[0], models[1]
 
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -126,6 +153,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (TypeError, ValueError) as exc:
         raise AttnstepError(f"{path / CONFIG_FILE}: invalid model settings ({exc})") from None
     src_vocab, tgt_vocab = Vocab.load(path / SRC_VOCAB_FILE), Vocab.load(path / TGT_VOCAB_FILE)
+    subword = _load_subword(path, src_vocab, tgt_vocab) if config["format_version"] == 2 else None
     for side, vocab, size in (
         ("source", src_vocab, model_config.src_vocab_size),
         ("target", tgt_vocab, model_config.tgt_vocab_size),
@@ -140,7 +168,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     model.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
     model.eval()
     meta = {key: value for key, value in config.items() if key != "model"}
-    return Checkpoint(path, model, src_vocab, tgt_vocab, meta, file_digest(path / WEIGHTS_FILE))
+    return Checkpoint(path, model, src_vocab, tgt_vocab, meta, file_digest(path / WEIGHTS_FILE), subword)
 
 
 def file_digest(path: Path) -> str:
@@ -159,11 +187,17 @@ def save_checkpoint(
     meta: dict,
     *,
     dtype: torch.dtype = torch.float32,
+    subword: tuple[SubwordModel, SubwordModel] | None = None,
 ) -> None:
-    """Write a checkpoint directory atomically: a complete new directory replaces the old one."""
+    """Write a checkpoint directory atomically: a complete new directory replaces the old one.
+
+    With ``subword`` models it is format 2 and the vocabularies must be their piece lists.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"format_version": FORMAT_VERSION, "model": model.config.to_dict(), **meta}
+    if subword and (subword[0].pieces != src_vocab.tokens or subword[1].pieces != tgt_vocab.tokens):
+        raise ValueError("the vocabularies must be the subword models' piece lists")
+    config = {"format_version": 2 if subword else 1, "model": model.config.to_dict(), **meta}
     if not all(math.isfinite(v) for v in _numbers(config)):
         raise ValueError("checkpoint metadata must not contain NaN or infinity")
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -174,9 +208,11 @@ def save_checkpoint(
         save_file(tensors, staging / WEIGHTS_FILE)
         (staging / SRC_VOCAB_FILE).write_text(src_vocab.to_json(), encoding="utf-8")
         (staging / TGT_VOCAB_FILE).write_text(tgt_vocab.to_json(), encoding="utf-8")
+        for name, subword_model in zip((SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE), subword or ()):
+            (staging / name).write_bytes(subword_model.serialized())
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         for extra in path.glob("*") if path.is_dir() else ():
-            if extra.is_file() and extra.name not in REQUIRED_FILES:  # keep files we do not own, e.g. the model card
+            if extra.is_file() and extra.name not in (*REQUIRED_FILES, SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE):  # keep files we do not own, e.g. the model card
                 shutil.copy2(extra, staging / extra.name)
         # mkdtemp and safetensors create owner-only files; a checkpoint is meant to be shared.
         for item in staging.iterdir():

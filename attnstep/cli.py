@@ -32,14 +32,21 @@ def fail(message: str) -> None:
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Directory for the best checkpoint (replaced atomically).")],
-    data: Annotated[Path, typer.Option(help="Folder with {train,val}.{lang}.gz, e.g. ../shared/data/multi30k.")],
-    src: Annotated[str, typer.Option(help="Source language suffix.")] = "fr",
-    tgt: Annotated[str, typer.Option(help="Target language suffix.")] = "en",
+    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. ../shared/data/multi30k.")] = None,
+    corpus: Annotated[Optional[list[str]], typer.Option(help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times.")] = None,
+    tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")] = "src,tgt",
+    holdout: Annotated[int, typer.Option(help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0)] = 0,
+    tokenizer: Annotated[str, typer.Option(help="words (lower-cased words) or subword (SentencePiece with byte fallback).")] = "words",
+    vocab_size: Annotated[int, typer.Option(help="Subword pieces per language.", min=300)] = 8000,
+    max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes in all, resumes included (0: no limit).", min=0)] = 0.0,
+    src: Annotated[str, typer.Option(help="Source language code.")] = "fr",
+    tgt: Annotated[str, typer.Option(help="Target language code.")] = "en",
     work: Annotated[Optional[Path], typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
     epochs: Annotated[int, typer.Option(help="Most epochs to train.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val BLEU.")] = 3,
+    max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many tokens or pieces.")] = 50,
     attention: Annotated[str, typer.Option(help="dot, general, concat or additive.")] = "general",
     emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = 256,
     enc_hidden: Annotated[int, typer.Option(help="Encoder GRU size per direction.")] = 256,
@@ -57,7 +64,9 @@ def train(
         torch.set_num_threads(threads)
     model = {"attention": attention, "emb_dim": emb_dim, "enc_hidden": enc_hidden, "dec_hidden": dec_hidden, "dropout": dropout}
     settings = TrainSettings(
-        data=str(data), src=src, tgt=tgt, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, model=model
+        data=str(data) if data else "", corpora=list(corpus or []), tsv_columns=tsv_columns, holdout=holdout,
+        tokenizer=tokenizer, vocab_size=vocab_size, max_minutes=max_minutes, src=src, tgt=tgt, epochs=epochs,
+        batch_size=batch_size, lr=lr, patience=patience, max_len=max_len, seed=seed, model=model,
     )
     try:
         run_training(settings, out, work or Path("runs") / out.name, Console(highlight=False, markup=False), command_line())
@@ -115,7 +124,7 @@ def evaluate(
         if not all(isinstance(language, str) and language for language in languages):
             raise AttnstepError(f"{checkpoint}/config.json does not name its source_language and target_language")
         sources, references = read_parallel(data, split, *languages)
-        hypotheses = translate_corpus(ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, sources)
+        hypotheses = translate_corpus(ckpt.model, ckpt.codec, sources)
         if output is not None:
             atomic_write_text(output, "".join(h + "\n" for h in hypotheses))
     except AttnstepError as exc:

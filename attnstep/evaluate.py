@@ -9,21 +9,23 @@ import torch
 
 from attnstep.batch import pad
 from attnstep.model import Seq2Seq
-from attnstep.text import Vocab, detokenize, tokenize_lenient, MAX_SOURCE_TOKENS
+from attnstep.codec import Codec, codec_target_tokens
 
 
-def translate_corpus(model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, sentences: list[str], batch_size: int = 128) -> list[str]:
+def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> list[str]:
     """Greedy translations, batched by length so that little work is spent on padding."""
-    ids = [src_vocab.ids(tokenize_lenient(s)[:MAX_SOURCE_TOKENS]) or [src_vocab.id(".")] for s in sentences]
+    # An empty line still gets a translation (of "."), so hypotheses stay aligned with references.
+    ids = [codec.corpus_source(s)[: codec.max_source_tokens] or codec.corpus_source(".") for s in sentences]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[str] = [""] * len(ids)
+    tokens = codec_target_tokens(codec)
     model.eval()
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             src, lengths = pad([ids[i] for i in chunk])
             for i, hypothesis in zip(chunk, model.greedy(src, lengths)):
-                out[i] = detokenize(tgt_vocab.tokens[t] for t in hypothesis)
+                out[i] = codec.detokenize([tokens[t] for t in hypothesis])
     return out
 
 
@@ -36,7 +38,7 @@ class Scores:
 
 
 def score(hypotheses: list[str], references: list[str], *, lowercase: bool = True) -> Scores:
-    """sacreBLEU on detokenized text; lowercase=True because the model only ever writes lower case."""
+    """sacreBLEU on detokenized text; lowercase=True for word models, which only ever write lower case."""
     bleu = sacrebleu.metrics.BLEU(lowercase=lowercase)
     chrf = sacrebleu.metrics.CHRF(lowercase=lowercase)
     bleu_score = bleu.corpus_score(hypotheses, [references])

@@ -63,11 +63,16 @@ def _check_characters(text: str) -> None:
             )
 
 
-def tokenize(text: str, *, max_tokens: int = MAX_SOURCE_TOKENS) -> list[Token]:
-    """Split a sentence into tokens, refusing input the model cannot sensibly take."""
+def check_sentence(text: str) -> None:
+    """Refuse a sentence that is too long or holds control characters (any tokenizer)."""
     if len(text) > MAX_SOURCE_CHARS:
         raise AttnstepError(f"the sentence has {len(text)} characters; the maximum is {MAX_SOURCE_CHARS}")
     _check_characters(text)
+
+
+def tokenize(text: str, *, max_tokens: int = MAX_SOURCE_TOKENS) -> list[Token]:
+    """Split a sentence into tokens, refusing input the model cannot sensibly take."""
+    check_sentence(text)
     text = unicodedata.normalize("NFC", text).replace("\u2019", "'").replace("\u2018", "'")
     tokens = [Token(m.group(), m.group().lower()) for m in _TOKEN_RE.finditer(text)]
     if not tokens:

@@ -6,6 +6,14 @@ an output layer tied to the target embeddings (Press & Wolf 2017), gradient clip
 halving the learning rate whenever validation BLEU stops improving, stopping early after
 ``patience`` epochs without a new best.
 
+Data: a Multi30k-style folder (``--data``), or any number of corpora (``--corpus``, see
+:mod:`attnstep.corpus`) with validation and test pairs held out of the first one. With
+``--tokenizer subword`` the SentencePiece models are trained on the training text as the first
+part of the run and stored in the work directory, so a resumed run uses the same pieces.
+
+A time budget (``--max-minutes``) ends training mid-epoch; that last, partial epoch is
+validated and kept if it is the best, so a run fits a fixed wall-clock allowance.
+
 Resume: after every epoch the model, Adam's moments and the schedule are written to the
 work directory (safetensors + JSON, no pickle). Shuffling and dropout are seeded from the
 epoch number, so a resumed run continues exactly as an uninterrupted one would.
@@ -14,6 +22,7 @@ epoch number, so a resumed run continues exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -30,17 +39,26 @@ from torch.nn import functional as F
 
 from attnstep.batch import pad, pad_target
 from attnstep.checkpoint import save_checkpoint
+from attnstep.codec import SubwordCodec, WordCodec
+from attnstep.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data import read_parallel
 from attnstep.display import visible
 from attnstep.errors import AttnstepError
 from attnstep.evaluate import score, translate_corpus
 from attnstep.model import ModelConfig, Seq2Seq
+from attnstep.subword import SubwordModel, train_subword
 from attnstep.text import PAD_ID, Vocab, tokenize_lenient
 
 
 @dataclass
 class TrainSettings:
-    data: str
+    data: str = ""  # a folder with {train,val}.{lang}[.gz] (Multi30k); or give corpora
+    corpora: list = field(default_factory=list)  # corpus specs (attnstep.corpus); the first one gives the held-out sets
+    tsv_columns: str = "src,tgt"  # language of each column of a .tsv corpus
+    holdout: int = 0  # validation pairs held out of the first corpus (as many again for test)
+    tokenizer: str = "words"  # words (format 1) | subword (SentencePiece, format 2)
+    vocab_size: int = 8000  # pieces per side, with --tokenizer subword
+    max_minutes: float = 0.0  # stop training after this much time (0: no limit)
     src: str = "fr"
     tgt: str = "en"
     epochs: int = 20  # upper bound; early stopping usually ends sooner
@@ -50,8 +68,8 @@ class TrainSettings:
     patience: int = 3  # stop after this many epochs without a new best val BLEU
     label_smoothing: float = 0.1
     clip: float = 1.0  # gradient norm
-    min_freq: int = 2  # words seen fewer times in training become <unk>
-    max_len: int = 50  # training pairs longer than this (tokens) are skipped
+    min_freq: int = 2  # words seen fewer times in training become <unk> (word tokenizer)
+    max_len: int = 50  # training pairs longer than this (tokens or pieces) are skipped
     seed: int = 1
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"attention": "dot"}
 
@@ -103,29 +121,88 @@ def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) ->
     return progress
 
 
+@dataclass
+class Data:
+    train: list[Pair]  # with upsampled corpora repeated
+    val: list[Pair]
+    test: list[Pair]
+    description: str  # for the model card
+
+
+def load_data(settings: TrainSettings) -> Data:
+    """The training pairs and the validation (and test) pairs the settings name."""
+    if settings.data:
+        data_dir = Path(settings.data)
+        train_pairs = list(zip(*read_parallel(data_dir, "train", settings.src, settings.tgt)))
+        val_pairs = list(zip(*read_parallel(data_dir, "val", settings.src, settings.tgt)))
+        return Data(train_pairs, val_pairs, [], f"Multi30k task 1 ({settings.src}→{settings.tgt})")
+    if not settings.corpora:
+        raise AttnstepError("give --data DIR or at least one --corpus")
+    if settings.holdout < 1:
+        raise AttnstepError("with --corpus, give --holdout N: validation pairs to hold out of the first corpus")
+    columns = tuple(settings.tsv_columns.split(","))
+    if len(columns) != 2:
+        raise AttnstepError(f"--tsv-columns must name two columns, e.g. en,fr, not {settings.tsv_columns!r}")
+    specs = [CorpusSpec.parse(spec) for spec in settings.corpora]
+    corpora = [read_corpus(spec, settings.src, settings.tgt, columns) for spec in specs]
+    held = hold_out(corpora[0], settings.holdout, settings.holdout, settings.seed)
+    held_sentences = {sentence for pair in held.val + held.test for sentence in pair}
+    train_pairs: list[Pair] = []
+    parts = []
+    for index, (spec, pairs) in enumerate(zip(specs, corpora)):
+        if index == 0:
+            pairs = held.train
+        # No held-out sentence may be seen in training, from whichever corpus.
+        pairs = [(s, t) for s, t in pairs if s and t and s not in held_sentences and t not in held_sentences]
+        train_pairs.extend(pairs * spec.times)
+        parts.append(f"{spec.path} ({len(pairs)} pairs" + (f", ×{spec.times})" if spec.times > 1 else ")"))
+    return Data(train_pairs, held.val, held.test, "; ".join(parts))
+
+
+def build_codec(settings: TrainSettings, data: Data, work: Path, console: Console) -> WordCodec | SubwordCodec:
+    """The run's vocabularies: counted words, or SentencePiece models trained once and kept in ``work``."""
+    if settings.tokenizer == "words":
+        src_vocab = Vocab.build((tokenize_lenient(s) for s, _ in data.train), min_freq=settings.min_freq)
+        tgt_vocab = Vocab.build((tokenize_lenient(t) for _, t in data.train), min_freq=settings.min_freq)
+        return WordCodec(src_vocab, tgt_vocab)
+    models = []
+    for side, name in ((0, "source.spm"), (1, "target.spm")):
+        path = work / name
+        if not path.exists():
+            console.print(f"training the {('source', 'target')[side]} subword model ({settings.vocab_size} pieces)")
+            # Each sentence once: upsampling a corpus should not skew the pieces towards it.
+            sentences = sorted({pair[side] for pair in data.train})
+            model = train_subword(sentences, settings.vocab_size, seed=settings.seed, threads=torch.get_num_threads())
+            path.with_suffix(".tmp").write_bytes(model.serialized())
+            os.replace(path.with_suffix(".tmp"), path)
+        models.append(SubwordModel.load(path))
+    return SubwordCodec(models[0], models[1])
+
+
 def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> dict:
-    data_dir = Path(settings.data)
-    train_src, train_tgt = read_parallel(data_dir, "train", settings.src, settings.tgt)
-    val_src, val_tgt = read_parallel(data_dir, "val", settings.src, settings.tgt)
+    if settings.tokenizer not in ("words", "subword"):
+        raise AttnstepError(f"--tokenizer must be words or subword, not {settings.tokenizer!r}")
+    data = load_data(settings)
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
-    # A resumed run may train for more epochs, but anything else would silently mix two experiments.
-    comparable = {k: v for k, v in asdict(settings).items() if k != "epochs"}
+    # A resumed run may train for longer, but anything else would silently mix two experiments.
+    unchecked = ("epochs", "max_minutes")
+    comparable = {k: v for k, v in asdict(settings).items() if k not in unchecked}
     if settings_file.exists():
-        previous = {k: v for k, v in json.loads(settings_file.read_text()).items() if k != "epochs"}
+        previous = {k: v for k, v in json.loads(settings_file.read_text()).items() if k not in unchecked}
         if previous != comparable:
             raise AttnstepError(f"{work} holds a run with other settings; use another --work directory or the same settings")
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
 
-    src_tokens = [tokenize_lenient(s) for s in train_src]
-    tgt_tokens = [tokenize_lenient(s) for s in train_tgt]
-    src_vocab = Vocab.build(src_tokens, min_freq=settings.min_freq)
-    tgt_vocab = Vocab.build(tgt_tokens, min_freq=settings.min_freq)
-    pairs = [
-        (src_vocab.ids(s), tgt_vocab.ids(t))
-        for s, t in zip(src_tokens, tgt_tokens)
-        if 0 < len(s) <= settings.max_len and 0 < len(t) <= settings.max_len
-    ]
+    codec = build_codec(settings, data, work, console)
+    pairs = []
+    for source, target in data.train:
+        s, t = codec.corpus_source(source), codec.corpus_target(target)
+        if 0 < len(s) <= settings.max_len and 0 < len(t) <= settings.max_len:
+            pairs.append((s, t))
+    src_vocab, tgt_vocab = _vocabularies(codec)
+    val_src, val_tgt = [s for s, _ in data.val], [t for _, t in data.val]
+    cased = isinstance(codec, SubwordCodec)
     torch.manual_seed(settings.seed)
     config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
     model = Seq2Seq(config)
@@ -139,7 +216,12 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters · attention {config.attention}"
     )
 
-    while progress["epoch"] < settings.epochs and progress["epoch"] - progress["best_epoch"] < settings.patience:
+    budget = settings.max_minutes * 60 or math.inf
+    while (
+        progress["epoch"] < settings.epochs
+        and progress["epoch"] - progress["best_epoch"] < settings.patience
+        and progress["seconds"] < budget
+    ):
         epoch = progress["epoch"] + 1
         started = time.monotonic()
         torch.manual_seed(settings.seed * 1000 + epoch)
@@ -152,6 +234,9 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         ) as bar:
             task = bar.add_task("train", total=len(batches), loss=0.0)
             for indices in batches:
+                if progress["seconds"] + time.monotonic() - started > budget:
+                    console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
+                    break
                 src, lengths = pad([pairs[i][0] for i in indices])
                 tgt_in, gold = pad_target([pairs[i][1] for i in indices])
                 logits = model(src, lengths, tgt_in)  # (B, T, V)
@@ -167,8 +252,8 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                 total_loss, total_tokens = total_loss + loss.item(), total_tokens + tokens
                 bar.update(task, advance=1, loss=total_loss / total_tokens)
 
-        hypotheses = translate_corpus(model, src_vocab, tgt_vocab, val_src)
-        val = score(hypotheses, val_tgt)
+        hypotheses = translate_corpus(model, codec, val_src)
+        val = score(hypotheses, val_tgt, lowercase=not cased)
         seconds = time.monotonic() - started
         progress["seconds"] += seconds
         progress["history"].append(
@@ -186,9 +271,9 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
             meta = {
                 "source_language": settings.src,
                 "target_language": settings.tgt,
-                "tokenizer": {"name": "attnstep-words", "lowercase": True, "normalization": "NFC"},
+                "tokenizer": _tokenizer_card(codec),
                 "provenance": {
-                    "data": f"Multi30k task 1 ({settings.src}→{settings.tgt}), {len(pairs)} training pairs",
+                    "data": f"{data.description}, {len(pairs)} training pairs",
                     "command": command,
                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                     "epoch": epoch,
@@ -197,7 +282,11 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                 },
                 "metrics": {"val_bleu": round(val.bleu, 2), "val_chrf": round(val.chrf, 2), "bleu_signature": val.bleu_signature},
             }
-            save_checkpoint(out, model, src_vocab, tgt_vocab, meta)
+            if settings.corpora:
+                meta["heldout"] = {"corpus": settings.corpora[0], "tsv_columns": settings.tsv_columns,
+                                   "size": settings.holdout, "seed": settings.seed}
+            subword = (codec.src_model, codec.tgt_model) if cased else None
+            save_checkpoint(out, model, src_vocab, tgt_vocab, meta, subword=subword)
         else:
             progress["lr"] *= settings.lr_decay
             for group in optimizer.param_groups:
@@ -212,3 +301,16 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
 
 def command_line() -> str:
     return " ".join(["attnstep", *sys.argv[1:]])
+
+
+def _vocabularies(codec: WordCodec | SubwordCodec) -> tuple[Vocab, Vocab]:
+    if isinstance(codec, WordCodec):
+        return codec.src_vocab, codec.tgt_vocab
+    return Vocab(codec.src_model.pieces), Vocab(codec.tgt_model.pieces)
+
+
+def _tokenizer_card(codec: WordCodec | SubwordCodec) -> dict:
+    if isinstance(codec, WordCodec):
+        return {"name": "attnstep-words", "lowercase": True, "normalization": "NFC"}
+    return {"name": "sentencepiece", "model_type": "unigram", "byte_fallback": True, "lowercase": False,
+            "normalization": "nmt_nfkc", "source_pieces": len(codec.src_model), "target_pieces": len(codec.tgt_model)}
