@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from attnstep.codec import SubwordCodec, WordCodec
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
+from attnstep.paths import shipped_names
 from attnstep.subword import SubwordModel
 from attnstep.text import Vocab
 
@@ -141,7 +142,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load and validate a checkpoint directory; every failure is one AttnstepError line."""
     path = Path(path)
     if not path.exists():
-        raise AttnstepError(f"checkpoint {path} does not exist")
+        names = ", ".join(shipped_names()) or "none"
+        raise AttnstepError(f"checkpoint {path} does not exist (names under checkpoints/: {names})")
     if not path.is_dir():
         _refuse_non_directory(path)
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]

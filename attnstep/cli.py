@@ -12,7 +12,7 @@ from rich.console import Console
 
 from attnstep.display import visible
 from attnstep.errors import AttnstepError
-from attnstep.paths import DEFAULT_CHECKPOINT
+from attnstep.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 app = typer.Typer(
     help="A stepping debugger for attention seq2seq translation models.",
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, highlight=False)
+CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en)."
 
 
 def fail(message: str) -> None:
@@ -77,7 +78,7 @@ def train(
 @app.command()
 def translate(
     sentence: Annotated[Optional[str], typer.Argument(help="Sentence to open with (else an input box with examples).")] = None,
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
+    checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
@@ -107,15 +108,18 @@ def replay(
 
 @app.command("eval")
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
-    split: Annotated[str, typer.Option(help="Data split: val or test_2016_flickr.")] = "test_2016_flickr",
-    data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}.gz.")] = Path("../shared/data/multi30k"),
+    checkpoint: Annotated[Path, typer.Argument(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
+    split: Annotated[str, typer.Option(help="Multi30k-style split in --data, e.g. val or test_2016_flickr.")] = "test_2016_flickr",
+    data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}[.gz].")] = Path("../shared/data/multi30k"),
+    corpus: Annotated[Optional[str], typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")] = None,
+    tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's columns, e.g. en,fr.")] = "src,tgt",
+    heldout: Annotated[Optional[str], typer.Option(help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus).")] = None,
+    heldout_corpus: Annotated[Optional[str], typer.Option(help="Where that corpus is, if not where training read it.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line.")] = None,
 ) -> None:
-    """Translate a data split greedily and print sacreBLEU BLEU and chrF with their signatures."""
+    """Translate a test set greedily and print sacreBLEU BLEU and chrF with their signatures."""
     from attnstep.checkpoint import load_checkpoint
-    from attnstep.data import read_parallel
-    from attnstep.evaluate import score, translate_corpus
+    from attnstep.evaluate import evaluation_set, score, translate_corpus
     from attnstep.files import atomic_write_text
 
     try:
@@ -123,22 +127,30 @@ def evaluate(
         languages = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
         if not all(isinstance(language, str) and language for language in languages):
             raise AttnstepError(f"{checkpoint}/config.json does not name its source_language and target_language")
-        sources, references = read_parallel(data, split, *languages)
+        name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
+                                     tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
+        sources, references = [s for s, _ in pairs], [t for _, t in pairs]
         hypotheses = translate_corpus(ckpt.model, ckpt.codec, sources)
         if output is not None:
             atomic_write_text(output, "".join(h + "\n" for h in hypotheses))
     except AttnstepError as exc:
         fail(str(exc))
-    result = score(hypotheses, references)
-    print(f"{visible(ckpt.name)} on {visible(split)} ({len(sources)} sentences, greedy)")
+    cased = ckpt.subword is not None  # word models write lower case only
+    result = score(hypotheses, references, lowercase=not cased)
+    unknown = sum("<unk>" in h for h in hypotheses)
+    print(f"{visible(ckpt.name)} on {visible(name)} ({len(sources)} sentences, greedy)")
     print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
     print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
+    if cased:
+        lower = score(hypotheses, references, lowercase=True)
+        print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
+    print(f"<unk> in {unknown} of {len(hypotheses)} outputs")
 
 
 @app.command()
 def dump(
     sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate (or use --input).")] = None,
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory.")] = DEFAULT_CHECKPOINT,
+    checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File with one sentence a line; writes JSON Lines.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
     vectors: Annotated[bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")] = True,
@@ -170,7 +182,7 @@ def print_schema() -> None:
 
 @app.command()
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory to read.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory (or name under checkpoints/) to read.", callback=resolve_checkpoint)],
     dtype: Annotated[str, typer.Option(help="Storage type for the weights: float16, bfloat16 or float32.")] = "float16",
     out: Annotated[Optional[Path], typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
 ) -> None:
@@ -185,7 +197,8 @@ def convert(
     try:
         ckpt = load_checkpoint(checkpoint)
         meta = {**ckpt.meta, "storage_dtype": dtype}
-        save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=types[dtype])
+        save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=types[dtype],
+                        subword=ckpt.subword)
     except AttnstepError as exc:
         fail(str(exc))
     print(f"wrote {visible(str(out or checkpoint))} with {dtype} weights")
@@ -193,7 +206,7 @@ def convert(
 
 @app.command()
 def serve(
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory: loaded once for the whole class.")] = DEFAULT_CHECKPOINT,
+    checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP + " Loaded once for the whole class.", callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="SSH port.", min=0, max=65535)] = 8022,
     authorized_keys: Annotated[Optional[Path], typer.Option(help="OpenSSH authorized_keys file; a path with %u is one file per user.")] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import sacrebleu
 import torch
@@ -10,6 +11,9 @@ import torch
 from attnstep.batch import pad
 from attnstep.model import Seq2Seq
 from attnstep.codec import Codec, codec_target_tokens
+from attnstep.corpus import CorpusSpec, Pair, hold_out, read_corpus
+from attnstep.data import read_parallel
+from attnstep.errors import AttnstepError
 
 
 def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> list[str]:
@@ -44,3 +48,31 @@ def score(hypotheses: list[str], references: list[str], *, lowercase: bool = Tru
     bleu_score = bleu.corpus_score(hypotheses, [references])
     chrf_score = chrf.corpus_score(hypotheses, [references])
     return Scores(bleu_score.score, chrf_score.score, str(bleu.get_signature()), str(chrf.get_signature()))
+
+
+def evaluation_set(
+    meta: dict, languages: list[str], *, split: str, data: Path, corpus: str | None, tsv_columns: str,
+    heldout: str | None, heldout_corpus: str | None,
+) -> tuple[str, list[Pair]]:
+    """(name, pairs) of what ``attnstep eval`` was asked to score.
+
+    ``heldout`` re-derives the validation or test pairs that training held out, from the recipe
+    the checkpoint records (corpus, columns, size, seed): the split depends only on that corpus.
+    """
+    src, tgt = languages
+    if heldout is not None:
+        if heldout not in ("val", "test"):
+            raise AttnstepError(f"--heldout must be val or test, not {heldout!r}")
+        recipe = meta.get("heldout")
+        if not isinstance(recipe, dict):
+            raise AttnstepError("this checkpoint's training held nothing out; use --split or --corpus")
+        path = heldout_corpus or recipe["corpus"]
+        spec = CorpusSpec(CorpusSpec.parse(path).path)
+        pairs = read_corpus(spec, src, tgt, tuple(recipe["tsv_columns"].split(",")))
+        held = hold_out(pairs, recipe["size"], recipe["size"], recipe["seed"])
+        return f"{Path(spec.path).name} held-out {heldout}", held.val if heldout == "val" else held.test
+    if corpus is not None:
+        spec = CorpusSpec.parse(corpus)
+        return Path(spec.path).name, read_corpus(spec, src, tgt, tuple(tsv_columns.split(",")))
+    sources, references = read_parallel(data, split, src, tgt)
+    return split, list(zip(sources, references))

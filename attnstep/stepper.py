@@ -32,8 +32,9 @@ from attnstep.checkpoint import Checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.model.attention import FORMULAS
 from attnstep.model.seq2seq import max_output_length
-from attnstep.text import BOS, BOS_ID, EOS_ID, tokenize
-from attnstep.trace import Candidate, CheckpointInfo, SourceToken, Step, Trace
+from attnstep.codec import SubwordCodec
+from attnstep.text import BOS, BOS_ID, EOS_ID, PAD
+from attnstep.trace import Candidate, CheckpointInfo, SourceToken, Step, Trace, Word
 
 DEFAULT_TOP_K = 5
 Choice = tuple[int, bool]  # (target token id, forced by the user)
@@ -53,6 +54,7 @@ class Stepper:
         if top_k < 1:
             raise AttnstepError("top-k must be at least 1")
         self.checkpoint = checkpoint
+        self.codec = checkpoint.codec
         self.model = checkpoint.model.eval()
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
@@ -63,15 +65,14 @@ class Stepper:
             formula=FORMULAS[checkpoint.config.attention],
             source_language=str(checkpoint.meta.get("source_language", "")),
             target_language=str(checkpoint.meta.get("target_language", "")),
+            tokenizer=self.codec.kind,
         )
 
     # --- what the UI may call -------------------------------------------------------------
 
     def source_tokens(self, sentence: str) -> tuple[SourceToken, ...]:
-        vocab = self.checkpoint.src_vocab
-        return tuple(
-            SourceToken(t.surface, vocab.tokens[vocab.id(t.normalized)], vocab.id(t.normalized)) for t in tokenize(sentence)
-        )
+        """The tokens (words or pieces) the model sees for a user's sentence; refuses bad input."""
+        return tuple(SourceToken(*piece) for piece in self.codec.source_pieces(sentence))
 
     def translate(self, sentence: str) -> Trace:
         return self.translate_batch([sentence])[0]
@@ -98,10 +99,11 @@ class Stepper:
             if not 0 <= word < len(vocab):
                 raise AttnstepError(f"target id {word} is outside the vocabulary (size {len(vocab)})")
             return word
-        cleaned = word.strip().lower()
-        if cleaned not in vocab or cleaned in (BOS, "<pad>"):
-            raise AttnstepError(f"{word!r} is not a word the model can output (not in the target vocabulary)")
-        return vocab.id(cleaned)
+        index = self.codec.target_id(word)
+        if index is None or vocab.tokens[index] in (BOS, PAD):
+            kind = "piece" if isinstance(self.codec, SubwordCodec) else "word"
+            raise AttnstepError(f"{word!r} is not a {kind} the model can output (not in the target vocabulary)")
+        return index
 
     def translate_batch(self, sentences: Sequence[str]) -> list[Trace]:
         return self.decode_batch([self.source_tokens(s) for s in sentences])
@@ -122,6 +124,34 @@ class Stepper:
         limit = max(max_output_length(len(source)), len(prefix))
         return _Row(source, prefix, limit)
 
+    def _source_words(self, source: tuple[SourceToken, ...]) -> tuple[tuple[SourceToken, ...], tuple[Word, ...]]:
+        """The user's words over the source tokens, derived from the tokens themselves.
+
+        A request from another process (the SSH server's sessions) sends only the tokens, so
+        the word grouping is always recomputed here rather than trusted.
+        """
+        if isinstance(self.codec, SubwordCodec):
+            spans = self.codec.source_words([t.token for t in source], [t.id for t in source])
+        else:
+            spans = [(t.surface, i, i + 1) for i, t in enumerate(source)]
+        words = tuple(Word(*span) for span in spans)
+        word_of = [w for w, word in enumerate(words) for _ in range(word.start, word.end)]
+        return tuple(SourceToken(t.surface, t.token, t.id, w) for t, w in zip(source, word_of)), words
+
+    def _trace(self, row: _Row, encoder_states, steps: list[Step]) -> Trace:
+        source, words = self._source_words(row.source)
+        tokens = [s.chosen_token for s in steps if s.chosen_id != EOS_ID]
+        return Trace(
+            checkpoint=self.info,
+            source=source,
+            encoder_states=encoder_states if self.vectors else None,
+            steps=tuple(steps),
+            finished=bool(steps) and steps[-1].chosen_id == EOS_ID,
+            words=words,
+            output_words=tuple(Word(*span) for span in self.codec.target_words(tokens)),
+            translation_text=self.codec.detokenize(tokens),
+        )
+
     def _decode(self, rows: list[_Row]) -> list[Trace]:
         steps: list[list[Step]] = [[] for _ in rows]
         states = None
@@ -130,13 +160,7 @@ class Stepper:
             for index, step in produced:
                 steps[index].append(step)
         return [
-            Trace(
-                checkpoint=self.info,
-                source=row.source,
-                encoder_states=states[i] if self.vectors else None,
-                steps=tuple(row_steps),
-                finished=bool(row_steps) and row_steps[-1].chosen_id == EOS_ID,
-            )
+            self._trace(row, states[i] if self.vectors else None, row_steps)
             for i, (row, row_steps) in enumerate(zip(rows, steps))
         ]
 

@@ -100,6 +100,14 @@ def train_subword(sentences: Iterable[str], vocab_size: int, *, seed: int, threa
 
     sentencepiece.set_random_generator_seed(seed)
     writer = io.BytesIO()
+    try:
+        _train(sentencepiece, sentences, writer, vocab_size, threads)
+    except RuntimeError as exc:  # e.g. "Vocabulary size too high" for a small corpus
+        raise AttnstepError(f"cannot train the subword model: {str(exc).splitlines()[0]}") from None
+    return SubwordModel.from_bytes(writer.getvalue(), "trained subword model")
+
+
+def _train(sentencepiece, sentences: Iterable[str], writer: io.BytesIO, vocab_size: int, threads: int) -> None:
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=writer,
@@ -113,4 +121,3 @@ def train_subword(sentences: Iterable[str], vocab_size: int, *, seed: int, threa
         num_threads=threads,
         minloglevel=2,
     )
-    return SubwordModel.from_bytes(writer.getvalue(), "trained subword model")

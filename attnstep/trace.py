@@ -4,12 +4,18 @@ A trace is plain Python data (no tensors) so that everything downstream — ``at
 the TUI, replay and the SSH server — can read it without importing torch. The engine
 (:mod:`attnstep.stepper`) produces traces; the UI only moves a :class:`TraceCursor` over them.
 
-JSON layout (``format_version`` 1; the schema is ``attnstep/trace_schema.json``)::
+JSON layout (``format_version`` 2; the schema is ``attnstep/trace_schema.json``)::
 
-    format_version, checkpoint{…}, source[{surface, token, id}], encoder_states[n][M],
+    format_version, checkpoint{…, tokenizer}, source[{surface, token, id, word}],
+    words[{text, start, end}], encoder_states[n][M],
     steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional,
            candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
-    output_tokens, translation, alignment[T][n], finished
+    output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished
+
+Two views of the same decoding: ``source`` and ``steps`` are the tokens the model saw and
+wrote (subword pieces for a SentencePiece model); ``words`` and ``output_words`` group them
+into the words a person reads, as spans [start, end) of tokens or steps. Version 1 traces
+(word-level models, no ``words``) are still read: each token is then its own word.
 
 ``--no-vectors`` drops ``encoder_states`` and the per-step ``hidden``/``context``/``concat``/
 ``attentional`` (the schema makes them optional); ``vectors`` says which form a file has.
@@ -28,7 +34,8 @@ from typing import Any
 from attnstep.errors import AttnstepError
 from attnstep.text import detokenize
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
@@ -43,13 +50,24 @@ class CheckpointInfo:
     formula: str  # the scorer's formula, for display
     source_language: str
     target_language: str
+    tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece
 
 
 @dataclass(frozen=True)
 class SourceToken:
-    surface: str  # as the user wrote it
-    token: str  # vocabulary form the model saw ("<unk>" if unknown)
+    surface: str  # as a reader sees it: the user's word, or a piece without its "▁"
+    token: str  # vocabulary form the model saw ("<unk>" if unknown, "<0xNN>" for a byte)
     id: int  # source vocabulary id
+    word: int = 0  # index in Trace.words of the user's word this token belongs to
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word as a person reads it, and the span of tokens (source) or steps (output) it is made of."""
+
+    text: str
+    start: int
+    end: int  # exclusive
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,9 @@ class Trace:
     encoder_states: tuple[Vector, ...] | None  # h_1..h_n, once per trace (None when dropped)
     steps: tuple[Step, ...]
     finished: bool  # True when the last step chose <eos>, False when the length limit stopped it
+    words: tuple[Word, ...] = ()  # the user's words over ``source``; () means one word per token
+    output_words: tuple[Word, ...] | None = None  # words over the steps; None means one per token
+    translation_text: str | None = None  # the detokenized output; None means word-model detokenization
 
     @property
     def output_tokens(self) -> list[str]:
@@ -97,7 +118,21 @@ class Trace:
 
     @property
     def translation(self) -> str:
-        return detokenize(self.output_tokens)
+        return detokenize(self.output_tokens) if self.translation_text is None else self.translation_text
+
+    @property
+    def source_words(self) -> tuple[Word, ...]:
+        return self.words or tuple(Word(t.surface, i, i + 1) for i, t in enumerate(self.source))
+
+    @property
+    def target_words(self) -> tuple[Word, ...]:
+        if self.output_words is not None:
+            return self.output_words
+        return tuple(Word(token, i, i + 1) for i, token in enumerate(self.output_tokens))
+
+    @property
+    def subword(self) -> bool:
+        return self.checkpoint.tokenizer != WORD_TOKENIZER
 
     @property
     def has_vectors(self) -> bool:
@@ -139,18 +174,24 @@ def to_json_dict(trace: Trace, *, precision: int | None = None) -> dict[str, Any
         "format_version": FORMAT_VERSION,
         "checkpoint": vars(trace.checkpoint).copy(),
         "vectors": trace.has_vectors,
-        "source": [{"surface": t.surface, "token": t.token, "id": t.id} for t in trace.source],
+        "source": [{"surface": t.surface, "token": t.token, "id": t.id, "word": t.word} for t in trace.source],
+        "words": [_word_dict(w) for w in trace.source_words],
     }
     if trace.encoder_states is not None:
         out["encoder_states"] = [r(v) for v in trace.encoder_states]
     out.update(
         steps=steps,
         output_tokens=trace.output_tokens,
+        output_words=[_word_dict(w) for w in trace.target_words],
         translation=trace.translation,
         alignment=[step["weights"] for step in steps],
         finished=trace.finished,
     )
     return out
+
+
+def _word_dict(word: Word) -> dict[str, Any]:
+    return {"text": word.text, "start": word.start, "end": word.end}
 
 
 def dumps(trace: Trace, *, precision: int | None = None, indent: bool = False) -> bytes:
@@ -235,13 +276,18 @@ def load(path: str | Path) -> Trace:
 
 def _from_dict(data: dict[str, Any], origin: str) -> Trace:
     """Build a Trace from schema-valid data, checking that its numbers fit together."""
-    source = tuple(SourceToken(t["surface"], t["token"], t["id"]) for t in data["source"])
+    version = data["format_version"]
+    source = tuple(SourceToken(t["surface"], t["token"], t["id"], t.get("word", i)) for i, t in enumerate(data["source"]))
     n = len(source)
     states = data.get("encoder_states")
     has_vectors = data["vectors"]
 
     def bad(message: str) -> AttnstepError:
         return AttnstepError(f"{origin} is inconsistent: {message}")
+
+    words = _words(data["words"], n, "source", bad) if version >= 2 else ()
+    if words and any(not words[t.word].start <= i < words[t.word].end for i, t in enumerate(source)):
+        raise bad("a source token's word does not contain it")
 
     if has_vectors != (states is not None):
         raise bad("'vectors' does not match whether encoder_states is present")
@@ -290,21 +336,62 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
         raise bad("alignment does not equal the steps' weights")
     info = data["checkpoint"]
     trace = Trace(
-        checkpoint=CheckpointInfo(**{k: info[k] for k in CheckpointInfo.__dataclass_fields__}),
+        checkpoint=CheckpointInfo(**{k: info[k] for k in CheckpointInfo.__dataclass_fields__ if k in info}),
         source=source,
         encoder_states=None if states is None else tuple(tuple(v) for v in states),
         steps=tuple(steps),
         finished=data["finished"],
+        words=words,
     )
     if trace.finished != bool(steps and steps[-1].chosen_token == EOS_TOKEN):
         raise bad("'finished' does not match whether the last step chose <eos>")
     if data["output_tokens"] != trace.output_tokens:
         raise bad("output_tokens do not equal the steps' chosen words")
+    if version >= 2:
+        output_words = _words(data["output_words"], len(trace.output_tokens), "output", bad)
+        trace = replace(trace, output_words=output_words, translation_text=data["translation"])
     return trace
+
+
+def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Word, ...]:
+    """Words whose spans cover tokens 0..count-1 in order, each at least one token long."""
+    words = tuple(Word(w["text"], w["start"], w["end"]) for w in items)
+    position = 0
+    for word in words:
+        if word.start != position or word.end <= word.start:
+            raise bad(f"the {side} words' spans do not cover the tokens in order")
+        position = word.end
+    if position != count:
+        raise bad(f"the {side} words cover {position} tokens, not {count}")
+    return words
 
 
 def _vector(value: list[float] | None) -> Vector | None:
     return None if value is None else tuple(value)
+
+
+# --- the word view: piece weights gathered per word ------------------------------------------
+
+
+def word_weights(trace: Trace, weights: Vector) -> Vector:
+    """One step's attention over the user's words: the weights of each word's pieces summed."""
+    return tuple(sum(weights[w.start : w.end]) for w in trace.source_words)
+
+
+def word_alignment(trace: Trace, steps: tuple[Step, ...] | None = None) -> list[tuple[Word, Vector]]:
+    """Rows of the word-level grid: one per output word written so far, columns = the user's words.
+
+    A target word's row is the mean of its pieces' rows (each piece row sums to 1, so the
+    word row does too); a column sums its word's pieces. A word whose pieces are not all
+    among ``steps`` yet (decoding has reached only part of it) gets the mean of those shown.
+    """
+    steps = trace.steps if steps is None else steps
+    rows = []
+    for word in trace.target_words:
+        shown = [word_weights(trace, s.weights) for s in steps[word.start : word.end]]
+        if shown:
+            rows.append((word, tuple(sum(column) / len(shown) for column in zip(*shown))))
+    return rows
 
 
 # --- the cursor the UI moves ------------------------------------------------------------------

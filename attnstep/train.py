@@ -234,9 +234,6 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         ) as bar:
             task = bar.add_task("train", total=len(batches), loss=0.0)
             for indices in batches:
-                if progress["seconds"] + time.monotonic() - started > budget:
-                    console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
-                    break
                 src, lengths = pad([pairs[i][0] for i in indices])
                 tgt_in, gold = pad_target([pairs[i][1] for i in indices])
                 logits = model(src, lengths, tgt_in)  # (B, T, V)
@@ -251,6 +248,9 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                 optimizer.step()
                 total_loss, total_tokens = total_loss + loss.item(), total_tokens + tokens
                 bar.update(task, advance=1, loss=total_loss / total_tokens)
+                if progress["seconds"] + time.monotonic() - started > budget:
+                    console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
+                    break
 
         hypotheses = translate_corpus(model, codec, val_src)
         val = score(hypotheses, val_tgt, lowercase=not cased)

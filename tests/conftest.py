@@ -36,6 +36,56 @@ def build_tiny_checkpoint(path: Path, *, attention: str = "general", seed: int =
     return path
 
 
+# A few sentences of each language for a tiny SentencePiece model: enough characters for 340 pieces.
+SUBWORD_FRENCH = """Une voiture rouge est garée devant la maison.
+Un chien noir court dans la rue.
+Je suis étudiant. Je suis étudiante.
+L'accord sur la zone économique européenne a été signé en août 1992.
+Deux enfants jouent dans le parc avec un ballon.
+Une femme avec un chapeau bleu lit un livre près de la fenêtre.
+Les hommes travaillent ensemble sur une route de montagne.
+Elle mange une pomme verte pendant que son frère regarde la télévision.
+Nous habitons à Paris depuis trois ans et nous aimons beaucoup cette ville.
+Où est la gare ? Il fait très beau aujourd'hui !""".splitlines()
+SUBWORD_ENGLISH = """A red car is parked in front of the house.
+A black dog runs in the street.
+I am a student. I'm a student.
+The agreement on the European Economic Area was signed in August 1992.
+Two children play in the park with a ball.
+A woman with a blue hat reads a book near the window.
+The men work together on a mountain road.
+She eats a green apple while her brother watches television.
+We have lived in Paris for three years and we really like this city.
+Where is the station? The weather is very nice today!""".splitlines()
+
+
+def build_tiny_subword_checkpoint(path: Path, *, seed: int = 0) -> Path:
+    """A deterministic, untrained format-2 model: SentencePiece pieces with byte fallback on both sides."""
+    import torch
+
+    from attnstep.checkpoint import save_checkpoint
+    from attnstep.model import ModelConfig, Seq2Seq
+    from attnstep.subword import train_subword
+    from attnstep.text import Vocab
+
+    src_model = train_subword(SUBWORD_FRENCH * 3, 340, seed=1, threads=1)
+    tgt_model = train_subword(SUBWORD_ENGLISH * 3, 320, seed=1, threads=1)
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        src_vocab_size=len(src_model), tgt_vocab_size=len(tgt_model), emb_dim=8, enc_hidden=6, dec_hidden=12,
+        attention="general", attn_dim=7, dropout=0.1,
+    )
+    meta = {"source_language": "fr", "target_language": "en", "provenance": {"data": "none: built by a test"}}
+    save_checkpoint(path, Seq2Seq(config), Vocab(src_model.pieces), Vocab(tgt_model.pieces), meta,
+                    subword=(src_model, tgt_model))
+    return path
+
+
+@pytest.fixture(scope="session")
+def subword_checkpoint(tmp_path_factory) -> Path:
+    return build_tiny_subword_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-subword")
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-general")

@@ -1,0 +1,129 @@
+"""Training data in several formats, the held-out split, and a subword training run end to end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from attnstep.cli import app
+from attnstep.corpus import CorpusSpec, hold_out, read_corpus
+from attnstep.errors import AttnstepError
+from attnstep.train import TrainSettings, load_data
+from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def corpora(tmp_path):
+    """A Tatoeba-like TSV (English first, gzipped, with shared sides) and line-aligned files."""
+    rows = [(en, fr) for en, fr in zip(SUBWORD_ENGLISH, SUBWORD_FRENCH)]
+    rows += [("I'm a student.", "Je suis étudiant."), ("I'm a student.", "Je suis étudiante."), ("Hi.", "Salut !")]
+    tsv = tmp_path / "pairs.tsv.gz"
+    with gzip.open(tsv, "wt", encoding="utf-8") as handle:
+        handle.write("".join(f"{en}\t{fr}\n" for en, fr in rows))
+    (tmp_path / "extra.fr").write_text("Un chien noir.\nUne maison rouge.\n", encoding="utf-8")
+    (tmp_path / "extra.en").write_text("A black dog.\nA red house.\n", encoding="utf-8")
+    return tmp_path, rows
+
+
+def test_a_tsv_corpus_is_read_in_the_column_order_given(corpora):
+    folder, rows = corpora
+    pairs = read_corpus(CorpusSpec.parse(str(folder / "pairs.tsv.gz")), "fr", "en", ("en", "fr"))
+    assert pairs == [(fr, en) for en, fr in rows]
+    with pytest.raises(AttnstepError, match="must name fr and en"):
+        read_corpus(CorpusSpec.parse(str(folder / "pairs.tsv.gz")), "fr", "en", ("en", "de"))
+
+
+def test_line_aligned_files_and_upsampling(corpora):
+    folder, _ = corpora
+    spec = CorpusSpec.parse(str(folder / "extra.{lang}") + "*3")
+    assert spec.times == 3
+    assert read_corpus(spec, "fr", "en") == [("Un chien noir.", "A black dog."), ("Une maison rouge.", "A red house.")]
+    with pytest.raises(AttnstepError, match=r"\{lang\}"):
+        CorpusSpec.parse(str(folder / "extra.fr"))
+
+
+def test_misaligned_files_are_refused(corpora):
+    folder, _ = corpora
+    (folder / "extra.en").write_text("A black dog.\n", encoding="utf-8")
+    with pytest.raises(AttnstepError, match="must align"):
+        read_corpus(CorpusSpec.parse(str(folder / "extra.{lang}")), "fr", "en")
+
+
+def test_a_line_separator_inside_a_sentence_does_not_shift_the_pairs(tmp_path):
+    (tmp_path / "x.fr").write_text("un\u2028deux\ntrois\n", encoding="utf-8")
+    (tmp_path / "x.en").write_text("one two\nthree\n", encoding="utf-8")
+    assert read_corpus(CorpusSpec.parse(str(tmp_path / "x.{lang}")), "fr", "en")[1] == ("trois", "three")
+
+
+def test_held_out_pairs_share_no_sentence_with_training():
+    # Sentences shared between pairs form groups; e.g. pairs 0-2 share English sides.
+    pairs = [("Je suis étudiant.", "I'm a student."), ("Je suis étudiante.", "I'm a student."),
+             ("Je suis étudiante.", "I am a student.")] + [(f"phrase {i}", f"sentence {i}") for i in range(40)]
+    for seed in range(20):
+        held = hold_out(pairs, 5, 5, seed)
+        assert len(held.val) >= 5 and len(held.test) >= 5
+        train_sides = {side for pair in held.train for side in pair}
+        assert not train_sides & {side for pair in held.val + held.test for side in pair}
+        assert sorted(held.train + held.val + held.test) == sorted(pairs)
+
+
+def test_load_data_upsamples_and_keeps_held_out_sentences_out_of_every_corpus(corpora):
+    folder, rows = corpora
+    # The second corpus repeats a held-out-able sentence; it must not reach training.
+    (folder / "extra.fr").write_text("Un chien noir.\nJe suis étudiant.\n", encoding="utf-8")
+    (folder / "extra.en").write_text("A black dog.\nI'm a student.\n", encoding="utf-8")
+    settings = TrainSettings(corpora=[str(folder / "pairs.tsv.gz"), str(folder / "extra.{lang}") + "*2"],
+                             tsv_columns="en,fr", holdout=2, seed=3)
+    data = load_data(settings)
+    held = {side for pair in data.val + data.test for side in pair}
+    assert not held & {side for pair in data.train for side in pair}
+    assert data.train.count(("Un chien noir.", "A black dog.")) == (0 if "Un chien noir." in held else 2)
+    assert "×2" in data.description
+
+
+def test_subword_training_run_resumes_and_evaluates_on_its_held_out_pairs(corpora, tmp_path):
+    folder, _ = corpora
+    out, work = tmp_path / "model", tmp_path / "work"
+    common = ["train", "--corpus", folder / "pairs.tsv.gz", "--tsv-columns", "en,fr", "--corpus", f"{folder}/extra.{{lang}}*2",
+              "--holdout", 1, "--tokenizer", "subword", "--vocab-size", 312, "--out", out, "--work", work,
+              "--emb-dim", 8, "--enc-hidden", 8, "--dec-hidden", 16, "--batch-size", 4]
+    first = invoke(*common, "--epochs", 1)
+    assert first.exit_code == 0, first.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["format_version"] == 2 and config["tokenizer"]["name"] == "sentencepiece"
+    assert config["heldout"] == {"corpus": str(folder / "pairs.tsv.gz"), "tsv_columns": "en,fr", "size": 1, "seed": 1}
+    assert (out / "source.spm").read_bytes() == (work / "source.spm").read_bytes()
+    resumed = invoke(*common, "--epochs", 2)
+    assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stdout
+    assert "training the source subword model" not in resumed.stdout  # the pieces are kept, not retrained
+    result = invoke("eval", out, "--heldout", "test")
+    assert result.exit_code == 0, result.output
+    assert "held-out test (1 sentences" in result.stdout or "held-out test (" in result.stdout
+    assert "case:mixed" in result.stdout and "<unk> in 0 of" in result.stdout
+    dumped = json.loads(invoke("dump", "Je suis étudiant. 😀", "--checkpoint", out, "--no-vectors").stdout)
+    assert all(t["token"] != "<unk>" for t in dumped["source"])
+
+
+def test_a_time_budget_ends_training_inside_an_epoch_and_keeps_the_checkpoint(corpora, tmp_path):
+    folder, _ = corpora
+    out = tmp_path / "model"
+    result = invoke("train", "--corpus", folder / "pairs.tsv.gz", "--tsv-columns", "en,fr", "--holdout", 1,
+                    "--out", out, "--work", tmp_path / "work", "--emb-dim", 8, "--enc-hidden", 8, "--dec-hidden", 16,
+                    "--batch-size", 1, "--max-minutes", 0.00001)
+    assert result.exit_code == 0, result.output
+    assert "time budget of 1e-05 min reached inside epoch 1" in result.stdout
+    assert (out / "config.json").is_file()
+
+
+def test_train_without_data_or_holdout_says_what_to_give(corpora, tmp_path):
+    folder, _ = corpora
+    assert "give --data DIR or at least one --corpus" in invoke("train", "--out", tmp_path / "m").stderr
+    result = invoke("train", "--out", tmp_path / "m", "--corpus", folder / "pairs.tsv.gz")
+    assert result.exit_code == 1 and "--holdout" in result.stderr
