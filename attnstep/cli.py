@@ -130,21 +130,21 @@ def evaluate(
         name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
                                      tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-        hypotheses = translate_corpus(ckpt.model, ckpt.codec, sources)
+        translations = translate_corpus(ckpt.model, ckpt.codec, sources)
+        hypotheses = translations.texts
         if output is not None:
             atomic_write_text(output, "".join(h + "\n" for h in hypotheses))
     except AttnstepError as exc:
         fail(str(exc))
     cased = ckpt.subword is not None  # word models write lower case only
     result = score(hypotheses, references, lowercase=not cased)
-    unknown = sum("<unk>" in h for h in hypotheses)
     print(f"{visible(ckpt.name)} on {visible(name)} ({len(sources)} sentences, greedy)")
     print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
     print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
     if cased:
         lower = score(hypotheses, references, lowercase=True)
         print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
-    print(f"<unk> in {unknown} of {len(hypotheses)} outputs")
+    print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
 
 
 @app.command()

@@ -14,14 +14,22 @@ from attnstep.codec import Codec, codec_target_tokens
 from attnstep.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data import read_parallel
 from attnstep.errors import AttnstepError
+from attnstep.text import UNK_ID
 
 
-def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> list[str]:
+@dataclass
+class Translations:
+    texts: list[str]  # detokenized, one per input sentence
+    with_unknown: int  # how many of them contain the <unk> token (a subword model's decoder renders it " ⁇ ")
+
+
+def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> Translations:
     """Greedy translations, batched by length so that little work is spent on padding."""
     # An empty line still gets a translation (of "."), so hypotheses stay aligned with references.
     ids = [codec.corpus_source(s)[: codec.max_source_tokens] or codec.corpus_source(".") for s in sentences]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[str] = [""] * len(ids)
+    with_unknown = 0
     tokens = codec_target_tokens(codec)
     model.eval()
     with torch.no_grad():
@@ -30,7 +38,8 @@ def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_s
             src, lengths = pad([ids[i] for i in chunk])
             for i, hypothesis in zip(chunk, model.greedy(src, lengths)):
                 out[i] = codec.detokenize([tokens[t] for t in hypothesis])
-    return out
+                with_unknown += UNK_ID in hypothesis
+    return Translations(out, with_unknown)
 
 
 @dataclass

@@ -252,7 +252,7 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                     console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
                     break
 
-        hypotheses = translate_corpus(model, codec, val_src)
+        hypotheses = translate_corpus(model, codec, val_src).texts
         val = score(hypotheses, val_tgt, lowercase=not cased)
         seconds = time.monotonic() - started
         progress["seconds"] += seconds

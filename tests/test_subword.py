@@ -225,3 +225,17 @@ def test_the_cli_refuses_a_damaged_tokenizer_with_one_line(subword_checkpoint, t
 def test_training_a_subword_model_too_large_for_its_text_is_one_error():
     with pytest.raises(AttnstepError, match="cannot train the subword model"):
         train_subword(["un deux trois"], 5000, seed=1, threads=1)
+
+
+def test_eval_counts_unk_outputs_by_id_even_when_sentencepiece_renders_it_otherwise(subword_checkpoint):
+    import torch
+
+    from attnstep.evaluate import translate_corpus
+
+    checkpoint = load_checkpoint(subword_checkpoint)
+    sentences = ["Je suis étudiant.", "Un chien noir."]
+    with torch.no_grad():
+        checkpoint.model.decoder.out_bias[UNK_ID] = 1e4  # the model now writes <unk> at every step
+    result = translate_corpus(checkpoint.model, checkpoint.codec, sentences)
+    assert result.with_unknown == 2
+    assert all("<unk>" not in text for text in result.texts)  # what a string search would have missed
