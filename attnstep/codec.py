@@ -42,6 +42,10 @@ class WordCodec:
     def detokenize(self, tokens: list[str]) -> str:
         return detokenize(tokens)
 
+    def reference_ids(self, text: str) -> list[int]:
+        """A given translation as target ids, cut as the model's outputs are; unknown words become <unk>."""
+        return self.tgt_vocab.ids(t.normalized for t in tokenize(text))
+
     def target_id(self, word: str) -> int | None:
         cleaned = word.strip().lower()
         return self.tgt_vocab.id(cleaned) if cleaned in self.tgt_vocab else None
@@ -64,15 +68,7 @@ class SubwordCodec:
         return self.tgt_model.encode(text)
 
     def source_pieces(self, sentence: str) -> list[tuple[str, str, int, int]]:
-        from attnstep.errors import AttnstepError
-        from attnstep.text import check_sentence
-
-        check_sentence(sentence)
-        ids = self.src_model.encode(sentence)
-        if not ids:
-            raise AttnstepError("the sentence is empty: type some words to translate")
-        if len(ids) > MAX_SOURCE_PIECES:
-            raise AttnstepError(f"the sentence has {len(ids)} subword pieces; the maximum is {MAX_SOURCE_PIECES}")
+        ids = _encode_sentence(self.src_model, sentence)
         pieces = [self.src_model.pieces[i] for i in ids]
         words = split_words(pieces)
         word_of = [w for w, (_, start, end) in enumerate(words) for _ in range(start, end)]
@@ -88,6 +84,10 @@ class SubwordCodec:
     def detokenize(self, tokens: list[str]) -> str:
         return self.tgt_model.decode(self._tgt_index[t] for t in tokens)
 
+    def reference_ids(self, text: str) -> list[int]:
+        """A given translation as target pieces, as the model's outputs are cut."""
+        return _encode_sentence(self.tgt_model, text)
+
     def target_id(self, word: str) -> int | None:
         """A typed word as one piece: "student" is looked up as the word-initial "▁student" first."""
         word = word.strip()
@@ -95,6 +95,20 @@ class SubwordCodec:
             if piece in self._tgt_index:
                 return self._tgt_index[piece]
         return None
+
+
+def _encode_sentence(model: SubwordModel, sentence: str) -> list[int]:
+    """A user's sentence as piece ids, refusing what the word tokenizer refuses (and too many pieces)."""
+    from attnstep.errors import AttnstepError
+    from attnstep.text import check_sentence
+
+    check_sentence(sentence)
+    ids = model.encode(sentence)
+    if not ids:
+        raise AttnstepError("the sentence is empty: type some words to translate")
+    if len(ids) > MAX_SOURCE_PIECES:
+        raise AttnstepError(f"the sentence has {len(ids)} subword pieces; the maximum is {MAX_SOURCE_PIECES}")
+    return ids
 
 
 def split_words(pieces: list[str]) -> list[tuple[str, int, int]]:

@@ -5,24 +5,39 @@ As bdb is to pdb, this module is to the UI: it knows nothing of Textual. The UI 
 trace only when the decoding itself must change (a new sentence, a forced word).
 
 What the UI may call:
-    ``translate(sentence)``            the greedy trace of a sentence
+    ``translate(sentence)``            the trace of a sentence: greedy, or a beam search of width
+                                       ``beam`` when the Stepper was made with one
     ``force(trace, t, word)``          the same sentence with ``word`` chosen at step t, decoding
-                                       greedily after it; steps before t are kept as they were
+                                       on after it (a new beam starts from that prefix); steps before
+                                       t are kept as they were
     ``unforce(trace, t)``              back to the model's own choice from step t on
     ``decode(source, prefix)``         the trace of already-tokenized source whose first steps make the
                                        given choices (what a model in another process is asked for)
     ``translate_batch(sentences)``     many traces in one batched decoding (``decode_batch`` for
                                        sources already tokenized, as ``dump --input`` has them)
-    ``iter_steps(sentence, prefix)``   the records one at a time, as they are computed
+    ``iter_steps(sentence, prefix)``   the greedy records one at a time, as they are computed
+    ``score_reference(sentence, ref)`` teacher forcing: every token of a given translation forced,
+                                       with the probability the model gives each
 
-Every path goes through one batched loop over ``Seq2Seq.step``; a single sentence is a
-batch of one, so stepping and batched decoding cannot drift apart.
+Greedy decoding goes through one batched loop over ``Seq2Seq.step``; a single sentence is a
+batch of one, so stepping and batched decoding cannot drift apart. Beam search is a second
+loop over the same step function that builds the same records through the same code, and
+with K = 1 makes the greedy choices.
+
+Beam search (as Marian does it): each step extends every live hypothesis by every token and
+keeps the best extensions by cumulative log-probability, as many as the sentence still needs;
+one that ends in <eos> is finished and leaves the beam, which then needs one fewer, so the
+search ends with K finished hypotheses (or at the length limit). Hypotheses of one step all
+have the same length, so ranking them needs no normalization; the finished ones, of
+different lengths, are ranked by score / lp with GNMT's lp = ((5 + length) / 6)^α (Wu et al.
+2016, eq. 14; OpenNMT-py's ``-length_penalty wu``), length counting <eos>. An unfinished
+hypothesis wins only where none finished.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 import torch
@@ -31,13 +46,21 @@ from attnstep.batch import pad
 from attnstep.checkpoint import Checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.model.attention import FORMULAS
+from attnstep.model.decoder import DecoderState, Memory
 from attnstep.model.seq2seq import max_output_length
 from attnstep.codec import SubwordCodec
 from attnstep.text import BOS, BOS_ID, EOS_ID, PAD
-from attnstep.trace import Candidate, CheckpointInfo, SourceToken, Step, Trace, Word
+from attnstep.trace import ALIVE, FINISHED, PRUNED, Beam, Candidate, CheckpointInfo, Hypothesis, SourceToken, Step, Trace, Word
 
 DEFAULT_TOP_K = 5
+DEFAULT_ALPHA = 0.6  # GNMT's length normalization exponent (Wu et al. 2016 found 0.6–0.7 best)
+MAX_BEAM = 100
 Choice = tuple[int, bool]  # (target token id, forced by the user)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α: a finished hypothesis's score is divided by it."""
+    return ((5 + length) / 6) ** alpha
 
 
 @dataclass(frozen=True)
@@ -49,15 +72,57 @@ class _Row:
     limit: int  # maximum number of steps
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """Where each quantity sits in a step's row of numbers: [h_t | C_t | h~_t | e_t (S) | a_t (S) | top-k log-probs | ...].
+
+    [h_t; C_t] is the row's first H + M numbers. One copy out of torch per step: per-tensor
+    copies would cost more than the decoder step itself at batch size 1.
+    """
+
+    H: int  # h_t (0 without vectors)
+    M: int  # C_t (0 without vectors)
+    V: int  # where the vectors end
+    S: int  # padded source length
+    k: int  # top-k candidates
+
+    @property
+    def candidates_end(self) -> int:
+        return self.V + 2 * self.S + self.k
+
+
+@dataclass
+class _Live:
+    """One beam hypothesis during the search (a Hypothesis once its status is known)."""
+
+    parent: int | None  # index in the previous step's list
+    row: int  # the batch row whose step computed it (its parent's): where its record's numbers are
+    id: int
+    logprob: float
+    score: float
+    weights: tuple[float, ...]
+    status: str = ALIVE
+
+
 class Stepper:
-    def __init__(self, checkpoint: Checkpoint, *, top_k: int = DEFAULT_TOP_K, vectors: bool = True):
+    def __init__(
+        self, checkpoint: Checkpoint, *, top_k: int = DEFAULT_TOP_K, vectors: bool = True, beam: int | None = None,
+        alpha: float = DEFAULT_ALPHA,
+    ):
         if top_k < 1:
             raise AttnstepError("top-k must be at least 1")
+        if beam is not None and not 1 <= beam <= MAX_BEAM:
+            raise AttnstepError(f"the beam width must be 1 to {MAX_BEAM}, not {beam}")
+        if alpha < 0 or not math.isfinite(alpha):
+            raise AttnstepError(f"the length normalization alpha must be 0 or more, not {alpha}")
         self.checkpoint = checkpoint
         self.codec = checkpoint.codec
         self.model = checkpoint.model.eval()
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
+        # None: greedy; K: beam search of width K (capped by the vocabulary, which bounds the extensions)
+        self.beam = None if beam is None else min(beam, len(checkpoint.tgt_vocab))
+        self.alpha = alpha
         self.info = CheckpointInfo(
             name=checkpoint.name,
             sha256=checkpoint.digest,
@@ -109,8 +174,23 @@ class Stepper:
         return self.decode_batch([self.source_tokens(s) for s in sentences])
 
     def decode_batch(self, sources: Sequence[tuple[SourceToken, ...]]) -> list[Trace]:
-        """Greedy traces of already-tokenized sources, decoded together."""
+        """Traces of already-tokenized sources, decoded together."""
         return self._decode([self._row(tuple(source), ()) for source in sources])
+
+    def score_reference(self, sentence: str, reference: str) -> Trace:
+        """Teacher forcing: each token of ``reference`` (cut by the checkpoint's codec), then <eos>, forced.
+
+        Every step shows the attention and the probability the model gives the reference token;
+        its first candidate is the model's own choice. ``Trace.logprob`` is log p(reference | sentence).
+        """
+        source = self.source_tokens(sentence)
+        try:
+            ids = self.codec.reference_ids(reference)
+        except AttnstepError as exc:
+            raise AttnstepError(f"the reference: {exc}") from None
+        prefix = tuple((i, True) for i in ids) + ((EOS_ID, True),)
+        trace = self._greedy([self._row(source, prefix)])[0]
+        return replace(trace, reference=reference)
 
     def iter_steps(self, sentence: str, prefix: Sequence[Choice] = ()) -> Iterator[Step]:
         """Yield one sentence's step records as the decoder produces them."""
@@ -138,7 +218,7 @@ class Stepper:
         word_of = [w for w, word in enumerate(words) for _ in range(word.start, word.end)]
         return tuple(SourceToken(t.surface, t.token, t.id, w) for t, w in zip(source, word_of)), words
 
-    def _trace(self, row: _Row, encoder_states, steps: list[Step]) -> Trace:
+    def _trace(self, row: _Row, encoder_states, steps: list[Step], beam: Beam | None = None) -> Trace:
         source, words = self._source_words(row.source)
         tokens = [s.chosen_token for s in steps if s.chosen_id != EOS_ID]
         return Trace(
@@ -150,9 +230,13 @@ class Stepper:
             words=words,
             output_words=tuple(Word(*span) for span in self.codec.target_words(tokens)),
             translation_text=self.codec.detokenize(tokens),
+            beam=beam,
         )
 
     def _decode(self, rows: list[_Row]) -> list[Trace]:
+        return self._greedy(rows) if self.beam is None else self._search(rows)
+
+    def _greedy(self, rows: list[_Row]) -> list[Trace]:
         steps: list[list[Step]] = [[] for _ in rows]
         states = None
         for encoder_states, produced in self._run(rows):
@@ -164,22 +248,56 @@ class Stepper:
             for i, (row, row_steps) in enumerate(zip(rows, steps))
         ]
 
-    @torch.no_grad()
-    def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
-        """The batched loop: yields (encoder states per row, [(row index, step record), ...]) per time step."""
-        vocab = self.checkpoint.tgt_vocab.tokens
+    def _encode(self, rows: list[_Row]):
+        """Encode a batch: (memory, first decoder state, encoder states per row as tuples, columns of a step's row)."""
         src, lengths = pad([[t.id for t in row.source] for row in rows])
         memory, state = self.model.encode(src, lengths)
         encoder_states = [tuple(map(tuple, memory.states[i, : len(row.source)].tolist())) for i, row in enumerate(rows)] if self.vectors else []
+        config = self.model.config
+        H, M = (config.dec_hidden, config.memory_dim) if self.vectors else (0, 0)
+        columns = _Columns(H, M, H + M + (config.out_dim if self.vectors else 0), src.size(1), self.top_k)
+        return memory, state, encoder_states, columns
+
+    def _numbers(self, output, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """A step's rows of numbers (see :class:`_Columns`), with ``extra`` columns appended: (B, C)."""
+        vectors = [output.hidden, output.context, output.attentional] if self.vectors else []
+        return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
+
+    def _record(self, c: _Columns, t: int, n: int, numbers: tuple, top_ids: list[int], input_id: int, chosen_id: int,
+                chosen_logprob: float, forced: bool) -> Step:
+        """One step's record from its row of numbers; ``n`` is the sentence's own source length."""
+        vocab = self.checkpoint.tgt_vocab.tokens
+        H, M, V, S = c.H, c.M, c.V, c.S
+        # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
+        # log-normaliser: one finite log-probability vouches for the whole row.
+        if not math.isfinite(chosen_logprob):
+            raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
+        return Step(
+            index=t,
+            input_token=vocab[input_id],
+            input_id=input_id,
+            scores=numbers[V : V + n],
+            weights=numbers[V + S : V + S + n],
+            hidden=numbers[:H] if self.vectors else None,
+            context=numbers[H : H + M] if self.vectors else None,
+            concat=numbers[: H + M] if self.vectors else None,
+            attentional=numbers[H + M : V] if self.vectors else None,
+            candidates=tuple(
+                Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[V + 2 * S : c.candidates_end])
+            ),
+            chosen_token=vocab[chosen_id],
+            chosen_id=chosen_id,
+            chosen_logprob=chosen_logprob,
+            forced=forced,
+        )
+
+    @torch.no_grad()
+    def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
+        """The greedy batched loop: yields (encoder states per row, [(row index, step record), ...]) per time step."""
+        memory, state, encoder_states, c = self._encode(rows)
         prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long)  # (B, 1)
         active = list(range(len(rows)))
-        # Each step's numbers are copied out as one row per sentence, laid out as
-        # [h_t | C_t | h~_t | e_t (S) | a_t (S) | top-k log-probs | log p(chosen)], so that
-        # [h_t; C_t] is the row's first H + M numbers. One copy per step: per-tensor
-        # copies would cost more than the decoder step itself at batch size 1.
-        S, k = src.size(1), self.top_k
-        H, M = (self.model.config.dec_hidden, self.model.config.memory_dim) if self.vectors else (0, 0)
-        V = H + M + (self.model.config.out_dim if self.vectors else 0)  # where the vectors end
+        k = c.k
         t = 0
         while active:
             output, state = self.model.step(prev.view(-1), state, memory)
@@ -192,8 +310,7 @@ class Stepper:
                 chosen = chosen.clone()
                 chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
                 chosen_logprob = logprobs.gather(1, chosen)  # (B, 1)
-            vectors = [output.hidden, output.context, output.attentional] if self.vectors else []
-            table = torch.cat([*vectors, output.scores, output.weights, top_logprobs, chosen_logprob], dim=1)
+            table = self._numbers(output, top_logprobs, chosen_logprob)  # (B, C + 1)
             ints = torch.cat([top_ids, chosen, prev], dim=1)  # (B, k + 2)
             if len(active) < len(rows):
                 index = torch.tensor(active)
@@ -202,30 +319,9 @@ class Stepper:
             still_active = []
             for i, numbers, ids in zip(active, table.tolist(), ints.tolist()):
                 numbers = tuple(numbers)  # slices of a tuple are tuples: one copy, not two
-                n = len(rows[i].source)
-                chosen_id, prev_id = ids[k], ids[k + 1]
-                # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
-                # log-normaliser: one finite log-probability vouches for the whole row.
-                if not math.isfinite(numbers[V + 2 * S + k]):
-                    raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
-                step = Step(
-                    index=t,
-                    input_token=vocab[prev_id],
-                    input_id=prev_id,
-                    scores=numbers[V : V + n],
-                    weights=numbers[V + S : V + S + n],
-                    hidden=numbers[:H] if self.vectors else None,
-                    context=numbers[H : H + M] if self.vectors else None,
-                    concat=numbers[: H + M] if self.vectors else None,
-                    attentional=numbers[H + M : V] if self.vectors else None,
-                    candidates=tuple(
-                        Candidate(vocab[c], c, math.exp(logprob)) for c, logprob in zip(ids[:k], numbers[V + 2 * S : V + 2 * S + k])
-                    ),
-                    chosen_token=vocab[chosen_id],
-                    chosen_id=chosen_id,
-                    chosen_logprob=numbers[V + 2 * S + k],
-                    forced=t < len(rows[i].prefix) and rows[i].prefix[t][1],
-                )
+                chosen_id = ids[k]
+                forced = t < len(rows[i].prefix) and rows[i].prefix[t][1]
+                step = self._record(c, t, len(rows[i].source), numbers, ids[:k], ids[k + 1], chosen_id, numbers[-1], forced)
                 produced.append((i, step))
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:
                     still_active.append(i)
@@ -233,3 +329,111 @@ class Stepper:
             prev = chosen
             active = still_active
             t += 1
+
+    @torch.no_grad()
+    def _search(self, rows: list[_Row]) -> list[Trace]:
+        """Beam search for a batch of sentences: row i's hypotheses live in batch rows i·K .. i·K + K - 1.
+
+        Every step runs all B·K rows (a row without a hypothesis computes what nobody reads, as
+        greedy's finished rows do) and keeps each step's numbers as one tensor; only the best
+        hypothesis's rows become records, at the end. Memory: B·K rows × steps × a row's numbers.
+        """
+        K, B = self.beam, len(rows)
+        memory, state, encoder_states, c = self._encode(rows)
+        slots = torch.arange(B).repeat_interleave(K)  # (B·K,) the sentence each row decodes
+        memory = Memory(*(m.index_select(0, slots) for m in memory))  # (B·K, S, ·) each sentence's, K times
+        state = DecoderState(*(s.index_select(0, slots) for s in state))  # (B·K, ·)
+        prev = torch.full((B * K,), BOS_ID, dtype=torch.long)  # (B·K,)
+        score = torch.full((B, K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
+        score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
+        seeking = [K] * B  # how many more hypotheses each sentence needs: K less those finished
+        occupants: list[list[int]] = [[0] for _ in rows]  # per sentence: the previous step's index of each row's hypothesis
+        hypotheses: list[list[list[_Live]]] = [[] for _ in rows]  # per sentence, per step
+        tables: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
+        t = 0
+        while any(seeking):
+            output, state = self.model.step(prev, state, memory)
+            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B·K, V)
+            top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B·K, k)
+            tables.append((self._numbers(output, top_logprobs), top_ids))
+            vocab_size = logprobs.size(1)
+            extended = (score.view(-1, 1) + logprobs).view(B, K * vocab_size)  # (B, K·V) every one-token extension
+            top_scores, top = extended.topk(K, dim=1)  # (B, K) best first
+            for i, row in enumerate(rows):  # a step of a fixed prefix has one extension: the prefix's word
+                if seeking[i] and t < len(row.prefix):
+                    word = row.prefix[t][0]
+                    top[i, 0], top_scores[i, 0], top_scores[i, 1:] = word, score[i, 0] + logprobs[i * K, word], -math.inf
+            parent_slot, token = top // vocab_size, top % vocab_size  # (B, K)
+            parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
+            token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
+            weights = output.weights[parent_row].view(B, K, -1)  # (B, K, S) a_t, computed from each parent
+            reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
+            prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
+            score = torch.full((B, K), -math.inf)
+            columns = zip(top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist())
+            for i, (scores_i, slots_i, tokens_i, logprobs_i, weights_i) in enumerate(columns):
+                if not seeking[i]:
+                    continue
+                kept = []
+                for j in range(seeking[i]):
+                    if scores_i[j] == -math.inf:  # a prefix step keeps one
+                        break
+                    if not math.isfinite(scores_i[j]):
+                        raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
+                    kept.append(_Live(
+                        parent=occupants[i][slots_i[j]] if t else None, row=i * K + slots_i[j], id=tokens_i[j],
+                        logprob=logprobs_i[j], score=scores_i[j], weights=tuple(weights_i[j][: len(rows[i].source)]),
+                        status=FINISHED if tokens_i[j] == EOS_ID else ALIVE,
+                    ))
+                if t:
+                    extended_parents = {h.parent for h in kept}
+                    for index, parent in enumerate(hypotheses[i][-1]):  # none of its extensions was kept: it ends here
+                        if parent.status == ALIVE and index not in extended_parents:
+                            parent.status = PRUNED
+                hypotheses[i].append(kept)
+                alive = [j for j, h in enumerate(kept) if h.status == ALIVE]
+                seeking[i] -= len(kept) - len(alive)
+                if not alive or t + 1 >= rows[i].limit:
+                    seeking[i] = 0  # at the length limit, what is alive stays so, unfinished
+                    continue
+                occupants[i] = alive
+                for slot, j in enumerate(alive):
+                    reorder[i * K + slot], prev[i * K + slot], score[i, slot] = kept[j].row, kept[j].id, kept[j].score
+            state = DecoderState(*(s.index_select(0, reorder) for s in state))
+            t += 1
+        return [
+            self._beam_trace(row, encoder_states[i] if self.vectors else None, hypotheses[i], tables, c)
+            for i, row in enumerate(rows)
+        ]
+
+    def _beam_trace(self, row: _Row, encoder_states, steps: list[list[_Live]], tables, c: _Columns) -> Trace:
+        """The trace of one sentence's search: the records of its best hypothesis, and the whole beam."""
+        finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
+        last = len(steps) - 1
+        candidates = finished or [(last, j) for j in range(len(steps[last]))]  # none finished: the length limit's
+        normalized = [[h.score / length_penalty(t + 1, self.alpha) for h in kept] for t, kept in enumerate(steps)]
+        best_t, best_j = max(candidates, key=lambda tj: normalized[tj[0]][tj[1]])
+        chain = [best_j]
+        for t in range(best_t, 0, -1):
+            chain.append(steps[t][chain[-1]].parent)
+        chain.reverse()
+        records = []
+        for t, j in enumerate(chain):
+            h = steps[t][j]
+            table, top_ids = tables[t]
+            numbers = tuple(table[h.row].tolist())
+            input_id = BOS_ID if t == 0 else steps[t - 1][chain[t - 1]].id
+            forced = t < len(row.prefix) and row.prefix[t][1]
+            records.append(self._record(c, t, len(row.source), numbers, top_ids[h.row].tolist(), input_id, h.id, h.logprob, forced))
+        vocab = self.checkpoint.tgt_vocab.tokens
+        beam = Beam(
+            width=self.beam,
+            alpha=self.alpha,
+            start=len(row.prefix),
+            steps=tuple(
+                tuple(Hypothesis(h.parent, vocab[h.id], h.id, h.logprob, h.score, normalized[t][j], h.status, h.weights) for j, h in enumerate(kept))
+                for t, kept in enumerate(steps)
+            ),
+            best=best_j,
+        )
+        return self._trace(row, encoder_states, records, beam)

@@ -10,12 +10,18 @@ JSON layout (``format_version`` 2; the schema is ``attnstep/trace_schema.json``)
     words[{text, start, end}], encoder_states[n][M],
     steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional,
            candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
-    output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished
+    output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
+    beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]]}?,
+    reference{text, logprob, average, mismatches[{step, token, id, prob}]}?
 
 Two views of the same decoding: ``source`` and ``steps`` are the tokens the model saw and
 wrote (subword pieces for a SentencePiece model); ``words`` and ``output_words`` group them
 into the words a person reads, as spans [start, end) of tokens or steps. Version 1 traces
 (word-level models, no ``words``) are still read: each token is then its own word.
+
+Two optional blocks: ``beam`` when the decoding was a beam search (``steps`` are then the
+records of its best hypothesis), ``reference`` when every step was forced to a given
+translation (teacher forcing; its numbers are recomputed from the steps when read).
 
 ``--no-vectors`` drops ``encoder_states`` and the per-step ``hidden``/``context``/``concat``/
 ``attentional`` (the schema makes them optional); ``vectors`` says which form a file has.
@@ -101,6 +107,47 @@ class Step:
         return math.exp(self.chosen_logprob)
 
 
+ALIVE, FINISHED, PRUNED = "alive", "finished", "pruned"
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One hypothesis of a beam step: the one at ``parent`` in the step before, plus ``token``."""
+
+    parent: int | None  # index in the previous beam step (None at step 0)
+    token: str  # the token it adds
+    id: int
+    logprob: float  # log p(token | the parent's tokens, x)
+    score: float  # cumulative log-probability: the parent's score + logprob
+    normalized: float  # score / lp(length): what finished hypotheses are ranked by (see Beam.alpha)
+    # alive: extended at the next step, or still in the beam when the length limit ended the search;
+    # finished: ends with <eos>; pruned: none of its extensions stayed in the beam.
+    status: str
+    weights: Vector  # a_t of the step that wrote ``token`` (computed from the parent's state)
+
+
+@dataclass(frozen=True)
+class Beam:
+    """A whole beam search: each step's hypotheses, highest score first."""
+
+    width: int  # K
+    alpha: float  # length normalization: normalized = score / ((5 + length) / 6) ** alpha (GNMT)
+    start: int  # steps before this one were a fixed prefix (a forced word and the choices before it)
+    steps: tuple[tuple[Hypothesis, ...], ...]
+    best: int  # index, in beam step len(trace.steps) - 1, of the hypothesis that trace.steps records
+
+    def lineage(self, t: int, index: int) -> tuple[int, ...]:
+        """Indices, at beam steps 0..t, of hypothesis ``index`` of step ``t`` and its ancestors."""
+        path = [index]
+        for step in range(t, 0, -1):
+            path.append(self.steps[step][path[-1]].parent)
+        return tuple(reversed(path))
+
+    def history(self, t: int, index: int) -> tuple[Hypothesis, ...]:
+        """The hypotheses along ``lineage(t, index)``: its tokens and attention rows, step by step."""
+        return tuple(self.steps[step][i] for step, i in enumerate(self.lineage(t, index)))
+
+
 @dataclass(frozen=True)
 class Trace:
     checkpoint: CheckpointInfo
@@ -111,6 +158,8 @@ class Trace:
     words: tuple[Word, ...] = ()  # the user's words over ``source``; () means one word per token
     output_words: tuple[Word, ...] | None = None  # words over the steps; None means one per token
     translation_text: str | None = None  # the detokenized output; None means word-model detokenization
+    beam: Beam | None = None  # the search, when the decoding was a beam search
+    reference: str | None = None  # the given translation every step was forced to (teacher forcing)
 
     @property
     def output_tokens(self) -> list[str]:
@@ -119,6 +168,16 @@ class Trace:
     @property
     def translation(self) -> str:
         return detokenize(self.output_tokens) if self.translation_text is None else self.translation_text
+
+    @property
+    def logprob(self) -> float:
+        """log p(output | source): the sum of every step's log p(chosen)."""
+        return sum(s.chosen_logprob for s in self.steps)
+
+    @property
+    def mismatches(self) -> tuple[Step, ...]:
+        """Steps whose word is not the model's own top choice (candidates[0]): forced ones, in practice."""
+        return tuple(s for s in self.steps if s.candidates[0].id != s.chosen_id)
 
     @property
     def source_words(self) -> tuple[Word, ...]:
@@ -187,7 +246,36 @@ def to_json_dict(trace: Trace, *, precision: int | None = None) -> dict[str, Any
         alignment=[step["weights"] for step in steps],
         finished=trace.finished,
     )
+    if trace.beam is not None:
+        out["beam"] = _beam_dict(trace.beam, one, r)
+    if trace.reference is not None:
+        out["reference"] = {
+            "text": trace.reference,
+            "logprob": one(trace.logprob),
+            "average": one(trace.logprob / len(trace.steps)),
+            "mismatches": [
+                {"step": s.index, "token": s.candidates[0].token, "id": s.candidates[0].id, "prob": one(s.candidates[0].prob)}
+                for s in trace.mismatches
+            ],
+        }
     return out
+
+
+def _beam_dict(beam: Beam, one, r) -> dict[str, Any]:
+    return {
+        "width": beam.width,
+        "alpha": beam.alpha,
+        "start": beam.start,
+        "best": beam.best,
+        "steps": [
+            [
+                {"parent": h.parent, "token": h.token, "id": h.id, "logprob": one(h.logprob), "score": one(h.score),
+                 "normalized": one(h.normalized), "status": h.status, "weights": r(h.weights)}
+                for h in hypotheses
+            ]
+            for hypotheses in beam.steps
+        ],
+    }
 
 
 def _word_dict(word: Word) -> dict[str, Any]:
@@ -350,7 +438,47 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
     if version >= 2:
         output_words = _words(data["output_words"], len(trace.output_tokens), "output", bad)
         trace = replace(trace, output_words=output_words, translation_text=data["translation"])
+    if "beam" in data:
+        trace = replace(trace, beam=_beam(data["beam"], trace, bad))
+    if "reference" in data:
+        if not (trace.finished and all(s.forced for s in steps)):
+            raise bad("a reference trace has a step that was not forced, or no final <eos>")
+        trace = replace(trace, reference=data["reference"]["text"])
     return trace
+
+
+def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
+    """A Beam whose hypotheses link up: parents that were alive, statuses that match the children, and a
+    best hypothesis whose tokens and attention rows are the trace's steps."""
+    n = len(trace.source)
+    beam_steps = []
+    for t, items in enumerate(data["steps"]):
+        before = beam_steps[-1] if beam_steps else ()
+        hypotheses = []
+        for h in items:
+            parent = h["parent"]
+            if (parent is None) != (t == 0) or (parent is not None and not (parent < len(before) and before[parent].status == ALIVE)):
+                raise bad(f"a hypothesis of beam step {t} extends one that is not alive in the step before")
+            if (h["token"] == EOS_TOKEN) != (h["status"] == FINISHED) or len(h["weights"]) != n:
+                raise bad(f"a hypothesis of beam step {t} has a status or attention row that does not fit it")
+            hypotheses.append(Hypothesis(parent, h["token"], h["id"], h["logprob"], h["score"], h["normalized"], h["status"], tuple(h["weights"])))
+        if not hypotheses or len(hypotheses) > data["width"]:
+            raise bad(f"beam step {t} has {len(hypotheses)} hypotheses for a beam of {data['width']}")
+        beam_steps.append(tuple(hypotheses))
+    for t, (hypotheses, after) in enumerate(zip(beam_steps, beam_steps[1:])):
+        parents = {h.parent for h in after}
+        if any((i in parents) != (h.status == ALIVE) for i, h in enumerate(hypotheses)):
+            raise bad(f"beam step {t}: an alive hypothesis has no extension, or a pruned one has one")
+    if beam_steps and any(h.status == PRUNED for h in beam_steps[-1]):
+        raise bad("the last beam step has a pruned hypothesis")
+    beam = Beam(data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"])
+    last = len(trace.steps) - 1
+    if not (0 <= last < len(beam_steps) and beam.best < len(beam_steps[last]) and beam.start <= len(trace.steps)):
+        raise bad("the beam's best hypothesis is not at the trace's last step")
+    best = beam.history(last, beam.best)
+    if [(h.id, h.weights) for h in best] != [(s.chosen_id, s.weights) for s in trace.steps]:
+        raise bad("the beam's best hypothesis is not the words and weights of the steps")
+    return beam
 
 
 def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Word, ...]:
