@@ -13,6 +13,7 @@ from rich.console import Console
 from attnstep.display import visible
 from attnstep.errors import AttnstepError
 from attnstep.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
+from attnstep.trace import DEFAULT_ALPHA, MAX_BEAM
 
 app = typer.Typer(
     help="A stepping debugger for attention seq2seq translation models.",
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False)
 CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en)."
+BEAM_HELP = "Beam search of this width instead of greedy decoding."
+ALPHA_HELP = "Beam search's length normalization: score / ((5 + length) / 6)^ALPHA (GNMT)."
 
 
 def fail(message: str) -> None:
@@ -115,11 +118,13 @@ def evaluate(
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's columns, e.g. en,fr.")] = "src,tgt",
     heldout: Annotated[Optional[str], typer.Option(help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus).")] = None,
     heldout_corpus: Annotated[Optional[str], typer.Option(help="Where that corpus is, if not where training read it.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line.")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line (with --beam, the beam's).")] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Also decode with a beam of this width, and print its scores beside greedy's.", min=1, max=MAX_BEAM)] = None,
+    alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
 ) -> None:
-    """Translate a test set greedily and print sacreBLEU BLEU and chrF with their signatures."""
+    """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
     from attnstep.checkpoint import load_checkpoint
-    from attnstep.evaluate import evaluation_set, score, translate_corpus
+    from attnstep.evaluate import beam_translate_corpus, evaluation_set, score, translate_corpus
     from attnstep.files import atomic_write_text
 
     try:
@@ -130,21 +135,24 @@ def evaluate(
         name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
                                      tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-        translations = translate_corpus(ckpt.model, ckpt.codec, sources)
-        hypotheses = translations.texts
+        decodings = {"greedy": translate_corpus(ckpt.model, ckpt.codec, sources)}
+        if beam is not None:
+            decodings[f"beam {beam}, alpha {alpha:g}"] = beam_translate_corpus(ckpt, sources, beam, alpha)
         if output is not None:
-            atomic_write_text(output, "".join(h + "\n" for h in hypotheses))
+            atomic_write_text(output, "".join(h + "\n" for h in list(decodings.values())[-1].texts))
     except AttnstepError as exc:
         fail(str(exc))
     cased = ckpt.subword is not None  # word models write lower case only
-    result = score(hypotheses, references, lowercase=not cased)
-    print(f"{visible(ckpt.name)} on {visible(name)} ({len(sources)} sentences, greedy)")
-    print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
-    print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
-    if cased:
-        lower = score(hypotheses, references, lowercase=True)
-        print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
-    print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
+    for decoding, translations in decodings.items():
+        hypotheses = translations.texts
+        result = score(hypotheses, references, lowercase=not cased)
+        print(f"{visible(ckpt.name)} on {visible(name)} ({len(sources)} sentences, {decoding})")
+        print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
+        print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
+        if cased:
+            lower = score(hypotheses, references, lowercase=True)
+            print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
+        print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
 
 
 @app.command()
@@ -157,17 +165,24 @@ def dump(
     precision: Annotated[Optional[int], typer.Option(help="Round floats to this many decimals.", min=0, max=12)] = None,
     top_k: Annotated[int, typer.Option(help="Next-word candidates kept per step.", min=1, max=100)] = 5,
     batch_size: Annotated[int, typer.Option(help="Sentences decoded together with --input.", min=1)] = 64,
+    beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP + " The trace gets a 'beam' block; its steps are the best hypothesis.", min=1, max=MAX_BEAM)] = None,
+    alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
+    target: Annotated[Optional[str], typer.Option(help="A given translation to score: every token forced (teacher forcing), then <eos>.")] = None,
 ) -> None:
     """Write the step-by-step trace of a translation as JSON (see `attnstep schema`)."""
     from attnstep.dump import dump_file, dump_sentence
 
     if (sentence is None) == (input is None):
         fail("give either a SENTENCE or --input FILE")
+    if target is not None and (input is not None or beam is not None):
+        fail("--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched")
     try:
         if input is not None:
-            dump_file(checkpoint, input, output, vectors=vectors, precision=precision, top_k=top_k, batch_size=batch_size)
+            dump_file(checkpoint, input, output, vectors=vectors, precision=precision, top_k=top_k, batch_size=batch_size,
+                      beam=beam, alpha=alpha)
         else:
-            dump_sentence(checkpoint, sentence, output, vectors=vectors, precision=precision, top_k=top_k)
+            dump_sentence(checkpoint, sentence, output, vectors=vectors, precision=precision, top_k=top_k,
+                          beam=beam, alpha=alpha, target=target)
     except AttnstepError as exc:
         fail(str(exc))
 
@@ -217,6 +232,7 @@ def serve(
     max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
     idle_timeout: Annotated[float, typer.Option(help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05)] = 60.0,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
+    beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
     add_user: Annotated[Optional[str], typer.Option(help="Add NAME (or change its password) in --passwords, then exit.")] = None,
 ) -> None:
     """Serve the stepping app over SSH to a class: one model, one session per student, a teacher to follow."""
@@ -250,7 +266,7 @@ def serve(
     settings = ServeSettings(checkpoint=checkpoint, accounts=accounts, host_key=key, host=host, port=port,
                              max_sessions=max_sessions, idle_timeout=idle_timeout * 60)
     try:
-        run(settings, top_k)
+        run(settings, top_k, beam)
     except AttnstepError as exc:
         fail(str(exc))
     except OSError as exc:

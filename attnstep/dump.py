@@ -11,24 +11,29 @@ from attnstep.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.files import atomic_writer
 from attnstep.stepper import Stepper
-from attnstep.trace import dumps
+from attnstep.trace import DEFAULT_ALPHA, dumps
 
 # Sentences sorted by length inside a window of this many are batched together, then written
 # back in file order: padding stays small while memory stays bounded for any file size.
 WINDOW = 512
 
 
-def load_stepper(checkpoint: Path, *, top_k: int, vectors: bool) -> Stepper:
-    stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors)
+def load_stepper(checkpoint: Path, *, top_k: int, vectors: bool, beam: int | None = None, alpha: float = DEFAULT_ALPHA) -> Stepper:
+    stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
     # torch leaves ~10^5 long-lived objects; every full collection would walk them again while
     # the traces allocate millions of tuples. Frozen, the collector skips them (~10% faster dumps).
     gc.freeze()
     return stepper
 
 
-def dump_sentence(checkpoint: Path, sentence: str, output: Path | None, *, vectors: bool, precision: int | None, top_k: int) -> None:
-    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors)
-    data = dumps(stepper.translate(sentence), precision=precision, indent=True) + b"\n"
+def dump_sentence(
+    checkpoint: Path, sentence: str, output: Path | None, *, vectors: bool, precision: int | None, top_k: int,
+    beam: int | None = None, alpha: float = DEFAULT_ALPHA, target: str | None = None,
+) -> None:
+    """One trace; ``target``: the given translation forced token by token instead of decoding."""
+    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+    trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
+    data = dumps(trace, precision=precision, indent=True) + b"\n"
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -86,10 +91,11 @@ def _write_lines(handle: IO[bytes], lines: Iterator[tuple[int, bytes]], total: i
 
 
 def dump_file(
-    checkpoint: Path, input: Path, output: Path | None, *, vectors: bool, precision: int | None, top_k: int, batch_size: int
+    checkpoint: Path, input: Path, output: Path | None, *, vectors: bool, precision: int | None, top_k: int, batch_size: int,
+    beam: int | None = None, alpha: float = DEFAULT_ALPHA,
 ) -> None:
     sentences = read_sentences(input)
-    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors)
+    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
     lines = trace_lines(stepper, sentences, batch_size, precision)
     if output is None:
         _write_lines(sys.stdout.buffer, lines, len(sentences))

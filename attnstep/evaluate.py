@@ -1,20 +1,24 @@
-"""Corpus translation and sacreBLEU scoring (greedy decoding, detokenized output vs raw references)."""
+"""Corpus translation and sacreBLEU scoring (greedy or beam decoding, detokenized output vs raw references)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import sacrebleu
 import torch
 
 from attnstep.batch import pad
+from attnstep.checkpoint import Checkpoint
 from attnstep.model import Seq2Seq
 from attnstep.codec import Codec, codec_target_tokens
 from attnstep.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data import read_parallel
 from attnstep.errors import AttnstepError
+from attnstep.stepper import Stepper
 from attnstep.text import UNK_ID
+from attnstep.trace import SourceToken
 
 
 @dataclass
@@ -23,22 +27,46 @@ class Translations:
     with_unknown: int  # how many of them contain the <unk> token (a subword model's decoder renders it " ⁇ ")
 
 
-def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> Translations:
-    """Greedy translations, batched by length so that little work is spent on padding."""
+def _source_ids(codec: Codec, sentences: list[str]) -> list[list[int]]:
     # An empty line still gets a translation (of "."), so hypotheses stay aligned with references.
-    ids = [codec.corpus_source(s)[: codec.max_source_tokens] or codec.corpus_source(".") for s in sentences]
+    return [codec.corpus_source(s)[: codec.max_source_tokens] or codec.corpus_source(".") for s in sentences]
+
+
+def _by_length(ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
+    """Indices of ``ids`` in batches of similar length, so that little work is spent on padding."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> Translations:
+    """Greedy translations (the plain batched loop of ``Seq2Seq.greedy``)."""
+    ids = _source_ids(codec, sentences)
     out: list[str] = [""] * len(ids)
     with_unknown = 0
     tokens = codec_target_tokens(codec)
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in _by_length(ids, batch_size):
             src, lengths = pad([ids[i] for i in chunk])
             for i, hypothesis in zip(chunk, model.greedy(src, lengths)):
                 out[i] = codec.detokenize([tokens[t] for t in hypothesis])
                 with_unknown += UNK_ID in hypothesis
+    return Translations(out, with_unknown)
+
+
+def beam_translate_corpus(checkpoint: Checkpoint, sentences: list[str], width: int, alpha: float, batch_size: int = 32) -> Translations:
+    """Beam search translations: the engine's search (:class:`~attnstep.stepper.Stepper`) without vectors."""
+    stepper = Stepper(checkpoint, top_k=1, vectors=False, beam=width, alpha=alpha)
+    ids = _source_ids(checkpoint.codec, sentences)
+    names = checkpoint.src_vocab.tokens
+    out: list[str] = [""] * len(ids)
+    with_unknown = 0
+    for chunk in _by_length(ids, batch_size):
+        sources = [tuple(SourceToken(names[t], names[t], t) for t in ids[i]) for i in chunk]
+        for i, trace in zip(chunk, stepper.decode_batch(sources)):
+            out[i] = trace.translation
+            with_unknown += any(s.chosen_id == UNK_ID for s in trace.steps)
     return Translations(out, with_unknown)
 
 

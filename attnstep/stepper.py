@@ -50,17 +50,13 @@ from attnstep.model.decoder import DecoderState, Memory
 from attnstep.model.seq2seq import max_output_length
 from attnstep.codec import SubwordCodec
 from attnstep.text import BOS, BOS_ID, EOS_ID, PAD
-from attnstep.trace import ALIVE, FINISHED, PRUNED, Beam, Candidate, CheckpointInfo, Hypothesis, SourceToken, Step, Trace, Word
+from attnstep.trace import (
+    ALIVE, DEFAULT_ALPHA, FINISHED, MAX_BEAM, PRUNED, Beam, Candidate, CheckpointInfo, Hypothesis, SourceToken, Step, Trace,
+    Word, length_penalty,
+)
 
 DEFAULT_TOP_K = 5
-DEFAULT_ALPHA = 0.6  # GNMT's length normalization exponent (Wu et al. 2016 found 0.6–0.7 best)
-MAX_BEAM = 100
 Choice = tuple[int, bool]  # (target token id, forced by the user)
-
-
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α: a finished hypothesis's score is divided by it."""
-    return ((5 + length) / 6) ** alpha
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,13 @@ class Step:
 
 
 ALIVE, FINISHED, PRUNED = "alive", "finished", "pruned"
+DEFAULT_ALPHA = 0.6  # GNMT's length normalization exponent (Wu et al. 2016 found 0.6–0.7 best)
+MAX_BEAM = 100  # the schema's limit on hypotheses per step
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, eq. 14): a hypothesis's score is divided by it."""
+    return ((5 + length) / 6) ** alpha
 
 
 @dataclass(frozen=True)

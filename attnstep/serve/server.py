@@ -358,9 +358,9 @@ class Session:
             self.master = -1
 
 
-def run(settings: ServeSettings, top_k: int) -> None:
+def run(settings: ServeSettings, top_k: int, beam: int | None = None) -> None:
     """Load the model once, then serve until SIGINT or SIGTERM (what `attnstep serve` runs)."""
-    asyncio.run(serve(settings, ModelService.load(settings.checkpoint, top_k)))
+    asyncio.run(serve(settings, ModelService.load(settings.checkpoint, top_k, beam)))
 
 
 async def serve(settings: ServeSettings, service: ModelService) -> None:

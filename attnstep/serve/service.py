@@ -43,7 +43,7 @@ class ModelService:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnstep-model")
 
     @classmethod
-    def load(cls, checkpoint, top_k: int) -> "ModelService":
+    def load(cls, checkpoint, top_k: int, beam: int | None = None) -> "ModelService":
         import torch
 
         from attnstep.checkpoint import load_checkpoint
@@ -52,7 +52,7 @@ class ModelService:
         # One thread: a sentence is a batch of one, too small for intra-op threads to pay off,
         # and the other core is needed by the session processes.
         torch.set_num_threads(1)
-        return cls(Stepper(load_checkpoint(checkpoint), top_k=top_k))
+        return cls(Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam))
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
