@@ -328,26 +328,29 @@ class Stepper:
 
     @torch.no_grad()
     def _search(self, rows: list[_Row]) -> list[Trace]:
-        """Beam search for a batch of sentences: row i's hypotheses live in batch rows i·K .. i·K + K - 1.
+        """Beam search for a batch of sentences: the p-th sentence still searching has batch rows p·K .. p·K + K - 1.
 
-        Every step runs all B·K rows (a row without a hypothesis computes what nobody reads, as
-        greedy's finished rows do) and keeps each step's numbers as one tensor; only the best
-        hypothesis's rows become records, at the end. Memory: B·K rows × steps × a row's numbers.
+        A row without a hypothesis (its sentence needs fewer than K) computes what nobody reads,
+        as greedy's finished rows do, but a sentence whose search has ended leaves the batch.
+        Each step's numbers are kept as one tensor; only the best hypothesis's rows become
+        records, at the end. Memory: B·K rows × steps × a row's numbers.
         """
-        K, B = self.beam, len(rows)
+        K = self.beam
         memory, state, encoder_states, c = self._encode(rows)
-        slots = torch.arange(B).repeat_interleave(K)  # (B·K,) the sentence each row decodes
-        memory = Memory(*(m.index_select(0, slots) for m in memory))  # (B·K, S, ·) each sentence's, K times
-        state = DecoderState(*(s.index_select(0, slots) for s in state))  # (B·K, ·)
-        prev = torch.full((B * K,), BOS_ID, dtype=torch.long)  # (B·K,)
-        score = torch.full((B, K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
+        searching = list(range(len(rows)))  # the sentences in the batch, in batch order
+        keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
+        memory = Memory(*(m.index_select(0, keep) for m in memory))  # (B·K, S, ·)
+        state = DecoderState(*(s.index_select(0, keep) for s in state))  # (B·K, ·)
+        prev = torch.full((len(keep),), BOS_ID, dtype=torch.long)  # (B·K,)
+        score = torch.full((len(rows), K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
         score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
-        seeking = [K] * B  # how many more hypotheses each sentence needs: K less those finished
+        seeking = [K] * len(rows)  # how many more hypotheses each sentence needs: K less those finished
         occupants: list[list[int]] = [[0] for _ in rows]  # per sentence: the previous step's index of each row's hypothesis
         hypotheses: list[list[list[_Live]]] = [[] for _ in rows]  # per sentence, per step
         tables: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
         t = 0
-        while any(seeking):
+        while searching:
+            B = len(searching)
             output, state = self.model.step(prev, state, memory)
             logprobs = torch.log_softmax(output.logits, dim=-1)  # (B·K, V)
             top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B·K, k)
@@ -355,10 +358,10 @@ class Stepper:
             vocab_size = logprobs.size(1)
             extended = (score.view(-1, 1) + logprobs).view(B, K * vocab_size)  # (B, K·V) every one-token extension
             top_scores, top = extended.topk(K, dim=1)  # (B, K) best first
-            for i, row in enumerate(rows):  # a step of a fixed prefix has one extension: the prefix's word
-                if seeking[i] and t < len(row.prefix):
-                    word = row.prefix[t][0]
-                    top[i, 0], top_scores[i, 0], top_scores[i, 1:] = word, score[i, 0] + logprobs[i * K, word], -math.inf
+            for p, i in enumerate(searching):  # a step of a fixed prefix has one extension: the prefix's word
+                if t < len(rows[i].prefix):
+                    word = rows[i].prefix[t][0]
+                    top[p, 0], top_scores[p, 0], top_scores[p, 1:] = word, score[p, 0] + logprobs[p * K, word], -math.inf
             parent_slot, token = top // vocab_size, top % vocab_size  # (B, K)
             parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
             token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
@@ -366,10 +369,8 @@ class Stepper:
             reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
             prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
             score = torch.full((B, K), -math.inf)
-            columns = zip(top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist())
-            for i, (scores_i, slots_i, tokens_i, logprobs_i, weights_i) in enumerate(columns):
-                if not seeking[i]:
-                    continue
+            columns = zip(searching, top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist())
+            for p, (i, scores_i, slots_i, tokens_i, logprobs_i, weights_i) in enumerate(columns):
                 kept = []
                 for j in range(seeking[i]):
                     if scores_i[j] == -math.inf:  # a prefix step keeps one
@@ -377,7 +378,7 @@ class Stepper:
                     if not math.isfinite(scores_i[j]):
                         raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
                     kept.append(_Live(
-                        parent=occupants[i][slots_i[j]] if t else None, row=i * K + slots_i[j], id=tokens_i[j],
+                        parent=occupants[i][slots_i[j]] if t else None, row=p * K + slots_i[j], id=tokens_i[j],
                         logprob=logprobs_i[j], score=scores_i[j], weights=tuple(weights_i[j][: len(rows[i].source)]),
                         status=FINISHED if tokens_i[j] == EOS_ID else ALIVE,
                     ))
@@ -394,8 +395,15 @@ class Stepper:
                     continue
                 occupants[i] = alive
                 for slot, j in enumerate(alive):
-                    reorder[i * K + slot], prev[i * K + slot], score[i, slot] = kept[j].row, kept[j].id, kept[j].score
+                    reorder[p * K + slot], prev[p * K + slot], score[p, slot] = kept[j].row, kept[j].id, kept[j].score
             state = DecoderState(*(s.index_select(0, reorder) for s in state))
+            if not all(seeking[i] for i in searching):  # sentences whose search ended leave the batch
+                stay = [p for p, i in enumerate(searching) if seeking[i]]
+                keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * K + torch.arange(K)).view(-1)  # (B'·K,) their rows
+                memory = Memory(*(m.index_select(0, keep) for m in memory))
+                state = DecoderState(*(s.index_select(0, keep) for s in state))
+                prev, score = prev[keep], score[stay]
+                searching = [searching[p] for p in stay]
             t += 1
         return [
             self._beam_trace(row, encoder_states[i] if self.vectors else None, hypotheses[i], tables, c)
