@@ -83,11 +83,13 @@ def translate(
     sentence: Annotated[Optional[str], typer.Argument(help="Sentence to open with (else an input box with examples).")] = None,
     checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
+    beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP + " b shows the search.", min=1, max=MAX_BEAM)] = None,
+    target: Annotated[Optional[str], typer.Option(help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.")] = None,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
     from attnstep.tui import run_translate
 
-    code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k)
+    code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
     if code:
         fail(message or "the app stopped with an error")
 

@@ -24,20 +24,28 @@ def make_app(
     sentence: str | None = None,
     examples: tuple[str, ...] = DEFAULT_EXAMPLES,
     origin: str = "",
+    reference: str | None = None,
 ) -> "AttnstepApp":
-    """The one way to build the app: a source of traces (None for replay), or a trace to replay."""
+    """The one way to build the app: a source of traces (None for replay), or a trace to replay.
+
+    ``reference``: the opening sentence's given translation, forced and scored instead of decoded.
+    """
     from attnstep.tui.app import AttnstepApp
 
-    return AttnstepApp(source_factory=source_factory, trace=trace, sentence=sentence, examples=examples, origin=origin)
+    return AttnstepApp(source_factory=source_factory, trace=trace, sentence=sentence, examples=examples, origin=origin,
+                       reference=reference)
 
 
-def translate_app(checkpoint: Path, sentence: str | None = None, top_k: int = 5) -> "AttnstepApp":
+def translate_app(
+    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None
+) -> "AttnstepApp":
     """The app over a local checkpoint, loaded in a worker after the first frame."""
     return make_app(
-        source_factory=local_source(checkpoint, top_k),
+        source_factory=local_source(checkpoint, top_k, beam),
         sentence=sentence,
         examples=model_card_examples(checkpoint),
         origin=checkpoint.name,
+        reference=reference,
     )
 
 
@@ -45,15 +53,22 @@ def replay_app(trace: Trace, origin: str) -> "AttnstepApp":
     return make_app(trace=trace, origin=f"replay of {origin}")
 
 
-def run_translate(checkpoint: Path, sentence: str | None, top_k: int) -> tuple[int, str | None]:
-    if sentence is not None:
-        from attnstep.text import tokenize
+def run_translate(
+    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
+) -> tuple[int, str | None]:
+    from attnstep.text import tokenize
 
+    if reference is not None and sentence is None:
+        return 1, "--target needs the SENTENCE it translates"
+    # Refuse bad input before the screen is taken over.
+    for text, what in ((sentence, ""), (reference, "the reference: ")):
+        if text is None:
+            continue
         try:
-            tokenize(sentence)  # refuse a bad sentence before the screen is taken over
+            tokenize(text)
         except AttnstepError as exc:
-            return 1, str(exc)
-    app = translate_app(checkpoint, sentence, top_k)
+            return 1, what + str(exc)
+    app = translate_app(checkpoint, sentence, top_k, beam, reference)
     app.run()
     return app.return_code or 0, app.error_message
 

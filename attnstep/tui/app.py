@@ -61,6 +61,7 @@ KEYS = [
     ("u", "unforce", "", "u", "return to the model's own choice (undo the last forced word)"),
     ("n", "new_sentence", "new", "n", "new sentence"),
     ("x", "export", "", "x", "export this trace as JSON (as `attnstep dump` writes it)"),
+    ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
     ("question_mark", "help", "help", "?", "all keys"),
     ("q", "quit", "quit", "q", "quit"),
 ]
@@ -102,6 +103,7 @@ class AttnstepApp(App[None]):
         sentence: str | None = None,
         examples: tuple[str, ...] = DEFAULT_EXAMPLES,
         origin: str = "",
+        reference: str | None = None,
     ) -> None:
         super().__init__()
         self.source_factory = source_factory  # None: replay, no model anywhere
@@ -112,6 +114,7 @@ class AttnstepApp(App[None]):
             self.set_trace(trace, 0)
         self.stage = STAGE_COUNT  # sub-step of the current step; STAGE_COUNT: the whole step
         self.pending_sentence = sentence  # translated as soon as the source is ready
+        self.reference = reference  # translate --target: the opening sentence's given translation, scored
         self.examples = examples
         self.origin = origin
         self.error_message: str | None = None  # why the app exited with return code 1
@@ -313,7 +316,11 @@ class AttnstepApp(App[None]):
             return  # on_source_ready translates it
         self.pending_sentence = None
         self.set_busy("translating…")
-        self.decode(lambda: self.source.translate(sentence), 0, "")
+        source, reference, self.reference = self.source, self.reference, None
+        if reference is None:
+            self.decode(lambda: source.translate(sentence), 0, "")
+        else:
+            self.decode(lambda: source.score_reference(sentence, reference), 0, "")
 
     def unavailable(self, what: str) -> bool:
         """Say why ``what`` needs a model that is not there; True when it is not."""
@@ -381,6 +388,14 @@ class AttnstepApp(App[None]):
             self.notify(visible(f"Cannot write {path}: {exc.strerror or exc}"), severity="error", markup=False)
             return
         self.notify(visible(f"Trace written to {path}"), markup=False)
+
+    def action_beam(self) -> None:
+        if self.cursor is None or self.cursor.trace.beam is None:
+            self.notify("This decoding is greedy: translate with --beam K to step through a beam search.", markup=False)
+            return
+        from attnstep.tui.beam_view import BeamScreen
+
+        self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
 
     def action_help(self) -> None:
         self.push_screen(HelpDialog(self.HELP))

@@ -8,7 +8,7 @@ from attnstep.trace import EOS_TOKEN
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import STAGE_COUNT, View, narrate
+from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate
 
 SCORERS = {"dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive"}
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
@@ -79,9 +79,11 @@ class OutputLine(Bar):
                 line.append("▶?", "bold")
                 break
             word = "⟨eos⟩" if step.chosen_token == EOS_TOKEN else step.chosen_token
-            line.append_text(safe_text(("▶" if current else "") + word + ("*" if step.forced else ""), "bold reverse" if current else ""))
+            line.append_text(safe_text(("▶" if current else "") + word + forced_mark(view.trace, step), "bold reverse" if current else ""))
             line.append(" ")
-        if any(s.forced for s in view.trace.steps[: view.position]):
+        if view.trace.reference is not None:
+            line.append("  (given translation; ≠: the model would choose another word)", "dim")
+        elif any(s.forced for s in view.trace.steps[: view.position]):
             line.append("  (* forced by you)", "dim")
         return line
 

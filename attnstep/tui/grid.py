@@ -12,7 +12,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import View
+from attnstep.tui.stages import View, forced_mark
 
 LEVELS = 4  # background strengths for weights, strongest last
 MAX_COLUMN = 8
@@ -52,7 +52,7 @@ class AlignmentGrid(LinesView):
             current = step.index == view.position - 1
             word = step.chosen_token if (not current or view.shows("pick")) else "?"
             marker = "▶ " if current else "  "
-            row = Text.assemble((marker, self.style_of("current")), fit(word + ("*" if step.forced else ""), label_width - 3), " ")
+            row = Text.assemble((marker, self.style_of("current")), fit(word + forced_mark(trace, step), label_width - 3), " ")
             for weight, width in zip(step.weights, widths):
                 level = min(LEVELS, int(weight * LEVELS + 0.5))
                 row.append(cell_number(weight).rjust(width), levels[level - 1] if level else "")

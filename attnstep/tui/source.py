@@ -33,18 +33,20 @@ class TraceSource(Protocol):
 
     def unforce(self, trace: Trace, t: int) -> Trace: ...
 
+    def score_reference(self, sentence: str, reference: str) -> Trace: ...  # translate --target only
+
 
 SourceFactory = Callable[[], TraceSource]
 
 
-def local_source(checkpoint: Path, top_k: int) -> SourceFactory:
+def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> SourceFactory:
     """A factory that imports torch and loads ``checkpoint``: slow, so the app calls it in a worker."""
 
     def load() -> TraceSource:
         from attnstep.checkpoint import load_checkpoint
         from attnstep.stepper import Stepper
 
-        return Stepper(load_checkpoint(checkpoint), top_k=top_k)
+        return Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam)
 
     return load
 

@@ -82,6 +82,12 @@ def narrate(view: View) -> str:
     """One line saying what the current stage did, with this sentence's numbers."""
     step = view.step
     trace = view.trace
+    if step is None and trace.reference is not None:
+        n, differ = len(trace.steps), len(trace.mismatches)
+        return (
+            f"Scoring a given translation: every token forced. log p = {num(trace.logprob)} over {n} tokens with <eos> "
+            f"({num(trace.logprob / n)} a token); the model's own choice differs at {differ} (≠). → steps through it."
+        )
     if step is None:
         n = len(trace.source)
         return (
@@ -91,6 +97,11 @@ def narrate(view: View) -> str:
     t = step.index + 1
     words = [s.surface for s in trace.source]
     best = max(range(len(words)), key=lambda i: step.weights[i])
+    if not view.partial and trace.reference is not None:
+        return (
+            f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}); the reference's "
+            f"{quote(step.chosen_token)} gets p = {num(step.chosen_prob)}. {model_choice(step)}"
+        )
     if not view.partial:
         forced = " (forced by you)" if step.forced else ""
         return (
@@ -125,7 +136,24 @@ def narrate(view: View) -> str:
             f"[h_t; C_t] → h̃_t = tanh(W_c[h_t; C_t]) → softmax over the vocabulary: "
             f"most likely {quote(top.token)} {num(top.prob)}."
         )
+    if step.forced and trace.reference is not None:
+        return f"The reference's {quote(step.chosen_token)} is forced (p = {num(step.chosen_prob)}). {model_choice(step)}"
     if step.forced:
         return f"You forced {quote(step.chosen_token)} (p = {num(step.chosen_prob)}); the model's choice was {quote(step.candidates[0].token)}."
     end = " — the end of the sentence." if step.chosen_token == EOS_TOKEN else "."
     return f"The most probable word is picked: {quote(step.chosen_token)}, p = {num(step.chosen_prob)}{end}"
+
+
+def model_choice(step: Step) -> str:
+    """For a forced step: the model's own top choice, and whether it is the forced word."""
+    top = step.candidates[0]
+    if top.id == step.chosen_id:
+        return "It is the model's own choice too."
+    return f"≠ the model's own choice, {quote(top.token)} (p = {num(top.prob)})."
+
+
+def forced_mark(trace: Trace, step: Step) -> str:
+    """"*" after a word the user forced; in a given translation (all forced), "≠" where the model disagrees."""
+    if trace.reference is not None:
+        return "≠" if step.candidates[0].id != step.chosen_id else ""
+    return "*" if step.forced else ""
