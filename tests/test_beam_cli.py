@@ -66,6 +66,8 @@ def test_dump_target_forces_the_reference(tiny_checkpoint):
     (["dump", "un chien", "--target", "a dog", "--beam", "2"], "--target goes with one SENTENCE and no --beam"),
     (["dump", "--input", "in.txt", "--target", "a dog"], "--target goes with one SENTENCE"),
     (["dump", "un chien", "--target", ""], "the reference: the sentence is empty"),
+    (["translate", "--target", "a dog"], "--target needs the SENTENCE it translates"),
+    (["translate", "un chien", "--target", "a\x1b[2Jdog"], "the reference: the sentence contains control character U+001B"),
 ])
 def test_target_and_beam_mistakes_are_one_line(tiny_checkpoint, args, message):
     result = invoke(*args, "--checkpoint", tiny_checkpoint)
