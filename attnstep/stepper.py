@@ -414,9 +414,9 @@ class Stepper:
         """The trace of one sentence's search: the records of its best hypothesis, and the whole beam."""
         finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
         last = len(steps) - 1
-        candidates = finished or [(last, j) for j in range(len(steps[last]))]  # none finished: the length limit's
+        contenders = finished or [(last, j) for j in range(len(steps[last]))]  # none finished: the length limit's
         normalized = [[h.score / length_penalty(t + 1, self.alpha) for h in kept] for t, kept in enumerate(steps)]
-        best_t, best_j = max(candidates, key=lambda tj: normalized[tj[0]][tj[1]])
+        best_t, best_j = max(contenders, key=lambda tj: normalized[tj[0]][tj[1]])
         chain = [best_j]
         for t in range(best_t, 0, -1):
             chain.append(steps[t][chain[-1]].parent)
