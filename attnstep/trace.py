@@ -483,7 +483,7 @@ def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
     if not (0 <= last < len(beam_steps) and beam.best < len(beam_steps[last]) and beam.start <= len(trace.steps)):
         raise bad("the beam's best hypothesis is not at the trace's last step")
     best = beam.history(last, beam.best)
-    if [(h.id, h.weights) for h in best] != [(s.chosen_id, s.weights) for s in trace.steps]:
+    if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
         raise bad("the beam's best hypothesis is not the words and weights of the steps")
     return beam
 

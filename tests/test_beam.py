@@ -171,19 +171,31 @@ def test_beam_width_is_checked(ending, width):
 
 
 @pytest.fixture(scope="module")
-def beam_trace(ending):
-    return Stepper(ending, beam=4).translate("un chien noir court dans la rue .")
+def beam_trace(tmp_path_factory):
+    # This seed's best translation has 3 words, found among finished and pruned hypotheses over 7 steps.
+    checkpoint = load_checkpoint(build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "seed2", seed=2))
+    trace = Stepper(checkpoint, beam=3).translate("une voiture rouge court dans la rue .")
+    assert len(trace.steps) > 1 and any(h.status == PRUNED for step in trace.beam.steps for h in step)
+    return trace
 
 
 def test_beam_traces_follow_the_schema_and_round_trip(beam_trace):
     data = json.loads(tr.dumps(beam_trace))
     jsonschema.validate(data, tr.schema())
-    assert data["beam"]["steps"][0][0]["parent"] is None and data["beam"]["width"] == 4
+    assert data["beam"]["steps"][0][0]["parent"] is None and data["beam"]["width"] == 3
     assert tr.parse(tr.dumps(beam_trace)) == beam_trace
     lean = beam_trace.without_vectors()
     assert tr.parse(tr.dumps(lean, precision=4)).beam.steps[1][0].score == round(beam_trace.beam.steps[1][0].score, 4)
     del data["beam"]
     jsonschema.validate(data, tr.schema())  # the block is optional: greedy and older traces stay valid
+
+
+def _best_first(data):
+    """The best hypothesis's first step, in trace JSON."""
+    steps, i = data["beam"]["steps"], data["beam"]["best"]
+    for t in range(len(data["steps"]) - 1, 0, -1):
+        i = steps[t][i]["parent"]
+    return steps[0][i]
 
 
 def _first_pruned(data):
@@ -200,6 +212,7 @@ def _first_pruned(data):
         (lambda d: next(h for h in d["beam"]["steps"][0] if h["token"] != "<eos>").update(status="finished"), "status"),
         (lambda d: d["beam"]["steps"][0][0]["weights"].pop(), "attention row"),
         (lambda d: d["beam"].update(best=d["beam"]["best"] + 1), "best hypothesis"),
+        (lambda d: _best_first(d).update(token="zzz"), "best hypothesis"),
         (lambda d: d["beam"].update(width=1), "for a beam of 1"),
         (lambda d: d["beam"]["steps"].append([]), "schema"),
         (lambda d: d["beam"]["steps"][0][0].update(status="lost"), "schema"),

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import json
+
 from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper
+from attnstep.trace import dumps, parse
+from attnstep.tui import replay_app
 from attnstep.tui.beam_view import BeamScreen
 from attnstep.tui.glyphs import num
 from attnstep.tui.grid import cell_number
@@ -118,6 +122,26 @@ async def test_a_given_translation_is_marked_where_the_model_disagrees(stepper):
         expected = "the model's own choice too." if step not in trace.mismatches else f"≠ the model's own choice, “{top.token}” (p = {num(top.prob)})"
         assert f"the reference's “{step.chosen_token}” gets p = {num(step.chosen_prob)}" in app.bars[3].plain
         assert expected in app.bars[3].plain.replace("\n", " ")
+
+
+@async_test
+async def test_a_replayed_beam_shows_hostile_tokens_as_text(beam_stepper):
+    """No model in replay: the beam view reads the trace alone, and its tokens are data, never markup or escapes."""
+    trace = beam_stepper.translate(SENTENCE)
+    best = trace.beam.lineage(len(trace.steps) - 1, trace.beam.best)
+    data = json.loads(dumps(trace))
+    for t, step in enumerate(data["beam"]["steps"]):
+        for i, h in enumerate(step):
+            # Reading checks that <eos> is what finishes and that the best hypothesis's tokens are the steps'.
+            if h["status"] != "finished" and not (t < len(best) and best[t] == i):
+                h["token"] = "\x1b[31m[bold]evil"
+    app = replay_app(parse(json.dumps(data)), "beam.json")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("right", "right", "b", "up")
+        assert isinstance(app.screen, BeamScreen)
+        shown = "\n".join(line for name in ("hypotheses", "row", "history") for line in panel(app, name))
+        screen = app.export_screenshot()
+    assert "␛[31m[bold]evil" in shown and "\x1b" not in shown and "\x1b[31m" not in screen
 
 
 class TestSnapshots:
