@@ -9,7 +9,7 @@ import json
 from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper
 from attnstep.trace import dumps, parse
-from attnstep.tui import replay_app
+from attnstep.tui import replay_app, translate_app
 from attnstep.tui.beam_view import BeamScreen
 from attnstep.tui.glyphs import num
 from attnstep.tui.grid import cell_number
@@ -142,6 +142,19 @@ async def test_a_replayed_beam_shows_hostile_tokens_as_text(beam_stepper):
         shown = "\n".join(line for name in ("hypotheses", "row", "history") for line in panel(app, name))
         screen = app.export_screenshot()
     assert "␛[31m[bold]evil" in shown and "\x1b" not in shown and "\x1b[31m" not in screen
+
+
+@async_test
+async def test_translate_app_loads_the_beam_and_scores_the_reference_it_was_given(tiny_checkpoint):
+    # What `attnstep translate SENTENCE --beam 3 --target REFERENCE` builds: the opening sentence is scored,
+    # a new one is decoded with the beam.
+    app = translate_app(tiny_checkpoint, "un chien noir", beam=3, reference="a black dog")
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        assert app.cursor.trace.reference == "a black dog" and app.cursor.trace.output_tokens == ["a", "black", "dog"]
+        app.translate("une voiture rouge")
+        await settle(pilot)
+        assert app.cursor.trace.reference is None and app.cursor.trace.beam.width == 3
 
 
 class TestSnapshots:
