@@ -400,9 +400,9 @@ class Stepper:
             if not all(seeking[i] for i in searching):  # sentences whose search ended leave the batch
                 stay = [p for p, i in enumerate(searching) if seeking[i]]
                 keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * K + torch.arange(K)).view(-1)  # (B'·K,) their rows
-                memory = Memory(*(m.index_select(0, keep) for m in memory))
-                state = DecoderState(*(s.index_select(0, keep) for s in state))
-                prev, score = prev[keep], score[stay]
+                memory = Memory(*(m.index_select(0, keep) for m in memory))  # (B'·K, S, ·)
+                state = DecoderState(*(s.index_select(0, keep) for s in state))  # (B'·K, ·)
+                prev, score = prev[keep], score[stay]  # (B'·K,), (B', K)
                 searching = [searching[p] for p in stay]
             t += 1
         return [

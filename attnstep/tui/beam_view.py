@@ -30,7 +30,6 @@ from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import quote
 
-STATUS_TEXT = {ALIVE: "alive", FINISHED: "finished", "pruned": "pruned"}
 NUMBERS_WIDTH = 26  # " log p  score   norm" after the prefix
 MAX_COLUMN = 8  # grid column width, as the main grid's
 BAR_WIDTH = 10
@@ -100,7 +99,7 @@ class HypothesesPanel(LinesView):
                 fit(f"{marker} #{i + 1}", 6), fit("—" if h.parent is None else f"#{h.parent + 1}", 5),
                 tail(view.prefix(i) + (" ⟨eos⟩" if h.token == EOS_TOKEN else ""), width),
                 f"{num(h.logprob):>7}{num(h.score):>7}{num(h.normalized):>7}  ",
-                (STATUS_TEXT.get(h.status, h.status), chosen if h.status == FINISHED else self.style_of("dim") if h.status != ALIVE else ""),
+                (h.status, chosen if h.status == FINISHED else self.style_of("dim") if h.status != ALIVE else ""),
             )
             if i == view.selected:
                 row.stylize(self.style_of("cursor"))
