@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from rich.cells import cell_len
+from textual import events
 
 from attnstep.trace import dumps, load
 from attnstep.tui import replay_app, translate_app
-from attnstep.tui.dialogs import ForceDialog, HelpDialog, SentenceDialog
+from attnstep.tui.app import PANELS
+from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.grid import cell_number
 from attnstep.tui.source import DEFAULT_EXAMPLES
@@ -311,3 +313,34 @@ async def test_long_and_wide_character_input_keeps_columns(stepper, sentence):
         assert len(ends) == 1  # the score column ends at the same cell whatever the words' widths
         if len(app.cursor.trace.source) > 60:
             assert attention.virtual_size.height > attention.size.height  # it scrolls
+
+
+def burst(app, *keys: str) -> None:
+    """Keys as a held key or a fast typist sends them: all queued before the app handles the first
+    (pilot.press waits for the app to go idle after each key)."""
+    for key in keys:
+        app.post_message(events.Key(key, None))
+
+
+@pytest.mark.parametrize(
+    "size, keys",
+    [((160, 48), ["tab", "tab"]), ((80, 24), ["tab", "shift+tab"] * 8), ((80, 24), ["s"] * 30)],
+    ids=["wide-tab", "small-tab", "small-held-s"],
+)
+@async_test
+async def test_bursts_of_keys_leave_the_app_answering(stepper, size, keys):
+    app = app_on(stepper)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        burst(app, *keys)
+        await pilot.pause()
+        for dialog, key in ((AskDialog, "g"), (HelpDialog, "question_mark")):
+            await pilot.press(key)  # a dialog opens over the panels…
+            assert isinstance(app.screen, dialog)
+            await pilot.press("escape")  # …and closes again
+            assert not isinstance(app.screen, dialog)
+        before = app.status.plain
+        await pilot.press("right")  # → still moves: completes the sub-stepped step, or takes the next
+        assert app.status.plain != before
+        assert app.tabs.active == f"tab-{PANELS[app.panel_index][0]}"  # tab bar and panel agree

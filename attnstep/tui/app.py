@@ -128,9 +128,9 @@ class AttnstepApp(App[None]):
     def compose(self) -> ComposeResult:
         self.status = StatusLine(origin=self.origin, id="status")
         yield self.status
-        tabs = Tabs(*[Tab(label, id=f"tab-{pid}") for pid, label in PANELS], id="tabs")
-        tabs.can_focus = False  # ← → belong to stepping, not to the tab bar
-        yield tabs
+        self.tabs = Tabs(*[Tab(label, id=f"tab-{pid}") for pid, label in PANELS], id="tabs")
+        self.tabs.can_focus = False  # ← → belong to stepping, not to the tab bar
+        yield self.tabs
         with Container(id="panels"):
             self.panels: dict[str, LinesView] = {
                 "source": SourcePanel(id="source", classes="panel"),
@@ -167,11 +167,16 @@ class AttnstepApp(App[None]):
         pid = PANELS[index][0]
         for other, panel in self.panels.items():
             panel.set_class(other == pid, "-shown")
-        self.query_one(Tabs).active = f"tab-{pid}"
+        self.tabs.active = f"tab-{pid}"
         self.panels[pid].focus()
 
     @on(Tabs.TabActivated)
     def tab_clicked(self, event: Tabs.TabActivated) -> None:
+        # Setting Tabs.active (show_panel) posts this message too, later. After a burst of Tab or
+        # s presses the older ones arrive stale; obeying them moved the panel back, which posted
+        # another, and two panels alternated forever (the app stopped answering keys).
+        if event.tab.id != self.tabs.active:
+            return
         index = next(i for i, (pid, _) in enumerate(PANELS) if f"tab-{pid}" == event.tab.id)
         if index != self.panel_index:
             self.show_panel(index)
