@@ -2,7 +2,7 @@
 
 A trace is plain Python data (no tensors) so that everything downstream — ``attnstep dump``,
 the TUI, replay and the SSH server — can read it without importing torch. The engine
-(:mod:`attnstep.stepper`) produces traces; the UI only moves a :class:`TraceCursor` over them.
+(:mod:`attnstep.stepper`) produces traces; the UI only moves a :class:`StepCursor` over them.
 
 JSON layout (``format_version`` 2; the schema is ``attnstep/trace_schema.json``)::
 
@@ -43,6 +43,7 @@ from attnstep.text import detokenize
 FORMAT_VERSION = 2
 WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
+STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, sum, output layer, pick
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
 Vector = tuple[float, ...]
@@ -574,3 +575,46 @@ class TraceCursor:
 
     def restart(self) -> bool:
         return self.goto(0)
+
+
+class StepCursor(TraceCursor):
+    """A :class:`TraceCursor` that can also stop inside a step, at one of its sub-steps.
+
+    ``stage`` (1..STAGE_COUNT) says how much of the current step is shown; STAGE_COUNT is the
+    whole step, and the only stage there is at position 0 (the encoder alone). Which
+    computation each stage is depends on the scorer; that is the UI's business, the
+    arithmetic of moving is here.
+    """
+
+    def __init__(self, trace: Trace, position: int = 0, stage: int = STAGE_COUNT):
+        self.stage = STAGE_COUNT
+        super().__init__(trace)
+        self.goto(position, stage)
+
+    @property
+    def partial(self) -> bool:
+        """True when the current step is shown only up to a stage before the pick."""
+        return self.position > 0 and self.stage < STAGE_COUNT
+
+    def goto(self, position: int, stage: int = STAGE_COUNT) -> bool:
+        """Move to ``position`` (clamped) at ``stage`` (clamped; whole step by default)."""
+        before = (self.position, self.stage)
+        super().goto(position)
+        self.stage = max(1, min(stage, STAGE_COUNT)) if self.position else STAGE_COUNT
+        return (self.position, self.stage) != before
+
+    def step(self) -> bool:
+        """Complete a partly shown step, or else take the next one whole."""
+        if self.partial:
+            return self.goto(self.position)
+        return self.goto(self.position + 1)
+
+    def sub_step(self, delta: int) -> bool:
+        """One stage forward (into the next step's first stage) or back (to the previous step, whole)."""
+        if delta > 0:
+            if self.partial:
+                return self.goto(self.position, self.stage + 1)
+            return self.position < self.total and self.goto(self.position + 1, 1)
+        if self.stage > 1 and self.position:
+            return self.goto(self.position, self.stage - 1)
+        return self.back()

@@ -94,3 +94,34 @@ def test_cursor_moves_and_clamps(trace):
     cursor.goto(2)
     assert cursor.visible == trace.steps[:2]
     assert cursor.restart() and cursor.position == 0
+
+
+def test_step_cursor_walks_the_sub_steps(trace):
+    cursor = tr.StepCursor(trace)
+    assert (cursor.position, cursor.stage, cursor.partial) == (0, tr.STAGE_COUNT, False)
+    assert not cursor.sub_step(-1)  # nothing before the encoder
+    assert cursor.sub_step(1) and (cursor.position, cursor.stage, cursor.partial) == (1, 1, True)
+    for stage in range(2, tr.STAGE_COUNT + 1):
+        assert cursor.sub_step(1) and (cursor.position, cursor.stage) == (1, stage)
+    assert not cursor.partial
+    assert cursor.sub_step(1) and (cursor.position, cursor.stage) == (2, 1)  # into the next step
+    assert cursor.sub_step(-1) and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT)  # back: the step before, whole
+    assert cursor.sub_step(-1) and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT - 1)
+    assert cursor.step() and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT)  # → completes a partial step…
+    assert cursor.step() and (cursor.position, cursor.stage) == (2, tr.STAGE_COUNT)  # …then takes whole ones
+    cursor.goto(2, 3)
+    assert cursor.back() and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT)
+
+
+def test_step_cursor_clamps_and_resets_the_stage(trace):
+    cursor = tr.StepCursor(trace, 1, 4)
+    assert (cursor.position, cursor.stage) == (1, 4)
+    assert cursor.goto(99) and (cursor.position, cursor.stage) == (cursor.total, tr.STAGE_COUNT)
+    assert not cursor.sub_step(1)  # nothing after the last step
+    assert not cursor.step()
+    assert cursor.goto(1, 0) and cursor.stage == 1
+    assert cursor.goto(1, 99) and cursor.stage == tr.STAGE_COUNT
+    assert cursor.restart() and (cursor.position, cursor.stage) == (0, tr.STAGE_COUNT)
+    assert not cursor.goto(0, 3) and cursor.stage == tr.STAGE_COUNT  # the encoder alone has no stages
+    cursor.goto(cursor.total, 2)
+    assert cursor.end() and cursor.stage == tr.STAGE_COUNT  # end shows the last step whole

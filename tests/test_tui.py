@@ -82,7 +82,7 @@ async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
         await settle(pilot)
         await pilot.press("s")  # stage 1: the RNN
         step = app.cursor.current
-        assert (app.cursor.position, app.stage) == (1, 1)
+        assert (app.cursor.position, app.cursor.stage) == (1, 1)
         assert "stage 1/7 RNN" in app.status.plain
         assert "The RNN reads the embedding of “<bos>”" in app.query_one("#narration").plain
         assert attention_rows(app)[0].split()[1] == "·"  # not scored yet
@@ -101,11 +101,11 @@ async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
         await pilot.press("s")  # stage 7: the word
         assert_step_on_screen(app)
         await pilot.press("s")  # next step, stage 1
-        assert (app.cursor.position, app.stage) == (2, 1)
+        assert (app.cursor.position, app.cursor.stage) == (2, 1)
         await pilot.press("S")  # back across the step boundary: step 1 complete
-        assert (app.cursor.position, app.stage) == (1, 7)
+        assert (app.cursor.position, app.cursor.stage) == (1, 7)
         await pilot.press("s", "s", "right")  # → completes a partly shown step
-        assert (app.cursor.position, app.stage) == (2, 7)
+        assert (app.cursor.position, app.cursor.stage) == (2, 7)
 
 
 @async_test

@@ -23,11 +23,10 @@ from textual.binding import Binding
 
 from attnstep.serve.remote import ClassLink, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
-from attnstep.trace import Trace
+from attnstep.trace import STAGE_COUNT, Trace
 from attnstep.tui.app import AttnstepApp
 from attnstep.tui.messages import TraceReady
 from attnstep.tui.source import model_card_examples
-from attnstep.tui.stages import STAGE_COUNT
 
 # Actions that move the student's own view: doing one leaves follow mode.
 EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}
@@ -90,7 +89,7 @@ class ServedApp(AttnstepApp):
         super().show_view()
         if self.teaching and self.cursor is not None and isinstance(self.source, RemoteTraceSource):
             version = self.source.version_of(self.cursor.trace)
-            move = (version, self.cursor.position, self.stage)
+            move = (version, self.cursor.position, self.cursor.stage)
             if version is not None and move != self.sent:
                 self.sent = move
                 self.link.move(*move)
@@ -117,8 +116,7 @@ class ServedApp(AttnstepApp):
         if self.following and shown is not None and shown.trace is not None:
             if self.cursor is None or self.cursor.trace is not shown.trace:
                 self.set_trace(shown.trace, shown.position)
-            self.cursor.goto(shown.position)
-            self.stage = shown.stage or STAGE_COUNT
+            self.cursor.goto(shown.position, shown.stage or STAGE_COUNT)
             self.show_view()
         self.describe_mode()
 

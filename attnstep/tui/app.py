@@ -1,7 +1,7 @@
 """The stepping app: panels for every quantity of an attention step, moved by the keyboard.
 
-The app holds a :class:`~attnstep.trace.TraceCursor` and a sub-step stage; every key is one
-verb on them (step, back, stage, go to, end, restart) or a request for a new trace from
+The app holds a :class:`~attnstep.trace.StepCursor`; every key is one verb on it (step,
+back, sub-step, go to, end, restart) or a request for a new trace from
 the :class:`~attnstep.tui.source.TraceSource` (new sentence, force, unforce), made in a
 thread worker. After each move every panel is handed the same :class:`View` and repaints
 only what changed.
@@ -22,7 +22,7 @@ from textual.widgets import Footer, Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from attnstep.errors import AttnstepError
-from attnstep.trace import Trace, TraceCursor
+from attnstep.trace import StepCursor, Trace
 from attnstep.tui.attention_panel import AttentionPanel
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.candidates_panel import CandidatesPanel
@@ -35,7 +35,7 @@ from attnstep.tui.messages import SourceReady, TraceReady
 from attnstep.tui.safe import visible
 from attnstep.tui.source import DEFAULT_EXAMPLES, SourceFactory, TraceSource
 from attnstep.tui.source_panel import SourcePanel
-from attnstep.tui.stages import STAGE_COUNT, View, quote
+from attnstep.tui.stages import View, quote
 
 # Below either size the panels become tabs, one shown at a time.
 WIDE_COLUMNS, WIDE_ROWS = 120, 32
@@ -108,11 +108,10 @@ class AttnstepApp(App[None]):
         super().__init__()
         self.source_factory = source_factory  # None: replay, no model anywhere
         self.source: TraceSource | None = None
-        self.cursor: TraceCursor | None = None
+        self.cursor: StepCursor | None = None
         self.state_scale = 1.0
         if trace is not None:
             self.set_trace(trace, 0)
-        self.stage = STAGE_COUNT  # sub-step of the current step; STAGE_COUNT: the whole step
         self.pending_sentence = sentence  # translated as soon as the source is ready
         self.reference = reference  # translate --target: the opening sentence's given translation, scored
         self.examples = examples
@@ -184,8 +183,7 @@ class AttnstepApp(App[None]):
     # --- what is shown ----------------------------------------------------------------------
 
     def set_trace(self, trace: Trace, position: int) -> None:
-        self.cursor = TraceCursor(trace, position)
-        self.stage = STAGE_COUNT
+        self.cursor = StepCursor(trace, position)
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
         self.state_scale = max_abs(trace.encoder_states) if trace.encoder_states else 1.0
 
@@ -193,8 +191,7 @@ class AttnstepApp(App[None]):
     def view(self) -> View | None:
         if self.cursor is None:
             return None
-        stage = self.stage if self.cursor.position else STAGE_COUNT
-        return View(self.cursor.trace, self.cursor.position, stage, self.state_scale)
+        return View(self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale)
 
     def show_view(self) -> None:
         view = self.view
@@ -213,53 +210,29 @@ class AttnstepApp(App[None]):
 
     # --- moving: verbs on the cursor ----------------------------------------------------------
 
+    def move(self, moved: bool) -> None:
+        if moved:
+            self.show_view()
+
     def action_step(self) -> None:
-        if self.cursor is None:
-            return
-        if self.cursor.position and self.stage < STAGE_COUNT:
-            self.stage = STAGE_COUNT
-        elif not self.cursor.step():
-            return
-        self.show_view()
+        if self.cursor is not None:
+            self.move(self.cursor.step())
 
     def action_back(self) -> None:
-        if self.cursor is not None and self.cursor.back():
-            self.stage = STAGE_COUNT
-            self.show_view()
+        if self.cursor is not None:
+            self.move(self.cursor.back())
 
     def action_stage(self, delta: int) -> None:
-        cursor = self.cursor
-        if cursor is None:
-            return
-        if delta > 0:
-            if cursor.position and self.stage < STAGE_COUNT:
-                self.stage += 1
-            elif cursor.step():
-                self.stage = 1
-            else:
-                return
-        else:
-            if not cursor.position:
-                return
-            if self.stage > 1:
-                self.stage -= 1
-            else:
-                cursor.back()
-                self.stage = STAGE_COUNT
-        self.show_view()
-
-    def go(self, position: int) -> None:
         if self.cursor is not None:
-            self.cursor.goto(position)
-            self.stage = STAGE_COUNT
-            self.show_view()
+            self.move(self.cursor.sub_step(delta))
 
     def action_end(self) -> None:
         if self.cursor is not None:
-            self.go(self.cursor.total)
+            self.move(self.cursor.end())
 
     def action_restart(self) -> None:
-        self.go(0)
+        if self.cursor is not None:
+            self.move(self.cursor.restart())
 
     def action_goto(self) -> None:
         if self.cursor is None:
@@ -267,7 +240,7 @@ class AttnstepApp(App[None]):
 
         def answered(answer: str | None) -> None:
             if answer is not None:
-                self.go(int(answer))
+                self.move(self.cursor.goto(int(answer)))
 
         self.push_screen(AskDialog(f"Go to step (0–{self.cursor.total}):", integer=True), answered)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attnstep.trace import EOS_TOKEN, Step, Trace
+from attnstep.trace import EOS_TOKEN, STAGE_COUNT, Step, Trace
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.safe import visible
 
@@ -32,7 +32,6 @@ _PICK = Stage("pick", "pick", "candidates")
 
 LUONG_STAGES = (_RNN, _SCORE, _SOFTMAX, _WEIGHT, _SUM, _OUTPUT, _PICK)
 BAHDANAU_STAGES = (_SCORE, _SOFTMAX, _WEIGHT, _SUM, _RNN, _OUTPUT, _PICK)
-STAGE_COUNT = 7
 
 
 def stages_for(attention: str) -> tuple[Stage, ...]:
