@@ -87,7 +87,7 @@ def translate(
     target: Annotated[Optional[str], typer.Option(help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.")] = None,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
-    from attnstep.tui import run_translate
+    from attnstep.local import run_translate
 
     code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
     if code:

@@ -6,13 +6,14 @@ import pytest
 from rich.cells import cell_len
 from textual import events
 
+from attnstep.local import translate_app
+from attnstep.model_card import DEFAULT_EXAMPLES
 from attnstep.trace import dumps, load
-from attnstep.tui import replay_app, translate_app
+from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.grid import cell_number
-from attnstep.tui.source import DEFAULT_EXAMPLES
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 

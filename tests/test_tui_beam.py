@@ -7,9 +7,10 @@ import pytest
 import json
 
 from attnstep.checkpoint import load_checkpoint
+from attnstep.local import translate_app
 from attnstep.stepper import Stepper
 from attnstep.trace import dumps, parse
-from attnstep.tui import replay_app, translate_app
+from attnstep.tui import replay_app
 from attnstep.tui.beam_view import BeamScreen
 from attnstep.tui.glyphs import num
 from attnstep.tui.grid import cell_number

@@ -21,12 +21,12 @@ from pathlib import Path
 from textual.actions import parse as parse_action
 from textual.binding import Binding
 
+from attnstep.model_card import model_card_examples
 from attnstep.serve.remote import ClassLink, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace import STAGE_COUNT, Trace
 from attnstep.tui.app import AttnstepApp
 from attnstep.tui.messages import TraceReady
-from attnstep.tui.source import model_card_examples
 
 # Actions that move the student's own view: doing one leaves follow mode.
 EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}

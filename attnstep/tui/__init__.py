@@ -1,17 +1,16 @@
 """The Textual app (``attnstep translate`` / ``attnstep replay``): what the CLI and the SSH server call.
 
-Nothing here imports torch: the local model is loaded by a worker inside the app, and
-replay never loads one.
+Nothing here imports torch or any engine module: a source of traces is handed in (the local
+one is :mod:`attnstep.local`) and called by a worker inside the app; replay has none.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attnstep.errors import AttnstepError
+from attnstep.model_card import DEFAULT_EXAMPLES
 from attnstep.trace import Trace
-from attnstep.tui.source import DEFAULT_EXAMPLES, SourceFactory, local_source, model_card_examples
+from attnstep.tui.source import SourceFactory
 
 if TYPE_CHECKING:
     from attnstep.tui.app import AttnstepApp
@@ -36,41 +35,8 @@ def make_app(
                        reference=reference)
 
 
-def translate_app(
-    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None
-) -> "AttnstepApp":
-    """The app over a local checkpoint, loaded in a worker after the first frame."""
-    return make_app(
-        source_factory=local_source(checkpoint, top_k, beam),
-        sentence=sentence,
-        examples=model_card_examples(checkpoint),
-        origin=checkpoint.name,
-        reference=reference,
-    )
-
-
 def replay_app(trace: Trace, origin: str) -> "AttnstepApp":
     return make_app(trace=trace, origin=f"replay of {origin}")
-
-
-def run_translate(
-    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
-) -> tuple[int, str | None]:
-    from attnstep.text import tokenize
-
-    if reference is not None and sentence is None:
-        return 1, "--target needs the SENTENCE it translates"
-    # Refuse bad input before the screen is taken over.
-    for text, what in ((sentence, ""), (reference, "the reference: ")):
-        if text is None:
-            continue
-        try:
-            tokenize(text)
-        except AttnstepError as exc:
-            return 1, what + str(exc)
-    app = translate_app(checkpoint, sentence, top_k, beam, reference)
-    app.run()
-    return app.return_code or 0, app.error_message
 
 
 def run_replay(trace: Trace, origin: str) -> tuple[int, str | None]:

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from attnstep.errors import AttnstepError
+from attnstep.model_card import DEFAULT_EXAMPLES
 from attnstep.trace import StepCursor, Trace
 from attnstep.tui.attention_panel import AttentionPanel
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
@@ -33,7 +34,7 @@ from attnstep.tui.grid import AlignmentGrid
 from attnstep.tui.lines import LinesView
 from attnstep.tui.messages import SourceReady, TraceReady
 from attnstep.tui.safe import visible
-from attnstep.tui.source import DEFAULT_EXAMPLES, SourceFactory, TraceSource
+from attnstep.tui.source import SourceFactory, TraceSource
 from attnstep.tui.source_panel import SourcePanel
 from attnstep.tui.stages import View, quote
 

@@ -1,0 +1,67 @@
+"""``attnstep translate``: the stepping app over a checkpoint on this machine.
+
+The engine side of the app's :class:`~attnstep.tui.source.TraceSource` contract: the app
+(``attnstep.tui``) imports no engine module, and is handed a factory that builds a
+:class:`~attnstep.stepper.Stepper`. The factory imports torch and loads the weights, which
+takes seconds, so the app calls it in a worker after its first frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from attnstep.errors import AttnstepError
+
+if TYPE_CHECKING:
+    from attnstep.stepper import Stepper
+    from attnstep.tui.app import AttnstepApp
+
+
+def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Callable[[], "Stepper"]:
+    """A factory that imports torch and loads ``checkpoint`` (a Stepper is a TraceSource)."""
+
+    def load() -> "Stepper":
+        from attnstep.checkpoint import load_checkpoint
+        from attnstep.stepper import Stepper
+
+        return Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam)
+
+    return load
+
+
+def translate_app(
+    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None
+) -> "AttnstepApp":
+    """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
+    translation, scored) or on the model card's examples."""
+    from attnstep.model_card import model_card_examples
+    from attnstep.tui import make_app
+
+    return make_app(
+        source_factory=local_source(checkpoint, top_k, beam),
+        sentence=sentence,
+        examples=model_card_examples(checkpoint),
+        origin=checkpoint.name,
+        reference=reference,
+    )
+
+
+def run_translate(
+    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
+) -> tuple[int, str | None]:
+    from attnstep.text import tokenize
+
+    if reference is not None and sentence is None:
+        return 1, "--target needs the SENTENCE it translates"
+    # Refuse bad input before the screen is taken over.
+    for text, what in ((sentence, ""), (reference, "the reference: ")):
+        if text is None:
+            continue
+        try:
+            tokenize(text)
+        except AttnstepError as exc:
+            return 1, what + str(exc)
+    app = translate_app(checkpoint, sentence, top_k, beam, reference)
+    app.run()
+    return app.return_code or 0, app.error_message
