@@ -345,3 +345,52 @@ async def test_bursts_of_keys_leave_the_app_answering(stepper, size, keys):
         await pilot.press("right")  # → still moves: completes the sub-stepped step, or takes the next
         assert app.status.plain != before
         assert app.tabs.active == f"tab-{PANELS[app.panel_index][0]}"  # tab bar and panel agree
+
+
+LONG = " ".join(["une voiture rouge court dans la rue"] * 6)  # 42 words
+
+
+def on_screen(panel) -> list[str]:
+    """What a panel shows now, scrolled as it is: one string per row inside its border."""
+    return [panel.render_line(y).text for y in range(panel.scrollable_content_region.height)]
+
+
+def best_column_shown(app) -> bool:
+    grid, step = app.panels["grid"], app.cursor.current
+    best = max(range(len(step.weights)), key=lambda i: step.weights[i])
+    start, end = (x - grid.scroll_offset.x for x in grid.columns[best])  # where its cells are drawn
+    return grid.frozen_columns <= start and end <= grid.scrollable_content_region.width
+
+
+@async_test
+async def test_grid_keeps_its_labels_and_the_current_cell_in_view(stepper):
+    app = app_on(stepper, sentence=LONG)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        grid = app.panels["grid"]
+        panels = app.query_one("#panels")
+        assert grid.outer_size.height >= panels.size.height // 2 - 1  # the grid takes the height it has
+        header = on_screen(grid)[0]
+        await pilot.press("e")  # the last of many more steps than the grid has rows
+        await pilot.pause()
+        trace, step = app.cursor.trace, app.cursor.current
+        assert grid.scroll_offset.y > 0
+        shown = on_screen(grid)
+        assert shown[0].split()[0] == grid.plain_lines[0][grid.frozen_columns + grid.scroll_offset.x :].split()[0]  # header still on top
+        current = next(line for line in shown if line.startswith("▶"))
+        assert current.split()[1] == step.chosen_token  # the current row is in view, with its label
+        assert best_column_shown(app)  # and so is the word it attends to most
+        x = grid.scroll_offset.x
+        await pilot.press("shift+right")  # a page sideways: the labels stay
+        await pilot.pause()
+        page = grid.scrollable_content_region.width - grid.frozen_columns
+        assert 0 < grid.scroll_offset.x - x <= page or grid.scroll_offset.x == grid.max_scroll_x
+        assert next(line for line in on_screen(grid) if line.startswith("▶")).split()[1] == step.chosen_token
+        await pilot.press("r")  # back to the encoder: back to the top-left corner
+        await pilot.pause()
+        assert grid.scroll_offset == (0, 0)
+        assert on_screen(grid)[0] == header
+        await pilot.press("e", "g", *"3", "enter")  # back to an early step: its row comes into view
+        await pilot.pause()
+        assert next(line for line in on_screen(grid) if line.startswith("▶")).split()[1] == trace.steps[2].chosen_token
+        assert best_column_shown(app)

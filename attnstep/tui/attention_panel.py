@@ -14,6 +14,8 @@ MAX_WORD_WIDTH = 14
 
 
 class AttentionPanel(LinesView):
+    FROZEN_ROWS = 1  # the column headings
+
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
         self._binned: tuple | None = None  # (trace, width, bins of each h_i, |h_i|)
@@ -25,6 +27,7 @@ class AttentionPanel(LinesView):
         self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
         word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(t.surface)) for t in trace.source)))
+        self.frozen_columns = word_width + 1
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
         strip_width = max(6, min(32, self.size.width - word_width - bar_width - 25))  # 25: the number columns
@@ -89,4 +92,4 @@ class AttentionPanel(LinesView):
         if view is not None and view.step is not None and view.shows("softmax"):
             # Keep the most attended word on screen when the sentence is longer than the panel.
             best = max(range(len(view.trace.source)), key=lambda i: view.step.weights[i])
-            self.scroll_line_into_view(best + 1)
+            self.scroll_into_view(best + 1)

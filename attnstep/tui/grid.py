@@ -28,7 +28,14 @@ def cell_number(weight: float) -> str:
 
 
 class AlignmentGrid(LinesView):
+    """The header of source words and the column of target words stay put; the cells scroll."""
+
     COMPONENT_CLASSES = LinesView.COMPONENT_CLASSES | {f"grid--level-{i}" for i in range(1, LEVELS + 1)}
+    FROZEN_ROWS = 1
+
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self.columns: list[tuple[int, int]] = []  # [start, end) cells of each source word's column
 
     def build(self, view: View | None) -> list[Text]:
         self.set_titles("Alignment so far: target rows × source columns")
@@ -38,10 +45,19 @@ class AlignmentGrid(LinesView):
         label = self.style_of("label")
         widths = [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in trace.source]
         label_width = min(MAX_LABEL, max([5, *(cell_len(visible(s.chosen_token)) for s in trace.steps)])) + 3
+        self.frozen_columns = label_width
         header = Text.assemble(fit("", label_width))
+        self.columns = []
         for token, width in zip(trace.source, widths):
+            self.columns.append((header.cell_len, header.cell_len + width))
             header.append_text(fit(token.surface, width, label))
             header.append(" ")
+        room, body = self.scrollable_content_region.width - label_width, header.cell_len - label_width
+        if body > room:
+            # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
+            # scroll can reach the first column start that shows the last column whole.
+            last = min((start - label_width for start, _ in self.columns if start - label_width >= body - room), default=body - room)
+            header.append(" " * (last + room - body))
         lines = [header]
         rows = view.position if view.shows("softmax") or not view.step else view.position - 1
         levels = [self.style_of(f"level-{i}") for i in range(1, LEVELS + 1)]
@@ -67,7 +83,18 @@ class AlignmentGrid(LinesView):
             return self.get_component_rich_style(f"grid--{name}", partial=True)
         return super().component_style(name)
 
+    def snap_x(self, x: int) -> int:
+        """Scroll to the start of a column, so no source word in the header is cut in two."""
+        starts = [start - self.frozen_columns for start, _ in self.columns]
+        return max((start for start in starts if start <= x), default=0)
+
     def show(self, view: View | None) -> None:
         super().show(view)
-        if view is not None and view.position:
-            self.scroll_line_into_view(min(view.position, len(self._lines) - 1))
+        if view is None or view.step is None:  # the encoder alone (r): back to the first row and column
+            if self.scroll_offset != (0, 0):
+                self.scroll_to(0, 0, animate=False, immediate=True)
+            return
+        step = view.step
+        best = max(range(len(step.weights)), key=lambda i: step.weights[i]) if view.shows("softmax") else None
+        # The current row, and the word it attends to most: the cell the eye looks for.
+        self.scroll_into_view(step.index + 1, None if best is None else self.columns[best])

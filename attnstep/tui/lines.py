@@ -71,16 +71,19 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
     """Shows a list of Rich ``Text`` lines; subclasses build them from a :class:`View`.
 
     Scrolling bindings are its own: ← → and Home/End step through the translation in every
-    panel, so horizontal scrolling is on Shift+← →.
+    panel, so horizontal scrolling is on Shift+← →, a page at a time. The first
+    ``FROZEN_ROWS`` lines and the first ``frozen_columns`` cells of every line are labels:
+    they stay in place while the rest scrolls under them.
     """
 
     SCROLLS = True  # False: lines beyond the widget are cut off, never scrolled to
+    FROZEN_ROWS = 0
 
     BINDINGS = [
         Binding("up", "scroll_up", "scroll up", show=False),
         Binding("down", "scroll_down", "scroll down", show=False),
-        Binding("shift+left", "scroll_left", "scroll left", show=False),
-        Binding("shift+right", "scroll_right", "scroll right", show=False),
+        Binding("shift+left", "page_sideways(-1)", "scroll left", show=False),
+        Binding("shift+right", "page_sideways(1)", "scroll right", show=False),
         Binding("pageup", "page_up", "page up", show=False),
         Binding("pagedown", "page_down", "page down", show=False),
     ]
@@ -106,7 +109,8 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         self.view: View | None = None
         self._titles: tuple[str, str] | None = None
         self._resized = False  # the last set_lines changed the panel's virtual size
-        self._pending_scroll: int | None = None  # a line to bring into view once the panel has a size
+        self._pending_scroll: tuple[int, tuple[int, int] | None] | None = None  # (line, cells) to bring into view once laid out
+        self.frozen_columns = 0  # set by build: the width of the label column
 
     def style_of(self, name: str) -> Style:
         # Cached: resolving a component style walks the CSS, and rows ask for them hundreds of times a step.
@@ -187,54 +191,92 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
             return
         # Only lines in view are marked: a region outside the content area would land on the
         # scrollbars or borders and repaint them.
-        scroll_x, scroll_y = self.scroll_offset
         view = self.scrollable_content_region.size.region
-        for y in range(scroll_y, min(max(len(old), len(new)), scroll_y + view.height)):
+        frozen_rows, scroll_y = min(self.FROZEN_ROWS, len(new)), self.scroll_offset.y
+        shown = [*range(frozen_rows), *range(scroll_y + frozen_rows, scroll_y + view.height)]
+        for y in shown:
+            if y >= max(len(old), len(new)):
+                break
             span = changed_span(old[y] if y < len(old) else None, new[y] if y < len(new) else None)
             if span is not None:
-                start, end = span
-                dirty = Region(start - scroll_x, y - scroll_y, end - start, 1).intersection(view)
+                start, end = self.screen_x(span[0]), self.screen_x(span[1] - 1) + 1
+                row = y if y < frozen_rows else y - scroll_y
+                dirty = Region(start, row, end - start, 1).intersection(view)
                 if dirty:
                     self.refresh(dirty)
+
+    def screen_x(self, x: int) -> int:
+        """Where cell ``x`` of a line is drawn: labels stay put, the rest moves with the scroll
+        (a cell scrolled off to the left counts as the first one after the labels)."""
+        if x < self.frozen_columns:
+            return x
+        return max(self.frozen_columns, x - self.scroll_offset.x)
 
     def on_resize(self) -> None:
         self.redraw()  # column widths follow the panel's width
         if self._pending_scroll is not None:
-            self._scroll_line_into_view(self._pending_scroll)
+            self._scroll_into_view(*self._pending_scroll)
 
     def on_mount(self) -> None:
         self.redraw()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index = y + scroll_y
+        index = y if y < self.FROZEN_ROWS else y + scroll_y
         if index >= len(self._lines):
             return Strip.blank(self.size.width, self.rich_style)
-        line = self._lines[index].crop(scroll_x, scroll_x + self.size.width)
+        line, labels = self._lines[index], self.frozen_columns
+        if labels and scroll_x:
+            line = Strip.join([line.crop(0, labels), line.crop(labels + scroll_x, scroll_x + self.size.width)])
+        else:
+            line = line.crop(scroll_x, scroll_x + self.size.width)
         return line.apply_style(self.rich_style).extend_cell_length(self.size.width, self.rich_style)
+
+    def action_page_sideways(self, direction: int) -> None:
+        """Scroll a page of the cells right of the labels, so none is skipped or seen twice."""
+        page = max(1, self.scrollable_content_region.width - self.frozen_columns)
+        target = self.scroll_offset.x + direction * page
+        snapped = self.snap_x(target)
+        self.scroll_to(x=snapped if snapped != self.scroll_offset.x else target, animate=False)
+
+    def snap_x(self, x: int) -> int:
+        """The horizontal scroll position to use for ``x``: subclasses with columns start at one."""
+        return x
 
     @property
     def plain_lines(self) -> list[str]:
         """The text of every line (for tests and for reading the screen in words)."""
         return [line.text for line in self._lines]
 
-    def scroll_line_into_view(self, y: int) -> None:
-        """Scroll only if line ``y`` is out of view, then put it mid-panel: every scroll repaints
-        the whole panel, so it should happen rarely, not a row at a time. When the lines were
-        just resized, wait for the refresh that gives the panel its new size."""
+    def scroll_into_view(self, y: int, cells: tuple[int, int] | None = None) -> None:
+        """Scroll only if line ``y`` (and cells [start, end) of it) are out of view, then put them
+        mid-panel: every scroll repaints the whole panel, so it should happen rarely, not a row
+        at a time. When the lines were just resized, wait for the refresh that gives the panel
+        its new size."""
         if self._resized:
-            self.call_after_refresh(self._scroll_line_into_view, y)
+            self.call_after_refresh(self._scroll_into_view, y, cells)
         else:
-            self._scroll_line_into_view(y)
+            self._scroll_into_view(y, cells)
 
-    def _scroll_line_into_view(self, y: int) -> None:
+    def _scroll_into_view(self, y: int, cells: tuple[int, int] | None) -> None:
         if not self.size.height:  # hidden or not laid out (the loading overlay): scroll once it has a size
-            self._pending_scroll = y
+            self._pending_scroll = (y, cells)
             return
         self._pending_scroll = None
-        top = self.scroll_offset.y
-        if not top <= y < top + self.scrollable_content_region.height:
-            self.scroll_to_region(Region(0, y, 1, 1), animate=False, immediate=True, center=True)
+        region = self.scrollable_content_region
+        scroll_x, scroll_y = self.scroll_offset
+        rows = region.height - self.FROZEN_ROWS  # lines that scroll
+        if y >= self.FROZEN_ROWS and not scroll_y <= y - self.FROZEN_ROWS < scroll_y + rows:
+            scroll_y = y - self.FROZEN_ROWS - rows // 2
+        if cells is not None:
+            width = region.width - self.frozen_columns  # cells that scroll
+            start, end = cells[0] - self.frozen_columns, cells[1] - self.frozen_columns
+            if start < scroll_x or end > scroll_x + width:
+                # A quarter in from the left: attention mostly moves rightwards, so this leaves
+                # room for the next steps before the panel has to scroll again.
+                scroll_x = self.snap_x(start - max(0, width - (end - start)) // 4)
+        if (scroll_x, scroll_y) != tuple(self.scroll_offset):
+            self.scroll_to(scroll_x, scroll_y, animate=False, immediate=True)
 
 
 def fit(text: str | Text, width: int, style: str | Style = "", *, right: bool = False) -> Text:

@@ -16,6 +16,8 @@ NUMBER_WIDTH = 7  # " -0.12" and a space
 class SourcePanel(LinesView):
     """One row per source word: its strip h_i and norm |h_i|; ↑/↓ select a word to list its numbers."""
 
+    FROZEN_ROWS = 1  # the column headings
+
     BINDINGS = [
         Binding("up,k", "select(-1)", "word above", show=False),
         Binding("down,j", "select(1)", "word below", show=False),
@@ -30,7 +32,7 @@ class SourcePanel(LinesView):
             return
         self.selected = max(0, min(len(self.view.trace.source) - 1, self.selected + delta))
         self.redraw()
-        self.scroll_line_into_view(self.selected + 1)
+        self.scroll_into_view(self.selected + 1)
 
     def show(self, view) -> None:
         # The encoder states belong to the sentence, not the step: nothing to redraw on a move.
