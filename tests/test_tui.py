@@ -394,3 +394,21 @@ async def test_grid_keeps_its_labels_and_the_current_cell_in_view(stepper):
         await pilot.pause()
         assert next(line for line in on_screen(grid) if line.startswith("▶")).split()[1] == trace.steps[2].chosen_token
         assert best_column_shown(app)
+
+
+@pytest.mark.parametrize("size", [(120, 32), (140, 40), (160, 48)])
+@async_test
+async def test_the_layout_leaves_the_grid_room_for_the_sentence(stepper, size):
+    sentence = "une voiture rouge court dans la rue , le chien noir court ."  # 12 words
+    app = app_on(stepper, sentence=sentence)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        if app.narrow:
+            app.show_panel([pid for pid, _ in PANELS].index("grid"))
+            await pilot.pause()
+        grid = app.panels["grid"]
+        room = grid.scrollable_content_region.width
+        x = grid.scroll_offset.x
+        shown = [start for start, end in grid.columns if grid.frozen_columns <= start - x and end - x <= room]
+        assert len(shown) >= min(len(app.cursor.trace.source), 8)

@@ -30,7 +30,7 @@ from attnstep.tui.candidates_panel import CandidatesPanel
 from attnstep.tui.decoder_panel import DecoderPanel
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
 from attnstep.tui.glyphs import max_abs
-from attnstep.tui.grid import AlignmentGrid
+from attnstep.tui.grid import AlignmentGrid, grid_width
 from attnstep.tui.lines import LinesView
 from attnstep.tui.messages import SourceReady, TraceReady
 from attnstep.tui.safe import visible
@@ -38,8 +38,16 @@ from attnstep.tui.source import SourceFactory, TraceSource
 from attnstep.tui.source_panel import SourcePanel
 from attnstep.tui.stages import View, quote
 
-# Below either size the panels become tabs, one shown at a time.
-WIDE_COLUMNS, WIDE_ROWS = 120, 32
+# The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
+# room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
+# Decoder column (LEFT_WIDTHS: the narrowest that keeps its notes, and the widest it uses) and
+# the Next-word column. Elsewhere the panels are tabs, one shown at a time.
+WIDE_ROWS = 32
+LEFT_WIDTHS = (50, 56)
+CANDIDATES_WIDTH = 30
+MIN_GRID_COLUMNS = 8
+PANEL_FRAME = 3  # a panel's two borders and its scrollbar
+NO_TRACE_GRID = 60  # the grid's width to plan for before there is a sentence
 PANELS = (  # (id, tab label), in tab order
     ("attention", "Attention"),
     ("decoder", "Decoder"),
@@ -81,12 +89,29 @@ class MainScreen(Screen):
         Binding("shift+tab", "app.panel(-1)", "previous panel", show=False),
     ]
 
-    @property
-    def narrow(self) -> bool:
-        return self.size.width < WIDE_COLUMNS or self.size.height < WIDE_ROWS
+    narrow = False  # panels as tabs (see choose_layout)
+    columns = ""  # the wide layout's grid-columns
+
+    def choose_layout(self, trace: Trace | None) -> None:
+        """Choose the layout for this terminal size and sentence: every panel at once where the
+        grid has room (see WIDE_ROWS), else tabs; and how wide the left column is."""
+        width, height = self.size
+        if trace is None:
+            whole = least = NO_TRACE_GRID
+        else:
+            whole = PANEL_FRAME + grid_width(trace)
+            least = PANEL_FRAME + grid_width(trace, MIN_GRID_COLUMNS)
+        room = width - CANDIDATES_WIDTH  # for the left column and the grid
+        self.narrow = height < WIDE_ROWS or room - LEFT_WIDTHS[0] < least
+        self.set_class(self.narrow, "-narrow")
+        if not self.narrow:
+            left = max(LEFT_WIDTHS[0], min(LEFT_WIDTHS[1], room - whole))
+            columns = f"{left} 1fr {CANDIDATES_WIDTH}"
+            if columns != self.columns:  # a change of style runs a layout pass: only when it changes
+                self.columns = self.query_one("#panels").styles.grid_columns = columns
 
     def on_resize(self) -> None:
-        self.set_class(self.narrow, "-narrow")
+        self.choose_layout(self.app.cursor.trace if self.app.cursor else None)
 
 
 class AttnstepApp(App[None]):
@@ -185,6 +210,8 @@ class AttnstepApp(App[None]):
 
     def set_trace(self, trace: Trace, position: int) -> None:
         self.cursor = StepCursor(trace, position)
+        if self.is_running:
+            self.screen_stack[0].choose_layout(trace)
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
         self.state_scale = max_abs(trace.encoder_states) if trace.encoder_states else 1.0
 

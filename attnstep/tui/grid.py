@@ -12,6 +12,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
+from attnstep.trace import Trace
 from attnstep.tui.stages import View, forced_mark
 
 LEVELS = 4  # background strengths for weights, strongest last
@@ -25,6 +26,21 @@ def cell_number(weight: float) -> str:
     if text == "0.00":
         return "·"
     return text[1:] if text.startswith("0") else text[:3]
+
+
+def column_widths(trace: Trace) -> list[int]:
+    """Cells of each source word's column: its word, cut to MAX_COLUMN, and at least a number (".81")."""
+    return [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in trace.source]
+
+
+def label_width(trace: Trace) -> int:
+    """Cells of the row labels: a marker ("▶ "), the output word, a space."""
+    return min(MAX_LABEL, max([5, *(cell_len(visible(s.chosen_token)) for s in trace.steps)])) + 3
+
+
+def grid_width(trace: Trace, columns: int | None = None) -> int:
+    """Cells the labels and the first ``columns`` source columns (all by default) take."""
+    return label_width(trace) + sum(width + 1 for width in column_widths(trace)[:columns])
 
 
 class AlignmentGrid(LinesView):
@@ -43,20 +59,19 @@ class AlignmentGrid(LinesView):
             return []
         trace = view.trace
         label = self.style_of("label")
-        widths = [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in trace.source]
-        label_width = min(MAX_LABEL, max([5, *(cell_len(visible(s.chosen_token)) for s in trace.steps)])) + 3
-        self.frozen_columns = label_width
-        header = Text.assemble(fit("", label_width))
+        widths = column_widths(trace)
+        labels = self.frozen_columns = label_width(trace)
+        header = Text.assemble(fit("", labels))
         self.columns = []
         for token, width in zip(trace.source, widths):
             self.columns.append((header.cell_len, header.cell_len + width))
             header.append_text(fit(token.surface, width, label))
             header.append(" ")
-        room, body = self.scrollable_content_region.width - label_width, header.cell_len - label_width
+        room, body = self.scrollable_content_region.width - labels, header.cell_len - labels
         if body > room:
             # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
             # scroll can reach the first column start that shows the last column whole.
-            last = min((start - label_width for start, _ in self.columns if start - label_width >= body - room), default=body - room)
+            last = min((start - labels for start, _ in self.columns if start - labels >= body - room), default=body - room)
             header.append(" " * (last + room - body))
         lines = [header]
         rows = view.position if view.shows("softmax") or not view.step else view.position - 1
@@ -68,13 +83,13 @@ class AlignmentGrid(LinesView):
             current = step.index == view.position - 1
             word = step.chosen_token if (not current or view.shows("pick")) else "?"
             marker = "▶ " if current else "  "
-            row = Text.assemble((marker, self.style_of("current")), fit(word + forced_mark(trace, step), label_width - 3), " ")
+            row = Text.assemble((marker, self.style_of("current")), fit(word + forced_mark(trace, step), labels - 3), " ")
             for weight, width in zip(step.weights, widths):
                 level = min(LEVELS, int(weight * LEVELS + 0.5))
                 row.append(cell_number(weight).rjust(width), levels[level - 1] if level else "")
                 row.append(" ")
             if current:
-                row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, label_width)
+                row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels)
             lines[step.index + 1] = row
         return lines
 
