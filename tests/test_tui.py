@@ -8,6 +8,7 @@ from textual import events
 
 from attnstep.local import translate_app
 from attnstep.model_card import DEFAULT_EXAMPLES
+from attnstep.text import detokenize
 from attnstep.trace import dumps, load
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
@@ -412,3 +413,54 @@ async def test_the_layout_leaves_the_grid_room_for_the_sentence(stepper, size):
         x = grid.scroll_offset.x
         shown = [start for start, end in grid.columns if grid.frozen_columns <= start - x and end - x <= room]
         assert len(shown) >= min(len(app.cursor.trace.source), 8)
+
+
+@async_test
+async def test_output_line_keeps_the_current_word_in_view(stepper):
+    app = app_on(stepper, sentence=LONG)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        output = app.query_one("#output")
+        for keys in (["e", "left"], ["g", *"30", "enter"]):  # near the end of a long translation, and in the middle
+            await pilot.press(*keys)
+            step = app.cursor.current
+            shown = output.plain
+            assert cell_len(shown) <= output.size.width
+            assert f"▶{step.chosen_token}" in shown
+            # detokenized: the words shown are the end of the translation up to this step
+            words = shown.removeprefix("Output: ").removeprefix("…").replace("▶", "")
+            assert detokenize([s.chosen_token for s in app.cursor.visible]).endswith(words)
+
+
+@async_test
+async def test_force_dialog_takes_typed_letters_and_ignores_the_models_own_word(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "f")
+        await pilot.press(*"dog", "enter")  # typed while the list has the focus
+        await settle(pilot)
+        assert app.cursor.trace.steps[0].chosen_token == "dog"
+        await pilot.press("right")
+        trace = app.cursor.trace
+        await pilot.press("f", "enter")  # Enter on the list's first entry: the model's own word
+        await settle(pilot)
+        assert app.cursor.trace is trace and not app.cursor.current.forced
+        assert any("the model's own choice" in str(n.message) for n in app._notifications)
+
+
+@async_test
+async def test_a_forced_word_ahead_is_shown_and_undone_from_before_it(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right", "right", "f", "down", "enter")  # force step 3
+        await settle(pilot)
+        assert app.cursor.trace.steps[2].forced
+        await pilot.press("left", "left")  # back to step 1, before the forced word
+        assert "a forced word lies ahead, at step 3 (u undoes it)" in app.query_one("#output").plain
+        await pilot.press("u")
+        await settle(pilot)
+        assert not any(s.forced for s in app.cursor.trace.steps)
+        assert app.cursor.position == 1  # undoing did not move the cursor
+        assert "forced" not in app.query_one("#output").plain

@@ -67,7 +67,7 @@ KEYS = [
     ("e,end", "end", "", "e / End", "run to the end"),
     ("r,home", "restart", "", "r / Home", "restart: back to the encoder only"),
     ("f", "force", "force", "f", "force a different word at this step (top-k or typed)"),
-    ("u", "unforce", "", "u", "return to the model's own choice (undo the last forced word)"),
+    ("u", "unforce", "", "u", "return to the model's own choice (undo the last forced word, from any step)"),
     ("n", "new_sentence", "new", "n", "new sentence"),
     ("x", "export", "", "x", "export this trace as JSON (as `attnstep dump` writes it)"),
     ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
@@ -359,21 +359,35 @@ class AttnstepApp(App[None]):
             self.force(message.token)
 
     def force(self, word: str) -> None:
-        trace, t, source = self.cursor.trace, self.cursor.position - 1, self.source
+        step = self.cursor.current
+        if word.strip().lower() == step.candidates[0].token:  # the model's own choice: nothing to force
+            if step.forced:
+                self.unforce(step.index)
+            else:
+                self.notify(f"{quote(word)} is the model's own choice at step {step.index + 1}: nothing to force.", markup=False)
+            return
+        trace, t, source = self.cursor.trace, step.index, self.source
         self.set_busy("decoding…")
         note = f"Forced {quote(word)} at step {t + 1}; decoding continued from there. u returns to the model's choice."
         self.decode(lambda: source.force(trace, t, word), t + 1, note)
 
     def action_unforce(self) -> None:
+        """Undo the last word forced, wherever it is: forcing keeps the steps before it, so the last
+        forced step of a trace is the latest force."""
         if self.cursor is None or self.unavailable("Returning to the model's choice"):
             return
-        forced = [s.index for s in self.cursor.visible if s.forced]
+        forced = [s.index for s in self.cursor.trace.steps if s.forced]
         if not forced:
-            self.notify("No word up to this step was forced.", markup=False)
+            self.notify("No word of this translation was forced.", markup=False)
             return
-        trace, t, source = self.cursor.trace, forced[-1], self.source
+        self.unforce(forced[-1])
+
+    def unforce(self, t: int) -> None:
+        trace, source = self.cursor.trace, self.source
         self.set_busy("decoding…")
-        self.decode(lambda: source.unforce(trace, t), t + 1, f"Step {t + 1} is the model's own choice again.")
+        # Stay on the current step if it comes before the one undone; steps after it may change.
+        position = min(self.cursor.position, t + 1)
+        self.decode(lambda: source.unforce(trace, t), position, f"Step {t + 1} is the model's own choice again.")
 
     # --- export and help ----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.trace import EOS_TOKEN
+from attnstep.text import detokenize
+from attnstep.trace import EOS_TOKEN, Trace
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
@@ -68,24 +69,55 @@ class StatusLine(Bar):
 
 
 class OutputLine(Bar):
+    """The translation so far, detokenized, ending at the current word (▶); on a long
+    translation the start gives way, so the current word is always on screen."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._pieces: tuple[Trace, list[str]] | None = None
+
+    def pieces(self, trace: Trace) -> list[str]:
+        """Each step's word as it appears in the detokenized translation, with the space before it."""
+        if self._pieces is None or self._pieces[0] is not trace:
+            words = [s.chosen_token for s in trace.steps if s.chosen_token != EOS_TOKEN]
+            texts = [detokenize(words[:i]) for i in range(len(words) + 1)]
+            # Detokenizing grows a prefix at its end (a word, maybe a space before it), so the
+            # difference between successive prefixes is what each word adds.
+            pieces = [texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i] for i in range(len(words))]
+            self._pieces = (trace, [*pieces, " " + EOS_TOKEN] if trace.finished else pieces)
+        return self._pieces[1]
+
     def line(self, view: View | None) -> Text:
-        line = Text("Output: ", style="bold")
+        label = Text("Output: ", style="bold", end="")
         if view is None or view.position == 0:
-            line.append("(nothing yet)", "dim")
-            return line
-        for step in view.trace.steps[: view.position]:
-            current = step.index == view.position - 1
+            return Text.assemble(label, ("(nothing yet)", "dim"))
+        steps, position = view.trace.steps, view.position
+        words = Text(end="")
+        for step, piece in zip(steps[:position], self.pieces(view.trace)):
+            current = step.index == position - 1
+            space, word = (" ", piece[1:]) if piece.startswith(" ") else ("", piece)
+            if step.index:
+                words.append(space)
             if current and not view.shows("pick"):
-                line.append("▶?", "bold")
-                break
-            word = "⟨eos⟩" if step.chosen_token == EOS_TOKEN else step.chosen_token
-            line.append_text(safe_text(("▶" if current else "") + word + forced_mark(view.trace, step), "bold reverse" if current else ""))
-            line.append(" ")
+                words.append("▶?", "bold")
+            else:
+                marked = ("▶" if current else "") + word + forced_mark(view.trace, step)
+                words.append_text(safe_text(marked, "bold reverse" if current else ""))
+        notes = Text(end="", style="dim")
         if view.trace.reference is not None:
-            line.append("  (given translation; ≠: the model would choose another word)", "dim")
-        elif any(s.forced for s in view.trace.steps[: view.position]):
-            line.append("  (* forced by you)", "dim")
-        return line
+            notes.append("   given translation; ≠: the model would choose another word")
+        elif any(s.forced for s in steps[:position]):
+            notes.append("   * forced")
+        ahead = next((s.index for s in steps[position:] if s.forced), None)
+        if ahead is not None and view.trace.reference is None:
+            notes.append(f"   ⋯ a forced word lies ahead, at step {ahead + 1} (u undoes it)")
+        room = max(1, self.size.width - label.cell_len - notes.cell_len)
+        if words.cell_len > room:  # keep the end, where the current word is
+            cut = len(words.plain) - room + 1
+            while cut < len(words.plain) and words[cut:].cell_len > room - 1:
+                cut += 1
+            words = Text.assemble("…", words[cut:])
+        return Text.assemble(label, words, notes)
 
 
 class SummaryLine(Bar):

@@ -93,7 +93,7 @@ class ForceDialog(Dialog):
                 *[Option(Text.assemble(safe_text(c.token), f"  {num(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
                 id="candidates",
             )
-            yield Input(placeholder="…or type a word and press Enter", id="word")
+            yield Input(placeholder="…or type a word and press Enter", id="word", select_on_focus=False)
             yield Label("", id="problem")
             yield Label("Esc: cancel", classes="hint")
 
@@ -104,6 +104,14 @@ class ForceDialog(Dialog):
     @on(Input.Submitted)
     def typed(self, event: Input.Submitted) -> None:
         self.dismiss_answer(event.value, "type a word, or pick one from the list")
+
+    def on_key(self, event) -> None:
+        # The list has the focus (↓ Enter picks), but a letter typed there starts the word.
+        word = self.query_one("#word", Input)
+        if event.is_printable and event.character and self.focused is not word:
+            word.focus()
+            word.insert_text_at_cursor(event.character)
+            event.stop()
 
 
 class AskDialog(Dialog):

@@ -102,7 +102,7 @@ def narrate(view: View) -> str:
             f"{quote(step.chosen_token)} gets p = {num(step.chosen_prob)}. {model_choice(step)}"
         )
     if not view.partial:
-        forced = " (forced by you)" if step.forced else ""
+        forced = " (forced)" if step.forced else ""
         return (
             f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}) and output "
             f"{quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}. s: stage by stage."
@@ -138,7 +138,7 @@ def narrate(view: View) -> str:
     if step.forced and trace.reference is not None:
         return f"The reference's {quote(step.chosen_token)} is forced (p = {num(step.chosen_prob)}). {model_choice(step)}"
     if step.forced:
-        return f"You forced {quote(step.chosen_token)} (p = {num(step.chosen_prob)}); the model's choice was {quote(step.candidates[0].token)}."
+        return f"{quote(step.chosen_token)} was forced (p = {num(step.chosen_prob)}); the model's choice was {quote(step.candidates[0].token)}."
     end = " — the end of the sentence." if step.chosen_token == EOS_TOKEN else "."
     return f"The most probable word is picked: {quote(step.chosen_token)}, p = {num(step.chosen_prob)}{end}"
 
