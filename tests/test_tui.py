@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import pytest
 from rich.cells import cell_len
+from rich.color import ColorSystem
 from textual import events
 
 from attnstep.local import translate_app
@@ -13,7 +16,7 @@ from attnstep.trace import dumps, load
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
-from attnstep.tui.glyphs import norm, num
+from attnstep.tui.glyphs import norm, num, strip
 from attnstep.tui.grid import cell_number
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
@@ -464,3 +467,27 @@ async def test_a_forced_word_ahead_is_shown_and_undone_from_before_it(stepper):
         assert not any(s.forced for s in app.cursor.trace.steps)
         assert app.cursor.position == 1  # undoing did not move the cursor
         assert "forced" not in app.query_one("#output").plain
+
+
+def test_a_negative_component_hangs_from_the_top():
+    # drawn in reverse video, the complement of the height fills the cell from the top
+    assert strip([0.5, -0.5, -1.0, 1.0, 0.01], 5, 1.0) == [("▄", False), ("▄", True), (" ", True), ("█", False), (" ", False)]
+    assert strip([-0.25], 1, 1.0) == [("▆", True)]  # top quarter filled
+
+
+@async_test
+async def test_sign_colours_are_blue_and_orange_and_apart_in_16_colours(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        panel = app.panels["attention"]
+        pos, neg, bar = (panel.style_of(name) for name in ("pos", "neg", "bar"))
+        assert neg.reverse and not pos.reverse  # the glyph difference that survives NO_COLOR
+        hues = [colorsys.rgb_to_hsv(*(c / 255 for c in style.color.get_truecolor()))[0] * 360 for style in (pos, neg)]
+        assert 190 <= hues[0] <= 240 and 25 <= hues[1] <= 45  # blue and orange, not red and green
+        standard = {style.color.downgrade(ColorSystem.STANDARD).number for style in (pos, neg, bar)}
+        assert len(standard) == 3  # three different colours in a 16-colour terminal
+        # a·h_i strips carry the sign too: some attended state has components of both signs
+        styles = {span.style for line in panel._texts[1:] for span in line.spans}
+        assert pos in styles and neg in styles

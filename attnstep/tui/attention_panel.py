@@ -62,13 +62,12 @@ class AttentionPanel(LinesView):
                 numbers.stylize(changed, 10, 14)
             row = Text.assemble(fit(token.surface, word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
             if show_sum and states:
-                # a·h_i from h_i's strip: the largest |a·x| of a bin is a·max|x| since a ≥ 0, and
-                # |a·h_i| = a·|h_i|. One colour, not one per sign: this column changes on every
-                # step, and a colour change per cell would multiply the bytes a step writes.
-                # A weight that rounds to 0.00 contributes nothing visible: "·", like the grid.
+                # a·h_i from h_i's strip: the largest |a·x| of a bin is a·max|x| since a ≥ 0 (and
+                # keeps its sign), and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00
+                # contributes nothing visible: "·", like the grid.
                 size = "·" if num(weight) == num(0) else num(weight * state_norms[i])
                 weighted = [weight * x for x in state_bins[i]]
-                scaled = Text.assemble((f"  {size:>5}  ", plain), self.vector(weighted, strip_width, scale, signed=False))
+                scaled = Text.assemble((f"  {size:>5}  ", plain), self.vector(weighted, strip_width, scale))
                 if view.just_done("weight"):
                     scaled.stylize(changed)
             else:

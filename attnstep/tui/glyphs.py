@@ -2,7 +2,8 @@
 
 Every quantity is drawn so that it reads without colour: a weight is a number *and* a bar
 whose length is the weight; a vector is a strip whose glyph height is the magnitude of its
-components (colour, where the terminal has it, adds the sign).
+components, standing on the bottom of the cell when positive and hanging from the top when
+negative (colour, where the terminal has it, repeats the sign: blue and orange).
 """
 
 from __future__ import annotations
@@ -43,13 +44,22 @@ def strip(values: Sequence[float], width: int, scale: float) -> list[tuple[str, 
     """``values`` as at most ``width`` cells of (glyph, is_negative), glyph height |value| / ``scale``.
 
     ``scale`` is shared across strips that should be comparable, so a state scaled by a small
-    weight visibly shrinks. A cell whose magnitude rounds to nothing is blank.
+    weight visibly shrinks. A cell whose magnitude rounds to nothing is blank. A negative
+    component hangs from the top of its cell instead of standing on the bottom, so the sign
+    reads without colour: its glyph is the complement of its height, which the caller draws in
+    reverse video (the filled part is then the top |value| / ``scale`` of the cell).
     """
     cells = []
+    levels = len(HEIGHTS)
     for value in bins(values, width) if len(values) > width else values:
         level = abs(value) / scale if scale > 0 else 0.0
-        index = min(len(HEIGHTS), round(level * len(HEIGHTS)))
-        cells.append((HEIGHTS[index - 1] if index else " ", value < 0))
+        index = min(levels, round(level * levels))
+        if not index:
+            cells.append((" ", False))
+        elif value < 0:
+            cells.append((HEIGHTS[levels - index - 1] if index < levels else " ", True))
+        else:
+            cells.append((HEIGHTS[index - 1], False))
     return cells
 
 

@@ -91,7 +91,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
     COMPONENT_CLASSES = {
         "lines--text",  # plain text in its own segment, so a column repaints without its neighbours
         "lines--pos",  # vector components ≥ 0
-        "lines--neg",  # vector components < 0
+        "lines--neg",  # vector components < 0 (reverse video: they hang from the top, glyphs.strip)
         "lines--bar",  # weight and probability bars
         "lines--label",  # row and column labels
         "lines--dim",  # placeholders for quantities not computed yet
@@ -132,14 +132,14 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
             self.border_title = safe_text(title)
             self.border_subtitle = safe_text(subtitle) if subtitle else None
 
-    def vector(self, values: Sequence[float], width: int, scale: float, *, signed: bool = True) -> Text:
-        """A vector as a strip of glyphs, coloured by sign if ``signed``.
+    def vector(self, values: Sequence[float], width: int, scale: float) -> Text:
+        """A vector as a strip of glyphs: positive components stand up, negative ones hang down
+        (glyphs.strip), in the sign's colour.
 
-        Cells of one colour are appended as one run: each run is one segment, and every
+        Cells of one style are appended as one run: each run is one segment, and every
         segment costs a colour escape when it is written to the terminal.
         """
-        pos = self.style_of("pos") if signed else self.style_of("bar")
-        neg = self.style_of("neg") if signed else pos
+        pos, neg = self.style_of("pos"), self.style_of("neg")
         out = Text(end="")
         run, run_style = "", pos
         for glyph, negative in strip(values, width, scale):
