@@ -491,3 +491,18 @@ async def test_sign_colours_are_blue_and_orange_and_apart_in_16_colours(stepper)
         # a·h_i strips carry the sign too: some attended state has components of both signs
         styles = {span.style for line in panel._texts[1:] for span in line.spans}
         assert pos in styles and neg in styles
+
+
+@async_test
+async def test_unknown_source_words_are_marked(stepper):
+    app = app_on(stepper, sentence="une voiture zorglub court")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert [t.token for t in app.cursor.trace.source][2] == "<unk>"
+        assert "1 of them as <unk>" in app.query_one("#narration").plain
+        await pilot.press("right")
+        rows = attention_rows(app)
+        assert [row.split()[0] for row in rows[:4]] == ["une", "voiture", "zorglub?", "court"]
+        assert rows[4] == "?: not in the model's vocabulary, read as <unk>"
+        assert app.panels["grid"].plain_lines[0].split() == ["une", "voiture", "zorglub?", "court"]
+        assert "zorglub?" in app.panels["source"].plain_lines[3]

@@ -8,7 +8,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import bar, bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import View
+from attnstep.tui.stages import UNKNOWN_LEGEND, View, source_word
 
 MAX_WORD_WIDTH = 14
 
@@ -26,7 +26,7 @@ class AttentionPanel(LinesView):
         trace, step = view.trace, view.step
         self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
-        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(t.surface)) for t in trace.source)))
+        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(source_word(t))) for t in trace.source)))
         self.frozen_columns = word_width + 1
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
@@ -37,8 +37,10 @@ class AttentionPanel(LinesView):
             fit("word", word_width + 1, label), fit("score e", 8, label, right=True), "  ",
             fit("weight a", 5 + bar_width, label), "  ", fit("|a·h|", 5, label, right=True), "  ", ("a·h_i", label),
         ), word_width + bar_width + 25 + strip_width)
+        # Below the words: what the mark of an unknown word means, when there is one.
+        legend = [Text(UNKNOWN_LEGEND, style=label)] if any(source_word(t) != t.surface for t in trace.source) else []
         if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
-            return [header] + [Text.assemble(fit(t.surface, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source]
+            return [header] + [Text.assemble(fit(source_word(t), word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source] + legend
         states = trace.encoder_states
         scale = view.state_scale
         state_bins, state_norms = self.binned_states(trace, strip_width)
@@ -60,7 +62,7 @@ class AttentionPanel(LinesView):
                 numbers.stylize(changed, 0, 8)
             elif view.just_done("softmax"):
                 numbers.stylize(changed, 10, 14)
-            row = Text.assemble(fit(token.surface, word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
+            row = Text.assemble(fit(source_word(token), word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
             if show_sum and states:
                 # a·h_i from h_i's strip: the largest |a·x| of a bin is a·max|x| since a ≥ 0 (and
                 # keeps its sign), and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00
@@ -77,7 +79,7 @@ class AttentionPanel(LinesView):
         if show_weight:
             best = max(range(len(trace.source)), key=lambda i: step.weights[i])
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
-        return lines
+        return lines + legend
 
     def binned_states(self, trace, width: int) -> tuple[list[list[float]], list[float]]:
         """Each h_i reduced to ``width`` strip cells, and |h_i|: computed once per sentence and width."""

@@ -9,7 +9,7 @@ from attnstep.trace import EOS_TOKEN, Trace
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate
+from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate, source_word
 
 SCORERS = {"dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive"}
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
@@ -132,7 +132,7 @@ class SummaryLine(Bar):
             order = sorted(range(len(step.weights)), key=lambda i: -step.weights[i])[:SUMMARY_ITEMS]
             line.append("attends: ", "bold")
             for i in order:
-                line.append_text(safe_text(view.trace.source[i].surface))
+                line.append_text(safe_text(source_word(view.trace.source[i])))
                 line.append(f" {num(step.weights[i])}  ")
         if view.shows("output"):
             line.append("│ next: ", "bold")

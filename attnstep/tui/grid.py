@@ -13,7 +13,7 @@ from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.trace import Trace
-from attnstep.tui.stages import View, forced_mark
+from attnstep.tui.stages import View, forced_mark, source_word
 
 LEVELS = 4  # background strengths for weights, strongest last
 MAX_COLUMN = 8
@@ -30,7 +30,7 @@ def cell_number(weight: float) -> str:
 
 def column_widths(trace: Trace) -> list[int]:
     """Cells of each source word's column: its word, cut to MAX_COLUMN, and at least a number (".81")."""
-    return [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in trace.source]
+    return [max(3, min(MAX_COLUMN, cell_len(visible(source_word(t))))) for t in trace.source]
 
 
 def label_width(trace: Trace) -> int:
@@ -65,7 +65,7 @@ class AlignmentGrid(LinesView):
         self.columns = []
         for token, width in zip(trace.source, widths):
             self.columns.append((header.cell_len, header.cell_len + width))
-            header.append_text(fit(token.surface, width, label))
+            header.append_text(fit(source_word(token), width, label))
             header.append(" ")
         room, body = self.scrollable_content_region.width - labels, header.cell_len - labels
         if body > room:

@@ -8,6 +8,7 @@ from textual.binding import Binding
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
+from attnstep.tui.stages import UNKNOWN_LEGEND, source_word
 
 WORD_WIDTH = 12
 NUMBER_WIDTH = 7  # " -0.12" and a space
@@ -55,7 +56,7 @@ class SourcePanel(LinesView):
         width = max(8, min(32, self.size.width - WORD_WIDTH - 13))  # row: 3 + 13 + strip + 7
         lines = [Text.assemble(fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("|h_i|", label))]
         if states is None:
-            lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(t.surface, WORD_WIDTH)) for i, t in enumerate(trace.source)]
+            lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH)) for i, t in enumerate(trace.source)]
             lines.append(Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim")))
             return lines
         scale = view.state_scale
@@ -63,15 +64,17 @@ class SourcePanel(LinesView):
         for i, (token, state) in enumerate(zip(trace.source, states)):
             row = Text.assemble(
                 fit(f"{i + 1:>2} ", 3, label),
-                fit(token.surface, WORD_WIDTH + 1),
+                fit(source_word(token), WORD_WIDTH + 1),
                 self.vector(state, width, scale),
                 f"  {num(norm(state))}",
             )
             if self.has_focus and i == self.selected:
                 row.stylize(self.style_of("cursor"))
             lines.append(row)
+        if any(source_word(t) != t.surface for t in trace.source):
+            lines.append(Text(UNKNOWN_LEGEND, style=label))
         token, state = trace.source[self.selected], states[self.selected]
-        lines.append(Text.assemble((f"h_{self.selected + 1} ", label), fit(token.surface, WORD_WIDTH), (f" {len(state)} numbers (↑/↓: other word)", label)))
+        lines.append(Text.assemble((f"h_{self.selected + 1} ", label), fit(source_word(token), WORD_WIDTH), (f" {len(state)} numbers (↑/↓: other word)", label)))
         per_line = max(1, self.size.width // NUMBER_WIDTH)
         for start in range(0, len(state), per_line):
             lines.append(Text("".join(f"{num(x):>{NUMBER_WIDTH}}" for x in state[start : start + per_line])))

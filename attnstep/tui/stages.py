@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attnstep.trace import EOS_TOKEN, STAGE_COUNT, Step, Trace
+from attnstep.text import UNK
+from attnstep.trace import EOS_TOKEN, STAGE_COUNT, SourceToken, Step, Trace
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.safe import visible
 
@@ -73,6 +74,15 @@ class View:
         return self.partial and self.current_stage is not None and self.current_stage.key == key
 
 
+UNKNOWN_MARK = "?"  # after a source word the model read as <unk>
+UNKNOWN_LEGEND = f"{UNKNOWN_MARK}: not in the model's vocabulary, read as {UNK}"
+
+
+def source_word(token: SourceToken) -> str:
+    """A source word as the screen shows it: what the user wrote, marked when the model never saw it."""
+    return token.surface + UNKNOWN_MARK if token.token == UNK else token.surface
+
+
 def quote(token: str) -> str:
     return f"“{visible(token)}”"
 
@@ -89,12 +99,14 @@ def narrate(view: View) -> str:
         )
     if step is None:
         n = len(trace.source)
+        unknown = sum(t.token == UNK for t in trace.source)
+        read = f" ({unknown} of them as {UNK}, marked {UNKNOWN_MARK}: not in its vocabulary)" if unknown else ""
         return (
-            f"The encoder has read all {n} source words and hands over {n} states h_1…h_{n}. "
+            f"The encoder has read all {n} source words{read} and hands over {n} states h_1…h_{n}. "
             "→ decodes the first word; s goes stage by stage."
         )
     t = step.index + 1
-    words = [s.surface for s in trace.source]
+    words = [source_word(s) for s in trace.source]
     best = max(range(len(words)), key=lambda i: step.weights[i])
     if not view.partial and trace.reference is not None:
         return (
