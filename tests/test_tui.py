@@ -16,7 +16,7 @@ from attnstep.trace import dumps, load
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
-from attnstep.tui.glyphs import norm, num, strip
+from attnstep.tui.glyphs import norm, num, prob, strip
 from attnstep.tui.grid import cell_number
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
@@ -41,19 +41,19 @@ def assert_step_on_screen(app) -> None:
         assert cells[0] == token.surface
         assert cells[1] == num(step.scores[i])
         assert cells[2] == num(step.weights[i])
-        # a·h_i: its norm is a_i·|h_i|, recomputed here from the recorded numbers ("·" when a_i is 0.00)
+        # a·h_i: its norm is a_i·‖h_i‖, recomputed here from the recorded numbers ("·" when a_i is 0.00)
         size = "·" if cells[2] == "0.00" else num(norm([step.weights[i] * x for x in trace.encoder_states[i]]))
         assert f" {size:>5}  " in row
     decoder = app.panels["decoder"].plain_lines
-    assert f"|h_t| {num(norm(step.hidden))}" in decoder[1]
+    assert f"‖h_t‖ {num(norm(step.hidden))}" in decoder[1]
     # C_t is Σ a_i h_i of the recorded weights and states
     context = [sum(a * h[j] for a, h in zip(step.weights, trace.encoder_states)) for j in range(len(step.context))]
-    assert f"|C_t| {num(norm(context))}" in decoder[2]
-    assert f"|h̃_t| {num(norm(step.attentional))}" in decoder[4]
+    assert f"‖C_t‖ {num(norm(context))}" in decoder[2]
+    assert f"‖h̃_t‖ {num(norm(step.attentional))}" in decoder[4]
     candidates = app.panels["candidates"].plain_lines
     for line, candidate in zip(candidates, step.candidates):
         assert line[2:].startswith(candidate.token)
-        assert f" {num(candidate.prob)} " in line
+        assert f" {prob(candidate.prob):>5} " in line
     assert candidates[[c.token for c in step.candidates].index(step.chosen_token)].startswith("▶")
     grid = grid_rows(app)
     assert len(grid) == app.cursor.position
@@ -235,11 +235,13 @@ async def test_replay_steps_but_cannot_force(stepper):
         await pilot.press("right", "right")
         assert_step_on_screen(app)
         assert "replay of saved.json" in app.status.plain
+        footer = {binding.action for (_, binding, enabled, _) in app.screen.active_bindings.values() if enabled and binding.show}
+        assert {"step", "export"} <= footer and not footer & {"force", "new_sentence", "unforce"}  # no model: not offered
         await pilot.press("f")
         await pilot.press("n")
-        messages = [str(n.message) for n in app._notifications]
-        assert sum("needs the model: this is a replay" in m for m in messages) == 2
         assert not isinstance(app.screen, (ForceDialog, SentenceDialog))
+        await pilot.press("question_mark")
+        assert "force a different word" not in str(app.screen.query_one("Static").render())
 
 
 @async_test
@@ -506,3 +508,28 @@ async def test_unknown_source_words_are_marked(stepper):
         assert rows[4] == "?: not in the model's vocabulary, read as <unk>"
         assert app.panels["grid"].plain_lines[0].split() == ["une", "voiture", "zorglub?", "court"]
         assert "zorglub?" in app.panels["source"].plain_lines[3]
+
+
+def test_probabilities_never_read_zero_unless_they_are():
+    assert (prob(0.934), prob(0.005), prob(3.2e-4), prob(0.0)) == ("0.93", "0.01", "3e-04", "0.00")
+
+
+def footer_actions(app) -> set[str]:
+    return {binding.action for (_, binding, enabled, _) in app.screen.active_bindings.values() if enabled and binding.show}
+
+
+@async_test
+async def test_footer_narration_and_goto_say_what_is_so(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert {"export", "end", "restart"} <= footer_actions(app) and "unforce" not in footer_actions(app)
+        await pilot.press("s")  # step 1's RNN: what is fed back is zero at the first step
+        assert "h̃_0 = 0" in app.query_one("#narration").plain
+        await pilot.press("right", "f", "down", "enter")
+        await settle(pilot)
+        assert "unforce" in footer_actions(app)  # u is offered once a word is forced
+        await pilot.press("g", *"99", "enter")
+        assert app.cursor.position == app.cursor.total
+        assert any(f"There is no step 99: the steps are 0 to {app.cursor.total}" in str(n.message) for n in app._notifications)
+        assert "‖a·h‖" in app.panels["attention"].plain_lines[0]

@@ -58,22 +58,23 @@ PANELS = (  # (id, tab label), in tab order
 EXPORT_NAME = "attnstep-trace.json"
 
 # (keys, action, footer label or "" to leave it out of the footer, key as ? shows it, what it does)
-KEYS = [
+KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is least needed
+    ("question_mark", "help", "help", "?", "all keys"),
     ("right,l", "step", "step", "→ / l", "next time step (completes a step shown in sub-steps)"),
     ("left,h", "back", "back", "← / h", "previous time step"),
     ("s", "stage(1)", "stage", "s", "next sub-step: the 7 stages of one step, one at a time"),
     ("S", "stage(-1)", "", "S", "previous sub-step"),
     ("g", "goto", "go to", "g", "go to step N"),
-    ("e,end", "end", "", "e / End", "run to the end"),
-    ("r,home", "restart", "", "r / Home", "restart: back to the encoder only"),
     ("f", "force", "force", "f", "force a different word at this step (top-k or typed)"),
-    ("u", "unforce", "", "u", "return to the model's own choice (undo the last forced word, from any step)"),
+    ("u", "unforce", "undo", "u", "return to the model's own choice (undo the last forced word, from any step)"),
+    ("e,end", "end", "end", "e / End", "run to the end"),
+    ("r,home", "restart", "restart", "r / Home", "restart: back to the encoder only"),
     ("n", "new_sentence", "new", "n", "new sentence"),
-    ("x", "export", "", "x", "export this trace as JSON (as `attnstep dump` writes it)"),
+    ("x", "export", "export", "x", "export this trace as JSON (as `attnstep dump` writes it)"),
     ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
-    ("question_mark", "help", "help", "?", "all keys"),
     ("q", "quit", "quit", "q", "quit"),
 ]
+NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 PANEL_KEYS = [
     ("Tab", "next panel (on small terminals the panels are tabs)"),
     ("↑ / ↓", "in Source: select a word and list its h_i; in Next word: select, Enter forces it"),
@@ -167,7 +168,7 @@ class AttnstepApp(App[None]):
             yield from self.panels.values()
         self.bars = [self.status, OutputLine(id="output"), SummaryLine(id="summary"), Narration(id="narration")]
         yield from self.bars[1:]
-        yield Footer()
+        yield Footer(compact=True)  # one space between keys: all of them fit in 80 columns
 
     def on_mount(self) -> None:
         self.show_panel(0)
@@ -212,6 +213,7 @@ class AttnstepApp(App[None]):
         self.cursor = StepCursor(trace, position)
         if self.is_running:
             self.screen_stack[0].choose_layout(trace)
+            self.refresh_bindings()  # u is offered only once a word is forced
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
         self.state_scale = max_abs(trace.encoder_states) if trace.encoder_states else 1.0
 
@@ -267,8 +269,11 @@ class AttnstepApp(App[None]):
             return
 
         def answered(answer: str | None) -> None:
-            if answer is not None:
-                self.move(self.cursor.goto(int(answer)))
+            if answer is None:
+                return
+            self.move(self.cursor.goto(int(answer)))
+            if self.cursor.position != int(answer):
+                self.notify(f"There is no step {answer}: the steps are 0 to {self.cursor.total}; this is step {self.cursor.position}.", markup=False)
 
         self.push_screen(AskDialog(f"Go to step (0–{self.cursor.total}):", integer=True), answered)
 
@@ -376,11 +381,7 @@ class AttnstepApp(App[None]):
         forced step of a trace is the latest force."""
         if self.cursor is None or self.unavailable("Returning to the model's choice"):
             return
-        forced = [s.index for s in self.cursor.trace.steps if s.forced]
-        if not forced:
-            self.notify("No word of this translation was forced.", markup=False)
-            return
-        self.unforce(forced[-1])
+        self.unforce([s.index for s in self.cursor.trace.steps if s.forced][-1])  # check_action: there is one
 
     def unforce(self, t: int) -> None:
         trace, source = self.cursor.trace, self.source
@@ -418,4 +419,13 @@ class AttnstepApp(App[None]):
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
 
     def action_help(self) -> None:
-        self.push_screen(HelpDialog(self.HELP))
+        hidden = {key for _, action, _, key, _ in KEYS if action in NEEDS_MODEL and self.source_factory is None}
+        self.push_screen(HelpDialog([(key, text) for key, text in self.HELP if key not in hidden]))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Which keys the footer offers: none that needs a model in a replay, u only once a word is forced."""
+        if action in NEEDS_MODEL and self.source_factory is None:
+            return False
+        if action == "unforce":
+            return self.cursor is not None and any(s.forced for s in self.cursor.trace.steps)
+        return True

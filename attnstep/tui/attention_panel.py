@@ -18,7 +18,7 @@ class AttentionPanel(LinesView):
 
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
-        self._binned: tuple | None = None  # (trace, width, bins of each h_i, |h_i|)
+        self._binned: tuple | None = None  # (trace, width, bins of each h_i, ‖h_i‖)
 
     def build(self, view: View | None) -> list[Text]:
         if view is None:
@@ -35,7 +35,7 @@ class AttentionPanel(LinesView):
         # view to step 1 (a new size would repaint every panel's scrollbar rows).
         header = fit(Text.assemble(
             fit("word", word_width + 1, label), fit("score e", 8, label, right=True), "  ",
-            fit("weight a", 5 + bar_width, label), "  ", fit("|a·h|", 5, label, right=True), "  ", ("a·h_i", label),
+            fit("weight a", 5 + bar_width, label), "  ", fit("‖a·h‖", 5, label, right=True), "  ", ("a·h_i", label),
         ), word_width + bar_width + 25 + strip_width)
         # Below the words: what the mark of an unknown word means, when there is one.
         legend = [Text(UNKNOWN_LEGEND, style=label)] if any(source_word(t) != t.surface for t in trace.source) else []
@@ -82,7 +82,7 @@ class AttentionPanel(LinesView):
         return lines + legend
 
     def binned_states(self, trace, width: int) -> tuple[list[list[float]], list[float]]:
-        """Each h_i reduced to ``width`` strip cells, and |h_i|: computed once per sentence and width."""
+        """Each h_i reduced to ``width`` strip cells, and ‖h_i‖: computed once per sentence and width."""
         if self._binned is None or self._binned[0] is not trace or self._binned[1] != width:
             states = trace.encoder_states or ()
             self._binned = (trace, width, [bins(h, width) for h in states], [norm(h) for h in states])

@@ -6,7 +6,7 @@ from rich.text import Text
 
 from attnstep.text import detokenize
 from attnstep.trace import EOS_TOKEN, Trace
-from attnstep.tui.glyphs import num
+from attnstep.tui.glyphs import num, prob
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate, source_word
@@ -124,22 +124,31 @@ class SummaryLine(Bar):
     """The current step's key numbers in one line, for narrow terminals where panels are tabs."""
 
     def line(self, view: View | None) -> Text:
+        # As many of the top weights and words as fit whole: a number cut in half misleads.
+        for items in range(SUMMARY_ITEMS, 1, -1):
+            line = self.summary(view, items)
+            if line.cell_len <= self.size.width:
+                break
+        return line
+
+    def summary(self, view: View | None, items: int) -> Text:
         step = view.step if view else None
         line = Text()
         if step is None:
             return line
         if view.shows("softmax"):
-            order = sorted(range(len(step.weights)), key=lambda i: -step.weights[i])[:SUMMARY_ITEMS]
+            order = sorted(range(len(step.weights)), key=lambda i: -step.weights[i])[:items]
             line.append("attends: ", "bold")
             for i in order:
                 line.append_text(safe_text(source_word(view.trace.source[i])))
                 line.append(f" {num(step.weights[i])}  ")
         if view.shows("output"):
             line.append("│ next: ", "bold")
-            for c in step.candidates[:SUMMARY_ITEMS]:
+            for c in step.candidates[:items]:
                 chosen = view.shows("pick") and c.token == step.chosen_token
                 line.append_text(safe_text(("▶" if chosen else "") + c.token, "bold" if chosen else ""))
-                line.append(f" {num(c.prob)}  ")
+                line.append(f" {prob(c.prob)}  ")
+        line.rstrip()
         return line
 
 

@@ -8,11 +8,11 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
-from attnstep.tui.glyphs import bar, num
+from attnstep.tui.glyphs import bar, prob
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.stages import View
 
-WORD_WIDTH = 12
+WORD_WIDTH = 11
 BAR_WIDTH = 8
 
 
@@ -68,13 +68,13 @@ class CandidatesPanel(LinesView):
         if picked and step.chosen_token not in tokens:  # a forced word outside the top-k
             rows.append((step.chosen_token, step.chosen_prob))
         self.selected = min(self.selected, len(step.candidates) - 1)
-        for i, (token, prob) in enumerate(rows):
+        for i, (token, p) in enumerate(rows):
             is_chosen = picked and token == step.chosen_token
             line = Text.assemble(
                 ("▶ " if is_chosen else "  ", chosen_style if is_chosen else ""),
                 fit(token + ("*" if is_chosen and step.forced else ""), WORD_WIDTH, chosen_style if is_chosen else ""),
-                f" {num(prob)} ",
-                (bar(prob, BAR_WIDTH), self.style_of("bar")),
+                f" {prob(p):>5} ",
+                (bar(p, BAR_WIDTH), self.style_of("bar")),
             )
             if view.just_done("pick" if is_chosen else "output"):
                 line.stylize(self.style_of("changed"), 0, 2 + WORD_WIDTH)

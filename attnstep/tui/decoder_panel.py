@@ -10,7 +10,7 @@ from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View
 
 LABEL_WIDTH = 11
-NOTE_WIDTH = 31  # the longest note after a strip: "  |h̃_t| 1.63  = tanh(W_c[…])"
+NOTE_WIDTH = 31  # the longest note after a strip: "  ‖h̃_t‖ 1.63  = tanh(W_c[…])"
 TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
 
 
@@ -46,8 +46,8 @@ class DecoderPanel(LinesView):
         half = max(4, width // 2)
         hidden_size = len(step.hidden)
         lines += [
-            row(h, "rnn", self.vector(step.hidden, width, TANH_SCALE), f"|{h}| {num(norm(step.hidden))}"),
-            row("C_t", "sum", self.vector(step.context, width, context_scale), f"|C_t| {num(norm(step.context))}  = Σ a_i·h_i"),
+            row(h, "rnn", self.vector(step.hidden, width, TANH_SCALE), f"‖{h}‖ {num(norm(step.hidden))}"),
+            row("C_t", "sum", self.vector(step.context, width, context_scale), f"‖C_t‖ {num(norm(step.context))}  = Σ a_i·h_i"),
             row(
                 f"[{h}; C_t]",
                 "output",
@@ -56,6 +56,6 @@ class DecoderPanel(LinesView):
                 ),
                 f"{hidden_size} + {len(step.context)}",
             ),
-            row("h̃_t", "output", self.vector(step.attentional, width, TANH_SCALE), f"|h̃_t| {num(norm(step.attentional))}  = tanh(W_c[…])"),
+            row("h̃_t", "output", self.vector(step.attentional, width, TANH_SCALE), f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])"),
         ]
         return lines

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from attnstep.errors import AttnstepError
 from attnstep.trace import Step
-from attnstep.tui.glyphs import num
+from attnstep.tui.glyphs import prob
 from attnstep.tui.safe import safe_text
 
 
@@ -90,7 +90,7 @@ class ForceDialog(Dialog):
             model_choice = step.candidates[0].token  # the greedy choice, whether or not this step was forced
             yield Label(Text.assemble(f"Force a word at step {step.index + 1} (the model's choice: ", safe_text(model_choice), "):"))
             yield OptionList(
-                *[Option(Text.assemble(safe_text(c.token), f"  {num(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
+                *[Option(Text.assemble(safe_text(c.token), f"  {prob(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
                 id="candidates",
             )
             yield Input(placeholder="…or type a word and press Enter", id="word", select_on_focus=False)

@@ -21,6 +21,12 @@ def num(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def prob(value: float) -> str:
+    """A probability in at most five cells that never reads 0 unless it is: "0.93", or "3e-04"
+    below 0.005, where two decimals would say 0.00."""
+    return num(value) if value >= 0.005 or value == 0 else f"{value:.0e}"
+
+
 def norm(vector: Sequence[float]) -> float:
     return math.sqrt(sum(x * x for x in vector))
 

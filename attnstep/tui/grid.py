@@ -82,8 +82,7 @@ class AlignmentGrid(LinesView):
         for step in trace.steps[:rows]:
             current = step.index == view.position - 1
             word = step.chosen_token if (not current or view.shows("pick")) else "?"
-            marker = "▶ " if current else "  "
-            row = Text.assemble((marker, self.style_of("current")), fit(word + forced_mark(trace, step), labels - 3), " ")
+            row = Text.assemble("▶ " if current else "  ", fit(word + forced_mark(trace, step), labels - 3), " ")
             for weight, width in zip(step.weights, widths):
                 level = min(LEVELS, int(weight * LEVELS + 0.5))
                 row.append(cell_number(weight).rjust(width), levels[level - 1] if level else "")

@@ -15,7 +15,7 @@ NUMBER_WIDTH = 7  # " -0.12" and a space
 
 
 class SourcePanel(LinesView):
-    """One row per source word: its strip h_i and norm |h_i|; ↑/↓ select a word to list its numbers."""
+    """One row per source word: its strip h_i and norm ‖h_i‖; ↑/↓ select a word to list its numbers."""
 
     FROZEN_ROWS = 1  # the column headings
 
@@ -54,7 +54,7 @@ class SourcePanel(LinesView):
         states = trace.encoder_states
         label = self.style_of("label")
         width = max(8, min(32, self.size.width - WORD_WIDTH - 13))  # row: 3 + 13 + strip + 7
-        lines = [Text.assemble(fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("|h_i|", label))]
+        lines = [Text.assemble(fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label))]
         if states is None:
             lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH)) for i, t in enumerate(trace.source)]
             lines.append(Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim")))

@@ -124,8 +124,11 @@ def narrate(view: View) -> str:
     key = view.current_stage.key
     if key == "rnn":
         state = "s" if additive else "h"
-        fed = "C_t" if additive else "h̃_{t-1} (input feeding)"
-        size = "" if step.hidden is None else f" |{state}_t| = {num(norm(step.hidden))}"
+        if additive:
+            fed = "C_t"
+        else:  # input feeding: the attentional vector of the step before, zeros before the first
+            fed = "h̃_0 = 0 (input feeding: nothing has been attended yet)" if step.index == 0 else "h̃_{t-1} (input feeding)"
+        size = "" if step.hidden is None else f" ‖{state}_t‖ = {num(norm(step.hidden))}"
         return f"The RNN reads the embedding of {quote(step.input_token)} and {fed} with its previous state → {state}_t.{size}"
     if key == "score":
         worst = min(range(len(words)), key=lambda i: step.scores[i])
@@ -139,7 +142,7 @@ def narrate(view: View) -> str:
     if key == "weight":
         return f"Each h_i is multiplied by its weight a_i: {quote(words[best])} keeps {num(step.weights[best])} of its state, the others shrink."
     if key == "sum":
-        size = "" if step.context is None else f" (|C_t| = {num(norm(step.context))})"
+        size = "" if step.context is None else f" (‖C_t‖ = {num(norm(step.context))})"
         return f"The weighted states are added up into the context vector C_t = Σ a_i·h_i{size}."
     if key == "output":
         top = step.candidates[0]
