@@ -501,7 +501,7 @@ async def test_unknown_source_words_are_marked(stepper):
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         assert [t.token for t in app.cursor.trace.source][2] == "<unk>"
-        assert "1 of them as <unk>" in app.query_one("#narration").plain
+        assert "1 of them unknown to the model, marked ?" in app.query_one("#narration").plain
         await pilot.press("right")
         rows = attention_rows(app)
         assert [row.split()[0] for row in rows[:4]] == ["une", "voiture", "zorglub?", "court"]
@@ -533,3 +533,18 @@ async def test_footer_narration_and_goto_say_what_is_so(stepper):
         assert app.cursor.position == app.cursor.total
         assert any(f"There is no step 99: the steps are 0 to {app.cursor.total}" in str(n.message) for n in app._notifications)
         assert "‖a·h‖" in app.panels["attention"].plain_lines[0]
+
+
+@async_test
+async def test_subword_pieces_known_only_as_bytes_are_marked_and_the_output_reads_as_text(subword_checkpoint):
+    app = translate_app(subword_checkpoint, "Un chien 猫 noir.")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        source = app.cursor.trace.source
+        assert any(t.token.startswith("<0x") for t in source)
+        await pilot.press("e")
+        words = [row.split()[0] for row in attention_rows(app)[: len(source)]]
+        assert all(word.endswith("?") == t.token.startswith("<0x") for word, t in zip(words, source))
+        assert "read byte by byte" in attention_rows(app)[len(source)]
+        output = app.query_one("#output").plain
+        assert "▁" not in output and "▶" in output

@@ -8,7 +8,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import bar, bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import UNKNOWN_LEGEND, View, source_word
+from attnstep.tui.stages import View, source_word, unknown_legend
 
 MAX_WORD_WIDTH = 14
 
@@ -38,7 +38,7 @@ class AttentionPanel(LinesView):
             fit("weight a", 5 + bar_width, label), "  ", fit("‖a·h‖", 5, label, right=True), "  ", ("a·h_i", label),
         ), word_width + bar_width + 25 + strip_width)
         # Below the words: what the mark of an unknown word means, when there is one.
-        legend = [Text(UNKNOWN_LEGEND, style=label)] if any(source_word(t) != t.surface for t in trace.source) else []
+        legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
         if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
             return [header] + [Text.assemble(fit(source_word(t), word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source] + legend
         states = trace.encoder_states

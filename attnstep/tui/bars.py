@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from attnstep.subword import WORD_START
 from attnstep.text import detokenize
 from attnstep.trace import EOS_TOKEN, Trace
 from attnstep.tui.glyphs import num, prob
@@ -80,10 +81,13 @@ class OutputLine(Bar):
         """Each step's word as it appears in the detokenized translation, with the space before it."""
         if self._pieces is None or self._pieces[0] is not trace:
             words = [s.chosen_token for s in trace.steps if s.chosen_token != EOS_TOKEN]
-            texts = [detokenize(words[:i]) for i in range(len(words) + 1)]
-            # Detokenizing grows a prefix at its end (a word, maybe a space before it), so the
-            # difference between successive prefixes is what each word adds.
-            pieces = [texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i] for i in range(len(words))]
+            if trace.subword:  # a SentencePiece piece marks the start of a word with "▁"
+                pieces = [word.replace(WORD_START, " ") for word in words]
+            else:
+                # Detokenizing grows a prefix at its end (a word, maybe a space before it), so
+                # the difference between successive prefixes is what each word adds.
+                texts = [detokenize(words[:i]) for i in range(len(words) + 1)]
+                pieces = [texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i] for i in range(len(words))]
             self._pieces = (trace, [*pieces, " " + EOS_TOKEN] if trace.finished else pieces)
         return self._pieces[1]
 

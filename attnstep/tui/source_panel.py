@@ -8,7 +8,7 @@ from textual.binding import Binding
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import UNKNOWN_LEGEND, source_word
+from attnstep.tui.stages import source_word, unknown_legend
 
 WORD_WIDTH = 12
 NUMBER_WIDTH = 7  # " -0.12" and a space
@@ -71,8 +71,9 @@ class SourcePanel(LinesView):
             if self.has_focus and i == self.selected:
                 row.stylize(self.style_of("cursor"))
             lines.append(row)
-        if any(source_word(t) != t.surface for t in trace.source):
-            lines.append(Text(UNKNOWN_LEGEND, style=label))
+        legend = unknown_legend(trace)
+        if legend:
+            lines.append(Text(legend, style=label))
         token, state = trace.source[self.selected], states[self.selected]
         lines.append(Text.assemble((f"h_{self.selected + 1} ", label), fit(source_word(token), WORD_WIDTH), (f" {len(state)} numbers (↑/↓: other word)", label)))
         per_line = max(1, self.size.width // NUMBER_WIDTH)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from attnstep.subword import is_byte_piece
 from attnstep.text import UNK
 from attnstep.trace import EOS_TOKEN, STAGE_COUNT, SourceToken, Step, Trace
 from attnstep.tui.glyphs import norm, num
@@ -74,13 +75,22 @@ class View:
         return self.partial and self.current_stage is not None and self.current_stage.key == key
 
 
-UNKNOWN_MARK = "?"  # after a source word the model read as <unk>
-UNKNOWN_LEGEND = f"{UNKNOWN_MARK}: not in the model's vocabulary, read as {UNK}"
+UNKNOWN_MARK = "?"  # after a source token the model has no entry for: read as <unk>, or byte by byte
+
+
+def unknown(token: SourceToken) -> bool:
+    return token.token == UNK or is_byte_piece(token.token)
 
 
 def source_word(token: SourceToken) -> str:
-    """A source word as the screen shows it: what the user wrote, marked when the model never saw it."""
-    return token.surface + UNKNOWN_MARK if token.token == UNK else token.surface
+    """A source token as the screen shows it: as the user wrote it, marked when the model never saw it."""
+    return token.surface + UNKNOWN_MARK if unknown(token) else token.surface
+
+
+def unknown_legend(trace: Trace) -> str | None:
+    """What the mark means in this sentence, or None when no token has it."""
+    kinds = {"read as <unk>" if t.token == UNK else "read byte by byte" for t in trace.source if unknown(t)}
+    return f"{UNKNOWN_MARK}: not in the model's vocabulary, {' or '.join(sorted(kinds))}" if kinds else None
 
 
 def quote(token: str) -> str:
@@ -99,8 +109,8 @@ def narrate(view: View) -> str:
         )
     if step is None:
         n = len(trace.source)
-        unknown = sum(t.token == UNK for t in trace.source)
-        read = f" ({unknown} of them as {UNK}, marked {UNKNOWN_MARK}: not in its vocabulary)" if unknown else ""
+        count = sum(map(unknown, trace.source))
+        read = f" ({count} of them unknown to the model, marked {UNKNOWN_MARK})" if count else ""
         return (
             f"The encoder has read all {n} source words{read} and hands over {n} states h_1…h_{n}. "
             "→ decodes the first word; s goes stage by stage."
