@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
@@ -68,9 +68,17 @@ class _Row:
     limit: int  # maximum number of steps
 
 
+class _Encoded(NamedTuple):
+    """One sentence's encoding, as the trace records it (both None without vectors)."""
+
+    states: tuple | None  # h_i per source token
+    keys: tuple | None  # the scorer's key per source token (None for dot: the keys are the states)
+
+
 @dataclass(frozen=True)
 class _Columns:
-    """Where each quantity sits in a step's row of numbers: [h_t | C_t | h~_t | e_t (S) | a_t (S) | top-k log-probs | ...].
+    """Where each quantity sits in a step's row of numbers:
+    [h_t | C_t | h~_t | query term (concat/additive) | e_t (S) | a_t (S) | top-k log-probs | ...].
 
     [h_t; C_t] is the row's first H + M numbers. One copy out of torch per step: per-tensor
     copies would cost more than the decoder step itself at batch size 1.
@@ -81,6 +89,7 @@ class _Columns:
     V: int  # where the vectors end
     S: int  # padded source length
     k: int  # top-k candidates
+    Q: int = 0  # the scorer's query term, just before V (concat/additive with vectors)
 
     @property
     def candidates_end(self) -> int:
@@ -128,6 +137,10 @@ class Stepper:
             target_language=str(checkpoint.meta.get("target_language", "")),
             tokenizer=self.codec.kind,
         )
+        attention = checkpoint.config.attention
+        self.keyed = vectors and attention != "dot"  # dot's keys are the encoder states: not stored twice
+        self.queried = vectors and attention in ("concat", "additive")  # a query term W q, and v_a
+        self.v_a = tuple(self.model.decoder.scorer.v_a.weight[0].tolist()) if self.queried else None
 
     # --- what the UI may call -------------------------------------------------------------
 
@@ -214,13 +227,15 @@ class Stepper:
         word_of = [w for w, word in enumerate(words) for _ in range(word.start, word.end)]
         return tuple(SourceToken(t.surface, t.token, t.id, w) for t, w in zip(source, word_of)), words
 
-    def _trace(self, row: _Row, encoder_states, steps: list[Step], beam: Beam | None = None) -> Trace:
+    def _trace(self, row: _Row, encoded: _Encoded, steps: list[Step], beam: Beam | None = None) -> Trace:
         source, words = self._source_words(row.source)
         tokens = [s.chosen_token for s in steps if s.chosen_id != EOS_ID]
         return Trace(
             checkpoint=self.info,
             source=source,
-            encoder_states=encoder_states if self.vectors else None,
+            encoder_states=encoded.states,
+            keys=encoded.keys,
+            v_a=self.v_a,
             steps=tuple(steps),
             finished=bool(steps) and steps[-1].chosen_id == EOS_ID,
             words=words,
@@ -234,29 +249,33 @@ class Stepper:
 
     def _greedy(self, rows: list[_Row]) -> list[Trace]:
         steps: list[list[Step]] = [[] for _ in rows]
-        states = None
-        for encoder_states, produced in self._run(rows):
-            states = states or encoder_states
+        encoded = None
+        for row_encoded, produced in self._run(rows):
+            encoded = encoded or row_encoded
             for index, step in produced:
                 steps[index].append(step)
-        return [
-            self._trace(row, states[i] if self.vectors else None, row_steps)
-            for i, (row, row_steps) in enumerate(zip(rows, steps))
-        ]
+        return [self._trace(row, encoded[i], row_steps) for i, (row, row_steps) in enumerate(zip(rows, steps))]
 
     def _encode(self, rows: list[_Row]):
-        """Encode a batch: (memory, first decoder state, encoder states per row as tuples, columns of a step's row)."""
+        """Encode a batch: (memory, first decoder state, each row's _Encoded, columns of a step's row)."""
         src, lengths = pad([[t.id for t in row.source] for row in rows])
         memory, state = self.model.encode(src, lengths)
-        encoder_states = [tuple(map(tuple, memory.states[i, : len(row.source)].tolist())) for i, row in enumerate(rows)] if self.vectors else []
+
+        def per_row(tensor: torch.Tensor, wanted: bool) -> list:  # (B, S, D) → per row, its tokens' vectors
+            return [tuple(map(tuple, tensor[i, : len(row.source)].tolist())) if wanted else None for i, row in enumerate(rows)]
+
+        encoded = [_Encoded(*pair) for pair in zip(per_row(memory.states, self.vectors), per_row(memory.keys, self.keyed))]
         config = self.model.config
         H, M = (config.dec_hidden, config.memory_dim) if self.vectors else (0, 0)
-        columns = _Columns(H, M, H + M + (config.out_dim if self.vectors else 0), src.size(1), self.top_k)
-        return memory, state, encoder_states, columns
+        Q = len(self.v_a) if self.queried else 0
+        columns = _Columns(H, M, H + M + (config.out_dim if self.vectors else 0) + Q, src.size(1), self.top_k, Q)
+        return memory, state, encoded, columns
 
     def _numbers(self, output, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         """A step's rows of numbers (see :class:`_Columns`), with ``extra`` columns appended: (B, C)."""
         vectors = [output.hidden, output.context, output.attentional] if self.vectors else []
+        if self.queried:
+            vectors.append(output.query)
         return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
 
     def _record(self, c: _Columns, t: int, n: int, numbers: tuple, top_ids: list[int], input_id: int, chosen_id: int,
@@ -277,7 +296,7 @@ class Stepper:
             hidden=numbers[:H] if self.vectors else None,
             context=numbers[H : H + M] if self.vectors else None,
             concat=numbers[: H + M] if self.vectors else None,
-            attentional=numbers[H + M : V] if self.vectors else None,
+            attentional=numbers[H + M : V - c.Q] if self.vectors else None,
             candidates=tuple(
                 Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[V + 2 * S : c.candidates_end])
             ),
@@ -285,12 +304,13 @@ class Stepper:
             chosen_id=chosen_id,
             chosen_logprob=chosen_logprob,
             forced=forced,
+            query=numbers[V - c.Q : V] if self.queried else None,
         )
 
     @torch.no_grad()
     def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
-        """The greedy batched loop: yields (encoder states per row, [(row index, step record), ...]) per time step."""
-        memory, state, encoder_states, c = self._encode(rows)
+        """The greedy batched loop: yields (each row's _Encoded, [(row index, step record), ...]) per time step."""
+        memory, state, encoded, c = self._encode(rows)
         prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long)  # (B, 1)
         active = list(range(len(rows)))
         k = c.k
@@ -321,7 +341,7 @@ class Stepper:
                 produced.append((i, step))
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:
                     still_active.append(i)
-            yield encoder_states, produced
+            yield encoded, produced
             prev = chosen
             active = still_active
             t += 1
@@ -336,7 +356,7 @@ class Stepper:
         records, at the end. Memory: B·K rows × steps × a row's numbers.
         """
         K = self.beam
-        memory, state, encoder_states, c = self._encode(rows)
+        memory, state, encoded, c = self._encode(rows)
         searching = list(range(len(rows)))  # the sentences in the batch, in batch order
         keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
         memory = Memory(*(m.index_select(0, keep) for m in memory))  # (B·K, S, ·)
@@ -406,11 +426,11 @@ class Stepper:
                 searching = [searching[p] for p in stay]
             t += 1
         return [
-            self._beam_trace(row, encoder_states[i] if self.vectors else None, hypotheses[i], tables, c)
+            self._beam_trace(row, encoded[i], hypotheses[i], tables, c)
             for i, row in enumerate(rows)
         ]
 
-    def _beam_trace(self, row: _Row, encoder_states, steps: list[list[_Live]], tables, c: _Columns) -> Trace:
+    def _beam_trace(self, row: _Row, encoded: _Encoded, steps: list[list[_Live]], tables, c: _Columns) -> Trace:
         """The trace of one sentence's search: the records of its best hypothesis, and the whole beam."""
         finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
         last = len(steps) - 1
@@ -440,4 +460,4 @@ class Stepper:
             ),
             best=best_j,
         )
-        return self._trace(row, encoder_states, records, beam)
+        return self._trace(row, encoded, records, beam)

@@ -7,8 +7,8 @@ the TUI, replay and the SSH server — can read it without importing torch. The 
 JSON layout (``format_version`` 2; the schema is ``attnstep/trace_schema.json``)::
 
     format_version, checkpoint{…, tokenizer}, source[{surface, token, id, word}],
-    words[{text, start, end}], encoder_states[n][M],
-    steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional,
+    words[{text, start, end}], encoder_states[n][M], keys[n][K]?, v_a[A]?,
+    steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional, query?,
            candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
     output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
     beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]]}?,
@@ -23,8 +23,12 @@ Two optional blocks: ``beam`` when the decoding was a beam search (``steps`` are
 records of its best hypothesis), ``reference`` when every step was forced to a given
 translation (teacher forcing; its numbers are recomputed from the steps when read).
 
-``--no-vectors`` drops ``encoder_states`` and the per-step ``hidden``/``context``/``concat``/
-``attentional`` (the schema makes them optional); ``vectors`` says which form a file has.
+The scorer's own terms, for a worked score: ``keys[n][K]`` (W_a h_i, or W_k h_i + b), and for
+concat/additive ``v_a`` and each step's ``query`` term.
+
+``--no-vectors`` drops ``encoder_states``, ``keys``, ``v_a`` and the per-step ``hidden``/``context``/
+``concat``/``attentional``/``query`` (the schema makes them optional); ``vectors`` says which form a
+file has.
 """
 
 from __future__ import annotations
@@ -102,6 +106,9 @@ class Step:
     chosen_id: int
     chosen_logprob: float  # log p(chosen)
     forced: bool  # True when a user chose the word instead of the model
+    # concat/additive, with vectors: the scorer's query term, W_q h_t (Luong concat) or
+    # W_a s_{t-1} (Bahdanau); e_ti = v_aᵀ tanh(query + keys_i). dot/general score h_t itself.
+    query: Vector | None = None
 
     @property
     def chosen_prob(self) -> float:
@@ -168,6 +175,11 @@ class Trace:
     translation_text: str | None = None  # the detokenized output; None means word-model detokenization
     beam: Beam | None = None  # the search, when the decoding was a beam search
     reference: str | None = None  # the given translation every step was forced to (teacher forcing)
+    # What the scorer compares the query with, once per source token (with vectors): W_a h_i
+    # (general), W_k h_i + b (concat; U_a h_i + b in Bahdanau's notation). None for dot, whose
+    # keys are the encoder states themselves.
+    keys: tuple[Vector, ...] | None = None
+    v_a: Vector | None = None  # concat/additive: e_ti = v_aᵀ tanh(…)
 
     @property
     def output_tokens(self) -> list[str]:
@@ -206,8 +218,8 @@ class Trace:
         return self.encoder_states is not None
 
     def without_vectors(self) -> "Trace":
-        steps = tuple(replace(s, hidden=None, context=None, concat=None, attentional=None) for s in self.steps)
-        return replace(self, encoder_states=None, steps=steps)
+        steps = tuple(replace(s, hidden=None, context=None, concat=None, attentional=None, query=None) for s in self.steps)
+        return replace(self, encoder_states=None, keys=None, v_a=None, steps=steps)
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -233,6 +245,8 @@ def to_json_dict(trace: Trace, *, precision: int | None = None) -> dict[str, Any
         }
         if s.hidden is not None:
             step.update(hidden=r(s.hidden), context=r(s.context), concat=r(s.concat), attentional=r(s.attentional))
+        if s.query is not None:
+            step["query"] = r(s.query)
         step["candidates"] = [{"token": c.token, "id": c.id, "prob": one(c.prob)} for c in s.candidates]
         step["chosen"] = {"token": s.chosen_token, "id": s.chosen_id, "logprob": one(s.chosen_logprob), "prob": one(s.chosen_prob)}
         step["forced"] = s.forced
@@ -246,6 +260,10 @@ def to_json_dict(trace: Trace, *, precision: int | None = None) -> dict[str, Any
     }
     if trace.encoder_states is not None:
         out["encoder_states"] = [r(v) for v in trace.encoder_states]
+    if trace.keys is not None:
+        out["keys"] = [r(v) for v in trace.keys]
+    if trace.v_a is not None:
+        out["v_a"] = r(trace.v_a)
     out.update(
         steps=steps,
         output_tokens=trace.output_tokens,
@@ -424,12 +442,14 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
                 chosen_id=s["chosen"]["id"],
                 chosen_logprob=s["chosen"]["logprob"],
                 forced=s["forced"],
+                query=_vector(s.get("query")),
             )
         )
     if any(s.chosen_token == EOS_TOKEN for s in steps[:-1]):
         raise bad("a step after <eos>")
     if data["alignment"] != [s["weights"] for s in data["steps"]]:
         raise bad("alignment does not equal the steps' weights")
+    keys, v_a = _scorer_terms(data, steps, n, bad)
     info = data["checkpoint"]
     trace = Trace(
         checkpoint=CheckpointInfo(**{k: info[k] for k in CheckpointInfo.__dataclass_fields__ if k in info}),
@@ -438,6 +458,8 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
         steps=tuple(steps),
         finished=data["finished"],
         words=words,
+        keys=keys,
+        v_a=v_a,
     )
     if trace.finished != bool(steps and steps[-1].chosen_token == EOS_TOKEN):
         raise bad("'finished' does not match whether the last step chose <eos>")
@@ -487,6 +509,19 @@ def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
     if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
         raise bad("the beam's best hypothesis is not the words and weights of the steps")
     return beam
+def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple[tuple[Vector, ...] | None, Vector | None]:
+    """The keys and v_a of a trace, checked to fit its source, its steps and each other."""
+    keys, v_a = data.get("keys"), data.get("v_a")
+    queries = [s.query for s in steps if s.query is not None]
+    if (keys is not None or v_a is not None or queries) and not data["vectors"]:
+        raise bad("keys, v_a or query vectors in a trace without vectors")
+    if keys is not None and (len(keys) != n or len({len(k) for k in keys}) > 1):
+        raise bad(f"{len(keys)} keys of different sizes for {n} source tokens")
+    if (v_a is not None) != bool(queries) or (queries and len(queries) != len(steps)):
+        raise bad("v_a and the steps' query terms come together, one per step")
+    if v_a is not None and ({len(q) for q in queries} != {len(v_a)} or (keys is not None and len(keys[0]) != len(v_a))):
+        raise bad("query terms, keys and v_a have different sizes")
+    return (None if keys is None else tuple(map(tuple, keys))), _vector(v_a)
 
 
 def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Word, ...]:

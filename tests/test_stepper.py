@@ -133,3 +133,25 @@ def test_non_finite_outputs_are_reported_not_recorded(tmp_path):
         checkpoint.model.decoder.out_bias[5] = float("inf")
     with pytest.raises(AttnstepError, match="NaN or infinite"):
         Stepper(checkpoint).translate("une voiture rouge .")
+
+
+def test_scores_recompute_from_the_recorded_keys_and_query_terms(engine):
+    """e_ti from the trace alone, by the checkpoint's formula: what a worked score shows in replay too."""
+    trace = engine.translate("un chien noir court dans la rue .")
+    attention = trace.checkpoint.attention
+    scorer = engine.model.decoder.scorer
+    states = torch.tensor(trace.encoder_states)  # (n, M)
+    keys = states if attention == "dot" else torch.tensor(trace.keys)  # (n, K)
+    assert (trace.keys is None) == (attention == "dot")
+    if attention == "general":
+        torch.testing.assert_close(keys, scorer.W_a(states))  # the keys are W_a h_i
+    for step in trace.steps:
+        if attention in ("dot", "general"):
+            assert step.query is None and trace.v_a is None
+            scores = keys @ torch.tensor(step.hidden)
+        else:
+            scores = torch.tanh(keys + torch.tensor(step.query)) @ torch.tensor(trace.v_a)
+        torch.testing.assert_close(scores, torch.tensor(step.scores), atol=1e-5, rtol=1e-5)
+    if attention == "additive":  # Bahdanau scores the state before the step: s_{t-1}
+        for before, step in zip(trace.steps, trace.steps[1:]):
+            torch.testing.assert_close(scorer.W_q(torch.tensor(before.hidden)), torch.tensor(step.query))

@@ -125,3 +125,20 @@ def test_step_cursor_clamps_and_resets_the_stage(trace):
     assert not cursor.goto(0, 3) and cursor.stage == tr.STAGE_COUNT  # the encoder alone has no stages
     cursor.goto(cursor.total, 2)
     assert cursor.end() and cursor.stage == tr.STAGE_COUNT  # end shows the last step whole
+
+
+def test_every_scorer_round_trips_with_its_keys(any_attention_checkpoint):
+    from attnstep.checkpoint import load_checkpoint
+    from attnstep.stepper import Stepper
+
+    trace = Stepper(load_checkpoint(any_attention_checkpoint)).translate("un chien noir court .")
+    data = json.loads(tr.dumps(trace))
+    jsonschema.validate(data, tr.schema())
+    assert tr.parse(tr.dumps(trace)) == trace
+    assert ("keys" in data) == (trace.checkpoint.attention != "dot")
+    assert ("query" in data["steps"][0]) == ("v_a" in data) == (trace.checkpoint.attention in ("concat", "additive"))
+    lean = json.loads(tr.dumps(trace.without_vectors()))
+    assert not {"keys", "v_a"} & set(lean) and "query" not in lean["steps"][0]
+    data["keys"] = data.get("keys", [[0.0]] * len(data["source"]))[:-1]  # one key short
+    with pytest.raises(AttnstepError, match="keys"):
+        tr.parse(json.dumps(data))

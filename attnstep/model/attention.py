@@ -8,8 +8,10 @@ Bahdanau, Cho & Bengio 2014, appendix A.1.2 (the same form as concat, but the qu
 previous decoder state s_{t-1}; the decoder decides which state it passes in):
     additive score(s_{t-1}, h_i) = v_aᵀ tanh(W_a s_{t-1} + U_a h_i)
 
-Each scorer splits its work in two: ``prepare`` transforms the encoder states once per
-sentence (W_a h_i does not depend on t), ``forward`` scores one query against them.
+Each scorer splits its work in three: ``prepare`` transforms the encoder states once per
+sentence into keys (W_a h_i does not depend on t), ``query_term`` transforms the query once
+per step (W_q h_t for concat and additive, the query itself otherwise), and ``forward``
+scores that term against the keys. Keys and query terms are what a worked score shows.
 """
 
 from __future__ import annotations
@@ -31,20 +33,22 @@ class DotScorer(nn.Module):
     def prepare(self, memory: Tensor) -> Tensor:
         return memory  # (B, S, M)
 
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (B, S)
+    def query_term(self, query: Tensor) -> Tensor:
+        return query  # (B, H)
+
+    def forward(self, term: Tensor, keys: Tensor) -> Tensor:
+        return torch.bmm(keys, term.unsqueeze(2)).squeeze(2)  # (B, S)
 
 
-class GeneralScorer(nn.Module):
+class GeneralScorer(DotScorer):
+    """h_tᵀ (W_a h_i): a dot product with keys W_a h_i computed once per sentence."""
+
     def __init__(self, query_dim: int, memory_dim: int):
         super().__init__()
         self.W_a = nn.Linear(memory_dim, query_dim, bias=False)
 
     def prepare(self, memory: Tensor) -> Tensor:
         return self.W_a(memory)  # (B, S, H)
-
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (B, S)
 
 
 class ConcatScorer(nn.Module):
@@ -59,8 +63,11 @@ class ConcatScorer(nn.Module):
     def prepare(self, memory: Tensor) -> Tensor:
         return self.W_k(memory)  # (B, S, A)
 
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        hidden = torch.tanh(keys + self.W_q(query).unsqueeze(1))  # (B, S, A)
+    def query_term(self, query: Tensor) -> Tensor:
+        return self.W_q(query)  # (B, A)
+
+    def forward(self, term: Tensor, keys: Tensor) -> Tensor:
+        hidden = torch.tanh(keys + term.unsqueeze(1))  # (B, S, A)
         return self.v_a(hidden).squeeze(2)  # (B, S)
 
 
@@ -72,10 +79,11 @@ def make_scorer(config: ModelConfig) -> nn.Module:
     return ConcatScorer(config.dec_hidden, config.memory_dim, config.attn_dim)
 
 
-def attend(scorer: nn.Module, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Score, softmax and sum: returns raw scores e_t, weights a_t and context C_t = Σ_i a_ti h_i."""
-    scores = scorer(query, keys)  # (B, S)
+def attend(scorer: nn.Module, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Score, softmax and sum: returns the query term, raw scores e_t, weights a_t and context C_t = Σ_i a_ti h_i."""
+    term = scorer.query_term(query)  # (B, K)
+    scores = scorer(term, keys)  # (B, S)
     masked = scores.masked_fill(~mask, float("-inf"))  # (B, S) padding gets no weight
     weights = torch.softmax(masked, dim=-1)  # (B, S)
     context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, M)
-    return scores, weights, context
+    return term, scores, weights, context

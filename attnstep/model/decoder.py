@@ -44,6 +44,7 @@ class StepOutput(NamedTuple):
     """Every intermediate of one decoder step, for the whole batch."""
 
     hidden: Tensor  # (B, H) h_t
+    query: Tensor  # (B, K) the scorer's query term: W_q q for concat/additive (q = h_t, or s_{t-1}), else h_t
     scores: Tensor  # (B, S) raw scores e_t (padding not masked)
     weights: Tensor  # (B, S) a_t = softmax(e_t), 0 at padding
     context: Tensor  # (B, M) C_t
@@ -74,14 +75,14 @@ class Decoder(nn.Module):
         """One time step for a batch: prev_tokens (B,) are the words chosen at the previous step."""
         embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
         if self.feeds_context:
-            scores, weights, context = attend(self.scorer, state.hidden, memory.states, memory.keys, memory.mask)
+            term, scores, weights, context = attend(self.scorer, state.hidden, memory.states, memory.keys, memory.mask)
             hidden = self.rnn(torch.cat([embedded, context], dim=-1), state.hidden)  # (B, H)
         else:
             hidden = self.rnn(torch.cat([embedded, state.feed], dim=-1), state.hidden)  # (B, H)
-            scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask)
+            term, scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask)
         concat = torch.cat([hidden, context], dim=-1)  # (B, H + M)
         attentional = torch.tanh(self.W_c(concat))  # (B, O)
         output_weight = self.embedding.weight if self.W_s is None else self.W_s.weight  # (V, O)
         logits = F.linear(self.dropout(attentional), output_weight, self.out_bias)  # (B, V)
-        output = StepOutput(hidden, scores, weights, context, concat, attentional, logits)
+        output = StepOutput(hidden, term, scores, weights, context, concat, attentional, logits)
         return output, DecoderState(hidden, attentional)
