@@ -37,6 +37,7 @@ from attnstep.tui.safe import visible
 from attnstep.tui.source import SourceFactory, TraceSource
 from attnstep.tui.source_panel import SourcePanel
 from attnstep.tui.stages import View, quote
+from attnstep.tui.worked import WorkedScoreDialog
 
 # The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
 # room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
@@ -73,6 +74,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("x", "export", "export", "x", "export this trace as JSON (as `attnstep dump` writes it)"),
     ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
     ("q", "quit", "quit", "q", "quit"),
+    ("w", "worked", "worked score", "w", "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)"),
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 PANEL_KEYS = [
@@ -417,6 +419,14 @@ class AttnstepApp(App[None]):
         from attnstep.tui.beam_view import BeamScreen
 
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
+
+    def action_worked(self) -> None:
+        step = self.cursor.current if self.cursor else None
+        if step is None:
+            self.notify("Take a step first (→): the worked score is of the current step.", markup=False)
+            return
+        best = max(range(len(step.weights)), key=lambda i: step.weights[i])
+        self.push_screen(WorkedScoreDialog(self.cursor.trace, step.index, best))
 
     def action_help(self) -> None:
         hidden = {key for _, action, _, key, _ in KEYS if action in NEEDS_MODEL and self.source_factory is None}
