@@ -10,7 +10,9 @@ import pytest
 from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper
 from attnstep.tui import replay_app
-from attnstep.tui.glyphs import num
+from attnstep.tui.glyphs import num, prob, shade
+from attnstep.tui.grid import cell_number
+from attnstep.tui.alignment_screens import AlignmentMap, CompareScreen, MapScreen
 from attnstep.tui.worked import WorkedScoreDialog, lines, worked_score
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
@@ -83,3 +85,82 @@ async def test_the_worked_score_works_in_replay(stepper):
         step = trace.steps[0]
         best = max(range(len(step.weights)), key=lambda i: step.weights[i])
         assert shown_numbers(str(app.screen.query_one("#work").render())) == (num(step.scores[best]), num(step.weights[best]))
+
+
+def map_rows(screen) -> list[str]:
+    return [line for line in screen.query_one(AlignmentMap).plain_lines[1:] if line.strip()]
+
+
+@async_test
+async def test_m_shows_the_map_of_the_steps_so_far_in_shades_or_numbers(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right", "right", "m")
+        assert isinstance(app.screen, MapScreen)
+        trace, grid = app.cursor.trace, app.screen.query_one(AlignmentMap)
+        rows = map_rows(app.screen)
+        assert len(rows) == 3 and rows[-1].startswith("▶ ")  # the current step is marked
+        for row, step in zip(rows, trace.steps):
+            cells = [row[start:end] for start, end in grid.columns]
+            assert [cell.strip() for cell in cells] == [shade(w).strip() for w in step.weights]
+        await pilot.press("number_sign")  # # writes the weights
+        for row, step in zip(map_rows(app.screen), trace.steps):
+            assert row.split()[-len(trace.source):] == [cell_number(w) for w in step.weights]
+        await pilot.press("s")  # the app's moves reach the map
+        assert len(map_rows(app.screen)) == 3 and app.cursor.stage == 1
+        await pilot.press("e")
+        assert len(map_rows(app.screen)) == len(trace.steps)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, MapScreen)
+
+
+@async_test
+async def test_the_map_scrolls_on_a_small_terminal_with_its_labels(stepper):
+    app = app_on(stepper, sentence=" ".join(["une voiture rouge court dans la rue"] * 6))
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("e", "m")
+        grid = app.screen.query_one(AlignmentMap)
+        assert grid.virtual_size.height > grid.size.height and grid.virtual_size.width > grid.size.width
+        shown = [grid.render_line(y).text for y in range(grid.scrollable_content_region.height)]
+        first = next(i for i, (start, _) in enumerate(grid.columns) if start - grid.frozen_columns == grid.scroll_offset.x)
+        assert shown[0].split()[0] == app.cursor.trace.source[first].surface  # the source words on top, whole…
+        assert any(line.startswith("▶ ") for line in shown)  # …and the current row in view, labelled
+        x = grid.scroll_offset.x
+        await pilot.press("left")  # a page of columns back; the row labels stay
+        assert 0 <= grid.scroll_offset.x < x
+        assert grid.render_line(1).text[: grid.frozen_columns].strip() == app.cursor.trace.steps[grid.scroll_offset.y].chosen_token
+
+
+@async_test
+async def test_c_shows_before_and_after_a_forced_word(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")  # nothing forced yet
+        assert not isinstance(app.screen, CompareScreen)
+        before = app.cursor.trace
+        await pilot.press("right", "right", "f", "down", "enter")  # force step 2
+        await settle(pilot)
+        after = app.cursor.trace
+        await pilot.press("c")
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and screen.diverge == 1
+        texts = [str(static.render()) for static in screen.query(".side-text")]
+        assert f"“{before.steps[1].chosen_token}”, p = {prob(before.steps[1].chosen_prob)}" in texts[0]
+        assert f"“{after.steps[1].chosen_token}”, p = {prob(after.steps[1].chosen_prob)}" in texts[2]
+        assert texts[1].startswith("Output: ") and texts[3].startswith("Output: ")
+        for side, trace in (("before", before), ("after", after)):
+            rows = [line for line in screen.query_one(f"#grid-{side}").plain_lines[1:] if line.strip()]
+            assert len(rows) == len(trace.steps)
+            assert rows[1].startswith("≠ ") and not any(row.startswith("≠") for row in rows[2:])
+            for row, step in zip(rows, trace.steps):  # each row: its word, the probability of it, its shades
+                assert row[2:].split()[:2] == [step.chosen_token + ("*" if step.forced else ""), prob(step.chosen_prob)]
+        await pilot.press("number_sign")  # both sides switch to numbers
+        for side, trace in (("before", before), ("after", after)):
+            rows = [line for line in screen.query_one(f"#grid-{side}").plain_lines[1:] if line.strip()]
+            for row, step in zip(rows, trace.steps):
+                assert row.split()[-len(trace.source):] == [cell_number(w) for w in step.weights]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)

@@ -32,6 +32,7 @@ from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDia
 from attnstep.tui.glyphs import max_abs
 from attnstep.tui.grid import AlignmentGrid, grid_width
 from attnstep.tui.lines import LinesView
+from attnstep.tui.alignment_screens import CompareScreen, MapScreen
 from attnstep.tui.messages import SourceReady, TraceReady
 from attnstep.tui.safe import visible
 from attnstep.tui.source import SourceFactory, TraceSource
@@ -75,6 +76,8 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
     ("q", "quit", "quit", "q", "quit"),
     ("w", "worked", "worked score", "w", "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)"),
+    ("m", "map", "map", "m", "the full-screen alignment map of the steps so far (# numbers, Esc back)"),
+    ("c", "compare", "before/after", "c", "before/after a forced word: the model's own decoding beside the forced one"),
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 PANEL_KEYS = [
@@ -138,6 +141,7 @@ class AttnstepApp(App[None]):
         self.source_factory = source_factory  # None: replay, no model anywhere
         self.source: TraceSource | None = None
         self.cursor: StepCursor | None = None
+        self.original: Trace | None = None
         self.state_scale = 1.0
         if trace is not None:
             self.set_trace(trace, 0)
@@ -213,6 +217,8 @@ class AttnstepApp(App[None]):
 
     def set_trace(self, trace: Trace, position: int) -> None:
         self.cursor = StepCursor(trace, position)
+        if not any(s.forced for s in trace.steps):
+            self.original = trace  # the model's own decoding: what c compares a forced one with
         if self.is_running:
             self.screen_stack[0].choose_layout(trace)
             self.refresh_bindings()  # u is offered only once a word is forced
@@ -229,6 +235,8 @@ class AttnstepApp(App[None]):
         view = self.view
         for widget in (*self.panels.values(), *self.bars):
             widget.show(view)
+        if isinstance(self.screen, MapScreen):  # the map follows s, e, r, g… while it is open
+            self.screen.show(view)
         stage = view.current_stage if view is not None and view.partial else None
         for pid, panel in self.panels.items():
             panel.set_class(stage is not None and stage.panel == pid, "-stage")
@@ -419,6 +427,19 @@ class AttnstepApp(App[None]):
         from attnstep.tui.beam_view import BeamScreen
 
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
+
+    def action_map(self) -> None:
+        if self.cursor is not None:
+            self.push_screen(MapScreen(self.view))
+
+    def action_compare(self) -> None:
+        trace = self.cursor.trace if self.cursor else None
+        if trace is None or not any(s.forced for s in trace.steps):
+            self.notify("Nothing to compare yet: force a word first (f), then c shows the decoding before and after.", markup=False)
+        elif self.original is None or self.original.source != trace.source:
+            self.notify("The model's own decoding of this sentence is not here (a replay of a trace with a forced word).", markup=False)
+        else:
+            self.push_screen(CompareScreen(self.original, trace))
 
     def action_worked(self) -> None:
         step = self.cursor.current if self.cursor else None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.subword import WORD_START
-from attnstep.text import detokenize
 from attnstep.trace import EOS_TOKEN, Trace
 from attnstep.tui.glyphs import num, prob
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate, source_word
+from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate, output_pieces, source_word
 
 SCORERS = {"dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive"}
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
@@ -78,17 +76,8 @@ class OutputLine(Bar):
         self._pieces: tuple[Trace, list[str]] | None = None
 
     def pieces(self, trace: Trace) -> list[str]:
-        """Each step's word as it appears in the detokenized translation, with the space before it."""
-        if self._pieces is None or self._pieces[0] is not trace:
-            words = [s.chosen_token for s in trace.steps if s.chosen_token != EOS_TOKEN]
-            if trace.subword:  # a SentencePiece piece marks the start of a word with "▁"
-                pieces = [word.replace(WORD_START, " ") for word in words]
-            else:
-                # Detokenizing grows a prefix at its end (a word, maybe a space before it), so
-                # the difference between successive prefixes is what each word adds.
-                texts = [detokenize(words[:i]) for i in range(len(words) + 1)]
-                pieces = [texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i] for i in range(len(words))]
-            self._pieces = (trace, [*pieces, " " + EOS_TOKEN] if trace.finished else pieces)
+        if self._pieces is None or self._pieces[0] is not trace:  # once per trace: O(steps²) for word models
+            self._pieces = (trace, output_pieces(trace))
         return self._pieces[1]
 
     def line(self, view: View | None) -> Text:

@@ -12,7 +12,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.trace import Trace
+from attnstep.trace import Step, Trace
 from attnstep.tui.stages import View, forced_mark, source_word
 
 LEVELS = 4  # background strengths for weights, strongest last
@@ -53,14 +53,16 @@ class AlignmentGrid(LinesView):
         super().__init__(id=id, classes=classes)
         self.columns: list[tuple[int, int]] = []  # [start, end) cells of each source word's column
 
+    TITLE = "Alignment so far: target rows × source columns"
+
     def build(self, view: View | None) -> list[Text]:
-        self.set_titles("Alignment so far: target rows × source columns")
+        self.set_titles(self.TITLE)
         if view is None:
             return []
         trace = view.trace
         label = self.style_of("label")
         widths = column_widths(trace)
-        labels = self.frozen_columns = label_width(trace)
+        labels = self.frozen_columns = self.label_width(trace)
         header = Text.assemble(fit("", labels))
         self.columns = []
         for token, width in zip(trace.source, widths):
@@ -80,17 +82,33 @@ class AlignmentGrid(LinesView):
         # trace: a step then repaints the one new row instead of the whole resized panel.
         lines += [Text(" " * header.cell_len) for _ in trace.steps]
         for step in trace.steps[:rows]:
-            current = step.index == view.position - 1
-            word = step.chosen_token if (not current or view.shows("pick")) else "?"
-            row = Text.assemble("▶ " if current else "  ", fit(word + forced_mark(trace, step), labels - 3), " ")
+            current = self.marked(step, view)
+            row = Text.assemble(self.MARK if current else "  ", fit(self.row_label(step, view), labels - 3), " ")
             for weight, width in zip(step.weights, widths):
                 level = min(LEVELS, int(weight * LEVELS + 0.5))
-                row.append(cell_number(weight).rjust(width), levels[level - 1] if level else "")
+                row.append(self.cell(weight, width), levels[level - 1] if level else "")
                 row.append(" ")
             if current:
                 row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels)
             lines[step.index + 1] = row
         return lines
+
+    MARK = "▶ "  # before the label of the marked row
+
+    def marked(self, step: Step, view: View) -> bool:
+        """The row to mark: the current step."""
+        return step.index == view.position - 1
+
+    def row_label(self, step: Step, view: View) -> str:
+        """The output word of a row (* when forced), "?" until the current step has picked it."""
+        word = step.chosen_token if step.index < view.position - 1 or view.shows("pick") else "?"
+        return word + forced_mark(view.trace, step)
+
+    def label_width(self, trace: Trace) -> int:
+        return label_width(trace)
+
+    def cell(self, weight: float, width: int) -> str:
+        return cell_number(weight).rjust(width)
 
     def component_style(self, name: str):
         if name.startswith("level-"):

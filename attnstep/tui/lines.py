@@ -78,6 +78,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     SCROLLS = True  # False: lines beyond the widget are cut off, never scrolled to
     FROZEN_ROWS = 0
+    ROW_ANCHOR = 0.5  # where a line scrolled into view lands: 0 the top of the panel, 1 the bottom
 
     BINDINGS = [
         Binding("up", "scroll_up", "scroll up", show=False),
@@ -250,8 +251,8 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def scroll_into_view(self, y: int, cells: tuple[int, int] | None = None) -> None:
         """Scroll only if line ``y`` (and cells [start, end) of it) are out of view, then put them
-        mid-panel: every scroll repaints the whole panel, so it should happen rarely, not a row
-        at a time. When the lines were just resized, wait for the refresh that gives the panel
+        at ROW_ANCHOR (mid-panel): every scroll repaints the whole panel, so it should happen
+        rarely, not a row at a time. When the lines were just resized, wait for the refresh that gives the panel
         its new size."""
         if self._resized:
             self.call_after_refresh(self._scroll_into_view, y, cells)
@@ -267,7 +268,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         scroll_x, scroll_y = self.scroll_offset
         rows = region.height - self.FROZEN_ROWS  # lines that scroll
         if y >= self.FROZEN_ROWS and not scroll_y <= y - self.FROZEN_ROWS < scroll_y + rows:
-            scroll_y = y - self.FROZEN_ROWS - rows // 2
+            scroll_y = y - self.FROZEN_ROWS - int(rows * self.ROW_ANCHOR)
         if cells is not None:
             width = region.width - self.frozen_columns  # cells that scroll
             start, end = cells[0] - self.frozen_columns, cells[1] - self.frozen_columns

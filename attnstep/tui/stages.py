@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attnstep.subword import is_byte_piece
-from attnstep.text import UNK
+from attnstep.subword import WORD_START, is_byte_piece
+from attnstep.text import UNK, detokenize
 from attnstep.trace import EOS_TOKEN, STAGE_COUNT, SourceToken, Step, Trace
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.safe import visible
@@ -91,6 +91,19 @@ def unknown_legend(trace: Trace) -> str | None:
     """What the mark means in this sentence, or None when no token has it."""
     kinds = {"read as <unk>" if t.token == UNK else "read byte by byte" for t in trace.source if unknown(t)}
     return f"{UNKNOWN_MARK}: not in the model's vocabulary, {' or '.join(sorted(kinds))}" if kinds else None
+
+
+def output_pieces(trace: Trace) -> list[str]:
+    """Each step's token as it appears in the translation, with the space before it (if any)."""
+    words = [s.chosen_token for s in trace.steps if s.chosen_token != EOS_TOKEN]
+    if trace.subword:  # a SentencePiece piece marks the start of a word with "▁"
+        pieces = [word.replace(WORD_START, " ") for word in words]
+    else:
+        # Detokenizing grows a prefix at its end (a word, maybe a space before it), so the
+        # difference between successive prefixes is what each word adds.
+        texts = [detokenize(words[:i]) for i in range(len(words) + 1)]
+        pieces = [texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i] for i in range(len(words))]
+    return [*pieces, " " + EOS_TOKEN] if trace.finished else pieces
 
 
 def quote(token: str) -> str:
