@@ -57,3 +57,30 @@ class TestNoColor:
         # NO_COLOR: weights must still read as numbers and bar lengths
         monkeypatch.setenv("NO_COLOR", "1")
         assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "right"))
+
+
+LECTURE = (160, 48)
+
+
+class TestViews:
+    """The lecture views, at the smallest and a wide terminal."""
+
+    @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
+    def test_worked_score(self, snap_compare, stepper, size):
+        # → → then w: the worked score of the most attended word at step 2
+        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "w"))
+
+    @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
+    def test_map(self, snap_compare, stepper, size):
+        # e then m: the whole decoding's alignment map, in shades
+        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("e", "m"))
+
+    @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
+    def test_map_numbers(self, snap_compare, stepper, size):
+        # → → → then m #: the map of three steps, weights as numbers
+        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "right", "m", "number_sign"))
+
+    @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
+    def test_before_after(self, snap_compare, stepper, size):
+        # → → then f ↓ Enter, then c: the second candidate forced at step 2, both decodings side by side
+        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "f", "down", "enter", "c"))

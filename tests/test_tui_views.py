@@ -148,8 +148,8 @@ async def test_c_shows_before_and_after_a_forced_word(stepper):
         screen = app.screen
         assert isinstance(screen, CompareScreen) and screen.diverge == 1
         texts = [str(static.render()) for static in screen.query(".side-text")]
-        assert f"“{before.steps[1].chosen_token}”, p = {prob(before.steps[1].chosen_prob)}" in texts[0]
-        assert f"“{after.steps[1].chosen_token}”, p = {prob(after.steps[1].chosen_prob)}" in texts[2]
+        assert f"Before · step 2: “{before.steps[1].chosen_token}” the model's, p = {prob(before.steps[1].chosen_prob)}" == texts[0]
+        assert f"After · step 2: “{after.steps[1].chosen_token}” forced, p = {prob(after.steps[1].chosen_prob)}" == texts[2]
         assert texts[1].startswith("Output: ") and texts[3].startswith("Output: ")
         for side, trace in (("before", before), ("after", after)):
             rows = [line for line in screen.query_one(f"#grid-{side}").plain_lines[1:] if line.strip()]

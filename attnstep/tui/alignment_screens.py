@@ -25,6 +25,7 @@ from attnstep.tui.grid import AlignmentGrid
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, output_pieces, quote
 
+CONTEXT_WORDS = 3  # output words shown before the diverging step
 # What each shade stands for (glyphs.shade: blank below 0.005, then fifths of the weight).
 SHADE_LEGEND = "a: · <.2 ░ .2–.4 ▒ .4–.6 ▓ .6–.8 █ ≥.8"
 
@@ -86,10 +87,17 @@ class CompareGrid(AlignmentMap):
     """One side of before/after: the diverging step marked ≠, each row with its word's probability."""
 
     MARK = "≠ "
+    ROW_ANCHOR = 0.25  # the diverging row near the top: what follows it is the point
 
     def __init__(self, *, id: str, diverge: int) -> None:
         super().__init__(id=id)
         self.diverge = diverge
+
+    def show(self, view: View | None) -> None:
+        super().show(view)
+        if view is not None and self.diverge < len(view.trace.steps):
+            weights = view.trace.steps[self.diverge].weights
+            self.scroll_into_view(self.diverge + 1, self.columns[max(range(len(weights)), key=weights.__getitem__)])
 
     def marked(self, step: Step, view: View) -> bool:
         return step.index == self.diverge
@@ -125,21 +133,23 @@ class CompareScreen(AlignmentScreen):
                     yield Static(self.heading(trace), classes="side-text")
                     yield Static(self.output(trace), classes="side-text")
                     yield CompareGrid(id=f"grid-{side}", diverge=d)
-        yield Static(Text(f"≠ step {d + 1}, where they part · rows: word and its p   {SHADE_LEGEND}  # numbers  Tab side  Esc back"), classes="keys")
+        yield Static(Text(f"≠ step {d + 1}, where they part · each word with its probability · # numbers  Tab side  Esc back"), classes="keys")
 
     def heading(self, trace: Trace) -> Text:
         """Which side this is, and what it chose at the diverging step with which probability."""
         if self.diverge >= len(trace.steps):
             return Text("(this decoding ended before they part)", style="dim")
         step = trace.steps[self.diverge]
-        side = "After: forced" if step.forced else "Before: the model's choice"
-        return Text.assemble((f"{side} at step {self.diverge + 1}: ", "bold"), safe_text(quote(step.chosen_token), "bold"), f", p = {prob(step.chosen_prob)}")
+        side, how = ("After", " forced") if step.forced else ("Before", " the model's")
+        return Text.assemble((f"{side} · step {self.diverge + 1}: ", "bold"), safe_text(quote(step.chosen_token), "bold"), f"{how}, p = {prob(step.chosen_prob)}")
 
     def output(self, trace: Trace) -> Text:
-        """The translation, from the diverging step on in bold."""
-        line = Text("Output: ", style="bold")
-        for step, piece in zip(trace.steps, output_pieces(trace)):
-            line.append_text(safe_text(piece, "bold underline" if step.index >= self.diverge else ""))
+        """One line of the translation from a few words before the diverging step, the rest underlined."""
+        start = max(0, self.diverge - CONTEXT_WORDS)
+        line = Text.assemble(("Output: ", "bold"))
+        line.append("…" if start else "")
+        for step, piece in list(zip(trace.steps, output_pieces(trace)))[start:]:
+            line.append_text(safe_text(piece.lstrip() if step.index == start else piece, "underline" if step.index >= self.diverge else ""))
         return line
 
     def on_mount(self) -> None:
