@@ -4,7 +4,8 @@ The app runs in a pseudo-terminal at 160×48 on a 40-word source sentence. Each 
 (→) and step-back (←) key is written to the terminal and the output read until it goes
 quiet; the latency is the time to the last byte of that frame, and the bytes are what the
 terminal had to draw. A trivial Textual app (one line that counts key presses) runs the same
-way in the same run as the floor. Also prints the app's peak RSS after stepping.
+way in the same run as the floor. Then, at the last step, the full-screen alignment map is
+opened (m) and closed ten times: its line gives the opening. Also prints the app's peak RSS.
 
 Targets (issue 3): median ≤ 30 ms, p95 ≤ 60 ms, ≤ 8 KB per step, peak RSS ≤ 400 MB.
 
@@ -23,6 +24,7 @@ from terminal import CLI, Terminal, python
 
 QUIET = 0.15  # seconds without output that end a frame (Textual paints at most every ~16 ms)
 RIGHT, LEFT = b"\x1b[C", b"\x1b[D"
+MAP_OPENINGS = 10
 
 FLOOR_APP = """
 from textual.app import App
@@ -90,6 +92,9 @@ def main() -> None:
     steps = min(total, 30)
     keys = ([RIGHT] * steps + [LEFT] * steps) * args.rounds
     app_latencies, app_sizes = measure(app, keys)
+    # The full-screen map (m) at the end of the decoding, where it is largest; m again closes it.
+    app.press(b"e", QUIET)
+    map_latencies, map_sizes = measure(app, [b"m", b"m"] * MAP_OPENINGS)
     rss = app.peak_rss_mb()
     app.close()
 
@@ -101,6 +106,7 @@ def main() -> None:
 
     print(f"attnstep translate at 160×48, {args.words}-word source, {total} decoder steps, checkpoint {checkpoint.name}")
     median, p95, per_step = report("attnstep translate", app_latencies, app_sizes)
+    report("opening the map (m)", map_latencies[::2], map_sizes[::2])
     floor_median, floor_p95, _ = report("trivial Textual app", floor_latencies, floor_sizes)
     print(f"ratio to the floor     median ×{median / floor_median:.2f}   p95 ×{p95 / floor_p95:.2f}")
     print(f"peak RSS of the app    {rss:.0f} MB")

@@ -10,7 +10,7 @@ import pytest
 from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper
 from attnstep.tui import replay_app
-from attnstep.tui.glyphs import num, prob, shade
+from attnstep.tui.glyphs import STATE_CELLS, mean_bins, num, prob, shade
 from attnstep.tui.grid import cell_number
 from attnstep.tui.alignment_screens import AlignmentMap, CompareScreen, MapScreen
 from attnstep.tui.worked import WorkedScoreDialog, lines, worked_score
@@ -164,3 +164,30 @@ async def test_c_shows_before_and_after_a_forced_word(stepper):
                 assert row.split()[-len(trace.source):] == [cell_number(w) for w in step.weights]
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
+
+
+@async_test
+async def test_numbers_show_the_vectors_and_log_probabilities(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right")
+        trace, step = app.cursor.trace, app.cursor.current
+        # Strips are binned alike: C_t's cells are the a-weighted sums of the h_i cells (means add up).
+        bins = [mean_bins(h) for h in trace.encoder_states]
+        summed = [sum(a * b[c] for a, b in zip(step.weights, bins)) for c in range(len(bins[0]))]
+        assert len(summed) == min(STATE_CELLS, len(step.context))
+        assert all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(summed, mean_bins(step.context)))
+        assert "C_t is the sum" in "\n".join(app.panels["decoder"].plain_lines)
+        await pilot.press("number_sign")
+        decoder = app.panels["decoder"].plain_lines
+        for name, vector in (("C_t", step.context), ("h̃_t", step.attentional)):
+            below = decoder[next(i for i, line in enumerate(decoder) if line.startswith(name)) + 1]
+            assert below.split()[:3] == [f"{x:.2f}" for x in vector[:3]]
+        best = max(range(len(step.weights)), key=lambda i: step.weights[i])
+        row = app.panels["attention"].plain_lines[best + 1]
+        assert row.split()[5:8] == [f"{step.weights[best] * x:.2f}" for x in trace.encoder_states[best][:3]]
+        for line, candidate in zip(app.panels["candidates"].plain_lines, step.candidates):
+            assert line.split()[-1] == f"{math.log(candidate.prob):.2f}"
+        await pilot.press("number_sign")  # and back to the pictures
+        assert "│" in app.panels["decoder"].plain_lines[3] and not app.panels["candidates"].plain_lines[0].endswith(f"{math.log(step.candidates[0].prob):.2f}")

@@ -29,7 +29,7 @@ from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.candidates_panel import CandidatesPanel
 from attnstep.tui.decoder_panel import DecoderPanel
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
-from attnstep.tui.glyphs import max_abs
+from attnstep.tui.glyphs import max_abs, mean_bins
 from attnstep.tui.grid import AlignmentGrid, grid_width
 from attnstep.tui.lines import LinesView
 from attnstep.tui.alignment_screens import CompareScreen, MapScreen
@@ -78,6 +78,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("w", "worked", "worked score", "w", "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)"),
     ("m", "map", "map", "m", "the full-screen alignment map of the steps so far (# numbers, Esc back)"),
     ("c", "compare", "before/after", "c", "before/after a forced word: the model's own decoding beside the forced one"),
+    ("number_sign", "numbers", "numbers", "#", "numbers: the first components of h_t, C_t, a·h_i…, and log-probabilities beside p"),
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 PANEL_KEYS = [
@@ -143,6 +144,7 @@ class AttnstepApp(App[None]):
         self.cursor: StepCursor | None = None
         self.original: Trace | None = None
         self.state_scale = 1.0
+        self.numbers = False  # #: numbers beside (or instead of) the pictures
         if trace is not None:
             self.set_trace(trace, 0)
         self.pending_sentence = sentence  # translated as soon as the source is ready
@@ -223,13 +225,13 @@ class AttnstepApp(App[None]):
             self.screen_stack[0].choose_layout(trace)
             self.refresh_bindings()  # u is offered only once a word is forced
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
-        self.state_scale = max_abs(trace.encoder_states) if trace.encoder_states else 1.0
+        self.state_scale = max_abs([mean_bins(h) for h in trace.encoder_states]) if trace.encoder_states else 1.0
 
     @property
     def view(self) -> View | None:
         if self.cursor is None:
             return None
-        return View(self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale)
+        return View(self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale, self.numbers)
 
     def show_view(self) -> None:
         view = self.view
@@ -431,6 +433,10 @@ class AttnstepApp(App[None]):
     def action_map(self) -> None:
         if self.cursor is not None:
             self.push_screen(MapScreen(self.view))
+
+    def action_numbers(self) -> None:
+        self.numbers = not self.numbers
+        self.show_view()
 
     def action_compare(self) -> None:
         trace = self.cursor.trace if self.cursor else None

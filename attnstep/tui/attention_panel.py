@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.text import Text
 
-from attnstep.tui.glyphs import bar, bins, norm, num
+from attnstep.tui.glyphs import STATE_CELLS, bar, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, source_word, unknown_legend
@@ -18,7 +18,7 @@ class AttentionPanel(LinesView):
 
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
-        self._binned: tuple | None = None  # (trace, width, bins of each h_i, ‖h_i‖)
+        self._binned: tuple | None = None  # (trace, mean bins of each h_i, ‖h_i‖)
 
     def build(self, view: View | None) -> list[Text]:
         if view is None:
@@ -30,7 +30,8 @@ class AttentionPanel(LinesView):
         self.frozen_columns = word_width + 1
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
-        strip_width = max(6, min(32, self.size.width - word_width - bar_width - 25))  # 25: the number columns
+        room = max(STATE_CELLS, self.size.width - word_width - bar_width - 25)  # 25: the number columns
+        strip_width = room if view.numbers else STATE_CELLS
         # The header is as wide as a full row, so the panel keeps its size from the encoder-only
         # view to step 1 (a new size would repaint every panel's scrollbar rows).
         header = fit(Text.assemble(
@@ -43,7 +44,7 @@ class AttentionPanel(LinesView):
             return [header] + [Text.assemble(fit(source_word(t), word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source] + legend
         states = trace.encoder_states
         scale = view.state_scale
-        state_bins, state_norms = self.binned_states(trace, strip_width)
+        state_bins, state_norms = self.binned_states(trace)
         show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
         plain, bar_style = self.style_of("text"), self.style_of("bar")
         lines = [header]
@@ -64,12 +65,15 @@ class AttentionPanel(LinesView):
                 numbers.stylize(changed, 10, 14)
             row = Text.assemble(fit(source_word(token), word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
             if show_sum and states:
-                # a·h_i from h_i's strip: the largest |a·x| of a bin is a·max|x| since a ≥ 0 (and
-                # keeps its sign), and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00
-                # contributes nothing visible: "·", like the grid.
+                # a·h_i from h_i's strip: the bins are means, so those of a·h_i are a times h_i's,
+                # and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00 contributes nothing
+                # visible: "·", like the grid. With # the first components are written out.
                 size = "·" if num(weight) == num(0) else num(weight * state_norms[i])
-                weighted = [weight * x for x in state_bins[i]]
-                scaled = Text.assemble((f"  {size:>5}  ", plain), self.vector(weighted, strip_width, scale))
+                if view.numbers:
+                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in states[i][: strip_width // 7]) + " …", style=plain)
+                else:
+                    cells = self.vector([weight * x for x in state_bins[i]], STATE_CELLS, scale)
+                scaled = Text.assemble((f"  {size:>5}  ", plain), cells)
                 if view.just_done("weight"):
                     scaled.stylize(changed)
             else:
@@ -81,12 +85,12 @@ class AttentionPanel(LinesView):
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
         return lines + legend
 
-    def binned_states(self, trace, width: int) -> tuple[list[list[float]], list[float]]:
-        """Each h_i reduced to ``width`` strip cells, and ‖h_i‖: computed once per sentence and width."""
-        if self._binned is None or self._binned[0] is not trace or self._binned[1] != width:
+    def binned_states(self, trace) -> tuple[list[list[float]], list[float]]:
+        """Each h_i as its strip's mean bins, and ‖h_i‖: computed once per sentence."""
+        if self._binned is None or self._binned[0] is not trace:
             states = trace.encoder_states or ()
-            self._binned = (trace, width, [bins(h, width) for h in states], [norm(h) for h in states])
-        return self._binned[2], self._binned[3]
+            self._binned = (trace, [mean_bins(h) for h in states], [norm(h) for h in states])
+        return self._binned[1], self._binned[2]
 
     def show(self, view: View | None) -> None:
         super().show(view)

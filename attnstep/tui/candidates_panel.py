@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -53,7 +54,7 @@ class CandidatesPanel(LinesView):
         self.redraw()
 
     def build(self, view: View | None) -> list[Text]:
-        self.set_titles("Next word p(y_t)")
+        self.set_titles("Next word p(y_t)" + (", log p" if view is not None and view.numbers else ""))
         step = view.step if view else None
         dim, label = self.style_of("dim"), self.style_of("label")
         if step is None:
@@ -74,7 +75,8 @@ class CandidatesPanel(LinesView):
                 ("▶ " if is_chosen else "  ", chosen_style if is_chosen else ""),
                 fit(token + ("*" if is_chosen and step.forced else ""), WORD_WIDTH, chosen_style if is_chosen else ""),
                 f" {prob(p):>5} ",
-                (bar(p, BAR_WIDTH), self.style_of("bar")),
+                # With #, the log-probability the model scored it with, in place of the bar.
+                (f"{math.log(p) if p > 0 else -math.inf:>{BAR_WIDTH}.2f}", self.style_of("label")) if view.numbers else (bar(p, BAR_WIDTH), self.style_of("bar")),
             )
             if view.just_done("pick" if is_chosen else "output"):
                 line.stylize(self.style_of("changed"), 0, 2 + WORD_WIDTH)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.tui.glyphs import norm, num
+from attnstep.tui.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View
 
 LABEL_WIDTH = 11
-NOTE_WIDTH = 31  # the longest note after a strip: "  ‖h̃_t‖ 1.63  = tanh(W_c[…])"
 TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
+# What a strip cell is; the same for h_i (Source), a·h_i (Attention) and C_t, so the C_t strip is
+# the a-weighted sum of the h_i strips, cell by cell.
+STRIP_LEGEND = (
+    "Strips of h_i, a·h_i and C_t: a cell is the mean of {per} components, on one scale, so C_t is the sum "
+    "of the a·h_i strips cell by cell (h_t, h̃_t: the largest of each {per}). Standing up: positive, "
+    "hanging down: negative. # shows the numbers."
+)
 
 
 class DecoderPanel(LinesView):
@@ -32,30 +38,31 @@ class DecoderPanel(LinesView):
         if step.hidden is None:
             lines.append(Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim))
             return lines
-        width = max(8, min(40, self.size.width - LABEL_WIDTH - NOTE_WIDTH))
         context_scale = view.state_scale  # C_t is a weighted mean of the h_i: the same scale
 
-        def row(name: str, stage: str, cells: Text, note: str) -> Text:
+        def row(name: str, stage: str, cells: Text, note: str, vector=None) -> list[Text]:
+            """The row of one quantity and, with #, a line of its first numbers below it."""
             if not view.shows(stage):
-                return Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))
+                return [Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))]
             line = Text.assemble(fit(name, LABEL_WIDTH, label), cells, ("  " + note, label))
             if view.just_done(stage):
                 line.stylize(changed, 0, LABEL_WIDTH)
-            return line
+            if not (view.numbers and vector):
+                return [line]
+            shown = max(2, (self.size.width - LABEL_WIDTH - 3) // 7)
+            return [line, Text(" " * LABEL_WIDTH + "".join(f"{x:7.2f}" for x in vector[:shown]) + " …", style=label)]
 
-        half = max(4, width // 2)
+        half = STATE_CELLS // 2
         hidden_size = len(step.hidden)
+        concat = Text.assemble(
+            self.vector(step.concat[:hidden_size], half, TANH_SCALE), ("│", label), self.vector(mean_bins(step.context, half), half, context_scale)
+        )
         lines += [
-            row(h, "rnn", self.vector(step.hidden, width, TANH_SCALE), f"‖{h}‖ {num(norm(step.hidden))}"),
-            row("C_t", "sum", self.vector(step.context, width, context_scale), f"‖C_t‖ {num(norm(step.context))}  = Σ a_i·h_i"),
-            row(
-                f"[{h}; C_t]",
-                "output",
-                Text.assemble(
-                    self.vector(step.concat[:hidden_size], half, TANH_SCALE), ("│", label), self.vector(step.concat[hidden_size:], half, context_scale)
-                ),
-                f"{hidden_size} + {len(step.context)}",
-            ),
-            row("h̃_t", "output", self.vector(step.attentional, width, TANH_SCALE), f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])"),
+            *row(h, "rnn", self.vector(step.hidden, STATE_CELLS, TANH_SCALE), f"‖{h}‖ {num(norm(step.hidden))}", step.hidden),
+            *row("C_t", "sum", self.vector(mean_bins(step.context), STATE_CELLS, context_scale), f"‖C_t‖ {num(norm(step.context))}  = Σ a_i·h_i", step.context),
+            *row(f"[{h}; C_t]", "output", concat, f"{hidden_size} + {len(step.context)}"),
+            *row("h̃_t", "output", self.vector(step.attentional, STATE_CELLS, TANH_SCALE), f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])", step.attentional),
+            Text(""),
         ]
-        return lines
+        legend = Text(STRIP_LEGEND.format(per=len(step.context) // STATE_CELLS), style=dim)
+        return lines + list(legend.wrap(self.app.console, max(20, self.size.width - 1)))

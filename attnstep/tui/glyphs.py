@@ -40,10 +40,21 @@ def bar(fraction: float, width: int) -> str:
 
 def bins(vector: Sequence[float], width: int) -> list[float]:
     """``vector`` reduced to ``width`` cells: each cell is the component of largest magnitude
-    in its contiguous bin (so a strip of a·h_i is a times the bins of h_i, for a ≥ 0)."""
+    in its contiguous bin, so that no large component disappears (h_t, h̃_t)."""
     n = len(vector)
     width = min(width, n)
     return [max(vector[c * n // width : (c + 1) * n // width], key=abs) for c in range(width)] if width > 0 else []
+
+
+STATE_CELLS = 16  # cells of every strip of h_i, a·h_i and C_t: the same bins in all three
+
+
+def mean_bins(vector: Sequence[float], cells: int = STATE_CELLS) -> list[float]:
+    """``vector`` as the means of ``cells`` contiguous bins. Means add up as the vectors do:
+    the bins of C_t = Σ_i a_i h_i are Σ_i a_i (the bins of h_i), so the strips show the sum."""
+    n = len(vector)
+    cells = min(cells, n)
+    return [math.fsum(vector[c * n // cells : (c + 1) * n // cells]) / ((c + 1) * n // cells - c * n // cells) for c in range(cells)]
 
 
 def strip(values: Sequence[float], width: int, scale: float) -> list[tuple[str, bool]]:

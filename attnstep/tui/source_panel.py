@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 
-from attnstep.tui.glyphs import norm, num
+from attnstep.tui.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import source_word, unknown_legend
@@ -53,7 +53,7 @@ class SourcePanel(LinesView):
         trace = view.trace
         states = trace.encoder_states
         label = self.style_of("label")
-        width = max(8, min(32, self.size.width - WORD_WIDTH - 13))  # row: 3 + 13 + strip + 7
+        width = STATE_CELLS  # binned as a·h_i and C_t are, so the three can be compared cell by cell
         lines = [Text.assemble(fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label))]
         if states is None:
             lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH)) for i, t in enumerate(trace.source)]
@@ -65,7 +65,7 @@ class SourcePanel(LinesView):
             row = Text.assemble(
                 fit(f"{i + 1:>2} ", 3, label),
                 fit(source_word(token), WORD_WIDTH + 1),
-                self.vector(state, width, scale),
+                self.vector(mean_bins(state), width, scale),
                 f"  {num(norm(state))}",
             )
             if self.has_focus and i == self.selected:

@@ -47,7 +47,8 @@ class View:
     trace: Trace
     position: int
     stage: int = STAGE_COUNT
-    state_scale: float = 1.0  # largest |component| of any encoder state: strips of h_i, a·h_i, C_t share it
+    state_scale: float = 1.0  # largest |mean bin| (glyphs.mean_bins) of any h_i: strips of h_i, a·h_i, C_t share it
+    numbers: bool = False  # # pressed: the first numbers of the vectors, and log-probabilities, are shown
 
     @property
     def step(self) -> Step | None:
