@@ -42,10 +42,10 @@ from attnstep.tui.worked import WorkedScoreDialog
 
 # The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
 # room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
-# Decoder column (LEFT_WIDTHS: the narrowest that keeps its notes, and the widest it uses) and
-# the Next-word column. Elsewhere the panels are tabs, one shown at a time.
+# Source/Decoder column (LEFT_WIDTH: a Decoder row, label + 16-cell strip + note, and borders)
+# and the Next-word column. Elsewhere the panels are tabs, one shown at a time.
 WIDE_ROWS = 32
-LEFT_WIDTHS = (50, 56)
+LEFT_WIDTH = 58
 CANDIDATES_WIDTH = 30
 MIN_GRID_COLUMNS = 8
 PANEL_FRAME = 3  # a panel's two borders and its scrollbar
@@ -97,25 +97,17 @@ class MainScreen(Screen):
     ]
 
     narrow = False  # panels as tabs (see choose_layout)
-    columns = ""  # the wide layout's grid-columns
 
     def choose_layout(self, trace: Trace | None) -> None:
         """Choose the layout for this terminal size and sentence: every panel at once where the
-        grid has room (see WIDE_ROWS), else tabs; and how wide the left column is."""
+        grid has room (see WIDE_ROWS), else tabs."""
         width, height = self.size
         if trace is None:
-            whole = least = NO_TRACE_GRID
-        else:
-            whole = PANEL_FRAME + grid_width(trace)
+            least = NO_TRACE_GRID
+        else:  # grid_width counts min(MIN_GRID_COLUMNS, all) columns
             least = PANEL_FRAME + grid_width(trace, MIN_GRID_COLUMNS)
-        room = width - CANDIDATES_WIDTH  # for the left column and the grid
-        self.narrow = height < WIDE_ROWS or room - LEFT_WIDTHS[0] < least
+        self.narrow = height < WIDE_ROWS or width - CANDIDATES_WIDTH - LEFT_WIDTH < least
         self.set_class(self.narrow, "-narrow")
-        if not self.narrow:
-            left = max(LEFT_WIDTHS[0], min(LEFT_WIDTHS[1], room - whole))
-            columns = f"{left} 1fr {CANDIDATES_WIDTH}"
-            if columns != self.columns:  # a change of style runs a layout pass: only when it changes
-                self.columns = self.query_one("#panels").styles.grid_columns = columns
 
     def on_resize(self) -> None:
         self.choose_layout(self.app.cursor.trace if self.app.cursor else None)

@@ -14,9 +14,9 @@ TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
 # What a strip cell is; the same for h_i (Source), a·h_i (Attention) and C_t, so the C_t strip is
 # the a-weighted sum of the h_i strips, cell by cell.
 STRIP_LEGEND = (
-    "Strips of h_i, a·h_i and C_t: a cell is the mean of {per} components, on one scale, so C_t is the sum "
-    "of the a·h_i strips cell by cell (h_t, h̃_t: the largest of each {per}). Standing up: positive, "
-    "hanging down: negative. # shows the numbers."
+    "Strips of h_i, a·h_i and C_t: a cell is {cell}, on one scale, so C_t is the sum of the a·h_i strips "
+    "cell by cell (h_t, h̃_t: the largest of those). Standing up: positive, hanging down: negative. "
+    "# shows the numbers."
 )
 
 
@@ -64,5 +64,6 @@ class DecoderPanel(LinesView):
             *row("h̃_t", "output", self.vector(step.attentional, STATE_CELLS, TANH_SCALE), f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])", step.attentional),
             Text(""),
         ]
-        legend = Text(STRIP_LEGEND.format(per=len(step.context) // STATE_CELLS), style=dim)
+        per = len(step.context) // STATE_CELLS
+        legend = Text(STRIP_LEGEND.format(cell=f"the mean of {per} components" if per > 1 else "one component"), style=dim)
         return lines + list(legend.wrap(self.app.console, max(20, self.size.width - 1)))
