@@ -383,7 +383,7 @@ class AttnstepApp(App[None]):
     def action_unforce(self) -> None:
         """Undo the last word forced, wherever it is: forcing keeps the steps before it, so the last
         forced step of a trace is the latest force."""
-        if self.cursor is None or self.unavailable("Returning to the model's choice"):
+        if self.unavailable("Returning to the model's choice"):
             return
         self.unforce([s.index for s in self.cursor.trace.steps if s.forced][-1])  # check_action: there is one
 
