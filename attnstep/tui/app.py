@@ -423,8 +423,11 @@ class AttnstepApp(App[None]):
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
 
     def action_map(self) -> None:
-        if self.cursor is not None:
-            self.push_screen(MapScreen(self.view))
+        if self.cursor is None:
+            return
+        if not self.is_screen_installed("map"):
+            self.install_screen(MapScreen(), "map")
+        self.push_screen("map")
 
     def action_numbers(self) -> None:
         self.numbers = not self.numbers
