@@ -84,3 +84,8 @@ class TestViews:
     def test_before_after(self, snap_compare, stepper, size):
         # → → then f ↓ Enter, then c: the second candidate forced at step 2, both decodings side by side
         assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "f", "down", "enter", "c"))
+
+    @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
+    def test_numbers(self, snap_compare, stepper, size):
+        # → → then #: the first numbers of the vectors and the log-probabilities
+        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "number_sign"))
