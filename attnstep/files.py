@@ -9,10 +9,11 @@ regular file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import stat
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -34,14 +35,16 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO]:
     except FileNotFoundError:
         existing = None
     if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise IsADirectoryError(21, "Is a directory", str(path))
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         with open(path, mode, encoding=encoding) as handle:
             yield handle
         return
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    # The name is chosen before the file is made, so that a signal arriving at any moment after
+    # (Ctrl-C, SIGTERM) finds it in the handler below: mkstemp returns it only after creating it.
+    temp_name = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
+        fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
@@ -53,8 +56,9 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO]:
             os.umask(umask)
             os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+    except BaseException as exc:
+        if not isinstance(exc, FileExistsError):  # else the name was someone else's
+            temp_name.unlink(missing_ok=True)
         raise
 
 
