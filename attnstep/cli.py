@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -377,10 +378,12 @@ def data_get(
         fail(str(exc))
 
 
-class Stopped(BaseException):
-    """A stop signal, raised past Click, which would otherwise swallow KeyboardInterrupt without a word."""
+class Stopped(SystemExit):
+    """A stop signal. A SystemExit because Click would swallow a KeyboardInterrupt without a word, and
+    asyncio would keep any other exception inside the task it hit: the app would not stop."""
 
     def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
         self.signum = signum
 
 
@@ -389,7 +392,20 @@ STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", sign
 
 
 def _stop(signum, frame) -> None:
-    raise Stopped(signum)
+    asyncio = sys.modules.get("asyncio")
+    try:
+        loop = asyncio.get_running_loop() if asyncio else None
+    except RuntimeError:
+        loop = None
+    if loop is None:
+        raise Stopped(signum)
+    # The app's event loop runs here: raise from a loop callback, not from wherever the signal
+    # landed, which may be one of Textual's message handlers (it would report the app as crashed).
+    loop.call_soon_threadsafe(_raise, Stopped(signum))
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def main() -> None:
@@ -399,9 +415,13 @@ def main() -> None:
     try:
         app()
     except Stopped as stop:
-        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        with contextlib.suppress(OSError, ValueError):  # after SIGHUP the terminal may be gone
             err.print(f"attnstep: {STOP_SIGNALS[stop.signum]}", markup=False)
-        raise SystemExit(128 + stop.signum) from None
+            sys.stdout.flush()
+            sys.stderr.flush()
+        # Partial files are already removed (the exception unwound through their writers). Exit
+        # now: interpreter shutdown would report each of a stopped app's asyncio tasks as lost.
+        os._exit(stop.code)
     finally:
         _flush_stdout()
 

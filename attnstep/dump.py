@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 
 from attnstep.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
-from attnstep.files import STDOUT, output
+from attnstep.files import output, output_name
 from attnstep.progress import Meter, size_text
 from attnstep.stepper import Stepper
 from attnstep.trace import DEFAULT_ALPHA, SourceToken, dumps
@@ -73,7 +73,7 @@ def check_lines(stepper: Stepper, path: Path) -> int:
 
 
 def trace_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, precision: int | None) -> Iterator[bytes]:
-    """One JSON line per sentence, in input order; memory holds one window's sources and one batch's traces."""
+    """One JSON line per sentence, in input order; memory holds one window's sources, one batch's traces and at most SPOOL_BYTES of finished lines."""
     numbered = enumerate(sentences, start=1)
     while window := [_source(stepper, number, sentence) for number, sentence in itertools.islice(numbered, WINDOW)]:
         order = sorted(range(len(window)), key=lambda i: len(window[i]))
@@ -102,5 +102,4 @@ def dump_file(
             handle.write(line)
             written += len(line)
             meter.update(done)
-    where = "standard output" if out is None or str(out) == STDOUT else out
-    meter.finish(f"{total} traces, {size_text(written)}, written to {where}")
+    meter.finish(f"{total} traces, {size_text(written)}, written to {output_name(out)}")

@@ -75,7 +75,7 @@ def output(path: Path | None, mode: str = "wb") -> Iterator[IO]:
     stays a BrokenPipeError, which the command line ends quietly, as ``head`` expects.
     """
     to_stdout = path is None or str(path) == STDOUT
-    name = "standard output" if to_stdout else str(path)
+    name = output_name(path)
     try:
         if to_stdout:
             handle = sys.stdout.buffer if "b" in mode else sys.stdout
@@ -90,6 +90,11 @@ def output(path: Path | None, mode: str = "wb") -> Iterator[IO]:
         if isinstance(exc, BrokenPipeError):
             raise
         raise AttnstepError(f"cannot write {name}: {exc.strerror or exc}") from None
+
+
+def output_name(path: Path | None) -> str:
+    """How messages name where :func:`output` writes."""
+    return "standard output" if path is None or str(path) == STDOUT else str(path)
 
 
 def discard_stdout() -> None:

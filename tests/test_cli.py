@@ -1,18 +1,24 @@
 """The command line as a user meets it: output, exit codes, one-line errors, atomic files."""
 
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import tracemalloc
 
 import jsonschema
+import pyte
 import pytest
 from typer.testing import CliRunner
 
@@ -398,3 +404,38 @@ def test_eval_reports_how_long_it_took(tiny_checkpoint, tiny_corpus):
     result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus)
     assert result.exit_code == 0
     assert re.fullmatch(r"attnstep: translated 4 sentences of test_2016_flickr in \d+\.\d s\n", result.stderr)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_app_restores_the_terminal(tiny_checkpoint, tmp_path, signum):
+    trace = tmp_path / "t.json"
+    trace.write_bytes(invoke("dump", "un chien", "--checkpoint", tiny_checkpoint).stdout_bytes)
+    screen = pyte.Screen(100, 30)
+    stream = pyte.ByteStream(screen)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
+        os.execv(sys.executable, [sys.executable, "-m", "attnstep", "replay", str(trace)])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    written, deadline, signalled = b"", time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        if not signalled and "Output:" in "\n".join(screen.display):  # the first frame is drawn
+            os.kill(pid, signum)
+            signalled = True
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the app closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+            stream.feed(chunk)
+    if not signalled:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 128 + signum
+    tail = written.rsplit(b"\x1b[?1049l", 1)  # the app left the alternate screen: the terminal is restored
+    assert len(tail) == 2 and b"Traceback" not in written
+    assert tail[1].endswith(b"attnstep: " + {signal.SIGTERM: b"terminated", signal.SIGHUP: b"hung up"}[signum] + b"\r\n")
