@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from attnstep.codec import SubwordCodec, WordCodec
@@ -40,7 +40,7 @@ CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE = (
 )
 REQUIRED_FILES = (CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE)
 _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
-_FLOAT_DTYPES = {torch.float32, torch.float16, torch.bfloat16}
+_FLOAT_DTYPES = {"F32", "F16", "BF16"}  # as the safetensors header names them
 
 
 
@@ -118,24 +118,42 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise AttnstepError(f"{path / WEIGHTS_FILE} is truncated or corrupt ({reason})") from None
 
 
-def _check_weights(path: Path, weights: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+def _expected_shapes(path: Path, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape as config.json implies it, from a model on the meta device: nothing is allocated."""
+    try:
+        with torch.device("meta"):
+            return {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError) as exc:
+        raise AttnstepError(f"{path / CONFIG_FILE}: the model's sizes are impossible ({str(exc).splitlines()[0]})") from None
+
+
+def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Names, dtypes and shapes from the safetensors header, before any tensor is read or the model built."""
     where = path / WEIGHTS_FILE
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
+    try:
+        with safe_open(where, framework="pt") as handle:
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: (tuple(s.get_shape()), s.get_dtype()) for name, s in slices.items()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AttnstepError(f"{where} is truncated or corrupt ({reason})") from None
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
     if missing:
         raise AttnstepError(f"{where} lacks tensors the model needs: {', '.join(missing[:5])}")
     if extra:
         raise AttnstepError(f"{where} has tensors this model does not use: {', '.join(extra[:5])}")
+    for name, (shape, dtype) in found.items():
+        if dtype not in _FLOAT_DTYPES:
+            raise AttnstepError(f"{where}: tensor {name} has dtype {dtype}; expected a float type")
+        if shape != expected[name]:
+            raise AttnstepError(f"{where}: tensor {name} has shape {shape}; config.json implies {expected[name]}")
+
+
+def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:
     for name, tensor in weights.items():
-        if tensor.dtype not in _FLOAT_DTYPES:
-            raise AttnstepError(f"{where}: tensor {name} has dtype {tensor.dtype}; expected a float type")
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise AttnstepError(
-                f"{where}: tensor {name} has shape {tuple(tensor.shape)}; "
-                f"config.json implies {tuple(expected[name].shape)}"
-            )
         if not bool(torch.isfinite(tensor).all()):
-            raise AttnstepError(f"{where}: tensor {name} contains NaN or infinite values")
+            raise AttnstepError(f"{path / WEIGHTS_FILE}: tensor {name} contains NaN or infinite values")
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -164,9 +182,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise AttnstepError(
                 f"checkpoint {path}: the {side} vocabulary has {len(vocab)} tokens but the model's embedding has {size}"
             )
+    _check_header(path, _expected_shapes(path, model_config))
     weights = _load_weights(path)
-    model = Seq2Seq(model_config)
-    _check_weights(path, weights, model.state_dict())
+    _check_finite(path, weights)
+    try:
+        model = Seq2Seq(model_config)
+    except (RuntimeError, MemoryError) as exc:
+        raise AttnstepError(f"cannot build the model of {path}: {str(exc).splitlines()[0]}") from None
     model.load_state_dict({name: tensor.float() for name, tensor in weights.items()})
     model.eval()
     meta = {key: value for key, value in config.items() if key != "model"}
@@ -181,6 +203,26 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_writable_checkpoint(path: Path) -> None:
+    """Refuse to put a checkpoint where it would replace something else: a file, or a non-empty folder
+    that is not a checkpoint. Called before any work, so a training run is not refused at its first save."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise AttnstepError(f"{path} exists and is not a folder; a checkpoint is a folder: choose another path")
+    if any(path.iterdir()) and not _is_checkpoint(path):
+        raise AttnstepError(f"{path} is a folder with other files in it, not an attnstep checkpoint: choose a new or empty folder")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("format_version"), int) and isinstance(config.get("model"), dict)
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: Seq2Seq,
@@ -193,16 +235,24 @@ def save_checkpoint(
 ) -> None:
     """Write a checkpoint directory atomically: a complete new directory replaces the old one.
 
-    With ``subword`` models it is format 2 and the vocabularies must be their piece lists.
+    With ``subword`` models it is format 2 and the vocabularies must be their piece lists. Only a
+    checkpoint is ever replaced (see :func:`check_writable_checkpoint`), and whatever else it holds
+    — a model card, notes, subfolders — is carried over into the new one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        path = path.resolve()  # replace the folder the link names, and keep the link
+    check_writable_checkpoint(path)
     if subword and (subword[0].pieces != src_vocab.tokens or subword[1].pieces != tgt_vocab.tokens):
         raise ValueError("the vocabularies must be the subword models' piece lists")
     config = {"format_version": 2 if subword else 1, "model": model.config.to_dict(), **meta}
     if not all(math.isfinite(v) for v in _numbers(config)):
         raise ValueError("checkpoint metadata must not contain NaN or infinity")
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise AttnstepError(f"cannot write a checkpoint in {path.parent}: {exc.strerror or exc}") from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -213,14 +263,19 @@ def save_checkpoint(
         for name, subword_model in zip((SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE), subword or ()):
             (staging / name).write_bytes(subword_model.serialized())
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        for extra in path.glob("*") if path.is_dir() else ():
-            if extra.is_file() and extra.name not in (*REQUIRED_FILES, SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE):  # keep files we do not own, e.g. the model card
-                shutil.copy2(extra, staging / extra.name)
         # mkdtemp and safetensors create owner-only files; a checkpoint is meant to be shared.
         for item in staging.iterdir():
             item.chmod(0o666 & ~umask)
         staging.chmod(0o777 & ~umask)
+        for extra in path.iterdir() if path.is_dir() else ():
+            if extra.name not in (*REQUIRED_FILES, SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE):  # files we do not own, e.g. the model card
+                if extra.is_dir() and not extra.is_symlink():
+                    shutil.copytree(extra, staging / extra.name, symlinks=True)
+                else:
+                    shutil.copy2(extra, staging / extra.name, follow_symlinks=False)
         _replace_directory(staging, path)
+    except OSError as exc:
+        raise AttnstepError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -229,8 +284,9 @@ def _replace_directory(new: Path, target: Path) -> None:
     if not target.exists():
         os.replace(new, target)
         return
-    retired = target.with_name(f".{target.name}.old")
-    shutil.rmtree(retired, ignore_errors=True)
+    # The old folder moves aside under a fresh name (a fixed one could be a folder of the user's),
+    # onto the empty folder mkdtemp made for it.
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
     os.replace(target, retired)
     os.replace(new, target)
     shutil.rmtree(retired, ignore_errors=True)

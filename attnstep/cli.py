@@ -2,41 +2,91 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
+from attnstep import __version__
+from attnstep.datasets import DATASETS, check_splits, default_data_dir
 from attnstep.display import visible
 from attnstep.errors import AttnstepError
+from attnstep.files import discard_stdout
 from attnstep.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
 from attnstep.trace import DEFAULT_ALPHA, MAX_BEAM
 
-app = typer.Typer(
-    help="A stepping debugger for attention seq2seq translation models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 err = Console(stderr=True, highlight=False)
 CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en)."
 BEAM_HELP = "Beam search of this width instead of greedy decoding."
 ALPHA_HELP = "Beam search's length normalization: score / ((5 + length) / 6)^ALPHA (GNMT)."
 
 
+def say_error(message: str) -> None:
+    err.print(f"attnstep: error: {visible(message)}", markup=False, highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> None:
     """One line on stderr and exit status 1: how every user-facing error ends."""
-    err.print(f"attnstep: error: {visible(message)}", markup=False, highlight=False, soft_wrap=True)
+    say_error(message)
     raise typer.Exit(code=1)
+
+
+class Commands(TyperGroup):
+    """attnstep's commands. A usage error (a bad option value, a missing argument) is one line too,
+    with exit status 2, where Click would print the usage, a hint and a framed message."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)  # the exit code, or None
+        except typer.TyperException as exc:  # Click's usage errors
+            context = getattr(exc, "ctx", None)
+            hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+            say_error(exc.format_message().rstrip(".") + hint)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            say_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=Commands,
+    help="A stepping debugger for attention seq2seq translation models.",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[h_t; C_t]" is a formula, not Rich markup
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    context: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print attnstep's version and exit.")] = False,
+) -> None:
+    if version:
+        print(f"attnstep {__version__}")
+    elif context.invoked_subcommand is None:
+        print(context.get_help())
+    else:
+        return
+    raise typer.Exit()
 
 
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option(help="Directory for the best checkpoint (replaced atomically).")],
-    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. ../shared/data/multi30k.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically).")],
+    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz] (default without --corpus: Multi30k from `attnstep data get multi30k`).")] = None,
     corpus: Annotated[Optional[list[str]], typer.Option(help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times.")] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")] = "src,tgt",
     holdout: Annotated[int, typer.Option(help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0)] = 0,
@@ -46,10 +96,10 @@ def train(
     src: Annotated[str, typer.Option(help="Source language code.")] = "fr",
     tgt: Annotated[str, typer.Option(help="Target language code.")] = "en",
     work: Annotated[Optional[Path], typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
-    epochs: Annotated[int, typer.Option(help="Most epochs to train.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.")] = 64,
+    epochs: Annotated[int, typer.Option(help="Most epochs to train.", min=1)] = 20,
+    batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.", min=1)] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val BLEU.")] = 3,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val BLEU.", min=1)] = 3,
     max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many tokens or pieces.")] = 50,
     attention: Annotated[str, typer.Option(help="dot, general, concat or additive.")] = "general",
     emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = 256,
@@ -57,13 +107,22 @@ def train(
     dec_hidden: Annotated[int, typer.Option(help="Decoder GRU size.")] = 512,
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).", min=0)] = 0,
 ) -> None:
     """Train a model on parallel text; resumes from --work if a run was stopped."""
+    from attnstep.checkpoint import check_writable_checkpoint
     from attnstep.train import TrainSettings, command_line
     from attnstep.train import train as run_training
     import torch
 
+    if data is None and not corpus:
+        data = default_data_dir("multi30k")
+    try:
+        if data is not None:
+            check_splits(data, ["train", "val"], [src, tgt])
+        check_writable_checkpoint(out)
+    except AttnstepError as exc:
+        fail(str(exc))
     if threads:
         torch.set_num_threads(threads)
     model = {"attention": attention, "emb_dim": emb_dim, "enc_hidden": enc_hidden, "dec_hidden": dec_hidden, "dropout": dropout}
@@ -89,6 +148,7 @@ def translate(
     """Step through a translation in the terminal: every quantity of each attention step."""
     from attnstep.local import run_translate
 
+    need_terminal("translate")
     code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
     if code:
         fail(message or "the app stopped with an error")
@@ -106,42 +166,61 @@ def replay(
         trace = load(trace_file)
     except AttnstepError as exc:
         fail(str(exc))
+    need_terminal("replay")
     code, message = run_replay(trace, origin=str(trace_file))
     if code:
         fail(message or "the app stopped with an error")
 
 
+def need_terminal(command: str) -> None:
+    """The app reads keys from stdin and draws on stderr (as Textual does); without a terminal there it would wait forever."""
+    if not all(stream is not None and stream.isatty() for stream in (sys.__stdin__, sys.__stderr__)):
+        fail(f"attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one")
+
+
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
-    split: Annotated[str, typer.Option(help="Multi30k-style split in --data, e.g. val or test_2016_flickr.")] = "test_2016_flickr",
-    data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}[.gz].")] = Path("../shared/data/multi30k"),
+    split: Annotated[str, typer.Option(help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr, test_2017_flickr, test_2017_mscoco and test_2018_flickr.")] = "test_2016_flickr",
+    data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`).")] = default_data_dir("multi30k"),
     corpus: Annotated[Optional[str], typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's columns, e.g. en,fr.")] = "src,tgt",
     heldout: Annotated[Optional[str], typer.Option(help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus).")] = None,
     heldout_corpus: Annotated[Optional[str], typer.Option(help="Where that corpus is, if not where training read it.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line (with --beam, the beam's).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line (with --beam, the beam's; - for stdout).")] = None,
     beam: Annotated[Optional[int], typer.Option(help="Also decode with a beam of this width, and print its scores beside greedy's.", min=1, max=MAX_BEAM)] = None,
     alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
 ) -> None:
     """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
     from attnstep.checkpoint import load_checkpoint
-    from attnstep.evaluate import beam_translate_corpus, evaluation_set, score, translate_corpus
-    from attnstep.files import atomic_write_text
+    from attnstep.evaluate import Translations, beam_translate_corpus, evaluation_set, score, translate_corpus
+    from attnstep.files import output as open_output
+    from attnstep.progress import Meter
 
     try:
         ckpt = load_checkpoint(checkpoint)
         languages = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
         if not all(isinstance(language, str) and language for language in languages):
             raise AttnstepError(f"{checkpoint}/config.json does not name its source_language and target_language")
+        if corpus is None and heldout is None:
+            check_splits(data, [split], languages)
         name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
                                      tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-        decodings = {"greedy": translate_corpus(ckpt.model, ckpt.codec, sources)}
+
+        def decode(label: str, translate) -> Translations:
+            with Meter(len(sources), label) as meter:
+                translations = translate(meter.update)
+            meter.finish(f"translated {len(sources)} sentences of {name} ({label})")
+            return translations
+
+        decodings = {"greedy": decode("greedy", lambda progress: translate_corpus(ckpt.model, ckpt.codec, sources, progress=progress))}
         if beam is not None:
-            decodings[f"beam {beam}, alpha {alpha:g}"] = beam_translate_corpus(ckpt, sources, beam, alpha)
+            label = f"beam {beam}, alpha {alpha:g}"
+            decodings[label] = decode(label, lambda progress: beam_translate_corpus(ckpt, sources, beam, alpha, progress=progress))
         if output is not None:
-            atomic_write_text(output, "".join(h + "\n" for h in list(decodings.values())[-1].texts))
+            with open_output(output, "w") as handle:
+                handle.write("".join(h + "\n" for h in list(decodings.values())[-1].texts))
     except AttnstepError as exc:
         fail(str(exc))
     cased = ckpt.subword is not None  # word models write lower case only
@@ -162,7 +241,7 @@ def dump(
     sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate (or use --input).")] = None,
     checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File with one sentence a line; writes JSON Lines.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout (a file atomically; - is stdout).")] = None,
     vectors: Annotated[bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")] = True,
     precision: Annotated[Optional[int], typer.Option(help="Round floats to this many decimals.", min=0, max=12)] = None,
     top_k: Annotated[int, typer.Option(help="Next-word candidates kept per step.", min=1, max=100)] = 5,
@@ -192,9 +271,14 @@ def dump(
 @app.command("schema")
 def print_schema() -> None:
     """Print the JSON Schema that every trace from `attnstep dump` follows."""
+    from attnstep.files import output
     from attnstep.trace import schema
 
-    print(json.dumps(schema(), indent=2, ensure_ascii=False))
+    try:
+        with output(None, "w") as handle:
+            handle.write(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n")
+    except AttnstepError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -206,12 +290,13 @@ def convert(
     """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
     import torch
 
-    from attnstep.checkpoint import load_checkpoint, save_checkpoint
+    from attnstep.checkpoint import check_writable_checkpoint, load_checkpoint, save_checkpoint
 
     types = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
     if dtype not in types:
         fail(f"--dtype must be one of {', '.join(types)}, not {dtype!r}")
     try:
+        check_writable_checkpoint(out or checkpoint)
         ckpt = load_checkpoint(checkpoint)
         meta = {**ckpt.meta, "storage_dtype": dtype}
         save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=types[dtype],
@@ -275,19 +360,78 @@ def serve(
         fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 
 
-class Interrupted(BaseException):
-    """Ctrl-C, raised past Click, which would otherwise swallow KeyboardInterrupt without a word."""
+data_app = typer.Typer(help="Public corpora for training and evaluation, fetched into your cache.")
+app.add_typer(data_app, name="data")
 
 
-def _interrupt(signum, frame) -> None:
-    raise Interrupted
+@data_app.command("get")
+def data_get(
+    name: Annotated[str, typer.Argument(help=f"Which corpus: {' or '.join(DATASETS)}.")],
+    mirror: Annotated[Optional[str], typer.Option(help="Fetch the same files from this base URL instead of their origin (sha256s are still checked).")] = None,
+) -> None:
+    """Download a corpus from its origin into $XDG_CACHE_HOME/attnstep/data/NAME (~/.cache/…), check every sha256, and write its license and citation beside it."""
+    from attnstep.datasets import get
+
+    try:
+        get(name, mirror=mirror, say=lambda line: print(visible(line)))
+    except AttnstepError as exc:
+        fail(str(exc))
+
+
+class Stopped(SystemExit):
+    """A stop signal. A SystemExit because Click would swallow a KeyboardInterrupt without a word, and
+    asyncio would keep any other exception inside the task it hit: the app would not stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+# Each ends a command as Ctrl-C does: partial output is discarded, and one line says why.
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+def _stop(signum, frame) -> None:
+    asyncio = sys.modules.get("asyncio")
+    try:
+        loop = asyncio.get_running_loop() if asyncio else None
+    except RuntimeError:
+        loop = None
+    if loop is None:
+        raise Stopped(signum)
+    # The app's event loop runs here: raise from a loop callback, not from wherever the signal
+    # landed, which may be one of Textual's message handlers (it would report the app as crashed).
+    loop.call_soon_threadsafe(_raise, Stopped(signum))
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def main() -> None:
-    """Console entry point: Ctrl-C ends with one line (partial output files are already discarded)."""
-    signal.signal(signal.SIGINT, _interrupt)
+    """Console entry point: a stop signal ends with one line and status 128 + its number."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop)
     try:
         app()
-    except Interrupted:
-        err.print("attnstep: interrupted", markup=False)
-        raise SystemExit(130) from None
+    except Stopped as stop:
+        with contextlib.suppress(OSError, ValueError):  # after SIGHUP the terminal may be gone
+            err.print(f"attnstep: {STOP_SIGNALS[stop.signum]}", markup=False)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        # Partial files are already removed (the exception unwound through their writers). Exit
+        # now: interpreter shutdown would report each of a stopped app's asyncio tasks as lost.
+        os._exit(stop.code)
+    finally:
+        _flush_stdout()
+
+
+def _flush_stdout() -> None:
+    """Output printed to a full disk or a closed pipe fails here, not in Python's shutdown with a traceback."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        discard_stdout()
+        if not isinstance(exc, BrokenPipeError):  # a reader that stopped reading (`| head`) needs no word
+            say_error(f"cannot write standard output: {exc.strerror or exc}")
+        raise SystemExit(1) from None

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import gc
-import sys
+import itertools
+import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterable, Iterator
 
 from attnstep.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
-from attnstep.files import atomic_writer
+from attnstep.files import output, output_name
+from attnstep.progress import Meter, size_text
 from attnstep.stepper import Stepper
-from attnstep.trace import DEFAULT_ALPHA, dumps
+from attnstep.trace import DEFAULT_ALPHA, SourceToken, dumps
 
-# Sentences sorted by length inside a window of this many are batched together, then written
-# back in file order: padding stays small while memory stays bounded for any file size.
+# Sentences sorted by length inside a window of this many are batched together (little padding),
+# then written back in file order.
 WINDOW = 512
+# A window's JSON lines wait in memory up to this size, then in an unlinked temporary file, so
+# memory does not grow with the window (512 full-vector traces are ~400 MB).
+SPOOL_BYTES = 32 * 1024 * 1024
 
 
 def load_stepper(checkpoint: Path, *, top_k: int, vectors: bool, beam: int | None = None, alpha: float = DEFAULT_ALPHA) -> Stepper:
@@ -27,79 +32,74 @@ def load_stepper(checkpoint: Path, *, top_k: int, vectors: bool, beam: int | Non
 
 
 def dump_sentence(
-    checkpoint: Path, sentence: str, output: Path | None, *, vectors: bool, precision: int | None, top_k: int,
+    checkpoint: Path, sentence: str, out: Path | None, *, vectors: bool, precision: int | None, top_k: int,
     beam: int | None = None, alpha: float = DEFAULT_ALPHA, target: str | None = None,
 ) -> None:
     """One trace; ``target``: the given translation forced token by token instead of decoding."""
     stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
     trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
     data = dumps(trace, precision=precision, indent=True) + b"\n"
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    with atomic_writer(output, "wb") as handle:
+    with output(out) as handle:
         handle.write(data)
 
 
-def read_sentences(path: Path) -> list[str]:
+def read_lines(path: Path) -> Iterator[str]:
+    """The file's lines, read as they are needed (a file of any length)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                yield line.rstrip("\n")
     except UnicodeDecodeError:
         raise AttnstepError(f"{path} is not UTF-8 text") from None
     except OSError as exc:
         raise AttnstepError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = text.splitlines()
-    if not lines:
+
+
+def _source(stepper: Stepper, number: int, sentence: str) -> tuple[SourceToken, ...]:
+    try:
+        return stepper.source_tokens(sentence)
+    except AttnstepError as exc:
+        raise AttnstepError(f"line {number}: {exc}") from None
+
+
+def check_lines(stepper: Stepper, path: Path) -> int:
+    """Tokenize every line before any is decoded, so a bad line is refused before output is written; → count."""
+    count = 0
+    for count, sentence in enumerate(read_lines(path), start=1):
+        _source(stepper, count, sentence)
+    if not count:
         raise AttnstepError(f"{path} has no sentences")
-    return lines
+    return count
 
 
-def trace_lines(stepper: Stepper, sentences: list[str], batch_size: int, precision: int | None) -> Iterator[tuple[int, bytes]]:
-    """(number of sentences done, JSON line) in file order; refuses the first bad line by number."""
-    sources = []
-    for line_number, sentence in enumerate(sentences, start=1):
-        try:
-            sources.append(stepper.source_tokens(sentence))
-        except AttnstepError as exc:
-            raise AttnstepError(f"line {line_number}: {exc}") from None
-    for start in range(0, len(sentences), WINDOW):
-        window = sources[start : start + WINDOW]
-        order = sorted(range(len(window)), key=lambda i: len(sentences[start + i]))
-        lines: list[bytes] = [b""] * len(window)
-        for b in range(0, len(order), batch_size):
-            chunk = order[b : b + batch_size]
-            for i, trace in zip(chunk, stepper.decode_batch([window[i] for i in chunk])):
-                lines[i] = dumps(trace, precision=precision) + b"\n"
-        for offset, line in enumerate(lines):
-            yield start + offset + 1, line
-
-
-def _write_lines(handle: IO[bytes], lines: Iterator[tuple[int, bytes]], total: int) -> None:
-    if not sys.stderr.isatty():
-        for _, line in lines:
-            handle.write(line)
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("tracing", total=total)
-        for done, line in lines:
-            handle.write(line)
-            progress.update(task, completed=done)
+def trace_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, precision: int | None) -> Iterator[bytes]:
+    """One JSON line per sentence, in input order; memory holds one window's sources, one batch's traces and at most SPOOL_BYTES of finished lines."""
+    numbered = enumerate(sentences, start=1)
+    while window := [_source(stepper, number, sentence) for number, sentence in itertools.islice(numbered, WINDOW)]:
+        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+        spans = [(0, 0)] * len(window)  # (offset, size) of each sentence's line in the spool
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                for i, trace in zip(chunk, stepper.decode_batch([window[i] for i in chunk])):
+                    line = dumps(trace, precision=precision) + b"\n"
+                    spans[i] = (spool.tell(), len(line))
+                    spool.write(line)
+            for offset, size in spans:
+                spool.seek(offset)
+                yield spool.read(size)
 
 
 def dump_file(
-    checkpoint: Path, input: Path, output: Path | None, *, vectors: bool, precision: int | None, top_k: int, batch_size: int,
+    checkpoint: Path, input: Path, out: Path | None, *, vectors: bool, precision: int | None, top_k: int, batch_size: int,
     beam: int | None = None, alpha: float = DEFAULT_ALPHA,
 ) -> None:
-    sentences = read_sentences(input)
     stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
-    lines = trace_lines(stepper, sentences, batch_size, precision)
-    if output is None:
-        _write_lines(sys.stdout.buffer, lines, len(sentences))
-        sys.stdout.flush()
-        return
-    with atomic_writer(output, "wb") as handle:
-        _write_lines(handle, lines, len(sentences))
+    total = check_lines(stepper, input)
+    written = 0
+    with Meter(total, "tracing") as meter, output(out) as handle:
+        for done, line in enumerate(trace_lines(stepper, read_lines(input), batch_size, precision), start=1):
+            handle.write(line)
+            written += len(line)
+            meter.update(done)
+    meter.finish(f"{total} traces, {size_text(written)}, written to {output_name(out)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import sacrebleu
 import torch
@@ -39,11 +39,14 @@ def _by_length(ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
         yield order[start : start + batch_size]
 
 
-def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128) -> Translations:
+Progress = Callable[[int], None]  # told how many sentences are done, after each batch
+
+
+def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128, progress: Progress | None = None) -> Translations:
     """Greedy translations (the plain batched loop of ``Seq2Seq.greedy``)."""
     ids = _source_ids(codec, sentences)
     out: list[str] = [""] * len(ids)
-    with_unknown = 0
+    with_unknown = done = 0
     tokens = codec_target_tokens(codec)
     model.eval()
     with torch.no_grad():
@@ -52,21 +55,29 @@ def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_s
             for i, hypothesis in zip(chunk, model.greedy(src, lengths)):
                 out[i] = codec.detokenize([tokens[t] for t in hypothesis])
                 with_unknown += UNK_ID in hypothesis
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
     return Translations(out, with_unknown)
 
 
-def beam_translate_corpus(checkpoint: Checkpoint, sentences: list[str], width: int, alpha: float, batch_size: int = 32) -> Translations:
+def beam_translate_corpus(
+    checkpoint: Checkpoint, sentences: list[str], width: int, alpha: float, batch_size: int = 32, progress: Progress | None = None,
+) -> Translations:
     """Beam search translations: the engine's search (:class:`~attnstep.stepper.Stepper`) without vectors."""
     stepper = Stepper(checkpoint, top_k=1, vectors=False, beam=width, alpha=alpha)
     ids = _source_ids(checkpoint.codec, sentences)
     names = checkpoint.src_vocab.tokens
     out: list[str] = [""] * len(ids)
-    with_unknown = 0
+    with_unknown = done = 0
     for chunk in _by_length(ids, batch_size):
         sources = [tuple(SourceToken(names[t], names[t], t) for t in ids[i]) for i in chunk]
         for i, trace in zip(chunk, stepper.decode_batch(sources)):
             out[i] = trace.translation
             with_unknown += any(s.chosen_id == UNK_ID for s in trace.steps)
+        done += len(chunk)
+        if progress is not None:
+            progress(done)
     return Translations(out, with_unknown)
 
 

@@ -324,6 +324,22 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Every number a float32 model can write; 1e999 would parse to infinity, and the app's arithmetic
+# on numbers beyond this range overflows to NaN.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
+def _number(text: str, kind=float):
+    value = kind(text)
+    if not abs(value) <= FLOAT32_MAX:
+        raise _OutOfRange(text[:40])
+    return value
+
+
 def _depth(value: Any, limit: int) -> int:
     """Nesting depth, giving up (returning limit + 1) as soon as it exceeds limit."""
     stack = [(value, 1)]
@@ -343,9 +359,11 @@ def parse(text: str | bytes, *, origin: str = "trace") -> Trace:
     if len(text) > MAX_TRACE_BYTES:
         raise AttnstepError(f"{origin} is {len(text)} bytes; the limit is {MAX_TRACE_BYTES}")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_number, parse_int=functools.partial(_number, kind=int))
     except RecursionError:
         raise AttnstepError(f"{origin} is nested too deeply to be a trace") from None
+    except _OutOfRange as exc:
+        raise AttnstepError(f"{origin} has a number out of range: {exc} (numbers must be finite, within ±3.4e38)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise AttnstepError(f"{origin} is not valid JSON: {exc}") from None
     if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:

@@ -47,7 +47,7 @@ from attnstep.errors import AttnstepError
 from attnstep.evaluate import score, translate_corpus
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.subword import SubwordModel, train_subword
-from attnstep.text import PAD_ID, Vocab, tokenize_lenient
+from attnstep.text import PAD_ID, SPECIALS, Vocab, tokenize_lenient
 
 
 @dataclass
@@ -179,9 +179,21 @@ def build_codec(settings: TrainSettings, data: Data, work: Path, console: Consol
     return SubwordCodec(models[0], models[1])
 
 
+def check_model_settings(settings: TrainSettings) -> None:
+    """Refuse bad model or optimizer settings before anything is written: a rejected run must not
+    leave a settings.json that blocks the corrected one."""
+    try:
+        ModelConfig(src_vocab_size=len(SPECIALS) + 1, tgt_vocab_size=len(SPECIALS) + 1, **settings.model)
+    except (TypeError, ValueError) as exc:
+        raise AttnstepError(f"invalid model settings: {exc}") from None
+    if not settings.lr > 0:
+        raise AttnstepError(f"--lr must be a positive number, not {settings.lr}")
+
+
 def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> dict:
     if settings.tokenizer not in ("words", "subword"):
         raise AttnstepError(f"--tokenizer must be words or subword, not {settings.tokenizer!r}")
+    check_model_settings(settings)
     data = load_data(settings)
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"

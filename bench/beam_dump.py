@@ -5,7 +5,7 @@ both), its JSON Lines sent to /dev/null; greedy and beam runs alternate, and med
 compared. Peak RSS is each process's own (``wait4``): what "bounded memory" means here is that it
 does not grow with the file, since sentences are decoded a batch at a time.
 
-    python bench/beam_dump.py [--checkpoint DIR] [--beam 5] [--rounds 3] [--no-vectors-only]
+    python bench/beam_dump.py [--checkpoint DIR] [--beam 5] [--rounds 3] [--no-vectors-only] [--data DIR]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA, DEFAULT_CHECKPOINT, ROOT
+from common import DEFAULT_CHECKPOINT, ROOT, data_option, test_captions
 
 
 def run(command: list[str]) -> tuple[float, int]:
@@ -39,11 +39,10 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-vectors-only", action="store_true", help="skip the (JSON-bound) runs with every vector")
+    data_option(parser)
     args = parser.parse_args()
 
-    from attnstep.data import read_lines
-
-    sentences = read_lines(DATA, "test_2016_flickr", "fr")
+    sentences = test_captions(args.data)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(sentences) + "\n")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as quarter:

@@ -4,7 +4,7 @@ Baseline: tokenize, batch (length-sorted, as dump does) and ``Seq2Seq.greedy`` â
 Measured: ``attnstep dump --input``'s pipeline (same batches) producing JSON Lines, with all
 vectors and with ``--no-vectors``. Runs alternate; medians are compared.
 
-    python bench/dump_throughput.py [--checkpoint DIR] [--rounds 3] [--batch-size 64]
+    python bench/dump_throughput.py [--checkpoint DIR] [--rounds 3] [--batch-size 64] [--data DIR]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from common import DATA, DEFAULT_CHECKPOINT
+from common import DEFAULT_CHECKPOINT, data_option, test_captions
 
 
 def main() -> None:
@@ -21,19 +21,19 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    data_option(parser)
     args = parser.parse_args()
 
     import torch
 
     from attnstep.batch import pad
-    from attnstep.data import read_lines
     from attnstep.dump import WINDOW, load_stepper, trace_lines
     from attnstep.stepper import Stepper
 
     full = load_stepper(args.checkpoint, top_k=5, vectors=True)  # as `attnstep dump` loads it
     lean = load_stepper(args.checkpoint, top_k=5, vectors=False)
     checkpoint = full.checkpoint
-    sentences = read_lines(DATA, "test_2016_flickr", checkpoint.meta["source_language"])
+    sentences = test_captions(args.data, checkpoint.meta["source_language"])
 
     def plain() -> float:
         start = time.perf_counter()
@@ -47,7 +47,7 @@ def main() -> None:
 
     def dump(stepper: Stepper) -> tuple[float, int]:
         start = time.perf_counter()
-        size = sum(len(line) for _, line in trace_lines(stepper, sentences, args.batch_size, None))
+        size = sum(len(line) for line in trace_lines(stepper, sentences, args.batch_size, None))
         return time.perf_counter() - start, size
 
     plain_times, full_times, lean_times = [], [], []

@@ -6,7 +6,7 @@ same step, plus log-softmax, top-k, and copying every intermediate into an immut
 Python floats). The source is a real 30-word test caption; the baseline is fed the words the
 engine chose, so both do the same steps. Interleaved rounds, medians.
 
-    python bench/step_overhead.py [--checkpoint DIR] [--rounds 15]
+    python bench/step_overhead.py [--checkpoint DIR] [--rounds 15] [--data DIR]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from common import DEFAULT_CHECKPOINT, load_model, long_caption
+from common import DEFAULT_CHECKPOINT, data_option, load_model, long_caption
 
 
 def main() -> None:
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--words", type=int, default=30)
+    data_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -35,7 +36,7 @@ def main() -> None:
     checkpoint = load_model(args.checkpoint)
     stepper = Stepper(checkpoint)
     model = checkpoint.model
-    sentence = long_caption(args.words)
+    sentence = long_caption(args.words, args.data)
     reference = [s.chosen_id for s in stepper.translate(sentence).steps]
     source_ids = [t.id for t in stepper.source_tokens(sentence)]
     steps = len(reference)

@@ -72,12 +72,26 @@ class Terminal:
             total += len(chunk)
             last = when
 
-    def press(self, keys: bytes, period: float) -> tuple[float, int]:
-        """Write ``keys``; return (seconds to the last byte of the answer, bytes written back)."""
+    def press(self, keys: bytes, expect: str, period: float, timeout: float = 10.0) -> tuple[float, int] | None:
+        """Write ``keys``, wait until ``expect`` is on screen, then read until quiet for ``period``.
+
+        Returns (seconds to the last byte of the answer, bytes written back), or None if ``expect``
+        did not appear within ``timeout`` — a slow frame is measured however slow it is, and a
+        frame that never comes is an error, never a fast key.
+        """
+        if expect in self.text():
+            raise ValueError(f"{expect!r} is on screen already: it cannot mark the answer to this key")
         sent = time.perf_counter()
         os.write(self.fd, keys)
-        size, last = self.quiet(period)
-        return (last - sent if size else 0.0), size
+        deadline = sent + timeout
+        size, last = 0, 0.0
+        while expect not in self.text():
+            chunk, when = self.read(max(0.0, deadline - time.perf_counter()))
+            if not chunk:
+                return None
+            size, last = size + len(chunk), when
+        more, when = self.quiet(period)
+        return (max(last, when) - sent), size + more
 
     def peak_rss_mb(self) -> float:
         with open(f"/proc/{self.pid}/status") as status:

@@ -151,7 +151,7 @@ def _wrong_type(ckpt):
         (_missing_tensor, "lacks tensors the model needs: decoder.W_c.weight"),
         (_extra_tensor, "does not use: stowaway"),
         (_wrong_shape, r"decoder.W_c.weight has shape \(3, 3\)"),
-        (_wrong_dtype, "dtype torch.int64"),
+        (_wrong_dtype, "dtype I64"),
         (_non_finite, "NaN or infinite"),
         (_vocab_mismatch, "source vocabulary has"),
         (_bad_config_json, "cannot read"),
@@ -169,3 +169,35 @@ def test_damaged_checkpoint_gives_one_line_error(ckpt, damage, message):
 def test_missing_directory(tmp_path):
     with pytest.raises(AttnstepError, match="does not exist"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def _set_model(ckpt, **sizes):
+    config = json.loads((ckpt / "config.json").read_text())
+    config["model"].update(sizes)
+    (ckpt / "config.json").write_text(json.dumps(config))
+
+
+def test_sizes_are_checked_against_the_header_before_the_model_is_built(ckpt, monkeypatch):
+    """A config.json whose sizes disagree with the weights is refused before any real tensor is allocated."""
+    import attnstep.checkpoint as module
+
+    built_on = []
+    real = module.Seq2Seq
+
+    def recording(config):
+        model = real(config)
+        built_on.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(module, "Seq2Seq", recording)
+    _set_model(ckpt, dec_hidden=2000)  # a real model of this size would take ~50 MB before the check
+    with pytest.raises(AttnstepError, match=r"has shape .*config.json implies"):
+        load_checkpoint(ckpt)
+    assert built_on == ["meta"]
+
+
+def test_impossible_sizes_are_one_line(ckpt):
+    _set_model(ckpt, dec_hidden=10**9)
+    with pytest.raises(AttnstepError, match="the model's sizes are impossible") as info:
+        load_checkpoint(ckpt)
+    assert "\n" not in str(info.value)

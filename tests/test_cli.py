@@ -1,16 +1,28 @@
 """The command line as a user meets it: output, exit codes, one-line errors, atomic files."""
 
+import fcntl
 import json
 import os
+import pty
+import re
+import select
+import shutil
 import signal
+import stat
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
+import tracemalloc
 
 import jsonschema
+import pyte
 import pytest
 from typer.testing import CliRunner
 
+from attnstep import __version__
 from attnstep.cli import app
 from attnstep.trace import schema
 
@@ -25,6 +37,13 @@ def invoke(*args):
     return result
 
 
+def attnstep(*args, **kwargs) -> subprocess.CompletedProcess:
+    """The real console entry point in a child process: signal handling, exit codes and stdout at exit included."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "attnstep", *map(str, args)], timeout=120, **kwargs)
+
+
 def test_dump_one_sentence_is_schema_valid_json(tiny_checkpoint):
     result = invoke("dump", "Une voiture rouge.", "--checkpoint", tiny_checkpoint)
     assert result.exit_code == 0
@@ -35,8 +54,11 @@ def test_dump_one_sentence_is_schema_valid_json(tiny_checkpoint):
 
 
 def test_dump_is_byte_identical_across_runs(tiny_checkpoint):
-    first = invoke("dump", "un chien noir", "--checkpoint", tiny_checkpoint).stdout_bytes
-    assert first == invoke("dump", "un chien noir", "--checkpoint", tiny_checkpoint).stdout_bytes
+    """Separate processes, with different hash seeds, write the same bytes."""
+    runs = [attnstep("dump", "un chien noir", "--checkpoint", tiny_checkpoint, env={**os.environ, "PYTHONHASHSEED": seed})
+            for seed in ("1", "2")]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
+    assert runs[0].stdout == invoke("dump", "un chien noir", "--checkpoint", tiny_checkpoint).stdout_bytes
 
 
 def test_dump_options_drop_vectors_and_round(tiny_checkpoint):
@@ -71,26 +93,6 @@ def test_bad_line_leaves_existing_output_untouched(tiny_checkpoint, tmp_path):
     result = invoke("dump", "--input", source, "--output", out, "--checkpoint", tiny_checkpoint)
     assert result.exit_code == 1
     assert result.stderr.strip() == "attnstep: error: line 2: the sentence is empty: type some words to translate"
-    assert out.read_text() == "precious"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
-
-
-def test_interrupted_dump_leaves_no_half_file(tiny_checkpoint, tmp_path):
-    source = tmp_path / "in.txt"
-    source.write_text("un chien noir court dans la rue .\n" * 3000)
-    out = tmp_path / "out.jsonl"
-    out.write_text("precious")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "attnstep", "dump", "-i", str(source), "-o", str(out), "--checkpoint", str(tiny_checkpoint)],
-        stderr=subprocess.PIPE,
-    )
-    # Wait until the temporary file exists, i.e. writing has begun, then interrupt.
-    while process.poll() is None and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert stderr.decode().strip() == "attnstep: interrupted"
     assert out.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 
@@ -153,6 +155,9 @@ def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
     full = json.loads(invoke("dump", "un chien noir", "--checkpoint", tiny_checkpoint).stdout)
     halved = json.loads(invoke("dump", "un chien noir", "--checkpoint", half).stdout)
     assert halved["source"] == full["source"]
+    assert halved["output_tokens"] == full["output_tokens"] and halved["translation"] == full["translation"]
+    # Rounding the weights to float16 moves the attention weights only a little.
+    assert max(abs(a - b) for s, t in zip(full["steps"], halved["steps"]) for a, b in zip(s["weights"], t["weights"])) < 1e-2
     assert halved["checkpoint"]["sha256"] != full["checkpoint"]["sha256"]
     assert invoke("convert", tiny_checkpoint, "--dtype", "int8", "--out", half).exit_code == 1
 
@@ -162,3 +167,275 @@ def test_escape_sequences_in_file_names_are_shown_not_sent(tiny_checkpoint):
     assert result.exit_code == 1
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "␛[31mevil" in result.stderr
+
+
+# --- output files: nothing a user owns is destroyed, every failure is one line (issue 8) -----------
+
+
+def test_output_to_a_fifo_is_written_in_place(tiny_checkpoint, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "-o", fifo)
+    reader.join(60)
+    assert result.exit_code == 0
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert json.loads(received[0])["source"][0]["surface"] == "un"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device file needs root")
+def test_output_to_a_device_keeps_the_device(tiny_checkpoint, tmp_path):
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    assert invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "-o", null).exit_code == 0
+    assert stat.S_ISCHR(null.lstat().st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_device_is_one_line_and_stays_a_device(tiny_checkpoint):
+    result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "-o", "/dev/full")
+    assert result.exit_code == 1
+    assert result.stderr == "attnstep: error: cannot write /dev/full: No space left on device\n"
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["dump", "un chien", "--checkpoint"], ["dump", "un chien", "-o", "-", "--checkpoint"], ["schema"]])
+def test_stdout_on_a_full_disk_is_one_line(tiny_checkpoint, args):
+    if args[-1] == "--checkpoint":
+        args = [*args, tiny_checkpoint]
+    with open("/dev/full", "wb") as full:
+        result = attnstep(*args, stdout=full)
+    assert result.returncode == 1
+    assert result.stderr.decode() == "attnstep: error: cannot write standard output: No space left on device\n"
+
+
+def test_dash_is_stdout(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "-o", "-")
+    assert result.exit_code == 0 and json.loads(result.stdout)["translation"] is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_link_is_followed_and_kept_and_the_mode_too(tiny_checkpoint, tmp_path):
+    target, link = tmp_path / "trace.json", tmp_path / "link.json"
+    target.write_text("old")
+    target.chmod(0o600)
+    link.symlink_to(target)
+    assert invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "-o", link).exit_code == 0
+    assert link.is_symlink() and json.loads(target.read_text())["source"][0]["surface"] == "un"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [("missing/out.json", "cannot write {tmp}/missing/out.json: No such file or directory"),
+     (".", "cannot write {tmp}: Is a directory")],
+)
+def test_unwritable_outputs_are_one_line(tiny_checkpoint, tmp_path, where, message):
+    out = tmp_path / where
+    for args in (["un chien"], ["--input", tmp_path / "in.txt"]):
+        (tmp_path / "in.txt").write_text("un chien\n")
+        result = invoke("dump", *args, "--checkpoint", tiny_checkpoint, "-o", out)
+        assert result.exit_code == 1
+        assert result.stderr == "attnstep: error: " + message.format(tmp=tmp_path) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, signum):
+    source = tmp_path / "in.txt"
+    source.write_text("un chien noir court dans la rue .\n" * 3000)
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attnstep", "dump", "-i", str(source), "-o", str(out), "--checkpoint", str(tiny_checkpoint)],
+        stderr=subprocess.PIPE,
+    )
+    # Wait until the temporary file exists, i.e. writing has begun, then stop the process.
+    while process.poll() is None and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    assert stderr.decode() == "attnstep: " + {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}[signum] + "\n"
+    assert out.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_dump_input_memory_does_not_grow_with_the_file(tiny_checkpoint, tmp_path, monkeypatch):
+    """Python's peak allocation for 96 lines is that for 16: finished lines wait in a file, not in memory."""
+    from attnstep import dump
+
+    monkeypatch.setattr(dump, "SPOOL_BYTES", 1)  # every line goes to the file, as full-vector lines do
+    stepper = dump.load_stepper(tiny_checkpoint, top_k=5, vectors=True)
+
+    def peak(lines: int) -> int:
+        source = tmp_path / f"{lines}.txt"
+        source.write_text("un chien noir court dans la rue .\nune femme .\n" * (lines // 2))
+        tracemalloc.start()
+        for _ in dump.trace_lines(stepper, dump.read_lines(source), 4, None):
+            pass
+        _, high = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return high
+
+    peak(16)  # first use: lazy imports and caches are not the file's
+    short, long = peak(16), peak(96)
+    assert long < short * 1.5, (short, long)  # lines held in memory would make it ×4
+
+
+def test_dump_input_reports_what_it_wrote(tiny_checkpoint, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("un chien\nune voiture\n")
+    result = invoke("dump", "-i", source, "-o", tmp_path / "out.jsonl", "--checkpoint", tiny_checkpoint)
+    size = (tmp_path / "out.jsonl").stat().st_size
+    assert re.fullmatch(rf"attnstep: 2 traces, {size / 1e3:.1f} KB, written to {tmp_path}/out.jsonl in \d+\.\d s\n", result.stderr)
+
+
+# --- checkpoints written over something else ---------------------------------------------------------
+
+
+def test_convert_refuses_to_replace_a_file_or_a_foreign_folder(tiny_checkpoint, tmp_path):
+    file, folder = tmp_path / "notes.txt", tmp_path / "photos"
+    file.write_text("mine")
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "a.jpg").write_text("jpeg")
+    for out, message in ((file, "exists and is not a folder"), (folder, "not an attnstep checkpoint")):
+        result = invoke("convert", tiny_checkpoint, "--out", out)
+        assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1
+    assert file.read_text() == "mine" and (folder / "2024" / "a.jpg").read_text() == "jpeg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "photos"]
+
+
+def test_replacing_a_checkpoint_keeps_everything_else_in_it(tiny_checkpoint, tmp_path):
+    ckpt = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    (ckpt / "README.md").write_text("card")
+    (ckpt / "notes").mkdir()
+    (ckpt / "notes" / "run.log").write_text("log")
+    (ckpt / "script.sh").write_text("#!/bin/sh\n")
+    (ckpt / "script.sh").chmod(0o755)
+    (tmp_path / ".ck.old").mkdir()  # a folder of the user's with the name a replaced checkpoint once took
+    (tmp_path / ".ck.old" / "keep").write_text("keep")
+    assert invoke("convert", ckpt, "--dtype", "float16").exit_code == 0
+    assert (ckpt / "README.md").read_text() == "card" and (ckpt / "notes" / "run.log").read_text() == "log"
+    assert stat.S_IMODE((ckpt / "script.sh").stat().st_mode) == 0o755
+    assert (tmp_path / ".ck.old" / "keep").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ck.old", "ck"]
+
+
+def test_train_refuses_an_out_file_before_training(tiny_corpus, tmp_path):
+    out = tmp_path / "model"
+    out.write_text("mine")
+    result = invoke("train", "--data", tiny_corpus, "--out", out, "--work", tmp_path / "work")
+    assert result.exit_code == 1 and "exists and is not a folder" in result.stderr
+    assert out.read_text() == "mine" and not (tmp_path / "work").exists()
+
+
+def test_a_rejected_train_does_not_block_the_corrected_one(tiny_corpus, tmp_path):
+    out, work = tmp_path / "model", tmp_path / "work"
+    common = ["train", "--data", tiny_corpus, "--out", out, "--work", work, "--emb-dim", 8, "--enc-hidden", 8,
+              "--dec-hidden", 16, "--batch-size", 4, "--epochs", 1]
+    for bad in (["--attention", "bogus"], ["--lr", "-1"]):
+        rejected = invoke(*common, *bad)
+        assert rejected.exit_code == 1 and rejected.stderr.count("\n") == 1
+    assert not work.exists()
+    assert invoke(*common).exit_code == 0
+
+
+# --- the command line itself ----------------------------------------------------------------------------
+
+
+def test_help_shows_formulas_as_written():
+    assert "[h_t; C_t]" in invoke("dump", "--help").stdout
+
+
+def test_version_and_short_help():
+    assert attnstep("--version").stdout.decode() == f"attnstep {__version__}\n"
+    short = invoke("dump", "-h")
+    assert short.exit_code == 0 and "--no-vectors" in short.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["dump", "x", "--top-k", "0"], "Invalid value for '--top-k'"),
+     (["replay"], "Missing argument"),
+     (["bogus"], "No such command 'bogus'")],
+)
+def test_usage_errors_are_one_line(args, message):
+    result = attnstep(*args)
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attnstep: error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize("command", ["translate", "replay"])
+def test_the_app_without_a_terminal_says_so(command, tiny_checkpoint, tmp_path):
+    trace = tmp_path / "t.json"
+    trace.write_bytes(invoke("dump", "un chien", "--checkpoint", tiny_checkpoint).stdout_bytes)
+    args = ["translate", "un chien", "--checkpoint", tiny_checkpoint] if command == "translate" else ["replay", trace]
+    result = attnstep(*args, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert result.stderr.decode() == f"attnstep: error: attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one\n"
+    assert result.stdout == b""
+
+
+def test_eval_names_the_command_that_fetches_missing_data(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = attnstep("eval", tiny_checkpoint)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"attnstep: error: no data at {tmp_path}/cache/attnstep/data/multi30k: run `attnstep data get multi30k`, "
+        "or point --data at a folder with test_2016_flickr.fr.gz\n"
+    )
+
+
+def test_eval_lists_the_splits_a_folder_has(tiny_checkpoint, tiny_corpus):
+    result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus, "--split", "test_2017_flickr")
+    assert result.exit_code == 1
+    assert result.stderr == f"attnstep: error: {tiny_corpus} has no test_2017_flickr.fr(.gz); splits there: test_2016_flickr, train, val\n"
+
+
+def test_eval_reports_how_long_it_took(tiny_checkpoint, tiny_corpus):
+    result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus)
+    assert result.exit_code == 0
+    assert re.fullmatch(r"attnstep: translated 4 sentences of test_2016_flickr in \d+\.\d s\n", result.stderr)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_app_restores_the_terminal(tiny_checkpoint, tmp_path, signum):
+    trace = tmp_path / "t.json"
+    trace.write_bytes(invoke("dump", "un chien", "--checkpoint", tiny_checkpoint).stdout_bytes)
+    screen = pyte.Screen(100, 30)
+    stream = pyte.ByteStream(screen)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
+        os.execv(sys.executable, [sys.executable, "-m", "attnstep", "replay", str(trace)])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    written, deadline, signalled = b"", time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        if not signalled and "Output:" in "\n".join(screen.display):  # the first frame is drawn
+            os.kill(pid, signum)
+            signalled = True
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the app closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+            stream.feed(chunk)
+    if not signalled:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 128 + signum
+    tail = written.rsplit(b"\x1b[?1049l", 1)  # the app left the alternate screen: the terminal is restored
+    assert len(tail) == 2 and b"Traceback" not in written
+    assert tail[1].endswith(b"attnstep: " + {signal.SIGTERM: b"terminated", signal.SIGHUP: b"hung up"}[signum] + b"\r\n")

@@ -189,3 +189,32 @@ def test_a_crash_shows_one_line_and_leaves_the_traceback_to_the_server(tmp_path,
     assert "/srv/attnstep/secret.py" in (tmp_path / crash_report_name(7)).read_text()
     shown = capfd.readouterr().err
     assert "secret" not in shown and "internal error" in shown
+
+
+def test_the_class_channel_ends_quietly_only_when_it_should():
+    """A closed link or a stopped app ends the listening thread; any other failure reaches the crash report."""
+    from attnstep.serve.session import ServedApp
+
+    def updates(error):
+        yield "ann", None, 1, 0
+        raise error
+
+    class Session:
+        """The parts of ServedApp that listen() uses."""
+
+        def __init__(self, error, running=True):
+            self.updates, self.is_running, self.shown = updates(error), running, []
+
+        def call_from_thread(self, callback, *args):
+            callback(*args)
+
+        def teacher_shows(self, update):
+            self.shown.append(update)
+
+    closed = Session(ConnectionResetError())
+    ServedApp.listen(closed)  # the server went away
+    assert [u.position for u in closed.shown] == [1]
+    ServedApp.listen(Session(RuntimeError("App is not running"), running=False))  # the app stopped first
+    for error in (ValueError("bad update"), RuntimeError("a bug"), KeyError("position")):
+        with pytest.raises(type(error)):
+            ServedApp.listen(Session(error))

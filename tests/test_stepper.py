@@ -1,6 +1,9 @@
 """The engine: records agree with batched decoding and with the arithmetic of attention."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -70,9 +73,17 @@ def test_iter_steps_yields_the_same_records_one_by_one(engine):
 
 
 def test_records_are_identical_across_runs(tiny_checkpoint):
-    a = Stepper(load_checkpoint(tiny_checkpoint)).translate("une voiture rouge .")
-    b = Stepper(load_checkpoint(tiny_checkpoint)).translate("une voiture rouge .")
-    assert a == b
+    """Two fresh interpreters, with different hash seeds, decode to the same records, float for float."""
+    script = (
+        "import sys; from attnstep.checkpoint import load_checkpoint; from attnstep.stepper import Stepper; "
+        "print(repr(Stepper(load_checkpoint(sys.argv[1])).translate('une voiture rouge .')))"
+    )
+    here = repr(Stepper(load_checkpoint(tiny_checkpoint)).translate("une voiture rouge ."))
+    for seed in ("1", "2"):
+        child = subprocess.run([sys.executable, "-c", script, str(tiny_checkpoint)], capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == here
 
 
 @pytest.mark.parametrize("attention", ["dot", "general", "concat", "additive"])

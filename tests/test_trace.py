@@ -1,6 +1,9 @@
 """Trace JSON: round trip, schema, strictness, and refusal of untrusted files that don't add up."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -37,8 +40,16 @@ def test_precision_rounds_every_float(trace):
     jsonschema.validate(data, tr.schema())
 
 
-def test_dumps_is_deterministic(trace):
-    assert tr.dumps(trace, indent=True) == tr.dumps(trace, indent=True)
+def test_dumps_is_deterministic_across_processes(trace, tmp_path):
+    """Another interpreter, with another hash seed (so other set and dict orders), writes the same bytes."""
+    path = tmp_path / "trace.json"
+    path.write_bytes(tr.dumps(trace, indent=True))
+    script = "import sys; from attnstep import trace; sys.stdout.buffer.write(trace.dumps(trace.load(sys.argv[1]), indent=True))"
+    for seed in ("1", "2"):
+        child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, timeout=60,
+                               env={**os.environ, "PYTHONHASHSEED": seed})
+        assert child.returncode == 0, child.stderr
+        assert child.stdout == path.read_bytes()
 
 
 def _mutated(trace, edit):
@@ -53,6 +64,8 @@ def _mutated(trace, edit):
         ("{", "not valid JSON"),
         ('{"format_version": NaN}', "NaN is not valid JSON"),
         ('{"x": Infinity}', "Infinity is not valid JSON"),
+        ('{"x": 1e999}', "number out of range: 1e999"),
+        ('{"x": -4e38}', "number out of range: -4e38"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"a":' * 40 + "1" + "}" * 40, "nested too deeply"),
         ('{"format_version": 2}', "does not match the trace schema"),
@@ -72,6 +85,15 @@ def test_untrusted_traces_are_refused_in_one_line(trace, text_or_edit, message):
     with pytest.raises(AttnstepError, match=message) as info:
         tr.parse(text, origin="t.json")
     assert "\n" not in str(info.value)
+
+
+def test_a_score_beyond_float_range_is_refused(trace):
+    """1e999 parses to infinity, which the app's arithmetic turns into NaN: refused while parsing."""
+    data = json.loads(tr.dumps(trace))
+    data["steps"][0]["scores"][0] = 12345.5
+    text = json.dumps(data).replace("12345.5", "1e999")
+    with pytest.raises(AttnstepError, match="has a number out of range: 1e999"):
+        tr.parse(text, origin="t.json")
 
 
 def test_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):

@@ -101,8 +101,12 @@ class ServedApp(AttnstepApp):
         try:
             for teacher, trace, position, stage in self.updates:
                 self.call_from_thread(self.teacher_shows, TeacherShows(teacher, trace, position, stage))
-        except Exception:
-            pass  # the app is closing or the server is gone; the model channel reports the latter
+        except OSError:
+            pass  # the link was closed under the read (the app is closing) or the server is gone, which the model channel reports
+        except RuntimeError:
+            if self.is_running:
+                raise  # a real failure: it reaches the crash report
+            # else call_from_thread found the app already stopped: nothing is lost
 
     def teacher_shows(self, update: TeacherShows) -> None:
         if update.trace is None and self.shown is not None and update.teacher is not None:
