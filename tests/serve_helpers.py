@@ -132,6 +132,11 @@ def children(pid: int | None = None) -> list[int]:
     return found
 
 
+def session_pids(server: ClassServer) -> list[int]:
+    """The server's session processes: the zygote's children."""
+    return children(server.zygote.process.pid)
+
+
 def rss_mb(pid: int | None = None) -> float:
     with open(f"/proc/{pid or os.getpid()}/status") as status:
         for line in status:

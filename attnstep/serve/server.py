@@ -1,7 +1,7 @@
 """The SSH side of ``attnstep serve``: logins, one app process per session on its own pty, limits, shutdown.
 
-Each session's process (:mod:`attnstep.serve.session`) runs on a pseudo-terminal that the
-server bridges to the SSH channel. Output is read from the pty only after the channel has
+Each session's process (:mod:`attnstep.serve.session`, forked by :mod:`attnstep.serve.zygote`)
+runs on a pseudo-terminal that the server bridges to the SSH channel. Output is read from the pty only after the channel has
 taken the previous chunk (``drain``), so a slow client fills its own pty and stalls only its
 own process. Resizes become TIOCSWINSZ on the pty (the kernel then sends the app SIGWINCH).
 When a session ends for any reason — the app quit, the client vanished, idle, shutdown — its
@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import struct
-import sys
 import tempfile
 import termios
 import time
@@ -33,12 +32,14 @@ from attnstep.serve.auth import Accounts, valid_username
 from attnstep.serve.backend import Backend
 from attnstep.serve.service import ModelService
 from attnstep.serve.wire import crash_report_name
+from attnstep.serve.zygote import Limits, SessionProcess, Zygote
 
 log = logging.getLogger("attnstep.serve")
 
 MIN_COLUMNS, MIN_ROWS = 40, 10
 READ_CHUNK = 64 * 1024
 KILL_GRACE = 2.0  # seconds between hanging a session's process group up and killing it
+SHUTDOWN_GRACE = 3 * KILL_GRACE  # seconds that shutting down waits for sessions to say goodbye
 # What a killed app leaves switched on in the client's terminal: mouse reporting, bracketed
 # paste, focus events, the kitty keyboard protocol, a hidden cursor, the alternate screen.
 RESTORE_TERMINAL = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l\x1b[<u\x1b[0m\x1b[?25h\x1b[?1049l"
@@ -56,23 +57,25 @@ class ServeSettings:
     max_sessions: int = 40
     idle_timeout: float = 60 * 60.0  # seconds without a key, unless following a teacher who shows something
     keepalive: float = 30.0  # seconds between SSH keepalives: a vanished client is noticed within 3 of them
+    limits: Limits = Limits()  # what each session's process may use
+
+
+def zygote_environment() -> dict[str, str]:
+    """The zygote's environment, and so every session's before its own: nothing of the server's."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    if "PYTHONPATH" in os.environ:  # a checkout run without installing
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 def child_environment(term: str, client_env: dict) -> dict[str, str]:
     """The app process's environment: the client's TERM (cleaned) and colour wishes, nothing of the server's."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        # An unreadable TERM becomes plain xterm: 16 colours, which every terminal emulator draws.
-        "TERM": term if _TERM.fullmatch(term) else "xterm",
-    }
+    # An unreadable TERM becomes plain xterm: 16 colours, which every terminal emulator draws.
+    env = zygote_environment() | {"TERM": term if _TERM.fullmatch(term) else "xterm"}
     if "NO_COLOR" in client_env:
         env["NO_COLOR"] = "1"
     if str(client_env.get("COLORTERM", "")) in ("truecolor", "24bit"):
         env["COLORTERM"] = str(client_env["COLORTERM"])
-    if "PYTHONPATH" in os.environ:  # a checkout run without installing
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
 
 
@@ -127,11 +130,13 @@ class ClassServer:
         self.sessions: set[Session] = set()
         self.folder = tempfile.TemporaryDirectory(prefix="attnstep-serve-")  # mkdtemp: mode 0700
         self.socket_path = os.path.join(self.folder.name, "backend.sock")
+        self.zygote = Zygote(settings.limits)
         self.acceptor: asyncssh.SSHAcceptor | None = None
 
     async def start(self) -> int:
-        """Listen; returns the port (useful with port 0)."""
+        """Start the session zygote and listen; returns the port (useful with port 0)."""
         await self.backend.start(self.socket_path)
+        await self.zygote.start(self.folder.name, zygote_environment())
         s = self.settings
         self.acceptor = await asyncssh.create_server(
             lambda: _Gate(s.accounts), s.host, s.port,
@@ -146,7 +151,11 @@ class ClassServer:
         """Stop listening and end every session with ``message``."""
         if self.acceptor is not None:
             self.acceptor.close()
-        await asyncio.gather(*(session.end(message) for session in list(self.sessions)), return_exceptions=True)
+        sessions = list(self.sessions)
+        await asyncio.gather(*(session.end(message) for session in sessions), return_exceptions=True)
+        if sessions:  # their processes are hung up and their goodbyes written before anything is torn down
+            await asyncio.wait([session.finished for session in sessions], timeout=SHUTDOWN_GRACE)
+        await self.zygote.close()
         await self.backend.stop()
         self.backend.service.close()
         self.folder.cleanup()
@@ -169,6 +178,7 @@ class ClassServer:
             await session.run()
         finally:
             self.sessions.discard(session)
+            session.finished.set_result(None)
 
 
 async def refuse(process: asyncssh.SSHServerProcess, message: str) -> None:
@@ -185,10 +195,11 @@ class Session:
         self.user = user
         self.term = term
         self.teacher = user in server.settings.accounts.teachers
-        self.child: asyncio.subprocess.Process | None = None
+        self.child: SessionProcess | None = None
         self.master = -1
         self.active = time.monotonic()
         self.ending: asyncio.Future = asyncio.get_running_loop().create_future()  # result: message to show
+        self.finished: asyncio.Future = asyncio.get_running_loop().create_future()  # done once run() has returned
 
     async def run(self) -> None:
         columns, rows = self.process.get_terminal_size()[:2]
@@ -239,17 +250,12 @@ class Session:
         set_size(master, columns, rows)
         os.set_blocking(master, False)
         self.master = master
-        settings = self.server.settings
         argv = [
-            sys.executable, "-m", "attnstep.serve.session", "--socket", self.server.socket_path,
-            "--session", str(session_id), "--user", self.user, "--checkpoint", str(settings.checkpoint),
+            "--socket", self.server.socket_path, "--session", str(session_id), "--user", self.user,
+            "--checkpoint", str(self.server.settings.checkpoint), *(["--teacher"] if self.teacher else []),
         ]
         try:
-            self.child = await asyncio.create_subprocess_exec(
-                *argv, *(["--teacher"] if self.teacher else []),
-                stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                env=child_environment(self.term, self.process.env), cwd=self.server.folder.name,
-            )
+            self.child = await self.server.zygote.spawn(session_id, argv, child_environment(self.term, self.process.env), slave)
         finally:
             os.close(slave)
 
@@ -345,8 +351,7 @@ class Session:
         child = self.child
         if child is not None and child.returncode is None:
             for sig, grace in ((signal.SIGHUP, KILL_GRACE), (signal.SIGKILL, None)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, sig)
+                child.send_signal(sig)
                 try:
                     await asyncio.wait_for(child.wait(), grace)
                     break

@@ -1,8 +1,7 @@
 """One SSH session's process: the stepping app on the session's pseudo-terminal, never importing torch.
 
-The server starts ``python -m attnstep.serve.session`` with the pty as stdin/stdout/stderr
-in a new session (setsid); taking the pty as the controlling terminal here is what lets the
-kernel send SIGWINCH when the server resizes it. Traces come from the server's model
+The zygote (:mod:`attnstep.serve.zygote`) forks it with the pty as its controlling terminal
+and stdin/stdout/stderr, and calls :func:`main`. Traces come from the server's model
 (:class:`~attnstep.serve.remote.RemoteTraceSource`). Students follow the teacher from the
 start; any move of their own detaches them, and ``t`` follows again.
 """
@@ -10,10 +9,8 @@ start; any move of their own detaches them, and ``t`` follows again.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import io
 import sys
-import termios
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,10 +169,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    except OSError:
-        pass  # not a session leader (a test running it directly): resizes then need no signal
     link = ClassLink(args.socket, args.session)
     app = ServedApp(
         link=link,
@@ -199,8 +192,3 @@ def main(argv: list[str] | None = None) -> int:
     if app.error_message:
         print(f"attnstep: {app.error_message}", file=sys.stderr)
     return app.return_code or 0
-
-
-
-if __name__ == "__main__":
-    sys.exit(main())
