@@ -32,6 +32,8 @@ class Member:
     teacher: bool
     rate: RateLimit = field(default_factory=RateLimit)
     following: bool = False  # a student's screen follows the teacher's
+    class_writer: asyncio.StreamWriter | None = None  # the session's class channel, once connected
+    notices: list[str] = field(default_factory=list)  # told before it connected
 
 
 class Backend:
@@ -64,6 +66,16 @@ class Backend:
         member = self.members.get(session)
         return member is not None and member.following and self.hub.shown is not None
 
+    def tell(self, session: int, notice: str) -> None:
+        """Show ``notice`` (one line) on the session's screen, now or as soon as its class channel connects."""
+        member = self.members.get(session)
+        if member is None:
+            return
+        if member.class_writer is None:
+            member.notices.append(notice)
+        else:
+            member.class_writer.write(line({"notice": notice}))
+
     def dismiss(self, session: int) -> None:
         member = self.members.pop(session, None)
         if member and member.teacher and not any(m.user == member.user for m in self.members.values()):
@@ -80,6 +92,10 @@ class Backend:
             if hello.get("channel") == "model":
                 await self.model_channel(member, reader, writer)
             elif hello.get("channel") == "class":
+                member.class_writer = writer
+                for notice in member.notices:
+                    self.tell(hello["session"], notice)
+                member.notices.clear()
                 await (self.teacher_channel(member, reader) if member.teacher else self.student_channel(member, reader, writer))
         except (asyncio.TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a session process that went away or spoke out of turn: drop the connection

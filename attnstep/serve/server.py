@@ -1,11 +1,18 @@
 """The SSH side of ``attnstep serve``: logins, one app process per session on its own pty, limits, shutdown.
 
 Each session's process (:mod:`attnstep.serve.session`, forked by :mod:`attnstep.serve.zygote`)
-runs on a pseudo-terminal that the server bridges to the SSH channel. Output is read from the pty only after the channel has
-taken the previous chunk (``drain``), so a slow client fills its own pty and stalls only its
-own process. Resizes become TIOCSWINSZ on the pty (the kernel then sends the app SIGWINCH).
-When a session ends for any reason — the app quit, the client vanished, idle, shutdown — its
-process group is hung up, then killed if it lingers, so nothing outlives it.
+runs on a pseudo-terminal that the server bridges to the SSH channel. Output is read from the
+pty only after the channel has taken the previous chunk (``drain``), so a slow client fills its
+own pty and stalls only its own process. Resizes become TIOCSWINSZ on the pty (the kernel then
+sends the app SIGWINCH), clamped to what one session may draw. When a session ends for any
+reason — the app quit or died, the client vanished, idle, shutdown — its process group is hung
+up, then killed if it lingers, so nothing outlives it; and unless the app ended by itself, the
+client's terminal is given back (main screen, cursor, no mouse reporting) with one line saying why.
+
+Nothing holds a slot for long without being used: a password guesser waits its turn
+(:class:`~attnstep.serve.auth.LoginThrottle`) and is cut off after a few guesses, a session
+waiting for a larger window and a connection that never opens a session are closed after
+``wait_timeout``, and a session without a key press after ``idle_timeout``.
 """
 
 from __future__ import annotations
@@ -23,20 +30,24 @@ import tempfile
 import termios
 import time
 import tty
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
 
-from attnstep.serve.auth import Accounts, valid_username
+from attnstep.serve.auth import Accounts, LoginThrottle, valid_username
 from attnstep.serve.backend import Backend
 from attnstep.serve.service import ModelService
 from attnstep.serve.wire import crash_report_name
-from attnstep.serve.zygote import Limits, SessionProcess, Zygote
+from attnstep.serve.zygote import Limits, SessionProcess, Zygote, ZygoteError
 
 log = logging.getLogger("attnstep.serve")
 
 MIN_COLUMNS, MIN_ROWS = 40, 10
+# A larger window gets the app in its top-left corner: a 10000×10000 one cost a session 1.4 GB.
+MAX_COLUMNS, MAX_ROWS = 500, 200
+MAX_PASSWORDS = 6  # wrong passwords one connection may try before it is cut off (as OpenSSH's MaxAuthTries)
 READ_CHUNK = 64 * 1024
 KILL_GRACE = 2.0  # seconds between hanging a session's process group up and killing it
 SHUTDOWN_GRACE = 3 * KILL_GRACE  # seconds that shutting down waits for sessions to say goodbye
@@ -56,8 +67,9 @@ class ServeSettings:
     port: int = 8022
     max_sessions: int = 40
     idle_timeout: float = 60 * 60.0  # seconds without a key, unless following a teacher who shows something
+    wait_timeout: float = 2 * 60.0  # seconds for a window to grow large enough, and for a login to open a session
     keepalive: float = 30.0  # seconds between SSH keepalives: a vanished client is noticed within 3 of them
-    limits: Limits = Limits()  # what each session's process may use
+    limits: Limits = field(default_factory=Limits)  # what each session's process may use
 
 
 def zygote_environment() -> dict[str, str]:
@@ -79,8 +91,19 @@ def child_environment(term: str, client_env: dict) -> dict[str, str]:
     return env
 
 
+def duration(seconds: float) -> str:
+    """'1.5 seconds', '1 minute', '60 minutes': seconds below a minute, whole minutes from there."""
+    amount, unit = (f"{seconds:.3g}", "second") if seconds < 60 else (str(round(seconds / 60)), "minute")
+    return f"{amount} {unit}{'' if amount == '1' else 's'}"
+
+
 def set_size(fd: int, columns: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
+def fit(columns: int, rows: int) -> tuple[int, int]:
+    """The size the app is given for a window of ``columns``×``rows``: at most the largest one it draws."""
+    return max(1, min(columns, MAX_COLUMNS)), max(1, min(rows, MAX_ROWS))
 
 
 async def _ready(fd: int, writing: bool) -> None:
@@ -95,26 +118,71 @@ async def _ready(fd: int, writing: bool) -> None:
 
 
 class _Gate(asyncssh.SSHServer):
-    """Authentication for one connection; everything but a session is refused by asyncssh's defaults."""
+    """One connection: who logs in (throttled), and how long it may stay without a session."""
 
-    def __init__(self, accounts: Accounts) -> None:
-        self.accounts = accounts
+    def __init__(self, server: ClassServer) -> None:
+        self.server = server
+        self.accounts = server.settings.accounts
+        self.conn: asyncssh.SSHServerConnection | None = None
         self.peer = ""
+        self.failures = 0  # wrong passwords on this connection
+        self.sessions = 0  # open session channels
+        self.timer: asyncio.TimerHandle | None = None
+        self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
         self.peer = (conn.get_extra_info("peername") or ("?",))[0]
+        self.server.connections[conn] = self
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.pop(self.conn, None)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.closed.set_result(None)
 
     def begin_auth(self, username: str) -> bool:
         return not valid_username(username) or self.accounts.needs_auth(username)
+
+    def auth_completed(self) -> None:
+        self.expect_session()
+
+    def expect_session(self) -> None:
+        """Close the connection unless it opens a session in time (``ssh -N`` would hold it forever)."""
+        timeout = self.server.settings.wait_timeout
+        self.timer = asyncio.get_running_loop().call_later(
+            timeout, self.conn.disconnect, asyncssh.DISC_BY_APPLICATION, f"no session was opened within {duration(timeout)}")
+
+    def session_opened(self) -> None:
+        self.sessions += 1
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def session_closed(self) -> None:
+        self.sessions -= 1
+        if not self.sessions:
+            self.expect_session()
 
     def password_auth_supported(self) -> bool:
         return bool(self.accounts.passwords)
 
     async def validate_password(self, username: str, password: str) -> bool:
-        ok = await asyncio.to_thread(self.accounts.password_ok, username, password)
-        if not ok:
-            log.info("refused password for %r from %s", username, self.peer)
-        return ok
+        # Unknown names share one throttle per address, so that trying names is no way around it.
+        name = username if username in self.accounts.passwords else ""
+        throttle = self.server.throttle
+        wait = throttle.turn(self.peer, name)
+        if wait:
+            await asyncio.sleep(wait)
+        ok = wait is not None and await asyncio.get_running_loop().run_in_executor(
+            self.server.password_checks, self.accounts.password_ok, username, password)
+        if ok:
+            throttle.succeeded(self.peer, name)
+            return True
+        self.failures += 1
+        log.info("refused password for %r from %s%s", username, self.peer, "" if wait is not None else " unchecked: too many guesses")
+        if self.failures >= MAX_PASSWORDS:
+            self.conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many wrong passwords")
+        return False
 
     def public_key_auth_supported(self) -> bool:
         return self.accounts.keys_path is not None
@@ -128,6 +196,10 @@ class ClassServer:
         self.settings = settings
         self.backend = Backend(service)
         self.sessions: set[Session] = set()
+        self.connections: dict[asyncssh.SSHServerConnection, _Gate] = {}
+        self.throttle = LoginThrottle()
+        # scrypt takes 16 MB and ~50 ms a check: a few threads, however many logins arrive at once.
+        self.password_checks = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="attnstep-login")
         self.folder = tempfile.TemporaryDirectory(prefix="attnstep-serve-")  # mkdtemp: mode 0700
         self.socket_path = os.path.join(self.folder.name, "backend.sock")
         self.zygote = Zygote(settings.limits)
@@ -139,7 +211,7 @@ class ClassServer:
         await self.zygote.start(self.folder.name, zygote_environment())
         s = self.settings
         self.acceptor = await asyncssh.create_server(
-            lambda: _Gate(s.accounts), s.host, s.port,
+            lambda: _Gate(self), s.host, s.port,
             server_host_keys=[s.host_key], process_factory=self.session,
             encoding=None, line_editor=False, allow_scp=False, sftp_factory=None,
             agent_forwarding=False, x11_forwarding=False, login_timeout=60,
@@ -148,19 +220,36 @@ class ClassServer:
         return self.acceptor.sockets[0].getsockname()[1]
 
     async def close(self, message: str) -> None:
-        """Stop listening and end every session with ``message``."""
+        """Stop listening, end every session with ``message`` and close every connection, then stop."""
         if self.acceptor is not None:
             self.acceptor.close()
         sessions = list(self.sessions)
-        await asyncio.gather(*(session.end(message) for session in sessions), return_exceptions=True)
+        for session in sessions:
+            session.end(message)
         if sessions:  # their processes are hung up and their goodbyes written before anything is torn down
             await asyncio.wait([session.finished for session in sessions], timeout=SHUTDOWN_GRACE)
+        gates = list(self.connections.values())
+        for gate in gates:
+            gate.conn.close()  # after what is queued for the client: the goodbyes reach it
+        if gates:
+            await asyncio.wait([gate.closed for gate in gates], timeout=SHUTDOWN_GRACE)
         await self.zygote.close()
         await self.backend.stop()
         self.backend.service.close()
+        self.password_checks.shutdown(wait=False, cancel_futures=True)
         self.folder.cleanup()
 
     async def session(self, process: asyncssh.SSHServerProcess) -> None:
+        gate = self.connections.get(process.get_extra_info("connection"))
+        if gate is not None:
+            gate.session_opened()
+        try:
+            await self.admit(process)
+        finally:
+            if gate is not None:
+                gate.session_closed()
+
+    async def admit(self, process: asyncssh.SSHServerProcess) -> None:
         user = process.get_extra_info("username")
         if process.command is not None or process.subsystem is not None:
             return await refuse(process, "this server runs only the stepping app; log in without a command.")
@@ -185,7 +274,7 @@ async def refuse(process: asyncssh.SSHServerProcess, message: str) -> None:
     with contextlib.suppress(OSError, asyncssh.Error):
         process.stdout.write(f"attnstep: {message}\r\n".encode())
         await process.stdout.drain()
-    process.exit(1)
+        process.exit(1)
 
 
 class Session:
@@ -194,9 +283,13 @@ class Session:
         self.process = process
         self.user = user
         self.term = term
-        self.teacher = user in server.settings.accounts.teachers
+        settings = server.settings
+        self.teacher = user in settings.accounts.teachers
+        self.follows = not self.teacher and bool(settings.accounts.teachers)  # a student in a class with a teacher
         self.child: SessionProcess | None = None
+        self.session_id = 0
         self.master = -1
+        self.clamped = False  # the window is larger than the app is drawn (and the student was told)
         self.active = time.monotonic()
         self.ending: asyncio.Future = asyncio.get_running_loop().create_future()  # result: message to show
         self.finished: asyncio.Future = asyncio.get_running_loop().create_future()  # done once run() has returned
@@ -205,64 +298,97 @@ class Session:
         columns, rows = self.process.get_terminal_size()[:2]
         if columns < MIN_COLUMNS or rows < MIN_ROWS:
             size = await self.wait_for_room(columns, rows)
-            if size is None or self.ending.done():
-                with contextlib.suppress(OSError, asyncssh.Error):
-                    self.process.exit(0)
+            if size is None:
+                if self.ending.done():
+                    await refuse(self.process, self.ending.result())
+                else:
+                    with contextlib.suppress(OSError, asyncssh.Error):
+                        self.process.exit(0)
                 return
             columns, rows = size
-        session_id = self.server.backend.admit(self.user, self.teacher)
-        log.info("session %d: %s%s from %s", session_id, self.user, " (teacher)" if self.teacher else "", self.process.get_extra_info("peername")[0])
+        backend = self.server.backend
+        self.session_id = backend.admit(self.user, self.teacher)
+        log.info("session %d: %s%s from %s", self.session_id, self.user, " (teacher)" if self.teacher else "", self.process.get_extra_info("peername")[0])
+        status = 1
         try:
-            await self.start_child(session_id, columns, rows)
-            status = await self.bridge(session_id)
+            await self.start_child(columns, rows)
+            status = await self.bridge()
+        except (OSError, ZygoteError) as exc:  # no pty left, say, or the zygote gone
+            log.error("session %d could not start: %s", self.session_id, exc)
+            await self.say(f"the session could not start ({exc.strerror if isinstance(exc, OSError) else exc}); try again in a moment.")
         finally:
             await self.stop_child()
-            self.server.backend.dismiss(session_id)
-            crash = Path(self.server.folder.name) / crash_report_name(session_id)
+            backend.dismiss(self.session_id)
+            crash = Path(self.server.folder.name) / crash_report_name(self.session_id)
             if crash.exists():
-                log.error("session %d: the app crashed:\n%s", session_id, crash.read_text(encoding="utf-8"))
+                log.error("session %d: the app crashed:\n%s", self.session_id, crash.read_text(encoding="utf-8"))
                 crash.unlink()
-            log.info("session %d ended", session_id)
+            log.info("session %d ended", self.session_id)
         with contextlib.suppress(OSError, asyncssh.Error):
             self.process.exit(status)
 
     async def wait_for_room(self, columns: int, rows: int) -> tuple[int, int] | None:
-        """Ask for a larger window; the size once it is large enough, None if the user leaves."""
+        """Ask for a larger window; the size once it is large enough, None if the user leaves or the wait ends."""
         await self.write(
             f"attnstep needs a terminal of at least {MIN_COLUMNS}×{MIN_ROWS}; this one is {columns}×{rows}.\r\n"
             "Make the window larger to start, or press q to leave.\r\n".encode()
         )
-        while True:
-            try:
-                data = await self.process.stdin.read(1024)
-            except asyncssh.TerminalSizeChanged as change:
-                if change.width >= MIN_COLUMNS and change.height >= MIN_ROWS:
-                    return change.width, change.height
-                continue
-            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
-                continue
-            if not data or data[:1] in (b"q", b"Q", b"\x03", b"\x04"):
-                return None
-
-    async def start_child(self, session_id: int, columns: int, rows: int) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # Ctrl-C is a key for the app from the first byte, not a SIGINT before it starts
-        set_size(master, columns, rows)
-        os.set_blocking(master, False)
-        self.master = master
-        argv = [
-            "--socket", self.server.socket_path, "--session", str(session_id), "--user", self.user,
-            "--checkpoint", str(self.server.settings.checkpoint), *(["--teacher"] if self.teacher else []),
-        ]
+        timeout = self.server.settings.wait_timeout
+        timer = asyncio.get_running_loop().call_later(
+            timeout, self.end, f"closed: the window stayed smaller than {MIN_COLUMNS}×{MIN_ROWS} for {duration(timeout)}.")
         try:
-            self.child = await self.server.zygote.spawn(session_id, argv, child_environment(self.term, self.process.env), slave)
+            while not self.ending.done():
+                read = asyncio.ensure_future(self.process.stdin.read(1024))
+                await asyncio.wait([read, self.ending], return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    read.cancel()
+                    return None
+                try:
+                    data = read.result()
+                except asyncssh.TerminalSizeChanged as change:
+                    if change.width >= MIN_COLUMNS and change.height >= MIN_ROWS:
+                        return change.width, change.height
+                    continue
+                except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                    continue
+                if not data or data[:1] in (b"q", b"Q", b"\x03", b"\x04"):
+                    return None
+            return None
+        finally:
+            timer.cancel()
+
+    async def start_child(self, columns: int, rows: int) -> None:
+        master, slave = os.openpty()
+        self.master = master  # closed by stop_child, whatever fails below
+        try:
+            tty.setraw(slave)  # Ctrl-C is a key for the app from the first byte, not a SIGINT before it starts
+            self.resize(columns, rows)
+            os.set_blocking(master, False)
+            argv = [
+                "--socket", self.server.socket_path, "--session", str(self.session_id), "--user", self.user,
+                "--checkpoint", str(self.server.settings.checkpoint),
+                *(["--teacher"] if self.teacher else []), *(["--follow"] if self.follows else []),
+            ]
+            env = child_environment(self.term, self.process.env)
+            self.child = await self.server.zygote.spawn(self.session_id, argv, env, slave)
         finally:
             os.close(slave)
 
-    async def bridge(self, session_id: int) -> int:
+    def resize(self, columns: int, rows: int) -> None:
+        """Give the app the window's size, clamped; say so when the window grows past what it draws."""
+        fitted = fit(columns, rows)
+        set_size(self.master, *fitted)
+        clamped = fitted != (columns, rows) and (columns > MAX_COLUMNS or rows > MAX_ROWS)
+        if clamped and not self.clamped:
+            self.server.backend.tell(self.session_id, f"Your window is {columns}×{rows}; the app uses {MAX_COLUMNS}×{MAX_ROWS} of it.")
+        self.clamped = clamped
+
+    async def bridge(self) -> int:
         """Copy bytes both ways until the app exits or the session is ended; the exit status."""
         output = asyncio.ensure_future(self.pump_output())
-        pumps = [output, asyncio.ensure_future(self.pump_input()), asyncio.ensure_future(self.watch_idle(session_id))]
+        # The client leaving ends the session even while the app is too busy to read its keys.
+        gone = asyncio.ensure_future(self.process.channel.wait_closed())
+        pumps = [output, asyncio.ensure_future(self.pump_input()), asyncio.ensure_future(self.watch_idle()), gone]
         exited = asyncio.ensure_future(self.child.wait())
         done, _ = await asyncio.wait([*pumps, exited, self.ending], return_when=asyncio.FIRST_COMPLETED)
         if output in done and not output.exception():
@@ -274,21 +400,34 @@ class Session:
         await asyncio.gather(*pumps, return_exceptions=True)
         if exited.done():
             await self.drain_output()
-            return self.child.returncode if self.child.returncode >= 0 else 1
+            status = exited.result()
+            if status < 0:
+                await self.say(self.why_killed(status))
+                return 1
+            return status
         exited.cancel()
         await self.stop_child()
         if self.ending.done():
-            with contextlib.suppress(OSError, asyncssh.Error):
-                await self.write(RESTORE_TERMINAL + f"\r\nattnstep: {self.ending.result()}\r\n".encode())
+            await self.say(self.ending.result())
         return 0
 
-    async def end(self, message: str) -> None:
-        """End the session with ``message`` (from shutdown or the idle timer)."""
-        if self.ending.done():
-            return
-        self.ending.set_result(message)
-        if self.child is None:  # still asking for a larger window
-            await refuse(self.process, message)
+    def why_killed(self, status: int) -> str:
+        limits = self.server.settings.limits
+        if self.child.over_memory:
+            return f"this session used more than {limits.memory_mb} MB of memory and was closed."
+        if status == -signal.SIGXCPU:
+            return f"this session used its {duration(limits.cpu_seconds)} of CPU time and was closed."
+        return f"the session ended unexpectedly ({signal.Signals(-status).name})."
+
+    def end(self, message: str) -> None:
+        """End the session with ``message`` (from shutdown, the idle timer, or the wait for a larger window)."""
+        if not self.ending.done():
+            self.ending.set_result(message)
+
+    async def say(self, message: str) -> None:
+        """Give the client's terminal back as the app found it, then one line."""
+        with contextlib.suppress(OSError, asyncssh.Error):
+            await self.write(RESTORE_TERMINAL + f"\r\nattnstep: {message}\r\n".encode())
 
     async def pump_output(self) -> None:
         while True:
@@ -320,7 +459,7 @@ class Session:
             try:
                 data = await self.process.stdin.read(READ_CHUNK)
             except asyncssh.TerminalSizeChanged as change:
-                set_size(self.master, change.width, change.height)
+                self.resize(change.width, change.height)
                 continue
             except (asyncssh.BreakReceived, asyncssh.SignalReceived):
                 continue
@@ -335,23 +474,23 @@ class Session:
                     continue
                 data = data[written:]
 
-    async def watch_idle(self, session_id: int) -> None:
+    async def watch_idle(self) -> None:
         """End the session after the idle timeout without a key, unless it is watching a teacher."""
         timeout = self.server.settings.idle_timeout
         while True:
             left = self.active + timeout - time.monotonic()
-            if left <= 0 and not self.server.backend.watching(session_id):
+            if left <= 0 and not self.server.backend.watching(self.session_id):
                 break
             await asyncio.sleep(left if left > 0 else timeout)
-        minutes = round(timeout / 60)
-        await self.end(f"closed after {minutes} minute{'s' if minutes != 1 else ''} without a key press.")
+        self.end(f"closed after {duration(timeout)} without a key press.")
 
     async def stop_child(self) -> None:
         """Hang up the app's process group, kill it if it lingers, and close the pty: no orphans."""
         child = self.child
         if child is not None and child.returncode is None:
             for sig, grace in ((signal.SIGHUP, KILL_GRACE), (signal.SIGKILL, None)):
-                child.send_signal(sig)
+                with contextlib.suppress(ZygoteError):  # gone: it hangs up its children itself
+                    child.send_signal(sig)
                 try:
                     await asyncio.wait_for(child.wait(), grace)
                     break

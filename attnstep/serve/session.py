@@ -2,8 +2,9 @@
 
 The zygote (:mod:`attnstep.serve.zygote`) forks it with the pty as its controlling terminal
 and stdin/stdout/stderr, and calls :func:`main`. Traces come from the server's model
-(:class:`~attnstep.serve.remote.RemoteTraceSource`). Students follow the teacher from the
-start; any move of their own detaches them, and ``t`` follows again.
+(:class:`~attnstep.serve.remote.RemoteTraceSource`). In a class with a teacher, students
+follow the teacher from the start; any move of their own detaches them, and ``t`` follows
+again. In a class without one, they start on their own, in the new-sentence box.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from textual.actions import parse as parse_action
 from textual.binding import Binding
 
-from attnstep.serve.remote import ClassLink, RemoteTraceSource
+from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace import Trace
 from attnstep.tui.app import AttnstepApp
@@ -44,21 +45,16 @@ class ServedApp(AttnstepApp):
     BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow")]
     HELP = [*AttnstepApp.HELP, ("t", "in a class: follow the teacher's screen, or explore on your own")]
 
-    def __init__(self, *, link: ClassLink, teacher: bool, user: str, **kwargs) -> None:
+    def __init__(self, *, link: ClassLink, teacher: bool, follow: bool, user: str, **kwargs) -> None:
+        """``follow``: a student in a class with a teacher. Such a student starts out following and
+        never in the new-sentence box, where q would type a q while the teacher has yet to show anything."""
         self.link = link
         self.teaching = teacher
         self.user = user
         self._following = False
         self.shown: TeacherShows | None = None  # the teacher's latest state, with its whole trace
-        self.updates = None if teacher else link.updates()
-        if self.updates is not None:
-            # Before the first frame: a student who arrives mid-lesson opens on the teacher's trace,
-            # not on the new-sentence box.
-            self.shown = TeacherShows(*next(self.updates, (None, None, 0, 0)))
-            if self.shown.trace is not None:
-                kwargs["trace"] = self.shown.trace
-        super().__init__(**kwargs)
-        self.following = not teacher
+        super().__init__(open_on_sentence_box=not follow, **kwargs)
+        self.following = follow
         self.sent: tuple | None = None  # the last move a teacher sent
 
     @property
@@ -75,8 +71,7 @@ class ServedApp(AttnstepApp):
 
     def on_mount(self) -> None:
         self.follow_teacher()
-        if self.updates is not None:
-            threading.Thread(target=self.listen, name="class", daemon=True).start()
+        threading.Thread(target=self.listen, name="class", daemon=True).start()
 
     def on_unmount(self) -> None:
         self.link.close()
@@ -95,10 +90,13 @@ class ServedApp(AttnstepApp):
     # --- students follow ------------------------------------------------------------------
 
     def listen(self) -> None:
-        """The class-channel thread: every change of the teacher's screen becomes a message."""
+        """The class-channel thread: every change of the teacher's screen, and every notice, becomes a call."""
         try:
-            for teacher, trace, position, stage in self.updates:
-                self.call_from_thread(self.teacher_shows, TeacherShows(teacher, trace, position, stage))
+            for update in self.link.updates():
+                if isinstance(update, Notice):
+                    self.call_from_thread(self.notify, update.text, markup=False)
+                else:
+                    self.call_from_thread(self.teacher_shows, TeacherShows(*update))
         except Exception:
             pass  # the app is closing or the server is gone; the model channel reports the latter
 
@@ -163,6 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--session", type=int, required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--teacher", action="store_true")
+    parser.add_argument("--follow", action="store_true", help="a student in a class with a teacher")
     parser.add_argument("--checkpoint", required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -173,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     app = ServedApp(
         link=link,
         teacher=args.teacher,
+        follow=args.follow,
         user=args.user,
         source_factory=lambda: RemoteTraceSource(args.socket, args.session),
         examples=model_card_examples(args.checkpoint),

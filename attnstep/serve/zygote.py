@@ -38,13 +38,18 @@ import socket
 import sys
 import termios
 import time
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
+
+from attnstep.serve.wire import crash_report_name
 
 MAX_FDS = 8  # a spawn request carries one; room to receive (and close) a few stray ones
 WATCH_INTERVAL = 1.0  # seconds between checks of the children's memory
 HANGUP_GRACE = 2.0  # seconds between hanging up the children at exit and killing them
+BACKSTOP_MB = 256  # the least room over the zygote's own data that RLIMIT_DATA leaves a child
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,9 @@ class Limits:
 
 def warm_up() -> None:
     """Import what every session needs and run the app once, headless, so children inherit it all."""
-    import asyncio
+    import concurrent.futures.thread  # noqa: F401  (imported by the app's first worker)
+
+    import textual.scrollbar  # noqa: F401  (imported by the first scrolling panel)
 
     from attnstep.serve import session  # noqa: F401  (the app, Textual, Rich: the expensive imports)
     from attnstep.tui.app import AttnstepApp
@@ -144,6 +151,10 @@ class _Zygote:
             try:
                 self.close_inherited()
                 status = run_session(request, pty, self.limits)
+            except Exception:
+                # As session.main does for the app: the details to the server's log, one line to the student.
+                Path(crash_report_name(request["session"])).write_text(traceback.format_exc(), encoding="utf-8")
+                print("attnstep: the session could not start; the details are in the server's log", file=sys.stderr, flush=True)
             finally:
                 os._exit(status)
         os.close(pty)
@@ -211,13 +222,13 @@ def run_session(request: dict, pty: int, limits: Limits) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     # CPU: SIGXCPU at the soft limit ends the process, and the server says why. Memory: the
-    # zygote's watch is what normally ends a session; the rlimit bounds what it may take between
-    # two checks. No core files.
+    # zygote's watch is what ends a session; the rlimit bounds what it may take between two
+    # checks (a failed allocation then ends it as a crash). No core files.
     _lower(resource.RLIMIT_CPU, limits.cpu_seconds)
     _lower(resource.RLIMIT_CORE, 0)
     data_mb = _data_size_mb()
     if data_mb is not None:
-        _lower(resource.RLIMIT_DATA, (data_mb + 2 * limits.memory_mb) * 2**20)
+        _lower(resource.RLIMIT_DATA, (data_mb + max(2 * limits.memory_mb, BACKSTOP_MB)) * 2**20)
 
     from attnstep.serve import session
 
