@@ -232,6 +232,7 @@ def serve(
     allow_anonymous: Annotated[bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")] = False,
     host_key: Annotated[Optional[Path], typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")] = None,
     max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
+    spares: Annotated[Optional[int], typer.Option(help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~15 MB each).", min=0)] = None,
     idle_timeout: Annotated[float, typer.Option(help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05)] = 60.0,
     session_memory: Annotated[int, typer.Option(help="MB of memory a session may use before it is closed with a message.", min=100)] = 400,
     session_cpu: Annotated[int, typer.Option(help="Minutes of CPU time a session may use before it is closed with a message.", min=1)] = 15,
@@ -270,7 +271,8 @@ def serve(
         logging.warning("WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password", host, port)
     settings = ServeSettings(checkpoint=checkpoint, accounts=accounts, host_key=key, host=host, port=port,
                              max_sessions=max_sessions, idle_timeout=idle_timeout * 60,
-                             limits=Limits(memory_mb=session_memory, cpu_seconds=session_cpu * 60))
+                             limits=Limits(memory_mb=session_memory, cpu_seconds=session_cpu * 60),
+                             spares=max_sessions if spares is None else spares)
     try:
         run(settings, top_k, beam)
     except AttnstepError as exc:

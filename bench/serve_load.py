@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
@@ -70,33 +71,51 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``: session processes, and any process that starts them."""
-    parents = {}
+def parents() -> dict[int, int]:
+    found = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+                found[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
-    found, frontier = [], [pid]
-    while frontier:
-        below = [child for child, parent in parents.items() if parent in frontier]
-        found += below
-        frontier = below
     return found
 
 
-def tree_mb(pid: int) -> tuple[float, float, int]:
-    """PSS and RSS of ``pid`` and every process below it, and how many processes that is."""
-    pids = [pid, *descendants(pid)]
-    pss = rss = 0.0
-    for each in pids:
+@dataclass
+class ClassMemory:
+    shared_pss: float  # the server's, and the zygote's where there is one
+    sessions_pss: list[float]  # each session process's (spares waiting for a student included)
+    sessions_rss: list[float]
+
+
+def class_memory(server: int) -> ClassMemory:
+    """The memory of the server, of its zygote if it has one, and of each session process below them."""
+    memory = ClassMemory(pss_mb(server), [], [])
+    tree = parents()
+    sessions = [pid for pid, parent in tree.items() if parent == server]
+    for pid in list(sessions):
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"attnstep.serve.zygote" in cmdline.read():  # forks the sessions: they are its children
+                sessions.remove(pid)
+                memory.shared_pss += pss_mb(pid)
+                sessions += [child for child, parent in tree.items() if parent == pid]
+    for pid in sessions:
         try:
-            pss, rss = pss + pss_mb(each), rss + rss_mb(each)
+            memory.sessions_pss.append(pss_mb(pid))
+            memory.sessions_rss.append(rss_mb(pid))
         except OSError:
-            pass  # ended while being measured
-    return pss, rss, len(pids)
+            continue  # ended while being measured
+    return memory
+
+
+def per_session(alone: ClassMemory, busy: ClassMemory, sessions: int) -> tuple[float, float, float]:
+    """PSS per session: a session process's, plus its share of what the server and zygote grew by (both
+    given too); and a session process's RSS."""
+    if not busy.sessions_pss:
+        return float("nan"), float("nan"), float("nan")
+    growth = (busy.shared_pss - alone.shared_pss) / max(1, sessions)
+    return statistics.mean(busy.sessions_pss) + growth, growth, statistics.mean(busy.sessions_rss)
 
 
 def free_port() -> int:
@@ -205,19 +224,19 @@ def load_average() -> str:
     return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-async def burst(students: list[Student], server: int) -> tuple[float, float, int]:
-    """Every student logs in at once; the class's PSS and RSS and process count once all are in."""
+async def burst(students: list[Student], server: int) -> ClassMemory:
+    """Every student logs in at once; the class's memory once all are in."""
     measured = asyncio.Event()
     arrivals = [asyncio.Event() for _ in students]
     tasks = [asyncio.ensure_future(s.arrive(event, measured)) for s, event in zip(students, arrivals)]
     await asyncio.gather(*(event.wait() for event in arrivals))
-    class_memory = tree_mb(server)
+    memory = class_memory(server)
     measured.set()
     await asyncio.gather(*tasks)
-    return class_memory
+    return memory
 
 
-async def steady(students: list[Student], seconds: float, server: int) -> tuple[float, float, int]:
+async def steady(students: list[Student], seconds: float, server: int) -> ClassMemory:
     """Students arrive over ~10 s and step until ``seconds`` after the last; the class's memory mid-run."""
     stop_at = time.perf_counter() + 10 + seconds
     tasks = []
@@ -225,9 +244,9 @@ async def steady(students: list[Student], seconds: float, server: int) -> tuple[
         tasks.append(asyncio.ensure_future(student.run(stop_at)))
         await asyncio.sleep(10 / len(students))
     await asyncio.sleep(max(0.0, stop_at - time.perf_counter()) / 2)  # mid-run: every session stepping
-    class_memory = tree_mb(server)
+    memory = class_memory(server)
     await asyncio.gather(*tasks)
-    return class_memory
+    return memory
 
 
 
@@ -254,16 +273,18 @@ async def main() -> None:
     )
     load_before = load_average()
     try:
-        deadline = time.monotonic() + 120
-        while "students connect with" not in (folder / "server.log").read_text():
+        # Ready: listening, and with its spare sessions started where the server keeps them.
+        deadline = time.monotonic() + 600
+        while "students connect with" not in (log := (folder / "server.log").read_text()) or (
+                "starting" in log and "spare sessions ready" not in log):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"bench: the server did not start:\n{(folder / 'server.log').read_text()}")
             await asyncio.sleep(0.2)
-        await asyncio.sleep(2)  # whatever the server still starts after listening
-        alone = tree_mb(server.pid)
+        await asyncio.sleep(2)  # whatever the server still starts after that
+        alone = class_memory(server.pid)
         rng = random.Random(args.seed)
         students = [Student(n, port, examples[n % len(examples)], random.Random(rng.random())) for n in range(count)]
-        class_memory = await (burst(students, server.pid) if args.burst else steady(students, args.seconds, server.pid))
+        busy = await (burst(students, server.pid) if args.burst else steady(students, args.seconds, server.pid))
         load_after = load_average()
     finally:
         server.terminate()
@@ -273,9 +294,7 @@ async def main() -> None:
 
     errors = [e for s in students for e in s.errors]
     first = [s.first_frame for s in students if s.first_frame]
-    sessions = class_memory[2] - alone[2]
-    per_pss = (class_memory[0] - alone[0]) / max(1, len(first))
-    per_rss = (class_memory[1] - alone[1]) / max(1, len(first))
+    per_pss, growth, per_rss = per_session(alone, busy, len(first))
     if args.burst:
         print(f"attnstep serve: {count} SSH logins at once on {os.cpu_count()} cores, checkpoint {checkpoint.name}")
     else:
@@ -285,9 +304,10 @@ async def main() -> None:
     if first:
         print(f"login → first frame       p50 {statistics.median(first):.2f} s   p95 {percentile(first, 0.95):.2f} s"
               f"   max {max(first):.2f} s   ({len(first)} sessions)")
-    print(f"processes added           {sessions} for {len(first)} sessions")
-    print(f"memory per session        {per_pss:.1f} MB PSS ({per_rss:.1f} MB RSS); server alone {alone[0]:.0f} MB PSS"
-          f" in {alone[2]} processes")
+    print(f"session processes         {len(busy.sessions_pss)} for {len(first)} sessions"
+          f" ({len(alone.sessions_pss)} started before anyone logged in)")
+    print(f"memory per session        {per_pss:.1f} MB PSS: its process {per_pss - growth:.1f} (RSS {per_rss:.1f}),"
+          f" the server's growth {growth:.1f}; server alone {alone.shared_pss:.0f} MB PSS")
     p95 = None
     if not args.burst:
         latencies = [x for s in students for x in s.latencies]

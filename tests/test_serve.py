@@ -258,3 +258,27 @@ async def test_the_system_ssh_client_in_tmux(tiny_checkpoint, tmp_path):
             assert not server.sessions and session_pids(server) == []
         finally:
             await run("kill-server")
+
+
+@async_test
+async def test_a_student_gets_a_spare_session_drawn_ahead(tiny_checkpoint):
+    async with serving(tiny_checkpoint, spares=2, teachers=("teach",)) as server:
+        while len(server.spares) < 2:  # started while nobody logs in
+            await asyncio.sleep(0.1)
+        spare_ids = {spare.session_id for spare in server.spares}
+        async with connect(server.port, "teach") as t, connect(server.port, "ann") as a:
+            teacher = await open_on_sentence(t)  # the teacher never gets a spare
+            teacher.press(RIGHT)
+            await teacher.until("step 1 of")
+            ann = await Screen.open(a, size=(110, 30))
+            await ann.until("following teach")  # a spare follows the teacher only once it has its student
+            await ann.until("step 1 of")
+            assert [s.session_id for s in server.sessions if s.user == "ann"][0] in spare_ids
+            ann.press("l")  # and takes keys, at its student's size: the narrow layout's tabs
+            await ann.until("Step 2:")
+            assert "Attention  Decoder" in ann.text() and len(ann.screen.display) == 30
+            other = await Screen.open(a, term="xterm")  # another kind of terminal: a session of its own
+            await other.until("following teach")
+            assert [s.session_id for s in server.sessions if s.term == "xterm"][0] not in spare_ids
+    await settle(server)
+    assert session_pids(server) == [] and not server.spares

@@ -2,7 +2,9 @@
 
 The socket lives in a private (0700) temporary folder of the server. The SSH side admits
 each session here before starting its process, with the user's name and role; a connection
-names its session in its hello line and gets only what that session's role allows.
+names its session in its hello line and gets only what that session's role allows. A spare
+session (started before its student arrives) is admitted as a student without a name, and
+follows no teacher until :meth:`Backend.assign` gives it its student.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Member:
     following: bool = False  # a student's screen follows the teacher's
     class_writer: asyncio.StreamWriter | None = None  # the session's class channel, once connected
     notices: list[str] = field(default_factory=list)  # told before it connected
+    assigned: asyncio.Event = field(default_factory=asyncio.Event)  # set: the session has its user
 
 
 class Backend:
@@ -56,10 +59,18 @@ class Backend:
             task.cancel()
         await asyncio.gather(*self.connections, return_exceptions=True)
 
-    def admit(self, user: str, teacher: bool) -> int:
+    def admit(self, user: str | None, teacher: bool = False) -> int:
+        """A new session's id; ``user`` None: a spare, whose student :meth:`assign` names later."""
         session = next(self._ids)
-        self.members[session] = Member(user, teacher)
+        member = self.members[session] = Member(user or "", teacher)
+        if user is not None:
+            member.assigned.set()
         return session
+
+    def assign(self, session: int, user: str) -> None:
+        member = self.members[session]
+        member.user = user
+        member.assigned.set()
 
     def watching(self, session: int) -> bool:
         """Whether the session's screen is following a teacher who is showing something (so not idle)."""
@@ -131,6 +142,7 @@ class Backend:
                 self.hub.move(member.user, move["version"], move["position"], move["stage"])
 
     async def student_channel(self, member: Member, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await member.assigned.wait()  # a spare draws nothing more until it has its student
         follow = asyncio.ensure_future(self.hub.follow(writer))
         try:
             while said := await reader.readline():  # whether the student follows, until the session ends

@@ -9,6 +9,11 @@ reason — the app quit or died, the client vanished, idle, shutdown — its pro
 up, then killed if it lingers, so nothing outlives it; and unless the app ended by itself, the
 client's terminal is given back (main screen, cursor, no mouse reporting) with one line saying why.
 
+Spare sessions (``spares``) are student sessions started ahead, at a common window size, while
+nobody is logging in: a student who arrives gets one — its output so far, then a repaint if the
+window differs — instead of waiting for an app to start, which on two cores is what a class
+arriving at once queues for. Spares are never reused: each becomes exactly one session.
+
 Nothing holds a slot for long without being used: a password guesser waits its turn
 (:class:`~attnstep.serve.auth.LoginThrottle`) and is cut off after a few guesses, a session
 waiting for a larger window and a connection that never opens a session are closed after
@@ -48,6 +53,11 @@ MIN_COLUMNS, MIN_ROWS = 40, 10
 # A larger window gets the app in its top-left corner: a 10000×10000 one cost a session 1.4 GB.
 MAX_COLUMNS, MAX_ROWS = 500, 200
 MAX_PASSWORDS = 6  # wrong passwords one connection may try before it is cut off (as OpenSSH's MaxAuthTries)
+SPARE_SIZE = (120, 36)  # a spare's window until its student arrives; another size costs the app one repaint
+SPARE_TERM = "xterm-256color"  # what OpenSSH sends from most terminal emulators; others start a session anew
+SPARE_OUTPUT = 512 * 1024  # what a spare may draw while it waits (it draws once, then idles); more and it is replaced
+QUIET = 2.0  # seconds without a login before spares are started: never while a class is arriving
+DRAWN = 0.25  # seconds without output after which a spare has drawn its first screen
 READ_CHUNK = 64 * 1024
 KILL_GRACE = 2.0  # seconds between hanging a session's process group up and killing it
 SHUTDOWN_GRACE = 3 * KILL_GRACE  # seconds that shutting down waits for sessions to say goodbye
@@ -70,6 +80,7 @@ class ServeSettings:
     wait_timeout: float = 2 * 60.0  # seconds for a window to grow large enough, and for a login to open a session
     keepalive: float = 30.0  # seconds between SSH keepalives: a vanished client is noticed within 3 of them
     limits: Limits = field(default_factory=Limits)  # what each session's process may use
+    spares: int = 0  # student sessions kept started ahead of their students
 
 
 def zygote_environment() -> dict[str, str]:
@@ -115,6 +126,52 @@ async def _ready(fd: int, writing: bool) -> None:
         await future
     finally:
         remove(fd)
+
+
+async def stop_process(child: SessionProcess | None) -> None:
+    """Hang up a session process's group, and kill it if it lingers: no orphans."""
+    if child is not None and child.returncode is None:
+        for sig, grace in ((signal.SIGHUP, KILL_GRACE), (signal.SIGKILL, None)):
+            with contextlib.suppress(ZygoteError):  # gone: it hangs up its children itself
+                child.send_signal(sig)
+            try:
+                await asyncio.wait_for(child.wait(), grace)
+                break
+            except asyncio.TimeoutError:
+                continue
+
+
+class Spare:
+    """A student session started before its student arrives: drawn once, then waiting."""
+
+    def __init__(self, session_id: int, master: int, process: SessionProcess) -> None:
+        self.session_id, self.master, self.process = session_id, master, process
+        self.output = bytearray()
+        self.drawn = asyncio.Event()  # its first screen is drawn: the next spare may start
+        self.pump = asyncio.ensure_future(self.keep_output())
+
+    async def keep_output(self) -> None:
+        """Keep what the app draws, for its student's terminal, so that it never blocks; ends if the app does."""
+        quiet = None
+        try:
+            while len(self.output) <= SPARE_OUTPUT:
+                await _ready(self.master, writing=False)
+                try:
+                    data = os.read(self.master, READ_CHUNK)
+                except BlockingIOError:
+                    continue
+                except OSError:  # EIO: the app has gone
+                    return
+                if not data:
+                    return
+                self.output += data
+                if quiet is not None:
+                    quiet.cancel()
+                quiet = asyncio.get_running_loop().call_later(DRAWN, self.drawn.set)
+        finally:
+            if quiet is not None:
+                quiet.cancel()
+            self.drawn.set()
 
 
 class _Gate(asyncssh.SSHServer):
@@ -171,8 +228,9 @@ class _Gate(asyncssh.SSHServer):
         name = username if username in self.accounts.passwords else ""
         throttle = self.server.throttle
         wait = throttle.turn(self.peer, name)
-        if wait:
-            await asyncio.sleep(wait)
+        # A turn too far away is refused unchecked, but not at once: a guesser that got its answers
+        # quickly would spend them on new connections, and the server its CPU on their handshakes.
+        await asyncio.sleep(throttle.most if wait is None else wait)
         ok = wait is not None and await asyncio.get_running_loop().run_in_executor(
             self.server.password_checks, self.accounts.password_ok, username, password)
         if ok:
@@ -203,6 +261,10 @@ class ClassServer:
         self.folder = tempfile.TemporaryDirectory(prefix="attnstep-serve-")  # mkdtemp: mode 0700
         self.socket_path = os.path.join(self.folder.name, "backend.sock")
         self.zygote = Zygote(settings.limits)
+        self.spares: list[Spare] = []
+        self.spare_env = child_environment(SPARE_TERM, {})
+        self.spare_keeper: asyncio.Task | None = None
+        self.last_login = 0.0
         self.acceptor: asyncssh.SSHAcceptor | None = None
 
     async def start(self) -> int:
@@ -217,12 +279,91 @@ class ClassServer:
             agent_forwarding=False, x11_forwarding=False, login_timeout=60,
             keepalive_interval=s.keepalive, keepalive_count_max=3,
         )
+        if s.spares:
+            self.spare_keeper = asyncio.ensure_future(self.keep_spares())
         return self.acceptor.sockets[0].getsockname()[1]
+
+    def session_argv(self, session_id: int, user: str, teacher: bool) -> list[str]:
+        """What a session process is told: who it is for, and whether it starts out following a teacher."""
+        follows = not teacher and bool(self.settings.accounts.teachers)
+        return [
+            "--socket", self.socket_path, "--session", str(session_id), "--user", user,
+            "--checkpoint", str(self.settings.checkpoint),
+            *(["--teacher"] if teacher else []), *(["--follow"] if follows else []),
+        ]
+
+    async def keep_spares(self) -> None:
+        """Keep ``spares`` sessions started ahead, for free slots only, starting them only while nobody logs in.
+
+        A class that is in keeps its cores for stepping: with every slot taken no spare is started,
+        and the ones that end are replaced after the last login of a while."""
+        s = self.settings
+        while True:
+            wanted = min(s.spares, s.max_sessions - len(self.sessions))
+            if len(self.spares) < wanted and time.monotonic() - self.last_login > QUIET:
+                try:
+                    spare = await self.start_spare()
+                except (OSError, ZygoteError) as exc:
+                    log.error("could not start a spare session: %s", exc)
+                    await asyncio.sleep(QUIET)
+                    continue
+                await spare.drawn.wait()  # one at a time: a class arriving meanwhile waits for one start, not many
+                if len(self.spares) == s.spares:
+                    log.info("%d spare sessions ready", s.spares)
+            else:
+                await asyncio.sleep(QUIET / 4)
+
+    async def start_spare(self) -> Spare:
+        session_id = self.backend.admit(None)
+        master, slave = os.openpty()
+        try:
+            tty.setraw(slave)
+            set_size(master, *SPARE_SIZE)
+            os.set_blocking(master, False)
+            process = await self.zygote.spawn(session_id, self.session_argv(session_id, "", False), self.spare_env, slave)
+        except BaseException:
+            os.close(master)
+            self.backend.dismiss(session_id)
+            raise
+        finally:
+            os.close(slave)
+        spare = Spare(session_id, master, process)
+        self.spares.append(spare)
+        spare.pump.add_done_callback(lambda _: self.spare_ended(spare))
+        return spare
+
+    def spare_ended(self, spare: Spare) -> None:
+        """Its app drew too much or went away while waiting (a taken spare's pump is cancelled first)."""
+        if spare in self.spares:
+            self.spares.remove(spare)
+            asyncio.ensure_future(self.retire(spare))
+
+    async def take_spare(self, env: dict[str, str]) -> Spare | None:
+        """A spare for a student whose terminal is the spares' kind, if one is waiting."""
+        self.last_login = time.monotonic()
+        if env != self.spare_env or not self.spares:
+            return None
+        spare = self.spares.pop(0)
+        spare.pump.cancel()
+        await asyncio.gather(spare.pump, return_exceptions=True)  # its reader off the pty before the session's
+        return spare
+
+    async def retire(self, spare: Spare) -> None:
+        spare.pump.cancel()
+        await asyncio.gather(spare.pump, return_exceptions=True)
+        await stop_process(spare.process)
+        os.close(spare.master)
+        self.backend.dismiss(spare.session_id)
 
     async def close(self, message: str) -> None:
         """Stop listening, end every session with ``message`` and close every connection, then stop."""
         if self.acceptor is not None:
             self.acceptor.close()
+        if self.spare_keeper is not None:
+            self.spare_keeper.cancel()
+            await asyncio.gather(self.spare_keeper, return_exceptions=True)
+        spares, self.spares = self.spares, []
+        await asyncio.gather(*(self.retire(spare) for spare in spares))
         sessions = list(self.sessions)
         for session in sessions:
             session.end(message)
@@ -285,7 +426,6 @@ class Session:
         self.term = term
         settings = server.settings
         self.teacher = user in settings.accounts.teachers
-        self.follows = not self.teacher and bool(settings.accounts.teachers)  # a student in a class with a teacher
         self.child: SessionProcess | None = None
         self.session_id = 0
         self.master = -1
@@ -306,9 +446,6 @@ class Session:
                         self.process.exit(0)
                 return
             columns, rows = size
-        backend = self.server.backend
-        self.session_id = backend.admit(self.user, self.teacher)
-        log.info("session %d: %s%s from %s", self.session_id, self.user, " (teacher)" if self.teacher else "", self.process.get_extra_info("peername")[0])
         status = 1
         try:
             await self.start_child(columns, rows)
@@ -318,7 +455,7 @@ class Session:
             await self.say(f"the session could not start ({exc.strerror if isinstance(exc, OSError) else exc}); try again in a moment.")
         finally:
             await self.stop_child()
-            backend.dismiss(self.session_id)
+            self.server.backend.dismiss(self.session_id)
             crash = Path(self.server.folder.name) / crash_report_name(self.session_id)
             if crash.exists():
                 log.error("session %d: the app crashed:\n%s", self.session_id, crash.read_text(encoding="utf-8"))
@@ -358,19 +495,26 @@ class Session:
             timer.cancel()
 
     async def start_child(self, columns: int, rows: int) -> None:
+        """A spare if one fits, else a new session process; either way on its own pty, at the window's size."""
+        server, env = self.server, child_environment(self.term, self.process.env)
+        spare = None if self.teacher else await server.take_spare(env)
+        self.session_id = spare.session_id if spare is not None else server.backend.admit(self.user, self.teacher)
+        log.info("session %d: %s%s from %s%s", self.session_id, self.user, " (teacher)" if self.teacher else "",
+                 self.process.get_extra_info("peername")[0], " (a spare)" if spare is not None else "")
+        if spare is not None:
+            self.master, self.child = spare.master, spare.process
+            server.backend.assign(self.session_id, self.user)
+            self.resize(columns, rows)  # before the output so far goes out: the repaint comes after it
+            await self.write(bytes(spare.output))
+            return
         master, slave = os.openpty()
         self.master = master  # closed by stop_child, whatever fails below
         try:
             tty.setraw(slave)  # Ctrl-C is a key for the app from the first byte, not a SIGINT before it starts
             self.resize(columns, rows)
             os.set_blocking(master, False)
-            argv = [
-                "--socket", self.server.socket_path, "--session", str(self.session_id), "--user", self.user,
-                "--checkpoint", str(self.server.settings.checkpoint),
-                *(["--teacher"] if self.teacher else []), *(["--follow"] if self.follows else []),
-            ]
-            env = child_environment(self.term, self.process.env)
-            self.child = await self.server.zygote.spawn(self.session_id, argv, env, slave)
+            argv = server.session_argv(self.session_id, self.user, self.teacher)
+            self.child = await server.zygote.spawn(self.session_id, argv, env, slave)
         finally:
             os.close(slave)
 
@@ -485,17 +629,8 @@ class Session:
         self.end(f"closed after {duration(timeout)} without a key press.")
 
     async def stop_child(self) -> None:
-        """Hang up the app's process group, kill it if it lingers, and close the pty: no orphans."""
-        child = self.child
-        if child is not None and child.returncode is None:
-            for sig, grace in ((signal.SIGHUP, KILL_GRACE), (signal.SIGKILL, None)):
-                with contextlib.suppress(ZygoteError):  # gone: it hangs up its children itself
-                    child.send_signal(sig)
-                try:
-                    await asyncio.wait_for(child.wait(), grace)
-                    break
-                except asyncio.TimeoutError:
-                    continue
+        """Stop the app's process and close the pty."""
+        await stop_process(self.child)
         if self.master >= 0:
             # Reads and writes of a closed fd must not be left registered with the loop.
             os.close(self.master)
@@ -519,6 +654,8 @@ async def serve(settings: ServeSettings, service: ModelService) -> None:
     log.info("serving %s on %s port %d; host key %s; teachers: %s", settings.checkpoint.name, settings.host, port,
              settings.host_key.get_fingerprint(), teachers)
     log.info("students connect with: ssh -p %d NAME@%s", port, settings.host)
+    if settings.spares:
+        log.info("starting %d spare sessions, for students who log in at once", settings.spares)
     try:
         await stop.wait()
     finally:

@@ -10,6 +10,7 @@ again. In a class without one, they start on their own, in the new-sentence box.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import sys
 import threading
@@ -23,7 +24,7 @@ from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace import Trace
 from attnstep.tui.app import AttnstepApp
-from attnstep.tui.messages import TraceReady
+from attnstep.tui.messages import SourceReady, TraceReady
 from attnstep.tui.source import model_card_examples
 from attnstep.tui.stages import STAGE_COUNT
 
@@ -72,6 +73,11 @@ class ServedApp(AttnstepApp):
     def on_mount(self) -> None:
         self.follow_teacher()
         threading.Thread(target=self.listen, name="class", daemon=True).start()
+
+    def on_source_ready(self, message: SourceReady) -> None:
+        # The base class then freezes every object left (a local model's, there); here those are
+        # the app's own, and what startup left over is collected first instead of kept for good.
+        gc.collect()
 
     def on_unmount(self) -> None:
         self.link.close()
