@@ -65,6 +65,8 @@ async def test_the_session_process_has_no_torch(tiny_checkpoint):
             assert "libtorch" not in libraries and "torch/lib" not in libraries
         with open(f"/proc/{os.getpid()}/maps") as maps:
             assert "libtorch" in maps.read()  # the check can see torch where it is
+        with open(f"/proc/{server.zygote.process.pid}/status") as status:
+            assert "Threads:\t1\n" in status.read()  # it forks: a thread of its warm-up left running would be copied half-way
 
 
 @async_test

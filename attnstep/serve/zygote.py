@@ -80,17 +80,20 @@ def warm_up() -> None:
     asyncio.run(first_frame())
 
 
+def take_channels() -> tuple[socket.socket, int]:
+    """The request socket and the report pipe, moved off fds 0 and 1, which become /dev/null: a
+    child's dup2 of its pty then never lands on them, and nothing printed can garble a report."""
+    requests, reports = socket.socket(fileno=os.dup(0)), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return requests, reports
+
+
 class _Zygote:
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        # The channels move off fds 0 and 1, which become /dev/null: a child's dup2 of its pty
-        # then never lands on them, and nothing printed by the warm-up can garble a report.
-        self.requests = socket.socket(fileno=os.dup(0))
-        self.reports = os.dup(1)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 0)
-        os.dup2(devnull, 1)
-        os.close(devnull)
+    def __init__(self, limits: Limits, requests: socket.socket, reports: int) -> None:
+        self.limits, self.requests, self.reports = limits, requests, reports
         self.buffer = b""
         self.fds: list[int] = []  # received with requests not yet read in full
         self.children: set[int] = set()
@@ -258,10 +261,11 @@ def _data_size_mb() -> int | None:
 
 def main() -> None:
     limits = Limits(*(int(arg) for arg in sys.argv[1:3]))
+    channels = take_channels()
     warm_up()
     gc.collect()
     gc.freeze()  # children's collections never walk (and so never copy) the zygote's objects
-    _Zygote(limits).serve()
+    _Zygote(limits, *channels).serve()
 
 
 # --- the server's side --------------------------------------------------------------------------
