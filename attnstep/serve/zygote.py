@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import fcntl
 import gc
+import logging
 import os
 import resource
 import selectors
@@ -46,7 +47,8 @@ import orjson
 
 from attnstep.serve.wire import crash_report_name
 
-MAX_FDS = 8  # a spawn request carries one; room to receive (and close) a few stray ones
+log = logging.getLogger("attnstep.serve")
+MAX_FDS = 8  # a spawn request carries one; room for several arriving in one read
 WATCH_INTERVAL = 1.0  # seconds between checks of the children's memory
 HANGUP_GRACE = 2.0  # seconds between hanging up the children at exit and killing them
 BACKSTOP_MB = 256  # the least room over the zygote's own data that RLIMIT_DATA leaves a child
@@ -348,12 +350,15 @@ class Zygote:
                     process.over_memory = bool(report.get("memory"))
                     process.exited.set_result(report["status"])
         finally:
-            # The zygote has gone (it never should): whatever waits on it learns so.
+            # The zygote has gone: whatever waits on it learns so.
+            if self.requests.fileno() != -1:  # not closed by close(): it never should
+                log.error("the session zygote has exited: no session can start until the server is restarted")
             for future in self.spawning.values():
                 if not future.done():
                     future.set_exception(ZygoteError("the session process has gone"))
             for process in self.running.values():
-                process.exited.done() or process.exited.set_result(-signal.SIGKILL)
+                if not process.exited.done():
+                    process.exited.set_result(-signal.SIGKILL)
             self.running.clear()
 
     async def close(self) -> None:
