@@ -232,7 +232,7 @@ def serve(
     allow_anonymous: Annotated[bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")] = False,
     host_key: Annotated[Optional[Path], typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")] = None,
     max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
-    spares: Annotated[Optional[int], typer.Option(help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~15 MB each).", min=0)] = None,
+    spares: Annotated[Optional[int], typer.Option(help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~20 MB each).", min=0)] = None,
     idle_timeout: Annotated[float, typer.Option(help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05)] = 60.0,
     session_memory: Annotated[int, typer.Option(help="MB of memory a session may use before it is closed with a message.", min=100)] = 400,
     session_cpu: Annotated[int, typer.Option(help="Minutes of CPU time a session may use before it is closed with a message.", min=1)] = 15,
