@@ -317,7 +317,10 @@ def serve(
     allow_anonymous: Annotated[bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")] = False,
     host_key: Annotated[Optional[Path], typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")] = None,
     max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
+    spares: Annotated[Optional[int], typer.Option(help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~20 MB each).", min=0)] = None,
     idle_timeout: Annotated[float, typer.Option(help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05)] = 60.0,
+    session_memory: Annotated[int, typer.Option(help="MB of memory a session may use before it is closed with a message.", min=100)] = 400,
+    session_cpu: Annotated[int, typer.Option(help="Minutes of CPU time a session may use before it is closed with a message.", min=1)] = 15,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
     beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
     add_user: Annotated[Optional[str], typer.Option(help="Add NAME (or change its password) in --passwords, then exit.")] = None,
@@ -339,6 +342,7 @@ def serve(
         print(f"{add_user} can log in with that password (stored as a scrypt hash in {passwords})")
         return
     from attnstep.serve.server import ServeSettings, run
+    from attnstep.serve.zygote import Limits
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
@@ -351,7 +355,9 @@ def serve(
     if allow_anonymous:
         logging.warning("WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password", host, port)
     settings = ServeSettings(checkpoint=checkpoint, accounts=accounts, host_key=key, host=host, port=port,
-                             max_sessions=max_sessions, idle_timeout=idle_timeout * 60)
+                             max_sessions=max_sessions, idle_timeout=idle_timeout * 60,
+                             limits=Limits(memory_mb=session_memory, cpu_seconds=session_cpu * 60),
+                             spares=max_sessions if spares is None else spares)
     try:
         run(settings, top_k, beam)
     except AttnstepError as exc:

@@ -22,8 +22,8 @@ _services: dict[Path, ModelService] = {}
 
 
 @contextlib.asynccontextmanager
-async def serving(checkpoint: Path, *, users=("ann", "bob", "cy", "teach"), teachers=("teach",), keys_path=None, **settings):
-    """A ClassServer on a free loopback port; yields it with ``.port`` set."""
+async def serving(checkpoint: Path, *, users=("ann", "bob", "cy", "teach"), teachers=(), keys_path=None, **settings):
+    """A ClassServer on a free loopback port; yields it with ``.port`` set. No teacher unless named."""
     # Loaded once per checkpoint: the executor thread is made anew for each server.
     service = _services.get(checkpoint) or ModelService.load(checkpoint, 5)
     _services[checkpoint] = service
@@ -130,6 +130,19 @@ def children(pid: int | None = None) -> list[int]:
             if int(fields[1]) == pid and fields[0] != "Z":
                 found.append(int(entry))
     return found
+
+
+def session_pids(server: ClassServer) -> list[int]:
+    """The server's session processes: the zygote's children."""
+    return children(server.zygote.process.pid)
+
+
+async def settle(server: ClassServer) -> None:
+    """Wait (a while at most) until every session has ended and its process is gone."""
+    for _ in range(100):
+        if not session_pids(server) and not server.sessions:
+            return
+        await asyncio.sleep(0.1)
 
 
 def rss_mb(pid: int | None = None) -> float:

@@ -9,7 +9,7 @@ import shutil
 import asyncssh
 import pytest
 
-from tests.serve_helpers import RIGHT, SENTENCE, Screen, children, connect, open_on_sentence, rss_mb, serving
+from tests.serve_helpers import RIGHT, SENTENCE, Screen, connect, open_on_sentence, rss_mb, serving, session_pids, settle
 from tests.tui_helpers import async_test
 
 
@@ -31,13 +31,13 @@ async def test_log_in_step_resize_and_disconnect(tiny_checkpoint):
             screen.press("l")  # step 3, drawn at the new size
             await screen.until("Step 3: attended most to")
             assert len(screen.screen.display) == 24
-            [child] = children()
+            [child] = session_pids(server)
             # the client goes away mid-session, without quitting the app
         for _ in range(100):
-            if not children() and not server.sessions:
+            if not session_pids(server) and not server.sessions:
                 break
             await asyncio.sleep(0.1)
-        assert children() == [] and not server.sessions
+        assert session_pids(server) == [] and not server.sessions
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)
 
@@ -58,10 +58,15 @@ async def test_the_session_process_has_no_torch(tiny_checkpoint):
         screen = await open_on_sentence(conn)
         screen.press(RIGHT)
         await screen.until("step 1 of")
-        [child] = children()
-        with open(f"/proc/{child}/maps") as maps:
-            libraries = maps.read()
-        assert "libtorch" not in libraries and "torch/lib" not in libraries
+        # the session process, and the zygote it was forked from, while the server has the model loaded
+        for pid in [server.zygote.process.pid, *session_pids(server)]:
+            with open(f"/proc/{pid}/maps") as maps:
+                libraries = maps.read()
+            assert "libtorch" not in libraries and "torch/lib" not in libraries
+        with open(f"/proc/{os.getpid()}/maps") as maps:
+            assert "libtorch" in maps.read()  # the check can see torch where it is
+        with open(f"/proc/{server.zygote.process.pid}/status") as status:
+            assert "Threads:\t1\n" in status.read()  # it forks: a thread of its warm-up left running would be copied half-way
 
 
 @async_test
@@ -78,10 +83,10 @@ async def test_keys_from_a_shared_file_log_in_students_but_never_a_teacher(tiny_
     student_key, stranger_key = asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-ed25519")
     keys = tmp_path / "authorized_keys"
     keys.write_bytes(student_key.export_public_key())
-    async with serving(tiny_checkpoint, keys_path=keys) as server:
+    async with serving(tiny_checkpoint, keys_path=keys, teachers=("teach",)) as server:
         async with connect(server.port, "dana", password=None, client_keys=[student_key]) as conn:
             screen = await Screen.open(conn)
-            await screen.until("Type a French sentence")
+            await screen.until("following (no teacher yet)")
         for user, key in [("dana", stranger_key), ("teach", student_key)]:
             with pytest.raises(asyncssh.PermissionDenied):
                 async with connect(server.port, user, password=None, client_keys=[key]):
@@ -100,7 +105,7 @@ async def test_commands_subsystems_and_forwarding_are_refused(tiny_checkpoint):
             await conn.open_connection("127.0.0.1", server.port)  # ssh -L
         with pytest.raises(asyncssh.ChannelListenError):
             await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 22)  # ssh -R
-        assert children() == []
+        assert session_pids(server) == []
 
 
 @async_test
@@ -114,7 +119,7 @@ async def test_no_terminal_a_dumb_one_and_a_tiny_one(tiny_checkpoint):
         tiny = await Screen.open(conn, size=(20, 5))
         tiny.screen.resize(24, 80)  # only pyte's screen: the message is read unwrapped
         await tiny.until("at least 40×10; this one is 20×5")
-        assert children() == []  # nothing started yet
+        assert session_pids(server) == []  # nothing started yet
         tiny.resize(60, 20)
         await tiny.until("Type a French sentence")
 
@@ -149,7 +154,7 @@ async def test_shutdown_ends_every_session_with_a_message(tiny_checkpoint):
         output = await screen.rest()
         assert b"the class has ended" in output
         assert output.rindex(b"\x1b[?1049l") < output.rindex(b"the class has ended")  # back on the main screen first
-        assert children() == []
+        assert session_pids(server) == []
 
 
 @async_test
@@ -157,8 +162,8 @@ async def test_idle_sessions_are_closed(tiny_checkpoint):
     async with serving(tiny_checkpoint, idle_timeout=1.5) as server, connect(server.port) as conn:
         screen = await Screen.open(conn)
         await screen.until("Type a French sentence")  # the input box's cursor blinks: output is no activity
-        assert b"without a key press" in await screen.rest()
-        assert children() == []
+        assert b"attnstep: closed after 1.5 seconds without a key press." in await screen.rest()  # not "0 minutes"
+        assert session_pids(server) == []
 
 
 @async_test
@@ -178,20 +183,13 @@ async def test_connect_disconnect_cycles_leave_no_process_or_memory_behind(tiny_
             # most clients leave while their app is still starting, the case most likely to leak
             await cycle(server.port, wait_for_app=i % 10 == 0)
         await settle(server)
-        assert children() == [] and not server.sessions and not server.backend.members
+        assert session_pids(server) == [] and not server.sessions and not server.backend.members
         assert rss_mb() - baseline < 25, f"RSS grew from {baseline:.0f} MB to {rss_mb():.0f} MB"
-
-
-async def settle(server) -> None:
-    for _ in range(100):
-        if not children() and not server.sessions:
-            return
-        await asyncio.sleep(0.1)
 
 
 @async_test
 async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
-    async with serving(tiny_checkpoint) as server:
+    async with serving(tiny_checkpoint, teachers=("teach",)) as server:
         async with connect(server.port, "teach") as t, connect(server.port, "ann") as a, connect(server.port, "bob") as b:
             teacher = await open_on_sentence(t)
             await teacher.until("teaching as teach")
@@ -259,6 +257,30 @@ async def test_the_system_ssh_client_in_tmux(tiny_checkpoint, tmp_path):
                 if not server.sessions:
                     break
                 await asyncio.sleep(0.1)
-            assert not server.sessions and children() == []
+            assert not server.sessions and session_pids(server) == []
         finally:
             await run("kill-server")
+
+
+@async_test
+async def test_a_student_gets_a_spare_session_drawn_ahead(tiny_checkpoint):
+    async with serving(tiny_checkpoint, spares=2, teachers=("teach",)) as server:
+        while len(server.spares) < 2:  # started while nobody logs in
+            await asyncio.sleep(0.1)
+        spare_ids = {spare.session_id for spare in server.spares}
+        async with connect(server.port, "teach") as t, connect(server.port, "ann") as a:
+            teacher = await open_on_sentence(t)  # the teacher never gets a spare
+            teacher.press(RIGHT)
+            await teacher.until("step 1 of")
+            ann = await Screen.open(a, size=(110, 30))
+            await ann.until("following teach")  # a spare follows the teacher only once it has its student
+            await ann.until("step 1 of")
+            assert [s.session_id for s in server.sessions if s.user == "ann"][0] in spare_ids
+            ann.press("l")  # and takes keys, at its student's size: the narrow layout's tabs
+            await ann.until("Step 2:")
+            assert "Attention  Decoder" in ann.text() and len(ann.screen.display) == 30
+            other = await Screen.open(a, term="xterm")  # another kind of terminal: a session of its own
+            await other.until("following teach")
+            assert [s.session_id for s in server.sessions if s.term == "xterm"][0] not in spare_ids
+    await settle(server)
+    assert session_pids(server) == [] and not server.spares

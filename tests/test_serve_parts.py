@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from attnstep.cli import app
 from attnstep.errors import AttnstepError
-from attnstep.serve.auth import Accounts, add_user, check_password, hash_password, host_key, load_accounts, read_passwords
+from attnstep.serve.auth import (
+    Accounts, LoginThrottle, add_user, check_password, hash_password, host_key, load_accounts, read_passwords,
+)
 from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
 from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
@@ -74,6 +76,20 @@ def test_the_host_key_is_made_once_private_and_reused(tmp_path):
     path.chmod(0o644)
     with pytest.raises(AttnstepError, match="readable by others"):
         host_key(path)
+
+
+def test_password_guesses_wait_their_turn_by_address_and_name():
+    now = [0.0]
+    throttle = LoginThrottle(free=2, base=1, most=4, give_up=10, clock=lambda: now[0])
+    # two free tries, then turns 1, 2, 4, 4 s apart, queued one after another
+    assert [throttle.turn("10.0.0.1", "teach") for _ in range(6)] == [0, 0, 1, 3, 7, None]
+    assert throttle.turn("10.0.0.1", "ann") == 0  # another name from the same address does not wait
+    assert throttle.turn("10.0.0.2", "teach") == 0  # nor the same name from another address
+    throttle.succeeded("10.0.0.1", "teach")
+    assert throttle.turn("10.0.0.1", "teach") == 0
+    now[0] += 3600  # old pairs are forgotten
+    throttle.turn("10.0.0.3", "x")
+    assert throttle.attempts("10.0.0.1", "ann") == 0
 
 
 def test_rate_limit_allows_a_burst_then_a_steady_rate():
@@ -159,6 +175,15 @@ def test_serve_add_user_writes_a_hash(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n")
     assert result.exit_code == 0, result.output
     assert check_password("hunter22", read_passwords(path)["ann"])
+
+
+def test_serve_refuses_a_passwords_file_that_others_can_read(tmp_path):
+    path = tmp_path / "pw"
+    add_user(path, "ann", "hunter22")
+    path.chmod(0o644)
+    result = CliRunner().invoke(app, ["serve", "--passwords", str(path), "--host-key", str(tmp_path / "k")])
+    assert result.exit_code == 1
+    assert "readable by others (mode 644): chmod 600 it" in result.output
 
 
 def test_serve_without_any_way_in_is_refused(tmp_path):

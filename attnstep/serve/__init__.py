@@ -2,13 +2,17 @@
 
 Processes and modules::
 
-    server process                                   one process per SSH session
+    server process                                   zygote process (never imports torch)
     ┌──────────────────────────────────────────┐     ┌──────────────────────────────┐
-    │ server.py   asyncssh: logins, pty bridge │ pty │ session.py  the Textual app  │
-    │ auth.py     passwords, keys, host key    │◄───►│ (never imports torch)        │
-    │ backend.py  Unix socket ◄────────────────┼─────┤ remote.py   RemoteTraceSource│
-    │ service.py  the model, one thread        │     │             + class channel  │
-    │ hub.py      what the teacher shows       │     └──────────────────────────────┘
-    └──────────────────────────────────────────┘
-    wire.py: the JSON-lines messages between them.
+    │ server.py   asyncssh: logins, pty bridge │────►│ zygote.py  the app imported  │
+    │ auth.py     passwords, keys, host key    │fork │ once; forks a child per      │
+    │ backend.py  Unix socket ◄──────────────┐ │     │ session, enforces its limits │
+    │ service.py  the model, one thread      │ │     └──────────────┬───────────────┘
+    │ hub.py      what the teacher shows     │ │                    │ fork
+    └────────────────────────────────────────┼─┘     ┌──────────────▼───────────────┐
+                 pty ◄───────────────────────┼──────►│ session.py  the Textual app  │
+                                             └───────┤ remote.py   RemoteTraceSource│
+                                                     │             + class channel  │
+                                                     └──────────────────────────────┘
+    wire.py: the JSON-lines messages between the server and the sessions.
 """

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def check_password(password: str, stored: str) -> bool:
         return hmac.compare_digest(computed, bytes.fromhex(digest))
     except ValueError:
         return False
+
+
+def private_file(path: Path, what: str) -> None:
+    """Refuse a secret file that other users can read or write (as ssh refuses a private key)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise AttnstepError(f"the {what} {path} is readable by others (mode {mode:o}): chmod 600 it")
 
 
 def read_passwords(path: Path) -> dict[str, str]:
@@ -128,17 +136,69 @@ def load_accounts(keys: Path | None, passwords: Path | None, teachers: list[str]
         raise AttnstepError(f"no authorized-keys file at {keys}")
     if passwords and not passwords.is_file():
         raise AttnstepError(f"no passwords file at {passwords} (create it with `attnstep serve --add-user NAME --passwords {passwords}`)")
+    if passwords:
+        private_file(passwords, "passwords file")
     if not (accounts.passwords or accounts.keys_path or allow_anonymous):
         raise AttnstepError("nobody could log in: give --authorized-keys FILE and/or --passwords FILE (or --allow-anonymous)")
     return accounts
 
 
+@dataclass
+class _Pair:
+    attempts: int = 0
+    next_turn: float = 0.0
+    last: float = 0.0
+
+
+class LoginThrottle:
+    """Backoff for password guessing, by address and user name.
+
+    Each (address, name) pair may try ``free`` passwords straight away (typos); every further
+    attempt waits for its turn, one after another, ``base`` seconds apart and doubling with
+    each attempt up to ``most`` seconds, so a flood of guessers for one name queues instead of
+    keeping scrypt busy; a turn more than ``give_up`` seconds away is refused unchecked. Unknown
+    names share one pair per address, so trying many names is throttled alike. A success
+    clears its pair; a pair is forgotten ``forget`` seconds after its last attempt. Other names
+    from the same address — a class behind one NAT — never wait for a guesser.
+    """
+
+    def __init__(self, *, free: int = 3, base: float = 1.0, most: float = 30.0, give_up: float = 50.0,
+                 forget: float = 600.0, clock=time.monotonic) -> None:
+        self.free, self.base, self.most, self.give_up, self.forget, self.clock = free, base, most, give_up, forget, clock
+        self.pairs: dict[tuple[str, str], _Pair] = {}
+        self.swept = clock()
+
+    def turn(self, address: str, name: str) -> float | None:
+        """Seconds to wait before checking this attempt's password; None: refuse it unchecked."""
+        now = self.clock()
+        if now - self.swept > 60:
+            self.pairs = {key: pair for key, pair in self.pairs.items() if now - pair.last < self.forget}
+            self.swept = now
+        pair = self.pairs.setdefault((address, name), _Pair())
+        pair.attempts += 1
+        pair.last = now
+        if pair.attempts <= self.free:
+            pair.next_turn = now + self.base  # the first turn after the free attempts
+            return 0.0
+        start = max(now, pair.next_turn)
+        if start - now > self.give_up:
+            return None
+        pair.next_turn = start + min(self.base * 2 ** (pair.attempts - self.free), self.most)
+        return start - now
+
+    def succeeded(self, address: str, name: str) -> None:
+        self.pairs.pop((address, name), None)
+
+    def attempts(self, address: str, name: str) -> int:
+        """Attempts for the pair since it was last cleared or forgotten."""
+        pair = self.pairs.get((address, name))
+        return pair.attempts if pair else 0
+
+
 def host_key(path: Path) -> asyncssh.SSHKey:
     """The server's ed25519 key: made once with mode 0600 and reused, so students' known_hosts stay valid."""
     if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise AttnstepError(f"the host key {path} is readable by others (mode {mode:o}): chmod 600 it")
+        private_file(path, "host key")
         try:
             return asyncssh.read_private_key(str(path))
         except (OSError, ValueError, asyncssh.KeyImportError) as exc:

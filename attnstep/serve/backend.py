@@ -2,7 +2,9 @@
 
 The socket lives in a private (0700) temporary folder of the server. The SSH side admits
 each session here before starting its process, with the user's name and role; a connection
-names its session in its hello line and gets only what that session's role allows.
+names its session in its hello line and gets only what that session's role allows. A spare
+session (started before its student arrives) is admitted as a student without a name, and
+follows no teacher until :meth:`Backend.assign` gives it its student.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class Member:
     teacher: bool
     rate: RateLimit = field(default_factory=RateLimit)
     following: bool = False  # a student's screen follows the teacher's
+    class_writer: asyncio.StreamWriter | None = None  # the session's class channel, once connected
+    notices: list[str] = field(default_factory=list)  # told before it connected
+    assigned: asyncio.Event = field(default_factory=asyncio.Event)  # set: the session has its user
 
 
 class Backend:
@@ -54,15 +59,33 @@ class Backend:
             task.cancel()
         await asyncio.gather(*self.connections, return_exceptions=True)
 
-    def admit(self, user: str, teacher: bool) -> int:
+    def admit(self, user: str | None, teacher: bool = False) -> int:
+        """A new session's id; ``user`` None: a spare, whose student :meth:`assign` names later."""
         session = next(self._ids)
-        self.members[session] = Member(user, teacher)
+        member = self.members[session] = Member(user or "", teacher)
+        if user is not None:
+            member.assigned.set()
         return session
+
+    def assign(self, session: int, user: str) -> None:
+        member = self.members[session]
+        member.user = user
+        member.assigned.set()
 
     def watching(self, session: int) -> bool:
         """Whether the session's screen is following a teacher who is showing something (so not idle)."""
         member = self.members.get(session)
         return member is not None and member.following and self.hub.shown is not None
+
+    def tell(self, session: int, notice: str) -> None:
+        """Show ``notice`` (one line) on the session's screen, now or as soon as its class channel connects."""
+        member = self.members.get(session)
+        if member is None:
+            return
+        if member.class_writer is None:
+            member.notices.append(notice)
+        else:
+            member.class_writer.write(line({"notice": notice}))
 
     def dismiss(self, session: int) -> None:
         member = self.members.pop(session, None)
@@ -80,6 +103,10 @@ class Backend:
             if hello.get("channel") == "model":
                 await self.model_channel(member, reader, writer)
             elif hello.get("channel") == "class":
+                member.class_writer = writer
+                for notice in member.notices:
+                    self.tell(hello["session"], notice)
+                member.notices.clear()
                 await (self.teacher_channel(member, reader) if member.teacher else self.student_channel(member, reader, writer))
         except (asyncio.TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a session process that went away or spoke out of turn: drop the connection
@@ -115,6 +142,7 @@ class Backend:
                 self.hub.move(member.user, move["version"], move["position"], move["stage"])
 
     async def student_channel(self, member: Member, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await member.assigned.wait()  # a spare draws nothing more until it has its student
         follow = asyncio.ensure_future(self.hub.follow(writer))
         try:
             while said := await reader.readline():  # whether the student follows, until the session ends

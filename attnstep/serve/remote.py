@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import orjson
@@ -83,8 +84,15 @@ class RemoteTraceSource:
         return trace
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One line from the server for the session's screen."""
+
+    text: str
+
+
 class ClassLink:
-    """The class channel: a teacher sends where it is; a student reads what the teacher shows."""
+    """The class channel: a teacher sends where it is; a student reads what the teacher shows; both get notices."""
 
     def __init__(self, path: str, session: int) -> None:
         self.sock = connect(path, session, "class")
@@ -102,10 +110,13 @@ class ClassLink:
         except OSError:
             pass  # the server is gone; the session's own connection will say so
 
-    def updates(self) -> Iterator[tuple[str | None, Trace | None, int, int]]:
-        """(teacher, new trace or None if unchanged, position, stage) as the teacher's screen changes."""
+    def updates(self) -> Iterator[tuple[str | None, Trace | None, int, int] | Notice]:
+        """(teacher, new trace or None if unchanged, position, stage) as the teacher's screen changes, and notices."""
         for raw in read_lines(self.sock):
             update = orjson.loads(raw)
+            if "notice" in update:
+                yield Notice(str(update["notice"]))
+                continue
             trace = trace_from_wire(update["trace"]) if "trace" in update else None
             yield update.get("teacher"), trace, int(update.get("position", 0)), int(update.get("stage", 0))
 

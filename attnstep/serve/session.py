@@ -1,19 +1,18 @@
 """One SSH session's process: the stepping app on the session's pseudo-terminal, never importing torch.
 
-The server starts ``python -m attnstep.serve.session`` with the pty as stdin/stdout/stderr
-in a new session (setsid); taking the pty as the controlling terminal here is what lets the
-kernel send SIGWINCH when the server resizes it. Traces come from the server's model
-(:class:`~attnstep.serve.remote.RemoteTraceSource`). Students follow the teacher from the
-start; any move of their own detaches them, and ``t`` follows again.
+The zygote (:mod:`attnstep.serve.zygote`) forks it with the pty as its controlling terminal
+and stdin/stdout/stderr, and calls :func:`main`. Traces come from the server's model
+(:class:`~attnstep.serve.remote.RemoteTraceSource`). In a class with a teacher, students
+follow the teacher from the start; any move of their own detaches them, and ``t`` follows
+again. In a class without one, they start on their own, in the new-sentence box.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
+import gc
 import io
 import sys
-import termios
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,11 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding
 
 from attnstep.model_card import model_card_examples
-from attnstep.serve.remote import ClassLink, RemoteTraceSource
+from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace import STAGE_COUNT, Trace
 from attnstep.tui.app import AttnstepApp
-from attnstep.tui.messages import TraceReady
+from attnstep.tui.messages import SourceReady, TraceReady
 
 # Actions that move the student's own view: doing one leaves follow mode.
 EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}
@@ -46,21 +45,16 @@ class ServedApp(AttnstepApp):
     BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow")]
     HELP = [*AttnstepApp.HELP, ("t", "in a class: follow the teacher's screen, or explore on your own")]
 
-    def __init__(self, *, link: ClassLink, teacher: bool, user: str, **kwargs) -> None:
+    def __init__(self, *, link: ClassLink, teacher: bool, follow: bool, user: str, **kwargs) -> None:
+        """``follow``: a student in a class with a teacher. Such a student starts out following and
+        never in the new-sentence box, where q would type a q while the teacher has yet to show anything."""
         self.link = link
         self.teaching = teacher
         self.user = user
         self._following = False
         self.shown: TeacherShows | None = None  # the teacher's latest state, with its whole trace
-        self.updates = None if teacher else link.updates()
-        if self.updates is not None:
-            # Before the first frame: a student who arrives mid-lesson opens on the teacher's trace,
-            # not on the new-sentence box.
-            self.shown = TeacherShows(*next(self.updates, (None, None, 0, 0)))
-            if self.shown.trace is not None:
-                kwargs["trace"] = self.shown.trace
-        super().__init__(**kwargs)
-        self.following = not teacher
+        super().__init__(open_on_sentence_box=not follow, **kwargs)
+        self.following = follow
         self.sent: tuple | None = None  # the last move a teacher sent
 
     @property
@@ -77,8 +71,12 @@ class ServedApp(AttnstepApp):
 
     def on_mount(self) -> None:
         self.follow_teacher()
-        if self.updates is not None:
-            threading.Thread(target=self.listen, name="class", daemon=True).start()
+        threading.Thread(target=self.listen, name="class", daemon=True).start()
+
+    def on_source_ready(self, message: SourceReady) -> None:
+        # The base class then freezes every object left (a local model's, there); here those are
+        # the app's own, and what startup left over is collected first instead of kept for good.
+        gc.collect()
 
     def on_unmount(self) -> None:
         self.link.close()
@@ -97,10 +95,13 @@ class ServedApp(AttnstepApp):
     # --- students follow ------------------------------------------------------------------
 
     def listen(self) -> None:
-        """The class-channel thread: every change of the teacher's screen becomes a message."""
+        """The class-channel thread: every change of the teacher's screen, and every notice, becomes a call."""
         try:
-            for teacher, trace, position, stage in self.updates:
-                self.call_from_thread(self.teacher_shows, TeacherShows(teacher, trace, position, stage))
+            for update in self.link.updates():
+                if isinstance(update, Notice):
+                    self.call_from_thread(self.notify, update.text, markup=False)
+                else:
+                    self.call_from_thread(self.teacher_shows, TeacherShows(*update))
         except OSError:
             pass  # the link was closed under the read (the app is closing) or the server is gone, which the model channel reports
         except RuntimeError:
@@ -168,20 +169,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--session", type=int, required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--teacher", action="store_true")
+    parser.add_argument("--follow", action="store_true", help="a student in a class with a teacher")
     parser.add_argument("--checkpoint", required=True, type=Path)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    except OSError:
-        pass  # not a session leader (a test running it directly): resizes then need no signal
     link = ClassLink(args.socket, args.session)
     app = ServedApp(
         link=link,
         teacher=args.teacher,
+        follow=args.follow,
         user=args.user,
         source_factory=lambda: RemoteTraceSource(args.socket, args.session),
         examples=model_card_examples(args.checkpoint),
@@ -201,8 +200,3 @@ def main(argv: list[str] | None = None) -> int:
     if app.error_message:
         print(f"attnstep: {app.error_message}", file=sys.stderr)
     return app.return_code or 0
-
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,8 @@ and role by ID, so a child cannot promote itself to teacher.
 ``class`` — a teacher sends {"op": "move", "version": V, "position": P, "stage": S} whenever
 its screen changes; a student sends {"following": true | false} when that changes, and receives {"teacher": NAME, "position": P, "stage": S} and,
 when the trace changed, "trace": {…} too; {"teacher": null} when no teacher is showing anything.
+On either role's class channel the server may also send {"notice": TEXT}: one line to show
+(the window is larger than the app draws, say).
 """
 
 from __future__ import annotations

@@ -129,6 +129,7 @@ class AttnstepApp(App[None]):
         examples: tuple[str, ...] = DEFAULT_EXAMPLES,
         origin: str = "",
         reference: str | None = None,
+        open_on_sentence_box: bool = True,
     ) -> None:
         super().__init__()
         self.source_factory = source_factory  # None: replay, no model anywhere
@@ -143,6 +144,7 @@ class AttnstepApp(App[None]):
         self.reference = reference  # translate --target: the opening sentence's given translation, scored
         self.examples = examples
         self.origin = origin
+        self.open_on_sentence_box = open_on_sentence_box  # with nothing to show yet: False for a student who follows a teacher
         self.error_message: str | None = None  # why the app exited with return code 1
         self.panel_index = 0
 
@@ -177,7 +179,7 @@ class AttnstepApp(App[None]):
             self.set_busy("loading the model…")
             # Start importing torch only after the first frame is on screen.
             self.call_after_refresh(self.load_source)
-        if self.cursor is None and self.pending_sentence is None:
+        if self.cursor is None and self.pending_sentence is None and self.open_on_sentence_box:
             self.action_new_sentence()
 
     @property

@@ -16,6 +16,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from attnstep.errors import AttnstepError
+from attnstep.text import MAX_SOURCE_CHARS
 from attnstep.trace import Step
 from attnstep.tui.glyphs import prob
 from attnstep.tui.safe import safe_text
@@ -48,7 +49,8 @@ class SentenceDialog(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Type a French sentence and press Enter, or pick an example (↓):")
-            yield Input(placeholder="type here, or press ↓ to pick an example", id="sentence")
+            # Every box stops at a sentence's length: a longer value makes each key cost more (50 KB typed: 1.4 GB).
+            yield Input(placeholder="type here, or press ↓ to pick an example", id="sentence", max_length=MAX_SOURCE_CHARS)
             yield Label("", id="problem")
             yield OptionList(*[Option(safe_text(e), id=str(i)) for i, e in enumerate(self.examples)], id="examples")
             yield Label("Esc: cancel", classes="hint")
@@ -93,7 +95,7 @@ class ForceDialog(Dialog):
                 *[Option(Text.assemble(safe_text(c.token), f"  {prob(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
                 id="candidates",
             )
-            yield Input(placeholder="…or type a word and press Enter", id="word", select_on_focus=False)
+            yield Input(placeholder="…or type a word and press Enter", id="word", select_on_focus=False, max_length=MAX_SOURCE_CHARS)
             yield Label("", id="problem")
             yield Label("Esc: cancel", classes="hint")
 
@@ -124,7 +126,7 @@ class AskDialog(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(safe_text(self.question))
-            yield Input(self.value, type="integer" if self.integer else "text", id="answer")
+            yield Input(self.value, type="integer" if self.integer else "text", id="answer", max_length=MAX_SOURCE_CHARS)
             yield Label("", id="problem")
             yield Label("Enter: OK · Esc: cancel", classes="hint")
 
