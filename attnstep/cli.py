@@ -146,8 +146,11 @@ def translate(
     target: Annotated[Optional[str], typer.Option(help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.")] = None,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
-    from attnstep.local import run_translate
+    from attnstep.local import run_translate, translate_input_problem
 
+    problem = translate_input_problem(sentence, target)
+    if problem:
+        fail(problem)
     need_terminal("translate")
     code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
     if code:

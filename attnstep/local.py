@@ -47,21 +47,30 @@ def translate_app(
     )
 
 
-def run_translate(
-    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
-) -> tuple[int, str | None]:
-    from attnstep.text import tokenize
+def translate_input_problem(sentence: str | None, reference: str | None) -> str | None:
+    """What is wrong with the sentence or reference given on the command line, before any screen or model."""
+    from attnstep.text import check_sentence
 
     if reference is not None and sentence is None:
-        return 1, "--target needs the SENTENCE it translates"
-    # Refuse bad input before the screen is taken over.
+        return "--target needs the SENTENCE it translates"
     for text, what in ((sentence, ""), (reference, "the reference: ")):
         if text is None:
             continue
         try:
-            tokenize(text)
+            check_sentence(text)
         except AttnstepError as exc:
-            return 1, what + str(exc)
+            return what + str(exc)
+        if not text.strip():
+            return what + "the sentence is empty: type some words to translate"
+    return None
+
+
+def run_translate(
+    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
+) -> tuple[int, str | None]:
+    problem = translate_input_problem(sentence, reference)
+    if problem:
+        return 1, problem
     app = translate_app(checkpoint, sentence, top_k, beam, reference)
     app.run()
     return app.return_code or 0, app.error_message

@@ -224,11 +224,15 @@ def test_the_class_channel_ends_quietly_only_when_it_should():
         yield "ann", None, 1, 0
         raise error
 
+    class Link:
+        def __init__(self, error):
+            self.updates = lambda: updates(error)
+
     class Session:
         """The parts of ServedApp that listen() uses."""
 
         def __init__(self, error, running=True):
-            self.updates, self.is_running, self.shown = updates(error), running, []
+            self.link, self.is_running, self.shown = Link(error), running, []
 
         def call_from_thread(self, callback, *args):
             callback(*args)

@@ -79,6 +79,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("m", "map", "map", "m", "the full-screen alignment map of the steps so far (# numbers, Esc back)"),
     ("c", "compare", "before/after", "c", "before/after a forced word: the model's own decoding beside the forced one"),
     ("number_sign", "numbers", "numbers", "#", "numbers: the first components of h_t, C_t, a·h_i…, and log-probabilities beside p"),
+    ("v", "words", "words", "v", "word view: a subword model's pieces gathered into your words in the grid and attention panel"),
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 PANEL_KEYS = [
@@ -138,6 +139,7 @@ class AttnstepApp(App[None]):
         self.original: Trace | None = None
         self.state_scale = 1.0
         self.numbers = False  # #: numbers beside (or instead of) the pictures
+        self.words = False  # v: pieces gathered into words in the grid and the attention panel
         if trace is not None:
             self.set_trace(trace, 0)
         self.pending_sentence = sentence  # translated as soon as the source is ready
@@ -225,7 +227,7 @@ class AttnstepApp(App[None]):
     def view(self) -> View | None:
         if self.cursor is None:
             return None
-        return View(self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale, self.numbers)
+        return View(self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale, self.numbers, self.words)
 
     def show_view(self) -> None:
         view = self.view
@@ -433,6 +435,13 @@ class AttnstepApp(App[None]):
 
     def action_numbers(self) -> None:
         self.numbers = not self.numbers
+        self.show_view()
+
+    def action_words(self) -> None:
+        if self.cursor is not None and not self.cursor.trace.subword:
+            self.notify("This model reads whole words: there are no pieces to gather.", markup=False)
+            return
+        self.words = not self.words
         self.show_view()
 
     def action_compare(self) -> None:

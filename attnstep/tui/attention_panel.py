@@ -8,7 +8,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import STATE_CELLS, bar, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import View, source_word, unknown_legend
+from attnstep.tui.stages import View, attention_in_words, source_word, unknown_legend, word_brackets
 
 MAX_WORD_WIDTH = 14
 
@@ -26,7 +26,11 @@ class AttentionPanel(LinesView):
         trace, step = view.trace, view.step
         self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
-        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(source_word(t))) for t in trace.source)))
+        # A word cut into pieces is bracketed (┌ │ └) so its pieces read as one word.
+        brackets = word_brackets(trace)
+        grouped = any(mark != " " for mark in brackets)
+        names = [mark + source_word(t) if grouped else source_word(t) for mark, t in zip(brackets, trace.source)]
+        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(name)) for name in names)))
         self.frozen_columns = word_width + 1
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
@@ -41,7 +45,7 @@ class AttentionPanel(LinesView):
         # Below the words: what the mark of an unknown word means, when there is one.
         legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
         if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
-            return [header] + [Text.assemble(fit(source_word(t), word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for t in trace.source] + legend
+            return [header] + [Text.assemble(fit(name, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for name in names] + legend
         states = trace.encoder_states
         scale = view.state_scale
         state_bins, state_norms = self.binned_states(trace)
@@ -63,7 +67,7 @@ class AttentionPanel(LinesView):
                 numbers.stylize(changed, 0, 8)
             elif view.just_done("softmax"):
                 numbers.stylize(changed, 10, 14)
-            row = Text.assemble(fit(source_word(token), word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
+            row = Text.assemble(fit(names[i], word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
             if show_sum and states:
                 # a·h_i from h_i's strip: the bins are means, so those of a·h_i are a times h_i's,
                 # and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00 contributes nothing
@@ -93,6 +97,8 @@ class AttentionPanel(LinesView):
         return self._binned[1], self._binned[2]
 
     def show(self, view: View | None) -> None:
+        if view is not None and view.words and view.trace.subword:
+            view = attention_in_words(view)
         super().show(view)
         if view is not None and view.step is not None and view.shows("softmax"):
             # Keep the most attended word on screen when the sentence is longer than the panel.

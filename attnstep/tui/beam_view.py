@@ -110,7 +110,7 @@ class HypothesesPanel(LinesView):
     def show(self, view: BeamView | None) -> None:
         super().show(view)
         if view is not None:
-            self.scroll_line_into_view(view.selected + 1)
+            self.scroll_into_view(view.selected + 1)
 
 
 class RowPanel(LinesView):
@@ -171,7 +171,7 @@ class HistoryPanel(LinesView):
     def show(self, view: BeamView | None) -> None:
         super().show(view)
         if view is not None:
-            self.scroll_line_into_view(view.t + 1)
+            self.scroll_into_view(view.t + 1)
 
 
 class BeamStatus(Bar):

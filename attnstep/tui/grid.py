@@ -13,7 +13,7 @@ from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.trace import Step, Trace
-from attnstep.tui.stages import View, forced_mark, source_word
+from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
 
 LEVELS = 4  # background strengths for weights, strongest last
 MAX_COLUMN = 8
@@ -69,6 +69,9 @@ class AlignmentGrid(LinesView):
             self.columns.append((header.cell_len, header.cell_len + width))
             header.append_text(fit(source_word(token), width, label))
             header.append(" ")
+        for word in trace.source_words if trace.subword else ():
+            if word.end - word.start > 1:  # one underline under all of a word's pieces groups them
+                header.stylize("underline", self.columns[word.start][0], self.columns[word.end - 1][1])
         room, body = self.scrollable_content_region.width - labels, header.cell_len - labels
         if body > room:
             # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
@@ -121,6 +124,8 @@ class AlignmentGrid(LinesView):
         return max((start for start in starts if start <= x), default=0)
 
     def show(self, view: View | None) -> None:
+        if view is not None and view.words and view.trace.subword:
+            view = grid_in_words(view)
         super().show(view)
         if view is None or view.step is None:  # the encoder alone (r): back to the first row and column
             if self.scroll_offset != (0, 0):

@@ -8,11 +8,12 @@ describes a computation the model did not do in that order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 from attnstep.subword import WORD_START, is_byte_piece
 from attnstep.text import UNK, detokenize
-from attnstep.trace import EOS_TOKEN, STAGE_COUNT, SourceToken, Step, Trace
+from attnstep.trace import EOS_TOKEN, STAGE_COUNT, SourceToken, Step, Trace, word_alignment, word_weights
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.safe import visible
 
@@ -49,6 +50,7 @@ class View:
     stage: int = STAGE_COUNT
     state_scale: float = 1.0  # largest |mean bin| (glyphs.mean_bins) of any h_i: strips of h_i, a·h_i, C_t share it
     numbers: bool = False  # # pressed: the first numbers of the vectors, and log-probabilities, are shown
+    words: bool = False  # v pressed: the grid and the attention panel gather pieces into the user's words
 
     @property
     def step(self) -> Step | None:
@@ -195,3 +197,72 @@ def forced_mark(trace: Trace, step: Step) -> str:
     if trace.reference is not None:
         return "≠" if step.candidates[0].id != step.chosen_id else ""
     return "*" if step.forced else ""
+
+
+# --- the word view (v): pieces gathered into the user's words ------------------------------------
+
+
+def word_brackets(trace: Trace) -> list[str]:
+    """Per source token, the bracket that groups a word's pieces: ┌ │ └, or a space for a one-piece word."""
+    marks = []
+    for word in trace.source_words:
+        size = word.end - word.start
+        marks += [" "] if size == 1 else ["┌", *["│"] * (size - 2), "└"]
+    return marks
+
+
+def _word_tokens(trace: Trace) -> tuple[SourceToken, ...]:
+    """The user's words as source tokens; a word with a piece the model read byte by byte keeps that mark."""
+    tokens = []
+    for index, word in enumerate(trace.source_words):
+        pieces = trace.source[word.start : word.end]
+        unknown_piece = next((p.token for p in pieces if unknown(p)), None)
+        tokens.append(SourceToken(word.text, unknown_piece or word.text, pieces[0].id, index))
+    return tuple(tokens)
+
+
+def grid_in_words(view: View) -> View:
+    """The grid's word view: a column per user's word (its pieces' weights summed) and a row per
+    output word (the mean of its pieces' rows, as ``trace.word_alignment`` computes them)."""
+    trace = view.trace
+    shown = trace.steps[: view.position]
+    steps = []
+    for index, (word, row) in enumerate(word_alignment(trace, shown)):
+        pieces = shown[word.start : word.end]
+        last = pieces[-1]
+        steps.append(replace(last, index=index, weights=row, chosen_token=word.text, forced=any(p.forced for p in pieces)))
+    # A step that only starts a word adds no row of its own: the row of its word grows instead.
+    words = replace(trace, source=_word_tokens(trace), words=(), steps=tuple(steps), encoder_states=None)
+    return replace(view, trace=words, position=len(steps))
+
+
+def attention_in_words(view: View) -> View:
+    """The attention panel's word view at the current step: one row per user's word.
+
+    A word's weight is the sum of its pieces' weights, and its score the log-sum-exp of their
+    scores, so that softmax over the words' scores gives exactly those sums. Its state is the
+    pieces' states averaged by weight, so weight × state = Σ a_i h_i: the word's share of C_t.
+    """
+    trace, step = view.trace, view.step
+    if step is None:
+        return replace(view, trace=replace(trace, source=_word_tokens(trace), words=(), encoder_states=None))
+    words = trace.source_words
+    weights = word_weights(trace, step.weights)
+    scores = tuple(_logsumexp(step.scores[w.start : w.end]) for w in words)
+    states = None
+    if trace.encoder_states is not None:
+        states = []
+        for word, total in zip(words, weights):
+            span = range(word.start, word.end)
+            share = [step.weights[i] / total if total > 0 else 1 / len(span) for i in span]
+            states.append(tuple(sum(a * trace.encoder_states[i][k] for a, i in zip(share, span))
+                                for k in range(len(trace.encoder_states[0]))))
+        states = tuple(states)
+    current = replace(step, scores=scores, weights=weights)
+    steps = trace.steps[: step.index] + (current,) + trace.steps[step.index + 1 :]
+    return replace(view, trace=replace(trace, source=_word_tokens(trace), words=(), steps=steps, encoder_states=states))
+
+
+def _logsumexp(values) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
