@@ -110,6 +110,19 @@ async def test_the_service_decodes_what_the_stepper_would(stepper):
     assert forced == stepper.force(trace, 2, "dog")
 
 
+@async_test
+async def test_the_service_takes_a_subword_sentence_longer_than_100_pieces(subword_checkpoint):
+    from attnstep.checkpoint import load_checkpoint
+    from attnstep.stepper import Stepper
+
+    subword = Stepper(load_checkpoint(subword_checkpoint))
+    source = subword.source_tokens(" ".join(["Une voiture rouge est garée devant la maison."] * 5))
+    assert 100 < len(source) <= 200
+    trace = trace_from_wire(orjson.loads(await ModelService(subword).answer(
+        {"op": "decode", "source": source_to_wire(source), "prefix": []})))
+    assert trace.source == subword.decode(source).source and trace.source_words[0].text == "Une"
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

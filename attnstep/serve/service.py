@@ -3,7 +3,7 @@
 Every session's translate/force/unforce ends here as a request; torch work runs in a single
 executor thread, so requests queue instead of competing for the two cores that the session
 processes need to draw their screens. Answers are trace JSON bytes, made in that same thread.
-Requests are bounded in length (the tokenizer's 100 tokens; a prefix no longer than decoding
+Requests are bounded in length (the codec's 100 words or 200 pieces; a prefix no longer than decoding
 could be) and in rate (:class:`RateLimit`, per session).
 """
 
@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from attnstep.errors import AttnstepError
-from attnstep.text import MAX_SOURCE_TOKENS
 from attnstep.trace import SourceToken, dumps
 
 
@@ -80,8 +79,9 @@ class ModelService:
 
         src, tgt = self.stepper.checkpoint.src_vocab, self.stepper.checkpoint.tgt_vocab
         raw_source, raw_prefix, word = request.get("source"), request.get("prefix"), request.get("word")
-        if not isinstance(raw_source, list) or not 0 < len(raw_source) <= MAX_SOURCE_TOKENS:
-            raise AttnstepError(f"a decode request needs 1 to {MAX_SOURCE_TOKENS} source tokens")
+        limit = self.stepper.codec.max_source_tokens  # 100 words, or 200 subword pieces
+        if not isinstance(raw_source, list) or not 0 < len(raw_source) <= limit:
+            raise AttnstepError(f"a decode request needs 1 to {limit} source tokens")
         source = []
         for item in raw_source:
             if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and len(item[0]) <= 200
