@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -56,9 +57,13 @@ def test_replay_never_imports_torch(trace_file):
 
 
 def run_in_terminal(
-    args: list[str], keys: list[bytes], size=(100, 30), wait_for="Output:", term="xterm-256color"
+    args: list[str], keys: list[bytes | tuple[str, bytes]], size=(100, 30), wait_for="Output:", term="xterm-256color"
 ) -> tuple[bytes, pyte.Screen]:
-    """Run the CLI in a pseudo-terminal; send ``keys`` once ``wait_for`` is on screen; return every byte written."""
+    """Run the CLI in a pseudo-terminal; send ``keys`` once ``wait_for`` is on screen; return every byte written.
+
+    A key given as (text, key) waits until ``text`` is on screen too: a q sent with no wait
+    can end the app before the frame of the key before it is drawn.
+    """
     columns, rows = size
     screen = pyte.Screen(columns, rows)
     stream = pyte.ByteStream(screen)
@@ -87,11 +92,18 @@ def run_in_terminal(
                     break
                 written += chunk
                 stream.feed(chunk)
-            elif pending and wait_for in "\n".join(screen.display):
-                os.write(fd, pending.pop(0))
+            elif pending:
+                text, key = pending[0] if isinstance(pending[0], tuple) else (wait_for, pending[0])
+                shown = "\n".join(screen.display)
+                if wait_for in shown and text in shown:
+                    os.write(fd, key)
+                    pending.pop(0)
     finally:
+        if pending:  # the screen never showed what a key waited for: end the app rather than wait on it forever
+            os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
+    assert not pending, f"never on screen: {pending[0]!r}\n" + "\n".join(screen.display)
     assert os.waitstatus_to_exitcode(status) == 0, bytes(written[-2000:])
     return bytes(written), screen
 
@@ -109,7 +121,7 @@ def test_hostile_strings_reach_the_terminal_as_text(stepper, tmp_path):
 
 
 def test_a_16_colour_terminal_gets_16_colours_and_weights_as_numbers(stepper, trace_file):
-    written, screen = run_in_terminal(["replay", str(trace_file)], [b"\x1b[C", b"q"], term="xterm-16color")
+    written, screen = run_in_terminal(["replay", str(trace_file)], [b"\x1b[C", ("step 1 of", b"q")], term="xterm-16color")
     assert not re.search(rb"\x1b\[[0-9;]*[34]8;[25];", written)  # no 256-colour or true-colour codes
     shown = "\n".join(screen.display)
     weights = stepper.translate(SENTENCE).steps[0].weights

@@ -9,10 +9,10 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.text import Text
 
+from attnstep.trace import Step, Trace
 from attnstep.tui.glyphs import num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.trace import Step, Trace
 from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
 
 LEVELS = 4  # background strengths for weights, strongest last
