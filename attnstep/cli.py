@@ -86,7 +86,7 @@ def root(
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically).")],
-    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz] (default without --corpus: Multi30k from `attnstep data get multi30k`).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. Multi30k from `attnstep data get multi30k`.")] = None,
     corpus: Annotated[Optional[list[str]], typer.Option(help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times.")] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")] = "src,tgt",
     holdout: Annotated[int, typer.Option(help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0)] = 0,
@@ -115,8 +115,6 @@ def train(
     from attnstep.train import train as run_training
     import torch
 
-    if data is None and not corpus:
-        data = default_data_dir("multi30k")
     try:
         if data is not None:
             check_splits(data, ["train", "val"], [src, tgt])
@@ -148,7 +146,6 @@ def translate(
     """Step through a translation in the terminal: every quantity of each attention step."""
     from attnstep.tui import run_translate
 
-    need_terminal("translate")
     code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
     if code:
         fail(message or "the app stopped with an error")
@@ -166,16 +163,9 @@ def replay(
         trace = load(trace_file)
     except AttnstepError as exc:
         fail(str(exc))
-    need_terminal("replay")
     code, message = run_replay(trace, origin=str(trace_file))
     if code:
         fail(message or "the app stopped with an error")
-
-
-def need_terminal(command: str) -> None:
-    """The app reads keys from stdin and draws on stderr (as Textual does); without a terminal there it would wait forever."""
-    if not all(stream is not None and stream.isatty() for stream in (sys.__stdin__, sys.__stderr__)):
-        fail(f"attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one")
 
 
 @app.command("eval")

@@ -403,7 +403,7 @@ def test_eval_lists_the_splits_a_folder_has(tiny_checkpoint, tiny_corpus):
 def test_eval_reports_how_long_it_took(tiny_checkpoint, tiny_corpus):
     result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus)
     assert result.exit_code == 0
-    assert re.fullmatch(r"attnstep: translated 4 sentences of test_2016_flickr in \d+\.\d s\n", result.stderr)
+    assert re.fullmatch(r"attnstep: translated 4 sentences of test_2016_flickr \(greedy\) in \d+\.\d s\n", result.stderr)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])

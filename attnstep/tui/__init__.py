@@ -6,6 +6,7 @@ replay never loads one.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,12 +69,24 @@ def run_translate(
             tokenize(text)
         except AttnstepError as exc:
             return 1, what + str(exc)
+    if missing := no_terminal("translate"):
+        return 1, missing
     app = translate_app(checkpoint, sentence, top_k, beam, reference)
     app.run()
     return app.return_code or 0, app.error_message
 
 
 def run_replay(trace: Trace, origin: str) -> tuple[int, str | None]:
+    if missing := no_terminal("replay"):
+        return 1, missing
     app = replay_app(trace, origin)
     app.run()
     return app.return_code or 0, app.error_message
+
+
+def no_terminal(command: str) -> str | None:
+    """Why the app cannot run here, if it cannot: Textual reads keys from stdin and draws on
+    stderr, and without a terminal there it would wait forever."""
+    if all(stream is not None and stream.isatty() for stream in (sys.__stdin__, sys.__stderr__)):
+        return None
+    return f"attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one"
