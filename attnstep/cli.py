@@ -183,6 +183,8 @@ def evaluate(
 ) -> None:
     """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
     from attnstep.checkpoint import load_checkpoint
+    from attnstep.corpus import CorpusSpec
+    from attnstep.datasets import locate
     from attnstep.evaluate import Translations, beam_translate_corpus, evaluation_set, score, translate_corpus
     from attnstep.files import output as open_output
     from attnstep.progress import Meter
@@ -194,6 +196,9 @@ def evaluate(
             raise AttnstepError(f"{checkpoint}/config.json does not name its source_language and target_language")
         if corpus is None and heldout is None:
             check_splits(data, [split], languages)
+        recipe = ckpt.meta.get("heldout")
+        if heldout is not None and heldout_corpus is None and isinstance(recipe, dict) and isinstance(recipe.get("corpus"), str):
+            heldout_corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
         name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
                                      tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]
