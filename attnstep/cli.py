@@ -86,7 +86,7 @@ def root(
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically).")],
-    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz] (default without --corpus: Multi30k from `attnstep data get multi30k`).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. Multi30k from `attnstep data get multi30k`.")] = None,
     corpus: Annotated[Optional[list[str]], typer.Option(help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times.")] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")] = "src,tgt",
     holdout: Annotated[int, typer.Option(help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0)] = 0,
@@ -115,8 +115,6 @@ def train(
     from attnstep.train import train as run_training
     import torch
 
-    if data is None and not corpus:
-        data = default_data_dir("multi30k")
     try:
         if data is not None:
             check_splits(data, ["train", "val"], [src, tgt])
@@ -151,7 +149,6 @@ def translate(
     problem = translate_input_problem(sentence, target)
     if problem:
         fail(problem)
-    need_terminal("translate")
     code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
     if code:
         fail(message or "the app stopped with an error")
@@ -169,16 +166,9 @@ def replay(
         trace = load(trace_file)
     except AttnstepError as exc:
         fail(str(exc))
-    need_terminal("replay")
     code, message = run_replay(trace, origin=str(trace_file))
     if code:
         fail(message or "the app stopped with an error")
-
-
-def need_terminal(command: str) -> None:
-    """The app reads keys from stdin and draws on stderr (as Textual does); without a terminal there it would wait forever."""
-    if not all(stream is not None and stream.isatty() for stream in (sys.__stdin__, sys.__stderr__)):
-        fail(f"attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one")
 
 
 @app.command("eval")
@@ -196,6 +186,8 @@ def evaluate(
 ) -> None:
     """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
     from attnstep.checkpoint import load_checkpoint
+    from attnstep.corpus import CorpusSpec
+    from attnstep.datasets import locate
     from attnstep.evaluate import Translations, beam_translate_corpus, evaluation_set, score, translate_corpus
     from attnstep.files import output as open_output
     from attnstep.progress import Meter
@@ -207,6 +199,9 @@ def evaluate(
             raise AttnstepError(f"{checkpoint}/config.json does not name its source_language and target_language")
         if corpus is None and heldout is None:
             check_splits(data, [split], languages)
+        recipe = ckpt.meta.get("heldout")
+        if heldout is not None and heldout_corpus is None and isinstance(recipe, dict) and isinstance(recipe.get("corpus"), str):
+            heldout_corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
         name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
                                      tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]

@@ -170,6 +170,21 @@ def check_splits(folder: Path, splits: Iterable[str], languages: Iterable[str]) 
     raise AttnstepError(f"{folder} has no {missing[0]}(.gz); splits there: {', '.join(present) or 'none'}")
 
 
+def locate(recorded: str, option: str) -> Path:
+    """A corpus file a checkpoint recorded by path (its held-out recipe), found where it was, or in the
+    data cache under the same name; if in neither, the error names the command that fetches it."""
+    path = Path(recorded)
+    if path.exists():
+        return path
+    for dataset in DATASETS.values():
+        if path.name in dataset.files:
+            cached = default_data_dir(dataset.name) / path.name
+            if cached.is_file():
+                return cached
+            raise AttnstepError(f"{recorded} is missing: run `attnstep data get {dataset.name}`, or give {option} FILE")
+    raise AttnstepError(f"{recorded} is missing: give {option} FILE")
+
+
 # The command line imports this module for default_data_dir at every start, so the download
 # machinery (urllib, zipfile, gzip) is imported only by the functions below that use it.
 

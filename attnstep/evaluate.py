@@ -114,7 +114,7 @@ def evaluation_set(
         recipe = meta.get("heldout")
         if not isinstance(recipe, dict):
             raise AttnstepError("this checkpoint's training held nothing out; use --split or --corpus")
-        spec = CorpusSpec(CorpusSpec.parse(heldout_corpus or _find_corpus(recipe["corpus"])).path)
+        spec = CorpusSpec(CorpusSpec.parse(heldout_corpus or recipe["corpus"]).path)
         pairs = read_corpus(spec, src, tgt, tuple(recipe["tsv_columns"].split(",")))
         held = hold_out(pairs, recipe["size"], recipe["size"], recipe["seed"])
         return f"{Path(spec.path).name} held-out {heldout}", held.val if heldout == "val" else held.test
@@ -124,18 +124,3 @@ def evaluation_set(
     sources, references = read_parallel(data, split, src, tgt)
     return split, list(zip(sources, references))
 
-
-def _find_corpus(recorded: str) -> str:
-    """The corpus training read, where it was, or else in the data cache (`attnstep data get`)."""
-    from attnstep.datasets import cache_dir
-
-    path = CorpusSpec.parse(recorded).path
-    if Path(path).exists():
-        return path
-    cached = sorted(cache_dir().glob(f"*/{Path(path).name}"))
-    if cached:
-        return str(cached[0])
-    raise AttnstepError(
-        f"cannot find {path}, the corpus this checkpoint held pairs out of: run `attnstep data get tatoeba` "
-        "or give --heldout-corpus FILE"
-    )

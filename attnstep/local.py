@@ -68,7 +68,9 @@ def translate_input_problem(sentence: str | None, reference: str | None) -> str 
 def run_translate(
     checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
 ) -> tuple[int, str | None]:
-    problem = translate_input_problem(sentence, reference)
+    from attnstep.tui import no_terminal
+
+    problem = translate_input_problem(sentence, reference) or no_terminal("translate")
     if problem:
         return 1, problem
     app = translate_app(checkpoint, sentence, top_k, beam, reference)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from attnstep import datasets
 from attnstep.cli import app
 from attnstep.datasets import Dataset, Download, Unpack, default_data_dir
+from attnstep.errors import AttnstepError
 
 runner = CliRunner()
 CAPTIONS = {"val.fr.gz": "un chien .\nune femme .\n", "val.en.gz": "a dog .\na woman .\n"}
@@ -180,3 +181,17 @@ def test_the_real_pins_name_the_files_commands_read():
     for split in ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"):
         assert {f"{split}.fr.gz", f"{split}.en.gz"} <= names
     assert datasets.TATOEBA.files == ("fra-eng.tsv.gz",)
+
+
+def test_a_recorded_corpus_is_found_where_it_was_or_in_the_cache(tmp_path, cache):
+    here = tmp_path / "fra-eng.tsv.gz"
+    here.write_bytes(gz(PAIRS))
+    assert datasets.locate(str(here), "--heldout-corpus") == here
+    gone = "/elsewhere/tatoeba-fr-en/fra-eng.tsv.gz"  # a path on the machine that trained the model
+    with pytest.raises(AttnstepError, match=f"{gone} is missing: run `attnstep data get tatoeba`, or give --heldout-corpus FILE"):
+        datasets.locate(gone, "--heldout-corpus")
+    (cache / "tatoeba").mkdir(parents=True)
+    (cache / "tatoeba" / "fra-eng.tsv.gz").write_bytes(gz(PAIRS))
+    assert datasets.locate(gone, "--heldout-corpus") == cache / "tatoeba" / "fra-eng.tsv.gz"
+    with pytest.raises(AttnstepError, match="^/elsewhere/mine.tsv is missing: give --heldout-corpus FILE$"):
+        datasets.locate("/elsewhere/mine.tsv", "--heldout-corpus")

@@ -6,6 +6,7 @@ one is :mod:`attnstep.local`) and called by a worker inside the app; replay has 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from attnstep.model_card import DEFAULT_EXAMPLES
@@ -40,6 +41,16 @@ def replay_app(trace: Trace, origin: str) -> "AttnstepApp":
 
 
 def run_replay(trace: Trace, origin: str) -> tuple[int, str | None]:
+    if missing := no_terminal("replay"):
+        return 1, missing
     app = replay_app(trace, origin)
     app.run()
     return app.return_code or 0, app.error_message
+
+
+def no_terminal(command: str) -> str | None:
+    """Why the app cannot run here, if it cannot: Textual reads keys from stdin and draws on
+    stderr, and without a terminal there it would wait forever."""
+    if all(stream is not None and stream.isatty() for stream in (sys.__stdin__, sys.__stderr__)):
+        return None
+    return f"attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one"
