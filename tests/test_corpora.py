@@ -124,6 +124,6 @@ def test_a_time_budget_ends_training_inside_an_epoch_and_keeps_the_checkpoint(co
 
 def test_train_without_data_or_holdout_says_what_to_give(corpora, tmp_path):
     folder, _ = corpora
-    assert "attnstep data get multi30k" in invoke("train", "--out", tmp_path / "m").stderr
+    assert "give --data DIR or at least one --corpus" in invoke("train", "--out", tmp_path / "m").stderr
     result = invoke("train", "--out", tmp_path / "m", "--corpus", folder / "pairs.tsv.gz")
     assert result.exit_code == 1 and "--holdout" in result.stderr
