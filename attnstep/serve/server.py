@@ -296,7 +296,7 @@ class ClassServer:
         """Keep ``spares`` sessions started ahead, for free slots only, starting them only while nobody logs in.
 
         A class that is in keeps its cores for stepping: with every slot taken no spare is started,
-        and the ones that end are replaced after the last login of a while."""
+        and spares taken or ended are replaced once nobody has logged in for QUIET seconds."""
         s = self.settings
         while True:
             wanted = min(s.spares, s.max_sessions - len(self.sessions))
@@ -308,8 +308,8 @@ class ClassServer:
                     await asyncio.sleep(QUIET)
                     continue
                 await spare.drawn.wait()  # one at a time: a class arriving meanwhile waits for one start, not many
-                if len(self.spares) == s.spares:
-                    log.info("%d spare sessions ready", s.spares)
+                if len(self.spares) == wanted:
+                    log.info("%d spare sessions ready", wanted)
             else:
                 await asyncio.sleep(QUIET / 4)
 
@@ -340,7 +340,6 @@ class ClassServer:
 
     async def take_spare(self, env: dict[str, str]) -> Spare | None:
         """A spare for a student whose terminal is the spares' kind, if one is waiting."""
-        self.last_login = time.monotonic()
         if env != self.spare_env or not self.spares:
             return None
         spare = self.spares.pop(0)
@@ -402,6 +401,7 @@ class ClassServer:
         if len(self.sessions) >= self.settings.max_sessions:
             log.info("refused %s: %d sessions already", user, len(self.sessions))
             return await refuse(process, f"The class is full ({self.settings.max_sessions} sessions). Try again in a few minutes.")
+        self.last_login = time.monotonic()
         session = Session(self, process, user, term)
         self.sessions.add(session)
         try:
