@@ -191,3 +191,17 @@ async def test_numbers_show_the_vectors_and_log_probabilities(stepper):
             assert line.split()[-1] == f"{math.log(candidate.prob):.2f}"
         await pilot.press("number_sign")  # and back to the pictures
         assert "│" in app.panels["decoder"].plain_lines[3] and not app.panels["candidates"].plain_lines[0].endswith(f"{math.log(step.candidates[0].prob):.2f}")
+
+
+@async_test
+async def test_c_sets_a_given_translation_beside_the_models_own(stepper):
+    reference = "a red car runs in the street ."
+    app = app_on(stepper, reference=reference)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert app.cursor.trace.reference is not None
+        await pilot.press("c")
+        assert isinstance(app.screen, CompareScreen)
+        assert app.screen.before == stepper.translate(SENTENCE)
+        assert app.screen.after == stepper.score_reference(SENTENCE, reference)
+        assert "Given translation" in str(app.screen.heading(app.screen.after))

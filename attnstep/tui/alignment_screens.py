@@ -138,7 +138,10 @@ class CompareScreen(AlignmentScreen):
         if self.diverge >= len(trace.steps):
             return Text("(this decoding ended before they part)", style="dim")
         step = trace.steps[self.diverge]
-        side, how = ("After", " forced") if step.forced else ("Before", " the model's")
+        if trace.reference is not None:
+            side, how = "Given translation", " given"
+        else:
+            side, how = ("After", " forced") if step.forced else ("Before", " the model's")
         return Text.assemble((f"{side} · step {self.diverge + 1}: ", "bold"), safe_text(quote(step.chosen_token), "bold"), f"{how}, p = {prob(step.chosen_prob)}")
 
     def output(self, trace: Trace) -> Text:

@@ -339,7 +339,12 @@ class AttnstepApp(App[None]):
         if reference is None:
             self.decode(lambda: source.translate(sentence), 0, "")
         else:
-            self.decode(lambda: source.score_reference(sentence, reference), 0, "")
+            def given() -> Trace:
+                # The model's own decoding too, so that c can set the given translation beside it.
+                self.original = source.translate(sentence)
+                return source.score_reference(sentence, reference)
+
+            self.decode(given, 0, "")
 
     def unavailable(self, what: str) -> bool:
         """Say why ``what`` needs a model that is not there; True when it is not."""
