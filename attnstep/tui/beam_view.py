@@ -97,7 +97,7 @@ class HypothesesPanel(LinesView):
             marker = ("▶" if i == view.selected else " ") + ("★" if best and view.t == len(view.trace.steps) - 1 else "•" if best else " ")
             row = Text.assemble(
                 fit(f"{marker} #{i + 1}", 6), fit("—" if h.parent is None else f"#{h.parent + 1}", 5),
-                tail(view.prefix(i) + (" ⟨eos⟩" if h.token == EOS_TOKEN else ""), width),
+                tail(view.prefix(i) + (f" {EOS_TOKEN}" if h.token == EOS_TOKEN else ""), width),
                 f"{num(h.logprob):>7}{num(h.score):>7}{num(h.normalized):>7}  ",
                 (h.status, chosen if h.status == FINISHED else self.style_of("dim") if h.status != ALIVE else ""),
             )
