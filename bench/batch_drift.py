@@ -13,6 +13,7 @@ bytes, in one process or two (the tests check that); this measures what changing
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, Iterator
 
 import orjson
@@ -35,7 +36,7 @@ def numbers(value: Any) -> Iterator[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
