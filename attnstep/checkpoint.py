@@ -246,7 +246,7 @@ def save_checkpoint(
     if subword and (subword[0].pieces != src_vocab.tokens or subword[1].pieces != tgt_vocab.tokens):
         raise ValueError("the vocabularies must be the subword models' piece lists")
     config = {"format_version": 2 if subword else 1, "model": model.config.to_dict(), **meta}
-    if not all(math.isfinite(v) for v in _numbers(config)):
+    if not all(math.isfinite(v) for v in numbers_in(config)):
         raise ValueError("checkpoint metadata must not contain NaN or infinity")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,14 +292,15 @@ def _replace_directory(new: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _numbers(value):
+def numbers_in(value):
+    """Every number in nested JSON data (dicts and lists), booleans left out."""
     if isinstance(value, bool):
         return
     if isinstance(value, (int, float)):
         yield float(value)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _numbers(item)
+            yield from numbers_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _numbers(item)
+            yield from numbers_in(item)

@@ -102,3 +102,15 @@ def discard_stdout() -> None:
     again at exit, and would print a traceback when that fails too."""
     with contextlib.suppress(OSError, ValueError):  # no descriptor: a test's captured stdout
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def read_limited(path: Path, limit: int, refusal: str) -> bytes:
+    """A file's bytes, refusing (before reading) one larger than ``limit`` with ``refusal``, formatted
+    with the path, size and limit; every failure is one line."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise AttnstepError(refusal.format(path=path, size=size, limit=limit))
+        return path.read_bytes()
+    except OSError as exc:
+        raise AttnstepError(f"cannot read {path}: {exc.strerror or exc}") from None

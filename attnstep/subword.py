@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from attnstep.errors import AttnstepError
+from attnstep.files import read_limited
 from attnstep.text import SPECIALS
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024  # an 8k-piece model is ~0.4 MB
@@ -56,14 +57,7 @@ class SubwordModel:
 
     @classmethod
     def load(cls, path: Path) -> "SubwordModel":
-        try:
-            size = path.stat().st_size
-            if size > MAX_MODEL_BYTES:
-                raise AttnstepError(f"{path} is {size} bytes; a subword model is at most {MAX_MODEL_BYTES}")
-            data = path.read_bytes()
-        except OSError as exc:
-            raise AttnstepError(f"cannot read {path}: {exc.strerror or exc}") from None
-        return cls.from_bytes(data, str(path))
+        return cls.from_bytes(read_limited(path, MAX_MODEL_BYTES, "{path} is {size} bytes; a subword model is at most {limit}"), str(path))
 
     def _validate(self) -> None:
         if tuple(self.pieces[: len(SPECIALS)]) != SPECIALS:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from attnstep.errors import AttnstepError
+from attnstep.files import read_limited
 from attnstep.text import detokenize
 
 FORMAT_VERSION = 2
@@ -396,14 +397,7 @@ def from_json_dict(data: dict[str, Any], *, origin: str) -> Trace:
 
 def load(path: str | Path) -> Trace:
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_TRACE_BYTES:
-            raise AttnstepError(f"{path} is {size} bytes; the limit for a trace is {MAX_TRACE_BYTES}")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AttnstepError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse(raw, origin=str(path))
+    return parse(read_limited(path, MAX_TRACE_BYTES, "{path} is {size} bytes; the limit for a trace is {limit}"), origin=str(path))
 
 
 def _from_dict(data: dict[str, Any], origin: str) -> Trace:

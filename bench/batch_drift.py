@@ -14,24 +14,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Iterator
 
 import orjson
 
 from common import DEFAULT_CHECKPOINT, data_option, test_captions
 
-
-def numbers(value: Any) -> Iterator[float]:
-    if isinstance(value, bool):
-        return
-    if isinstance(value, (int, float)):
-        yield float(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from numbers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from numbers(item)
+from attnstep.checkpoint import numbers_in
 
 
 def main() -> None:
@@ -62,7 +50,7 @@ def main() -> None:
             if x["output_tokens"] != y["output_tokens"]:
                 other_words += 1
                 continue
-            largest = max([largest, *(abs(p - q) for p, q in zip(numbers(x), numbers(y)))])
+            largest = max([largest, *(abs(p - q) for p, q in zip(numbers_in(x), numbers_in(y)))])
         print(f"{name:<46} byte-identical {identical}/{len(first)}   other words in {other_words}   "
               f"largest difference {largest:.2e}")
 
