@@ -223,6 +223,10 @@ def _is_checkpoint(path: Path) -> bool:
     return isinstance(config, dict) and isinstance(config.get("format_version"), int) and isinstance(config.get("model"), dict)
 
 
+# Weights are always computed in float32; these are the types they may be stored in.
+STORAGE_TYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: Seq2Seq,

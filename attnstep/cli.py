@@ -105,9 +105,11 @@ def train(
     emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = 256,
     enc_hidden: Annotated[int, typer.Option(help="Encoder GRU size per direction.")] = 256,
     dec_hidden: Annotated[int, typer.Option(help="Decoder GRU size.")] = 512,
+    attn_dim: Annotated[int, typer.Option(help="Hidden size of the concat/additive scorer.")] = 256,
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).", min=0)] = 0,
+    dtype: Annotated[str, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")] = "float32",
 ) -> None:
     """Train a model on parallel text; resumes from --work if a run was stopped."""
     from attnstep.checkpoint import check_writable_checkpoint
@@ -123,11 +125,12 @@ def train(
         fail(str(exc))
     if threads:
         torch.set_num_threads(threads)
-    model = {"attention": attention, "emb_dim": emb_dim, "enc_hidden": enc_hidden, "dec_hidden": dec_hidden, "dropout": dropout}
+    model = {"attention": attention, "emb_dim": emb_dim, "enc_hidden": enc_hidden, "dec_hidden": dec_hidden,
+             "attn_dim": attn_dim, "dropout": dropout}
     settings = TrainSettings(
         data=str(data) if data else "", corpora=list(corpus or []), tsv_columns=tsv_columns, holdout=holdout,
         tokenizer=tokenizer, vocab_size=vocab_size, max_minutes=max_minutes, src=src, tgt=tgt, epochs=epochs,
-        batch_size=batch_size, lr=lr, patience=patience, max_len=max_len, seed=seed, model=model,
+        batch_size=batch_size, lr=lr, patience=patience, max_len=max_len, seed=seed, model=model, dtype=dtype,
     )
     try:
         run_training(settings, out, work or Path("runs") / out.name, Console(highlight=False, markup=False), command_line())
@@ -288,16 +291,15 @@ def convert(
     """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
     import torch
 
-    from attnstep.checkpoint import check_writable_checkpoint, load_checkpoint, save_checkpoint
+    from attnstep.checkpoint import STORAGE_TYPES, check_writable_checkpoint, load_checkpoint, save_checkpoint
 
-    types = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    if dtype not in types:
-        fail(f"--dtype must be one of {', '.join(types)}, not {dtype!r}")
+    if dtype not in STORAGE_TYPES:
+        fail(f"--dtype must be one of {', '.join(STORAGE_TYPES)}, not {dtype!r}")
     try:
         check_writable_checkpoint(out or checkpoint)
         ckpt = load_checkpoint(checkpoint)
         meta = {**ckpt.meta, "storage_dtype": dtype}
-        save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=types[dtype],
+        save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=STORAGE_TYPES[dtype],
                         subword=ckpt.subword)
     except AttnstepError as exc:
         fail(str(exc))

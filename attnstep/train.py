@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from attnstep.batch import pad, pad_target
-from attnstep.checkpoint import save_checkpoint
+from attnstep.checkpoint import STORAGE_TYPES, save_checkpoint
 from attnstep.codec import SubwordCodec, WordCodec
 from attnstep.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data import read_parallel
@@ -72,6 +72,7 @@ class TrainSettings:
     max_len: int = 50  # training pairs longer than this (tokens or pieces) are skipped
     seed: int = 1
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"attention": "dot"}
+    dtype: str = "float32"  # storage type of the saved weights (attnstep.checkpoint.STORAGE_TYPES)
 
 
 def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -186,8 +187,18 @@ def check_model_settings(settings: TrainSettings) -> None:
         ModelConfig(src_vocab_size=len(SPECIALS) + 1, tgt_vocab_size=len(SPECIALS) + 1, **settings.model)
     except (TypeError, ValueError) as exc:
         raise AttnstepError(f"invalid model settings: {exc}") from None
+    if settings.dtype not in STORAGE_TYPES:
+        raise AttnstepError(f"--dtype must be one of {', '.join(STORAGE_TYPES)}, not {settings.dtype!r}")
     if not settings.lr > 0:
         raise AttnstepError(f"--lr must be a positive number, not {settings.lr}")
+
+
+def _comparable(settings: dict) -> dict:
+    """The settings that define an experiment: a resumed run may train longer or store its weights in
+    another type, and model settings left at their defaults compare equal to the defaults written out."""
+    unchecked = ("epochs", "max_minutes", "dtype")
+    defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
+    return {**{k: v for k, v in settings.items() if k not in unchecked}, "model": {**defaults, **settings.get("model", {})}}
 
 
 def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> dict:
@@ -198,11 +209,8 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
     # A resumed run may train for longer, but anything else would silently mix two experiments.
-    unchecked = ("epochs", "max_minutes")
-    comparable = {k: v for k, v in asdict(settings).items() if k not in unchecked}
     if settings_file.exists():
-        previous = {k: v for k, v in json.loads(settings_file.read_text()).items() if k not in unchecked}
-        if previous != comparable:
+        if _comparable(json.loads(settings_file.read_text())) != _comparable(asdict(settings)):
             raise AttnstepError(f"{work} holds a run with other settings; use another --work directory or the same settings")
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
 
@@ -298,7 +306,9 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                 meta["heldout"] = {"corpus": settings.corpora[0], "tsv_columns": settings.tsv_columns,
                                    "size": settings.holdout, "seed": settings.seed}
             subword = (codec.src_model, codec.tgt_model) if cased else None
-            save_checkpoint(out, model, src_vocab, tgt_vocab, meta, subword=subword)
+            if settings.dtype != "float32":
+                meta["storage_dtype"] = settings.dtype
+            save_checkpoint(out, model, src_vocab, tgt_vocab, meta, dtype=STORAGE_TYPES[settings.dtype], subword=subword)
         else:
             progress["lr"] *= settings.lr_decay
             for group in optimizer.param_groups:

@@ -136,8 +136,11 @@ def test_train_resume_and_eval(tiny_corpus, tmp_path):
     assert invoke(*common, "--epochs", 1).exit_code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["provenance"]["epoch"] == 1 and "val_bleu" in config["metrics"]
-    resumed = invoke(*common, "--epochs", 2)
+    # Storing the weights in float16 is not a different experiment: the run resumes.
+    resumed = invoke(*common, "--epochs", 2, "--dtype", "float16")
     assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stdout
+    if json.loads((out / "config.json").read_text())["provenance"]["epoch"] == 2:  # saved only when val BLEU improved
+        assert json.loads((out / "config.json").read_text())["storage_dtype"] == "float16"
     state = json.loads((work / "state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     changed = invoke(*[a if a != 4 else 2 for a in common], "--epochs", 3)
