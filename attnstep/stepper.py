@@ -87,7 +87,7 @@ class _Columns:
     H: int  # h_t (0 without vectors)
     M: int  # C_t (0 without vectors)
     V: int  # where the vectors end
-    S: int  # padded source length
+    S: int  # padded source length (0 for a model without attention: nothing is scored)
     k: int  # top-k candidates
     Q: int = 0  # the scorer's query term, just before V (concat/additive with vectors)
 
@@ -138,7 +138,8 @@ class Stepper:
             tokenizer=self.codec.kind,
         )
         attention = checkpoint.config.attention
-        self.keyed = vectors and attention != "dot"  # dot's keys are the encoder states: not stored twice
+        self.attends = attention != "none"
+        self.keyed = vectors and attention not in ("dot", "none")  # dot's keys are the encoder states: not stored twice
         self.queried = vectors and attention in ("concat", "additive")  # a query term W q, and v_a
         self.v_a = tuple(self.model.decoder.scorer.v_a.weight[0].tolist()) if self.queried else None
 
@@ -268,7 +269,8 @@ class Stepper:
         config = self.model.config
         H, M = (config.dec_hidden, config.memory_dim) if self.vectors else (0, 0)
         Q = len(self.v_a) if self.queried else 0
-        columns = _Columns(H, M, H + M + (config.out_dim if self.vectors else 0) + Q, src.size(1), self.top_k, Q)
+        S = src.size(1) if self.attends else 0
+        columns = _Columns(H, M, H + M + (config.out_dim if self.vectors else 0) + Q, S, self.top_k, Q)
         return memory, state, encoded, columns
 
     def _numbers(self, output, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
@@ -283,6 +285,7 @@ class Stepper:
         """One step's record from its row of numbers; ``n`` is the sentence's own source length."""
         vocab = self.checkpoint.tgt_vocab.tokens
         H, M, V, S = c.H, c.M, c.V, c.S
+        n = min(n, S)  # no scores or weights without attention
         # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
         # log-normaliser: one finite log-probability vouches for the whole row.
         if not math.isfinite(chosen_logprob):
@@ -385,7 +388,7 @@ class Stepper:
             parent_slot, token = top // vocab_size, top % vocab_size  # (B, K)
             parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
             token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
-            weights = output.weights[parent_row].view(B, K, -1)  # (B, K, S) a_t, computed from each parent
+            weights = output.weights[parent_row].view(B, K, c.S)  # (B, K, S) a_t, computed from each parent
             reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
             prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
             score = torch.full((B, K), -math.inf)

@@ -48,6 +48,7 @@ from attnstep.text import detokenize
 FORMAT_VERSION = 2
 WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
+NO_ATTENTION = "none"  # the attention of an encoder–decoder that has none (Cho et al. 2014)
 STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, sum, output layer, pick
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
@@ -58,11 +59,15 @@ Vector = tuple[float, ...]
 class CheckpointInfo:
     name: str  # checkpoint directory name
     sha256: str  # of model.safetensors: which exact weights made this trace
-    attention: str  # dot | general | concat | additive
+    attention: str  # dot | general | concat | additive | none (no attention: steps have no scores or weights)
     formula: str  # the scorer's formula, for display
     source_language: str
     target_language: str
     tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece
+
+    @property
+    def attends(self) -> bool:
+        return self.attention != NO_ATTENTION
 
 
 @dataclass(frozen=True)
@@ -422,13 +427,15 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
             raise bad(f"{len(states)} encoder states for {n} source tokens")
         if len({len(v) for v in states}) > 1:
             raise bad("encoder states have different sizes")
+    attends = data["checkpoint"]["attention"] != NO_ATTENTION
+    width = n if attends else 0  # a model without attention scores nothing
     steps = []
     for position, s in enumerate(data["steps"]):
         if s["step"] != position:
             raise bad(f"step number {s['step']} at position {position}: steps out of order")
-        if len(s["scores"]) != n or len(s["weights"]) != n:
-            raise bad(f"step {position} has {len(s['weights'])} weights for {n} source tokens")
-        if abs(sum(s["weights"]) - 1.0) > 1e-3:
+        if len(s["scores"]) != width or len(s["weights"]) != width:
+            raise bad(f"step {position} has {len(s['weights'])} weights for {width} source tokens")
+        if attends and abs(sum(s["weights"]) - 1.0) > 1e-3:
             raise bad(f"step {position}'s weights sum to {sum(s['weights']):.4f}, not 1")
         vectors = [s.get(k) for k in ("hidden", "context", "concat", "attentional")]
         if has_vectors != all(v is not None for v in vectors) or (not has_vectors and any(v is not None for v in vectors)):
@@ -492,7 +499,7 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
 def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
     """A Beam whose hypotheses link up: parents that were alive, statuses that match the children, and a
     best hypothesis whose tokens and attention rows are the trace's steps."""
-    n = len(trace.source)
+    n = len(trace.source) if trace.checkpoint.attends else 0
     beam_steps = []
     for t, items in enumerate(data["steps"]):
         before = beam_steps[-1] if beam_steps else ()
@@ -527,6 +534,8 @@ def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple
     queries = [s.query for s in steps if s.query is not None]
     if (keys is not None or v_a is not None or queries) and not data["vectors"]:
         raise bad("keys, v_a or query vectors in a trace without vectors")
+    if (keys is not None or v_a is not None) and data["checkpoint"]["attention"] == NO_ATTENTION:
+        raise bad("keys or v_a in the trace of a model without attention")
     if keys is not None and (len(keys) != n or len({len(k) for k in keys}) > 1):
         raise bad(f"{len(keys)} keys of different sizes for {n} source tokens")
     if (v_a is not None) != bool(queries) or (queries and len(queries) != len(steps)):

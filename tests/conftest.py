@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from attnstep.model.config import SCORERS
 
 SOURCE_WORDS = "une un voiture rouge chien noir homme femme court dans la rue parc . , le les deux".split()
 TARGET_WORDS = "a the red car black dog man woman runs in street park . , two".split()
@@ -91,7 +92,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-general")
 
 
-@pytest.fixture(scope="session", params=["dot", "general", "concat", "additive"])
+@pytest.fixture(scope="session", params=SCORERS)
 def any_attention_checkpoint(request, tmp_path_factory) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / f"tiny-{request.param}", attention=request.param)
 

@@ -10,6 +10,7 @@ import torch
 from attnstep import trace as tr
 from attnstep.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
+from attnstep.model.config import ATTENTION_TYPES
 from attnstep.stepper import Stepper, length_penalty
 from attnstep.text import BOS_ID, EOS_ID
 from attnstep.trace import ALIVE, FINISHED, PRUNED
@@ -40,7 +41,7 @@ def close(a, b, tolerance=1e-6) -> bool:
 # --- K = 1 is greedy ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "concat", "additive"])
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
 @pytest.mark.parametrize("eos_bias", [0.0, 2.5, -50.0])  # <eos> late, early, never (the length limit)
 def test_a_beam_of_one_makes_the_greedy_records(attention, eos_bias, tmp_path):
     checkpoint = load_checkpoint(build_tiny_checkpoint(tmp_path / "m", attention=attention, eos_bias=eos_bias))

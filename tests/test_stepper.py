@@ -11,6 +11,7 @@ import torch
 from attnstep.batch import pad
 from attnstep.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
+from attnstep.model.config import ATTENTION_TYPES
 from attnstep.stepper import Stepper
 from attnstep.text import SPECIALS
 from tests.conftest import build_tiny_checkpoint
@@ -86,7 +87,7 @@ def test_records_are_identical_across_runs(tiny_checkpoint):
         assert child.stdout.strip() == here
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "concat", "additive"])
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
 def test_force_keeps_the_prefix_and_redecodes_after_it(attention, tmp_path):
     # A model that never chooses <eos> guarantees the steps this test forces exist.
     engine = Stepper(load_checkpoint(build_tiny_checkpoint(tmp_path / attention, attention=attention, eos_bias=-50.0)))

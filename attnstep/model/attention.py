@@ -3,10 +3,13 @@
 Luong, Pham & Manning 2015, eq. 8:
     dot      score(h_t, h_i) = h_tᵀ h_i
     general  score(h_t, h_i) = h_tᵀ W_a h_i
-    concat   score(h_t, h_i) = v_aᵀ tanh(W_a [h_t; h_i])
+    concat   score(h_t, h_i) = v_aᵀ tanh(W_a [h_t; h_i] + b)
 Bahdanau, Cho & Bengio 2014, appendix A.1.2 (the same form as concat, but the query is the
 previous decoder state s_{t-1}; the decoder decides which state it passes in):
-    additive score(s_{t-1}, h_i) = v_aᵀ tanh(W_a s_{t-1} + U_a h_i)
+    additive score(s_{t-1}, h_i) = v_aᵀ tanh(W_a s_{t-1} + U_a h_i + b)
+The papers write both without the bias b; these models learn one (a bias on U_a h_i), and the
+formula shown says so. "none" is the encoder–decoder without attention (Cho et al. 2014,
+Sutskever et al. 2014): nothing is scored, and the decoder gets the encoder's final states.
 
 Each scorer splits its work in three: ``prepare`` transforms the encoder states once per
 sentence into keys (W_a h_i does not depend on t), ``query_term`` transforms the query once
@@ -24,8 +27,9 @@ from attnstep.model.config import ModelConfig
 FORMULAS = {
     "dot": "score(h_t, h_i) = h_tᵀ h_i",
     "general": "score(h_t, h_i) = h_tᵀ W_a h_i",
-    "concat": "score(h_t, h_i) = v_aᵀ tanh(W_a [h_t; h_i])",
-    "additive": "score(s_{t-1}, h_i) = v_aᵀ tanh(W_a s_{t-1} + U_a h_i)",
+    "concat": "score(h_t, h_i) = v_aᵀ tanh(W_a [h_t; h_i] + b)",
+    "additive": "score(s_{t-1}, h_i) = v_aᵀ tanh(W_a s_{t-1} + U_a h_i + b)",
+    "none": "no attention: C_t = c = [h→_n; h←_1], the encoder's final states, at every step",
 }
 
 
@@ -71,7 +75,9 @@ class ConcatScorer(nn.Module):
         return self.v_a(hidden).squeeze(2)  # (B, S)
 
 
-def make_scorer(config: ModelConfig) -> nn.Module:
+def make_scorer(config: ModelConfig) -> nn.Module | None:
+    if config.attention == "none":
+        return None
     if config.attention == "dot":
         return DotScorer()
     if config.attention == "general":

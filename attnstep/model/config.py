@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-ATTENTION_TYPES = ("dot", "general", "concat", "additive")
+SCORERS = ("dot", "general", "concat", "additive")
+ATTENTION_TYPES = SCORERS + ("none",)  # none: an encoder–decoder without attention, the baseline
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class ModelConfig:
     emb_dim: int = 256  # word embeddings (source and target)
     enc_hidden: int = 256  # per direction; encoder states h_i have 2 * enc_hidden numbers
     dec_hidden: int = 512  # decoder state h_t; must equal 2 * enc_hidden for "dot" attention
-    attention: str = "general"  # dot | general | concat (Luong 2015) | additive (Bahdanau 2014)
+    attention: str = "general"  # dot | general | concat (Luong 2015) | additive (Bahdanau 2014) | none
     attn_dim: int = 256  # hidden size of the concat/additive scorer's tanh layer
     dropout: float = 0.3  # on embeddings and on the attentional vector, training only
     tie_embeddings: bool = True  # output layer W_s shares the target embedding matrix (Press & Wolf 2017)

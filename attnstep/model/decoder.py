@@ -12,6 +12,14 @@ For Bahdanau attention ("additive") the order changes (Bahdanau et al. 2014, app
 the previous state s_{t-1} is scored, and the context enters the RNN instead of input feeding:
 
     e_t = score(s_{t-1}, h_i) ...   s_t = GRU([y_{t-1}; C_t], s_{t-1})   then as above.
+
+Its output layer is Luong's attentional layer, not Bahdanau's: the paper computes
+t̃ = U_o s_{t-1} + V_o E y_{t-1} + C_o C_t, keeps the larger of each pair of its numbers (a
+maxout layer, Goodfellow et al. 2013) and scores words with W_o t. Here the same [s_t; C_t]
+goes through tanh(W_c ·) as for the other scorers, so the zoo differs only in how it attends.
+
+Without attention ("none"; Cho et al. 2014) nothing is scored: e_t and a_t are empty, and the
+context is the same at every step, c = [h→_n; h←_1], the encoder's final states.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ class Memory(NamedTuple):
     states: Tensor  # (B, S, M) all encoder states h_i
     keys: Tensor  # (B, S, K) the scorer's per-sentence transform of h_i
     mask: Tensor  # (B, S) True at real tokens, False at padding
+    summary: Tensor  # (B, M) [h→_n; h←_1]: the only context a model without attention gets
 
 
 class StepOutput(NamedTuple):
@@ -45,8 +54,8 @@ class StepOutput(NamedTuple):
 
     hidden: Tensor  # (B, H) h_t
     query: Tensor  # (B, K) the scorer's query term: W_q q for concat/additive (q = h_t, or s_{t-1}), else h_t
-    scores: Tensor  # (B, S) raw scores e_t (padding not masked)
-    weights: Tensor  # (B, S) a_t = softmax(e_t), 0 at padding
+    scores: Tensor  # (B, S) raw scores e_t (padding not masked); (B, 0) without attention
+    weights: Tensor  # (B, S) a_t = softmax(e_t), 0 at padding; (B, 0) without attention
     context: Tensor  # (B, M) C_t
     concat: Tensor  # (B, H + M) [h_t; C_t]
     attentional: Tensor  # (B, O) h~_t = tanh(W_c [h_t; C_t])
@@ -79,7 +88,11 @@ class Decoder(nn.Module):
             hidden = self.rnn(torch.cat([embedded, context], dim=-1), state.hidden)  # (B, H)
         else:
             hidden = self.rnn(torch.cat([embedded, state.feed], dim=-1), state.hidden)  # (B, H)
-            term, scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask)
+            if self.scorer is None:
+                term = scores = weights = hidden[:, :0]  # (B, 0): nothing is scored
+                context = memory.summary  # (B, M) the same at every step
+            else:
+                term, scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask)
         concat = torch.cat([hidden, context], dim=-1)  # (B, H + M)
         attentional = torch.tanh(self.W_c(concat))  # (B, O)
         output_weight = self.embedding.weight if self.W_s is None else self.W_s.weight  # (V, O)

@@ -24,8 +24,10 @@ class Seq2Seq(nn.Module):
         self.decoder = Decoder(config)
 
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
-        states, first_hidden = self.encoder(src, lengths)  # (B, S, M), (B, H)
-        memory = Memory(states, self.decoder.scorer.prepare(states), src != PAD_ID)
+        states, summary, first_hidden = self.encoder(src, lengths)  # (B, S, M), (B, M), (B, H)
+        scorer = self.decoder.scorer
+        keys = states[:, :, :0] if scorer is None else scorer.prepare(states)  # (B, S, K); K = 0 without attention
+        memory = Memory(states, keys, src != PAD_ID, summary)
         return memory, self.decoder.initial_state(first_hidden)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:

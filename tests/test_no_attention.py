@@ -1,0 +1,56 @@
+"""The baseline without attention (``attention: none``): no scores, no weights, one context for every step."""
+
+import json
+
+import jsonschema
+import pytest
+import torch
+
+from attnstep import trace as tr
+from attnstep.batch import pad
+from attnstep.checkpoint import load_checkpoint
+from attnstep.stepper import Stepper
+from tests.conftest import build_tiny_checkpoint
+
+SENTENCES = ["un chien noir court dans la rue .", "une femme", "deux hommes dans le parc ."]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return load_checkpoint(build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "none", attention="none"))
+
+
+def test_stepping_matches_plain_batched_greedy(checkpoint):
+    engine = Stepper(checkpoint)
+    src, lengths = pad([checkpoint.src_vocab.ids(s.split()) for s in SENTENCES])
+    for sentence, ids, together in zip(SENTENCES, checkpoint.model.greedy(src, lengths), engine.translate_batch(SENTENCES)):
+        alone = engine.translate(sentence)
+        assert [s.chosen_id for s in alone.steps][: len(ids)] == ids == [s.chosen_id for s in together.steps][: len(ids)]
+
+
+def test_no_weights_and_the_encoders_final_states_as_the_context_of_every_step(checkpoint):
+    trace = Stepper(checkpoint).translate(SENTENCES[0])
+    assert not trace.checkpoint.attends and "no attention" in trace.checkpoint.formula
+    assert all(s.scores == () and s.weights == () for s in trace.steps)
+    assert len({s.context for s in trace.steps}) == 1
+    # c = [h→_n; h←_1]: the forward half of the last state, the backward half of the first.
+    half = len(trace.encoder_states[0]) // 2
+    expected = trace.encoder_states[-1][:half] + trace.encoder_states[0][half:]
+    assert torch.allclose(torch.tensor(trace.steps[0].context), torch.tensor(expected), atol=1e-6)
+    assert trace.keys is None and trace.v_a is None
+
+
+@pytest.mark.parametrize("beam", [None, 3])
+def test_its_dump_validates_and_replays(checkpoint, beam):
+    trace = Stepper(checkpoint, beam=beam).translate(SENTENCES[0])
+    data = json.loads(tr.dumps(trace))
+    jsonschema.validate(data, tr.schema())
+    assert data["alignment"] == [[] for _ in trace.steps]
+    assert tr.parse(tr.dumps(trace)) == trace
+
+
+def test_a_trace_claiming_no_attention_with_weights_is_refused(checkpoint, tiny_checkpoint):
+    data = json.loads(tr.dumps(Stepper(load_checkpoint(tiny_checkpoint)).translate("un chien")))
+    data["checkpoint"]["attention"] = "none"
+    with pytest.raises(tr.AttnstepError, match="weights for 0 source tokens"):
+        tr.parse(json.dumps(data))
