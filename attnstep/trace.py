@@ -50,6 +50,7 @@ WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
 NO_ATTENTION = "none"  # the attention of an encoder–decoder that has none (Cho et al. 2014)
 STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, sum, output layer, pick
+NO_ATTENTION_STAGE_COUNT = 4  # without attention: RNN, the (fixed) context, output layer, pick
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
 Vector = tuple[float, ...]
@@ -218,6 +219,11 @@ class Trace:
     @property
     def subword(self) -> bool:
         return self.checkpoint.tokenizer != WORD_TOKENIZER
+
+    @property
+    def stage_count(self) -> int:
+        """How many sub-steps one step of this decoding has."""
+        return STAGE_COUNT if self.checkpoint.attends else NO_ATTENTION_STAGE_COUNT
 
     @property
     def has_vectors(self) -> bool:
@@ -636,27 +642,28 @@ class TraceCursor:
 class StepCursor(TraceCursor):
     """A :class:`TraceCursor` that can also stop inside a step, at one of its sub-steps.
 
-    ``stage`` (1..STAGE_COUNT) says how much of the current step is shown; STAGE_COUNT is the
-    whole step, and the only stage there is at position 0 (the encoder alone). Which
+    ``stage`` (1..``trace.stage_count``) says how much of the current step is shown; the last is
+    the whole step, and the only stage there is at position 0 (the encoder alone). Which
     computation each stage is depends on the scorer; that is the UI's business, the
     arithmetic of moving is here.
     """
 
     def __init__(self, trace: Trace, position: int = 0, stage: int = STAGE_COUNT):
-        self.stage = STAGE_COUNT
+        self.stage = trace.stage_count
         super().__init__(trace)
         self.goto(position, stage)
 
     @property
     def partial(self) -> bool:
         """True when the current step is shown only up to a stage before the pick."""
-        return self.position > 0 and self.stage < STAGE_COUNT
+        return self.position > 0 and self.stage < self.trace.stage_count
 
     def goto(self, position: int, stage: int = STAGE_COUNT) -> bool:
         """Move to ``position`` (clamped) at ``stage`` (clamped; whole step by default)."""
         before = (self.position, self.stage)
         super().goto(position)
-        self.stage = max(1, min(stage, STAGE_COUNT)) if self.position else STAGE_COUNT
+        last = self.trace.stage_count
+        self.stage = max(1, min(stage, last)) if self.position else last
         return (self.position, self.stage) != before
 
     def step(self) -> bool:

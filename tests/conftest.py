@@ -98,6 +98,11 @@ def any_attention_checkpoint(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def no_attention_checkpoint(tmp_path_factory) -> Path:
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-none", attention="none")
+
+
+@pytest.fixture(scope="session")
 def stepper(tiny_checkpoint):
     from attnstep.checkpoint import load_checkpoint
     from attnstep.stepper import Stepper

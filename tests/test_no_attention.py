@@ -10,14 +10,13 @@ from attnstep import trace as tr
 from attnstep.batch import pad
 from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper
-from tests.conftest import build_tiny_checkpoint
 
 SENTENCES = ["un chien noir court dans la rue .", "une femme", "deux hommes dans le parc ."]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return load_checkpoint(build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "none", attention="none"))
+def checkpoint(no_attention_checkpoint):
+    return load_checkpoint(no_attention_checkpoint)
 
 
 def test_stepping_matches_plain_batched_greedy(checkpoint):
@@ -54,3 +53,39 @@ def test_a_trace_claiming_no_attention_with_weights_is_refused(checkpoint, tiny_
     data["checkpoint"]["attention"] = "none"
     with pytest.raises(tr.AttnstepError, match="weights for 0 source tokens"):
         tr.parse(json.dumps(data))
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint):
+    return Stepper(checkpoint)
+
+
+def test_the_app_says_there_is_no_attention_and_shows_the_one_context(engine):
+    from tests.tui_helpers import app_on, async_test, settle
+
+    @async_test
+    async def run():
+        app = app_on(engine, "un chien noir court")
+        async with app.run_test(size=(140, 40)) as pilot:
+            await settle(pilot)
+            for key in ("right", "right", "s", "s"):  # step 2 whole, then step 3 to its second stage: the context
+                await pilot.press(key)
+            await pilot.pause()
+            attention = "\n".join(line.plain for line in app.query_one("#attention").build(app.view))
+            grid = "\n".join(line.plain for line in app.query_one("#grid").build(app.view))
+            status = app.query_one("#status").line(app.view).plain
+            narration = " ".join(line.plain for line in app.query_one("#narration").build(app.view))
+            assert "no attention" in attention and "the same at every step" in attention
+            assert "No alignment" in grid
+            assert "stage 2/4 context c" in status and "no attention" in status
+            assert "No attention: the context is c" in narration
+            for key in ("m", "w"):  # nothing to map or work out: a message, not a crash
+                await pilot.press(key)
+                await pilot.pause()
+            assert len(app.screen_stack) == 1
+            assert not app.check_action("map", ())
+
+    run()

@@ -89,3 +89,14 @@ class TestViews:
     def test_numbers(self, snap_compare, stepper, size):
         # → → then #: the first numbers of the vectors and the log-probabilities
         assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "number_sign"))
+
+
+class TestNoAttention:
+    @pytest.mark.parametrize("size", [SMALL, WIDE], ids=["80x24", "140x40"])
+    def test_context_stage(self, snap_compare, no_attention_checkpoint, size):
+        # → then s s: step 2 at its context stage; the attention tab explains that there is none
+        from attnstep.checkpoint import load_checkpoint
+        from attnstep.stepper import Stepper
+
+        engine = Stepper(load_checkpoint(no_attention_checkpoint))
+        assert snap_compare(app_on(engine), terminal_size=size, run_before=after("right", "s", "s"))

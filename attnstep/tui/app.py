@@ -82,6 +82,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("v", "words", "words", "v", "word view: a subword model's pieces gathered into your words in the grid and attention panel"),
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
+NEEDS_ATTENTION = {"map", "worked", "compare", "words"}  # off for a model without attention
 PANEL_KEYS = [
     ("Tab", "next panel (on small terminals the panels are tabs)"),
     ("↑ / ↓", "in Source: select a word and list its h_i; in Next word: select, Enter forces it"),
@@ -431,8 +432,15 @@ class AttnstepApp(App[None]):
 
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
 
+    def without_attention(self, what: str) -> bool:
+        """Say so, and return True, when the model has no attention and so nothing for ``what``."""
+        if self.cursor is None or self.cursor.trace.checkpoint.attends:
+            return False
+        self.notify(f"This model has no attention: there is {what}.", markup=False)
+        return True
+
     def action_map(self) -> None:
-        if self.cursor is None:
+        if self.cursor is None or self.without_attention("no alignment map"):
             return
         if not self.is_screen_installed("map"):
             self.install_screen(MapScreen(), "map")
@@ -451,6 +459,8 @@ class AttnstepApp(App[None]):
 
     def action_compare(self) -> None:
         trace = self.cursor.trace if self.cursor else None
+        if self.without_attention("no alignment to compare"):
+            return
         if trace is None or not any(s.forced for s in trace.steps):
             self.notify("Nothing to compare yet: force a word first (f), then c shows the decoding before and after.", markup=False)
         elif self.original is None or self.original.source != trace.source:
@@ -463,6 +473,8 @@ class AttnstepApp(App[None]):
         if step is None:
             self.notify("Take a step first (→): the worked score is of the current step.", markup=False)
             return
+        if self.without_attention("no score to work out"):
+            return
         best = max(range(len(step.weights)), key=lambda i: step.weights[i])
         self.push_screen(WorkedScoreDialog(self.cursor.trace, step.index, best))
 
@@ -473,6 +485,8 @@ class AttnstepApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys the footer offers: none that needs a model in a replay, u only once a word is forced."""
         if action in NEEDS_MODEL and self.source_factory is None:
+            return False
+        if action in NEEDS_ATTENTION and self.cursor is not None and not self.cursor.trace.checkpoint.attends:
             return False
         if action == "unforce":
             return self.cursor is not None and any(s.forced for s in self.cursor.trace.steps)

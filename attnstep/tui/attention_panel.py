@@ -8,7 +8,7 @@ from rich.text import Text
 from attnstep.tui.glyphs import STATE_CELLS, bar, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import View, attention_in_words, source_word, unknown_legend, word_brackets
+from attnstep.tui.stages import NO_ATTENTION_NOTE, View, attention_in_words, source_word, unknown_legend, word_brackets
 
 MAX_WORD_WIDTH = 14
 
@@ -24,6 +24,8 @@ class AttentionPanel(LinesView):
         if view is None:
             return []
         trace, step = view.trace, view.step
+        if not trace.checkpoint.attends:
+            return self.without_attention(view)
         self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
         # A word cut into pieces is bracketed (┌ │ └) so its pieces read as one word.
@@ -89,6 +91,17 @@ class AttentionPanel(LinesView):
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
         return lines + legend
 
+    def without_attention(self, view: View) -> list[Text]:
+        """What a model without attention has in its place: the one context c of every step."""
+        self.set_titles("Attention: none")
+        label, dim = self.style_of("label"), self.style_of("dim")
+        lines = list(Text(NO_ATTENTION_NOTE, style=label).wrap(self.app.console, max(20, self.size.width - 1)))
+        context = view.trace.steps[0].context if view.trace.steps else None
+        if context is None:
+            return lines + [Text("(c is not in this trace: it was dumped with --no-vectors)", style=dim)]
+        strip = self.vector(mean_bins(context), STATE_CELLS, view.state_scale)
+        return lines + [Text(""), Text.assemble(fit("c", 4, label), strip, (f"  ‖c‖ {num(norm(context))}, the same at every step", label))]
+
     def binned_states(self, trace) -> tuple[list[list[float]], list[float]]:
         """Each h_i as its strip's mean bins, and ‖h_i‖: computed once per sentence."""
         if self._binned is None or self._binned[0] is not trace:
@@ -97,7 +110,7 @@ class AttentionPanel(LinesView):
         return self._binned[1], self._binned[2]
 
     def show(self, view: View | None) -> None:
-        if view is not None and view.words and view.trace.subword:
+        if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
             view = attention_in_words(view)
         super().show(view)
         if view is not None and view.step is not None and view.shows("softmax"):

@@ -8,9 +8,9 @@ from attnstep.trace import EOS_TOKEN, Trace
 from attnstep.tui.glyphs import num, prob
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import STAGE_COUNT, View, forced_mark, narrate, output_pieces, source_word
+from attnstep.tui.stages import View, forced_mark, narrate, output_pieces, source_word
 
-SCORERS = {"dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive"}
+SCORERS = {"dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive", "none": "no attention"}
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 
 
@@ -20,7 +20,7 @@ def step_counter(view: View) -> str:
     if view.step is None:
         return f"step 0 of {total} · encoder"
     stage = view.current_stage
-    return f"step {view.position} of {total} · stage {view.stage}/{STAGE_COUNT} {stage.name}"
+    return f"step {view.position} of {total} · stage {view.stage}/{len(view.stages)} {stage.name}"
 
 
 class Bar(LinesView, can_focus=False):

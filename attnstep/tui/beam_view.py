@@ -122,6 +122,8 @@ class RowPanel(LinesView):
         h = view.hypothesis
         self.set_titles(f"a_t of #{view.selected + 1}")
         source = view.trace.source
+        if not view.trace.checkpoint.attends:
+            return [Text("No attention: this model has no a_t.", style=self.style_of("label"))]
         word_width = max(4, self.size.width - 2 - BAR_WIDTH - 6)
         best = max(range(len(source)), key=lambda i: h.weights[i])
         lines = []
@@ -143,7 +145,7 @@ class HistoryPanel(LinesView):
             return []
         self.set_titles(f"History of #{view.selected + 1}: its words × source words")
         label = self.style_of("label")
-        source = view.trace.source
+        source = view.trace.source if view.trace.checkpoint.attends else ()  # no attention: its words alone
         widths = [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in source]
         history = view.history
         label_width = min(10, max([5, *(cell_len(visible(h.token)) for h in history)])) + 2

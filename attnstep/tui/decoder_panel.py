@@ -18,6 +18,10 @@ STRIP_LEGEND = (
     "cell by cell (h_t, h̃_t: the largest of those). Standing up: positive, hanging down: negative. "
     "# shows the numbers."
 )
+NO_ATTENTION_STRIP_LEGEND = (
+    "Strips of h_i and C_t = c: a cell is {cell}, on one scale (h_t, h̃_t: the largest of those). "
+    "Standing up: positive, hanging down: negative. # shows the numbers."
+)
 
 
 class DecoderPanel(LinesView):
@@ -54,16 +58,17 @@ class DecoderPanel(LinesView):
 
         half = STATE_CELLS // 2
         hidden_size = len(step.hidden)
+        made = "Σ a_i·h_i" if trace.checkpoint.attends else "c, at every step (no attention)"
         concat = Text.assemble(
             self.vector(step.concat[:hidden_size], half, TANH_SCALE), ("│", label), self.vector(mean_bins(step.context, half), half, context_scale)
         )
         lines += [
             *row(h, "rnn", self.vector(step.hidden, STATE_CELLS, TANH_SCALE), f"‖{h}‖ {num(norm(step.hidden))}", step.hidden),
-            *row("C_t", "sum", self.vector(mean_bins(step.context), STATE_CELLS, context_scale), f"‖C_t‖ {num(norm(step.context))}  = Σ a_i·h_i", step.context),
+            *row("C_t", "sum", self.vector(mean_bins(step.context), STATE_CELLS, context_scale), f"‖C_t‖ {num(norm(step.context))}  = {made}", step.context),
             *row(f"[{h}; C_t]", "output", concat, f"{hidden_size} + {len(step.context)}"),
             *row("h̃_t", "output", self.vector(step.attentional, STATE_CELLS, TANH_SCALE), f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])", step.attentional),
             Text(""),
         ]
         per = len(step.context) // STATE_CELLS
-        legend = Text(STRIP_LEGEND.format(cell=f"the mean of {per} components" if per > 1 else "one component"), style=dim)
+        legend = Text((STRIP_LEGEND if trace.checkpoint.attends else NO_ATTENTION_STRIP_LEGEND).format(cell=f"the mean of {per} components" if per > 1 else "one component"), style=dim)
         return lines + list(legend.wrap(self.app.console, max(20, self.size.width - 1)))

@@ -61,6 +61,10 @@ class AlignmentGrid(LinesView):
             return []
         trace = view.trace
         label = self.style_of("label")
+        if not trace.checkpoint.attends:
+            self.columns = []
+            note = "No alignment: this model has no attention, so every word it writes comes from the same context c."
+            return list(Text(note, style=label).wrap(self.app.console, max(20, self.size.width - 1)))
         widths = column_widths(trace)
         labels = self.frozen_columns = self.label_width(trace)
         header = Text.assemble(fit("", labels))
@@ -124,10 +128,10 @@ class AlignmentGrid(LinesView):
         return max((start for start in starts if start <= x), default=0)
 
     def show(self, view: View | None) -> None:
-        if view is not None and view.words and view.trace.subword:
+        if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
             view = grid_in_words(view)
         super().show(view)
-        if view is None or view.step is None:  # the encoder alone (r): back to the first row and column
+        if view is None or view.step is None or not view.trace.checkpoint.attends:  # the encoder alone (r): back to the first row and column
             if self.scroll_offset != (0, 0):
                 self.scroll_to(0, 0, animate=False, immediate=True)
             return

@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 
 from attnstep.subword import WORD_START, is_byte_piece
 from attnstep.text import UNK, detokenize
-from attnstep.trace import EOS_TOKEN, STAGE_COUNT, SourceToken, Step, Trace, word_alignment, word_weights
+from attnstep.trace import (
+    EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, SourceToken, Step, Trace, word_alignment, word_weights,
+)
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.safe import visible
 
@@ -35,15 +37,18 @@ _PICK = Stage("pick", "pick", "candidates")
 
 LUONG_STAGES = (_RNN, _SCORE, _SOFTMAX, _WEIGHT, _SUM, _OUTPUT, _PICK)
 BAHDANAU_STAGES = (_SCORE, _SOFTMAX, _WEIGHT, _SUM, _RNN, _OUTPUT, _PICK)
+# Without attention nothing is scored: the context stage shows the one c every step gets.
+NO_ATTENTION_STAGES = (_RNN, Stage("sum", "context c", "decoder"), _OUTPUT, _PICK)
 
 
 def stages_for(attention: str) -> tuple[Stage, ...]:
-    return BAHDANAU_STAGES if attention == "additive" else LUONG_STAGES
+    return {"additive": BAHDANAU_STAGES, NO_ATTENTION: NO_ATTENTION_STAGES}.get(attention, LUONG_STAGES)
 
 
 @dataclass(frozen=True)
 class View:
-    """What the screen shows: ``position`` steps of ``trace``, the last one up to ``stage`` (1..7)."""
+    """What the screen shows: ``position`` steps of ``trace``, the last one up to ``stage`` (1..7, or
+    1..4 without attention; STAGE_COUNT, the default, is always the whole step)."""
 
     trace: Trace
     position: int
@@ -62,12 +67,12 @@ class View:
 
     @property
     def current_stage(self) -> Stage | None:
-        return self.stages[self.stage - 1] if self.position else None
+        return self.stages[min(self.stage, len(self.stages)) - 1] if self.position else None
 
     @property
     def partial(self) -> bool:
         """True in sub-step mode before the word is picked."""
-        return self.position > 0 and self.stage < STAGE_COUNT
+        return self.position > 0 and self.stage < len(self.stages)
 
     def shows(self, key: str) -> bool:
         """Whether the current step's quantity computed at stage ``key`` is on screen yet."""
@@ -109,6 +114,13 @@ def output_pieces(trace: Trace) -> list[str]:
     return [*pieces, " " + EOS_TOKEN] if trace.finished else pieces
 
 
+NO_ATTENTION_NOTE = (
+    "This model has no attention (an encoder–decoder as in Cho et al. 2014): nothing is scored or weighted, "
+    "and every step gets the same context c = [h→_n; h←_1], the forward state after the last word and the "
+    "backward state after the first."
+)
+
+
 def quote(token: str) -> str:
     return f"“{visible(token)}”"
 
@@ -127,12 +139,19 @@ def narrate(view: View) -> str:
         n = len(trace.source)
         count = sum(map(unknown, trace.source))
         read = f" ({count} of them unknown to the model, marked {UNKNOWN_MARK})" if count else ""
+        if not trace.checkpoint.attends:
+            return (
+                f"The encoder has read all {n} source words{read} and hands over only its final states, "
+                "c = [h→_n; h←_1]: the decoder sees nothing else. → decodes the first word; s goes stage by stage."
+            )
         return (
             f"The encoder has read all {n} source words{read} and hands over {n} states h_1…h_{n}. "
             "→ decodes the first word; s goes stage by stage."
         )
     t = step.index + 1
     words = [source_word(s) for s in trace.source]
+    if not trace.checkpoint.attends:
+        return _narrate_without_attention(view, step)
     best = max(range(len(words)), key=lambda i: step.weights[i])
     if not view.partial and trace.reference is not None:
         return (
@@ -148,14 +167,8 @@ def narrate(view: View) -> str:
     additive = trace.checkpoint.attention == "additive"
     query = "s_{t-1}, the state before this step's RNN," if additive else "h_t"
     key = view.current_stage.key
-    if key == "rnn":
-        state = "s" if additive else "h"
-        if additive:
-            fed = "C_t"
-        else:  # input feeding: the attentional vector of the step before, zeros before the first
-            fed = "h̃_0 = 0 (input feeding: nothing has been attended yet)" if step.index == 0 else "h̃_{t-1} (input feeding)"
-        size = "" if step.hidden is None else f" ‖{state}_t‖ = {num(norm(step.hidden))}"
-        return f"The RNN reads the embedding of {quote(step.input_token)} and {fed} with its previous state → {state}_t.{size}"
+    if key in ("rnn", "output", "pick"):
+        return _narrate_decoder(view, step, key)
     if key == "score":
         worst = min(range(len(words)), key=lambda i: step.scores[i])
         top = max(range(len(words)), key=lambda i: step.scores[i])
@@ -167,9 +180,36 @@ def narrate(view: View) -> str:
         return f"softmax turns the scores into weights that sum to 1: {quote(words[best])} gets {num(step.weights[best])}."
     if key == "weight":
         return f"Each h_i is multiplied by its weight a_i: {quote(words[best])} keeps {num(step.weights[best])} of its state, the others shrink."
-    if key == "sum":
-        size = "" if step.context is None else f" (‖C_t‖ = {num(norm(step.context))})"
-        return f"The weighted states are added up into the context vector C_t = Σ a_i·h_i{size}."
+    size = "" if step.context is None else f" (‖C_t‖ = {num(norm(step.context))})"
+    return f"The weighted states are added up into the context vector C_t = Σ a_i·h_i{size}."
+
+
+def _narrate_without_attention(view: View, step: Step) -> str:
+    """The narration of a model that attends to nothing: the same c at every step."""
+    if view.partial and view.current_stage.key != "sum":
+        return _narrate_decoder(view, step, view.current_stage.key)
+    if view.partial:
+        size = "" if step.context is None else f" (‖c‖ = {num(norm(step.context))})"
+        return f"No attention: the context is c = [h→_n; h←_1], the encoder's final states, as at every step{size}."
+    forced = " (forced)" if step.forced else ""
+    return (
+        f"Step {step.index + 1}: output {quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}, "
+        "from h_t and the same c as every step (no attention). s: stage by stage."
+    )
+
+
+def _narrate_decoder(view: View, step: Step, key: str) -> str:
+    """The stages every decoder has: the RNN, the output layer and the pick."""
+    trace = view.trace
+    additive = trace.checkpoint.attention == "additive"
+    if key == "rnn":
+        state = "s" if additive else "h"
+        if additive:
+            fed = "C_t"
+        else:  # input feeding: the attentional vector of the step before, zeros before the first
+            fed = "h̃_0 = 0 (input feeding: nothing has been attended yet)" if step.index == 0 else "h̃_{t-1} (input feeding)"
+        size = "" if step.hidden is None else f" ‖{state}_t‖ = {num(norm(step.hidden))}"
+        return f"The RNN reads the embedding of {quote(step.input_token)} and {fed} with its previous state → {state}_t.{size}"
     if key == "output":
         top = step.candidates[0]
         return (
