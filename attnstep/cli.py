@@ -269,6 +269,27 @@ def dump(
         fail(str(exc))
 
 
+@app.command()
+def compare(
+    sentence: Annotated[str, typer.Argument(help="Sentence to translate with every checkpoint.")],
+    checkpoint: Annotated[list[str], typer.Option(help="A checkpoint to compare (give two or more): a directory, or a name under checkpoints/ such as zoo/general.")],
+) -> None:
+    """One sentence through several models: their translations, each step's top choice, and their alignment grids side by side."""
+    from rich.console import Console
+
+    from attnstep.compare import comparison
+    from attnstep.dump import load_stepper
+    from attnstep.paths import resolve_checkpoint
+
+    if len(checkpoint) < 2:
+        fail("give two or more --checkpoint options to compare")
+    try:
+        traces = [load_stepper(resolve_checkpoint(name), top_k=1, vectors=False).translate(sentence) for name in checkpoint]
+    except AttnstepError as exc:
+        fail(str(exc))
+    Console(highlight=False, markup=False).print(comparison(checkpoint, traces))
+
+
 @app.command("schema")
 def print_schema() -> None:
     """Print the JSON Schema that every trace from `attnstep dump` follows."""

@@ -49,6 +49,10 @@ FORMAT_VERSION = 2
 WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
 NO_ATTENTION = "none"  # the attention of an encoder–decoder that has none (Cho et al. 2014)
+SCORER_NAMES = {
+    "dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive",
+    NO_ATTENTION: "no attention",
+}
 STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, sum, output layer, pick
 NO_ATTENTION_STAGE_COUNT = 4  # without attention: RNN, the (fixed) context, output layer, pick
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
@@ -69,6 +73,11 @@ class CheckpointInfo:
     @property
     def attends(self) -> bool:
         return self.attention != NO_ATTENTION
+
+    @property
+    def scorer_name(self) -> str:
+        """"Luong general", "no attention": the attention as people name it."""
+        return SCORER_NAMES.get(self.attention, self.attention)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, forced_mark, narrate, output_pieces, source_word
 
-SCORERS = {"dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive", "none": "no attention"}
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 
 
@@ -56,7 +55,7 @@ class StatusLine(Bar):
         if view is not None:
             info = view.trace.checkpoint
             line.append(" · ")
-            line.append_text(safe_text(SCORERS.get(info.attention, info.attention)))
+            line.append_text(safe_text(info.scorer_name))
             line.append("   ")
             line.append(step_counter(view), "bold")
         if self.mode:  # after the counter, so that a narrow terminal cuts the mode, not the step

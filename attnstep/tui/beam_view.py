@@ -25,7 +25,8 @@ from attnstep.text import detokenize
 from attnstep.trace import ALIVE, EOS_TOKEN, FINISHED, Hypothesis, Trace
 from attnstep.tui.bars import Bar
 from attnstep.tui.glyphs import bar, num
-from attnstep.tui.grid import LEVELS, cell_number
+from attnstep.tui.glyphs import cell_number
+from attnstep.tui.grid import LEVELS
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import quote

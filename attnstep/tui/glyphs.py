@@ -89,3 +89,11 @@ def shade(weight: float) -> str:
     if weight < 0.005:
         return SHADES[0]
     return SHADES[min(len(SHADES) - 1, 1 + int(weight * (len(SHADES) - 1)))]
+
+
+def cell_number(weight: float) -> str:
+    """A weight in three cells: ".81", "1.0", or "·" when it rounds to 0.00."""
+    text = num(weight)
+    if text == "0.00":
+        return "·"
+    return text[1:] if text.startswith("0") else text[:3]

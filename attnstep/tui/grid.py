@@ -10,7 +10,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from attnstep.trace import Step, Trace
-from attnstep.tui.glyphs import num
+from attnstep.tui.glyphs import cell_number
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
@@ -18,14 +18,6 @@ from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
 LEVELS = 4  # background strengths for weights, strongest last
 MAX_COLUMN = 8
 MAX_LABEL = 10
-
-
-def cell_number(weight: float) -> str:
-    """A weight in three cells: ".81", "1.0", or "·" when it rounds to 0.00."""
-    text = num(weight)
-    if text == "0.00":
-        return "·"
-    return text[1:] if text.startswith("0") else text[:3]
 
 
 def column_widths(trace: Trace) -> list[int]:

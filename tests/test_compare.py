@@ -1,0 +1,55 @@
+"""`attnstep compare`: several models on one sentence, side by side."""
+
+from rich.cells import cell_len
+
+from attnstep.checkpoint import load_checkpoint
+from attnstep.stepper import Stepper
+from attnstep.trace import word_alignment
+from attnstep.tui.glyphs import cell_number
+from tests.test_cli import invoke
+
+SENTENCE = "une voiture rouge court"
+
+
+def test_compare_shows_each_models_translation_steps_and_grid(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    result = invoke("compare", SENTENCE, "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for path in (tiny_checkpoint, no_attention_checkpoint):
+        trace = Stepper(load_checkpoint(path)).translate(SENTENCE)
+        assert trace.translation in out
+        # each step's top choice and its probability, one row per step
+        for t, step in enumerate(trace.steps):
+            top = step.candidates[0]
+            assert any(line.split("│")[1].strip() == str(t + 1) and f"{top.token} {top.prob:.2f}" in line
+                       for line in out.splitlines() if line.count("│") > 2)
+    assert "(Luong general)" in out and "(no attention)" in out and "no alignment to show" in out
+    # The general model's grid holds its rows' weights as the app's grid writes them.
+    trace = Stepper(load_checkpoint(tiny_checkpoint)).translate(SENTENCE)
+    rows = word_alignment(trace)
+    header = next(i for i, line in enumerate(out.splitlines()) if line.startswith("│ ") and "une" in line.split())
+    for (word, row), line in zip(rows, out.splitlines()[header + 1 : header + 1 + len(rows)]):
+        assert line.split()[1:3 + len(row) - 1] == [word.text, *[cell_number(w) for w in row]]
+
+
+def test_compare_fits_an_80_column_terminal(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = invoke("compare", SENTENCE, "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    assert result.exit_code == 0
+    assert max(cell_len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_compare_needs_two_checkpoints_that_exist(tiny_checkpoint, tmp_path):
+    one = invoke("compare", SENTENCE, "--checkpoint", tiny_checkpoint)
+    assert one.exit_code == 1 and len(one.stderr.strip().splitlines()) == 1 and "two or more" in one.stderr
+    missing = invoke("compare", SENTENCE, "--checkpoint", tiny_checkpoint, "--checkpoint", tmp_path / "nope")
+    assert missing.exit_code == 1 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_compare_prints_hostile_text_as_text(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    result = invoke("compare", "[bold red]un[/] chien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    assert result.exit_code == 0 and "[bold red]un[/]" in result.stdout and "\x1b" not in result.stdout
+    escape = invoke("compare", "un \x1b[2Jchien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    assert escape.exit_code == 1 and len(escape.stderr.strip().splitlines()) == 1
