@@ -50,6 +50,6 @@ def test_compare_needs_two_checkpoints_that_exist(tiny_checkpoint, tmp_path):
 def test_compare_prints_hostile_text_as_text(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     result = invoke("compare", "[bold red]un[/] chien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
-    assert result.exit_code == 0 and "[bold red]un[/]" in result.stdout and "\x1b" not in result.stdout
+    assert result.exit_code == 0 and "[ bold red ] un [ / ]" in result.stdout and "\x1b" not in result.stdout
     escape = invoke("compare", "un \x1b[2Jchien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
     assert escape.exit_code == 1 and len(escape.stderr.strip().splitlines()) == 1
