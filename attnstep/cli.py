@@ -141,7 +141,7 @@ def train(
 @app.command()
 def translate(
     sentence: Annotated[Optional[str], typer.Argument(help="Sentence to open with (else an input box with examples).")] = None,
-    checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
+    checkpoint: Annotated[Optional[list[Path]], typer.Option(help=CHECKPOINT_HELP + " Give a second one and c sets its decoding beside this one's.")] = None,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
     beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP + " b shows the search.", min=1, max=MAX_BEAM)] = None,
     target: Annotated[Optional[str], typer.Option(help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.")] = None,
@@ -152,7 +152,11 @@ def translate(
     problem = translate_input_problem(sentence, target)
     if problem:
         fail(problem)
-    code, message = run_translate(checkpoint=checkpoint, sentence=sentence, top_k=top_k, beam=beam, reference=target)
+    checkpoints = [resolve_checkpoint(path) for path in checkpoint or [DEFAULT_CHECKPOINT]]
+    if len(checkpoints) > 2:
+        fail("give at most two --checkpoint options: the model to step through and one to compare it with (c)")
+    code, message = run_translate(checkpoint=checkpoints[0], sentence=sentence, top_k=top_k, beam=beam, reference=target,
+                                  other=checkpoints[1] if len(checkpoints) == 2 else None)
     if code:
         fail(message or "the app stopped with an error")
 

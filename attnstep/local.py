@@ -31,10 +31,11 @@ def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Calla
 
 
 def translate_app(
-    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None
+    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None,
+    other: Path | None = None,
 ) -> "AttnstepApp":
     """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
-    translation, scored) or on the model card's examples."""
+    translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
     from attnstep.model_card import model_card_examples
     from attnstep.tui import make_app
 
@@ -44,6 +45,8 @@ def translate_app(
         examples=model_card_examples(checkpoint),
         origin=checkpoint.name,
         reference=reference,
+        other_factory=None if other is None else local_source(other, top_k),
+        other_origin="" if other is None else other.name,
     )
 
 
@@ -66,13 +69,14 @@ def translate_input_problem(sentence: str | None, reference: str | None) -> str 
 
 
 def run_translate(
-    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None
+    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None,
+    other: Path | None = None,
 ) -> tuple[int, str | None]:
     from attnstep.tui import no_terminal
 
     problem = translate_input_problem(sentence, reference) or no_terminal("translate")
     if problem:
         return 1, problem
-    app = translate_app(checkpoint, sentence, top_k, beam, reference)
+    app = translate_app(checkpoint, sentence, top_k, beam, reference, other)
     app.run()
     return app.return_code or 0, app.error_message

@@ -53,3 +53,34 @@ def test_compare_prints_hostile_text_as_text(tiny_checkpoint, no_attention_check
     assert result.exit_code == 0 and "[ bold red ] un [ / ]" in result.stdout and "\x1b" not in result.stdout
     escape = invoke("compare", "un \x1b[2Jchien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
     assert escape.exit_code == 1 and len(escape.stderr.strip().splitlines()) == 1
+
+
+def test_c_in_the_app_sets_a_second_checkpoints_decoding_beside(stepper, no_attention_checkpoint):
+    from attnstep.tui.alignment_screens import CompareScreen
+    from attnstep.tui.stages import View
+    from tests.tui_helpers import SENTENCE, app_on, async_test, settle
+
+    other = Stepper(load_checkpoint(no_attention_checkpoint))
+
+    @async_test
+    async def run():
+        app = app_on(stepper, other_factory=lambda: other, other_origin="tiny-none")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(pilot)
+            await pilot.press("e", "c")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, CompareScreen)
+            assert screen.before == stepper.translate(SENTENCE) and screen.after == other.translate(SENTENCE)
+            headings = [str(w.render()) for w in screen.query(".side-text")]
+            assert any("tiny-none (no attention)" in h for h in headings)
+            grid = screen.query_one("#grid-after")
+            assert "No alignment" in "\n".join(line.plain for line in grid.build(View(screen.after, len(screen.after.steps))))
+
+    run()
+
+
+def test_translate_takes_at_most_two_checkpoints(tiny_checkpoint):
+    result = invoke("translate", SENTENCE, "--checkpoint", tiny_checkpoint, "--checkpoint", tiny_checkpoint,
+                    "--checkpoint", tiny_checkpoint)
+    assert result.exit_code == 1 and "at most two" in result.stderr

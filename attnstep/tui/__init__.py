@@ -25,15 +25,19 @@ def make_app(
     examples: tuple[str, ...] = DEFAULT_EXAMPLES,
     origin: str = "",
     reference: str | None = None,
+    other_factory: SourceFactory | None = None,
+    other_origin: str = "",
 ) -> "AttnstepApp":
     """The one way to build the app: a source of traces (None for replay), or a trace to replay.
 
     ``reference``: the opening sentence's given translation, forced and scored instead of decoded.
+    ``other_factory``: a second model (named ``other_origin``) whose decoding of the same sentence
+    c sets beside this one's.
     """
     from attnstep.tui.app import AttnstepApp
 
     return AttnstepApp(source_factory=source_factory, trace=trace, sentence=sentence, examples=examples, origin=origin,
-                       reference=reference)
+                       reference=reference, other_factory=other_factory, other_origin=other_origin)
 
 
 def replay_app(trace: Trace, origin: str) -> "AttnstepApp":

@@ -8,6 +8,7 @@ The map follows the app's moves (s, e, r, g…), so the current step stays marke
 Before/after puts the model's own decoding beside the one with a forced word: both
 outputs, both maps, the step where they part marked ≠, and each row's probability for
 its own word, so the cost of the forced word — and how the model recovered — can be read.
+The same screen sets a second checkpoint's decoding of the sentence beside this one's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from textual.widgets import Static
 from attnstep.trace import Step, Trace
 from attnstep.tui.glyphs import SHADES, prob, shade
 from attnstep.tui.grid import AlignmentGrid
+from attnstep.display import visible
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, output_pieces, quote
 
@@ -93,7 +95,7 @@ class CompareGrid(AlignmentMap):
 
     def show(self, view: View | None) -> None:
         super().show(view)
-        if view is not None and self.diverge < len(view.trace.steps):
+        if view is not None and self.diverge < len(view.trace.steps) and view.trace.checkpoint.attends:
             weights = view.trace.steps[self.diverge].weights
             self.scroll_into_view(self.diverge + 1, self.columns[max(range(len(weights)), key=weights.__getitem__)])
 
@@ -108,20 +110,24 @@ class CompareGrid(AlignmentMap):
 
 
 def diverging_step(before: Trace, after: Trace) -> int:
-    """The first step at which the two decodings chose different words."""
+    """The first step at which the two decodings chose different words (by token: two models may
+    number their vocabularies differently)."""
     pairs = zip(before.steps, after.steps)
-    return next((s.index for s, t in pairs if s.chosen_id != t.chosen_id), min(len(before.steps), len(after.steps)))
+    return next((s.index for s, t in pairs if s.chosen_token != t.chosen_token), min(len(before.steps), len(after.steps)))
 
 
 class CompareScreen(AlignmentScreen):
-    """Before/after (``c``): the model's own decoding beside the one with a forced word."""
+    """Before/after (``c``): the model's own decoding beside the one with a forced word, or
+    (with ``labels``, the two checkpoints' names) two models' decodings of one sentence."""
 
     BINDINGS = [Binding("escape,c", "app.pop_screen", "back")]
 
-    def __init__(self, before: Trace, after: Trace) -> None:
+    def __init__(self, before: Trace, after: Trace, labels: tuple[str, str] | None = None) -> None:
         super().__init__()
         self.before, self.after = before, after
+        self.labels = labels
         self.diverge = diverging_step(before, after)
+        self.same = [s.chosen_token for s in before.steps] == [s.chosen_token for s in after.steps]
 
     def compose(self) -> ComposeResult:
         d = self.diverge
@@ -131,14 +137,21 @@ class CompareScreen(AlignmentScreen):
                     yield Static(self.heading(trace), classes="side-text")
                     yield Static(self.output(trace), classes="side-text")
                     yield CompareGrid(id=f"grid-{side}", diverge=d)
-        yield Static(Text(f"≠ step {d + 1}, where they part · each word with its probability · # numbers  Tab side  Esc back"), classes="keys")
+        part = "the same words at every step" if self.same else f"≠ step {d + 1}, where they part"
+        yield Static(Text(f"{part} · each word with its probability · # numbers  Tab side  Esc back"), classes="keys")
 
     def heading(self, trace: Trace) -> Text:
         """Which side this is, and what it chose at the diverging step with which probability."""
+        name = None if self.labels is None else self.labels[trace is self.after]
+        if self.same:
+            who = "" if name is None else f"{visible(name)} ({trace.checkpoint.scorer_name}): "
+            return Text(f"{who}the same words as the other side, step by step", style="bold")
         if self.diverge >= len(trace.steps):
-            return Text("(this decoding ended before they part)", style="dim")
+            return Text(f"{visible(name or '')} (this decoding ended before they part)", style="dim")
         step = trace.steps[self.diverge]
-        if trace.reference is not None:
+        if name is not None:
+            side, how = f"{visible(name)} ({trace.checkpoint.scorer_name})", ""
+        elif trace.reference is not None:
             side, how = "Given translation", " given"
         else:
             side, how = ("After", " forced") if step.forced else ("Before", " the model's")
@@ -146,7 +159,7 @@ class CompareScreen(AlignmentScreen):
 
     def output(self, trace: Trace) -> Text:
         """One line of the translation from a few words before the diverging step, the rest underlined."""
-        start = max(0, self.diverge - CONTEXT_WORDS)
+        start = 0 if self.same else max(0, self.diverge - CONTEXT_WORDS)
         line = Text.assemble(("Output: ", "bold"))
         line.append("…" if start else "")
         for step, piece in list(zip(trace.steps, output_pieces(trace)))[start:]:

@@ -33,7 +33,7 @@ from attnstep.tui.glyphs import max_abs, mean_bins
 from attnstep.tui.grid import AlignmentGrid, grid_width
 from attnstep.tui.lines import LinesView
 from attnstep.tui.alignment_screens import CompareScreen, MapScreen
-from attnstep.tui.messages import SourceReady, TraceReady
+from attnstep.tui.messages import OtherReady, SourceReady, TraceReady
 from attnstep.tui.safe import visible
 from attnstep.tui.source import SourceFactory, TraceSource
 from attnstep.tui.source_panel import SourcePanel
@@ -77,7 +77,8 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("q", "quit", "quit", "q", "quit"),
     ("w", "worked", "worked score", "w", "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)"),
     ("m", "map", "map", "m", "the full-screen alignment map of the steps so far (# numbers, Esc back)"),
-    ("c", "compare", "before/after", "c", "before/after a forced word: the model's own decoding beside the forced one"),
+    ("c", "compare", "compare", "c", "before/after a forced word: the model's own decoding beside the forced one; "
+     "with a second --checkpoint and no forced word, that model's decoding beside this one"),
     ("number_sign", "numbers", "numbers", "#", "numbers: the first components of h_t, C_t, a·h_i…, and log-probabilities beside p"),
     ("v", "words", "words", "v", "word view: a subword model's pieces gathered into your words in the grid and attention panel"),
 ]
@@ -132,9 +133,13 @@ class AttnstepApp(App[None]):
         origin: str = "",
         reference: str | None = None,
         open_on_sentence_box: bool = True,
+        other_factory: SourceFactory | None = None,
+        other_origin: str = "",
     ) -> None:
         super().__init__()
         self.source_factory = source_factory  # None: replay, no model anywhere
+        self.other_factory, self.other_origin = other_factory, other_origin  # a second model for c
+        self.other: TraceSource | None = None
         self.source: TraceSource | None = None
         self.cursor: StepCursor | None = None
         self.original: Trace | None = None
@@ -144,6 +149,7 @@ class AttnstepApp(App[None]):
         if trace is not None:
             self.set_trace(trace, 0)
         self.pending_sentence = sentence  # translated as soon as the source is ready
+        self.sentence = sentence or ""  # the sentence on screen, as the user typed it
         self.reference = reference  # translate --target: the opening sentence's given translation, scored
         self.examples = examples
         self.origin = origin
@@ -300,6 +306,19 @@ class AttnstepApp(App[None]):
         if not get_current_worker().is_cancelled:
             self.post_message(TraceReady(trace, position, note))
 
+    @work(thread=True, group="other", exclusive=True, exit_on_error=False, description="decode with the second checkpoint")
+    def decode_other(self, trace: Trace) -> None:
+        """The second model's decoding of ``trace``'s sentence, the model loaded on first use."""
+        if self.other is None:
+            self.other = self.other_factory()
+        other = self.other.translate(self.sentence)
+        if not get_current_worker().is_cancelled:
+            self.post_message(OtherReady(trace, other))
+
+    def on_other_ready(self, message: OtherReady) -> None:
+        self.set_busy("")
+        self.push_screen(CompareScreen(message.trace, message.other, labels=(self.origin, self.other_origin)))
+
     def on_source_ready(self, message: SourceReady) -> None:
         self.source = message.source
         # Importing torch leaves several hundred thousand long-lived objects; left to the
@@ -335,6 +354,7 @@ class AttnstepApp(App[None]):
         if self.source is None:
             return  # on_source_ready translates it
         self.pending_sentence = None
+        self.sentence = sentence
         self.set_busy("translating…")
         source, reference, self.reference = self.source, self.reference, None
         if reference is None:
@@ -459,6 +479,10 @@ class AttnstepApp(App[None]):
 
     def action_compare(self) -> None:
         trace = self.cursor.trace if self.cursor else None
+        if trace is not None and self.other_factory is not None and not any(s.forced for s in trace.steps):
+            self.set_busy(f"decoding with {visible(self.other_origin)}…")
+            self.decode_other(trace)
+            return
         if self.without_attention("no alignment to compare"):
             return
         if trace is None or not any(s.forced for s in trace.steps):

@@ -18,6 +18,14 @@ class SourceReady(Message):
 
 
 @dataclass
+class OtherReady(Message):
+    """The second checkpoint's decoding of ``trace``'s sentence, for c to set beside it."""
+
+    trace: Trace
+    other: Trace
+
+
+@dataclass
 class TraceReady(Message):
     """A new decoding arrived; show it at ``position`` (steps shown)."""
 
