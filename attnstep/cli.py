@@ -314,8 +314,6 @@ def convert(
     out: Annotated[Optional[Path], typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
 ) -> None:
     """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
-    import torch
-
     from attnstep.checkpoint import STORAGE_TYPES, check_writable_checkpoint, load_checkpoint, save_checkpoint
 
     if dtype not in STORAGE_TYPES:

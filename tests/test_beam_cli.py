@@ -6,23 +6,15 @@ import re
 import jsonschema
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from attnstep.checkpoint import load_checkpoint
-from attnstep.cli import app
 from attnstep.serve.service import ModelService
 from attnstep.serve.wire import source_to_wire, trace_from_wire
 from attnstep.stepper import Stepper
 from attnstep.trace import schema
+from tests.cli_helpers import invoke
 from tests.tui_helpers import async_test
 
-runner = CliRunner()
-
-
-def invoke(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def test_dump_beam_writes_the_search_and_its_best_hypothesis(tiny_checkpoint):

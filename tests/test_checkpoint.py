@@ -2,7 +2,6 @@
 
 import json
 import pickle
-import shutil
 
 import pytest
 import torch

@@ -20,21 +20,11 @@ import tracemalloc
 import jsonschema
 import pyte
 import pytest
-from typer.testing import CliRunner
 
 from attnstep import __version__
-from attnstep.cli import app
 from attnstep.trace import schema
+from tests.cli_helpers import invoke
 
-runner = CliRunner()
-
-
-def invoke(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    # Errors are one line on stderr and a clean exit, never a traceback.
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    return result
 
 
 def attnstep(*args, **kwargs) -> subprocess.CompletedProcess:

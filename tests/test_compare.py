@@ -6,7 +6,7 @@ from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper
 from attnstep.trace import word_alignment
 from attnstep.tui.glyphs import cell_number
-from tests.test_cli import invoke
+from tests.cli_helpers import invoke
 
 SENTENCE = "une voiture rouge court"
 

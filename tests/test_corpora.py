@@ -6,17 +6,12 @@ import gzip
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from attnstep.cli import app
 from attnstep.corpus import CorpusSpec, hold_out, read_corpus
 from attnstep.errors import AttnstepError
 from attnstep.train import TrainSettings, load_data
+from tests.cli_helpers import invoke
 from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture

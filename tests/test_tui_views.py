@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 
-import pytest
 
 from attnstep.checkpoint import load_checkpoint
 from attnstep.stepper import Stepper

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.trace import EOS_TOKEN, Trace
+from attnstep.trace import Trace
 from attnstep.tui.glyphs import num, prob
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.cells import cell_len
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding

@@ -7,7 +7,6 @@ from textual.binding import Binding
 
 from attnstep.tui.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
-from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import source_word, unknown_legend
 
 WORD_WIDTH = 12

@@ -1,0 +1,49 @@
+"""The attention zoo as shipped: five small Multi30k models that differ only in how they attend."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+
+from attnstep import trace as tr
+from attnstep.paths import checkpoints_dir
+
+ZOO = ("dot", "general", "concat", "additive", "none")
+SENTENCE = "Une voiture rouge est garée devant la maison."
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_each_zoo_model_loads_decodes_and_dumps_a_valid_trace(name):
+    from attnstep.checkpoint import load_checkpoint
+    from attnstep.stepper import Stepper
+
+    folder = checkpoints_dir() / "zoo" / name
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint.config.attention == name
+    trace = Stepper(checkpoint).translate(SENTENCE)
+    assert trace.finished and trace.translation
+    data = json.loads(tr.dumps(trace))
+    jsonschema.validate(data, tr.schema())
+    assert tr.parse(tr.dumps(trace)) == trace
+    assert all(bool(step.weights) == (name != "none") for step in trace.steps)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_each_zoo_model_is_small_float16_and_has_a_card_with_its_bleu_and_training_time(name):
+    folder = checkpoints_dir() / "zoo" / name
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 6_000_000
+    config = json.loads((folder / "config.json").read_text())
+    assert config["storage_dtype"] == "float16"
+    # the same data, sizes and schedule for all: only the attention differs
+    settings = {k: v for k, v in config["provenance"]["settings"].items() if k != "model"}
+    model = {k: v for k, v in config["model"].items() if k != "attention"}
+    reference = json.loads((checkpoints_dir() / "zoo" / "general" / "config.json").read_text())
+    assert settings == {k: v for k, v in reference["provenance"]["settings"].items() if k != "model"}
+    assert model == {k: v for k, v in reference["model"].items() if k != "attention"}
+    card = (folder / "README.md").read_text()
+    assert re.search(r"test_2016_flickr \| \*\*\d+\.\d\d\*\*", card)
+    assert "nrefs:1|case:lc|eff:no|tok:13a" in card and re.search(r"\*\*[\d.]+ min of training\*\*", card)
+    assert f"--attention {name}" in card
