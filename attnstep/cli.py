@@ -294,6 +294,25 @@ def compare(
     Console(highlight=False, markup=False).print(comparison(checkpoint, traces))
 
 
+@app.command()
+def plot(
+    trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help='FILE.svg, or FILE.png (needs matplotlib: pip install -e ".[plot]"); written atomically.')],
+    numbers: Annotated[bool, typer.Option("--numbers", help="Write each weight in its cell.")] = False,
+    words: Annotated[bool, typer.Option("--words/--pieces", help="A subword model's pieces gathered into words, or its pieces as the model saw them.")] = True,
+) -> None:
+    """Draw a trace's alignment for slides: source words across, output words down, a cell shaded by each weight."""
+    from attnstep.plot import check_picture_path, write_alignment
+    from attnstep.trace import load
+
+    try:
+        check_picture_path(output)
+        write_alignment(load(trace_file), output, words=words, numbers=numbers)
+    except AttnstepError as exc:
+        fail(str(exc))
+    print(f"alignment written to {visible(str(output))}")
+
+
 @app.command("schema")
 def print_schema() -> None:
     """Print the JSON Schema that every trace from `attnstep dump` follows."""
