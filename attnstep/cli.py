@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -241,6 +242,11 @@ def evaluate(
         print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
 
 
+class DumpFormat(str, Enum):
+    json = "json"
+    pharaoh = "pharaoh"
+
+
 @app.command()
 def dump(
     sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate (or use --input).")] = None,
@@ -254,21 +260,28 @@ def dump(
     beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP + " The trace gets a 'beam' block; its steps are the best hypothesis.", min=1, max=MAX_BEAM)] = None,
     alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
     target: Annotated[Optional[str], typer.Option(help="A given translation to score: every token forced (teacher forcing), then <eos>.")] = None,
+    format: Annotated[DumpFormat, typer.Option("--format", help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them.")] = "json",
+    align_threshold: Annotated[Optional[float], typer.Option(help="--format pharaoh: also link every source token whose weight is at least this.", min=0, max=1)] = None,
+    words: Annotated[bool, typer.Option("--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces.")] = False,
 ) -> None:
-    """Write the step-by-step trace of a translation as JSON (see `attnstep schema`)."""
-    from attnstep.dump import dump_file, dump_sentence
+    """Write the step-by-step trace of a translation as JSON (see `attnstep schema`), or its alignment (--format pharaoh)."""
+    from attnstep.dump import dump_file, dump_sentence, json_format, pharaoh_format
 
     if (sentence is None) == (input is None):
         fail("give either a SENTENCE or --input FILE")
     if target is not None and (input is not None or beam is not None):
         fail("--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched")
+    pharaoh = format == DumpFormat.pharaoh
+    if not pharaoh and (words or align_threshold is not None):
+        fail("--words and --align-threshold go with --format pharaoh")
+    # Links need only the weights: no vectors to compute and copy.
+    form = pharaoh_format(words=words, threshold=align_threshold) if pharaoh else json_format(precision, indent=input is None)
+    vectors = vectors and not pharaoh
     try:
         if input is not None:
-            dump_file(checkpoint, input, output, vectors=vectors, precision=precision, top_k=top_k, batch_size=batch_size,
-                      beam=beam, alpha=alpha)
+            dump_file(checkpoint, input, output, form, vectors=vectors, top_k=top_k, batch_size=batch_size, beam=beam, alpha=alpha)
         else:
-            dump_sentence(checkpoint, sentence, output, vectors=vectors, precision=precision, top_k=top_k,
-                          beam=beam, alpha=alpha, target=target)
+            dump_sentence(checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target)
     except AttnstepError as exc:
         fail(str(exc))
 
