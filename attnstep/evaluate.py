@@ -10,6 +10,7 @@ import sacrebleu
 import torch
 
 from attnstep.batch import pad
+from attnstep.by_length import Bucket
 from attnstep.checkpoint import Checkpoint
 from attnstep.model import Seq2Seq
 from attnstep.codec import Codec, codec_target_tokens
@@ -96,6 +97,15 @@ def score(hypotheses: list[str], references: list[str], *, lowercase: bool = Tru
     bleu_score = bleu.corpus_score(hypotheses, [references])
     chrf_score = chrf.corpus_score(hypotheses, [references])
     return Scores(bleu_score.score, chrf_score.score, str(bleu.get_signature()), str(chrf.get_signature()))
+
+
+def bleu_by_bucket(hypotheses: list[str], references: list[str], buckets: list[Bucket], *, lowercase: bool) -> tuple[float | None, ...]:
+    """sacreBLEU's corpus BLEU of each bucket's sentences alone (None for an empty bucket)."""
+    bleu = sacrebleu.metrics.BLEU(lowercase=lowercase)
+    return tuple(
+        bleu.corpus_score([hypotheses[i] for i in b.members], [[references[i] for i in b.members]]).score if b.members else None
+        for b in buckets
+    )
 
 
 def evaluation_set(

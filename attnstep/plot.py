@@ -1,4 +1,4 @@
-"""Pictures for slides: the alignment heatmap (``attnstep plot``, the app's x).
+"""Pictures for slides: the alignment heatmap (``attnstep plot``, the app's x) and BLEU by source length.
 
 A picture is laid out once, in pixels, as a few primitives (rectangles, polygons, lines and
 labels), then written out either as SVG, by hand here (no dependency), or as PNG through
@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 from rich.cells import cell_len
 
 from attnstep.alignment import Alignment, alignment
+from attnstep.by_length import Bucket, Series
 from attnstep.display import visible
 from attnstep.errors import AttnstepError
 from attnstep.files import output
@@ -269,3 +270,67 @@ def alignment_svg(trace: Trace, *, words: bool = True, numbers: bool = False) ->
 def write_alignment(trace: Trace, path: Path, *, words: bool = True, numbers: bool = False) -> None:
     """``path`` (.svg or .png) with the trace's heatmap, written atomically."""
     write_picture(alignment_picture(trace, words=words, numbers=numbers), path)
+
+
+# --- BLEU by source length -----------------------------------------------------------------------
+
+# Okabe & Ito's colours, which colour-blind readers tell apart; dashes and marks tell them apart in grey.
+SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+SERIES_DASHES = ((), (7, 4), (2, 3), (9, 3, 2, 3))
+MARK_RADIUS = 4.5
+PLOT_HEIGHT = 240
+BUCKET_WIDTH = 90
+
+
+def _mark(shape: int, x: float, y: float) -> tuple[tuple[float, float], ...]:
+    """A series's point mark: a circle, square, triangle or diamond."""
+    r = MARK_RADIUS
+    corners = {
+        0: [(math.cos(a * math.pi / 8) * r, math.sin(a * math.pi / 8) * r) for a in range(16)],
+        1: [(-r, -r), (r, -r), (r, r), (-r, r)],
+        2: [(0, -r * 1.2), (r * 1.1, r * 0.8), (-r * 1.1, r * 0.8)],
+        3: [(0, -r * 1.3), (r * 1.3, 0), (0, r * 1.3), (-r * 1.3, 0)],
+    }[shape % 4]
+    return tuple((x + dx, y + dy) for dx, dy in corners)
+
+
+def bleu_chart(buckets: list[Bucket], series: list[Series], title: str) -> Picture:
+    """BLEU (up) against the source-length buckets (across), a line per checkpoint, the legend below."""
+    top_value = 10 * math.ceil(max([10.0, *(v for s in series for v in s.bleu if v is not None)]) / 10)
+    left, top = PAD + 40, PAD + 2 * LINE + 8  # the title's line, then the axis's name
+    plot_width = BUCKET_WIDTH * len(buckets)
+    bottom = top + PLOT_HEIGHT
+    legend_top = bottom + 2 * LINE + PAD
+    width = math.ceil(max(left + plot_width + PAD, 2 * PAD + text_width(title, FONT + 2),
+                          *(left + 40 + text_width(s.name) + PAD for s in series)))
+    picture = Picture(width, legend_top + LINE * len(series) + PAD)
+    items = picture.items
+    items.append(Label(PAD, PAD + LINE / 2, title, FONT + 2, bold=True))
+
+    def y(value: float) -> float:
+        return bottom - value / top_value * PLOT_HEIGHT
+
+    def x(b: int) -> float:
+        return left + BUCKET_WIDTH * (b + 0.5)
+
+    for tick in range(0, int(top_value) + 1, 10):
+        items.append(Polyline(((left, y(tick)), (left + plot_width, y(tick))), "#000" if tick == 0 else "#e0e0e0"))
+        items.append(Label(left - 6, y(tick), str(tick), SMALL + 1, "end"))
+    items.append(Polyline(((left, top), (left, bottom)), "#000"))
+    items.append(Label(left, top - LINE / 2 - 2, "BLEU", SMALL + 1, "middle", bold=True))
+    for b, bucket in enumerate(buckets):
+        items.append(Label(x(b), bottom + LINE / 2 + 2, bucket.label, SMALL + 1, "middle"))
+        items.append(Label(x(b), bottom + LINE * 1.5, f"n = {len(bucket.members)}", SMALL, "middle", fill="#555"))
+    items.append(Label(left + plot_width, bottom + LINE * 2.5 - 2, "source words", SMALL + 1, "end", bold=True))
+    for k, s in enumerate(series):
+        colour, dashes = SERIES_COLOURS[k % len(SERIES_COLOURS)], SERIES_DASHES[k % len(SERIES_DASHES)]
+        points = tuple((x(b), y(v)) for b, v in enumerate(s.bleu) if v is not None)
+        if len(points) > 1:
+            items.append(Polyline(points, colour, 2, dashes))
+        items.extend(Polygon(_mark(k, px, py), colour) for px, py in points)
+        key_y = legend_top + LINE * k + LINE / 2
+        items.append(Polyline(((left, key_y), (left + 30, key_y)), colour, 2, dashes))
+        items.append(Polygon(_mark(k, left + 15, key_y), colour))
+        items.append(Label(left + 40, key_y, s.name))
+    return picture
+
