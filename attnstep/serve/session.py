@@ -20,11 +20,13 @@ from pathlib import Path
 from textual.actions import parse as parse_action
 from textual.binding import Binding
 
+from attnstep.errors import AttnstepError
 from attnstep.model_card import model_card_examples
 from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace import STAGE_COUNT, Trace
 from attnstep.tui.app import AttnstepApp
+from attnstep.tui.dialogs import TextDialog
 from attnstep.tui.messages import SourceReady, TraceReady
 
 # Actions that move the student's own view: doing one leaves follow mode.
@@ -160,7 +162,19 @@ class ServedApp(AttnstepApp):
     # --- nothing is written on the server ------------------------------------------------
 
     def action_export(self) -> None:
-        self.notify("Export is off over SSH: the file would be written on the server. `attnstep dump` writes one on your machine.", markup=False)
+        """A file would be written on the server, so the alignment is shown as SVG text to copy instead."""
+        if self.cursor is None:
+            return
+        from attnstep.plot import alignment_svg
+
+        try:
+            svg = alignment_svg(self.cursor.trace, words=self.words, numbers=self.numbers)
+        except AttnstepError as exc:
+            self.notify(str(exc), markup=False)
+            return
+        heading = ("Over SSH a file would be written on the server, so here is the alignment as SVG: "
+                   "copy it into a file.svg on your machine. `attnstep dump` and `attnstep plot` write files there.")
+        self.push_screen(TextDialog(heading, svg))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -28,7 +28,7 @@ from attnstep.tui.attention_panel import AttentionPanel
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.candidates_panel import CandidatesPanel
 from attnstep.tui.decoder_panel import DecoderPanel
-from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.tui.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
 from attnstep.tui.glyphs import max_abs, mean_bins
 from attnstep.tui.grid import AlignmentGrid, grid_width
 from attnstep.tui.lines import LinesView
@@ -57,7 +57,7 @@ PANELS = (  # (id, tab label), in tab order
     ("grid", "Grid"),
     ("source", "Source"),
 )
-EXPORT_NAME = "attnstep-trace.json"
+EXPORT_NAME = "attnstep-trace.json"  # the first format's; the suffix follows the format chosen
 
 # (keys, action, footer label or "" to leave it out of the footer, key as ? shows it, what it does)
 KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is least needed
@@ -72,7 +72,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("e,end", "end", "end", "e / End", "run to the end"),
     ("r,home", "restart", "restart", "r / Home", "restart: back to the encoder only"),
     ("n", "new_sentence", "new", "n", "new sentence"),
-    ("x", "export", "export", "x", "export this trace as JSON (as `attnstep dump` writes it)"),
+    ("x", "export", "export", "x", "export this trace: JSON (as `attnstep dump` writes it), the alignment as SVG or PNG, or Pharaoh links"),
     ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
     ("q", "quit", "quit", "q", "quit"),
     ("w", "worked", "worked score", "w", "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)"),
@@ -430,19 +430,35 @@ class AttnstepApp(App[None]):
         if self.cursor is None:
             return
         trace = self.cursor.trace
-        self.push_screen(AskDialog("Export this trace as JSON to:", EXPORT_NAME), lambda path: path and self.export(trace, Path(path)))
+        self.push_screen(ExportDialog(EXPORT_NAME, lambda kind, path: self.export(trace, kind, path)),
+                         lambda name: name and self.notify(visible(f"Written to {Path(name).absolute()}"), markup=False))
 
-    def export(self, trace: Trace, path: Path) -> None:
+    def export(self, trace: Trace, kind: str, path: Path) -> None:
+        """Write ``trace`` as ``kind`` (json, svg, png, pharaoh) atomically; a failure is one AttnstepError line.
+
+        Pictures and links follow the screen: in words where v shows words, with numbers where # shows them.
+        """
         from attnstep.files import atomic_writer
         from attnstep.trace import dumps
 
+        if kind in ("svg", "png"):
+            from attnstep.plot import write_alignment
+
+            if path.suffix.lower() != f".{kind}":
+                raise AttnstepError(f"{kind.upper()} goes to a file name ending in .{kind}")
+            write_alignment(trace, path, words=self.words, numbers=self.numbers)
+            return
+        if kind == "pharaoh":
+            from attnstep.alignment import pharaoh_line
+
+            data = (pharaoh_line(trace, words=self.words) + "\n").encode()
+        else:
+            data = dumps(trace, indent=True) + b"\n"  # byte for byte what `attnstep dump` writes
         try:
             with atomic_writer(path, "wb") as handle:
-                handle.write(dumps(trace, indent=True) + b"\n")  # byte for byte what `attnstep dump` writes
+                handle.write(data)
         except OSError as exc:
-            self.notify(visible(f"Cannot write {path}: {exc.strerror or exc}"), severity="error", markup=False)
-            return
-        self.notify(visible(f"Trace written to {path}"), markup=False)
+            raise AttnstepError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def action_beam(self) -> None:
         if self.cursor is None or self.cursor.trace.beam is None:

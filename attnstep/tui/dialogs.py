@@ -1,4 +1,4 @@
-"""Modal dialogs: new sentence, force a word, go to a step, export, and the key help.
+"""Modal dialogs: new sentence, force a word, go to a step, export, a text to read, and the key help.
 
 Each returns its answer with ``dismiss`` (None when cancelled with Esc); the app decides
 what to do with it.
@@ -6,13 +6,16 @@ what to do with it.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from attnstep.errors import AttnstepError
@@ -117,7 +120,7 @@ class ForceDialog(Dialog):
 
 
 class AskDialog(Dialog):
-    """One question, one line of input (go to step N, export file name)."""
+    """One question, one line of input (go to step N)."""
 
     def __init__(self, question: str, value: str = "", *, integer: bool = False) -> None:
         super().__init__()
@@ -133,6 +136,97 @@ class AskDialog(Dialog):
     @on(Input.Submitted)
     def answered(self, event: Input.Submitted) -> None:
         self.dismiss_answer(event.value, "type an answer, or Esc to cancel")
+
+
+# What x can write: (kind, what the list says, the file name's suffix).
+EXPORTS = (
+    ("json", "JSON: the whole trace, as `attnstep dump` writes it", ".json"),
+    ("svg", "SVG: the alignment picture, as `attnstep plot` draws it", ".svg"),
+    ("png", "PNG: the same picture (needs matplotlib)", ".png"),
+    ("pharaoh", "Pharaoh: i-j links, as fast_align writes them", ".align"),
+)
+
+
+class ExportDialog(Dialog):
+    """Pick a format (↑/↓, the file name's suffix follows) and a file name; Enter writes it.
+
+    ``write(kind, path)`` does the writing; a failure (a folder that is not there, PNG without
+    matplotlib) is its one line, shown in place so that another name or format can be tried.
+    """
+
+    def __init__(self, name: str, write: Callable[[str, Path], None]) -> None:
+        super().__init__()
+        self.suggested, self.writer = name, write
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Export this trace as (↑/↓):")
+            yield OptionList(*[Option(label, id=kind) for kind, label, _ in EXPORTS], id="formats")
+            yield Label("to the file:")
+            yield Input(self.suggested, id="answer", max_length=MAX_SOURCE_CHARS)
+            yield Label("", id="problem")
+            yield Label("↑/↓: format · Enter: write · Esc: cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#formats", OptionList).highlighted = 0
+        self.query_one("#answer", Input).focus()
+
+    @property
+    def kind(self) -> str:
+        return EXPORTS[self.query_one("#formats", OptionList).highlighted or 0][0]
+
+    def on_key(self, event) -> None:
+        # The name box keeps the focus, so that Enter always writes; ↑/↓ there choose the format.
+        if event.key in ("up", "down") and self.focused is self.query_one("#answer"):
+            formats = self.query_one("#formats", OptionList)
+            formats.highlighted = ((formats.highlighted or 0) + (1 if event.key == "down" else -1)) % len(EXPORTS)
+            event.stop()
+
+    @on(OptionList.OptionHighlighted)
+    def format_chosen(self, event: OptionList.OptionHighlighted) -> None:
+        answer = self.query_one("#answer", Input)
+        suffix = EXPORTS[event.option_index][2]
+        try:
+            answer.value = str(Path(answer.value.strip() or self.suggested).with_suffix(suffix))
+        except ValueError:  # no file name to give a suffix to ("/", "."): left as typed
+            pass
+        self.query_one("#problem", Label).update("")
+
+    @on(OptionList.OptionSelected)
+    def format_picked(self) -> None:
+        self.query_one("#answer", Input).focus()
+
+    @on(Input.Submitted)
+    def answered(self, event: Input.Submitted) -> None:
+        name = event.value.strip()
+        if not name:
+            self.complain("type a file name, or Esc to cancel")
+            return
+        try:
+            self.writer(self.kind, Path(name))
+        except AttnstepError as exc:
+            self.complain(str(exc))
+            return
+        self.dismiss(name)
+
+
+class TextDialog(Dialog):
+    """A long text to read (and select and copy), with a line above saying what it is."""
+
+    def __init__(self, heading: str, text: str) -> None:
+        super().__init__()
+        self.heading, self.text = heading, text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog text"):
+            yield Label(self.heading, markup=False)
+            # The text is made by the app from visible() words; a TextArea scrolls it with the keys
+            # and copies a selection to the terminal's clipboard (OSC 52), which reaches an SSH client.
+            yield TextArea(self.text, read_only=True, soft_wrap=False, id="text")
+            yield Label("↑/↓ PgUp/PgDn: scroll · F7: select all · Ctrl+C: copy · Esc: close", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#text", TextArea).focus()
 
 
 class HelpDialog(Dialog):
