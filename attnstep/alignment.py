@@ -22,7 +22,7 @@ from attnstep.errors import AttnstepError
 from attnstep.trace import EOS_TOKEN, Trace, Vector, word_alignment, word_weights
 from attnstep.tui.stages import forced_mark  # the app's own marks, so a picture reads like its grid
 
-NO_ATTENTION = "this model has no attention, so there is no alignment to draw"
+NOTHING_TO_ALIGN = "this model has no attention, so there is no alignment"
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,10 @@ class Alignment:
     finished: bool  # the decoding ended with <eos> (else at the length limit)
 
 
-def has_attention(trace: Trace) -> bool:
-    """False for a model without attention, whose steps carry no weights."""
-    return trace.checkpoint.attention != "none" and all(step.weights for step in trace.steps)
-
-
 def alignment(trace: Trace, *, words: bool = False, eos: bool = True) -> Alignment:
     """The trace's alignment in tokens, or in words (``words``); ``eos`` keeps the final <eos> step's row."""
-    if not has_attention(trace):
-        raise AttnstepError(NO_ATTENTION)
+    if not trace.checkpoint.attends:  # its steps have no weights
+        raise AttnstepError(NOTHING_TO_ALIGN)
     steps = trace.steps
     last = steps[-1] if trace.finished else None  # the <eos> step
     if words and trace.subword:

@@ -260,7 +260,6 @@ def evaluate(
                     print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
                 print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
             finals.append((ckpt.name, cased, list(decodings.values())[-1].texts))
-            del ckpt  # one model in memory at a time
         if by_length:
             buckets = length_buckets([source_length(s) for s in sources])
             # A word model writes lower case only: compared with one, every checkpoint is scored without case.
@@ -296,7 +295,7 @@ def dump(
     alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
     target: Annotated[Optional[str], typer.Option(help="A given translation to score: every token forced (teacher forcing), then <eos>.")] = None,
     format: Annotated[DumpFormat, typer.Option("--format", help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them.")] = "json",
-    align_threshold: Annotated[Optional[float], typer.Option(help="--format pharaoh: also link every source token whose weight is at least this.", min=0, max=1)] = None,
+    align_threshold: Annotated[Optional[float], typer.Option(metavar="<p>", help="--format pharaoh: also link every source token whose weight is at least this.", min=0, max=1)] = None,
     words: Annotated[bool, typer.Option("--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces.")] = False,
 ) -> None:
     """Write the step-by-step trace of a translation as JSON (see `attnstep schema`), or its alignment (--format pharaoh)."""

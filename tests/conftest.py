@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
 from attnstep.model.config import SCORERS
+
+# Properties, not speed: the suite runs on busy machines, where Hypothesis's deadline and its
+# too_slow health check would fail a correct test.
+settings.register_profile("untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("untimed")
 
 SOURCE_WORDS = "une un voiture rouge chien noir homme femme court dans la rue parc . , le les deux".split()
 TARGET_WORDS = "a the red car black dog man woman runs in street park . , two".split()

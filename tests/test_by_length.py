@@ -17,10 +17,9 @@ from rich.console import Console
 from attnstep.by_length import EDGES, Series, chart, length_buckets, show, source_length
 from attnstep.plot import MATPLOTLIB_MISSING
 from tests.conftest import build_tiny_checkpoint
-from tests.test_cli import invoke
+from tests.cli_helpers import invoke
 
 SVG = "{http://www.w3.org/2000/svg}"
-
 
 @given(st.lists(st.integers(0, 200), max_size=300))
 def test_every_sentence_is_in_exactly_one_bucket(lengths):

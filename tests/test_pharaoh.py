@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attnstep.alignment import NO_ATTENTION, pharaoh_line, pharaoh_links
-from attnstep.errors import AttnstepError
+from attnstep.alignment import NOTHING_TO_ALIGN, pharaoh_line, pharaoh_links
 from attnstep.trace import EOS_TOKEN, load, word_alignment
-from tests.test_cli import invoke
+from tests.cli_helpers import invoke
 
 LINK = re.compile(r"(\d+)-(\d+)")
-
 
 def links(line: str) -> set[tuple[int, int]]:
     return {(int(i), int(j)) for i, j in LINK.findall(line)}
@@ -98,12 +95,10 @@ def test_a_bad_format_is_a_usage_error(tiny_checkpoint):
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "xml" in result.stderr
 
 
-def test_a_model_without_attention_has_no_links(stepper):
-    trace = stepper.translate("un chien")
-    steps = tuple(replace(s, scores=(), weights=()) for s in trace.steps)
-    none = replace(trace, checkpoint=replace(trace.checkpoint, attention="none"), steps=steps)
-    with pytest.raises(AttnstepError, match=NO_ATTENTION):
-        pharaoh_line(none)
+def test_a_model_without_attention_has_no_links(no_attention_checkpoint, tmp_path):
+    result = invoke("dump", "un chien", "--checkpoint", no_attention_checkpoint, "--format", "pharaoh", "-o", tmp_path / "a")
+    assert result.exit_code == 1 and result.stderr == f"attnstep: error: {NOTHING_TO_ALIGN}\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_json_stays_the_default(tiny_checkpoint):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import struct
 import subprocess
 import sys
@@ -12,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from attnstep.alignment import NO_ATTENTION, alignment
+from attnstep.alignment import NOTHING_TO_ALIGN
 from attnstep.errors import AttnstepError
 from attnstep.plot import MATPLOTLIB_MISSING, PNG_SCALE, alignment_picture, alignment_svg, write_alignment
 from attnstep.trace import dumps, word_alignment
-from tests.test_cli import invoke
+from tests.cli_helpers import invoke
 
 SVG = "{http://www.w3.org/2000/svg}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,24 +173,9 @@ def test_plot_never_imports_torch(trace_file, tmp_path):
     assert result.stdout.splitlines()[-1] == "False"
 
 
-def without_attention(trace):
-    """A trace as a model without attention writes it: no scores, no weights."""
-    steps = tuple(replace(s, scores=(), weights=()) for s in trace.steps)
-    return replace(trace, checkpoint=replace(trace.checkpoint, attention="none"), steps=steps)
-
-
-def test_a_model_without_attention_has_nothing_to_draw(trace):
-    with pytest.raises(AttnstepError, match=NO_ATTENTION):
-        alignment(without_attention(trace))
-
-
-@pytest.mark.xfail(strict=False, reason="needs none-attention traces: the reader refuses a step without weights")
-def test_plot_of_a_trace_without_attention_is_one_line(trace_file, tmp_path):
-    data = json.loads(trace_file.read_text())
-    data["checkpoint"]["attention"] = "none"
-    for step in data["steps"]:
-        step["scores"], step["weights"] = [], []
-    data["alignment"] = [[] for _ in data["steps"]]
-    trace_file.write_text(json.dumps(data))
+def test_a_model_without_attention_has_nothing_to_draw(no_attention_checkpoint, tmp_path):
+    trace_file = tmp_path / "none.json"
+    trace_file.write_text(invoke("dump", "un chien noir", "--checkpoint", no_attention_checkpoint).stdout)
     result = invoke("plot", trace_file, "-o", tmp_path / "grid.svg")
-    assert result.exit_code == 1 and result.stderr == f"attnstep: error: {NO_ATTENTION}\n"
+    assert result.exit_code == 1 and result.stderr == f"attnstep: error: {NOTHING_TO_ALIGN}\n"
+    assert not (tmp_path / "grid.svg").exists()

@@ -7,10 +7,11 @@ import xml.etree.ElementTree as ET
 
 from textual.widgets import Input, Label, OptionList, TextArea
 
-from attnstep.alignment import pharaoh_line
+from attnstep.alignment import NOTHING_TO_ALIGN, pharaoh_line
 from attnstep.plot import MATPLOTLIB_MISSING, alignment_svg
 from attnstep.trace import dumps
 from attnstep.tui.dialogs import EXPORTS, ExportDialog, TextDialog
+from attnstep.tui import replay_app
 from tests.tui_helpers import app_on, async_test, settle
 
 SMALL = (80, 24)
@@ -98,6 +99,22 @@ async def test_problems_are_one_line_in_the_dialog(stepper, tmp_path, monkeypatc
         await pilot.press("enter")
         assert problem(app) == "SVG goes to a file name ending in .svg"
         await pilot.press("escape")
+
+
+@async_test
+async def test_a_model_without_attention_exports_its_trace_but_no_alignment(no_attention_checkpoint, tmp_path):
+    from attnstep.checkpoint import load_checkpoint
+    from attnstep.stepper import Stepper
+
+    trace = Stepper(load_checkpoint(no_attention_checkpoint)).translate("un chien noir")
+    app = replay_app(trace, "none.json")
+    async with app.run_test(size=SMALL) as pilot:
+        await export(pilot, 1, tmp_path / "t.svg")
+        assert problem(app) == NOTHING_TO_ALIGN and not (tmp_path / "t.svg").exists()
+        await pilot.press("up")
+        app.screen.query_one("#answer", Input).value = str(tmp_path / "t.json")
+        await pilot.press("enter")
+        assert (tmp_path / "t.json").read_bytes() == dumps(trace, indent=True) + b"\n"
 
 
 class Link:
