@@ -320,18 +320,15 @@ class Stepper:
         t = 0
         while active:
             output, state = self.model.step(prev.view(-1), state, memory)
-            # log p = logit - logsumexp(logits): only the k candidates' log-probabilities are
-            # needed, so the vocabulary-sized log_softmax is never written out.
-            top_logits, top_ids = output.logits.topk(k, dim=-1)  # (B, k) ranked as their probabilities
-            normalizer = torch.logsumexp(output.logits, dim=-1, keepdim=True)  # (B, 1)
-            top_logprobs = top_logits - normalizer  # (B, k)
+            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
+            top_logprobs, top_ids = logprobs.topk(k, dim=-1)  # (B, k)
             chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
             chosen_logprob = top_logprobs.narrow(1, 0, 1)  # (B, 1)
             forcing = [i for i in active if t < len(rows[i].prefix)]
             if forcing:
                 chosen = chosen.clone()
                 chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
-                chosen_logprob = output.logits.gather(1, chosen) - normalizer  # (B, 1)
+                chosen_logprob = logprobs.gather(1, chosen)  # (B, 1)
             table = self._numbers(output, top_logprobs, chosen_logprob)  # (B, C + 1)
             ints = torch.cat([top_ids, chosen, prev], dim=1)  # (B, k + 2)
             if len(active) < len(rows):
