@@ -37,16 +37,17 @@ def translate_app(
     """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
     translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
     from attnstep.model_card import model_card_examples
+    from attnstep.paths import display_name
     from attnstep.tui import make_app
 
     return make_app(
         source_factory=local_source(checkpoint, top_k, beam),
         sentence=sentence,
         examples=model_card_examples(checkpoint),
-        origin=checkpoint.name,
+        origin=display_name(checkpoint),
         reference=reference,
         other_factory=None if other is None else local_source(other, top_k),
-        other_origin="" if other is None else other.name,
+        other_origin="" if other is None else display_name(other),
     )
 
 

@@ -24,6 +24,14 @@ def resolve_checkpoint(value: Path | str) -> Path:
     return named if named.is_dir() else path
 
 
+def display_name(path: Path) -> str:
+    """How to name a checkpoint on screen: its name under checkpoints/ (``zoo/none``), else its folder's name."""
+    try:
+        return str(path.resolve().relative_to(checkpoints_dir().resolve()))
+    except ValueError:
+        return path.name
+
+
 def shipped_names() -> list[str]:
     """Names of the checkpoints under checkpoints/, for error messages and help."""
     root = checkpoints_dir()

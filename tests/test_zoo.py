@@ -47,3 +47,11 @@ def test_each_zoo_model_is_small_float16_and_has_a_card_with_its_bleu_and_traini
     assert re.search(r"test_2016_flickr \| \*\*\d+\.\d\d\*\*", card)
     assert "nrefs:1|case:lc|eff:no|tok:13a" in card and re.search(r"\*\*[\d.]+ min of training\*\*", card)
     assert f"--attention {name}" in card
+
+
+def test_a_shipped_checkpoint_is_named_on_screen_by_its_place_under_checkpoints(tmp_path):
+    from attnstep.paths import display_name
+
+    assert display_name(checkpoints_dir() / "zoo" / "none") == "zoo/none"
+    assert display_name(checkpoints_dir() / "fr-en") == "fr-en"
+    assert display_name(tmp_path / "mine") == "mine"
