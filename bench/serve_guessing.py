@@ -19,15 +19,13 @@ import asyncio
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import asyncssh
-from common import DEFAULT_CHECKPOINT, ROOT
-from serve_load import FIRST_FRAME, PASSWORD, SIZE, free_port, load_average, pss_mb, rss_mb
-from terminal import CLI, python
+from common import DEFAULT_CHECKPOINT
+from serve_load import FIRST_FRAME, PASSWORD, SIZE, load_average, pss_mb, rss_mb, server_ready, start_server
 from tui_latency import checkpoint_or_tiny, percentile
 
 from attnstep.serve.auth import add_user
@@ -80,20 +78,10 @@ async def main() -> None:
     passwords = folder / "passwords"
     add_user(passwords, "ann", PASSWORD)
     add_user(passwords, GUESSED, os.urandom(16).hex())
-    port = free_port()
-    server = subprocess.Popen(
-        python(*CLI, "serve", "--checkpoint", str(checkpoint), "--port", str(port), "--passwords", str(passwords),
-               "--host-key", str(folder / "host_key"), *(["--spares", str(args.spares)] if args.spares is not None else [])),
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
-    )
+    server, port = start_server(checkpoint, passwords, folder, *(["--spares", str(args.spares)] if args.spares is not None else []))
     load_before = load_average()
     try:
-        deadline = time.monotonic() + 600
-        while "students connect with" not in (log := (folder / "server.log").read_text()) or (
-                "starting" in log and "spare sessions ready" not in log):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bench: the server did not start:\n{log}")
-            await asyncio.sleep(0.2)
+        await server_ready(server, folder)
         await student(port, 0)  # one login first: what every login then finds in place
         await asyncio.sleep(2)
         before = pss_mb(server.pid), rss_mb(server.pid)

@@ -199,6 +199,27 @@ class Student:
             self.latencies.append(arrived - sent)
 
 
+def start_server(checkpoint: Path, passwords: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, int]:
+    """`attnstep serve` in its own process on a free port, logging to FOLDER/server.log: (process, port)."""
+    port = free_port()
+    server = subprocess.Popen(
+        python(*CLI, "serve", "--checkpoint", str(checkpoint), "--port", str(port), "--passwords", str(passwords),
+               "--host-key", str(folder / "host_key"), *options),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
+    )
+    return server, port
+
+
+async def server_ready(server: subprocess.Popen, folder: Path) -> None:
+    """Wait until the server listens and, where it keeps spare sessions, has them started."""
+    deadline = time.monotonic() + 600
+    while "students connect with" not in (log := (folder / "server.log").read_text()) or (
+            "starting" in log and "spare sessions ready" not in log):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"bench: the server did not start:\n{log}")
+        await asyncio.sleep(0.2)
+
+
 def local_translate(checkpoint: Path, sentence: str, keys: int) -> tuple[list[float], float]:
     """Key latencies and RSS of one `attnstep translate` in a local pty, at the same size."""
     app = Terminal(python(*CLI, "translate", sentence, "--checkpoint", str(checkpoint)), size=SIZE)
@@ -265,21 +286,10 @@ async def main() -> None:
     passwords = folder / "passwords"
     for number in range(count):
         add_user(passwords, f"s{number}", PASSWORD)
-    port = free_port()
-    server = subprocess.Popen(
-        python(*CLI, "serve", "--checkpoint", str(checkpoint), "--port", str(port), "--passwords", str(passwords),
-               "--host-key", str(folder / "host_key"), "--max-sessions", str(count)),
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
-    )
+    server, port = start_server(checkpoint, passwords, folder, "--max-sessions", str(count))
     load_before = load_average()
     try:
-        # Ready: listening, and with its spare sessions started where the server keeps them.
-        deadline = time.monotonic() + 600
-        while "students connect with" not in (log := (folder / "server.log").read_text()) or (
-                "starting" in log and "spare sessions ready" not in log):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bench: the server did not start:\n{(folder / 'server.log').read_text()}")
-            await asyncio.sleep(0.2)
+        await server_ready(server, folder)
         await asyncio.sleep(2)  # whatever the server still starts after that
         alone = class_memory(server.pid)
         rng = random.Random(args.seed)
