@@ -184,7 +184,7 @@ def replay(
 def evaluate(
     checkpoint: Annotated[Optional[Path], typer.Argument(help=CHECKPOINT_HELP + " Default: fr-en.")] = None,
     checkpoints: Annotated[Optional[list[Path]], typer.Option("--checkpoint", metavar="<path>", help="Another checkpoint to evaluate on the same sentences (repeatable); several are compared side by side.")] = None,
-    split: Annotated[str, typer.Option(help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr, test_2017_flickr, test_2017_mscoco and test_2018_flickr.")] = "test_2016_flickr",
+    split: Annotated[Optional[list[str]], typer.Option(help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr (the default), test_2017_flickr, test_2017_mscoco and test_2018_flickr. Repeat it to score several splits as one set.")] = None,
     data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`).")] = default_data_dir("multi30k"),
     corpus: Annotated[Optional[str], typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's columns, e.g. en,fr.")] = "src,tgt",
@@ -207,6 +207,7 @@ def evaluate(
     from attnstep.progress import Meter
 
     paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [DEFAULT_CHECKPOINT]
+    splits = split or ["test_2016_flickr"]
     several = len(paths) > 1
     by_length = by_length or plot is not None
     finals: list[tuple[str, bool, list[str]]] = []  # per checkpoint: name, cased, the translations --by-length scores
@@ -224,11 +225,11 @@ def evaluate(
             if expected is None:  # the sentences, read once for every checkpoint
                 expected = languages
                 if corpus is None and heldout is None:
-                    check_splits(data, [split], languages)
+                    check_splits(data, splits, languages)
                 recipe = ckpt.meta.get("heldout")
                 if heldout is not None and heldout_corpus is None and isinstance(recipe, dict) and isinstance(recipe.get("corpus"), str):
                     heldout_corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
-                name, pairs = evaluation_set(ckpt.meta, languages, split=split, data=data, corpus=corpus,
+                name, pairs = evaluation_set(ckpt.meta, languages, splits=splits, data=data, corpus=corpus,
                                              tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
                 sources, references = [s for s, _ in pairs], [t for _, t in pairs]
             elif languages != expected:

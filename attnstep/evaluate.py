@@ -109,10 +109,10 @@ def bleu_by_bucket(hypotheses: list[str], references: list[str], buckets: list[B
 
 
 def evaluation_set(
-    meta: dict, languages: list[str], *, split: str, data: Path, corpus: str | None, tsv_columns: str,
+    meta: dict, languages: list[str], *, splits: list[str], data: Path, corpus: str | None, tsv_columns: str,
     heldout: str | None, heldout_corpus: str | None,
 ) -> tuple[str, list[Pair]]:
-    """(name, pairs) of what ``attnstep eval`` was asked to score.
+    """(name, pairs) of what ``attnstep eval`` was asked to score; several splits are one set, in order.
 
     ``heldout`` re-derives the validation or test pairs that training held out, from the recipe
     the checkpoint records (corpus, columns, size, seed): the split depends only on that corpus.
@@ -131,6 +131,9 @@ def evaluation_set(
     if corpus is not None:
         spec = CorpusSpec.parse(corpus)
         return Path(spec.path).name, read_corpus(spec, src, tgt, tuple(tsv_columns.split(",")))
-    sources, references = read_parallel(data, split, src, tgt)
-    return split, list(zip(sources, references))
+    pairs = []
+    for split in splits:
+        sources, references = read_parallel(data, split, src, tgt)
+        pairs += zip(sources, references)
+    return "+".join(splits), pairs
 

@@ -161,3 +161,17 @@ def test_png_chart(tiny_checkpoint, length_corpus, tmp_path):
     picture = bleu_chart(length_buckets([5, 5, 16, 40]), [Series("tiny-general", (0.0, None, 0.0, None, None, 0.0))],
                          "BLEU by source length on test_2016_flickr (greedy, case-insensitive)")
     assert (width, height) == (picture.width * PNG_SCALE, picture.height * PNG_SCALE)
+
+
+def test_several_splits_are_scored_as_one_set(tiny_checkpoint, length_corpus, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    for language in ("fr", "en"):  # a second split: the first two captions again
+        lines = (length_corpus / f"test_2016_flickr.{language}").read_text().splitlines()[:2]
+        (length_corpus / f"val.{language}").write_text("\n".join(lines) + "\n")
+    result = invoke("eval", tiny_checkpoint, "--data", length_corpus, "--split", "test_2016_flickr", "--split", "val", "--by-length")
+    assert result.exit_code == 0, result.stderr
+    assert "translated 6 sentences of test_2016_flickr+val" in result.stderr
+    counts = {m[0]: int(m[1]) for m in re.findall(r"│ (\S+)\s+│\s+(\d+) │", result.stdout)}
+    assert counts["≤10"] == 4 and sum(counts.values()) == 6
+    missing = invoke("eval", tiny_checkpoint, "--data", length_corpus, "--split", "test_2016_flickr", "--split", "nope")
+    assert missing.exit_code == 1 and "nope" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
