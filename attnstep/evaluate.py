@@ -8,15 +8,21 @@ from typing import Callable, Iterator
 
 import sacrebleu
 import torch
+from rich.console import Console
 
 from attnstep.batch import pad
-from attnstep.by_length import Bucket
-from attnstep.checkpoint import Checkpoint
+from attnstep.by_length import Bucket, Series, length_buckets, show, source_length
+from attnstep.checkpoint import Checkpoint, load_checkpoint
 from attnstep.model import Seq2Seq
 from attnstep.codec import Codec, codec_target_tokens
 from attnstep.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data import read_parallel
+from attnstep.datasets import check_splits, locate
+from attnstep.display import visible
 from attnstep.errors import AttnstepError
+from attnstep.files import output as open_output
+from attnstep.plot import bleu_chart, check_picture_path, write_picture
+from attnstep.progress import Meter
 from attnstep.stepper import Stepper
 from attnstep.text import UNK_ID
 from attnstep.trace import SourceToken
@@ -137,3 +143,73 @@ def evaluation_set(
         pairs += zip(sources, references)
     return "+".join(splits), pairs
 
+
+def run_eval(
+    paths: list[Path], *, splits: list[str], data: Path, corpus: str | None, tsv_columns: str, heldout: str | None,
+    heldout_corpus: str | None, output: Path | None, beam: int | None, alpha: float, by_length: bool, plot: Path | None,
+) -> None:
+    """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), print the
+    scores, and with ``by_length`` BLEU per source-length bucket as a table, a chart and ``plot``."""
+    several = len(paths) > 1
+    finals: list[tuple[str, bool, list[str]]] = []  # per checkpoint: name, cased, the translations --by-length scores
+    if several and (output is not None or heldout is not None):
+        raise AttnstepError("--output and --heldout go with one checkpoint (a held-out set is one training run's)")
+    if plot is not None:
+        check_picture_path(plot)  # before any translating
+    expected = None
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        languages = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
+        if not all(isinstance(language, str) and language for language in languages):
+            raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
+        if expected is None:  # the sentences, read once for every checkpoint
+            expected = languages
+            if corpus is None and heldout is None:
+                check_splits(data, splits, languages)
+            recipe = ckpt.meta.get("heldout")
+            if heldout is not None and heldout_corpus is None and isinstance(recipe, dict) and isinstance(recipe.get("corpus"), str):
+                heldout_corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
+            name, pairs = evaluation_set(ckpt.meta, languages, splits=splits, data=data, corpus=corpus,
+                                         tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
+            sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+        elif languages != expected:
+            raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
+        which = f" with {ckpt.name}" if several else ""
+
+        def decode(label: str, translate) -> Translations:
+            with Meter(len(sources), label) as meter:
+                translations = translate(meter.update)
+            meter.finish(f"translated {len(sources)} sentences of {name}{which} ({label})")
+            return translations
+
+        decodings = {"greedy": decode("greedy", lambda progress: translate_corpus(ckpt.model, ckpt.codec, sources, progress=progress))}
+        if beam is not None:
+            label = f"beam {beam}, alpha {alpha:g}"
+            decodings[label] = decode(label, lambda progress: beam_translate_corpus(ckpt, sources, beam, alpha, progress=progress))
+        if output is not None:
+            with open_output(output, "w") as handle:
+                handle.write("".join(h + "\n" for h in list(decodings.values())[-1].texts))
+        cased = ckpt.subword is not None  # word models write lower case only
+        for decoding, translations in decodings.items():
+            hypotheses = translations.texts
+            result = score(hypotheses, references, lowercase=not cased)
+            print(f"{visible(ckpt.name)} on {visible(name)} ({len(sources)} sentences, {decoding})")
+            print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
+            print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
+            if cased:
+                lower = score(hypotheses, references, lowercase=True)
+                print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
+            print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
+        finals.append((ckpt.name, cased, list(decodings.values())[-1].texts))
+    if by_length:
+        buckets = length_buckets([source_length(s) for s in sources])
+        # A word model writes lower case only: compared with one, every checkpoint is scored without case.
+        lowercase = not all(cased for _, cased, _ in finals)
+        names = [n for n, _, _ in finals]
+        names = names if len(set(names)) == len(names) else [str(path) for path in paths]
+        series = [Series(n, bleu_by_bucket(texts, references, buckets, lowercase=lowercase)) for n, (_, _, texts) in zip(names, finals)]
+        title = f"BLEU by source length on {name} ({list(decodings)[-1]}, {'case-insensitive' if lowercase else 'cased'})"
+        show(Console(highlight=False), buckets, series, title)
+        if plot is not None:
+            write_picture(bleu_chart(buckets, series, title), plot)
+            print(f"chart written to {visible(str(plot))}")
