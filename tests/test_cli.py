@@ -129,8 +129,6 @@ def test_train_resume_and_eval(tiny_corpus, tmp_path):
     # Storing the weights in float16 is not a different experiment: the run resumes.
     resumed = invoke(*common, "--epochs", 2, "--dtype", "float16")
     assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stdout
-    if json.loads((out / "config.json").read_text())["provenance"]["epoch"] == 2:  # saved only when val BLEU improved
-        assert json.loads((out / "config.json").read_text())["storage_dtype"] == "float16"
     state = json.loads((work / "state.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     changed = invoke(*[a if a != 4 else 2 for a in common], "--epochs", 3)
@@ -138,6 +136,19 @@ def test_train_resume_and_eval(tiny_corpus, tmp_path):
     result = invoke("eval", out, "--data", tiny_corpus, "--split", "test_2016_flickr")
     assert result.exit_code == 0
     assert "BLEU = " in result.stdout and "nrefs:1|case:lc" in result.stdout and "chrF = " in result.stdout
+
+
+def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
+    out = tmp_path / "half"
+    result = invoke("train", "--data", tiny_corpus, "--out", out, "--work", tmp_path / "work", "--emb-dim", 8,
+                    "--enc-hidden", 8, "--dec-hidden", 16, "--batch-size", 4, "--epochs", 1, "--dtype", "float16")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((out / "config.json").read_text())["storage_dtype"] == "float16"
+    from safetensors import safe_open
+
+    with safe_open(out / "model.safetensors", "pt") as weights:
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F16"}
+    assert invoke("train", "--data", tiny_corpus, "--out", tmp_path / "x", "--dtype", "int8").exit_code == 1
 
 
 def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
