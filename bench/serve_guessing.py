@@ -25,7 +25,7 @@ from pathlib import Path
 
 import asyncssh
 from common import DEFAULT_CHECKPOINT
-from serve_load import FIRST_FRAME, PASSWORD, SIZE, load_average, pss_mb, rss_mb, server_ready, start_server
+from serve_load import PASSWORD, first_frame, load_average, pss_mb, rss_mb, server_ready, start_server
 from tui_latency import checkpoint_or_tiny, percentile
 
 from attnstep.serve.auth import add_user
@@ -54,13 +54,7 @@ async def student(port: int, stop_at: float) -> list[float]:
     while time.perf_counter() < stop_at:
         started = time.perf_counter()
         async with connect(port, "ann", PASSWORD) as conn:
-            process = await conn.create_process(term_type="xterm-256color", term_size=SIZE, encoding=None)
-            seen = bytearray()
-            while FIRST_FRAME not in seen:
-                data = await asyncio.wait_for(process.stdout.read(1 << 16), 120)
-                if not data:
-                    raise EOFError("the session ended before its first frame")
-                seen += data
+            await first_frame(conn)
             times.append(time.perf_counter() - started)
         await asyncio.sleep(1)
     return times

@@ -170,13 +170,7 @@ class Student:
         try:
             started = time.perf_counter()
             async with self.connect() as conn:
-                process = await conn.create_process(term_type="xterm-256color", term_size=SIZE, encoding=None)
-                seen = bytearray()
-                while FIRST_FRAME not in seen:
-                    data = await asyncio.wait_for(process.stdout.read(1 << 16), 120)
-                    if not data:
-                        raise EOFError("the session ended before its first frame")
-                    seen += data
+                await first_frame(conn)
                 self.first_frame = time.perf_counter() - started
                 everyone_in.set()
                 await measured.wait()  # then leave by closing the connection, as a closed laptop does
@@ -197,6 +191,18 @@ class Student:
             process.stdin.write(RIGHT if direction > 0 else LEFT)
             arrived, _ = await self.wait_for(process, f"step {position} of ", KEY_TIMEOUT)
             self.latencies.append(arrived - sent)
+
+
+async def first_frame(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess:
+    """Open the app in a terminal on ``conn`` and wait for its first frame (the sentence box's prompt)."""
+    process = await conn.create_process(term_type="xterm-256color", term_size=SIZE, encoding=None)
+    seen = bytearray()
+    while FIRST_FRAME not in seen:
+        data = await asyncio.wait_for(process.stdout.read(1 << 16), 120)
+        if not data:
+            raise EOFError("the session ended before its first frame")
+        seen += data
+    return process
 
 
 def start_server(checkpoint: Path, passwords: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, int]:
