@@ -84,3 +84,22 @@ def test_translate_takes_at_most_two_checkpoints(tiny_checkpoint):
     result = invoke("translate", SENTENCE, "--checkpoint", tiny_checkpoint, "--checkpoint", tiny_checkpoint,
                     "--checkpoint", tiny_checkpoint)
     assert result.exit_code == 1 and "at most two" in result.stderr
+
+
+def test_c_sets_a_second_checkpoint_beside_a_model_without_attention(stepper, no_attention_checkpoint):
+    from attnstep.tui.alignment_screens import CompareScreen
+    from tests.tui_helpers import SENTENCE, app_on, async_test, settle
+
+    without = Stepper(load_checkpoint(no_attention_checkpoint))
+
+    @async_test
+    async def run():
+        app = app_on(without, other_factory=lambda: stepper, other_origin="tiny")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(pilot)
+            await pilot.press("e", "c")
+            await settle(pilot)
+            assert isinstance(app.screen, CompareScreen)
+            assert app.screen.before == without.translate(SENTENCE) and app.screen.after == stepper.translate(SENTENCE)
+
+    run()

@@ -82,7 +82,7 @@ def test_the_app_says_there_is_no_attention_and_shows_the_one_context(engine):
             assert "No alignment" in grid
             assert "stage 2/4 context c" in status and "no attention" in status
             assert "No attention: the context is c" in narration
-            for key in ("m", "w"):  # nothing to map or work out: a message, not a crash
+            for key in ("m", "w"):  # nothing to map or work out: the keys are off
                 await pilot.press(key)
                 await pilot.pause()
             assert len(app.screen_stack) == 1

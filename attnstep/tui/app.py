@@ -468,15 +468,8 @@ class AttnstepApp(App[None]):
 
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
 
-    def without_attention(self, what: str) -> bool:
-        """Say so, and return True, when the model has no attention and so nothing for ``what``."""
-        if self.cursor is None or self.cursor.trace.checkpoint.attends:
-            return False
-        self.notify(f"This model has no attention: there is {what}.", markup=False)
-        return True
-
     def action_map(self) -> None:
-        if self.cursor is None or self.without_attention("no alignment map"):
+        if self.cursor is None:
             return
         if not self.is_screen_installed("map"):
             self.install_screen(MapScreen(), "map")
@@ -499,7 +492,8 @@ class AttnstepApp(App[None]):
             self.set_busy(f"decoding with {visible(self.other_origin)}…")
             self.decode_other(trace)
             return
-        if self.without_attention("no alignment to compare"):
+        if trace is not None and not trace.checkpoint.attends:  # c is on for it only beside a second model
+            self.notify("This model has no attention: there is no alignment before and after a forced word to compare.", markup=False)
             return
         if trace is None or not any(s.forced for s in trace.steps):
             self.notify("Nothing to compare yet: force a word first (f), then c shows the decoding before and after.", markup=False)
@@ -513,8 +507,6 @@ class AttnstepApp(App[None]):
         if step is None:
             self.notify("Take a step first (→): the worked score is of the current step.", markup=False)
             return
-        if self.without_attention("no score to work out"):
-            return
         best = max(range(len(step.weights)), key=lambda i: step.weights[i])
         self.push_screen(WorkedScoreDialog(self.cursor.trace, step.index, best))
 
@@ -523,11 +515,12 @@ class AttnstepApp(App[None]):
         self.push_screen(HelpDialog([(key, text) for key, text in self.HELP if key not in hidden]))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Which keys the footer offers: none that needs a model in a replay, u only once a word is forced."""
+        """Which keys the footer offers (a key it does not offer does nothing): none that needs a model in a
+        replay, none that needs attention for a model without it, u only once a word is forced."""
         if action in NEEDS_MODEL and self.source_factory is None:
             return False
         if action in NEEDS_ATTENTION and self.cursor is not None and not self.cursor.trace.checkpoint.attends:
-            return False
+            return action == "compare" and self.other_factory is not None  # c can still set a second model beside it
         if action == "unforce":
             return self.cursor is not None and any(s.forced for s in self.cursor.trace.steps)
         return True
