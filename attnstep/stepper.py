@@ -51,8 +51,8 @@ from attnstep.model.seq2seq import max_output_length
 from attnstep.codec import SubwordCodec
 from attnstep.text import BOS, BOS_ID, EOS_ID, PAD
 from attnstep.trace import (
-    ALIVE, DEFAULT_ALPHA, FINISHED, MAX_BEAM, PRUNED, Beam, Candidate, CheckpointInfo, Hypothesis, SourceToken, Step, Trace,
-    Word, length_penalty,
+    ALIVE, DEFAULT_ALPHA, FINISHED, MAX_BEAM, PRUNED, Beam, Candidate, CheckpointInfo, Floats, Hypothesis, SourceToken, Step,
+    Trace, Word, length_penalty,
 )
 
 DEFAULT_TOP_K = 5
@@ -71,8 +71,8 @@ class _Row:
 class _Encoded(NamedTuple):
     """One sentence's encoding, as the trace records it (both None without vectors)."""
 
-    states: tuple | None  # h_i per source token
-    keys: tuple | None  # the scorer's key per source token (None for dot: the keys are the states)
+    states: tuple[Floats, ...] | None  # h_i per source token
+    keys: tuple[Floats, ...] | None  # the scorer's key per source token (None for dot: the keys are the states)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,9 @@ class _Columns:
     """Where each quantity sits in a step's row of numbers:
     [h_t | C_t | h~_t | query term (concat/additive) | e_t (S) | a_t (S) | top-k log-probs | ...].
 
-    [h_t; C_t] is the row's first H + M numbers. One copy out of torch per step: per-tensor
-    copies would cost more than the decoder step itself at batch size 1.
+    The vectors, the first V numbers ([h_t; C_t] is the first H + M), leave torch as float32
+    bytes; the rest, from e_t on (the row's "tail"), as Python floats. One copy out of torch per
+    step: per-tensor copies would cost more than the decoder step itself at batch size 1.
     """
 
     H: int  # h_t (0 without vectors)
@@ -91,9 +92,12 @@ class _Columns:
     k: int  # top-k candidates
     Q: int = 0  # the scorer's query term, just before V (concat/additive with vectors)
 
-    @property
-    def candidates_end(self) -> int:
-        return self.V + 2 * self.S + self.k
+    def split(self, table: torch.Tensor) -> list[tuple[bytes, tuple[float, ...]]]:
+        """Each row of a step's (B, C) numbers: its vectors as float32 bytes, its tail as floats."""
+        raw = table.numpy().tobytes()
+        numbers = memoryview(raw).cast("f")
+        width = table.size(1)
+        return [(raw[4 * i : 4 * (i + self.V)], tuple(numbers[i + self.V : i + width].tolist())) for i in range(0, len(numbers), width)]
 
 
 @dataclass
@@ -143,7 +147,7 @@ class Stepper:
         self.attends = attention != "none"
         self.keyed = vectors and attention not in ("dot", "none")  # dot's keys are the encoder states: not stored twice
         self.queried = vectors and attention in ("concat", "additive")  # a query term W q, and v_a
-        self.v_a = tuple(self.model.decoder.scorer.v_a.weight[0].tolist()) if self.queried else None
+        self.v_a = _floats(self.model.decoder.scorer.v_a.weight)[0] if self.queried else None
 
     # --- what the UI may call -------------------------------------------------------------
 
@@ -265,7 +269,7 @@ class Stepper:
         memory, state = self.model.encode(src, lengths)
 
         def per_row(tensor: torch.Tensor, wanted: bool) -> list:  # (B, S, D) → per row, its tokens' vectors
-            return [tuple(map(tuple, tensor[i, : len(row.source)].tolist())) if wanted else None for i, row in enumerate(rows)]
+            return [_floats(tensor[i, : len(row.source)]) if wanted else None for i, row in enumerate(rows)]
 
         encoded = [_Encoded(*pair) for pair in zip(per_row(memory.states, self.vectors), per_row(memory.keys, self.keyed))]
         config = self.model.config
@@ -282,11 +286,12 @@ class Stepper:
             vectors.append(output.query)
         return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
 
-    def _record(self, c: _Columns, t: int, n: int, numbers: tuple, top_ids: list[int], input_id: int, chosen_id: int,
-                chosen_logprob: float, forced: bool) -> Step:
-        """One step's record from its row of numbers; ``n`` is the sentence's own source length."""
+    def _record(self, c: _Columns, t: int, n: int, row: tuple[bytes, tuple[float, ...]], top_ids: list[int], input_id: int,
+                chosen_id: int, chosen_logprob: float, forced: bool) -> Step:
+        """One step's record from its row of numbers (see :meth:`_Columns.split`); ``n`` is the sentence's own source length."""
         vocab = self.checkpoint.tgt_vocab.tokens
-        H, M, V, S = c.H, c.M, c.V, c.S
+        vectors, numbers = row
+        H, M, V, S, Q = 4 * c.H, 4 * c.M, 4 * c.V, c.S, 4 * c.Q  # offsets in the vectors' bytes, and S in the tail
         n = min(n, S)  # no scores or weights without attention
         # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
         # log-normaliser: one finite log-probability vouches for the whole row.
@@ -296,33 +301,31 @@ class Stepper:
             index=t,
             input_token=vocab[input_id],
             input_id=input_id,
-            scores=numbers[V : V + n],
-            weights=numbers[V + S : V + S + n],
-            hidden=numbers[:H] if self.vectors else None,
-            context=numbers[H : H + M] if self.vectors else None,
-            concat=numbers[: H + M] if self.vectors else None,
-            attentional=numbers[H + M : V - c.Q] if self.vectors else None,
-            candidates=tuple(
-                Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[V + 2 * S : c.candidates_end])
-            ),
+            scores=numbers[:n],
+            weights=numbers[S : S + n],
+            hidden=Floats(vectors[:H]) if self.vectors else None,
+            context=Floats(vectors[H : H + M]) if self.vectors else None,
+            concat=Floats(vectors[: H + M]) if self.vectors else None,
+            attentional=Floats(vectors[H + M : V - Q]) if self.vectors else None,
+            candidates=tuple(Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[2 * S : 2 * S + c.k])),
             chosen_token=vocab[chosen_id],
             chosen_id=chosen_id,
             chosen_logprob=chosen_logprob,
             forced=forced,
-            query=numbers[V - c.Q : V] if self.queried else None,
+            query=Floats(vectors[V - Q : V]) if self.queried else None,
         )
 
     def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
         """The greedy batched loop: yields (each row's _Encoded, [(row index, step record), ...]) per time step."""
         memory, state, encoded, c = self._encode(rows)
         prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long)  # (B, 1)
+        input_ids = [BOS_ID] * len(rows)
         active = list(range(len(rows)))
-        k = c.k
         t = 0
         while active:
             output, state = self.model.step(prev.view(-1), state, memory)
             logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
-            top_logprobs, top_ids = logprobs.topk(k, dim=-1)  # (B, k)
+            top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B, k)
             chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
             chosen_logprob = top_logprobs.narrow(1, 0, 1)  # (B, 1)
             forcing = [i for i in active if t < len(rows[i].prefix)]
@@ -331,18 +334,18 @@ class Stepper:
                 chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
                 chosen_logprob = logprobs.gather(1, chosen)  # (B, 1)
             table = self._numbers(output, top_logprobs, chosen_logprob)  # (B, C + 1)
-            ints = torch.cat([top_ids, chosen, prev], dim=1)  # (B, k + 2)
             if len(active) < len(rows):
-                index = torch.tensor(active)
-                table, ints = table[index], ints[index]
+                table = table[torch.tensor(active)]
+            top = top_ids.tolist()
             produced = []
             still_active = []
-            for i, numbers, ids in zip(active, table.tolist(), ints.tolist()):
-                numbers = tuple(numbers)  # slices of a tuple are tuples: one copy, not two
-                chosen_id = ids[k]
-                forced = t < len(rows[i].prefix) and rows[i].prefix[t][1]
-                step = self._record(c, t, len(rows[i].source), numbers, ids[:k], ids[k + 1], chosen_id, numbers[-1], forced)
+            for i, row in zip(active, c.split(table)):
+                prefix = rows[i].prefix
+                chosen_id = prefix[t][0] if t < len(prefix) else top[i][0]
+                forced = t < len(prefix) and prefix[t][1]
+                step = self._record(c, t, len(rows[i].source), row, top[i], input_ids[i], chosen_id, row[1][-1], forced)
                 produced.append((i, step))
+                input_ids[i] = chosen_id
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:
                     still_active.append(i)
             yield encoded, produced
@@ -448,7 +451,7 @@ class Stepper:
         for t, j in enumerate(chain):
             h = steps[t][j]
             table, top_ids = tables[t]
-            numbers = tuple(table[h.row].tolist())
+            numbers = c.split(table[h.row : h.row + 1])[0]
             input_id = BOS_ID if t == 0 else steps[t - 1][chain[t - 1]].id
             forced = t < len(row.prefix) and row.prefix[t][1]
             records.append(self._record(c, t, len(row.source), numbers, top_ids[h.row].tolist(), input_id, h.id, h.logprob, forced))
@@ -464,3 +467,10 @@ class Stepper:
             best=best_j,
         )
         return self._trace(row, encoded, records, beam)
+
+
+def _floats(tensor: torch.Tensor) -> tuple[Floats, ...]:
+    """The rows of a float32 (R, D) tensor, as Floats: one copy out of torch."""
+    raw = tensor.contiguous().numpy().tobytes()
+    width = tensor.size(1) * 4
+    return tuple(Floats(raw[i : i + width]) for i in range(0, len(raw), width))

@@ -1,7 +1,8 @@
 """The trace: immutable records of one decoding, their JSON form, and a cursor over them.
 
 A trace is plain Python data (no tensors) so that everything downstream — ``attnstep dump``,
-the TUI, replay and the SSH server — can read it without importing torch. The engine
+the TUI, replay and the SSH server — can read it without importing torch. The model's state vectors
+are :class:`Floats` (their float32 bytes), the other numbers Python floats. The engine
 (:mod:`attnstep.stepper`) produces traces; the UI only moves a :class:`StepCursor` over them.
 
 JSON layout (``format_version`` 2; the schema is ``attnstep/trace_schema.json``)::
@@ -36,10 +37,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from attnstep.errors import AttnstepError
 from attnstep.files import read_limited
@@ -57,7 +60,65 @@ STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, s
 NO_ATTENTION_STAGE_COUNT = 4  # without attention: RNN, the (fixed) context, output layer, pick
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
-Vector = tuple[float, ...]
+Vector = tuple[float, ...]  # a few numbers per source token or candidate: scores, weights
+
+
+class Floats(Sequence[float]):
+    """An immutable vector of float32 numbers kept as their bytes: the model's states in a trace
+    (h_i, h_t, C_t, [h_t; C_t], h~_t, keys, query terms).
+
+    They are a thousand numbers and more per step. As a tuple of Python floats each number costs
+    32 bytes, and making them was most of the engine's overhead over a plain decoder step; here
+    the step's numbers leave torch as one copy of bytes. Items are Python floats (float32 values,
+    as the model computed them); equality is exact.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 4:
+            raise ValueError("float32 data must be a multiple of 4 bytes long")
+        object.__setattr__(self, "_data", bytes(data))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Floats are immutable")
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> "Floats":
+        """Numbers rounded to float32 (out-of-range ones become ±inf)."""
+        return cls(array("f", values).tobytes())
+
+    def _view(self) -> memoryview:
+        return memoryview(self._data).cast("f")
+
+    def __len__(self) -> int:
+        return len(self._data) // 4
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[float, ...]: ...
+    def __getitem__(self, index):
+        item = self._view()[index]
+        return tuple(item.tolist()) if isinstance(index, slice) else item
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._view().tolist())
+
+    def tolist(self) -> list[float]:
+        return self._view().tolist()
+
+    def __eq__(self, other: object) -> bool:
+        return self._data == other._data if isinstance(other, Floats) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._data)
+
+    def __repr__(self) -> str:
+        return f"Floats({self.tolist()!r})"
+
+    def __reduce__(self):
+        return Floats, (self._data,)
 
 
 @dataclass(frozen=True)
@@ -113,10 +174,10 @@ class Step:
     input_id: int
     scores: Vector  # e_t: one raw score per source token
     weights: Vector  # a_t = softmax(e_t): one weight per source token, sums to 1
-    hidden: Vector | None  # h_t (None when vectors were dropped)
-    context: Vector | None  # C_t = Σ_i a_ti h_i
-    concat: Vector | None  # [h_t; C_t]
-    attentional: Vector | None  # h~_t = tanh(W_c [h_t; C_t])
+    hidden: Floats | None  # h_t (None when vectors were dropped)
+    context: Floats | None  # C_t = Σ_i a_ti h_i
+    concat: Floats | None  # [h_t; C_t]
+    attentional: Floats | None  # h~_t = tanh(W_c [h_t; C_t])
     candidates: tuple[Candidate, ...]  # top-k next words, most probable first
     chosen_token: str  # the word this step outputs ("<eos>" ends the sentence)
     chosen_id: int
@@ -124,7 +185,7 @@ class Step:
     forced: bool  # True when a user chose the word instead of the model
     # concat/additive, with vectors: the scorer's query term, W_q h_t (Luong concat) or
     # W_a s_{t-1} (Bahdanau); e_ti = v_aᵀ tanh(query + keys_i). dot/general score h_t itself.
-    query: Vector | None = None
+    query: Floats | None = None
 
     @property
     def chosen_prob(self) -> float:
@@ -183,7 +244,7 @@ class Beam:
 class Trace:
     checkpoint: CheckpointInfo
     source: tuple[SourceToken, ...]
-    encoder_states: tuple[Vector, ...] | None  # h_1..h_n, once per trace (None when dropped)
+    encoder_states: tuple[Floats, ...] | None  # h_1..h_n, once per trace (None when dropped)
     steps: tuple[Step, ...]
     finished: bool  # True when the last step chose <eos>, False when the length limit stopped it
     words: tuple[Word, ...] = ()  # the user's words over ``source``; () means one word per token
@@ -194,8 +255,8 @@ class Trace:
     # What the scorer compares the query with, once per source token (with vectors): W_a h_i
     # (general), W_k h_i + b (concat; U_a h_i + b in Bahdanau's notation). None for dot, whose
     # keys are the encoder states themselves.
-    keys: tuple[Vector, ...] | None = None
-    v_a: Vector | None = None  # concat/additive: e_ti = v_aᵀ tanh(…)
+    keys: tuple[Floats, ...] | None = None
+    v_a: Floats | None = None  # concat/additive: e_ti = v_aᵀ tanh(…)
 
     @property
     def output_tokens(self) -> list[str]:
@@ -248,7 +309,7 @@ class Trace:
 
 def _rounder(precision: int | None):
     if precision is None:
-        return lambda v: v
+        return lambda v: v.tolist() if isinstance(v, Floats) else v
     return lambda v: tuple(round(x, precision) for x in v)
 
 
@@ -488,7 +549,7 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
     trace = Trace(
         checkpoint=CheckpointInfo(**{k: info[k] for k in CheckpointInfo.__dataclass_fields__ if k in info}),
         source=source,
-        encoder_states=None if states is None else tuple(tuple(v) for v in states),
+        encoder_states=None if states is None else tuple(map(Floats.of, states)),
         steps=tuple(steps),
         finished=data["finished"],
         words=words,
@@ -543,7 +604,7 @@ def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
     if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
         raise bad("the beam's best hypothesis is not the words and weights of the steps")
     return beam
-def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple[tuple[Vector, ...] | None, Vector | None]:
+def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple[tuple[Floats, ...] | None, Floats | None]:
     """The keys and v_a of a trace, checked to fit its source, its steps and each other."""
     keys, v_a = data.get("keys"), data.get("v_a")
     queries = [s.query for s in steps if s.query is not None]
@@ -557,7 +618,7 @@ def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple
         raise bad("v_a and the steps' query terms come together, one per step")
     if v_a is not None and ({len(q) for q in queries} != {len(v_a)} or (keys is not None and len(keys[0]) != len(v_a))):
         raise bad("query terms, keys and v_a have different sizes")
-    return (None if keys is None else tuple(map(tuple, keys))), _vector(v_a)
+    return (None if keys is None else tuple(map(Floats.of, keys))), _vector(v_a)
 
 
 def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Word, ...]:
@@ -573,8 +634,8 @@ def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Wor
     return words
 
 
-def _vector(value: list[float] | None) -> Vector | None:
-    return None if value is None else tuple(value)
+def _vector(value: list[float] | None) -> Floats | None:
+    return None if value is None else Floats.of(value)
 
 
 # --- the word view: piece weights gathered per word ------------------------------------------

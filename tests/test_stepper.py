@@ -59,7 +59,7 @@ def test_records_obey_the_attention_equations(engine):
         # C_t = Σ_i a_ti h_i from the recorded numbers alone.
         recomputed = torch.tensor(step.weights) @ torch.tensor(trace.encoder_states)
         assert torch.allclose(recomputed, torch.tensor(step.context), atol=1e-5)
-        assert step.concat == step.hidden + step.context
+        assert tuple(step.concat) == tuple(step.hidden) + tuple(step.context)
         probs = [c.prob for c in step.candidates]
         assert probs == sorted(probs, reverse=True) and len(probs) == 4
         assert step.candidates[0].id == step.chosen_id  # greedy, nothing forced

@@ -2,6 +2,8 @@
 
 import json
 import os
+import pickle
+import struct
 import subprocess
 import sys
 
@@ -21,6 +23,29 @@ def test_json_round_trip_is_exact(trace):
     assert tr.parse(tr.dumps(trace)) == trace
     lean = trace.without_vectors()
     assert tr.parse(tr.dumps(lean)) == lean
+
+
+def test_floats_are_an_immutable_exact_float32_sequence():
+    values = [0.1, -2.5, 3.0, 1e-3]
+    floats = tr.Floats.of(values)
+    as_float32 = [struct.unpack("f", struct.pack("f", x))[0] for x in values]
+    assert len(floats) == 4 and list(floats) == floats.tolist() == as_float32
+    assert floats[1] == -2.5 and floats[-1] == as_float32[-1] and floats[1:3] == (-2.5, 3.0)
+    assert floats == tr.Floats.of(as_float32) and hash(floats) == hash(tr.Floats.of(as_float32))
+    assert floats != tr.Floats.of(values[:3]) and floats != tuple(as_float32)
+    assert pickle.loads(pickle.dumps(floats)) == floats
+    with pytest.raises(AttributeError):
+        floats._data = b""
+    with pytest.raises(ValueError):
+        tr.Floats(b"abc")
+
+
+def test_a_traces_vectors_are_floats_and_the_json_has_their_values(trace):
+    data = json.loads(tr.dumps(trace))
+    step = trace.steps[0]
+    assert all(isinstance(v, tr.Floats) for v in (step.hidden, step.context, step.concat, step.attentional, *trace.encoder_states))
+    assert data["steps"][0]["hidden"] == step.hidden.tolist()
+    assert data["encoder_states"][1] == list(trace.encoder_states[1])
 
 
 def test_dump_follows_the_schema_and_stable_names(trace):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from attnstep.subword import WORD_START, is_byte_piece
 from attnstep.text import UNK, detokenize
 from attnstep.trace import (
-    EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, SourceToken, Step, Trace, word_alignment, word_weights,
+    EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace, word_alignment, word_weights,
 )
 from attnstep.tui.glyphs import norm, num
 from attnstep.tui.safe import visible
@@ -295,8 +295,8 @@ def attention_in_words(view: View) -> View:
         for word, total in zip(words, weights):
             span = range(word.start, word.end)
             share = [step.weights[i] / total if total > 0 else 1 / len(span) for i in span]
-            states.append(tuple(sum(a * trace.encoder_states[i][k] for a, i in zip(share, span))
-                                for k in range(len(trace.encoder_states[0]))))
+            pieces = [trace.encoder_states[i] for i in span]
+            states.append(Floats.of(sum(a * x for a, x in zip(share, column)) for column in zip(*pieces)))
         states = tuple(states)
     current = replace(step, scores=scores, weights=weights)
     steps = trace.steps[: step.index] + (current,) + trace.steps[step.index + 1 :]
