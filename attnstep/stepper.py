@@ -92,12 +92,13 @@ class _Columns:
     k: int  # top-k candidates
     Q: int = 0  # the scorer's query term, just before V (concat/additive with vectors)
 
-    def split(self, table: torch.Tensor) -> list[tuple[bytes, tuple[float, ...]]]:
-        """Each row of a step's (B, C) numbers: its vectors as float32 bytes, its tail as floats."""
+    def split(self, table: torch.Tensor) -> list[tuple[bytes, int, tuple[float, ...]]]:
+        """Each row of a step's (B, C) numbers: (the table's float32 bytes, where the row starts in
+        them, the row's tail as floats). The row's vectors are spans of the bytes, not copies."""
         raw = table.numpy().tobytes()
         numbers = memoryview(raw).cast("f")
         width = table.size(1)
-        return [(raw[4 * i : 4 * (i + self.V)], tuple(numbers[i + self.V : i + width].tolist())) for i in range(0, len(numbers), width)]
+        return [(raw, i, tuple(numbers[i + self.V : i + width].tolist())) for i in range(0, len(numbers), width)]
 
 
 @dataclass
@@ -281,17 +282,17 @@ class Stepper:
 
     def _numbers(self, output, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         """A step's rows of numbers (see :class:`_Columns`), with ``extra`` columns appended: (B, C)."""
-        vectors = [output.hidden, output.context, output.attentional] if self.vectors else []
+        vectors = [output.concat, output.attentional] if self.vectors else []  # concat is [h_t; C_t]
         if self.queried:
             vectors.append(output.query)
         return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
 
-    def _record(self, c: _Columns, t: int, n: int, row: tuple[bytes, tuple[float, ...]], top_ids: list[int], input_id: int,
+    def _record(self, c: _Columns, t: int, n: int, row: tuple[bytes, int, tuple[float, ...]], top_ids: list[int], input_id: int,
                 chosen_id: int, chosen_logprob: float, forced: bool) -> Step:
         """One step's record from its row of numbers (see :meth:`_Columns.split`); ``n`` is the sentence's own source length."""
         vocab = self.checkpoint.tgt_vocab.tokens
-        vectors, numbers = row
-        H, M, V, S, Q = 4 * c.H, 4 * c.M, 4 * c.V, c.S, 4 * c.Q  # offsets in the vectors' bytes, and S in the tail
+        data, start, numbers = row
+        H, M, V, S = start + c.H, start + c.H + c.M, start + c.V, c.S  # where h_t, C_t and the vectors end in data; S in the tail
         n = min(n, S)  # no scores or weights without attention
         # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
         # log-normaliser: one finite log-probability vouches for the whole row.
@@ -303,16 +304,16 @@ class Stepper:
             input_id=input_id,
             scores=numbers[:n],
             weights=numbers[S : S + n],
-            hidden=Floats(vectors[:H]) if self.vectors else None,
-            context=Floats(vectors[H : H + M]) if self.vectors else None,
-            concat=Floats(vectors[: H + M]) if self.vectors else None,
-            attentional=Floats(vectors[H + M : V - Q]) if self.vectors else None,
+            hidden=Floats(data, start, H) if self.vectors else None,
+            context=Floats(data, H, M) if self.vectors else None,
+            concat=Floats(data, start, M) if self.vectors else None,
+            attentional=Floats(data, M, V - c.Q) if self.vectors else None,
             candidates=tuple(Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[2 * S : 2 * S + c.k])),
             chosen_token=vocab[chosen_id],
             chosen_id=chosen_id,
             chosen_logprob=chosen_logprob,
             forced=forced,
-            query=Floats(vectors[V - Q : V]) if self.queried else None,
+            query=Floats(data, V - c.Q, V) if self.queried else None,
         )
 
     def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
@@ -327,13 +328,14 @@ class Stepper:
             logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
             top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B, k)
             chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
-            chosen_logprob = top_logprobs.narrow(1, 0, 1)  # (B, 1)
             forcing = [i for i in active if t < len(rows[i].prefix)]
-            if forcing:
+            if forcing:  # the forced words' log-probabilities become an extra, last column
                 chosen = chosen.clone()
                 chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
-                chosen_logprob = logprobs.gather(1, chosen)  # (B, 1)
-            table = self._numbers(output, top_logprobs, chosen_logprob)  # (B, C + 1)
+                table = self._numbers(output, top_logprobs, logprobs.gather(1, chosen))  # (B, C + 1)
+            else:
+                table = self._numbers(output, top_logprobs)  # (B, C)
+            chosen_column = -1 if forcing else 2 * c.S  # in each row's tail: the gathered column, or the top-1
             if len(active) < len(rows):
                 table = table[torch.tensor(active)]
             top = top_ids.tolist()
@@ -343,7 +345,7 @@ class Stepper:
                 prefix = rows[i].prefix
                 chosen_id = prefix[t][0] if t < len(prefix) else top[i][0]
                 forced = t < len(prefix) and prefix[t][1]
-                step = self._record(c, t, len(rows[i].source), row, top[i], input_ids[i], chosen_id, row[1][-1], forced)
+                step = self._record(c, t, len(rows[i].source), row, top[i], input_ids[i], chosen_id, row[2][chosen_column], forced)
                 produced.append((i, step))
                 input_ids[i] = chosen_id
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:
@@ -472,5 +474,5 @@ class Stepper:
 def _floats(tensor: torch.Tensor) -> tuple[Floats, ...]:
     """The rows of a float32 (R, D) tensor, as Floats: one copy out of torch."""
     raw = tensor.contiguous().numpy().tobytes()
-    width = tensor.size(1) * 4
-    return tuple(Floats(raw[i : i + width]) for i in range(0, len(raw), width))
+    width = tensor.size(1)
+    return tuple(Floats(raw, i, i + width) for i in range(0, len(raw) // 4, width))

@@ -69,16 +69,22 @@ class Floats(Sequence[float]):
 
     They are a thousand numbers and more per step. As a tuple of Python floats each number costs
     32 bytes, and making them was most of the engine's overhead over a plain decoder step; here
-    the step's numbers leave torch as one copy of bytes. Items are Python floats (float32 values,
-    as the model computed them); equality is exact.
+    a step's numbers leave torch as one copy of bytes, and its vectors are spans of it
+    (numbers ``start`` to ``stop``). Items are Python floats (float32 values, as the model
+    computed them); equality is exact.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_start", "_stop")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, start: int = 0, stop: int | None = None) -> None:
         if len(data) % 4:
             raise ValueError("float32 data must be a multiple of 4 bytes long")
+        stop = len(data) // 4 if stop is None else stop
+        if not 0 <= start <= stop <= len(data) // 4:
+            raise ValueError(f"numbers {start} to {stop} are not within the data")
         object.__setattr__(self, "_data", bytes(data))
+        object.__setattr__(self, "_start", start)
+        object.__setattr__(self, "_stop", stop)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Floats are immutable")
@@ -89,10 +95,13 @@ class Floats(Sequence[float]):
         return cls(array("f", values).tobytes())
 
     def _view(self) -> memoryview:
-        return memoryview(self._data).cast("f")
+        return memoryview(self._data).cast("f")[self._start : self._stop]
+
+    def tobytes(self) -> bytes:
+        return self._data[4 * self._start : 4 * self._stop]
 
     def __len__(self) -> int:
-        return len(self._data) // 4
+        return self._stop - self._start
 
     @overload
     def __getitem__(self, index: int) -> float: ...
@@ -109,16 +118,16 @@ class Floats(Sequence[float]):
         return self._view().tolist()
 
     def __eq__(self, other: object) -> bool:
-        return self._data == other._data if isinstance(other, Floats) else NotImplemented
+        return self.tobytes() == other.tobytes() if isinstance(other, Floats) else NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._data)
+        return hash(self.tobytes())
 
     def __repr__(self) -> str:
         return f"Floats({self.tolist()!r})"
 
     def __reduce__(self):
-        return Floats, (self._data,)
+        return Floats, (self.tobytes(),)
 
 
 @dataclass(frozen=True)

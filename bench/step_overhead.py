@@ -2,18 +2,24 @@
 
 Baseline: ``Seq2Seq.step`` + argmax, batch 1, on precomputed encoder memory.
 Measured: the next record from ``Stepper.iter_steps`` decoding greedily, as the app does (the
-same step, plus log-softmax, top-k, and copying every intermediate into an immutable record of
-Python floats). The source is a real 30-word test caption; the baseline is fed the words the
-engine chose, so both do the same steps. Each round times both back to back; the figure is the
-median of the rounds' ratios.
+same step, plus log-softmax, top-k, and copying every intermediate out of torch into an
+immutable record). The source is a real 30-word test caption; the baseline is fed the words the
+engine chose, so both do the same steps.
 
-    python bench/step_overhead.py [--checkpoint DIR] [--rounds 41] [--data DIR]
+This machine's speed drifts by up to 2x within seconds (shared cores and cache), and a process's
+ratio depends on where its memory happens to land, so: each round times both, back to back in
+alternating order, and takes their ratio; a process reports the median of its rounds' ratios;
+the figure is the median over several processes.
+
+    python bench/step_overhead.py [--checkpoint DIR] [--processes 5] [--rounds 41] [--data DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,8 +31,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--words", type=int, default=30)
+    parser.add_argument("--processes", type=int, default=5)
+    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)  # what each process runs
     data_option(parser)
     args = parser.parse_args()
+    if not args.one_process:
+        measure_in_processes(args)
+        return
 
     import torch
 
@@ -62,24 +73,34 @@ def main() -> None:
         return (time.perf_counter() - start) / (len(reference) - 1)
 
     engine_step_times(), plain_step_times()  # warm-up
-    # This machine's speed drifts by up to 2x over seconds (shared cores and cache), so each round
-    # times both, back to back and in alternating order, and the ratio is taken within the round.
     engine, plain = [], []
     for round_ in range(args.rounds):
         pair = (engine_step_times, plain_step_times) if round_ % 2 == 0 else (plain_step_times, engine_step_times)
         times = {f: f() for f in pair}
         engine.append(times[engine_step_times])
         plain.append(times[plain_step_times])
-    ratios = sorted(e / p for e, p in zip(engine, plain))
-    quartiles = statistics.quantiles(ratios, n=4)
-    e, p = statistics.median(engine), statistics.median(plain)
+    ratio = statistics.median(e / p for e, p in zip(engine, plain))
     print(f"checkpoint {checkpoint.name} ({checkpoint.config.attention}), {len(source_ids)}-token source, {steps} steps, "
-          f"{args.rounds} interleaved rounds, 1 thread")
-    print(f"plain decoder step (baseline): {p * 1e6:8.1f} µs median")
-    print(f"instrumented engine step:      {e * 1e6:8.1f} µs median")
-    print(f"ratio engine/plain, median of the rounds' ratios: {statistics.median(ratios):.2f}  (target <= 1.2; "
-          f"middle half of the rounds {quartiles[0]:.2f}-{quartiles[2]:.2f})")
+          f"{args.rounds} rounds, 1 thread")
+    print(f"{ratio} {statistics.median(plain)} {statistics.median(engine)}")
 
+
+def measure_in_processes(args: argparse.Namespace) -> None:
+    command = [sys.executable, __file__, "--one-process", "--checkpoint", str(args.checkpoint), "--rounds", str(args.rounds),
+               "--words", str(args.words), "--data", str(args.data)]
+    results = []
+    for _ in range(args.processes):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "bench: a process failed")
+        setting, numbers = done.stdout.strip().splitlines()[-2:]
+        results.append(tuple(map(float, numbers.split())))
+    ratios = sorted(r for r, _, _ in results)
+    print(setting + f", {args.processes} processes")
+    print(f"plain decoder step (baseline): {statistics.median(p for _, p, _ in results) * 1e6:8.1f} µs median")
+    print(f"instrumented engine step:      {statistics.median(e for _, _, e in results) * 1e6:8.1f} µs median")
+    print("each process's median ratio: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"ratio engine/plain: {statistics.median(ratios):.2f}  (median of the processes; target <= 1.2)")
 
 if __name__ == "__main__":
     main()

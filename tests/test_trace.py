@@ -38,6 +38,11 @@ def test_floats_are_an_immutable_exact_float32_sequence():
         floats._data = b""
     with pytest.raises(ValueError):
         tr.Floats(b"abc")
+    span = tr.Floats(floats.tobytes(), 1, 3)  # a vector that is part of a step's numbers
+    assert span == tr.Floats.of([-2.5, 3.0]) and len(span) == 2 and list(span) == [-2.5, 3.0] and span[-1] == 3.0
+    assert hash(span) == hash(tr.Floats.of([-2.5, 3.0])) and pickle.loads(pickle.dumps(span)) == span
+    with pytest.raises(ValueError):
+        tr.Floats(floats.tobytes(), 3, 5)
 
 
 def test_a_traces_vectors_are_floats_and_the_json_has_their_values(trace):
