@@ -329,6 +329,30 @@ def burst(app, *keys: str) -> None:
         app.post_message(events.Key(key, None))
 
 
+@async_test
+async def test_hidden_tabs_build_their_lines_when_shown(stepper):
+    """Narrow, only the panel on screen is rebuilt at each key; another catches up when its tab
+    is shown, or when the terminal grows wide enough to show every panel."""
+    app = app_on(stepper)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        decoder, grid = app.panels["decoder"], app.panels["grid"]
+
+        def built_at(panel) -> int | None:
+            return panel.view.step.index if panel.view is not None and panel.view.step is not None else None
+
+        await pilot.press("right", "right", "right")
+        t = app.cursor.current.index
+        assert built_at(decoder) != t and built_at(grid) != t  # hidden: not rebuilt
+        await pilot.press("tab")
+        assert decoder.display and built_at(decoder) == t
+        assert any(f"the word chosen at step {t}" in row for row in on_screen(decoder))
+        assert built_at(grid) != t
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert all(built_at(panel) == t for pid, panel in app.panels.items() if pid != "source")
+
+
 @pytest.mark.parametrize(
     "size, keys",
     [((160, 48), ["tab", "tab"]), ((80, 24), ["tab", "shift+tab"] * 8), ((80, 24), ["s"] * 30)],

@@ -111,6 +111,9 @@ class MainScreen(Screen):
             least = PANEL_FRAME + grid_width(trace, MIN_GRID_COLUMNS)
         self.narrow = height < WIDE_ROWS or width - CANDIDATES_WIDTH - LEFT_WIDTH < least
         self.set_class(self.narrow, "-narrow")
+        if not self.narrow:  # every panel is on screen: those that were hidden tabs catch up
+            for panel in self.query(".panel"):
+                panel.catch_up()
 
     def on_resize(self) -> None:
         self.choose_layout(self.app.cursor.trace if self.app.cursor else None)
@@ -205,6 +208,7 @@ class AttnstepApp(App[None]):
         for other, panel in self.panels.items():
             panel.set_class(other == pid, "-shown")
         self.tabs.active = f"tab-{pid}"
+        self.panels[pid].catch_up()
         self.panels[pid].focus()
 
     @on(Tabs.TabActivated)
@@ -238,7 +242,13 @@ class AttnstepApp(App[None]):
 
     def show_view(self) -> None:
         view = self.view
-        for widget in (*self.panels.values(), *self.bars):
+        shown = PANELS[self.panel_index][0] if self.is_running and self.narrow else None  # narrow: one panel on screen
+        for pid, panel in self.panels.items():
+            if shown in (None, pid):
+                panel.show(view)
+            else:
+                panel.defer(view)
+        for widget in self.bars:
             widget.show(view)
         if isinstance(self.screen, MapScreen):  # the map follows s, e, r, g… while it is open
             self.screen.show(view)
