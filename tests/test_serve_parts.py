@@ -6,6 +6,7 @@ import asyncio
 import stat
 import subprocess
 import sys
+import threading
 
 import asyncssh
 import orjson
@@ -21,7 +22,7 @@ from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
 from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
 from attnstep.trace import dumps
-from tests.tui_helpers import SENTENCE, async_test
+from tests.tui_helpers import SENTENCE, async_test, settle
 
 
 def test_passwords_are_stored_hashed_and_checked(tmp_path):
@@ -260,3 +261,47 @@ def test_the_class_channel_ends_quietly_only_when_it_should():
     for error in (ValueError("bad update"), RuntimeError("a bug"), KeyError("position")):
         with pytest.raises(type(error)):
             ServedApp.listen(Session(error))
+
+
+@async_test
+async def test_a_served_session_waits_for_the_model_without_animating(stepper):
+    """While a translation is awaited the panels are covered, still: Textual's spinner would redraw
+    16 times a second for every waiting student of a class."""
+    from attnstep.serve.session import ServedApp, StillLoading
+
+    release = threading.Event()
+
+    class SlowModel:
+        def __getattr__(self, name):
+            return getattr(stepper, name)
+
+        def translate(self, sentence):
+            release.wait(30)
+            return stepper.translate(sentence)
+
+    class QuietLink:
+        def following(self, on):
+            pass
+
+        def updates(self):
+            release.wait(30)
+            return iter(())
+
+        def close(self):
+            release.set()
+
+    app = ServedApp(link=QuietLink(), teacher=False, follow=False, user="s1", source_factory=SlowModel,
+                    sentence="une voiture rouge .", origin="tiny")
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "translating" in app.status.plain:
+                break
+        assert "translating" in app.status.plain
+        panels = app.query_one("#panels")
+        overlay = panels._cover_widget  # Textual keeps a loading widget beside the DOM, as the cover of the widget loading
+        assert isinstance(overlay, StillLoading) and "one moment" in str(overlay.render())
+        assert not overlay.auto_refresh and not any(w.auto_refresh for w in app.query("*"))
+        release.set()
+        await settle(pilot)
+        assert app.cursor is not None and panels._cover_widget is None
