@@ -34,6 +34,8 @@ file has.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import math
@@ -316,15 +318,23 @@ class Trace:
 # --- JSON -----------------------------------------------------------------------------------
 
 
-def _rounder(precision: int | None):
+def _rounder(precision: int | None, packed: bool):
+    if packed:  # Floats as base64 of their float32 bytes; other numbers as they are
+        return lambda v: base64.b64encode(v.tobytes()).decode("ascii") if isinstance(v, Floats) else v
     if precision is None:
         return lambda v: v.tolist() if isinstance(v, Floats) else v
     return lambda v: tuple(round(x, precision) for x in v)
 
 
-def to_json_dict(trace: Trace, *, precision: int | None = None) -> dict[str, Any]:
-    """The documented JSON form; ``precision`` rounds every float to that many decimals."""
-    r = _rounder(precision)
+def to_json_dict(trace: Trace, *, precision: int | None = None, packed: bool = False) -> dict[str, Any]:
+    """The documented JSON form; ``precision`` rounds every float to that many decimals.
+
+    ``packed`` writes each state vector as a base64 string of its float32 bytes: not the
+    documented form, but the one the SSH server's model service sends its sessions, which
+    :func:`from_json_dict` reads. A student's session then never holds a trace's thousands of
+    numbers as Python floats, not even while parsing (~2.5 MB per session, measured).
+    """
+    r = _rounder(None if packed else precision, packed)
     one = (lambda x: x) if precision is None else (lambda x: round(x, precision))
     steps = []
     for s in trace.steps:
@@ -399,12 +409,12 @@ def _word_dict(word: Word) -> dict[str, Any]:
     return {"text": word.text, "start": word.start, "end": word.end}
 
 
-def dumps(trace: Trace, *, precision: int | None = None, indent: bool = False) -> bytes:
-    """Strict, deterministic JSON bytes (UTF-8, no NaN/Infinity) for one trace."""
+def dumps(trace: Trace, *, precision: int | None = None, indent: bool = False, packed: bool = False) -> bytes:
+    """Strict, deterministic JSON bytes (UTF-8, no NaN/Infinity) for one trace (``packed``: see :func:`to_json_dict`)."""
     import orjson
 
     option = orjson.OPT_INDENT_2 if indent else 0
-    return orjson.dumps(to_json_dict(trace, precision=precision), option=option)
+    return orjson.dumps(to_json_dict(trace, precision=precision, packed=packed), option=option)
 
 
 def schema() -> dict[str, Any]:
@@ -495,11 +505,24 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
     version = data["format_version"]
     source = tuple(SourceToken(t["surface"], t["token"], t["id"], t.get("word", i)) for i, t in enumerate(data["source"]))
     n = len(source)
-    states = data.get("encoder_states")
     has_vectors = data["vectors"]
 
     def bad(message: str) -> AttnstepError:
         return AttnstepError(f"{origin} is inconsistent: {message}")
+
+    def vector(value: list[float] | str | None) -> Floats | None:
+        """A state vector: a list of numbers, or packed (see to_json_dict) where our own service sent it."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            return Floats.of(value)
+        try:
+            return Floats(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError):
+            raise bad("a packed vector is not base64 of float32 numbers") from None
+
+    states = data.get("encoder_states")
+    states = None if states is None else tuple(map(vector, states))
 
     words = _words(data["words"], n, "source", bad) if version >= 2 else ()
     if words and any(not words[t.word].start <= i < words[t.word].end for i, t in enumerate(source)):
@@ -522,7 +545,7 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
             raise bad(f"step {position} has {len(s['weights'])} weights for {width} source tokens")
         if attends and abs(sum(s["weights"]) - 1.0) > 1e-3:
             raise bad(f"step {position}'s weights sum to {sum(s['weights']):.4f}, not 1")
-        vectors = [s.get(k) for k in ("hidden", "context", "concat", "attentional")]
+        vectors = [vector(s.get(k)) for k in ("hidden", "context", "concat", "attentional")]
         if has_vectors != all(v is not None for v in vectors) or (not has_vectors and any(v is not None for v in vectors)):
             raise bad(f"step {position} has vectors that do not match 'vectors': {has_vectors}")
         if has_vectors and len(vectors[2]) != len(vectors[0]) + len(vectors[1]):
@@ -537,28 +560,28 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
                 input_id=s["input"]["id"],
                 scores=tuple(s["scores"]),
                 weights=tuple(s["weights"]),
-                hidden=_vector(vectors[0]),
-                context=_vector(vectors[1]),
-                concat=_vector(vectors[2]),
-                attentional=_vector(vectors[3]),
+                hidden=vectors[0],
+                context=vectors[1],
+                concat=vectors[2],
+                attentional=vectors[3],
                 candidates=tuple(Candidate(c["token"], c["id"], c["prob"]) for c in s["candidates"]),
                 chosen_token=s["chosen"]["token"],
                 chosen_id=s["chosen"]["id"],
                 chosen_logprob=s["chosen"]["logprob"],
                 forced=s["forced"],
-                query=_vector(s.get("query")),
+                query=vector(s.get("query")),
             )
         )
     if any(s.chosen_token == EOS_TOKEN for s in steps[:-1]):
         raise bad("a step after <eos>")
     if data["alignment"] != [s["weights"] for s in data["steps"]]:
         raise bad("alignment does not equal the steps' weights")
-    keys, v_a = _scorer_terms(data, steps, n, bad)
+    keys, v_a = _scorer_terms(data, steps, n, bad, vector)
     info = data["checkpoint"]
     trace = Trace(
         checkpoint=CheckpointInfo(**{k: info[k] for k in CheckpointInfo.__dataclass_fields__ if k in info}),
         source=source,
-        encoder_states=None if states is None else tuple(map(Floats.of, states)),
+        encoder_states=states,
         steps=tuple(steps),
         finished=data["finished"],
         words=words,
@@ -613,9 +636,10 @@ def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
     if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
         raise bad("the beam's best hypothesis is not the words and weights of the steps")
     return beam
-def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple[tuple[Floats, ...] | None, Floats | None]:
+def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad, vector) -> tuple[tuple[Floats, ...] | None, Floats | None]:
     """The keys and v_a of a trace, checked to fit its source, its steps and each other."""
-    keys, v_a = data.get("keys"), data.get("v_a")
+    keys, v_a = data.get("keys"), vector(data.get("v_a"))
+    keys = None if keys is None else tuple(map(vector, keys))
     queries = [s.query for s in steps if s.query is not None]
     if (keys is not None or v_a is not None or queries) and not data["vectors"]:
         raise bad("keys, v_a or query vectors in a trace without vectors")
@@ -627,7 +651,7 @@ def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad) -> tuple
         raise bad("v_a and the steps' query terms come together, one per step")
     if v_a is not None and ({len(q) for q in queries} != {len(v_a)} or (keys is not None and len(keys[0]) != len(v_a))):
         raise bad("query terms, keys and v_a have different sizes")
-    return (None if keys is None else tuple(map(Floats.of, keys))), _vector(v_a)
+    return keys, v_a
 
 
 def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Word, ...]:
@@ -641,10 +665,6 @@ def _words(items: list[dict[str, Any]], count: int, side: str, bad) -> tuple[Wor
     if position != count:
         raise bad(f"the {side} words cover {position} tokens, not {count}")
     return words
-
-
-def _vector(value: list[float] | None) -> Floats | None:
-    return None if value is None else Floats.of(value)
 
 
 # --- the word view: piece weights gathered per word ------------------------------------------

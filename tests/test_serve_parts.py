@@ -105,7 +105,7 @@ def test_rate_limit_allows_a_burst_then_a_steady_rate():
 async def test_the_service_decodes_what_the_stepper_would(stepper):
     service = ModelService(stepper)
     trace = stepper.translate(SENTENCE)
-    assert await service.answer({"op": "translate", "sentence": SENTENCE}) == dumps(trace)
+    assert await service.answer({"op": "translate", "sentence": SENTENCE}) == dumps(trace, packed=True)
     request = {"op": "decode", "source": source_to_wire(trace.source), "prefix": [[s.chosen_id, s.forced] for s in trace.steps[:2]]}
     forced = trace_from_wire(orjson.loads(await service.answer(request | {"word": "dog"})))
     assert forced == stepper.force(trace, 2, "dog")

@@ -53,6 +53,18 @@ def test_a_traces_vectors_are_floats_and_the_json_has_their_values(trace):
     assert data["encoder_states"][1] == list(trace.encoder_states[1])
 
 
+def test_packed_vectors_round_trip_for_our_own_processes_only(trace):
+    packed = tr.dumps(trace, packed=True)
+    assert len(packed) < len(tr.dumps(trace))
+    assert tr.from_json_dict(json.loads(packed), origin="the service") == trace
+    with pytest.raises(AttnstepError, match="does not match the trace schema"):
+        tr.parse(packed, origin="t.json")  # a file must be the documented form
+    data = json.loads(packed)
+    data["steps"][0]["hidden"] = "not base64!"
+    with pytest.raises(AttnstepError, match="a packed vector is not base64 of float32 numbers"):
+        tr.from_json_dict(data, origin="the service")
+
+
 def test_dump_follows_the_schema_and_stable_names(trace):
     data = json.loads(tr.dumps(trace))
     jsonschema.validate(data, tr.schema())

@@ -71,7 +71,7 @@ class ModelService:
             compute = lambda: self.stepper.decode(source, prefix)  # noqa: E731
         else:
             raise AttnstepError(f"unknown request {str(op)[:40]!r}")
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps(compute()))
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps(compute(), packed=True))
 
     def _decode_arguments(self, request: dict[str, Any]):
         """Check a decode request against the vocabularies: ids in range, tokens that match them."""

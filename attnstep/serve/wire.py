@@ -8,7 +8,8 @@ and role by ID, so a child cannot promote itself to teacher.
     {"op": "translate", "sentence": S}
     {"op": "decode", "source": [[surface, token, id], …], "prefix": [[id, forced], …], "word": W?}
         the trace of that source with those choices at its first steps (then W, forced)
-    answer: {"trace": {…}, "version": V} or {"error": "one line"}; V numbers a teacher's traces
+    answer: {"trace": {…}, "version": V} or {"error": "one line"}; V numbers a teacher's traces.
+    Traces here have their state vectors packed (base64 float32: see trace.to_json_dict).
 
 ``class`` — a teacher sends {"op": "move", "version": V, "position": P, "stage": S} whenever
 its screen changes; a student sends {"following": true | false} when that changes, and receives {"teacher": NAME, "position": P, "stage": S} and,
