@@ -18,6 +18,7 @@ from attnstep.tui.app import PANELS
 from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
 from attnstep.tui.glyphs import norm, num, prob, strip
 from attnstep.tui.grid import cell_number
+from attnstep.tui.keybar import KeyBar
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
@@ -327,6 +328,19 @@ def burst(app, *keys: str) -> None:
     (pilot.press waits for the app to go idle after each key)."""
     for key in keys:
         app.post_message(events.Key(key, None))
+
+
+@async_test
+async def test_the_key_bar_lists_the_screens_keys_and_a_click_presses_one(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(KeyBar)
+        text = bar.render().plain
+        assert text.startswith(" tab panel ? help → step ← back s stage") and " S " not in text  # keys not shown stay out
+        start, _, key = next(entry for entry in bar._keys if entry[2] == "question_mark")
+        await pilot.click(KeyBar, offset=(start, 0))
+        assert isinstance(app.screen, HelpDialog)
 
 
 @async_test

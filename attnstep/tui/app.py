@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Footer, Tab, Tabs
+from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from attnstep.errors import AttnstepError
@@ -31,6 +31,7 @@ from attnstep.tui.decoder_panel import DecoderPanel
 from attnstep.tui.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
 from attnstep.tui.glyphs import max_abs, mean_bins
 from attnstep.tui.grid import AlignmentGrid, grid_width
+from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView
 from attnstep.tui.alignment_screens import CompareScreen, MapScreen
 from attnstep.tui.messages import OtherReady, SourceReady, TraceReady
@@ -182,7 +183,7 @@ class AttnstepApp(App[None]):
             yield from self.panels.values()
         self.bars = [self.status, OutputLine(id="output"), SummaryLine(id="summary"), Narration(id="narration")]
         yield from self.bars[1:]
-        yield Footer(compact=True)  # one space between keys: all of them fit in 80 columns
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.show_panel(0)

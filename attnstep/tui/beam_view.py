@@ -19,7 +19,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
-from textual.widgets import Footer
 
 from attnstep.text import detokenize
 from attnstep.trace import ALIVE, EOS_TOKEN, FINISHED, Hypothesis, Trace
@@ -27,6 +26,7 @@ from attnstep.tui.bars import Bar
 from attnstep.tui.glyphs import bar, num
 from attnstep.tui.glyphs import cell_number
 from attnstep.tui.grid import LEVELS
+from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import quote
@@ -237,7 +237,7 @@ class BeamScreen(ModalScreen[None]):
             yield RowPanel(id="beam-row", classes="panel")
             yield HistoryPanel(id="beam-history", classes="panel")
         yield BeamNarration(id="beam-narration")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.show_view()
