@@ -32,7 +32,7 @@ from attnstep.tui.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialo
 from attnstep.tui.glyphs import max_abs, mean_bins
 from attnstep.tui.grid import AlignmentGrid, grid_width
 from attnstep.tui.keybar import KeyBar
-from attnstep.tui.lines import LinesView
+from attnstep.tui.lines import LineStyles, LinesView
 from attnstep.tui.alignment_screens import CompareScreen, MapScreen
 from attnstep.tui.messages import OtherReady, SourceReady, TraceReady
 from attnstep.tui.safe import visible
@@ -184,6 +184,7 @@ class AttnstepApp(App[None]):
         self.bars = [self.status, OutputLine(id="output"), SummaryLine(id="summary"), Narration(id="narration")]
         yield from self.bars[1:]
         yield KeyBar()
+        yield LineStyles()
 
     def on_mount(self) -> None:
         self.show_panel(0)

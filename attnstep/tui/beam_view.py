@@ -139,7 +139,7 @@ class RowPanel(LinesView):
 class HistoryPanel(LinesView):
     """The selected hypothesis's attention history: a row per word it wrote, a column per source word."""
 
-    COMPONENT_CLASSES = LinesView.COMPONENT_CLASSES | {f"beam--level-{i}" for i in range(1, LEVELS + 1)}
+    COMPONENT_CLASSES = {f"beam--level-{i}" for i in range(1, LEVELS + 1)}
 
     def build(self, view: BeamView | None) -> list[Text]:
         if view is None:

@@ -11,11 +11,10 @@ from rich.text import Text
 
 from attnstep.trace import Step, Trace
 from attnstep.tui.glyphs import cell_number
-from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.lines import LEVELS, LineStyles, LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
 
-LEVELS = 4  # background strengths for weights, strongest last
 MAX_COLUMN = 8
 MAX_LABEL = 10
 
@@ -38,7 +37,6 @@ def grid_width(trace: Trace, columns: int | None = None) -> int:
 class AlignmentGrid(LinesView):
     """The header of source words and the column of target words stay put; the cells scroll."""
 
-    COMPONENT_CLASSES = LinesView.COMPONENT_CLASSES | {f"grid--level-{i}" for i in range(1, LEVELS + 1)}
     FROZEN_ROWS = 1
 
     def __init__(self, *, id: str, classes: str = "") -> None:
@@ -111,7 +109,7 @@ class AlignmentGrid(LinesView):
 
     def component_style(self, name: str):
         if name.startswith("level-"):
-            return self.get_component_rich_style(f"grid--{name}", partial=True)
+            return self.app.query_one(LineStyles).get_component_rich_style(f"grid--{name}", partial=True)
         return super().component_style(name)
 
     def snap_x(self, x: int) -> int:

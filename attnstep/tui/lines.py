@@ -14,6 +14,7 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -69,6 +70,34 @@ def changed_span(old: Strip | None, new: Strip | None) -> tuple[int, int] | None
 _NOTHING = object()  # no view deferred
 
 
+LINE_CLASSES = {
+    "lines--text",  # plain text in its own segment, so a column repaints without its neighbours
+    "lines--pos",  # vector components ≥ 0
+    "lines--neg",  # vector components < 0 (reverse video: they hang from the top, glyphs.strip)
+    "lines--bar",  # weight and probability bars
+    "lines--label",  # row and column labels
+    "lines--dim",  # placeholders for quantities not computed yet
+    "lines--chosen",  # the chosen word
+    "lines--current",  # the current step's row
+    "lines--changed",  # what the sub-step just computed
+    "lines--cursor",  # the row the keyboard selects in a focused panel
+}
+
+LEVELS = 4  # the grid's background strengths for weights, strongest last
+
+
+class LineStyles(Widget):
+    """Where every panel's and bar's styles come from (app.tcss: ``LineStyles > .lines--…``).
+
+    Textual keeps a virtual DOM node for each component class of each widget, and makes them
+    anew whenever the widget's classes change: ten per panel and bar, ~110 in the app, most of
+    a megabyte of each served session. One hidden node holds one set for all of them.
+    """
+
+    COMPONENT_CLASSES = LINE_CLASSES | {f"grid--level-{i}" for i in range(1, LEVELS + 1)}
+    DEFAULT_CSS = "LineStyles { display: none; }"
+
+
 class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
     """Shows a list of Rich ``Text`` lines; subclasses build them from a :class:`View`.
 
@@ -91,18 +120,6 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("pagedown", "page_down", "page down", show=False),
     ]
 
-    COMPONENT_CLASSES = {
-        "lines--text",  # plain text in its own segment, so a column repaints without its neighbours
-        "lines--pos",  # vector components ≥ 0
-        "lines--neg",  # vector components < 0 (reverse video: they hang from the top, glyphs.strip)
-        "lines--bar",  # weight and probability bars
-        "lines--label",  # row and column labels
-        "lines--dim",  # placeholders for quantities not computed yet
-        "lines--chosen",  # the chosen word
-        "lines--current",  # the current step's row
-        "lines--changed",  # what the sub-step just computed
-        "lines--cursor",  # the row the keyboard selects in a focused panel
-    }
 
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
@@ -123,7 +140,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         return self._styles[name]
 
     def component_style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"lines--{name}", partial=True)
+        return self.app.query_one(LineStyles).get_component_rich_style(f"lines--{name}", partial=True)
 
     def notify_style_update(self) -> None:
         self._styles.clear()  # the theme or the CSS changed
