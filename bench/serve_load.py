@@ -51,7 +51,7 @@ from attnstep.model_card import model_card_examples
 
 PASSWORD = "bench"
 RIGHT, LEFT = b"\x1b[C", b"\x1b[D"
-SIZE = (120, 36)  # columns, rows: wide enough for every panel at once
+SIZE = (120, 36)  # columns, rows: a laptop terminal, where the panels are tabs (too narrow for the grid beside them)
 KEY_TIMEOUT = 10.0  # a key unanswered this long counts as an error
 FIRST_FRAME = b"Type a French sentence"
 
