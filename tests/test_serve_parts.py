@@ -305,3 +305,38 @@ async def test_a_served_session_waits_for_the_model_without_animating(stepper):
         release.set()
         await settle(pilot)
         assert app.cursor is not None and panels._cover_widget is None
+
+
+@async_test
+async def test_the_service_decodes_a_sentence_asked_again_once(stepper, monkeypatch):
+    """A class translates the same sentences: one decoding each, shared by those asking meanwhile;
+    failures are not kept, and old answers go past a byte limit."""
+    from attnstep.serve import service as service_module
+
+    asked = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(stepper, name)
+
+        def translate(self, sentence):
+            asked.append(sentence)
+            return stepper.translate(sentence)
+
+    service = ModelService(Counting())
+    try:
+        request = {"op": "translate", "sentence": SENTENCE}
+        first, meanwhile = await asyncio.gather(service.answer(request), service.answer(request))
+        assert first == meanwhile == await service.answer(request) == dumps(stepper.translate(SENTENCE), packed=True)
+        assert asked == [SENTENCE]
+        too_long = {"op": "translate", "sentence": " ".join(["chien"] * 150)}
+        for _ in range(2):
+            with pytest.raises(AttnstepError):
+                await service.answer(too_long)
+        assert len(asked) == 3  # the failure was asked for again
+        monkeypatch.setattr(service_module, "ANSWERS_KEPT_BYTES", len(first) + 1)
+        await service.answer({"op": "translate", "sentence": "un chien ."})  # keeps only itself
+        await service.answer(request)
+        assert asked[-2:] == ["un chien .", SENTENCE]
+    finally:
+        service.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,10 +37,16 @@ class RateLimit:
         return True
 
 
+ANSWERS_KEPT_BYTES = 32 * 1024 * 1024  # recent answers kept for students who ask the same (~100 fr-en sentences)
+
+
 class ModelService:
     def __init__(self, stepper):
         self.stepper = stepper
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attnstep-model")
+        # A class translates the same sentences: the lecture's, the sentence box's examples. Each
+        # answer is decoded once; students asking while it is decoded wait for that decoding.
+        self._answers: OrderedDict[tuple, asyncio.Future[bytes]] = OrderedDict()
 
     @classmethod
     def load(cls, checkpoint, top_k: int, beam: int | None = None) -> "ModelService":
@@ -63,15 +70,37 @@ class ModelService:
             sentence = request.get("sentence")
             if not isinstance(sentence, str):
                 raise AttnstepError("a translate request needs a sentence")
+            key: tuple = (op, sentence)
             compute = lambda: self.stepper.translate(sentence)  # noqa: E731
         elif op == "decode":
             source, prefix, word = self._decode_arguments(request)
             if word is not None:
                 prefix = prefix + ((self.stepper.target_id(word), True),)
+            key = (op, tuple(source), tuple(prefix))
             compute = lambda: self.stepper.decode(source, prefix)  # noqa: E731
         else:
             raise AttnstepError(f"unknown request {str(op)[:40]!r}")
-        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps(compute(), packed=True))
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps(compute(), packed=True))
+            self._answers[key] = answer
+            answer.add_done_callback(lambda done: self._keep(key, done))
+        else:
+            self._answers.move_to_end(key)
+        return await asyncio.shield(answer)  # a student who leaves does not cancel it for the others
+
+    def _keep(self, key: tuple, done: asyncio.Future) -> None:
+        """Forget a failed answer; keep the most recent ones, within ANSWERS_KEPT_BYTES."""
+        if done.cancelled() or done.exception() is not None:
+            if self._answers.get(key) is done:
+                del self._answers[key]
+            return
+        kept = 0
+        for old in reversed(list(self._answers)):
+            future = self._answers[old]
+            kept += len(future.result()) if future.done() else 0
+            if kept > ANSWERS_KEPT_BYTES and old != key:
+                del self._answers[old]
 
     def _decode_arguments(self, request: dict[str, Any]):
         """Check a decode request against the vocabularies: ids in range, tokens that match them."""
