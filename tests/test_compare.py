@@ -55,29 +55,39 @@ def test_compare_prints_hostile_text_as_text(tiny_checkpoint, no_attention_check
     assert escape.exit_code == 1 and len(escape.stderr.strip().splitlines()) == 1
 
 
-def test_c_in_the_app_sets_a_second_checkpoints_decoding_beside(stepper, no_attention_checkpoint):
+def compare_beside(first, second, origin: str, check) -> None:
+    """The app over ``first`` with ``second`` as its other checkpoint: run to the end, press c,
+    and ``check`` the comparison screen."""
     from attnstep.tui.alignment_screens import CompareScreen
-    from attnstep.tui.stages import View
-    from tests.tui_helpers import SENTENCE, app_on, async_test, settle
-
-    other = Stepper(load_checkpoint(no_attention_checkpoint))
+    from tests.tui_helpers import app_on, async_test, settle
 
     @async_test
     async def run():
-        app = app_on(stepper, other_factory=lambda: other, other_origin="tiny-none")
+        app = app_on(first, other_factory=lambda: second, other_origin=origin)
         async with app.run_test(size=(160, 48)) as pilot:
             await settle(pilot)
             await pilot.press("e", "c")
             await settle(pilot)
-            screen = app.screen
-            assert isinstance(screen, CompareScreen)
-            assert screen.before == stepper.translate(SENTENCE) and screen.after == other.translate(SENTENCE)
-            headings = [str(w.render()) for w in screen.query(".side-text")]
-            assert any("tiny-none (no attention)" in h for h in headings)
-            grid = screen.query_one("#grid-after")
-            assert "No alignment" in "\n".join(line.plain for line in grid.build(View(screen.after, len(screen.after.steps))))
+            assert isinstance(app.screen, CompareScreen)
+            check(app.screen)
 
     run()
+
+
+def test_c_in_the_app_sets_a_second_checkpoints_decoding_beside(stepper, no_attention_checkpoint):
+    from attnstep.tui.stages import View
+    from tests.tui_helpers import SENTENCE
+
+    other = Stepper(load_checkpoint(no_attention_checkpoint))
+
+    def check(screen):
+        assert screen.before == stepper.translate(SENTENCE) and screen.after == other.translate(SENTENCE)
+        headings = [str(w.render()) for w in screen.query(".side-text")]
+        assert any("tiny-none (no attention)" in h for h in headings)
+        grid = screen.query_one("#grid-after")
+        assert "No alignment" in "\n".join(line.plain for line in grid.build(View(screen.after, len(screen.after.steps))))
+
+    compare_beside(stepper, other, "tiny-none", check)
 
 
 def test_translate_takes_at_most_two_checkpoints(tiny_checkpoint):
@@ -87,19 +97,11 @@ def test_translate_takes_at_most_two_checkpoints(tiny_checkpoint):
 
 
 def test_c_sets_a_second_checkpoint_beside_a_model_without_attention(stepper, no_attention_checkpoint):
-    from attnstep.tui.alignment_screens import CompareScreen
-    from tests.tui_helpers import SENTENCE, app_on, async_test, settle
+    from tests.tui_helpers import SENTENCE
 
     without = Stepper(load_checkpoint(no_attention_checkpoint))
 
-    @async_test
-    async def run():
-        app = app_on(without, other_factory=lambda: stepper, other_origin="tiny")
-        async with app.run_test(size=(160, 48)) as pilot:
-            await settle(pilot)
-            await pilot.press("e", "c")
-            await settle(pilot)
-            assert isinstance(app.screen, CompareScreen)
-            assert app.screen.before == without.translate(SENTENCE) and app.screen.after == stepper.translate(SENTENCE)
+    def check(screen):
+        assert screen.before == without.translate(SENTENCE) and screen.after == stepper.translate(SENTENCE)
 
-    run()
+    compare_beside(without, stepper, "tiny", check)
