@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import asyncssh
 from common import DEFAULT_CHECKPOINT
-from serve_load import PASSWORD, first_frame, load_average, pss_mb, rss_mb, server_ready, start_server
+from serve_load import PASSWORD, first_frame, load_average, pss_mb, rss_mb, server_ready, start_server, stop_server
 from tui_latency import checkpoint_or_tiny, percentile
 
 from attnstep.serve.auth import add_user
@@ -88,10 +87,7 @@ async def main() -> None:
         after = pss_mb(server.pid), rss_mb(server.pid)
         load_after = load_average()
     finally:
-        server.terminate()
-        server.wait(30)
-        log = (folder / "server.log").read_text()
-        shutil.rmtree(folder, ignore_errors=True)
+        log = stop_server(server, folder)
 
     spares = "the server's default spares" if args.spares is None else f"--spares {args.spares}"
     print(f"attnstep serve ({spares}): {args.guessers} password guessers for {args.seconds:.0f} s, one student logging in"

@@ -220,6 +220,15 @@ def start_server(checkpoint: Path, passwords: Path, folder: Path, *options: str)
     return server, port
 
 
+def stop_server(server: subprocess.Popen, folder: Path) -> str:
+    """Stop the server and remove its folder: its log."""
+    server.terminate()
+    server.wait(30)
+    log = (folder / "server.log").read_text()
+    shutil.rmtree(folder, ignore_errors=True)
+    return log
+
+
 async def server_ready(server: subprocess.Popen, folder: Path) -> None:
     """Wait until the server listens and, where it keeps spare sessions, has them started."""
     deadline = time.monotonic() + 600
@@ -307,10 +316,7 @@ async def main() -> None:
         busy = await (burst(students, server.pid) if args.burst else steady(students, args.seconds, server.pid))
         load_after = load_average()
     finally:
-        server.terminate()
-        server.wait(30)
-        log = (folder / "server.log").read_text()
-        shutil.rmtree(folder, ignore_errors=True)
+        log = stop_server(server, folder)
 
     errors = [e for s in students for e in s.errors]
     first = [s.first_frame for s in students if s.first_frame]
