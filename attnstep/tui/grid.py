@@ -11,7 +11,7 @@ from rich.text import Text
 
 from attnstep.trace import Step, Trace
 from attnstep.tui.glyphs import cell_number
-from attnstep.tui.lines import LEVELS, LineStyles, LinesView, fit
+from attnstep.tui.lines import LEVELS, LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
 
@@ -109,7 +109,7 @@ class AlignmentGrid(LinesView):
 
     def component_style(self, name: str):
         if name.startswith("level-"):
-            return self.app.query_one(LineStyles).get_component_rich_style(f"grid--{name}", partial=True)
+            return self.shared_style(f"grid--{name}")
         return super().component_style(name)
 
     def snap_x(self, x: int) -> int:

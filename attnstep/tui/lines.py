@@ -140,7 +140,11 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         return self._styles[name]
 
     def component_style(self, name: str) -> Style:
-        return self.app.query_one(LineStyles).get_component_rich_style(f"lines--{name}", partial=True)
+        return self.shared_style(f"lines--{name}")
+
+    def shared_style(self, component: str) -> Style:
+        """A component style of the app's one LineStyles node."""
+        return self.app.query_one(LineStyles).get_component_rich_style(component, partial=True)
 
     def notify_style_update(self) -> None:
         self._styles.clear()  # the theme or the CSS changed
