@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import asyncssh
 import pytest
 
 from tests.serve_helpers import RIGHT, SENTENCE, Screen, connect, open_on_sentence, rss_mb, serving, session_pids, settle
 from tests.tui_helpers import async_test
+
+NEEDS_OPENSSH = pytest.mark.skipif(not (shutil.which("ssh") and shutil.which("tmux")), reason="needs the ssh client and tmux")
 
 
 @async_test
@@ -215,51 +221,97 @@ async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
             assert "following teach" in ann.text()
 
 
-@pytest.mark.skipif(not (shutil.which("ssh") and shutil.which("tmux")), reason="needs the ssh client and tmux")
+@NEEDS_OPENSSH
 @async_test
 async def test_the_system_ssh_client_in_tmux(tiny_checkpoint, tmp_path):
     """Once as a person would: OpenSSH's client in a tmux window, keys typed, the window resized."""
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    key.write_private_key(tmp_path / "id")
-    (tmp_path / "id").chmod(0o600)
-    (tmp_path / "authorized_keys").write_bytes(key.export_public_key())
-    tmux = ["tmux", "-L", f"attnstep-test-{os.getpid()}", "-f", "/dev/null"]
+    async with serving(tiny_checkpoint, keys_path=authorized_key(tmp_path)) as server, Tmux() as tmux:
+        await tmux.start(openssh(server.port, tmp_path))
+        await tmux.until("Type a French sentence")
+        await tmux.run("send-keys", "-t", "class", "-l", SENTENCE)
+        await tmux.run("send-keys", "-t", "class", "Enter")
+        await tmux.until("step 0 of")
+        await tmux.run("send-keys", "-t", "class", "Right")
+        await tmux.until("step 1 of")
+        await tmux.run("resize-window", "-t", "class", "-x", "90", "-y", "26")
+        await tmux.run("send-keys", "-t", "class", "Right")
+        screen = await tmux.until("Step 2:")
+        assert "Attention  Decoder" in screen  # the narrow layout's tabs
+        await tmux.run("send-keys", "-t", "class", "q")
+        for _ in range(100):
+            if not server.sessions:
+                break
+            await asyncio.sleep(0.1)
+        assert not server.sessions and session_pids(server) == []
 
-    async def run(*args: str) -> str:
-        process = await asyncio.create_subprocess_exec(*tmux, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+@NEEDS_OPENSSH
+@async_test
+async def test_the_system_ssh_client_exits_0_with_the_goodbye_when_the_server_stops(tiny_checkpoint, tmp_path):
+    """The real `attnstep serve`, stopped by SIGTERM: it lets OpenSSH's client close its own
+    connection. Cut off first, the client exits 255 ("Received disconnect")."""
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from attnstep.cli import main; main()", "serve", "--checkpoint", str(tiny_checkpoint),
+        "--port", "0", "--authorized-keys", str(authorized_key(tmp_path)), "--host-key", str(tmp_path / "host_key"),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        while b"students connect with" not in (line := await asyncio.wait_for(server.stderr.readline(), 120)):
+            assert line, "the server did not start"
+        port = int(line.split(b"ssh -p ")[1].split()[0])
+        async with Tmux() as tmux:
+            await tmux.start(f"{openssh(port, tmp_path)}; echo ssh exited $?; sleep 30")
+            await tmux.until("Type a French sentence")
+            server.send_signal(signal.SIGTERM)
+            screen = await tmux.until("ssh exited")
+            assert "the class has ended. Goodbye!" in screen and "ssh exited 0" in screen
+        assert await asyncio.wait_for(server.wait(), 60) == 0
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+def authorized_key(folder) -> Path:
+    """A client key in ``folder``/id, and the authorized_keys file that lets it in."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(folder / "id")
+    (folder / "id").chmod(0o600)
+    (folder / "authorized_keys").write_bytes(key.export_public_key())
+    return folder / "authorized_keys"
+
+
+def openssh(port: int, folder) -> str:
+    return (f"ssh -p {port} -i {folder / 'id'} -o IdentitiesOnly=yes -o PasswordAuthentication=no"
+            " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ann@127.0.0.1")
+
+
+class Tmux:
+    """A tmux server of the test's own with one 120×36 window, "class"."""
+
+    def __init__(self) -> None:
+        self.tmux = ["tmux", "-L", f"attnstep-test-{os.getpid()}", "-f", "/dev/null"]
+
+    async def __aenter__(self) -> "Tmux":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.run("kill-server")
+
+    async def run(self, *args: str) -> str:
+        process = await asyncio.create_subprocess_exec(*self.tmux, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         return (await process.communicate())[0].decode()
 
-    async def until(text: str) -> str:
+    async def start(self, command: str) -> None:
+        await self.run("new-session", "-d", "-s", "class", "-x", "120", "-y", "36", command)
+
+    async def until(self, text: str) -> str:
         for _ in range(300):
-            screen = await run("capture-pane", "-p", "-t", "class")
+            screen = await self.run("capture-pane", "-p", "-t", "class")
             if text in screen:
                 return screen
             await asyncio.sleep(0.2)
         raise AssertionError(f"{text!r} never appeared in tmux:\n{screen}")
-
-    async with serving(tiny_checkpoint, keys_path=tmp_path / "authorized_keys") as server:
-        ssh = (f"ssh -p {server.port} -i {tmp_path / 'id'} -o IdentitiesOnly=yes -o PasswordAuthentication=no"
-               " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ann@127.0.0.1")
-        try:
-            await run("new-session", "-d", "-s", "class", "-x", "120", "-y", "36", ssh)
-            await until("Type a French sentence")
-            await run("send-keys", "-t", "class", "-l", SENTENCE)
-            await run("send-keys", "-t", "class", "Enter")
-            await until("step 0 of")
-            await run("send-keys", "-t", "class", "Right")
-            await until("step 1 of")
-            await run("resize-window", "-t", "class", "-x", "90", "-y", "26")
-            await run("send-keys", "-t", "class", "Right")
-            screen = await until("Step 2:")
-            assert "Attention  Decoder" in screen  # the narrow layout's tabs
-            await run("send-keys", "-t", "class", "q")
-            for _ in range(100):
-                if not server.sessions:
-                    break
-                await asyncio.sleep(0.1)
-            assert not server.sessions and session_pids(server) == []
-        finally:
-            await run("kill-server")
 
 
 @async_test

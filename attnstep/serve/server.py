@@ -61,6 +61,7 @@ DRAWN = 0.25  # seconds without output after which a spare has drawn its first s
 READ_CHUNK = 64 * 1024
 KILL_GRACE = 2.0  # seconds between hanging a session's process group up and killing it
 SHUTDOWN_GRACE = 3 * KILL_GRACE  # seconds that shutting down waits for sessions to say goodbye
+CLIENT_GRACE = 2.0  # seconds that shutting down then waits for clients to close their connections
 # What a killed app leaves switched on in the client's terminal: mouse reporting, bracketed
 # paste, focus events, the kitty keyboard protocol, a hidden cursor, the alternate screen.
 RESTORE_TERMINAL = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l\x1b[<u\x1b[0m\x1b[?25h\x1b[?1049l"
@@ -369,6 +370,9 @@ class ClassServer:
         if sessions:  # their processes are hung up and their goodbyes written before anything is torn down
             await asyncio.wait([session.finished for session in sessions], timeout=SHUTDOWN_GRACE)
         gates = list(self.connections.values())
+        if gates:  # a client whose session has ended closes its connection itself, and its ssh exits 0;
+            # one cut off first exits 255 ("Received disconnect"). Those with no session (ssh -N) are cut.
+            await asyncio.wait([gate.closed for gate in gates], timeout=CLIENT_GRACE)
         for gate in gates:
             gate.conn.close()  # after what is queued for the client: the goodbyes reach it
         if gates:
