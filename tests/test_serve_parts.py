@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import stat
 import subprocess
 import sys
@@ -99,6 +100,18 @@ def test_rate_limit_allows_a_burst_then_a_steady_rate():
     assert [limit.allow() for _ in range(4)] == [True, True, True, False]
     now[0] += 0.5  # one more request's worth
     assert limit.allow() and not limit.allow()
+
+
+def test_the_loaded_service_hides_its_long_lived_objects_from_the_collector(tiny_checkpoint):
+    # The server's event loop relays every student's keys: a full collection that walks torch's
+    # objects stalls them all at once (0.2 s, seen in bench/serve_load.py).
+    gc.unfreeze()
+    try:
+        service = ModelService.load(tiny_checkpoint, 5)
+        assert gc.get_freeze_count() > 0
+        assert not any(obj is service.stepper for obj in gc.get_objects())  # the stepper is among the frozen
+    finally:
+        gc.unfreeze()
 
 
 @async_test

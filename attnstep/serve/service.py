@@ -10,6 +10,7 @@ could be) and in rate (:class:`RateLimit`, per session).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,13 @@ class ModelService:
         # One thread: a sentence is a batch of one, too small for intra-op threads to pay off,
         # and the other core is needed by the session processes.
         torch.set_num_threads(1)
-        return cls(Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam))
+        service = cls(Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam))
+        # The server's event loop relays every student's keys, and each full collection walked
+        # torch's long-lived objects: 0.15-0.2 s in which no student's screen moved. Frozen (after a
+        # collection, so that no garbage is kept with them), they are skipped.
+        gc.collect()
+        gc.freeze()
+        return service
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
