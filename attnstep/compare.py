@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich.cells import cell_len, chop_cells
 from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -24,8 +25,9 @@ SHADE_STYLES = ("", "on grey23", "on grey35", "on grey50", "on grey66")  # weigh
 
 
 def _cut(word: str, width: int = MAX_LABEL) -> str:
+    """``word`` in at most ``width`` terminal cells (a CJK character takes two), "…" where cut."""
     word = visible(word)
-    return word if len(word) <= width else word[: width - 1] + "…"
+    return word if cell_len(word) <= width else chop_cells(word, width - 1)[0] + "…"
 
 
 def model_label(name: str, trace: Trace) -> str:

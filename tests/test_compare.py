@@ -40,6 +40,14 @@ def test_compare_fits_an_80_column_terminal(tiny_checkpoint, no_attention_checkp
     assert max(cell_len(line) for line in result.stdout.splitlines()) <= 80
 
 
+def test_compare_cuts_long_words_by_terminal_cells(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
+    # Seven CJK characters are 14 cells: cut by characters, the grid's 8-cell header would not be.
+    monkeypatch.setenv("COLUMNS", "200")
+    result = invoke("compare", "une voiture 東京都庁舎ビル", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    assert result.exit_code == 0, result.stderr
+    assert "東京都…" in result.stdout and "東京都庁舎ビル" not in result.stdout.split("Top choice")[1]
+
+
 def test_compare_needs_two_checkpoints_that_exist(tiny_checkpoint, tmp_path):
     one = invoke("compare", SENTENCE, "--checkpoint", tiny_checkpoint)
     assert one.exit_code == 1 and len(one.stderr.strip().splitlines()) == 1 and "two or more" in one.stderr
