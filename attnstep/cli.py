@@ -261,7 +261,7 @@ def compare(
     from rich.console import Console
 
     from attnstep.compare import comparison
-    from attnstep.dump import load_stepper
+    from attnstep.stepper import load_stepper
     from attnstep.paths import resolve_checkpoint
 
     if len(checkpoint) < 2:

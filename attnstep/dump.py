@@ -3,18 +3,16 @@ or, with ``--format pharaoh``, each sentence's alignment links as fast_align wri
 
 from __future__ import annotations
 
-import gc
 import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from attnstep.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.files import output, output_name
 from attnstep.progress import Meter, size_text
-from attnstep.stepper import Stepper
+from attnstep.stepper import Stepper, load_stepper
 from attnstep.trace import DEFAULT_ALPHA, SourceToken, Trace, dumps
 
 # Sentences sorted by length inside a window of this many are batched together (little padding),
@@ -43,14 +41,6 @@ def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
     from attnstep.alignment import pharaoh_line
 
     return Format(lambda trace: (pharaoh_line(trace, words=words, threshold=threshold) + "\n").encode(), "alignments")
-
-
-def load_stepper(checkpoint: Path, *, top_k: int, vectors: bool, beam: int | None = None, alpha: float = DEFAULT_ALPHA) -> Stepper:
-    stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
-    # torch leaves ~10^5 long-lived objects; every full collection would walk them again while
-    # the traces allocate millions of tuples. Frozen, the collector skips them (~10% faster dumps).
-    gc.freeze()
-    return stepper
 
 
 def dump_sentence(

@@ -36,6 +36,7 @@ hypothesis wins only where none finished.
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass, replace
 from typing import Iterator, NamedTuple, Sequence
@@ -43,7 +44,7 @@ from typing import Iterator, NamedTuple, Sequence
 import torch
 
 from attnstep.batch import pad
-from attnstep.checkpoint import Checkpoint
+from attnstep.checkpoint import Checkpoint, load_checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.model.attention import FORMULAS
 from attnstep.model.decoder import DecoderState, Memory
@@ -469,6 +470,21 @@ class Stepper:
             best=best_j,
         )
         return self._trace(row, encoded, records, beam)
+
+
+def load_stepper(checkpoint, *, top_k: int = DEFAULT_TOP_K, vectors: bool = True, beam: int | None = None,
+                 alpha: float = DEFAULT_ALPHA) -> Stepper:
+    """A stepper over the checkpoint folder ``checkpoint``, for a process that then decodes for long.
+
+    torch and the model leave ~10^5 long-lived objects, and every full collection would walk them
+    again: `dump` allocates millions of tuples (frozen: ~10% faster), and the SSH server's event loop,
+    which relays every student's keys, stood still for 0.15-0.2 s at each one. Frozen, after one
+    collection so that no garbage is kept with them, the collector skips them.
+    """
+    stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+    gc.collect()
+    gc.freeze()
+    return stepper
 
 
 def _floats(tensor: torch.Tensor) -> tuple[Floats, ...]:

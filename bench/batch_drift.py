@@ -33,7 +33,8 @@ def main() -> None:
 
     import torch
 
-    from attnstep.dump import load_stepper, trace_lines
+    from attnstep.dump import trace_lines
+    from attnstep.stepper import load_stepper
 
     stepper = load_stepper(args.checkpoint, top_k=5, vectors=True)
     sentences = test_captions(args.data, stepper.checkpoint.meta["source_language"])[: args.sentences]

@@ -28,7 +28,8 @@ def main() -> None:
     import torch
 
     from attnstep.batch import pad
-    from attnstep.dump import WINDOW, load_stepper, trace_lines
+    from attnstep.dump import WINDOW, trace_lines
+    from attnstep.stepper import load_stepper
     from attnstep.stepper import Stepper
 
     full = load_stepper(args.checkpoint, top_k=5, vectors=True)  # as `attnstep dump` loads it

@@ -273,9 +273,10 @@ def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, sign
 def test_dump_input_memory_does_not_grow_with_the_file(tiny_checkpoint, tmp_path, monkeypatch):
     """Python's peak allocation for 96 lines is that for 16: finished lines wait in a file, not in memory."""
     from attnstep import dump
+    from attnstep.stepper import load_stepper
 
     monkeypatch.setattr(dump, "SPOOL_BYTES", 1)  # every line goes to the file, as full-vector lines do
-    stepper = dump.load_stepper(tiny_checkpoint, top_k=5, vectors=True)
+    stepper = load_stepper(tiny_checkpoint, top_k=5, vectors=True)
 
     def peak(lines: int) -> int:
         source = tmp_path / f"{lines}.txt"

@@ -10,7 +10,6 @@ could be) and in rate (:class:`RateLimit`, per session).
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -53,19 +52,12 @@ class ModelService:
     def load(cls, checkpoint, top_k: int, beam: int | None = None) -> "ModelService":
         import torch
 
-        from attnstep.checkpoint import load_checkpoint
-        from attnstep.stepper import Stepper
+        from attnstep.stepper import load_stepper
 
         # One thread: a sentence is a batch of one, too small for intra-op threads to pay off,
         # and the other core is needed by the session processes.
         torch.set_num_threads(1)
-        service = cls(Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam))
-        # The server's event loop relays every student's keys, and each full collection walked
-        # torch's long-lived objects: 0.15-0.2 s in which no student's screen moved. Frozen (after a
-        # collection, so that no garbage is kept with them), they are skipped.
-        gc.collect()
-        gc.freeze()
-        return service
+        return cls(load_stepper(checkpoint, top_k=top_k, beam=beam))
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
