@@ -25,7 +25,6 @@ from attnstep.trace import ALIVE, EOS_TOKEN, FINISHED, Hypothesis, Trace
 from attnstep.tui.bars import Bar
 from attnstep.tui.glyphs import bar, num
 from attnstep.tui.glyphs import cell_number
-from attnstep.tui.grid import LEVELS
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
@@ -139,8 +138,6 @@ class RowPanel(LinesView):
 class HistoryPanel(LinesView):
     """The selected hypothesis's attention history: a row per word it wrote, a column per source word."""
 
-    COMPONENT_CLASSES = {f"beam--level-{i}" for i in range(1, LEVELS + 1)}
-
     def build(self, view: BeamView | None) -> list[Text]:
         if view is None:
             return []
@@ -154,22 +151,15 @@ class HistoryPanel(LinesView):
         for token, width in zip(source, widths):
             header.append_text(fit(token.surface, width, label))
             header.append(" ")
-        levels = [self.style_of(f"level-{i}") for i in range(1, LEVELS + 1)]
         lines = [header]
         for t, h in enumerate(history):
             current = t == view.t
             row = Text.assemble(("▶" if current else " ", self.style_of("current")), fit(h.token, label_width - 2), " ")
             for weight, width in zip(h.weights, widths):
-                level = min(LEVELS, int(weight * LEVELS + 0.5))
-                row.append(cell_number(weight).rjust(width), levels[level - 1] if level else "")
+                row.append(cell_number(weight).rjust(width), self.weight_style(weight))
                 row.append(" ")
             lines.append(row)
         return lines
-
-    def component_style(self, name: str):
-        if name.startswith("level-"):
-            return self.get_component_rich_style(f"beam--{name}", partial=True)
-        return super().component_style(name)
 
     def show(self, view: BeamView | None) -> None:
         super().show(view)

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from attnstep.trace import Step, Trace
 from attnstep.tui.glyphs import cell_number
-from attnstep.tui.lines import LEVELS, LinesView, fit
+from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, forced_mark, grid_in_words, source_word
 
@@ -74,7 +74,6 @@ class AlignmentGrid(LinesView):
             header.append(" " * (last + room - body))
         lines = [header]
         rows = view.position if view.shows("softmax") or not view.step else view.position - 1
-        levels = [self.style_of(f"level-{i}") for i in range(1, LEVELS + 1)]
         # Rows not decoded yet are blank lines, so the panel's size stays that of the whole
         # trace: a step then repaints the one new row instead of the whole resized panel.
         lines += [Text(" " * header.cell_len) for _ in trace.steps]
@@ -82,8 +81,7 @@ class AlignmentGrid(LinesView):
             current = self.marked(step, view)
             row = Text.assemble(self.MARK if current else "  ", fit(self.row_label(step, view), labels - 3), " ")
             for weight, width in zip(step.weights, widths):
-                level = min(LEVELS, int(weight * LEVELS + 0.5))
-                row.append(self.cell(weight, width), levels[level - 1] if level else "")
+                row.append(self.cell(weight, width), self.weight_style(weight))
                 row.append(" ")
             if current:
                 row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels)
@@ -106,11 +104,6 @@ class AlignmentGrid(LinesView):
 
     def cell(self, weight: float, width: int) -> str:
         return cell_number(weight).rjust(width)
-
-    def component_style(self, name: str):
-        if name.startswith("level-"):
-            return self.shared_style(f"grid--{name}")
-        return super().component_style(name)
 
     def snap_x(self, x: int) -> int:
         """Scroll to the start of a column, so no source word in the header is cut in two."""

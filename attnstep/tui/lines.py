@@ -82,8 +82,7 @@ LINE_CLASSES = {
     "lines--changed",  # what the sub-step just computed
     "lines--cursor",  # the row the keyboard selects in a focused panel
 }
-
-LEVELS = 4  # the grid's background strengths for weights, strongest last
+LEVELS = 4  # background strengths for weights in a grid (lines--level-1 … 4), strongest last
 
 
 class LineStyles(Widget):
@@ -94,7 +93,7 @@ class LineStyles(Widget):
     a megabyte of each served session. One hidden node holds one set for all of them.
     """
 
-    COMPONENT_CLASSES = LINE_CLASSES | {f"grid--level-{i}" for i in range(1, LEVELS + 1)}
+    COMPONENT_CLASSES = LINE_CLASSES | {f"lines--level-{i}" for i in range(1, LEVELS + 1)}
     DEFAULT_CSS = "LineStyles { display: none; }"
 
 
@@ -120,7 +119,6 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("pagedown", "page_down", "page down", show=False),
     ]
 
-
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
         self._texts: list[Text] = []
@@ -139,12 +137,14 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
             self._styles[name] = self.component_style(name)
         return self._styles[name]
 
-    def component_style(self, name: str) -> Style:
-        return self.shared_style(f"lines--{name}")
+    def weight_style(self, weight: float) -> Style | str:
+        """A weight's background in a grid: one of LEVELS strengths, none under half the first."""
+        level = min(LEVELS, int(weight * LEVELS + 0.5))
+        return self.style_of(f"level-{level}") if level else ""
 
-    def shared_style(self, component: str) -> Style:
-        """A component style of the app's one LineStyles node."""
-        return self.app.query_one(LineStyles).get_component_rich_style(component, partial=True)
+    def component_style(self, name: str) -> Style:
+        """Style ``lines--{name}`` of the app's one LineStyles node."""
+        return self.app.query_one(LineStyles).get_component_rich_style(f"lines--{name}", partial=True)
 
     def notify_style_update(self) -> None:
         self._styles.clear()  # the theme or the CSS changed
