@@ -59,7 +59,7 @@ PASSWORD = "bench"
 RIGHT, LEFT = b"\x1b[C", b"\x1b[D"
 SIZE = (120, 36)  # columns, rows: a laptop terminal, where the panels are tabs (too narrow for the grid beside them)
 KEY_TIMEOUT = 10.0  # a key unanswered this long counts as an error
-FIRST_FRAME = b"Type a French sentence"
+FIRST_FRAME = "Type a French sentence"  # the sentence box's prompt
 # CSI (cursor, colours, modes), OSC (title) and two-character escapes: what remains is the text drawn
 ESCAPE = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[ -/]*[0-~])")
 
@@ -142,17 +142,6 @@ class Student:
         self.first_frame = 0.0
         self.in_at = math.inf  # when its translation was on screen: from then on it steps
 
-    async def wait_for(self, process, pattern: str, timeout: float) -> tuple[float, re.Match]:
-        """Read until ``pattern`` (a regex) matches the text that arrives from now on: when it did, and the match."""
-        deadline = time.perf_counter() + timeout
-        seen = bytearray()
-        while not (match := re.search(pattern, text := ESCAPE.sub(b"", seen).decode(errors="replace"))):
-            data = await asyncio.wait_for(process.stdout.read(1 << 16), deadline - time.perf_counter())
-            if not data:
-                raise EOFError(f"the session ended; its output ends: {text[-160:]!r}")
-            seen += data
-        return time.perf_counter(), match
-
     def connect(self):
         return asyncssh.connect("127.0.0.1", self.port, username=f"s{self.number}", password=PASSWORD,
                                 known_hosts=None, client_keys=None, agent_path=None)
@@ -161,10 +150,10 @@ class Student:
         try:
             started = time.perf_counter()
             async with self.connect() as conn:
-                process = await conn.create_process(term_type="xterm-256color", term_size=SIZE, encoding=None)
-                self.first_frame = (await self.wait_for(process, FIRST_FRAME.decode(), 120))[0] - started
+                process = await first_frame(conn)
+                self.first_frame = time.perf_counter() - started
                 process.stdin.write(self.sentence.encode() + b"\r")
-                self.in_at, match = await self.wait_for(process, r"step 0 of (\d+) ", 120)
+                self.in_at, match = await read_until(process, r"step 0 of (\d+) ", 120)
                 await self.step(process, stop_at, int(match.group(1)))
                 process.stdin.write(b"q")
                 await process.wait_closed()
@@ -195,20 +184,27 @@ class Student:
             position += direction
             sent = time.perf_counter()
             process.stdin.write(RIGHT if direction > 0 else LEFT)
-            arrived, _ = await self.wait_for(process, rf"step {position}(?!\d)", KEY_TIMEOUT)
+            arrived, _ = await read_until(process, rf"step {position}(?!\d)", KEY_TIMEOUT)
             self.latencies.append(arrived - sent)
             self.sent.append(sent)
+
+
+async def read_until(process: asyncssh.SSHClientProcess, pattern: str, timeout: float) -> tuple[float, re.Match]:
+    """Read until ``pattern`` (a regex) matches the text that arrives from now on: when it did, and the match."""
+    deadline = time.perf_counter() + timeout
+    seen = bytearray()
+    while not (match := re.search(pattern, text := ESCAPE.sub(b"", seen).decode(errors="replace"))):
+        data = await asyncio.wait_for(process.stdout.read(1 << 16), deadline - time.perf_counter())
+        if not data:
+            raise EOFError(f"the session ended; its output ends: {text[-160:]!r}")
+        seen += data
+    return time.perf_counter(), match
 
 
 async def first_frame(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess:
     """Open the app in a terminal on ``conn`` and wait for its first frame (the sentence box's prompt)."""
     process = await conn.create_process(term_type="xterm-256color", term_size=SIZE, encoding=None)
-    seen = bytearray()
-    while FIRST_FRAME not in seen:
-        data = await asyncio.wait_for(process.stdout.read(1 << 16), 120)
-        if not data:
-            raise EOFError("the session ended before its first frame")
-        seen += data
+    await read_until(process, FIRST_FRAME, 120)
     return process
 
 
