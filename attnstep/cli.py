@@ -16,13 +16,13 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from attnstep import __version__
-from attnstep.by_length import BUCKETS_HELP
-from attnstep.datasets import DATASETS, check_splits, default_data_dir
-from attnstep.display import visible
+from attnstep.report.by_length import BUCKETS_HELP
+from attnstep.data.downloads import DATASETS, check_splits, default_data_dir
+from attnstep.report.visible import visible
 from attnstep.errors import AttnstepError
-from attnstep.files import discard_stdout
-from attnstep.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
-from attnstep.trace import DEFAULT_ALPHA, MAX_BEAM
+from attnstep.data.files import discard_stdout
+from attnstep.data.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
+from attnstep.trace.records import DEFAULT_ALPHA, MAX_BEAM
 
 err = Console(stderr=True, highlight=False)
 CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en)."
@@ -114,9 +114,9 @@ def train(
     dtype: Annotated[str, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")] = "float32",
 ) -> None:
     """Train a model on parallel text; resumes from --work if a run was stopped."""
-    from attnstep.checkpoint import check_writable_checkpoint
-    from attnstep.train import TrainSettings, command_line
-    from attnstep.train import train as run_training
+    from attnstep.engine.checkpoint import check_writable_checkpoint
+    from attnstep.commands.train import TrainSettings, command_line
+    from attnstep.commands.train import train as run_training
     import torch
 
     try:
@@ -149,7 +149,7 @@ def translate(
     target: Annotated[Optional[str], typer.Option(help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.")] = None,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
-    from attnstep.local import run_translate, translate_input_problem
+    from attnstep.commands.translate import run_translate, translate_input_problem
 
     problem = translate_input_problem(sentence, target)
     if problem:
@@ -168,7 +168,7 @@ def replay(
     trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
 ) -> None:
     """Open the stepping app on a saved trace, without loading a model (forcing is unavailable)."""
-    from attnstep.trace import load
+    from attnstep.trace.records import load
     from attnstep.tui import run_replay
 
     try:
@@ -197,7 +197,7 @@ def evaluate(
     plot: Annotated[Optional[Path], typer.Option(help="Save the --by-length chart as FILE.svg, or FILE.png (needs matplotlib); implies --by-length.")] = None,
 ) -> None:
     """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
-    from attnstep.evaluate import run_eval
+    from attnstep.commands.evaluate import run_eval
 
     paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [DEFAULT_CHECKPOINT]
     try:
@@ -231,7 +231,7 @@ def dump(
     words: Annotated[bool, typer.Option("--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces.")] = False,
 ) -> None:
     """Write the step-by-step trace of a translation as JSON (see `attnstep schema`), or its alignment (--format pharaoh)."""
-    from attnstep.dump import dump_file, dump_sentence, json_format, pharaoh_format
+    from attnstep.commands.dump import dump_file, dump_sentence, json_format, pharaoh_format
 
     if (sentence is None) == (input is None):
         fail("give either a SENTENCE or --input FILE")
@@ -260,9 +260,9 @@ def compare(
     """One sentence through several models: their translations, each step's top choice, and their alignment grids side by side."""
     from rich.console import Console
 
-    from attnstep.compare import comparison
-    from attnstep.stepper import load_stepper
-    from attnstep.paths import resolve_checkpoint
+    from attnstep.report.compare import comparison
+    from attnstep.engine.stepper import load_stepper
+    from attnstep.data.paths import resolve_checkpoint
 
     if len(checkpoint) < 2:
         fail("give two or more --checkpoint options to compare")
@@ -281,8 +281,8 @@ def plot(
     words: Annotated[bool, typer.Option("--words/--pieces", help="A subword model's pieces gathered into words, or its pieces as the model saw them.")] = True,
 ) -> None:
     """Draw a trace's alignment for slides: source words across, output words down, a cell shaded by each weight."""
-    from attnstep.plot import check_picture_path, write_alignment
-    from attnstep.trace import load
+    from attnstep.report.plot import check_picture_path, write_alignment
+    from attnstep.trace.records import load
 
     try:
         check_picture_path(output)
@@ -295,8 +295,8 @@ def plot(
 @app.command("schema")
 def print_schema() -> None:
     """Print the JSON Schema that every trace from `attnstep dump` follows."""
-    from attnstep.files import output
-    from attnstep.trace import schema
+    from attnstep.data.files import output
+    from attnstep.trace.records import schema
 
     try:
         with output(None, "w") as handle:
@@ -312,7 +312,7 @@ def convert(
     out: Annotated[Optional[Path], typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
 ) -> None:
     """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
-    from attnstep.checkpoint import STORAGE_TYPES, check_writable_checkpoint, load_checkpoint, save_checkpoint
+    from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, load_checkpoint, save_checkpoint
 
     if dtype not in STORAGE_TYPES:
         fail(f"--dtype must be one of {', '.join(STORAGE_TYPES)}, not {dtype!r}")
@@ -397,7 +397,7 @@ def data_get(
     mirror: Annotated[Optional[str], typer.Option(help="Fetch the same files from this base URL instead of their origin (sha256s are still checked).")] = None,
 ) -> None:
     """Download a corpus from its origin into $XDG_CACHE_HOME/attnstep/data/NAME (~/.cache/…), check every sha256, and write its license and citation beside it."""
-    from attnstep.datasets import get
+    from attnstep.data.downloads import get
 
     try:
         get(name, mirror=mirror, say=lambda line: print(visible(line)))

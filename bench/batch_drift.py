@@ -19,7 +19,7 @@ import orjson
 
 from common import DEFAULT_CHECKPOINT, data_option, test_captions
 
-from attnstep.checkpoint import numbers_in
+from attnstep.engine.checkpoint import numbers_in
 
 
 def main() -> None:
@@ -33,8 +33,8 @@ def main() -> None:
 
     import torch
 
-    from attnstep.dump import trace_lines
-    from attnstep.stepper import load_stepper
+    from attnstep.commands.dump import trace_lines
+    from attnstep.engine.stepper import load_stepper
 
     stepper = load_stepper(args.checkpoint, top_k=5, vectors=True)
     sentences = test_captions(args.data, stepper.checkpoint.meta["source_language"])[: args.sentences]

@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attnstep.datasets import default_data_dir  # noqa: E402
-from attnstep.paths import DEFAULT_CHECKPOINT  # noqa: E402
+from attnstep.data.downloads import default_data_dir  # noqa: E402
+from attnstep.data.paths import DEFAULT_CHECKPOINT  # noqa: E402
 
 
 def data_option(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def data_option(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model(path: Path = DEFAULT_CHECKPOINT):
-    from attnstep.checkpoint import load_checkpoint
+    from attnstep.engine.checkpoint import load_checkpoint
 
     if not path.is_dir():
         raise SystemExit(f"bench: no checkpoint at {path}; pass one or train it first")
@@ -28,8 +28,8 @@ def load_model(path: Path = DEFAULT_CHECKPOINT):
 
 def test_captions(data: Path, language: str = "fr") -> list[str]:
     """test_2016_flickr's source side; without it the bench ends with one line naming the command that fetches it."""
-    from attnstep.data import read_lines
-    from attnstep.datasets import check_splits
+    from attnstep.data.multi30k import read_lines
+    from attnstep.data.downloads import check_splits
     from attnstep.errors import AttnstepError
 
     try:
@@ -41,7 +41,7 @@ def test_captions(data: Path, language: str = "fr") -> list[str]:
 
 def captions(words: int, data: Path) -> list[str]:
     """The first real test-set captions that together have at least ``words`` tokens."""
-    from attnstep.text import tokenize
+    from attnstep.text.words import tokenize
 
     chosen, count = [], 0
     for line in test_captions(data):
@@ -54,14 +54,14 @@ def captions(words: int, data: Path) -> list[str]:
 
 def long_sentence(words: int, data: Path) -> str:
     """Real test-set captions run together into one source of exactly ``words`` tokens."""
-    from attnstep.text import detokenize, tokenize
+    from attnstep.text.words import detokenize, tokenize
 
     return detokenize([t.surface for line in captions(words, data) for t in tokenize(line)][:words])
 
 
 def long_caption(words: int, data: Path) -> str:
     """The first real test-set caption with at least ``words`` tokens, cut to exactly ``words``."""
-    from attnstep.text import detokenize, tokenize
+    from attnstep.text.words import detokenize, tokenize
 
     for line in test_captions(data):
         tokens = tokenize(line)

@@ -27,10 +27,10 @@ def main() -> None:
 
     import torch
 
-    from attnstep.batch import pad
-    from attnstep.dump import WINDOW, trace_lines
-    from attnstep.stepper import load_stepper
-    from attnstep.stepper import Stepper
+    from attnstep.engine.batch import pad
+    from attnstep.commands.dump import WINDOW, trace_lines
+    from attnstep.engine.stepper import load_stepper
+    from attnstep.engine.stepper import Stepper
 
     full = load_stepper(args.checkpoint, top_k=5, vectors=True)  # as `attnstep dump` loads it
     lean = load_stepper(args.checkpoint, top_k=5, vectors=False)

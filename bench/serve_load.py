@@ -53,7 +53,7 @@ from terminal import CLI, Terminal, python
 from tui_latency import checkpoint_or_tiny, percentile
 
 from attnstep.serve.auth import add_user
-from attnstep.model_card import model_card_examples
+from attnstep.data.model_card import model_card_examples
 
 PASSWORD = "bench"
 RIGHT, LEFT = b"\x1b[C", b"\x1b[D"

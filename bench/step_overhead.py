@@ -41,9 +41,9 @@ def main() -> None:
 
     import torch
 
-    from attnstep.batch import pad
-    from attnstep.stepper import Stepper
-    from attnstep.text import BOS_ID
+    from attnstep.engine.batch import pad
+    from attnstep.engine.stepper import Stepper
+    from attnstep.text.words import BOS_ID
 
     torch.set_num_threads(1)
     checkpoint = load_model(args.checkpoint)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from attnstep.model.config import SCORERS
+from attnstep.model.rnn.config import SCORERS
 
 # Properties, not speed: the suite runs on busy machines, where Hypothesis's deadline and its
 # too_slow health check would fail a correct test.
@@ -25,9 +25,9 @@ def build_tiny_checkpoint(path: Path, *, attention: str = "general", seed: int =
     """
     import torch
 
-    from attnstep.checkpoint import save_checkpoint
+    from attnstep.engine.checkpoint import save_checkpoint
     from attnstep.model import ModelConfig, Seq2Seq
-    from attnstep.text import EOS_ID, SPECIALS, Vocab
+    from attnstep.text.words import EOS_ID, SPECIALS, Vocab
 
     src_vocab = Vocab([*SPECIALS, *SOURCE_WORDS])
     tgt_vocab = Vocab([*SPECIALS, *TARGET_WORDS])
@@ -71,10 +71,10 @@ def build_tiny_subword_checkpoint(path: Path, *, seed: int = 0) -> Path:
     """A deterministic, untrained format-2 model: SentencePiece pieces with byte fallback on both sides."""
     import torch
 
-    from attnstep.checkpoint import save_checkpoint
+    from attnstep.engine.checkpoint import save_checkpoint
     from attnstep.model import ModelConfig, Seq2Seq
-    from attnstep.subword import train_subword
-    from attnstep.text import Vocab
+    from attnstep.text.subword import train_subword
+    from attnstep.text.words import Vocab
 
     src_model = train_subword(SUBWORD_FRENCH * 3, 340, seed=1, threads=1)
     tgt_model = train_subword(SUBWORD_ENGLISH * 3, 320, seed=1, threads=1)
@@ -111,7 +111,7 @@ def no_attention_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def stepper(tiny_checkpoint):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     return Stepper(load_checkpoint(tiny_checkpoint))

@@ -7,13 +7,13 @@ import jsonschema
 import pytest
 import torch
 
-from attnstep import trace as tr
-from attnstep.checkpoint import load_checkpoint
+from attnstep.trace import records as tr
+from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
-from attnstep.model.config import ATTENTION_TYPES
-from attnstep.stepper import Stepper, length_penalty
-from attnstep.text import BOS_ID, EOS_ID
-from attnstep.trace import ALIVE, FINISHED, PRUNED
+from attnstep.model.rnn.config import ATTENTION_TYPES
+from attnstep.engine.stepper import Stepper, length_penalty
+from attnstep.text.words import BOS_ID, EOS_ID
+from attnstep.trace.records import ALIVE, FINISHED, PRUNED
 from tests.conftest import build_tiny_checkpoint
 
 SENTENCES = ["une voiture rouge .", "un chien noir court dans la rue .", "deux femmes", "le homme , la femme et le chien"]

@@ -7,11 +7,11 @@ import jsonschema
 import orjson
 import pytest
 
-from attnstep.checkpoint import load_checkpoint
+from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.serve.service import ModelService
 from attnstep.serve.wire import source_to_wire, trace_from_wire
-from attnstep.stepper import Stepper
-from attnstep.trace import schema
+from attnstep.engine.stepper import Stepper
+from attnstep.trace.records import schema
 from tests.cli_helpers import invoke
 from tests.tui_helpers import async_test
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from attnstep.by_length import EDGES, Series, chart, length_buckets, show, source_length
-from attnstep.plot import MATPLOTLIB_MISSING
+from attnstep.report.by_length import EDGES, Series, chart, length_buckets, show, source_length
+from attnstep.report.plot import MATPLOTLIB_MISSING
 from tests.conftest import build_tiny_checkpoint
 from tests.cli_helpers import invoke
 
@@ -48,7 +48,7 @@ def test_the_buckets():
 
 
 def test_bucket_bleu_is_sacrebleus_on_the_buckets_sentences():
-    from attnstep.evaluate import bleu_by_bucket
+    from attnstep.commands.evaluate import bleu_by_bucket
 
     references = ["a black dog runs .", "a man runs .", " ".join(["a woman walks in the street ."] * 3), "two men ."]
     hypotheses = ["a black dog runs .", "a man walks .", " ".join(["a woman walks in a street ."] * 3), "two men ."]
@@ -152,7 +152,7 @@ def test_png_chart_without_matplotlib_is_refused_before_translating(tiny_checkpo
 
 def test_png_chart(tiny_checkpoint, length_corpus, tmp_path):
     pytest.importorskip("matplotlib")
-    from attnstep.plot import PNG_SCALE, bleu_chart
+    from attnstep.report.plot import PNG_SCALE, bleu_chart
     from tests.test_plot import png_size
 
     target = tmp_path / "chart.png"

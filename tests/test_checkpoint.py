@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from attnstep.checkpoint import load_checkpoint, save_checkpoint
+from attnstep.engine.checkpoint import load_checkpoint, save_checkpoint
 from attnstep.errors import AttnstepError
-from attnstep.stepper import Stepper
+from attnstep.engine.stepper import Stepper
 from tests.conftest import build_tiny_checkpoint
 
 
@@ -178,7 +178,7 @@ def _set_model(ckpt, **sizes):
 
 def test_sizes_are_checked_against_the_header_before_the_model_is_built(ckpt, monkeypatch):
     """A config.json whose sizes disagree with the weights is refused before any real tensor is allocated."""
-    import attnstep.checkpoint as module
+    import attnstep.engine.checkpoint as module
 
     built_on = []
     real = module.Seq2Seq

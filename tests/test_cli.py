@@ -22,7 +22,7 @@ import pyte
 import pytest
 
 from attnstep import __version__
-from attnstep.trace import schema
+from attnstep.trace.records import schema
 from tests.cli_helpers import invoke
 
 
@@ -272,8 +272,8 @@ def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, sign
 
 def test_dump_input_memory_does_not_grow_with_the_file(tiny_checkpoint, tmp_path, monkeypatch):
     """Python's peak allocation for 96 lines is that for 16: finished lines wait in a file, not in memory."""
-    from attnstep import dump
-    from attnstep.stepper import load_stepper
+    from attnstep.commands import dump
+    from attnstep.engine.stepper import load_stepper
 
     monkeypatch.setattr(dump, "SPOOL_BYTES", 1)  # every line goes to the file, as full-vector lines do
     stepper = load_stepper(tiny_checkpoint, top_k=5, vectors=True)

@@ -2,10 +2,10 @@
 
 from rich.cells import cell_len
 
-from attnstep.checkpoint import load_checkpoint
-from attnstep.stepper import Stepper
-from attnstep.trace import word_alignment
-from attnstep.tui.glyphs import cell_number
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
+from attnstep.trace.records import word_alignment
+from attnstep.report.glyphs import cell_number
 from tests.cli_helpers import invoke
 
 SENTENCE = "une voiture rouge court"
@@ -66,7 +66,7 @@ def test_compare_prints_hostile_text_as_text(tiny_checkpoint, no_attention_check
 def compare_beside(first, second, origin: str, check) -> None:
     """The app over ``first`` with ``second`` as its other checkpoint: run to the end, press c,
     and ``check`` the comparison screen."""
-    from attnstep.tui.alignment_screens import CompareScreen
+    from attnstep.tui.screens.alignment import CompareScreen
     from tests.tui_helpers import app_on, async_test, settle
 
     @async_test

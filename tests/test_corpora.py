@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from attnstep.corpus import CorpusSpec, hold_out, read_corpus
+from attnstep.data.corpus import CorpusSpec, hold_out, read_corpus
 from attnstep.errors import AttnstepError
-from attnstep.train import TrainSettings, load_data
+from attnstep.commands.train import TrainSettings, load_data
 from tests.cli_helpers import invoke
 from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from attnstep import datasets
+from attnstep.data import downloads as datasets
 from attnstep.cli import app
-from attnstep.datasets import Dataset, Download, Unpack, default_data_dir
+from attnstep.data.downloads import Dataset, Download, Unpack, default_data_dir
 from attnstep.errors import AttnstepError
 
 runner = CliRunner()

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from attnstep.batch import pad
-from attnstep.checkpoint import load_checkpoint
-from attnstep.text import BOS_ID
+from attnstep.engine.batch import pad
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.text.words import BOS_ID
 
 
 @pytest.fixture

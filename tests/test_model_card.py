@@ -1,6 +1,6 @@
 """Example sentences read from a checkpoint's model card."""
 
-from attnstep.model_card import DEFAULT_EXAMPLES, model_card_examples
+from attnstep.data.model_card import DEFAULT_EXAMPLES, model_card_examples
 
 
 def test_examples_come_from_the_examples_section(tmp_path):

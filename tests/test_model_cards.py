@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from attnstep.paths import checkpoints_dir, shipped_names
+from attnstep.data.paths import checkpoints_dir, shipped_names
 
 _EXAMPLE = re.compile(r"^- (?P<source>.+?) → (?P<translation>.+)$")
 
@@ -19,8 +19,8 @@ def card_examples(name: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("name", shipped_names())
 def test_the_model_card_examples_translate_as_the_card_says(name):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     examples = card_examples(name)
     assert len(examples) >= 3, f"{name}'s model card lists no examples"

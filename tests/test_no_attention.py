@@ -6,10 +6,10 @@ import jsonschema
 import pytest
 import torch
 
-from attnstep import trace as tr
-from attnstep.batch import pad
-from attnstep.checkpoint import load_checkpoint
-from attnstep.stepper import Stepper
+from attnstep.trace import records as tr
+from attnstep.engine.batch import pad
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
 
 SENTENCES = ["un chien noir court dans la rue .", "une femme", "deux hommes dans le parc ."]
 

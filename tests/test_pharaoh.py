@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attnstep.alignment import NOTHING_TO_ALIGN, pharaoh_line, pharaoh_links
-from attnstep.trace import EOS_TOKEN, load, word_alignment
+from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line, pharaoh_links
+from attnstep.trace.records import EOS_TOKEN, load, word_alignment
 from tests.cli_helpers import invoke
 
 LINK = re.compile(r"(\d+)-(\d+)")

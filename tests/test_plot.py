@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from attnstep.alignment import NOTHING_TO_ALIGN
+from attnstep.trace.alignment import NOTHING_TO_ALIGN
 from attnstep.errors import AttnstepError
-from attnstep.plot import MATPLOTLIB_MISSING, PNG_SCALE, alignment_picture, alignment_svg, write_alignment
-from attnstep.trace import dumps, word_alignment
+from attnstep.report.plot import MATPLOTLIB_MISSING, PNG_SCALE, alignment_picture, alignment_svg, write_alignment
+from attnstep.trace.records import dumps, word_alignment
 from tests.cli_helpers import invoke
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -40,8 +40,8 @@ def trace(stepper):
 
 @pytest.fixture(scope="module")
 def subword_trace(subword_checkpoint):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     return Stepper(load_checkpoint(subword_checkpoint)).translate("Une voiture rouge est garée devant la maison.")
 

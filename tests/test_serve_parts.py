@@ -22,7 +22,7 @@ from attnstep.serve.auth import (
 from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
 from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
-from attnstep.trace import dumps
+from attnstep.trace.records import dumps
 from tests.tui_helpers import SENTENCE, async_test, settle
 
 
@@ -126,8 +126,8 @@ async def test_the_service_decodes_what_the_stepper_would(stepper):
 
 @async_test
 async def test_the_service_takes_a_subword_sentence_longer_than_100_pieces(subword_checkpoint):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     subword = Stepper(load_checkpoint(subword_checkpoint))
     source = subword.source_tokens(" ".join(["Une voiture rouge est garée devant la maison."] * 5))

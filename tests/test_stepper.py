@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 
-from attnstep.batch import pad
-from attnstep.checkpoint import load_checkpoint
+from attnstep.engine.batch import pad
+from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.errors import AttnstepError
-from attnstep.model.config import ATTENTION_TYPES
-from attnstep.stepper import Stepper
-from attnstep.text import SPECIALS
+from attnstep.model.rnn.config import ATTENTION_TYPES
+from attnstep.engine.stepper import Stepper
+from attnstep.text.words import SPECIALS
 from tests.conftest import build_tiny_checkpoint
 
 SENTENCES = ["une voiture rouge .", "un chien noir court dans la rue .", "deux femmes", "le homme , la femme et le chien"]
@@ -76,7 +76,7 @@ def test_iter_steps_yields_the_same_records_one_by_one(engine):
 def test_records_are_identical_across_runs(tiny_checkpoint):
     """Two fresh interpreters, with different hash seeds, decode to the same records, float for float."""
     script = (
-        "import sys; from attnstep.checkpoint import load_checkpoint; from attnstep.stepper import Stepper; "
+        "import sys; from attnstep.engine.checkpoint import load_checkpoint; from attnstep.engine.stepper import Stepper; "
         "print(repr(Stepper(load_checkpoint(sys.argv[1])).translate('une voiture rouge .')))"
     )
     here = repr(Stepper(load_checkpoint(tiny_checkpoint)).translate("une voiture rouge ."))

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnstep.checkpoint import load_checkpoint
-from attnstep.codec import split_words
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.text.codec import split_words
 from attnstep.errors import AttnstepError
-from attnstep.stepper import Stepper
-from attnstep.subword import SubwordModel, is_byte_piece, train_subword
-from attnstep.text import UNK_ID
-from attnstep.trace import dumps, parse, word_alignment, word_weights
+from attnstep.engine.stepper import Stepper
+from attnstep.text.subword import SubwordModel, is_byte_piece, train_subword
+from attnstep.text.words import UNK_ID
+from attnstep.trace.records import dumps, parse, word_alignment, word_weights
 from tests.conftest import SUBWORD_FRENCH
 
 
@@ -104,7 +104,7 @@ def test_word_view_sums_piece_weights_and_averages_target_pieces(subword_stepper
 def test_trace_round_trips_and_validates_against_the_schema(subword_stepper):
     import jsonschema
 
-    from attnstep.trace import schema
+    from attnstep.trace.records import schema
 
     trace = subword_stepper.translate("Une voiture rouge est garée devant la maison.")
     data = json.loads(dumps(trace))
@@ -230,7 +230,7 @@ def test_training_a_subword_model_too_large_for_its_text_is_one_error():
 def test_eval_counts_unk_outputs_by_id_even_when_sentencepiece_renders_it_otherwise(subword_checkpoint):
     import torch
 
-    from attnstep.evaluate import translate_corpus
+    from attnstep.commands.evaluate import translate_corpus
 
     checkpoint = load_checkpoint(subword_checkpoint)
     sentences = ["Je suis étudiant.", "Un chien noir."]

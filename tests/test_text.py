@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from attnstep.errors import AttnstepError
-from attnstep.text import MAX_SOURCE_TOKENS, Vocab, detokenize, tokenize, tokenize_lenient, SPECIALS, UNK_ID
+from attnstep.text.words import MAX_SOURCE_TOKENS, Vocab, detokenize, tokenize, tokenize_lenient, SPECIALS, UNK_ID
 
 
 def test_tokenize_keeps_surface_and_lowercases():

@@ -10,7 +10,7 @@ import sys
 import jsonschema
 import pytest
 
-from attnstep import trace as tr
+from attnstep.trace import records as tr
 from attnstep.errors import AttnstepError
 
 
@@ -86,7 +86,7 @@ def test_dumps_is_deterministic_across_processes(trace, tmp_path):
     """Another interpreter, with another hash seed (so other set and dict orders), writes the same bytes."""
     path = tmp_path / "trace.json"
     path.write_bytes(tr.dumps(trace, indent=True))
-    script = "import sys; from attnstep import trace; sys.stdout.buffer.write(trace.dumps(trace.load(sys.argv[1]), indent=True))"
+    script = "import sys; from attnstep.trace import records; sys.stdout.buffer.write(records.dumps(records.load(sys.argv[1]), indent=True))"
     for seed in ("1", "2"):
         child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, timeout=60,
                                env={**os.environ, "PYTHONHASHSEED": seed})
@@ -192,8 +192,8 @@ def test_step_cursor_clamps_and_resets_the_stage(trace):
 
 
 def test_every_scorer_round_trips_with_its_keys(any_attention_checkpoint):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     trace = Stepper(load_checkpoint(any_attention_checkpoint)).translate("un chien noir court .")
     data = json.loads(tr.dumps(trace))

@@ -9,15 +9,15 @@ from rich.cells import cell_len
 from rich.color import ColorSystem
 from textual import events
 
-from attnstep.local import translate_app
-from attnstep.model_card import DEFAULT_EXAMPLES
-from attnstep.text import detokenize
-from attnstep.trace import dumps, load
+from attnstep.commands.translate import translate_app
+from attnstep.data.model_card import DEFAULT_EXAMPLES
+from attnstep.text.words import detokenize
+from attnstep.trace.records import dumps, load
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
-from attnstep.tui.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
-from attnstep.tui.glyphs import norm, num, prob, strip
-from attnstep.tui.grid import cell_number
+from attnstep.tui.screens.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.report.glyphs import norm, num, prob, strip
+from attnstep.tui.panels.grid import cell_number
 from attnstep.tui.keybar import KeyBar
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle

@@ -6,14 +6,14 @@ import pytest
 
 import json
 
-from attnstep.checkpoint import load_checkpoint
-from attnstep.local import translate_app
-from attnstep.stepper import Stepper
-from attnstep.trace import dumps, parse
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.commands.translate import translate_app
+from attnstep.engine.stepper import Stepper
+from attnstep.trace.records import dumps, parse
 from attnstep.tui import replay_app
-from attnstep.tui.beam_view import BeamScreen
-from attnstep.tui.glyphs import num
-from attnstep.tui.grid import cell_number
+from attnstep.tui.screens.beam import BeamScreen
+from attnstep.report.glyphs import num
+from attnstep.tui.panels.grid import cell_number
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 

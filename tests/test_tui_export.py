@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 from textual.widgets import Input, Label, OptionList, TextArea
 
-from attnstep.alignment import NOTHING_TO_ALIGN, pharaoh_line
-from attnstep.plot import MATPLOTLIB_MISSING, alignment_svg
-from attnstep.trace import dumps
-from attnstep.tui.dialogs import EXPORTS, ExportDialog, TextDialog
+from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line
+from attnstep.report.plot import MATPLOTLIB_MISSING, alignment_svg
+from attnstep.trace.records import dumps
+from attnstep.tui.screens.dialogs import EXPORTS, ExportDialog, TextDialog
 from attnstep.tui import replay_app
 from tests.tui_helpers import app_on, async_test, settle
 
@@ -103,8 +103,8 @@ async def test_problems_are_one_line_in_the_dialog(stepper, tmp_path, monkeypatc
 
 @async_test
 async def test_a_model_without_attention_exports_its_trace_but_no_alignment(no_attention_checkpoint, tmp_path):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     trace = Stepper(load_checkpoint(no_attention_checkpoint)).translate("un chien noir")
     app = replay_app(trace, "none.json")

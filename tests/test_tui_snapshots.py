@@ -95,8 +95,8 @@ class TestNoAttention:
     @pytest.mark.parametrize("size", [SMALL, WIDE], ids=["80x24", "140x40"])
     def test_context_stage(self, snap_compare, no_attention_checkpoint, size):
         # → then s s: step 2 at its context stage; the attention tab explains that there is none
-        from attnstep.checkpoint import load_checkpoint
-        from attnstep.stepper import Stepper
+        from attnstep.engine.checkpoint import load_checkpoint
+        from attnstep.engine.stepper import Stepper
 
         engine = Stepper(load_checkpoint(no_attention_checkpoint))
         assert snap_compare(app_on(engine), terminal_size=size, run_before=after("right", "s", "s"))

@@ -7,7 +7,7 @@ import json
 import pytest
 from rich.text import Text
 
-from attnstep.trace import detokenize, parse, to_json_dict
+from attnstep.trace.records import detokenize, parse, to_json_dict
 from attnstep.tui import replay_app
 from attnstep.tui.safe import safe_text, visible
 from tests.tui_helpers import SENTENCE, async_test

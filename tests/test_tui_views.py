@@ -6,13 +6,13 @@ import math
 import re
 
 
-from attnstep.checkpoint import load_checkpoint
-from attnstep.stepper import Stepper
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
 from attnstep.tui import replay_app
-from attnstep.tui.glyphs import STATE_CELLS, mean_bins, num, prob, shade
-from attnstep.tui.grid import cell_number
-from attnstep.tui.alignment_screens import AlignmentMap, CompareScreen, MapScreen
-from attnstep.tui.worked import WorkedScoreDialog, lines, worked_score
+from attnstep.report.glyphs import STATE_CELLS, mean_bins, num, prob, shade
+from attnstep.tui.panels.grid import cell_number
+from attnstep.tui.screens.alignment import AlignmentMap, CompareScreen, MapScreen
+from attnstep.tui.panels.worked import WorkedScoreDialog, lines, worked_score
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
 WIDE, SMALL = (160, 48), (80, 24)

@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from attnstep.checkpoint import load_checkpoint
-from attnstep.stepper import Stepper
-from attnstep.trace import word_alignment, word_weights
-from attnstep.tui.attention_panel import AttentionPanel
-from attnstep.tui.grid import AlignmentGrid, cell_number
-from attnstep.tui.glyphs import num
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
+from attnstep.trace.records import word_alignment, word_weights
+from attnstep.tui.panels.attention import AttentionPanel
+from attnstep.tui.panels.grid import AlignmentGrid, cell_number
+from attnstep.report.glyphs import num
 from attnstep.tui.stages import View, attention_in_words, grid_in_words, word_brackets
 from tests.tui_helpers import app_on, async_test, settle
 

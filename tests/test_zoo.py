@@ -8,8 +8,8 @@ import re
 import jsonschema
 import pytest
 
-from attnstep import trace as tr
-from attnstep.paths import checkpoints_dir
+from attnstep.trace import records as tr
+from attnstep.data.paths import checkpoints_dir
 
 ZOO = ("dot", "general", "concat", "additive", "none")
 SENTENCE = "Une voiture rouge est garée devant la maison."
@@ -17,8 +17,8 @@ SENTENCE = "Une voiture rouge est garée devant la maison."
 
 @pytest.mark.parametrize("name", ZOO)
 def test_each_zoo_model_loads_decodes_and_dumps_a_valid_trace(name):
-    from attnstep.checkpoint import load_checkpoint
-    from attnstep.stepper import Stepper
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
 
     folder = checkpoints_dir() / "zoo" / name
     checkpoint = load_checkpoint(folder)
@@ -50,7 +50,7 @@ def test_each_zoo_model_is_small_float16_and_has_a_card_with_its_bleu_and_traini
 
 
 def test_a_shipped_checkpoint_is_named_on_screen_by_its_place_under_checkpoints(tmp_path):
-    from attnstep.paths import display_name
+    from attnstep.data.paths import display_name
 
     assert display_name(checkpoints_dir() / "zoo" / "none") == "zoo/none"
     assert display_name(checkpoints_dir() / "fr-en") == "fr-en"

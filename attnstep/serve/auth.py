@@ -77,7 +77,7 @@ def read_passwords(path: Path) -> dict[str, str]:
 
 def add_user(path: Path, name: str, password: str) -> None:
     """Add or replace ``name``'s password in the file, which is (re)written with mode 0600."""
-    from attnstep.files import atomic_writer
+    from attnstep.data.files import atomic_writer
 
     if not valid_username(name):
         raise AttnstepError(f"{name!r} is not a user name: use letters, digits, '.', '_' or '-' (at most 32)")

@@ -16,7 +16,7 @@ import orjson
 
 from attnstep.errors import AttnstepError
 from attnstep.serve.wire import MAX_ANSWER, line, source_to_wire, trace_from_wire
-from attnstep.trace import Trace
+from attnstep.trace.records import Trace
 
 
 def connect(path: str, session: int, channel: str) -> socket.socket:
@@ -36,7 +36,7 @@ def read_lines(sock: socket.socket) -> Iterator[bytes]:
 
 
 class RemoteTraceSource:
-    """The :class:`~attnstep.tui.source.TraceSource` of a served session: the server's model decodes."""
+    """The :class:`~attnstep.tui.trace_source.TraceSource` of a served session: the server's model decodes."""
 
     def __init__(self, path: str, session: int) -> None:
         self.sock = connect(path, session, "model")

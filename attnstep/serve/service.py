@@ -1,4 +1,4 @@
-"""The one model of the class: a :class:`~attnstep.stepper.Stepper` loaded once, decoding in one thread.
+"""The one model of the class: a :class:`~attnstep.engine.stepper.Stepper` loaded once, decoding in one thread.
 
 Every session's translate/force/unforce ends here as a request; torch work runs in a single
 executor thread, so requests queue instead of competing for the two cores that the session
@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from attnstep.errors import AttnstepError
-from attnstep.trace import SourceToken, dumps
+from attnstep.trace.records import SourceToken, dumps
 
 
 class RateLimit:
@@ -52,7 +52,7 @@ class ModelService:
     def load(cls, checkpoint, top_k: int, beam: int | None = None) -> "ModelService":
         import torch
 
-        from attnstep.stepper import load_stepper
+        from attnstep.engine.stepper import load_stepper
 
         # One thread: a sentence is a batch of one, too small for intra-op threads to pay off,
         # and the other core is needed by the session processes.
@@ -103,7 +103,7 @@ class ModelService:
 
     def _decode_arguments(self, request: dict[str, Any]):
         """Check a decode request against the vocabularies: ids in range, tokens that match them."""
-        from attnstep.model.seq2seq import max_output_length
+        from attnstep.model.rnn.seq2seq import max_output_length
 
         src, tgt = self.stepper.checkpoint.src_vocab, self.stepper.checkpoint.tgt_vocab
         raw_source, raw_prefix, word = request.get("source"), request.get("prefix"), request.get("word")

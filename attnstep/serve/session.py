@@ -25,12 +25,12 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from attnstep.errors import AttnstepError
-from attnstep.model_card import model_card_examples
+from attnstep.data.model_card import model_card_examples
 from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
-from attnstep.trace import STAGE_COUNT, Trace
+from attnstep.trace.records import STAGE_COUNT, Trace
 from attnstep.tui.app import AttnstepApp
-from attnstep.tui.dialogs import TextDialog
+from attnstep.tui.screens.dialogs import TextDialog
 from attnstep.tui.messages import SourceReady, TraceReady
 
 # Actions that move the student's own view: doing one leaves follow mode.
@@ -191,7 +191,7 @@ class ServedApp(AttnstepApp):
         """A file would be written on the server, so the alignment is shown as SVG text to copy instead."""
         if self.cursor is None:
             return
-        from attnstep.plot import alignment_svg
+        from attnstep.report.plot import alignment_svg
 
         try:
             svg = alignment_svg(self.cursor.trace, words=self.words, numbers=self.numbers)

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from attnstep.trace import SourceToken, Trace, from_json_dict
+from attnstep.trace.records import SourceToken, Trace, from_json_dict
 
 MAX_REQUEST = 256 * 1024  # a 100-token source and a 210-step prefix are under 20 KB
 MAX_ANSWER = 96 * 1024 * 1024  # a trace is at most MAX_TRACE_BYTES; room for the envelope

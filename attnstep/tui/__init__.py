@@ -1,7 +1,7 @@
 """The Textual app (``attnstep translate`` / ``attnstep replay``): what the CLI and the SSH server call.
 
 Nothing here imports torch or any engine module: a source of traces is handed in (the local
-one is :mod:`attnstep.local`) and called by a worker inside the app; replay has none.
+one is :mod:`attnstep.commands.translate`) and called by a worker inside the app; replay has none.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from attnstep.model_card import DEFAULT_EXAMPLES
-from attnstep.trace import Trace
-from attnstep.tui.source import SourceFactory
+from attnstep.data.model_card import DEFAULT_EXAMPLES
+from attnstep.trace.records import Trace
+from attnstep.tui.trace_source import SourceFactory
 
 if TYPE_CHECKING:
     from attnstep.tui.app import AttnstepApp

@@ -1,8 +1,8 @@
 """The stepping app: panels for every quantity of an attention step, moved by the keyboard.
 
-The app holds a :class:`~attnstep.trace.StepCursor`; every key is one verb on it (step,
+The app holds a :class:`~attnstep.trace.records.StepCursor`; every key is one verb on it (step,
 back, sub-step, go to, end, restart) or a request for a new trace from
-the :class:`~attnstep.tui.source.TraceSource` (new sentence, force, unforce), made in a
+the :class:`~attnstep.tui.trace_source.TraceSource` (new sentence, force, unforce), made in a
 thread worker. After each move every panel is handed the same :class:`View` and repaints
 only what changed.
 """
@@ -22,24 +22,24 @@ from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from attnstep.errors import AttnstepError
-from attnstep.model_card import DEFAULT_EXAMPLES
-from attnstep.trace import StepCursor, Trace
-from attnstep.tui.attention_panel import AttentionPanel
+from attnstep.data.model_card import DEFAULT_EXAMPLES
+from attnstep.trace.records import StepCursor, Trace
+from attnstep.tui.panels.attention import AttentionPanel
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
-from attnstep.tui.candidates_panel import CandidatesPanel
-from attnstep.tui.decoder_panel import DecoderPanel
-from attnstep.tui.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
-from attnstep.tui.glyphs import max_abs, mean_bins
-from attnstep.tui.grid import AlignmentGrid, grid_width
+from attnstep.tui.panels.candidates import CandidatesPanel
+from attnstep.tui.panels.decoder import DecoderPanel
+from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.report.glyphs import max_abs, mean_bins
+from attnstep.tui.panels.grid import AlignmentGrid, grid_width
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LineStyles, LinesView
-from attnstep.tui.alignment_screens import CompareScreen, MapScreen
+from attnstep.tui.screens.alignment import CompareScreen, MapScreen
 from attnstep.tui.messages import OtherReady, SourceReady, TraceReady
 from attnstep.tui.safe import visible
-from attnstep.tui.source import SourceFactory, TraceSource
-from attnstep.tui.source_panel import SourcePanel
+from attnstep.tui.trace_source import SourceFactory, TraceSource
+from attnstep.tui.panels.source import SourcePanel
 from attnstep.tui.stages import View, quote
-from attnstep.tui.worked import WorkedScoreDialog
+from attnstep.tui.panels.worked import WorkedScoreDialog
 
 # The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
 # room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
@@ -450,18 +450,18 @@ class AttnstepApp(App[None]):
 
         Pictures and links follow the screen: in words where v shows words, with numbers where # shows them.
         """
-        from attnstep.files import atomic_writer
-        from attnstep.trace import dumps
+        from attnstep.data.files import atomic_writer
+        from attnstep.trace.records import dumps
 
         if kind in ("svg", "png"):
-            from attnstep.plot import write_alignment
+            from attnstep.report.plot import write_alignment
 
             if path.suffix.lower() != f".{kind}":
                 raise AttnstepError(f"{kind.upper()} goes to a file name ending in .{kind}")
             write_alignment(trace, path, words=self.words, numbers=self.numbers)
             return
         if kind == "pharaoh":
-            from attnstep.alignment import pharaoh_line
+            from attnstep.trace.alignment import pharaoh_line
 
             data = (pharaoh_line(trace, words=self.words) + "\n").encode()
         else:
@@ -476,7 +476,7 @@ class AttnstepApp(App[None]):
         if self.cursor is None or self.cursor.trace.beam is None:
             self.notify("This decoding is greedy: translate with --beam K to step through a beam search.", markup=False)
             return
-        from attnstep.tui.beam_view import BeamScreen
+        from attnstep.tui.screens.beam import BeamScreen
 
         self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
 

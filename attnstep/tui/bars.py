@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.trace import Trace
-from attnstep.tui.glyphs import num, prob
+from attnstep.trace.records import Trace
+from attnstep.report.glyphs import num, prob
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View, forced_mark, narrate, output_pieces, source_word
+from attnstep.tui.stages import View, narrate, output_pieces, source_word
 
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 
@@ -93,7 +93,7 @@ class OutputLine(Bar):
             if current and not view.shows("pick"):
                 words.append("▶?", "bold")
             else:
-                marked = ("▶" if current else "") + word + forced_mark(view.trace, step)
+                marked = ("▶" if current else "") + word + view.trace.mark(step)
                 words.append_text(safe_text(marked, "bold reverse" if current else ""))
         notes = Text(end="", style="dim")
         if view.trace.reference is not None:

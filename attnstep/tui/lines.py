@@ -19,7 +19,7 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from attnstep.tui.glyphs import strip
+from attnstep.report.glyphs import strip
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View
 

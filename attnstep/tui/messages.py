@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from attnstep.trace import Trace
-from attnstep.tui.source import TraceSource
+from attnstep.trace.records import Trace
+from attnstep.tui.trace_source import TraceSource
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The app's gate for untrusted text on its way to the terminal (on :func:`attnstep.display.visible`).
+"""The app's gate for untrusted text on its way to the terminal (on :func:`attnstep.report.visible.visible`).
 
 Sentences, vocabulary tokens, file names and strings from replayed traces are data. Rich
 markup is never applied to them (they become :class:`rich.text.Text`), and characters a
@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 
-from attnstep.display import visible
+from attnstep.report.visible import visible
 
 
 def safe_text(text: str, style: str | Style = "") -> Text:

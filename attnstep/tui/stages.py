@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from attnstep.subword import WORD_START, is_byte_piece
-from attnstep.text import UNK, detokenize
-from attnstep.trace import (
+from attnstep.text.subword import WORD_START, is_byte_piece
+from attnstep.text.words import UNK, detokenize
+from attnstep.trace.records import (
     EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace, word_alignment, word_weights,
 )
-from attnstep.tui.glyphs import norm, num
+from attnstep.report.glyphs import norm, num
 from attnstep.tui.safe import visible
 
 
@@ -230,13 +230,6 @@ def model_choice(step: Step) -> str:
     if top.id == step.chosen_id:
         return "It is the model's own choice too."
     return f"≠ the model's own choice, {quote(top.token)} (p = {num(top.prob)})."
-
-
-def forced_mark(trace: Trace, step: Step) -> str:
-    """"*" after a word the user forced; in a given translation (all forced), "≠" where the model disagrees."""
-    if trace.reference is not None:
-        return "≠" if step.candidates[0].id != step.chosen_id else ""
-    return "*" if step.forced else ""
 
 
 # --- the word view (v): pieces gathered into the user's words ------------------------------------

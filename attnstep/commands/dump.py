@@ -1,0 +1,122 @@
+"""``attnstep dump``: traces as JSON for one sentence, or JSON Lines for a file of sentences;
+or, with ``--format pharaoh``, each sentence's alignment links as fast_align writes them."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from attnstep.errors import AttnstepError
+from attnstep.data.files import output, output_name
+from attnstep.report.progress import Meter, size_text
+from attnstep.engine.stepper import Stepper, load_stepper
+from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace, dumps
+
+# Sentences sorted by length inside a window of this many are batched together (little padding),
+# then written back in file order.
+WINDOW = 512
+# A window's JSON lines wait in memory up to this size, then in an unlinked temporary file, so
+# memory does not grow with the window (512 full-vector traces are ~400 MB).
+SPOOL_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Format:
+    """How each trace is written: its bytes, and what the summary line calls them."""
+
+    render: Callable[[Trace], bytes]
+    noun: str
+
+
+def json_format(precision: int | None, *, indent: bool) -> Format:
+    """The trace itself: indented for one sentence, a line each for a file (JSON Lines)."""
+    return Format(lambda trace: dumps(trace, precision=precision, indent=indent) + b"\n", "traces")
+
+
+def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
+    """A line of ``i-j`` links per sentence (see :mod:`attnstep.trace.alignment`)."""
+    from attnstep.trace.alignment import pharaoh_line
+
+    return Format(lambda trace: (pharaoh_line(trace, words=words, threshold=threshold) + "\n").encode(), "alignments")
+
+
+def dump_sentence(
+    checkpoint: Path, sentence: str, out: Path | None, form: Format, *, vectors: bool, top_k: int,
+    beam: int | None = None, alpha: float = DEFAULT_ALPHA, target: str | None = None,
+) -> None:
+    """One trace; ``target``: the given translation forced token by token instead of decoding."""
+    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+    trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
+    data = form.render(trace)
+    with output(out) as handle:
+        handle.write(data)
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """The file's lines, read as they are needed (a file of any length)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                yield line.rstrip("\n")
+    except UnicodeDecodeError:
+        raise AttnstepError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AttnstepError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _source(stepper: Stepper, number: int, sentence: str) -> tuple[SourceToken, ...]:
+    try:
+        return stepper.source_tokens(sentence)
+    except AttnstepError as exc:
+        raise AttnstepError(f"line {number}: {exc}") from None
+
+
+def check_lines(stepper: Stepper, path: Path) -> int:
+    """Tokenize every line before any is decoded, so a bad line is refused before output is written; → count."""
+    count = 0
+    for count, sentence in enumerate(read_lines(path), start=1):
+        _source(stepper, count, sentence)
+    if not count:
+        raise AttnstepError(f"{path} has no sentences")
+    return count
+
+
+def trace_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, precision: int | None) -> Iterator[bytes]:
+    """One JSON line per sentence, in input order."""
+    return rendered_lines(stepper, sentences, batch_size, json_format(precision, indent=False))
+
+
+def rendered_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, form: Format) -> Iterator[bytes]:
+    """``form``'s line of each sentence, in input order; memory holds one window's sources, one batch's traces and at most SPOOL_BYTES of finished lines."""
+    numbered = enumerate(sentences, start=1)
+    while window := [_source(stepper, number, sentence) for number, sentence in itertools.islice(numbered, WINDOW)]:
+        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+        spans = [(0, 0)] * len(window)  # (offset, size) of each sentence's line in the spool
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                for i, trace in zip(chunk, stepper.decode_batch([window[i] for i in chunk])):
+                    line = form.render(trace)
+                    spans[i] = (spool.tell(), len(line))
+                    spool.write(line)
+            for offset, size in spans:
+                spool.seek(offset)
+                yield spool.read(size)
+
+
+def dump_file(
+    checkpoint: Path, input: Path, out: Path | None, form: Format, *, vectors: bool, top_k: int, batch_size: int,
+    beam: int | None = None, alpha: float = DEFAULT_ALPHA,
+) -> None:
+    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+    total = check_lines(stepper, input)
+    written = 0
+    with Meter(total, "tracing") as meter, output(out) as handle:
+        for done, line in enumerate(rendered_lines(stepper, read_lines(input), batch_size, form), start=1):
+            handle.write(line)
+            written += len(line)
+            meter.update(done)
+    meter.finish(f"{total} {form.noun}, {size_text(written)}, written to {output_name(out)}")

@@ -1,0 +1,83 @@
+"""``attnstep translate``: the stepping app over a checkpoint on this machine.
+
+The engine side of the app's :class:`~attnstep.tui.trace_source.TraceSource` contract: the app
+(``attnstep.tui``) imports no engine module, and is handed a factory that builds a
+:class:`~attnstep.engine.stepper.Stepper`. The factory imports torch and loads the weights, which
+takes seconds, so the app calls it in a worker after its first frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from attnstep.errors import AttnstepError
+
+if TYPE_CHECKING:
+    from attnstep.engine.stepper import Stepper
+    from attnstep.tui.app import AttnstepApp
+
+
+def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Callable[[], "Stepper"]:
+    """A factory that imports torch and loads ``checkpoint`` (a Stepper is a TraceSource)."""
+
+    def load() -> "Stepper":
+        from attnstep.engine.checkpoint import load_checkpoint
+        from attnstep.engine.stepper import Stepper
+
+        return Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam)
+
+    return load
+
+
+def translate_app(
+    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None,
+    other: Path | None = None,
+) -> "AttnstepApp":
+    """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
+    translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
+    from attnstep.data.model_card import model_card_examples
+    from attnstep.data.paths import display_name
+    from attnstep.tui import make_app
+
+    return make_app(
+        source_factory=local_source(checkpoint, top_k, beam),
+        sentence=sentence,
+        examples=model_card_examples(checkpoint),
+        origin=display_name(checkpoint),
+        reference=reference,
+        other_factory=None if other is None else local_source(other, top_k),
+        other_origin="" if other is None else display_name(other),
+    )
+
+
+def translate_input_problem(sentence: str | None, reference: str | None) -> str | None:
+    """What is wrong with the sentence or reference given on the command line, before any screen or model."""
+    from attnstep.text.words import check_sentence
+
+    if reference is not None and sentence is None:
+        return "--target needs the SENTENCE it translates"
+    for text, what in ((sentence, ""), (reference, "the reference: ")):
+        if text is None:
+            continue
+        try:
+            check_sentence(text)
+        except AttnstepError as exc:
+            return what + str(exc)
+        if not text.strip():
+            return what + "the sentence is empty: type some words to translate"
+    return None
+
+
+def run_translate(
+    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None,
+    other: Path | None = None,
+) -> tuple[int, str | None]:
+    from attnstep.tui import no_terminal
+
+    problem = translate_input_problem(sentence, reference) or no_terminal("translate")
+    if problem:
+        return 1, problem
+    app = translate_app(checkpoint, sentence, top_k, beam, reference, other)
+    app.run()
+    return app.return_code or 0, app.error_message

@@ -1,0 +1,313 @@
+"""Checkpoints: a directory of ``config.json``, two vocabulary files and ``model.safetensors``.
+
+Format 1 cuts text into words (:mod:`attnstep.text.words`); format 2 adds ``source.spm`` and
+``target.spm``, SentencePiece models whose piece lists the vocabulary files repeat.
+
+Nothing here unpickles: safetensors holds only raw tensors, and every file is validated
+before the model is built, so a damaged or hostile checkpoint ends in one clear
+:class:`AttnstepError` rather than a traceback or code execution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from attnstep.text.codec import SubwordCodec, WordCodec
+from attnstep.errors import AttnstepError
+from attnstep.model import ModelConfig, Seq2Seq
+from attnstep.data.paths import shipped_names
+from attnstep.text.subword import SubwordModel
+from attnstep.text.words import Vocab
+
+READABLE_VERSIONS = (1, 2)
+SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE = "source.spm", "target.spm"
+CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE = (
+    "config.json",
+    "src_vocab.json",
+    "tgt_vocab.json",
+    "model.safetensors",
+)
+REQUIRED_FILES = (CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE)
+_PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
+_FLOAT_DTYPES = {"F32", "F16", "BF16"}  # as the safetensors header names them
+
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: Seq2Seq
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    meta: dict = field(default_factory=dict)  # config.json minus the model section
+    digest: str = ""  # sha256 of model.safetensors: identifies the exact weights in traces
+    subword: tuple[SubwordModel, SubwordModel] | None = None  # format 2: source and target piece models
+
+    @property
+    def codec(self) -> WordCodec | SubwordCodec:
+        return SubwordCodec(*self.subword) if self.subword else WordCodec(self.src_vocab, self.tgt_vocab)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _refuse_non_directory(path: Path) -> None:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    looks_pickled = path.suffix.lower() in _PICKLE_SUFFIXES or head[:1] == b"\x80" or head[:2] == b"PK"
+    if looks_pickled:
+        raise AttnstepError(
+            f"refusing to load {path}: it looks like a pickle/torch.save file, which can run code when loaded; "
+            "attnstep checkpoints are directories with config.json, vocabularies and model.safetensors"
+        )
+    raise AttnstepError(f"{path} is a file; a checkpoint is a directory with {', '.join(REQUIRED_FILES)}")
+
+
+def read_config(path: Path) -> dict:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AttnstepError(f"cannot read {path / CONFIG_FILE}: {exc}") from None
+    if not isinstance(config, dict):
+        raise AttnstepError(f"{path / CONFIG_FILE} must hold a JSON object")
+    version = config.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise AttnstepError(
+            f"{path / CONFIG_FILE} has format_version {version!r}; this attnstep reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
+    return config
+
+
+def _load_subword(path: Path, src_vocab: Vocab, tgt_vocab: Vocab) -> tuple[SubwordModel, SubwordModel]:
+    models = []
+    for name, vocab, vocab_file in (
+        (SOURCE_SUBWORD_FILE, src_vocab, SRC_VOCAB_FILE),
+        (TARGET_SUBWORD_FILE, tgt_vocab, TGT_VOCAB_FILE),
+    ):
+        if not (path / name).is_file():
+            raise AttnstepError(f"checkpoint {path} is missing {name}, which format_version 2 needs")
+        model = SubwordModel.load(path / name)
+        if model.pieces != vocab.tokens:
+            raise AttnstepError(f"checkpoint {path}: {name} and {vocab_file} list different pieces")
+        models.append(model)
+    return models[0], models[1]
+
+
+def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path / WEIGHTS_FILE)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AttnstepError(f"{path / WEIGHTS_FILE} is truncated or corrupt ({reason})") from None
+
+
+def _expected_shapes(path: Path, config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape as config.json implies it, from a model on the meta device: nothing is allocated."""
+    try:
+        with torch.device("meta"):
+            return {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError) as exc:
+        raise AttnstepError(f"{path / CONFIG_FILE}: the model's sizes are impossible ({str(exc).splitlines()[0]})") from None
+
+
+def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Names, dtypes and shapes from the safetensors header, before any tensor is read or the model built."""
+    where = path / WEIGHTS_FILE
+    try:
+        with safe_open(where, framework="pt") as handle:
+            slices = {name: handle.get_slice(name) for name in handle.keys()}
+            found = {name: (tuple(s.get_shape()), s.get_dtype()) for name, s in slices.items()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AttnstepError(f"{where} is truncated or corrupt ({reason})") from None
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing:
+        raise AttnstepError(f"{where} lacks tensors the model needs: {', '.join(missing[:5])}")
+    if extra:
+        raise AttnstepError(f"{where} has tensors this model does not use: {', '.join(extra[:5])}")
+    for name, (shape, dtype) in found.items():
+        if dtype not in _FLOAT_DTYPES:
+            raise AttnstepError(f"{where}: tensor {name} has dtype {dtype}; expected a float type")
+        if shape != expected[name]:
+            raise AttnstepError(f"{where}: tensor {name} has shape {shape}; config.json implies {expected[name]}")
+
+
+def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:
+    for name, tensor in weights.items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise AttnstepError(f"{path / WEIGHTS_FILE}: tensor {name} contains NaN or infinite values")
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load and validate a checkpoint directory; every failure is one AttnstepError line."""
+    path = Path(path)
+    if not path.exists():
+        names = ", ".join(shipped_names()) or "none"
+        raise AttnstepError(f"checkpoint {path} does not exist (names under checkpoints/: {names})")
+    if not path.is_dir():
+        _refuse_non_directory(path)
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise AttnstepError(f"checkpoint {path} is missing {', '.join(missing)}")
+    config = read_config(path)
+    try:
+        model_config = ModelConfig.from_dict(config.get("model", {}))
+    except (TypeError, ValueError) as exc:
+        raise AttnstepError(f"{path / CONFIG_FILE}: invalid model settings ({exc})") from None
+    src_vocab, tgt_vocab = Vocab.load(path / SRC_VOCAB_FILE), Vocab.load(path / TGT_VOCAB_FILE)
+    subword = _load_subword(path, src_vocab, tgt_vocab) if config["format_version"] == 2 else None
+    for side, vocab, size in (
+        ("source", src_vocab, model_config.src_vocab_size),
+        ("target", tgt_vocab, model_config.tgt_vocab_size),
+    ):
+        if len(vocab) != size:
+            raise AttnstepError(
+                f"checkpoint {path}: the {side} vocabulary has {len(vocab)} tokens but the model's embedding has {size}"
+            )
+    _check_header(path, _expected_shapes(path, model_config))
+    weights = _load_weights(path)
+    _check_finite(path, weights)
+    try:
+        # Built on the meta device and given the loaded tensors (assign): no random initial weights
+        # are made only to be overwritten, which spared the app ~30 MB of peak memory with fr-en.
+        with torch.device("meta"):
+            model = Seq2Seq(model_config)
+    except (RuntimeError, MemoryError) as exc:
+        raise AttnstepError(f"cannot build the model of {path}: {str(exc).splitlines()[0]}") from None
+    model.load_state_dict({name: tensor.float() for name, tensor in weights.items()}, assign=True)
+    model.eval()
+    meta = {key: value for key, value in config.items() if key != "model"}
+    return Checkpoint(path, model, src_vocab, tgt_vocab, meta, file_digest(path / WEIGHTS_FILE), subword)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_writable_checkpoint(path: Path) -> None:
+    """Refuse to put a checkpoint where it would replace something else: a file, or a non-empty folder
+    that is not a checkpoint. Called before any work, so a training run is not refused at its first save."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise AttnstepError(f"{path} exists and is not a folder; a checkpoint is a folder: choose another path")
+    if any(path.iterdir()) and not _is_checkpoint(path):
+        raise AttnstepError(f"{path} is a folder with other files in it, not an attnstep checkpoint: choose a new or empty folder")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("format_version"), int) and isinstance(config.get("model"), dict)
+
+
+# Weights are always computed in float32; these are the types they may be stored in.
+STORAGE_TYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Seq2Seq,
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    meta: dict,
+    *,
+    dtype: torch.dtype = torch.float32,
+    subword: tuple[SubwordModel, SubwordModel] | None = None,
+) -> None:
+    """Write a checkpoint directory atomically: a complete new directory replaces the old one.
+
+    With ``subword`` models it is format 2 and the vocabularies must be their piece lists. Only a
+    checkpoint is ever replaced (see :func:`check_writable_checkpoint`), and whatever else it holds
+    — a model card, notes, subfolders — is carried over into the new one.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()  # replace the folder the link names, and keep the link
+    check_writable_checkpoint(path)
+    if subword and (subword[0].pieces != src_vocab.tokens or subword[1].pieces != tgt_vocab.tokens):
+        raise ValueError("the vocabularies must be the subword models' piece lists")
+    config = {"format_version": 2 if subword else 1, "model": model.config.to_dict(), **meta}
+    if not all(math.isfinite(v) for v in numbers_in(config)):
+        raise ValueError("checkpoint metadata must not contain NaN or infinity")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise AttnstepError(f"cannot write a checkpoint in {path.parent}: {exc.strerror or exc}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        tensors = {name: t.detach().to(dtype).contiguous() for name, t in model.state_dict().items()}
+        save_file(tensors, staging / WEIGHTS_FILE)
+        (staging / SRC_VOCAB_FILE).write_text(src_vocab.to_json(), encoding="utf-8")
+        (staging / TGT_VOCAB_FILE).write_text(tgt_vocab.to_json(), encoding="utf-8")
+        for name, subword_model in zip((SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE), subword or ()):
+            (staging / name).write_bytes(subword_model.serialized())
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # mkdtemp and safetensors create owner-only files; a checkpoint is meant to be shared.
+        for item in staging.iterdir():
+            item.chmod(0o666 & ~umask)
+        staging.chmod(0o777 & ~umask)
+        for extra in path.iterdir() if path.is_dir() else ():
+            if extra.name not in (*REQUIRED_FILES, SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE):  # files we do not own, e.g. the model card
+                if extra.is_dir() and not extra.is_symlink():
+                    shutil.copytree(extra, staging / extra.name, symlinks=True)
+                else:
+                    shutil.copy2(extra, staging / extra.name, follow_symlinks=False)
+        _replace_directory(staging, path)
+    except OSError as exc:
+        raise AttnstepError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(new, target)
+        return
+    # The old folder moves aside under a fresh name (a fixed one could be a folder of the user's),
+    # onto the empty folder mkdtemp made for it.
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    os.replace(target, retired)
+    os.replace(new, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def numbers_in(value):
+    """Every number in nested JSON data (dicts and lists), booleans left out."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield float(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from numbers_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers_in(item)

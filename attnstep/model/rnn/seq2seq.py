@@ -1,0 +1,66 @@
+"""Encoder + attention decoder: teacher-forced training and batched greedy decoding, both on ``Decoder.step``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from attnstep.model.rnn.config import ModelConfig
+from attnstep.model.rnn.decoder import Decoder, DecoderState, Memory, StepOutput
+from attnstep.model.rnn.encoder import Encoder
+from attnstep.text.words import BOS_ID, EOS_ID, PAD_ID
+
+
+def max_output_length(source_length: int) -> int:
+    """Decoding stops here if no <eos> came: generous for captions (target ≈ source length)."""
+    return 2 * source_length + 10
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+
+    def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
+        states, summary, first_hidden = self.encoder(src, lengths)  # (B, S, M), (B, M), (B, H)
+        scorer = self.decoder.scorer
+        keys = states[:, :, :0] if scorer is None else scorer.prepare(states)  # (B, S, K); K = 0 without attention
+        memory = Memory(states, keys, src != PAD_ID, summary)
+        return memory, self.decoder.initial_state(first_hidden)
+
+    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
+        return self.decoder.step(prev_tokens, state, memory)
+
+    def forward(self, src: Tensor, lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher forcing: tgt_in (B, T) starts with <bos>; returns logits (B, T, V)."""
+        memory, state = self.encode(src, lengths)
+        logits = []
+        for t in range(tgt_in.size(1)):
+            output, state = self.step(tgt_in[:, t], state, memory)
+            logits.append(output.logits)  # (B, V)
+        return torch.stack(logits, dim=1)  # (B, T, V)
+
+    @torch.no_grad()
+    def greedy(self, src: Tensor, lengths: Tensor) -> list[list[int]]:
+        """Plain batched greedy decoding: token ids per sentence, without <eos>."""
+        memory, state = self.encode(src, lengths)
+        batch = src.size(0)
+        prev = torch.full((batch,), BOS_ID, dtype=torch.long)
+        finished = torch.zeros(batch, dtype=torch.bool)
+        limits = torch.tensor([max_output_length(int(n)) for n in lengths])
+        outputs: list[Tensor] = []
+        for t in range(int(limits.max())):
+            output, state = self.step(prev, state, memory)
+            prev = output.logits.argmax(dim=-1)  # (B,)
+            outputs.append(prev)
+            finished |= (prev == EOS_ID) | (t + 1 >= limits)
+            if bool(finished.all()):
+                break
+        rows = torch.stack(outputs, dim=1).tolist()  # (B, T)
+        result = []
+        for row, limit in zip(rows, limits.tolist()):
+            row = row[:limit]
+            result.append(row[: row.index(EOS_ID)] if EOS_ID in row else row)
+        return result

@@ -1,0 +1,80 @@
+"""Alignments read off a trace: the matrix a picture draws, and Pharaoh links for alignment tools.
+
+Rows are what the decoder wrote, columns the source: row j holds the attention weights a_ji of
+output token j over the source tokens. ``words=True`` gathers a subword model's pieces into
+the words a person reads, as the app's word view does (:func:`attnstep.trace.records.word_alignment`:
+a word's column sums its pieces' weights, a word's row is the mean of its pieces' rows); a
+word-level model's tokens already are words.
+
+Pharaoh links are what fast_align writes and OpenNMT, Moses and awesome-align read: one
+sentence per line, ``i-j`` for source token i and target token j, 0-based. The target tokens
+are the translation's own: the final ``<eos>`` step aligns no word of the output, so it is
+left out, as fast_align leaves out its NULL word. Each target token is linked to the source
+token it attends to most (the first of equal weights); a threshold adds every other link at
+least that strong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attnstep.errors import AttnstepError
+from attnstep.trace.records import EOS_TOKEN, Trace, Vector, word_alignment, word_weights
+
+NOTHING_TO_ALIGN = "this model has no attention, so there is no alignment"
+
+
+@dataclass(frozen=True)
+class Alignment:
+    source: tuple[str, ...]  # column labels: source tokens or words
+    target: tuple[str, ...]  # row labels: output tokens or words, "<eos>" last when kept
+    rows: tuple[Vector, ...]  # rows[j][i]: the weight of source i for target j
+    marks: tuple[str, ...]  # per row: "*" forced by the user, "≠" the model's own choice differs (a given translation)
+    finished: bool  # the decoding ended with <eos> (else at the length limit)
+
+
+def alignment(trace: Trace, *, words: bool = False, eos: bool = True) -> Alignment:
+    """The trace's alignment in tokens, or in words (``words``); ``eos`` keeps the final <eos> step's row."""
+    if not trace.checkpoint.attends:  # its steps have no weights
+        raise AttnstepError(NOTHING_TO_ALIGN)
+    steps = trace.steps
+    last = steps[-1] if trace.finished else None  # the <eos> step
+    if words and trace.subword:
+        grouped = word_alignment(trace)
+        source = tuple(w.text for w in trace.source_words)
+        target = [word.text for word, _ in grouped]
+        rows = [row for _, row in grouped]
+        marks = [_word_mark(trace, steps[w.start : w.end]) for w, _ in grouped]
+        if last is not None and eos:
+            target.append(EOS_TOKEN)
+            rows.append(word_weights(trace, last.weights))
+            marks.append(trace.mark(last))
+    else:
+        kept = steps if eos or last is None else steps[:-1]
+        source = tuple(t.surface for t in trace.source)
+        target = [s.chosen_token for s in kept]
+        rows = [s.weights for s in kept]
+        marks = [trace.mark(s) for s in kept]
+    return Alignment(source, tuple(target), tuple(rows), tuple(marks), trace.finished)
+
+
+def _word_mark(trace: Trace, pieces) -> str:
+    """A word is marked when one of its pieces is: forcing a piece changed the word."""
+    return next((mark for mark in (trace.mark(s) for s in pieces) if mark), "")
+
+
+def pharaoh_links(rows: tuple[Vector, ...], threshold: float | None = None) -> list[tuple[int, int]]:
+    """(i, j) links: each row j's strongest source i, and with ``threshold`` every i whose weight reaches it;
+    in target order, then source order."""
+    links = set()
+    for j, row in enumerate(rows):
+        links.add((max(range(len(row)), key=row.__getitem__), j))
+        if threshold is not None:
+            links.update((i, j) for i, weight in enumerate(row) if weight >= threshold)
+    return sorted(links, key=lambda link: (link[1], link[0]))
+
+
+def pharaoh_line(trace: Trace, *, words: bool = False, threshold: float | None = None) -> str:
+    """One sentence's links as fast_align writes them: ``0-0 2-1 1-2`` (no newline; empty for an empty output)."""
+    rows = alignment(trace, words=words, eos=False).rows
+    return " ".join(f"{i}-{j}" for i, j in pharaoh_links(rows, threshold))

@@ -1,0 +1,1 @@
+"""The main screen's panels, each fed by the view of the current step."""

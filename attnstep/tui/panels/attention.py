@@ -1,0 +1,119 @@
+"""Attention for the current step: per source word the raw score e_ti, weight a_ti and a_ti·h_i."""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+from rich.text import Text
+
+from attnstep.report.glyphs import STATE_CELLS, bar, mean_bins, norm, num
+from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.safe import visible
+from attnstep.tui.stages import NO_ATTENTION_NOTE, View, attention_in_words, source_word, unknown_legend, word_brackets
+
+MAX_WORD_WIDTH = 14
+
+
+class AttentionPanel(LinesView):
+    FROZEN_ROWS = 1  # the column headings
+
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self._binned: tuple | None = None  # (trace, mean bins of each h_i, ‖h_i‖)
+
+    def build(self, view: View | None) -> list[Text]:
+        if view is None:
+            return []
+        trace, step = view.trace, view.step
+        if not trace.checkpoint.attends:
+            return self.without_attention(view)
+        self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
+        label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
+        # A word cut into pieces is bracketed (┌ │ └) so its pieces read as one word.
+        brackets = word_brackets(trace)
+        grouped = any(mark != " " for mark in brackets)
+        names = [mark + source_word(t) if grouped else source_word(t) for mark, t in zip(brackets, trace.source)]
+        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(name)) for name in names)))
+        self.frozen_columns = word_width + 1
+        wide = self.size.width >= 90
+        bar_width = 16 if wide else 10
+        room = max(STATE_CELLS, self.size.width - word_width - bar_width - 25)  # 25: the number columns
+        strip_width = room if view.numbers else STATE_CELLS
+        # The header is as wide as a full row, so the panel keeps its size from the encoder-only
+        # view to step 1 (a new size would repaint every panel's scrollbar rows).
+        header = fit(Text.assemble(
+            fit("word", word_width + 1, label), fit("score e", 8, label, right=True), "  ",
+            fit("weight a", 5 + bar_width, label), "  ", fit("‖a·h‖", 5, label, right=True), "  ", ("a·h_i", label),
+        ), word_width + bar_width + 25 + strip_width)
+        # Below the words: what the mark of an unknown word means, when there is one.
+        legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
+        if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
+            return [header] + [Text.assemble(fit(name, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for name in names] + legend
+        states = trace.encoder_states
+        scale = view.state_scale
+        state_bins, state_norms = self.binned_states(trace)
+        show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
+        plain, bar_style = self.style_of("text"), self.style_of("bar")
+        lines = [header]
+        # Columns are ordered for the terminal's sake: a changed row is resent from the panel's
+        # edge to its last change (see changed_span), so the numbers that change on every step
+        # come right after the word, in its style (one colour escape for both), and the wide
+        # a·h_i strip last, where it is only resent for the words that are attended.
+        for i, token in enumerate(trace.source):
+            weight = step.weights[i]
+            numbers = Text(style=plain, end="")
+            numbers.append(f"{num(step.scores[i]):>8}" if show_score else fit("·", 8, dim, right=True))
+            numbers.append("  ")
+            numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
+            numbers.append(" ")
+            if view.just_done("score"):
+                numbers.stylize(changed, 0, 8)
+            elif view.just_done("softmax"):
+                numbers.stylize(changed, 10, 14)
+            row = Text.assemble(fit(names[i], word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
+            if show_sum and states:
+                # a·h_i from h_i's strip: the bins are means, so those of a·h_i are a times h_i's,
+                # and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00 contributes nothing
+                # visible: "·", like the grid. With # the first components are written out.
+                size = "·" if num(weight) == num(0) else num(weight * state_norms[i])
+                if view.numbers:
+                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in states[i][: strip_width // 7]) + " …", style=plain)
+                else:
+                    cells = self.vector([weight * x for x in state_bins[i]], STATE_CELLS, scale)
+                scaled = Text.assemble((f"  {size:>5}  ", plain), cells)
+                if view.just_done("weight"):
+                    scaled.stylize(changed)
+            else:
+                scaled = Text("  ·" if states else "  (no vectors in this trace)", style=dim)
+            row.append_text(scaled)
+            lines.append(row)
+        if show_weight:
+            best = max(range(len(trace.source)), key=lambda i: step.weights[i])
+            lines[best + 1].stylize(self.style_of("current"), 0, word_width)
+        return lines + legend
+
+    def without_attention(self, view: View) -> list[Text]:
+        """What a model without attention has in its place: the one context c of every step."""
+        self.set_titles("Attention: none")
+        label, dim = self.style_of("label"), self.style_of("dim")
+        lines = list(Text(NO_ATTENTION_NOTE, style=label).wrap(self.app.console, max(20, self.size.width - 1)))
+        context = view.trace.steps[0].context if view.trace.steps else None
+        if context is None:
+            return lines + [Text("(c is not in this trace: it was dumped with --no-vectors)", style=dim)]
+        strip = self.vector(mean_bins(context), STATE_CELLS, view.state_scale)
+        return lines + [Text(""), Text.assemble(fit("c", 4, label), strip, (f"  ‖c‖ {num(norm(context))}, the same at every step", label))]
+
+    def binned_states(self, trace) -> tuple[list[list[float]], list[float]]:
+        """Each h_i as its strip's mean bins, and ‖h_i‖: computed once per sentence."""
+        if self._binned is None or self._binned[0] is not trace:
+            states = trace.encoder_states or ()
+            self._binned = (trace, [mean_bins(h) for h in states], [norm(h) for h in states])
+        return self._binned[1], self._binned[2]
+
+    def show(self, view: View | None) -> None:
+        if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
+            view = attention_in_words(view)
+        super().show(view)
+        if view is not None and view.step is not None and view.shows("softmax"):
+            # Keep the most attended word on screen when the sentence is longer than the panel.
+            best = max(range(len(view.trace.source)), key=lambda i: view.step.weights[i])
+            self.scroll_into_view(best + 1)

@@ -1,0 +1,90 @@
+"""The next-word distribution: top-k candidates with probabilities, the chosen word marked."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+
+from attnstep.report.glyphs import bar, prob
+from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.stages import View
+
+WORD_WIDTH = 11
+BAR_WIDTH = 8
+
+
+class CandidatesPanel(LinesView):
+    """Top-k next words; when focused, ↑/↓ select one and Enter forces it at this step."""
+
+    BINDINGS = [
+        Binding("up,k", "select(-1)", "candidate above", show=False),
+        Binding("down,j", "select(1)", "candidate below", show=False),
+        Binding("enter", "force_selected", "force this word"),
+    ]
+
+    @dataclass
+    class Chosen(Message):
+        """The user picked a candidate to force at the current step."""
+
+        token: str
+
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self.selected = 0  # candidate row under the keyboard cursor
+
+    def action_select(self, delta: int) -> None:
+        step = self.view.step if self.view else None
+        if step is not None:
+            self.selected = max(0, min(len(step.candidates) - 1, self.selected + delta))
+            self.redraw()
+
+    def action_force_selected(self) -> None:
+        step = self.view.step if self.view else None
+        if step is not None and self.view.shows("output"):
+            self.post_message(self.Chosen(step.candidates[self.selected].token))
+
+    def on_focus(self) -> None:
+        self.redraw()
+
+    def on_blur(self) -> None:
+        self.redraw()
+
+    def build(self, view: View | None) -> list[Text]:
+        self.set_titles("Next word p(y_t)" + (", log p" if view is not None and view.numbers else ""))
+        step = view.step if view else None
+        dim, label = self.style_of("dim"), self.style_of("label")
+        if step is None:
+            return []
+        if not view.shows("output"):
+            return [Text("appears at stage 6 (→ FF)", style=dim)]
+        picked = view.shows("pick")
+        chosen_style = self.style_of("chosen")
+        lines = []
+        tokens = [c.token for c in step.candidates]
+        rows = [(c.token, c.prob) for c in step.candidates]
+        if picked and step.chosen_token not in tokens:  # a forced word outside the top-k
+            rows.append((step.chosen_token, step.chosen_prob))
+        self.selected = min(self.selected, len(step.candidates) - 1)
+        for i, (token, p) in enumerate(rows):
+            is_chosen = picked and token == step.chosen_token
+            line = Text.assemble(
+                ("▶ " if is_chosen else "  ", chosen_style if is_chosen else ""),
+                fit(token + ("*" if is_chosen and step.forced else ""), WORD_WIDTH, chosen_style if is_chosen else ""),
+                f" {prob(p):>5} ",
+                # With #, the log-probability the model scored it with, in place of the bar.
+                (f"{math.log(p) if p > 0 else -math.inf:>{BAR_WIDTH}.2f}", self.style_of("label")) if view.numbers else (bar(p, BAR_WIDTH), self.style_of("bar")),
+            )
+            if view.just_done("pick" if is_chosen else "output"):
+                line.stylize(self.style_of("changed"), 0, 2 + WORD_WIDTH)
+            if self.has_focus and i == self.selected:
+                line.stylize(self.style_of("cursor"))
+            lines.append(line)
+        if picked and step.forced:
+            lines.append(Text("* forced · u: undo", style=label))
+        if self.has_focus:
+            lines.append(Text("↑/↓ select · Enter: force it", style=dim))
+        return lines

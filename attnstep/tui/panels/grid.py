@@ -1,0 +1,124 @@
+"""The alignment grid: one row per decoded word, one column per source word, a row added per step.
+
+Each cell is the weight as a number (".81"; "·" below 0.005) on a background whose
+strength is the weight, so the grid reads in 16 colours and with NO_COLOR alike.
+"""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+from rich.text import Text
+
+from attnstep.trace.records import Step, Trace
+from attnstep.report.glyphs import cell_number
+from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.safe import visible
+from attnstep.tui.stages import View, grid_in_words, source_word
+
+MAX_COLUMN = 8
+MAX_LABEL = 10
+
+
+def column_widths(trace: Trace) -> list[int]:
+    """Cells of each source word's column: its word, cut to MAX_COLUMN, and at least a number (".81")."""
+    return [max(3, min(MAX_COLUMN, cell_len(visible(source_word(t))))) for t in trace.source]
+
+
+def label_width(trace: Trace) -> int:
+    """Cells of the row labels: a marker ("▶ "), the output word, a space."""
+    return min(MAX_LABEL, max([5, *(cell_len(visible(s.chosen_token)) for s in trace.steps)])) + 3
+
+
+def grid_width(trace: Trace, columns: int | None = None) -> int:
+    """Cells the labels and the first ``columns`` source columns (all by default) take."""
+    return label_width(trace) + sum(width + 1 for width in column_widths(trace)[:columns])
+
+
+class AlignmentGrid(LinesView):
+    """The header of source words and the column of target words stay put; the cells scroll."""
+
+    FROZEN_ROWS = 1
+
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self.columns: list[tuple[int, int]] = []  # [start, end) cells of each source word's column
+
+    TITLE = "Alignment so far: target rows × source columns"
+
+    def build(self, view: View | None) -> list[Text]:
+        self.set_titles(self.TITLE)
+        if view is None:
+            return []
+        trace = view.trace
+        label = self.style_of("label")
+        if not trace.checkpoint.attends:
+            self.columns = []
+            note = "No alignment: this model has no attention, so every word it writes comes from the same context c."
+            return list(Text(note, style=label).wrap(self.app.console, max(20, self.size.width - 1)))
+        widths = column_widths(trace)
+        labels = self.frozen_columns = self.label_width(trace)
+        header = Text.assemble(fit("", labels))
+        self.columns = []
+        for token, width in zip(trace.source, widths):
+            self.columns.append((header.cell_len, header.cell_len + width))
+            header.append_text(fit(source_word(token), width, label))
+            header.append(" ")
+        for word in trace.source_words if trace.subword else ():
+            if word.end - word.start > 1:  # one underline under all of a word's pieces groups them
+                header.stylize("underline", self.columns[word.start][0], self.columns[word.end - 1][1])
+        room, body = self.scrollable_content_region.width - labels, header.cell_len - labels
+        if body > room:
+            # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
+            # scroll can reach the first column start that shows the last column whole.
+            last = min((start - labels for start, _ in self.columns if start - labels >= body - room), default=body - room)
+            header.append(" " * (last + room - body))
+        lines = [header]
+        rows = view.position if view.shows("softmax") or not view.step else view.position - 1
+        # Rows not decoded yet are blank lines, so the panel's size stays that of the whole
+        # trace: a step then repaints the one new row instead of the whole resized panel.
+        lines += [Text(" " * header.cell_len) for _ in trace.steps]
+        for step in trace.steps[:rows]:
+            current = self.marked(step, view)
+            row = Text.assemble(self.MARK if current else "  ", fit(self.row_label(step, view), labels - 3), " ")
+            for weight, width in zip(step.weights, widths):
+                row.append(self.cell(weight, width), self.weight_style(weight))
+                row.append(" ")
+            if current:
+                row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels)
+            lines[step.index + 1] = row
+        return lines
+
+    MARK = "▶ "  # before the label of the marked row
+
+    def marked(self, step: Step, view: View) -> bool:
+        """The row to mark: the current step."""
+        return step.index == view.position - 1
+
+    def row_label(self, step: Step, view: View) -> str:
+        """The output word of a row (* when forced), "?" until the current step has picked it."""
+        word = step.chosen_token if step.index < view.position - 1 or view.shows("pick") else "?"
+        return word + view.trace.mark(step)
+
+    def label_width(self, trace: Trace) -> int:
+        return label_width(trace)
+
+    def cell(self, weight: float, width: int) -> str:
+        return cell_number(weight).rjust(width)
+
+    def snap_x(self, x: int) -> int:
+        """Scroll to the start of a column, so no source word in the header is cut in two."""
+        starts = [start - self.frozen_columns for start, _ in self.columns]
+        return max((start for start in starts if start <= x), default=0)
+
+    def show(self, view: View | None) -> None:
+        if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
+            view = grid_in_words(view)
+        super().show(view)
+        if view is None or view.step is None or not view.trace.checkpoint.attends:  # the encoder alone (r): back to the first row and column
+            if self.scroll_offset != (0, 0):
+                self.scroll_to(0, 0, animate=False, immediate=True)
+            return
+        step = view.step
+        best = max(range(len(step.weights)), key=lambda i: step.weights[i]) if view.shows("softmax") else None
+        # The current row, and the word it attends to most: the cell the eye looks for.
+        self.scroll_into_view(step.index + 1, None if best is None else self.columns[best])

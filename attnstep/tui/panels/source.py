@@ -1,0 +1,81 @@
+"""Source words with their encoder states h_i; the selected word's numbers below."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+
+from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
+from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.stages import source_word, unknown_legend
+
+WORD_WIDTH = 12
+NUMBER_WIDTH = 7  # " -0.12" and a space
+
+
+class SourcePanel(LinesView):
+    """One row per source word: its strip h_i and norm ‖h_i‖; ↑/↓ select a word to list its numbers."""
+
+    FROZEN_ROWS = 1  # the column headings
+
+    BINDINGS = [
+        Binding("up,k", "select(-1)", "word above", show=False),
+        Binding("down,j", "select(1)", "word below", show=False),
+    ]
+
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self.selected = 0  # index of the source word whose numbers are listed
+
+    def action_select(self, delta: int) -> None:
+        if self.view is None:
+            return
+        self.selected = max(0, min(len(self.view.trace.source) - 1, self.selected + delta))
+        self.redraw()
+        self.scroll_into_view(self.selected + 1)
+
+    def show(self, view) -> None:
+        # The encoder states belong to the sentence, not the step: nothing to redraw on a move.
+        if view is None or self.view is None or view.trace is not self.view.trace:
+            super().show(view)
+        self.view = view
+
+    def on_focus(self) -> None:
+        self.redraw()
+
+    def on_blur(self) -> None:
+        self.redraw()
+
+    def build(self, view) -> list[Text]:
+        if view is None:
+            return [Text("No sentence yet: press n to type one.", style=self.style_of("dim"))]
+        trace = view.trace
+        states = trace.encoder_states
+        label = self.style_of("label")
+        width = STATE_CELLS  # binned as a·h_i and C_t are, so the three can be compared cell by cell
+        lines = [Text.assemble(fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label))]
+        if states is None:
+            lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH)) for i, t in enumerate(trace.source)]
+            lines.append(Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim")))
+            return lines
+        scale = view.state_scale
+        self.selected = min(self.selected, len(trace.source) - 1)
+        for i, (token, state) in enumerate(zip(trace.source, states)):
+            row = Text.assemble(
+                fit(f"{i + 1:>2} ", 3, label),
+                fit(source_word(token), WORD_WIDTH + 1),
+                self.vector(mean_bins(state), width, scale),
+                f"  {num(norm(state))}",
+            )
+            if self.has_focus and i == self.selected:
+                row.stylize(self.style_of("cursor"))
+            lines.append(row)
+        legend = unknown_legend(trace)
+        if legend:
+            lines.append(Text(legend, style=label))
+        token, state = trace.source[self.selected], states[self.selected]
+        lines.append(Text.assemble((f"h_{self.selected + 1} ", label), fit(source_word(token), WORD_WIDTH), (f" {len(state)} numbers (↑/↓: other word)", label)))
+        per_line = max(1, self.size.width // NUMBER_WIDTH)
+        for start in range(0, len(state), per_line):
+            lines.append(Text("".join(f"{num(x):>{NUMBER_WIDTH}}" for x in state[start : start + per_line])))
+        return lines

@@ -1,0 +1,175 @@
+"""The worked score (``w``): how one source word's score e_ti and weight a_ti come out of the vectors.
+
+For Luong dot/general, e_ti = h_t · k_i with k_i = h_i (dot) or W_a h_i (general): a sum of
+products h_t[j]·k_i[j], of which the largest are listed with their partial sum. For concat
+and Bahdanau additive, e_ti = v_a · tanh(q_t + k_i), with q_t the query term (W_q h_t, or
+W_a s_{t-1}) and k_i = W_k h_i + b: the products are v_a[j]·tanh(…)[j]. Then the softmax:
+exp(e_ti), Z = Σ_i exp(e_ti), a_ti = exp(e_ti)/Z. Everything comes from the trace, so replay
+shows it too; the arithmetic is plain Python, apart from the screen, so tests can check it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from attnstep.trace.records import Trace, Vector
+from attnstep.tui.screens.dialogs import Dialog
+from attnstep.report.glyphs import norm, num
+from attnstep.tui.safe import visible
+from attnstep.tui.stages import quote, source_word
+
+TOP_TERMS = 8  # products listed, largest |value| first
+SHOWN = 6  # first components of each vector listed
+MAX_WIDTH = 140  # the dialog's widest (app.tcss)
+RAW_EXP_LIMIT = 30.0  # above this score, exp(e) is shown relative to the largest score
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """The named vectors whose componentwise products add up to e_ti."""
+
+    rows: tuple[tuple[str, str, Vector], ...]  # (name, what it is, vector) in the order they are shown
+    factors: tuple[str, str]  # the two rows whose products are summed, e.g. ("h_t", "k")
+    terms: Vector  # the products, one per component j
+
+
+@dataclass(frozen=True)
+class WorkedScore:
+    trace: Trace
+    t: int  # step index
+    i: int  # source token index
+    vectors: Vectors | None  # None: the trace has no vectors (or no keys) to show the products with
+    missing: str  # why vectors is None
+
+    @property
+    def score(self) -> float:
+        return self.trace.steps[self.t].scores[self.i]
+
+    @property
+    def top(self) -> list[int]:
+        """Components j of the largest products, largest |value| first."""
+        terms = self.vectors.terms
+        return sorted(range(len(terms)), key=lambda j: -abs(terms[j]))[:TOP_TERMS]
+
+    @property
+    def shift(self) -> float:
+        """What is subtracted from every score before exp: 0, or the largest score when exp would overflow the page."""
+        largest = max(self.trace.steps[self.t].scores)
+        return largest if largest > RAW_EXP_LIMIT else 0.0
+
+    @property
+    def exps(self) -> list[float]:
+        return [math.exp(e - self.shift) for e in self.trace.steps[self.t].scores]
+
+
+def worked_score(trace: Trace, t: int, i: int) -> WorkedScore:
+    """The arithmetic of e_ti for the trace's scorer, from the trace's own numbers."""
+    step, attention = trace.steps[t], trace.checkpoint.attention
+    if trace.encoder_states is None or step.hidden is None:
+        return WorkedScore(trace, t, i, None, "this trace has no vectors (written with --no-vectors)")
+    if attention in ("dot", "general"):
+        if attention == "general" and trace.keys is None:
+            return WorkedScore(trace, t, i, None, "this trace does not carry the scorer's keys W_a h_i")
+        key = trace.encoder_states[i] if attention == "dot" else trace.keys[i]
+        rows = (("k", f"h_{i + 1}" if attention == "dot" else f"W_a h_{i + 1}", key), ("h_t", "", step.hidden))
+        return WorkedScore(trace, t, i, Vectors(rows, ("h_t", "k"), tuple(q * k for q, k in zip(step.hidden, key))), "")
+    if trace.keys is None or step.query is None or trace.v_a is None:
+        return WorkedScore(trace, t, i, None, "this trace does not carry the scorer's keys and query terms")
+    query = "W_a s_{t-1}" if attention == "additive" else "W_q h_t"
+    hidden = tuple(math.tanh(q + k) for q, k in zip(step.query, trace.keys[i]))
+    terms = tuple(v * x for v, x in zip(trace.v_a, hidden))
+    rows = (("k", f"W_k h_{i + 1} + b", trace.keys[i]), ("q", query, step.query), ("tanh(q + k)", "", hidden), ("v_a", "", trace.v_a))
+    return WorkedScore(trace, t, i, Vectors(rows, ("v_a", "tanh(q + k)"), terms), "")
+
+
+def signed(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def big(value: float) -> str:
+    """A positive number of any size in a few cells: 17.64, 3.2e+05, 1.1e-09."""
+    return f"{value:.2f}" if 0.01 <= value < 1e5 else f"{value:.2g}"
+
+
+def fitted(head: str, items: list[str], width: int, tail: str = "") -> Text:
+    """``head`` and as many of ``items`` as fit in ``width`` cells, then "…" if some did not."""
+    line = Text(head)
+    for n, item in enumerate(items):
+        rest = "" if n == len(items) - 1 else " …"
+        if line.cell_len + len(item) + len(rest) + len(tail) > width:
+            line.append("…")
+            break
+        line.append(item)
+    line.append(tail)
+    return line
+
+
+def lines(work: WorkedScore, width: int) -> list[Text]:
+    """The worked score as lines of text about ``width`` cells wide (untrusted words made safe)."""
+    trace, step, i = work.trace, work.trace.steps[work.t], work.i
+    words = [visible(source_word(token)) for token in trace.source]
+    out = [Text.assemble(("How ", "bold"), (quote(words[i]), "bold"), (f" got its weight at step {work.t + 1}", "bold"), ("   " + visible(trace.checkpoint.formula), "dim"))]
+    if work.vectors is None:
+        out.append(Text(f"The products behind e are not shown: {work.missing}. From the scores alone:", style="dim"))
+    else:
+        vectors = work.vectors
+        labels = [f"{name} = {what}" if what else name for name, what, _ in vectors.rows]
+        label_width = max(map(len, labels)) + 2
+        shown = max(2, min(SHOWN, (width - label_width - 30) // 7))  # components that fit beside the label
+        for label, (name, _, vector) in zip(labels, vectors.rows):
+            numbers = " ".join(f"{x:6.2f}" for x in vector[:shown])
+            out.append(Text(f"  {label:<{label_width}}[{numbers} …]  ‖{name}‖ {num(norm(vector))}, {len(vector)} numbers"))
+        a, b = vectors.factors
+        out.append(fitted(f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in work.top], width))
+        top, total = sum(vectors.terms[j] for j in work.top), sum(vectors.terms)
+        out.append(Text.assemble(f"  e = Σ_j {a}[j]·{b}[j] = ", (num(total), "bold")))
+        out.append(Text(f"      the {len(work.top)} largest give {num(top)}; the other {len(vectors.terms) - len(work.top)} give {num(total - top)}", style="dim"))
+    exps, shift = work.exps, work.shift
+    z = sum(exps)
+    exp_e, exp_ei = ("exp(e)", "exp(e_i)") if not shift else (f"exp(e − {num(shift)})", f"exp(e_i − {num(shift)})")
+    if shift:
+        out.append(Text(f"  (scores above {RAW_EXP_LIMIT:g}: each exp is of e minus the largest score, {num(shift)}; the weights are the same)", style="dim"))
+    out.append(Text.assemble(f"  {exp_e} = ", (big(exps[i]), "bold")))
+    largest = sorted(range(len(exps)), key=lambda j: -exps[j])
+    out.append(fitted(f"  Z = Σ_i {exp_ei} = {big(z)}   (", [f"{words[j]} {big(exps[j])}" + (" · " if n < len(exps) - 1 else "") for n, j in enumerate(largest)], width, ")"))
+    out.append(Text.assemble(f"  a = {exp_e} / Z = {big(exps[i])} / {big(z)} = ", (num(exps[i] / z), "bold"), f"      Σ_i a_i = {num(sum(step.weights))}"))
+    out.append(Text(f"      recorded in the trace: e {num(step.scores[i])}, a {num(step.weights[i])}", style="dim"))
+    return out
+
+
+class WorkedScoreDialog(Dialog):
+    """The worked score of one source word at the current step; ↑/↓ move to another word."""
+
+    BINDINGS = [
+        Binding("escape,w", "cancel", "close"),
+        Binding("up,k", "word(-1)", "word above"),
+        Binding("down,j", "word(1)", "word below"),
+    ]
+
+    def __init__(self, trace: Trace, t: int, i: int) -> None:
+        super().__init__()
+        self.trace, self.t, self.i = trace, t, i
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog worked"):
+            yield Static(id="work")
+            yield Static(Text("↑/↓ another word · Esc close", style="dim"))
+
+    def on_mount(self) -> None:
+        self.show_word()
+
+    def action_word(self, delta: int) -> None:
+        self.i = max(0, min(len(self.trace.source) - 1, self.i + delta))
+        self.show_word()
+
+    def show_word(self) -> None:
+        work = worked_score(self.trace, self.t, self.i)
+        width = min(self.app.size.width, MAX_WIDTH) - 8  # the dialog's borders and padding
+        self.query_one("#work", Static).update(Text("\n").join(lines(work, max(40, width))))

@@ -1,0 +1,1 @@
+"""The screens and dialogs that open over the main screen."""

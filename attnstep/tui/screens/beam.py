@@ -1,0 +1,259 @@
+"""The beam view (``b``): a beam search a step at a time, its hypotheses, and the attention of one.
+
+A screen of its own over a trace made with ``--beam K``. It reads only ``Trace.beam``, so it
+works in replay too and never asks the model for anything. → / ← move through the search's
+steps and ↑ / ↓ select a hypothesis; the selection follows its line, to its first extension
+on →, to the hypothesis it extends on ←. Three panels: the step's hypotheses (prefix, score,
+normalized score, status), the selected one's attention row a_t over the source words, and its
+whole attention history, one row per word it wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import ModalScreen
+
+from attnstep.text.words import detokenize
+from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Hypothesis, Trace
+from attnstep.tui.bars import Bar
+from attnstep.report.glyphs import bar, num
+from attnstep.report.glyphs import cell_number
+from attnstep.tui.keybar import KeyBar
+from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.safe import visible
+from attnstep.tui.stages import quote
+
+NUMBERS_WIDTH = 26  # " log p  score   norm" after the prefix
+MAX_COLUMN = 8  # grid column width, as the main grid's
+BAR_WIDTH = 10
+
+
+@dataclass(frozen=True)
+class BeamView:
+    """What the beam screen shows: beam step ``t`` of ``trace`` with hypothesis ``selected`` chosen."""
+
+    trace: Trace
+    t: int
+    selected: int
+
+    @property
+    def hypotheses(self) -> tuple[Hypothesis, ...]:
+        return self.trace.beam.steps[self.t]
+
+    @property
+    def hypothesis(self) -> Hypothesis:
+        return self.hypotheses[self.selected]
+
+    @property
+    def history(self) -> tuple[Hypothesis, ...]:
+        return self.trace.beam.history(self.t, self.selected)
+
+    @property
+    def best_path(self) -> tuple[int, ...]:
+        """Indices, step by step, of the hypothesis whose records are the trace's steps."""
+        return self.trace.beam.lineage(len(self.trace.steps) - 1, self.trace.beam.best)
+
+    def on_best_path(self, t: int, index: int) -> bool:
+        path = self.best_path
+        return t < len(path) and path[t] == index
+
+    def prefix(self, index: int) -> str:
+        """Hypothesis ``index``'s words so far, detokenized as the translation is."""
+        tokens = [h.token for h in self.trace.beam.history(self.t, index) if h.token != EOS_TOKEN]
+        return "".join(tokens).replace("▁", " ").strip() if self.trace.subword else detokenize(tokens)
+
+
+def tail(text: str, width: int) -> Text:
+    """The end of ``text`` in ``width`` cells (a hypothesis's newest words matter most), "…" where cut."""
+    text = visible(text)
+    if cell_len(text) <= width:
+        return fit(text, width)
+    while cell_len(text) > width - 1:
+        text = text[1:]
+    return fit("…" + text, width)
+
+
+class HypothesesPanel(LinesView):
+    def build(self, view: BeamView | None) -> list[Text]:
+        if view is None:
+            return []
+        beam = view.trace.beam
+        fixed = " · a fixed prefix: one hypothesis" if view.t < beam.start else ""
+        self.set_titles(f"Beam step {view.t + 1} of {len(beam.steps)}: hypotheses, best score first{fixed}",
+                        f"K = {beam.width} · normalized = score / ((5 + length) / 6)^{beam.alpha:g}")
+        label, chosen = self.style_of("label"), self.style_of("chosen")
+        width = max(12, min(60, self.size.width - 2 - 11 - NUMBERS_WIDTH - 9))  # 60: the numbers stay near the words
+        lines = [Text.assemble(fit("   #  from", 11, label), fit("prefix", width, label), fit("log p", 7, label, right=True),
+                               fit("score", 7, label, right=True), fit("norm", 7, label, right=True), "  ", ("status", label))]
+        for i, h in enumerate(view.hypotheses):
+            best = view.on_best_path(view.t, i)
+            marker = ("▶" if i == view.selected else " ") + ("★" if best and view.t == len(view.trace.steps) - 1 else "•" if best else " ")
+            row = Text.assemble(
+                fit(f"{marker} #{i + 1}", 6), fit("—" if h.parent is None else f"#{h.parent + 1}", 5),
+                tail(view.prefix(i) + (f" {EOS_TOKEN}" if h.token == EOS_TOKEN else ""), width),
+                f"{num(h.logprob):>7}{num(h.score):>7}{num(h.normalized):>7}  ",
+                (h.status, chosen if h.status == FINISHED else self.style_of("dim") if h.status != ALIVE else ""),
+            )
+            if i == view.selected:
+                row.stylize(self.style_of("cursor"))
+            lines.append(row)
+        lines.append(Text("▶ selected · • on the best one's path · ★ the best: the main view's steps", style=label))
+        return lines
+
+    def show(self, view: BeamView | None) -> None:
+        super().show(view)
+        if view is not None:
+            self.scroll_into_view(view.selected + 1)
+
+
+class RowPanel(LinesView):
+    """The selected hypothesis's a_t: one line per source word, its weight as a number and a bar."""
+
+    def build(self, view: BeamView | None) -> list[Text]:
+        if view is None:
+            return []
+        h = view.hypothesis
+        self.set_titles(f"a_t of #{view.selected + 1}")
+        source = view.trace.source
+        if not view.trace.checkpoint.attends:
+            return [Text("No attention: this model has no a_t.", style=self.style_of("label"))]
+        word_width = max(4, self.size.width - 2 - BAR_WIDTH - 6)
+        best = max(range(len(source)), key=lambda i: h.weights[i])
+        lines = []
+        for i, (token, weight) in enumerate(zip(source, h.weights)):
+            row = Text.assemble(fit(token.surface, word_width), f" {num(weight)} ", (bar(weight, BAR_WIDTH), self.style_of("bar")))
+            if i == best:
+                row.stylize(self.style_of("current"), 0, word_width)
+            lines.append(row)
+        return lines
+
+
+class HistoryPanel(LinesView):
+    """The selected hypothesis's attention history: a row per word it wrote, a column per source word."""
+
+    def build(self, view: BeamView | None) -> list[Text]:
+        if view is None:
+            return []
+        self.set_titles(f"History of #{view.selected + 1}: its words × source words")
+        label = self.style_of("label")
+        source = view.trace.source if view.trace.checkpoint.attends else ()  # no attention: its words alone
+        widths = [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in source]
+        history = view.history
+        label_width = min(10, max([5, *(cell_len(visible(h.token)) for h in history)])) + 2
+        header = Text.assemble(fit("", label_width))
+        for token, width in zip(source, widths):
+            header.append_text(fit(token.surface, width, label))
+            header.append(" ")
+        lines = [header]
+        for t, h in enumerate(history):
+            current = t == view.t
+            row = Text.assemble(("▶" if current else " ", self.style_of("current")), fit(h.token, label_width - 2), " ")
+            for weight, width in zip(h.weights, widths):
+                row.append(cell_number(weight).rjust(width), self.weight_style(weight))
+                row.append(" ")
+            lines.append(row)
+        return lines
+
+    def show(self, view: BeamView | None) -> None:
+        super().show(view)
+        if view is not None:
+            self.scroll_into_view(view.t + 1)
+
+
+class BeamStatus(Bar):
+    def line(self, view: BeamView | None) -> Text:
+        if view is None:
+            return Text()
+        beam = view.trace.beam
+        finished = sum(h.status == FINISHED for step in beam.steps[: view.t + 1] for h in step)
+        return Text.assemble(("beam search", "bold"), f" · K = {beam.width} · α = {beam.alpha:g}   ",
+                             (f"step {view.t + 1} of {len(beam.steps)}", "bold"), f" · {finished} finished so far")
+
+
+class BeamNarration(Bar):
+    def build(self, view: BeamView | None) -> list[Text]:
+        return list(Text(narrate_beam(view) if view else "").wrap(self.app.console, max(1, self.size.width)))
+
+
+def narrate_beam(view: BeamView) -> str:
+    """One or two sentences on the selected hypothesis: where it comes from, its numbers, what became of it."""
+    h, t = view.hypothesis, view.t
+    origin = "from <bos>" if h.parent is None else f"extends #{h.parent + 1}"
+    fate = {
+        ALIVE: "alive: the search extends it at the next step" if t + 1 < len(view.trace.beam.steps) else "alive when the length limit ended the search",
+        FINISHED: "finished: it ends with <eos> and leaves the beam",
+    }.get(h.status, "pruned: none of its extensions ranked among the best, so its line ends here")
+    best = " ★ The best: the main view's steps." if view.on_best_path(t, view.selected) and t == len(view.trace.steps) - 1 else ""
+    return (f"#{view.selected + 1} {origin} with {quote(h.token)} (log p = {num(h.logprob)}): score {num(h.score)}, "
+            f"normalized {num(h.normalized)} over {t + 1} tokens; {fate}.{best}")
+
+
+class BeamScreen(ModalScreen[None]):
+    """The beam search of the current trace, step by step (b in the main view).
+
+    Modal, so that the main view's keys (force, new sentence…) do not act on a trace this screen
+    is not showing.
+    """
+
+    CSS_PATH = Path(__file__).with_name("beam.tcss")
+    # priority: ↑ ↓ → ← move the selection even when a panel has the focus (Tab moves it, for
+    # scrolling a long sentence's grid sideways with Shift+← →).
+    BINDINGS = [
+        Binding("right,l", "step(1)", "next step", priority=True),
+        Binding("left,h", "step(-1)", "previous step", priority=True),
+        Binding("down,j", "select(1)", "next hypothesis", priority=True),
+        Binding("up,k", "select(-1)", "previous hypothesis", show=False, priority=True),
+        Binding("escape,b,q", "close", "back to the steps"),
+    ]
+
+    def __init__(self, trace: Trace, t: int) -> None:
+        super().__init__()
+        t = max(0, min(t, len(trace.beam.steps) - 1))
+        path = trace.beam.lineage(len(trace.steps) - 1, trace.beam.best)
+        # Open on the best hypothesis's line where it exists at this step, as the main view shows it.
+        self.view = BeamView(trace, t, path[t] if t < len(path) else 0)
+
+    def compose(self) -> ComposeResult:
+        yield BeamStatus(id="beam-status")
+        yield HypothesesPanel(id="beam-hypotheses", classes="panel")
+        with Horizontal(id="beam-attention"):
+            yield RowPanel(id="beam-row", classes="panel")
+            yield HistoryPanel(id="beam-history", classes="panel")
+        yield BeamNarration(id="beam-narration")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.show_view()
+
+    def show_view(self) -> None:
+        for widget in self.query(LinesView):
+            widget.show(self.view)
+
+    def action_step(self, delta: int) -> None:
+        view, beam = self.view, self.view.trace.beam
+        t = view.t + delta
+        if not 0 <= t < len(beam.steps):
+            return
+        if delta < 0:
+            selected = view.hypothesis.parent
+        else:  # its first extension, else the step's best
+            selected = next((i for i, h in enumerate(beam.steps[t]) if h.parent == view.selected), 0)
+        self.view = BeamView(view.trace, t, selected)
+        self.show_view()
+
+    def action_select(self, delta: int) -> None:
+        view = self.view
+        selected = max(0, min(len(view.hypotheses) - 1, view.selected + delta))
+        if selected != view.selected:
+            self.view = BeamView(view.trace, view.t, selected)
+            self.show_view()
+
+    def action_close(self) -> None:
+        self.dismiss()

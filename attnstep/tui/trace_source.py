@@ -1,0 +1,28 @@
+"""Where the app gets its traces: the small protocol a source of traces keeps.
+
+The app never holds a model. It asks a :class:`TraceSource` for a new trace when the
+decoding must change (a new sentence, a forced word) and otherwise only moves a cursor, so
+a source may equally be a model in another process (the SSH server). Calls may block; the
+app makes them from a thread worker. Replay has no source at all. The implementations live
+outside the app: a local Stepper (:mod:`attnstep.commands.translate`) and the SSH server's model
+(:mod:`attnstep.serve.remote`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from attnstep.trace.records import Trace
+
+
+class TraceSource(Protocol):
+    def translate(self, sentence: str) -> Trace: ...
+
+    def force(self, trace: Trace, t: int, word: str) -> Trace: ...
+
+    def unforce(self, trace: Trace, t: int) -> Trace: ...
+
+    def score_reference(self, sentence: str, reference: str) -> Trace: ...  # translate --target only
+
+
+SourceFactory = Callable[[], TraceSource]
