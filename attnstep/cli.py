@@ -9,19 +9,19 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from attnstep import __version__
-from attnstep.report.by_length import BUCKETS_HELP
 from attnstep.data.downloads import DATASETS, check_splits, default_data_dir
-from attnstep.report.visible import visible
-from attnstep.errors import AttnstepError
 from attnstep.data.files import discard_stdout
 from attnstep.data.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
+from attnstep.errors import AttnstepError
+from attnstep.report.by_length import BUCKETS_HELP
+from attnstep.report.visible import visible
 from attnstep.trace.records import DEFAULT_ALPHA, MAX_BEAM
 
 err = Console(stderr=True, highlight=False)
@@ -87,17 +87,36 @@ def root(
 
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option(help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically).")],
-    data: Annotated[Optional[Path], typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. Multi30k from `attnstep data get multi30k`.")] = None,
-    corpus: Annotated[Optional[list[str]], typer.Option(help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times.")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically).")
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. Multi30k from `attnstep data get multi30k`."),
+    ] = None,
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times."
+        ),
+    ] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")] = "src,tgt",
-    holdout: Annotated[int, typer.Option(help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0)] = 0,
-    tokenizer: Annotated[str, typer.Option(help="words (lower-cased words) or subword (SentencePiece with byte fallback).")] = "words",
+    holdout: Annotated[
+        int,
+        typer.Option(
+            help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0
+        ),
+    ] = 0,
+    tokenizer: Annotated[
+        str, typer.Option(help="words (lower-cased words) or subword (SentencePiece with byte fallback).")
+    ] = "words",
     vocab_size: Annotated[int, typer.Option(help="Subword pieces per language.", min=300)] = 8000,
-    max_minutes: Annotated[float, typer.Option(help="Stop training after this many minutes in all, resumes included (0: no limit).", min=0)] = 0.0,
+    max_minutes: Annotated[
+        float, typer.Option(help="Stop training after this many minutes in all, resumes included (0: no limit).", min=0)
+    ] = 0.0,
     src: Annotated[str, typer.Option(help="Source language code.")] = "fr",
     tgt: Annotated[str, typer.Option(help="Target language code.")] = "en",
-    work: Annotated[Optional[Path], typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
+    work: Annotated[Path | None, typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
     epochs: Annotated[int, typer.Option(help="Most epochs to train.", min=1)] = 20,
     batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.", min=1)] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
@@ -111,13 +130,16 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).", min=0)] = 0,
-    dtype: Annotated[str, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")] = "float32",
+    dtype: Annotated[
+        str, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")
+    ] = "float32",
 ) -> None:
     """Train a model on parallel text; resumes from --work if a run was stopped."""
-    from attnstep.engine.checkpoint import check_writable_checkpoint
+    import torch
+
     from attnstep.commands.train import TrainSettings, command_line
     from attnstep.commands.train import train as run_training
-    import torch
+    from attnstep.engine.checkpoint import check_writable_checkpoint
 
     try:
         if data is not None:
@@ -127,26 +149,58 @@ def train(
         fail(str(exc))
     if threads:
         torch.set_num_threads(threads)
-    model = {"attention": attention, "emb_dim": emb_dim, "enc_hidden": enc_hidden, "dec_hidden": dec_hidden,
-             "attn_dim": attn_dim, "dropout": dropout}
+    model = {
+        "attention": attention,
+        "emb_dim": emb_dim,
+        "enc_hidden": enc_hidden,
+        "dec_hidden": dec_hidden,
+        "attn_dim": attn_dim,
+        "dropout": dropout,
+    }
     settings = TrainSettings(
-        data=str(data) if data else "", corpora=list(corpus or []), tsv_columns=tsv_columns, holdout=holdout,
-        tokenizer=tokenizer, vocab_size=vocab_size, max_minutes=max_minutes, src=src, tgt=tgt, epochs=epochs,
-        batch_size=batch_size, lr=lr, patience=patience, max_len=max_len, seed=seed, model=model, dtype=dtype,
+        data=str(data) if data else "",
+        corpora=list(corpus or []),
+        tsv_columns=tsv_columns,
+        holdout=holdout,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        max_minutes=max_minutes,
+        src=src,
+        tgt=tgt,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        max_len=max_len,
+        seed=seed,
+        model=model,
+        dtype=dtype,
     )
     try:
-        run_training(settings, out, work or Path("runs") / out.name, Console(highlight=False, markup=False), command_line())
+        run_training(
+            settings, out, work or Path("runs") / out.name, Console(highlight=False, markup=False), command_line()
+        )
     except (AttnstepError, ValueError) as exc:
         fail(str(exc))
 
 
 @app.command()
 def translate(
-    sentence: Annotated[Optional[str], typer.Argument(help="Sentence to open with (else an input box with examples).")] = None,
-    checkpoint: Annotated[Optional[list[Path]], typer.Option(help=CHECKPOINT_HELP + " Give a second one and c sets its decoding beside this one's.")] = None,
+    sentence: Annotated[
+        str | None, typer.Argument(help="Sentence to open with (else an input box with examples).")
+    ] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help=CHECKPOINT_HELP + " Give a second one and c sets its decoding beside this one's."),
+    ] = None,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
-    beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP + " b shows the search.", min=1, max=MAX_BEAM)] = None,
-    target: Annotated[Optional[str], typer.Option(help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.")] = None,
+    beam: Annotated[int | None, typer.Option(help=BEAM_HELP + " b shows the search.", min=1, max=MAX_BEAM)] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it."
+        ),
+    ] = None,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
     from attnstep.commands.translate import run_translate, translate_input_problem
@@ -157,8 +211,14 @@ def translate(
     checkpoints = [resolve_checkpoint(path) for path in checkpoint or [DEFAULT_CHECKPOINT]]
     if len(checkpoints) > 2:
         fail("give at most two --checkpoint options: the model to step through and one to compare it with (c)")
-    code, message = run_translate(checkpoint=checkpoints[0], sentence=sentence, top_k=top_k, beam=beam, reference=target,
-                                  other=checkpoints[1] if len(checkpoints) == 2 else None)
+    code, message = run_translate(
+        checkpoint=checkpoints[0],
+        sentence=sentence,
+        top_k=top_k,
+        beam=beam,
+        reference=target,
+        other=checkpoints[1] if len(checkpoints) == 2 else None,
+    )
     if code:
         fail(message or "the app stopped with an error")
 
@@ -182,28 +242,84 @@ def replay(
 
 @app.command("eval")
 def evaluate(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help=CHECKPOINT_HELP + " Default: fr-en.")] = None,
-    checkpoints: Annotated[Optional[list[Path]], typer.Option("--checkpoint", metavar="<path>", help="Another checkpoint to evaluate on the same sentences (repeatable); several are compared side by side.")] = None,
-    split: Annotated[Optional[list[str]], typer.Option(help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr (the default), test_2017_flickr, test_2017_mscoco and test_2018_flickr. Repeat it to score several splits as one set.")] = None,
-    data: Annotated[Path, typer.Option(help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`).")] = default_data_dir("multi30k"),
-    corpus: Annotated[Optional[str], typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")] = None,
+    checkpoint: Annotated[Path | None, typer.Argument(help=CHECKPOINT_HELP + " Default: fr-en.")] = None,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            metavar="<path>",
+            help="Another checkpoint to evaluate on the same sentences (repeatable); several are compared side by side.",
+        ),
+    ] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr (the default), test_2017_flickr, test_2017_mscoco and test_2018_flickr. Repeat it to score several splits as one set."
+        ),
+    ] = None,
+    data: Annotated[
+        Path,
+        typer.Option(help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`)."),
+    ] = default_data_dir("multi30k"),
+    corpus: Annotated[
+        str | None, typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")
+    ] = None,
     tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's columns, e.g. en,fr.")] = "src,tgt",
-    heldout: Annotated[Optional[str], typer.Option(help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus).")] = None,
-    heldout_corpus: Annotated[Optional[str], typer.Option(help="Where that corpus is, if not where training read it.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Also write the translations here, one a line (with --beam, the beam's; - for stdout).")] = None,
-    beam: Annotated[Optional[int], typer.Option(help="Also decode with a beam of this width, and print its scores beside greedy's.", min=1, max=MAX_BEAM)] = None,
+    heldout: Annotated[
+        str | None,
+        typer.Option(
+            help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus)."
+        ),
+    ] = None,
+    heldout_corpus: Annotated[
+        str | None, typer.Option(help="Where that corpus is, if not where training read it.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Also write the translations here, one a line (with --beam, the beam's; - for stdout)."),
+    ] = None,
+    beam: Annotated[
+        int | None,
+        typer.Option(
+            help="Also decode with a beam of this width, and print its scores beside greedy's.", min=1, max=MAX_BEAM
+        ),
+    ] = None,
     alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
-    by_length: Annotated[bool, typer.Option("--by-length", help=f"BLEU of each checkpoint per source-length bucket ({BUCKETS_HELP}, split at spaces), with each bucket's sentence count: a table and a chart (of the beam's translations with --beam).")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Save the --by-length chart as FILE.svg, or FILE.png (needs matplotlib); implies --by-length.")] = None,
+    by_length: Annotated[
+        bool,
+        typer.Option(
+            "--by-length",
+            help=f"BLEU of each checkpoint per source-length bucket ({BUCKETS_HELP}, split at spaces), with each bucket's sentence count: a table and a chart (of the beam's translations with --beam).",
+        ),
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Save the --by-length chart as FILE.svg, or FILE.png (needs matplotlib); implies --by-length."
+        ),
+    ] = None,
 ) -> None:
     """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
     from attnstep.commands.evaluate import run_eval
 
-    paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [DEFAULT_CHECKPOINT]
+    paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [
+        DEFAULT_CHECKPOINT
+    ]
     try:
-        run_eval(paths, splits=split or ["test_2016_flickr"], data=data, corpus=corpus, tsv_columns=tsv_columns,
-                 heldout=heldout, heldout_corpus=heldout_corpus, output=output, beam=beam, alpha=alpha,
-                 by_length=by_length or plot is not None, plot=plot)
+        run_eval(
+            paths,
+            splits=split or ["test_2016_flickr"],
+            data=data,
+            corpus=corpus,
+            tsv_columns=tsv_columns,
+            heldout=heldout,
+            heldout_corpus=heldout_corpus,
+            output=output,
+            beam=beam,
+            alpha=alpha,
+            by_length=by_length or plot is not None,
+            plot=plot,
+        )
     except AttnstepError as exc:
         fail(str(exc))
 
@@ -215,20 +331,54 @@ class DumpFormat(str, Enum):
 
 @app.command()
 def dump(
-    sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate (or use --input).")] = None,
+    sentence: Annotated[str | None, typer.Argument(help="Sentence to translate (or use --input).")] = None,
     checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="File with one sentence a line; writes JSON Lines.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout (a file atomically; - is stdout).")] = None,
-    vectors: Annotated[bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")] = True,
-    precision: Annotated[Optional[int], typer.Option(help="Round floats to this many decimals.", min=0, max=12)] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="File with one sentence a line; writes JSON Lines.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write here instead of stdout (a file atomically; - is stdout)."),
+    ] = None,
+    vectors: Annotated[
+        bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")
+    ] = True,
+    precision: Annotated[int | None, typer.Option(help="Round floats to this many decimals.", min=0, max=12)] = None,
     top_k: Annotated[int, typer.Option(help="Next-word candidates kept per step.", min=1, max=100)] = 5,
     batch_size: Annotated[int, typer.Option(help="Sentences decoded together with --input.", min=1)] = 64,
-    beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP + " The trace gets a 'beam' block; its steps are the best hypothesis.", min=1, max=MAX_BEAM)] = None,
+    beam: Annotated[
+        int | None,
+        typer.Option(
+            help=BEAM_HELP + " The trace gets a 'beam' block; its steps are the best hypothesis.", min=1, max=MAX_BEAM
+        ),
+    ] = None,
     alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
-    target: Annotated[Optional[str], typer.Option(help="A given translation to score: every token forced (teacher forcing), then <eos>.")] = None,
-    format: Annotated[DumpFormat, typer.Option("--format", help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them.")] = "json",
-    align_threshold: Annotated[Optional[float], typer.Option(metavar="<p>", help="--format pharaoh: also link every source token whose weight is at least this.", min=0, max=1)] = None,
-    words: Annotated[bool, typer.Option("--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces.")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(help="A given translation to score: every token forced (teacher forcing), then <eos>."),
+    ] = None,
+    format: Annotated[
+        DumpFormat,
+        typer.Option(
+            "--format",
+            help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them.",
+        ),
+    ] = "json",
+    align_threshold: Annotated[
+        float | None,
+        typer.Option(
+            metavar="<p>",
+            help="--format pharaoh: also link every source token whose weight is at least this.",
+            min=0,
+            max=1,
+        ),
+    ] = None,
+    words: Annotated[
+        bool,
+        typer.Option(
+            "--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces."
+        ),
+    ] = False,
 ) -> None:
     """Write the step-by-step trace of a translation as JSON (see `attnstep schema`), or its alignment (--format pharaoh)."""
     from attnstep.commands.dump import dump_file, dump_sentence, json_format, pharaoh_format
@@ -241,13 +391,29 @@ def dump(
     if not pharaoh and (words or align_threshold is not None):
         fail("--words and --align-threshold go with --format pharaoh")
     # Links need only the weights: no vectors to compute and copy.
-    form = pharaoh_format(words=words, threshold=align_threshold) if pharaoh else json_format(precision, indent=input is None)
+    form = (
+        pharaoh_format(words=words, threshold=align_threshold)
+        if pharaoh
+        else json_format(precision, indent=input is None)
+    )
     vectors = vectors and not pharaoh
     try:
         if input is not None:
-            dump_file(checkpoint, input, output, form, vectors=vectors, top_k=top_k, batch_size=batch_size, beam=beam, alpha=alpha)
+            dump_file(
+                checkpoint,
+                input,
+                output,
+                form,
+                vectors=vectors,
+                top_k=top_k,
+                batch_size=batch_size,
+                beam=beam,
+                alpha=alpha,
+            )
         else:
-            dump_sentence(checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target)
+            dump_sentence(
+                checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target
+            )
     except AttnstepError as exc:
         fail(str(exc))
 
@@ -255,19 +421,26 @@ def dump(
 @app.command()
 def compare(
     sentence: Annotated[str, typer.Argument(help="Sentence to translate with every checkpoint.")],
-    checkpoint: Annotated[list[str], typer.Option(help="A checkpoint to compare (give two or more): a directory, or a name under checkpoints/ such as zoo/general.")],
+    checkpoint: Annotated[
+        list[str],
+        typer.Option(
+            help="A checkpoint to compare (give two or more): a directory, or a name under checkpoints/ such as zoo/general."
+        ),
+    ],
 ) -> None:
     """One sentence through several models: their translations, each step's top choice, and their alignment grids side by side."""
     from rich.console import Console
 
-    from attnstep.report.compare import comparison
-    from attnstep.engine.stepper import load_stepper
     from attnstep.data.paths import resolve_checkpoint
+    from attnstep.engine.stepper import load_stepper
+    from attnstep.report.compare import comparison
 
     if len(checkpoint) < 2:
         fail("give two or more --checkpoint options to compare")
     try:
-        traces = [load_stepper(resolve_checkpoint(name), top_k=1, vectors=False).translate(sentence) for name in checkpoint]
+        traces = [
+            load_stepper(resolve_checkpoint(name), top_k=1, vectors=False).translate(sentence) for name in checkpoint
+        ]
     except AttnstepError as exc:
         fail(str(exc))
     Console(highlight=False, markup=False).print(comparison(checkpoint, traces))
@@ -276,9 +449,22 @@ def compare(
 @app.command()
 def plot(
     trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help='FILE.svg, or FILE.png (needs matplotlib: pip install -e ".[plot]"); written atomically.')],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help='FILE.svg, or FILE.png (needs matplotlib: pip install -e ".[plot]"); written atomically.',
+        ),
+    ],
     numbers: Annotated[bool, typer.Option("--numbers", help="Write each weight in its cell.")] = False,
-    words: Annotated[bool, typer.Option("--words/--pieces", help="A subword model's pieces gathered into words, or its pieces as the model saw them.")] = True,
+    words: Annotated[
+        bool,
+        typer.Option(
+            "--words/--pieces",
+            help="A subword model's pieces gathered into words, or its pieces as the model saw them.",
+        ),
+    ] = True,
 ) -> None:
     """Draw a trace's alignment for slides: source words across, output words down, a cell shaded by each weight."""
     from attnstep.report.plot import check_picture_path, write_alignment
@@ -307,9 +493,14 @@ def print_schema() -> None:
 
 @app.command()
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory (or name under checkpoints/) to read.", callback=resolve_checkpoint)],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="Checkpoint directory (or name under checkpoints/) to read.", callback=resolve_checkpoint),
+    ],
     dtype: Annotated[str, typer.Option(help="Storage type for the weights: float16, bfloat16 or float32.")] = "float16",
-    out: Annotated[Optional[Path], typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")
+    ] = None,
 ) -> None:
     """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
     from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, load_checkpoint, save_checkpoint
@@ -320,8 +511,15 @@ def convert(
         check_writable_checkpoint(out or checkpoint)
         ckpt = load_checkpoint(checkpoint)
         meta = {**ckpt.meta, "storage_dtype": dtype}
-        save_checkpoint(out or checkpoint, ckpt.model, ckpt.src_vocab, ckpt.tgt_vocab, meta, dtype=STORAGE_TYPES[dtype],
-                        subword=ckpt.subword)
+        save_checkpoint(
+            out or checkpoint,
+            ckpt.model,
+            ckpt.src_vocab,
+            ckpt.tgt_vocab,
+            meta,
+            dtype=STORAGE_TYPES[dtype],
+            subword=ckpt.subword,
+        )
     except AttnstepError as exc:
         fail(str(exc))
     print(f"wrote {visible(str(out or checkpoint))} with {dtype} weights")
@@ -329,28 +527,58 @@ def convert(
 
 @app.command()
 def serve(
-    checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP + " Loaded once for the whole class.", callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
+    checkpoint: Annotated[
+        Path, typer.Option(help=CHECKPOINT_HELP + " Loaded once for the whole class.", callback=resolve_checkpoint)
+    ] = DEFAULT_CHECKPOINT,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="SSH port.", min=0, max=65535)] = 8022,
-    authorized_keys: Annotated[Optional[Path], typer.Option(help="OpenSSH authorized_keys file; a path with %u is one file per user.")] = None,
-    passwords: Annotated[Optional[Path], typer.Option(help="Passwords file (scrypt hashes), made with --add-user.")] = None,
-    teacher: Annotated[Optional[list[str]], typer.Option(help="A teacher's user name (repeatable): students can follow their screen.")] = None,
-    allow_anonymous: Annotated[bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")] = False,
-    host_key: Annotated[Optional[Path], typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")] = None,
+    authorized_keys: Annotated[
+        Path | None, typer.Option(help="OpenSSH authorized_keys file; a path with %u is one file per user.")
+    ] = None,
+    passwords: Annotated[
+        Path | None, typer.Option(help="Passwords file (scrypt hashes), made with --add-user.")
+    ] = None,
+    teacher: Annotated[
+        list[str] | None, typer.Option(help="A teacher's user name (repeatable): students can follow their screen.")
+    ] = None,
+    allow_anonymous: Annotated[
+        bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")
+    ] = False,
+    host_key: Annotated[
+        Path | None, typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")
+    ] = None,
     max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
-    spares: Annotated[Optional[int], typer.Option(help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~20 MB each).", min=0)] = None,
-    idle_timeout: Annotated[float, typer.Option(help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05)] = 60.0,
-    session_memory: Annotated[int, typer.Option(help="MB of memory a session may use before it is closed with a message.", min=100)] = 400,
-    session_cpu: Annotated[int, typer.Option(help="Minutes of CPU time a session may use before it is closed with a message.", min=1)] = 15,
+    spares: Annotated[
+        int | None,
+        typer.Option(
+            help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~20 MB each).",
+            min=0,
+        ),
+    ] = None,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05
+        ),
+    ] = 60.0,
+    session_memory: Annotated[
+        int, typer.Option(help="MB of memory a session may use before it is closed with a message.", min=100)
+    ] = 400,
+    session_cpu: Annotated[
+        int, typer.Option(help="Minutes of CPU time a session may use before it is closed with a message.", min=1)
+    ] = 15,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
-    beam: Annotated[Optional[int], typer.Option(help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
-    add_user: Annotated[Optional[str], typer.Option(help="Add NAME (or change its password) in --passwords, then exit.")] = None,
+    beam: Annotated[int | None, typer.Option(help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
+    add_user: Annotated[
+        str | None, typer.Option(help="Add NAME (or change its password) in --passwords, then exit.")
+    ] = None,
 ) -> None:
     """Serve the stepping app over SSH to a class: one model, one session per student, a teacher to follow."""
     import logging
 
     from attnstep.serve.auth import add_user as store_user
-    from attnstep.serve.auth import default_host_key, host_key as read_host_key, load_accounts
+    from attnstep.serve.auth import default_host_key, load_accounts
+    from attnstep.serve.auth import host_key as read_host_key
 
     if add_user is not None:
         if passwords is None:
@@ -374,11 +602,22 @@ def serve(
     except AttnstepError as exc:
         fail(str(exc))
     if allow_anonymous:
-        logging.warning("WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password", host, port)
-    settings = ServeSettings(checkpoint=checkpoint, accounts=accounts, host_key=key, host=host, port=port,
-                             max_sessions=max_sessions, idle_timeout=idle_timeout * 60,
-                             limits=Limits(memory_mb=session_memory, cpu_seconds=session_cpu * 60),
-                             spares=max_sessions if spares is None else spares)
+        logging.warning(
+            "WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password",
+            host,
+            port,
+        )
+    settings = ServeSettings(
+        checkpoint=checkpoint,
+        accounts=accounts,
+        host_key=key,
+        host=host,
+        port=port,
+        max_sessions=max_sessions,
+        idle_timeout=idle_timeout * 60,
+        limits=Limits(memory_mb=session_memory, cpu_seconds=session_cpu * 60),
+        spares=max_sessions if spares is None else spares,
+    )
     try:
         run(settings, top_k, beam)
     except AttnstepError as exc:
@@ -394,7 +633,12 @@ app.add_typer(data_app, name="data")
 @data_app.command("get")
 def data_get(
     name: Annotated[str, typer.Argument(help=f"Which corpus: {' or '.join(DATASETS)}.")],
-    mirror: Annotated[Optional[str], typer.Option(help="Fetch the same files from this base URL instead of their origin (sha256s are still checked).")] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            help="Fetch the same files from this base URL instead of their origin (sha256s are still checked)."
+        ),
+    ] = None,
 ) -> None:
     """Download a corpus from its origin into $XDG_CACHE_HOME/attnstep/data/NAME (~/.cache/…), check every sha256, and write its license and citation beside it."""
     from attnstep.data.downloads import get

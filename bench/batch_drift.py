@@ -16,7 +16,6 @@ import argparse
 from pathlib import Path
 
 import orjson
-
 from common import DEFAULT_CHECKPOINT, data_option, test_captions
 
 from attnstep.engine.checkpoint import numbers_in
@@ -52,12 +51,15 @@ def main() -> None:
                 other_words += 1
                 continue
             largest = max([largest, *(abs(p - q) for p, q in zip(numbers_in(x), numbers_in(y)))])
-        print(f"{name:<46} byte-identical {identical}/{len(first)}   other words in {other_words}   "
-              f"largest difference {largest:.2e}")
+        print(
+            f"{name:<46} byte-identical {identical}/{len(first)}   other words in {other_words}   "
+            f"largest difference {largest:.2e}"
+        )
 
     alone, batched = traces(1, 1), traces(args.batch_size, 1)
     compare(f"batch 1 vs batch {args.batch_size} (1 thread)", alone, batched)
     compare(f"1 vs {args.threads} threads (batch {args.batch_size})", batched, traces(args.batch_size, args.threads))
+
 
 if __name__ == "__main__":
     main()

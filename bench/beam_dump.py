@@ -52,8 +52,10 @@ def main() -> None:
         return [sys.executable, "-m", "attnstep", "dump", "--input", path, "--checkpoint", args.checkpoint, *extra]
 
     kinds = [["--no-vectors"]] + ([] if args.no_vectors_only else [[]])
-    print(f"checkpoint {Path(args.checkpoint).name}, {len(sentences)} sentences of test_2016_flickr, batch 64, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, median of {args.rounds} alternating rounds")
+    print(
+        f"checkpoint {Path(args.checkpoint).name}, {len(sentences)} sentences of test_2016_flickr, batch 64, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, median of {args.rounds} alternating rounds"
+    )
     try:
         for extra in kinds:
             greedy, beam = [], []
@@ -63,9 +65,11 @@ def main() -> None:
             g = statistics.median(s for s, _ in greedy)
             b = statistics.median(s for s, _ in beam)
             label = "--no-vectors" if extra else "all vectors"
-            print(f"{label:>12}: greedy {len(sentences) / g:6.1f} sentences/s (peak {max(m for _, m in greedy)} MiB), "
-                  f"beam {args.beam} {len(sentences) / b:6.1f} sentences/s (peak {max(m for _, m in beam)} MiB): "
-                  f"ratio {g / b:.2f}")
+            print(
+                f"{label:>12}: greedy {len(sentences) / g:6.1f} sentences/s (peak {max(m for _, m in greedy)} MiB), "
+                f"beam {args.beam} {len(sentences) / b:6.1f} sentences/s (peak {max(m for _, m in beam)} MiB): "
+                f"ratio {g / b:.2f}"
+            )
         _, small = run(dump(quarter.name, "--no-vectors", "--beam", str(args.beam)))
         print(f"peak RSS of beam {args.beam} --no-vectors on the first {len(sentences) // 4} sentences: {small} MiB")
     finally:

@@ -14,8 +14,12 @@ from attnstep.data.paths import DEFAULT_CHECKPOINT  # noqa: E402
 
 
 def data_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=default_data_dir("multi30k"),
-                        help="Multi30k folder (default: where `attnstep data get multi30k` puts it)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir("multi30k"),
+        help="Multi30k folder (default: where `attnstep data get multi30k` puts it)",
+    )
 
 
 def load_model(path: Path = DEFAULT_CHECKPOINT):
@@ -28,8 +32,8 @@ def load_model(path: Path = DEFAULT_CHECKPOINT):
 
 def test_captions(data: Path, language: str = "fr") -> list[str]:
     """test_2016_flickr's source side; without it the bench ends with one line naming the command that fetches it."""
-    from attnstep.data.multi30k import read_lines
     from attnstep.data.downloads import check_splits
+    from attnstep.data.multi30k import read_lines
     from attnstep.errors import AttnstepError
 
     try:

@@ -49,12 +49,16 @@ def main() -> None:
     peaks = {}
     with tempfile.TemporaryDirectory() as folder:
         for n in sorted(args.lines):
-            peak, size, seconds = dump_peak(list(itertools.islice(itertools.cycle(captions), n)), args.checkpoint, Path(folder))
+            peak, size, seconds = dump_peak(
+                list(itertools.islice(itertools.cycle(captions), n)), args.checkpoint, Path(folder)
+            )
             peaks[n] = peak
             print(f"{n:6d} lines: peak RSS {peak:6.0f} MB   output {size / 1e6:7.1f} MB   {seconds:5.1f} s")
     smallest, largest = min(peaks), max(peaks)
     ratio = peaks[largest] / peaks[smallest]
-    print(f"peak RSS ratio {largest} vs {smallest} lines: ×{ratio:.2f}   target ≤ 1.1: {'met' if ratio <= 1.1 else 'MISSED'}")
+    print(
+        f"peak RSS ratio {largest} vs {smallest} lines: ×{ratio:.2f}   target ≤ 1.1: {'met' if ratio <= 1.1 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,10 +27,9 @@ def main() -> None:
 
     import torch
 
-    from attnstep.engine.batch import pad
     from attnstep.commands.dump import WINDOW, trace_lines
-    from attnstep.engine.stepper import load_stepper
-    from attnstep.engine.stepper import Stepper
+    from attnstep.engine.batch import pad
+    from attnstep.engine.stepper import Stepper, load_stepper
 
     full = load_stepper(args.checkpoint, top_k=5, vectors=True)  # as `attnstep dump` loads it
     lean = load_stepper(args.checkpoint, top_k=5, vectors=False)
@@ -61,11 +60,17 @@ def main() -> None:
         lean_times.append(seconds)
     n = len(sentences)
     p, f, l = (statistics.median(x) for x in (plain_times, full_times, lean_times))
-    print(f"checkpoint {checkpoint.name}, {n} sentences of test_2016_flickr, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, median of {args.rounds} alternating rounds")
+    print(
+        f"checkpoint {checkpoint.name}, {n} sentences of test_2016_flickr, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} alternating rounds"
+    )
     print(f"plain batched greedy (baseline): {n / p:7.1f} sentences/s")
-    print(f"dump, all vectors:               {n / f:7.1f} sentences/s  ({full_bytes / n / 1024:.0f} KiB/sentence)  ratio {p / f:.2f}")
-    print(f"dump --no-vectors:               {n / l:7.1f} sentences/s  ({lean_bytes / n / 1024:.1f} KiB/sentence)  ratio {p / l:.2f}")
+    print(
+        f"dump, all vectors:               {n / f:7.1f} sentences/s  ({full_bytes / n / 1024:.0f} KiB/sentence)  ratio {p / f:.2f}"
+    )
+    print(
+        f"dump --no-vectors:               {n / l:7.1f} sentences/s  ({lean_bytes / n / 1024:.1f} KiB/sentence)  ratio {p / l:.2f}"
+    )
     print("target: ratio >= 0.7")
 
 

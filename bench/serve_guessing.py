@@ -33,8 +33,9 @@ GUESSED = "teach"
 
 
 def connect(port: int, user: str, password: str):
-    return asyncssh.connect("127.0.0.1", port, username=user, password=password, known_hosts=None,
-                            client_keys=None, agent_path=None)
+    return asyncssh.connect(
+        "127.0.0.1", port, username=user, password=password, known_hosts=None, client_keys=None, agent_path=None
+    )
 
 
 async def guesser(port: int, stop_at: float, answered: list[float]) -> None:
@@ -71,7 +72,9 @@ async def main() -> None:
     passwords = folder / "passwords"
     add_user(passwords, "ann", PASSWORD)
     add_user(passwords, GUESSED, os.urandom(16).hex())
-    server, port = start_server(checkpoint, passwords, folder, *(["--spares", str(args.spares)] if args.spares is not None else []))
+    server, port = start_server(
+        checkpoint, passwords, folder, *(["--spares", str(args.spares)] if args.spares is not None else [])
+    )
     load_before = load_average()
     try:
         await server_ready(server, folder)
@@ -90,17 +93,27 @@ async def main() -> None:
         log = stop_server(server, folder)
 
     spares = "the server's default spares" if args.spares is None else f"--spares {args.spares}"
-    print(f"attnstep serve ({spares}): {args.guessers} password guessers for {args.seconds:.0f} s, one student logging in"
-          f" every second, on {os.cpu_count()} cores, checkpoint {checkpoint.name}")
+    print(
+        f"attnstep serve ({spares}): {args.guessers} password guessers for {args.seconds:.0f} s, one student logging in"
+        f" every second, on {os.cpu_count()} cores, checkpoint {checkpoint.name}"
+    )
     print(f"machine                   {load_before} before, {load_after} at the end")
-    print(f"student login → app       alone: p50 {statistics.median(alone):.2f} s   max {max(alone):.2f} s ({len(alone)} logins)")
-    print(f"                          during the guessing: p50 {statistics.median(during):.2f} s"
-          f"   p95 {percentile(during, 0.95):.2f} s   max {max(during):.2f} s ({len(during)} logins)")
+    print(
+        f"student login → app       alone: p50 {statistics.median(alone):.2f} s   max {max(alone):.2f} s ({len(alone)} logins)"
+    )
+    print(
+        f"                          during the guessing: p50 {statistics.median(during):.2f} s"
+        f"   p95 {percentile(during, 0.95):.2f} s   max {max(during):.2f} s ({len(during)} logins)"
+    )
     refused = [line for line in log.splitlines() if f"refused password for {GUESSED!r}" in line]
     checked = [line for line in refused if "unchecked" not in line]
-    print(f"guesses answered          {len(answered)} ({len(answered) / args.seconds:.1f} a second);"
-          f" the server checked {len(checked)} ({len(checked) / args.seconds:.2f} a second)")
-    print(f"server memory             {before[0]:.0f} → {after[0]:.0f} MB PSS ({before[1]:.0f} → {after[1]:.0f} MB RSS)")
+    print(
+        f"guesses answered          {len(answered)} ({len(answered) / args.seconds:.1f} a second);"
+        f" the server checked {len(checked)} ({len(checked) / args.seconds:.2f} a second)"
+    )
+    print(
+        f"server memory             {before[0]:.0f} → {after[0]:.0f} MB PSS ({before[1]:.0f} → {after[1]:.0f} MB RSS)"
+    )
     print("target: every login during the guessing ≤ 1 s {}".format("met" if max(during) <= 1.0 else "MISSED"))
 
 

@@ -52,8 +52,8 @@ from common import DEFAULT_CHECKPOINT, ROOT
 from terminal import CLI, Terminal, python
 from tui_latency import checkpoint_or_tiny, percentile
 
-from attnstep.serve.auth import add_user
 from attnstep.data.model_card import model_card_examples
+from attnstep.serve.auth import add_user
 
 PASSWORD = "bench"
 RIGHT, LEFT = b"\x1b[C", b"\x1b[D"
@@ -143,8 +143,15 @@ class Student:
         self.in_at = math.inf  # when its translation was on screen: from then on it steps
 
     def connect(self):
-        return asyncssh.connect("127.0.0.1", self.port, username=f"s{self.number}", password=PASSWORD,
-                                known_hosts=None, client_keys=None, agent_path=None)
+        return asyncssh.connect(
+            "127.0.0.1",
+            self.port,
+            username=f"s{self.number}",
+            password=PASSWORD,
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        )
 
     async def run(self, stop_at: float) -> None:
         try:
@@ -212,9 +219,22 @@ def start_server(checkpoint: Path, passwords: Path, folder: Path, *options: str)
     """`attnstep serve` in its own process on a free port, logging to FOLDER/server.log: (process, port)."""
     port = free_port()
     server = subprocess.Popen(
-        python(*CLI, "serve", "--checkpoint", str(checkpoint), "--port", str(port), "--passwords", str(passwords),
-               "--host-key", str(folder / "host_key"), *options),
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
+        python(
+            *CLI,
+            "serve",
+            "--checkpoint",
+            str(checkpoint),
+            "--port",
+            str(port),
+            "--passwords",
+            str(passwords),
+            "--host-key",
+            str(folder / "host_key"),
+            *options,
+        ),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "w"),
     )
     return server, port
 
@@ -232,7 +252,8 @@ async def server_ready(server: subprocess.Popen, folder: Path) -> None:
     """Wait until the server listens and, where it keeps spare sessions, has them started."""
     deadline = time.monotonic() + 600
     while "students connect with" not in (log := (folder / "server.log").read_text()) or (
-            "starting" in log and "spare sessions ready" not in log):
+        "starting" in log and "spare sessions ready" not in log
+    ):
         if server.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"bench: the server did not start:\n{log}")
         await asyncio.sleep(0.2)
@@ -289,13 +310,14 @@ async def steady(students: list[Student], seconds: float, server: int) -> ClassM
     return memory
 
 
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=60.0, help="how long every student steps once all are in")
-    parser.add_argument("--burst", type=int, metavar="N", help="N students log in at once: login → first frame and memory")
+    parser.add_argument(
+        "--burst", type=int, metavar="N", help="N students log in at once: login → first frame and memory"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     count = args.burst or args.sessions
@@ -324,23 +346,33 @@ async def main() -> None:
     if args.burst:
         print(f"attnstep serve: {count} SSH logins at once on {os.cpu_count()} cores, checkpoint {checkpoint.name}")
     else:
-        print(f"attnstep serve: {count} SSH sessions on {os.cpu_count()} cores, checkpoint {checkpoint.name}, "
-              f"a key every 1–3 s for {args.seconds:.0f} s")
+        print(
+            f"attnstep serve: {count} SSH sessions on {os.cpu_count()} cores, checkpoint {checkpoint.name}, "
+            f"a key every 1–3 s for {args.seconds:.0f} s"
+        )
     print(f"machine                   {load_before} before, {load_after} at the end")
     if first:
-        print(f"login → first frame       p50 {statistics.median(first):.2f} s   p95 {percentile(first, 0.95):.2f} s"
-              f"   max {max(first):.2f} s   ({len(first)} sessions)")
-    print(f"session processes         {len(busy.sessions_pss)} for {len(first)} sessions"
-          f" ({len(alone.sessions_pss)} started before anyone logged in)")
-    print(f"memory per session        {per_pss:.1f} MB PSS: its process {per_pss - growth:.1f} (RSS {per_rss:.1f}),"
-          f" the server's growth {growth:.1f}; server alone {alone.shared_pss:.0f} MB PSS")
+        print(
+            f"login → first frame       p50 {statistics.median(first):.2f} s   p95 {percentile(first, 0.95):.2f} s"
+            f"   max {max(first):.2f} s   ({len(first)} sessions)"
+        )
+    print(
+        f"session processes         {len(busy.sessions_pss)} for {len(first)} sessions"
+        f" ({len(alone.sessions_pss)} started before anyone logged in)"
+    )
+    print(
+        f"memory per session        {per_pss:.1f} MB PSS: its process {per_pss - growth:.1f} (RSS {per_rss:.1f}),"
+        f" the server's growth {growth:.1f}; server alone {alone.shared_pss:.0f} MB PSS"
+    )
     p95 = None
     if not args.burst:
         latencies = [x for s in students for x in s.latencies]
         local, local_rss = local_translate(checkpoint, examples[0], 40)
         p95 = percentile(latencies, 0.95) * 1000
-        print(f"keypress → screen update  median {statistics.median(latencies) * 1000:6.1f} ms   p95 {p95:6.1f} ms"
-              f"   max {max(latencies) * 1000:6.0f} ms   ({len(latencies)} keys)")
+        print(
+            f"keypress → screen update  median {statistics.median(latencies) * 1000:6.1f} ms   p95 {p95:6.1f} ms"
+            f"   max {max(latencies) * 1000:6.0f} ms   ({len(latencies)} keys)"
+        )
         # Students step as soon as their translation is on screen, while others still log in and
         # translate: the two phases load the machine differently, so each is reported too.
         all_in = max(s.in_at for s in students)
@@ -350,10 +382,14 @@ async def main() -> None:
                 phases["while others arrive" if sent < all_in else "once all are in"].append(latency)
         for phase, keys in phases.items():
             if keys:
-                print(f"  {phase:<23} median {statistics.median(keys) * 1000:6.1f} ms   p95 {percentile(keys, 0.95) * 1000:6.1f} ms"
-                      f"   ({len(keys)} keys)")
-        print(f"local attnstep translate  median {statistics.median(local) * 1000:6.1f} ms   p95 {percentile(local, 0.95) * 1000:6.1f} ms"
-              f"   ({len(local)} keys, alone; {local_rss:.0f} MB RSS)")
+                print(
+                    f"  {phase:<23} median {statistics.median(keys) * 1000:6.1f} ms   p95 {percentile(keys, 0.95) * 1000:6.1f} ms"
+                    f"   ({len(keys)} keys)"
+                )
+        print(
+            f"local attnstep translate  median {statistics.median(local) * 1000:6.1f} ms   p95 {percentile(local, 0.95) * 1000:6.1f} ms"
+            f"   ({len(local)} keys, alone; {local_rss:.0f} MB RSS)"
+        )
     print(f"errors                    {len(errors)}")
     for error in errors[:10]:
         print(f"  {error}")

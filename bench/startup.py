@@ -42,12 +42,16 @@ def main() -> None:
     args = parser.parse_args()
     checkpoint = checkpoint_or_tiny(args.checkpoint)
     trace_file = Path(tempfile.mkdtemp()) / "trace.json"
-    subprocess.run(python(*CLI, "dump", SENTENCE, "--checkpoint", str(checkpoint), "--output", str(trace_file)), check=True)
+    subprocess.run(
+        python(*CLI, "dump", SENTENCE, "--checkpoint", str(checkpoint), "--output", str(trace_file)), check=True
+    )
 
     floor, translate, ready, replay = [], [], [], []
     for _ in range(args.runs):  # interleaved, so a busy moment hits every kind alike
         floor.append(first_frame(FLOOR, [FLOOR_MARK])[0])
-        frame, decoded = first_frame(python(*CLI, "translate", SENTENCE, "--checkpoint", str(checkpoint)), ["attnstep ·", "step 0 of"])
+        frame, decoded = first_frame(
+            python(*CLI, "translate", SENTENCE, "--checkpoint", str(checkpoint)), ["attnstep ·", "step 0 of"]
+        )
         translate.append(frame)
         ready.append(decoded)
         replay.append(first_frame(python(*CLI, "replay", str(trace_file)), ["step 0 of"])[0])

@@ -80,14 +80,27 @@ def main() -> None:
         engine.append(times[engine_step_times])
         plain.append(times[plain_step_times])
     ratio = statistics.median(e / p for e, p in zip(engine, plain))
-    print(f"checkpoint {checkpoint.name} ({checkpoint.config.attention}), {len(source_ids)}-token source, {steps} steps, "
-          f"{args.rounds} rounds, 1 thread")
+    print(
+        f"checkpoint {checkpoint.name} ({checkpoint.config.attention}), {len(source_ids)}-token source, {steps} steps, "
+        f"{args.rounds} rounds, 1 thread"
+    )
     print(f"{ratio} {statistics.median(plain)} {statistics.median(engine)}")
 
 
 def measure_in_processes(args: argparse.Namespace) -> None:
-    command = [sys.executable, __file__, "--one-process", "--checkpoint", str(args.checkpoint), "--rounds", str(args.rounds),
-               "--words", str(args.words), "--data", str(args.data)]
+    command = [
+        sys.executable,
+        __file__,
+        "--one-process",
+        "--checkpoint",
+        str(args.checkpoint),
+        "--rounds",
+        str(args.rounds),
+        "--words",
+        str(args.words),
+        "--data",
+        str(args.data),
+    ]
     results = []
     for _ in range(args.processes):
         done = subprocess.run(command, capture_output=True, text=True)
@@ -101,6 +114,7 @@ def measure_in_processes(args: argparse.Namespace) -> None:
     print(f"instrumented engine step:      {statistics.median(e for _, _, e in results) * 1e6:8.1f} µs median")
     print("each process's median ratio: " + ", ".join(f"{r:.2f}" for r in ratios))
     print(f"ratio engine/plain: {statistics.median(ratios):.2f}  (median of the processes; target <= 1.2)")
+
 
 if __name__ == "__main__":
     main()

@@ -99,8 +99,10 @@ def measure_map(term: Terminal, openings: int) -> tuple[list[float], list[int]]:
 def report(name: str, latencies: list[float], sizes: list[int], errors: int) -> tuple[float, float, float]:
     median, p95 = statistics.median(latencies) * 1000, percentile(latencies, 0.95) * 1000
     per_step = statistics.mean(sizes) / 1024
-    print(f"{name:<22} median {median:6.1f} ms   p95 {p95:6.1f} ms   {per_step:5.1f} KB/step   "
-          f"({len(latencies)} keys, {errors} frames never came)")
+    print(
+        f"{name:<22} median {median:6.1f} ms   p95 {p95:6.1f} ms   {per_step:5.1f} KB/step   "
+        f"({len(latencies)} keys, {errors} frames never came)"
+    )
     return median, p95, per_step
 
 
@@ -145,7 +147,9 @@ def main() -> None:
     floor_latencies, floor_sizes, floor_errors = measure(floor, keys)
     floor.close()
 
-    print(f"attnstep translate at 160×48, {args.words}-word source, {total} decoder steps, checkpoint {checkpoint.name}")
+    print(
+        f"attnstep translate at 160×48, {args.words}-word source, {total} decoder steps, checkpoint {checkpoint.name}"
+    )
     median, p95, per_step = report("attnstep translate", app_latencies, app_sizes, app_errors)
     report("opening the map (m)", map_latencies, map_sizes, 0)
     floor_median, floor_p95, _ = report("trivial Textual app", floor_latencies, floor_sizes, floor_errors)

@@ -14,8 +14,8 @@ from attnstep.model.rnn.config import SCORERS
 settings.register_profile("untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("untimed")
 
-SOURCE_WORDS = "une un voiture rouge chien noir homme femme court dans la rue parc . , le les deux".split()
-TARGET_WORDS = "a the red car black dog man woman runs in street park . , two".split()
+SOURCE_WORDS = ["une", "un", "voiture", "rouge", "chien", "noir", "homme", "femme", "court", "dans", "la", "rue", "parc", ".", ",", "le", "les", "deux"]
+TARGET_WORDS = ["a", "the", "red", "car", "black", "dog", "man", "woman", "runs", "in", "street", "park", ".", ",", "two"]
 
 
 def build_tiny_checkpoint(path: Path, *, attention: str = "general", seed: int = 0, eos_bias: float = 0.0) -> Path:
@@ -33,8 +33,14 @@ def build_tiny_checkpoint(path: Path, *, attention: str = "general", seed: int =
     tgt_vocab = Vocab([*SPECIALS, *TARGET_WORDS])
     torch.manual_seed(seed)
     config = ModelConfig(
-        src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), emb_dim=8, enc_hidden=6, dec_hidden=12,
-        attention=attention, attn_dim=7, dropout=0.1,
+        src_vocab_size=len(src_vocab),
+        tgt_vocab_size=len(tgt_vocab),
+        emb_dim=8,
+        enc_hidden=6,
+        dec_hidden=12,
+        attention=attention,
+        attn_dim=7,
+        dropout=0.1,
     )
     model = Seq2Seq(config)
     with torch.no_grad():
@@ -80,12 +86,19 @@ def build_tiny_subword_checkpoint(path: Path, *, seed: int = 0) -> Path:
     tgt_model = train_subword(SUBWORD_ENGLISH * 3, 320, seed=1, threads=1)
     torch.manual_seed(seed)
     config = ModelConfig(
-        src_vocab_size=len(src_model), tgt_vocab_size=len(tgt_model), emb_dim=8, enc_hidden=6, dec_hidden=12,
-        attention="general", attn_dim=7, dropout=0.1,
+        src_vocab_size=len(src_model),
+        tgt_vocab_size=len(tgt_model),
+        emb_dim=8,
+        enc_hidden=6,
+        dec_hidden=12,
+        attention="general",
+        attn_dim=7,
+        dropout=0.1,
     )
     meta = {"source_language": "fr", "target_language": "en", "provenance": {"data": "none: built by a test"}}
-    save_checkpoint(path, Seq2Seq(config), Vocab(src_model.pieces), Vocab(tgt_model.pieces), meta,
-                    subword=(src_model, tgt_model))
+    save_checkpoint(
+        path, Seq2Seq(config), Vocab(src_model.pieces), Vocab(tgt_model.pieces), meta, subword=(src_model, tgt_model)
+    )
     return path
 
 

@@ -62,7 +62,7 @@ class Screen:
         self.raw = bytearray()
 
     @classmethod
-    async def open(cls, conn, *, size=(120, 36), term="xterm-256color", env=None) -> "Screen":
+    async def open(cls, conn, *, size=(120, 36), term="xterm-256color", env=None) -> Screen:
         process = await conn.create_process(term_type=term, term_size=size, encoding=None, env=env or {})
         return cls(process, *size)
 
@@ -85,6 +85,7 @@ class Screen:
 
     async def rest(self, timeout: float = WAIT) -> bytes:
         """Everything until the session ends."""
+
         async def read_all():
             while data := await self.process.stdout.read(1 << 16):
                 self.raw += data

@@ -7,16 +7,21 @@ import jsonschema
 import pytest
 import torch
 
-from attnstep.trace import records as tr
 from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper, length_penalty
 from attnstep.errors import AttnstepError
 from attnstep.model.rnn.config import ATTENTION_TYPES
-from attnstep.engine.stepper import Stepper, length_penalty
 from attnstep.text.words import BOS_ID, EOS_ID
+from attnstep.trace import records as tr
 from attnstep.trace.records import ALIVE, FINISHED, PRUNED
 from tests.conftest import build_tiny_checkpoint
 
-SENTENCES = ["une voiture rouge .", "un chien noir court dans la rue .", "deux femmes", "le homme , la femme et le chien"]
+SENTENCES = [
+    "une voiture rouge .",
+    "un chien noir court dans la rue .",
+    "deux femmes",
+    "le homme , la femme et le chien",
+]
 
 
 def teacher_forced_logprobs(model, trace, tokens: list[int]) -> list[float]:
@@ -80,7 +85,9 @@ def test_beam_scores_are_sums_of_the_recorded_logprobs(ending, width):
             assert all(a.score >= b.score - 1e-5 for a, b in zip(step, step[1:]))  # best first
         best = beam.steps[len(trace.steps) - 1][beam.best]
         assert math.isclose(trace.logprob, best.score, abs_tol=1e-4)
-        assert [h.logprob for h in beam.history(len(trace.steps) - 1, beam.best)] == [s.chosen_logprob for s in trace.steps]
+        assert [h.logprob for h in beam.history(len(trace.steps) - 1, beam.best)] == [
+            s.chosen_logprob for s in trace.steps
+        ]
         finished = [h for _, _, h in hypotheses(trace) if h.status == FINISHED]
         assert len(finished) <= width and trace.finished == bool(finished)
         assert best.normalized == max(h.normalized for h in finished or beam.steps[-1])
@@ -129,8 +136,9 @@ def test_batched_and_single_beams_agree(ending):
     for sentence, together in zip(SENTENCES, stepper.translate_batch(SENTENCES)):
         alone = stepper.translate(sentence)
         assert [s.chosen_id for s in alone.steps] == [s.chosen_id for s in together.steps]
-        assert [[(h.parent, h.id, h.status) for h in step] for step in alone.beam.steps] == \
-            [[(h.parent, h.id, h.status) for h in step] for step in together.beam.steps]
+        assert [[(h.parent, h.id, h.status) for h in step] for step in alone.beam.steps] == [
+            [(h.parent, h.id, h.status) for h in step] for step in together.beam.steps
+        ]
         for a, b in zip(hypotheses(alone), hypotheses(together)):
             assert abs(a[2].score - b[2].score) <= 1e-5 and close(a[2].weights, b[2].weights, 1e-5)
 
@@ -200,7 +208,9 @@ def _best_first(data):
 
 
 def _first_pruned(data):
-    return next((t, i) for t, step in enumerate(data["beam"]["steps"]) for i, h in enumerate(step) if h["status"] == "pruned")
+    return next(
+        (t, i) for t, step in enumerate(data["beam"]["steps"]) for i, h in enumerate(step) if h["status"] == "pruned"
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,10 +239,13 @@ def test_beams_that_do_not_add_up_are_refused(beam_trace, edit, message):
 # --- teacher-forced references ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("checkpoint_fixture, reference", [
-    ("tiny_checkpoint", "A black dog runs in the street."),
-    ("subword_checkpoint", "A black dog runs in the street."),
-])
+@pytest.mark.parametrize(
+    "checkpoint_fixture, reference",
+    [
+        ("tiny_checkpoint", "A black dog runs in the street."),
+        ("subword_checkpoint", "A black dog runs in the street."),
+    ],
+)
 def test_a_reference_is_forced_and_scored_as_a_teacher_forced_pass(request, checkpoint_fixture, reference):
     stepper = Stepper(load_checkpoint(request.getfixturevalue(checkpoint_fixture)), beam=3)  # a beam does not apply
     trace = stepper.score_reference("Un chien noir court dans la rue.", reference)
@@ -254,7 +267,9 @@ def test_a_reference_is_forced_and_scored_as_a_teacher_forced_pass(request, chec
 def test_reference_pieces_come_from_the_checkpoints_codec(subword_checkpoint):
     stepper = Stepper(load_checkpoint(subword_checkpoint))
     trace = stepper.score_reference("Un chien noir.", "A black dog.")
-    assert trace.translation == "A black dog." and len(trace.steps) > len("A black dog.".split()) + 1  # pieces, case kept
+    assert (
+        trace.translation == "A black dog." and len(trace.steps) > len(["A", "black", "dog."]) + 1
+    )  # pieces, case kept
 
 
 def test_unknown_reference_words_are_scored_as_unk(stepper):

@@ -8,13 +8,12 @@ import orjson
 import pytest
 
 from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
 from attnstep.serve.service import ModelService
 from attnstep.serve.wire import source_to_wire, trace_from_wire
-from attnstep.engine.stepper import Stepper
 from attnstep.trace.records import schema
 from tests.cli_helpers import invoke
 from tests.tui_helpers import async_test
-
 
 
 def test_dump_beam_writes_the_search_and_its_best_hypothesis(tiny_checkpoint):
@@ -32,7 +31,20 @@ def test_dump_input_beam_decodes_in_batches_in_file_order(tiny_checkpoint, tmp_p
     source = tmp_path / "in.txt"
     source.write_text("\n".join(sentences) + "\n")
     out = tmp_path / "out.jsonl"
-    args = ("dump", "--input", source, "--output", out, "--checkpoint", tiny_checkpoint, "--batch-size", 3, "--beam", 4, "--no-vectors")
+    args = (
+        "dump",
+        "--input",
+        source,
+        "--output",
+        out,
+        "--checkpoint",
+        tiny_checkpoint,
+        "--batch-size",
+        3,
+        "--beam",
+        4,
+        "--no-vectors",
+    )
     assert invoke(*args).exit_code == 0
     stepper = Stepper(load_checkpoint(tiny_checkpoint), beam=4, vectors=False)
     lines = out.read_bytes().splitlines()
@@ -54,13 +66,19 @@ def test_dump_target_forces_the_reference(tiny_checkpoint):
     assert data["reference"]["logprob"] == pytest.approx(sum(s["chosen"]["logprob"] for s in data["steps"]))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["dump", "un chien", "--target", "a dog", "--beam", "2"], "--target goes with one SENTENCE and no --beam"),
-    (["dump", "--input", "in.txt", "--target", "a dog"], "--target goes with one SENTENCE"),
-    (["dump", "un chien", "--target", ""], "the reference: the sentence is empty"),
-    (["translate", "--target", "a dog"], "--target needs the SENTENCE it translates"),
-    (["translate", "un chien", "--target", "a\x1b[2Jdog"], "the reference: the sentence contains control character U+001B"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["dump", "un chien", "--target", "a dog", "--beam", "2"], "--target goes with one SENTENCE and no --beam"),
+        (["dump", "--input", "in.txt", "--target", "a dog"], "--target goes with one SENTENCE"),
+        (["dump", "un chien", "--target", ""], "the reference: the sentence is empty"),
+        (["translate", "--target", "a dog"], "--target needs the SENTENCE it translates"),
+        (
+            ["translate", "un chien", "--target", "a\x1b[2Jdog"],
+            "the reference: the sentence contains control character U+001B",
+        ),
+    ],
+)
 def test_target_and_beam_mistakes_are_one_line(tiny_checkpoint, args, message):
     result = invoke(*args, "--checkpoint", tiny_checkpoint)
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and message in result.stderr
@@ -87,8 +105,12 @@ def test_eval_beam_reports_beside_greedy(tiny_checkpoint, test_split, tmp_path):
     assert list(bleu_lines(result.stdout)) == ["greedy", "beam 3, alpha 0.6"]
     stepper = Stepper(load_checkpoint(tiny_checkpoint), beam=3)
     written = (tmp_path / "hyp.txt").read_text().splitlines()
-    assert written == [t.translation for t in stepper.translate_batch(["un chien noir court .", "une femme dans la rue .",
-                                                                       "deux hommes dans le parc .", "un homme court ."])]
+    assert written == [
+        t.translation
+        for t in stepper.translate_batch(
+            ["un chien noir court .", "une femme dans la rue .", "deux hommes dans le parc .", "un homme court ."]
+        )
+    ]
 
 
 def test_eval_beam_of_one_scores_as_greedy(tiny_checkpoint, test_split, tmp_path):

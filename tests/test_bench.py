@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-import common  # noqa: E402
-import startup  # noqa: E402
-from terminal import Terminal, python  # noqa: E402
+import common
+import startup
+from terminal import Terminal, python
 
 # Answers each key after 0.4 s, later than the 0.15 s quiet period that ends a frame.
 SLOW_APP = """

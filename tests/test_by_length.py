@@ -16,10 +16,11 @@ from rich.console import Console
 
 from attnstep.report.by_length import EDGES, Series, chart, length_buckets, show, source_length
 from attnstep.report.plot import MATPLOTLIB_MISSING
-from tests.conftest import build_tiny_checkpoint
 from tests.cli_helpers import invoke
+from tests.conftest import build_tiny_checkpoint
 
 SVG = "{http://www.w3.org/2000/svg}"
+
 
 @given(st.lists(st.integers(0, 200), max_size=300))
 def test_every_sentence_is_in_exactly_one_bucket(lengths):
@@ -31,7 +32,10 @@ def test_every_sentence_is_in_exactly_one_bucket(lengths):
         assert list(bucket.members) == sorted(bucket.members)
 
 
-@given(st.lists(st.integers(1, 60), min_size=1, max_size=6, unique=True).map(sorted), st.lists(st.integers(0, 100), max_size=50))
+@given(
+    st.lists(st.integers(1, 60), min_size=1, max_size=6, unique=True).map(sorted),
+    st.lists(st.integers(0, 100), max_size=50),
+)
 def test_any_edges_make_a_partition(edges, lengths):
     buckets = length_buckets(lengths, edges)
     assert len(buckets) == len(edges) + 1
@@ -58,11 +62,16 @@ def test_bucket_bleu_is_sacrebleus_on_the_buckets_sentences():
         if not bucket.members:
             assert value is None
         else:
-            expected = sacrebleu.corpus_bleu([hypotheses[i] for i in bucket.members], [[references[i] for i in bucket.members]], lowercase=True)
+            expected = sacrebleu.corpus_bleu(
+                [hypotheses[i] for i in bucket.members], [[references[i] for i in bucket.members]], lowercase=True
+            )
             assert value == pytest.approx(expected.score)
 
 
-SERIES = [Series("fr-en", (41.2, 38.0, 33.5, None, 20.1, 12.0)), Series("multi30k-fr-en", (45.1, 40.2, 30.0, 25.0, None, None))]
+SERIES = [
+    Series("fr-en", (41.2, 38.0, 33.5, None, 20.1, 12.0)),
+    Series("multi30k-fr-en", (45.1, 40.2, 30.0, 25.0, None, None)),
+]
 
 
 @pytest.mark.parametrize("width", [80, 100])
@@ -80,7 +89,9 @@ def test_the_chart_fits_the_terminal_without_colour(monkeypatch, width):
 
 
 def test_chart_marks_sit_at_their_values():
-    lines = [line.plain for line in chart(length_buckets(range(40)), [Series("a", (100.0, 50.0, 0.0, None, None, None))], 80)]
+    lines = [
+        line.plain for line in chart(length_buckets(range(40)), [Series("a", (100.0, 50.0, 0.0, None, None, None))], 80)
+    ]
     rows = lines[1:12]  # the plot's 11 rows: 100 at the top, 50 in the middle, 0 at the bottom
     assert rows[0].startswith("100┤●") and rows[5].strip().startswith("50┤") and "●" in rows[5] and "●" in rows[10]
     assert rows[10].index("●") > rows[5].index("●") > rows[0].index("●")
@@ -89,12 +100,18 @@ def test_chart_marks_sit_at_their_values():
 @pytest.fixture
 def length_corpus(tmp_path):
     """Captions of several lengths, in the Multi30k file layout."""
-    fr = ["un chien noir court .", "une femme marche dans la rue .",
-          "un homme court dans la rue avec un chien noir et une femme marche dans le parc .",
-          " ".join(["un chien noir court dans la rue ."] * 4)]
-    en = ["a black dog runs .", "a woman walks in the street .",
-          "a man runs in the street with a black dog and a woman walks in the park .",
-          " ".join(["a black dog runs in the street ."] * 4)]
+    fr = [
+        "un chien noir court .",
+        "une femme marche dans la rue .",
+        "un homme court dans la rue avec un chien noir et une femme marche dans le parc .",
+        " ".join(["un chien noir court dans la rue ."] * 4),
+    ]
+    en = [
+        "a black dog runs .",
+        "a woman walks in the street .",
+        "a man runs in the street with a black dog and a woman walks in the park .",
+        " ".join(["a black dog runs in the street ."] * 4),
+    ]
     (tmp_path / "test_2016_flickr.fr").write_text("\n".join(fr) + "\n")
     (tmp_path / "test_2016_flickr.en").write_text("\n".join(en) + "\n")
     return tmp_path
@@ -108,18 +125,25 @@ def other_checkpoint(tmp_path_factory):
 def test_eval_by_length_of_two_checkpoints(tiny_checkpoint, other_checkpoint, length_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     chart_file = tmp_path / "chart.svg"
-    result = invoke("eval", tiny_checkpoint, "--checkpoint", other_checkpoint, "--data", length_corpus, "--plot", chart_file)
+    result = invoke(
+        "eval", tiny_checkpoint, "--checkpoint", other_checkpoint, "--data", length_corpus, "--plot", chart_file
+    )
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     # Each checkpoint translated once, and scored as before.
-    assert re.findall(r"translated 4 sentences of test_2016_flickr with (\S+) \(greedy\)", result.stderr) == ["tiny-general", "tiny-other"]
+    assert re.findall(r"translated 4 sentences of test_2016_flickr with (\S+) \(greedy\)", result.stderr) == [
+        "tiny-general",
+        "tiny-other",
+    ]
     assert out.count("BLEU = ") == 2
     assert "BLEU by source length on test_2016_flickr (greedy, case-insensitive)" in out
     header = next(line for line in out.splitlines() if "source words" in line and "tiny-general" in line)
     assert header.index("tiny-general") < header.index("tiny-other")
     counts = {m[0]: int(m[1]) for m in re.findall(r"│ (\S+)\s+│\s+(\d+) │", out)}
     assert counts == {"≤10": 2, "11–15": 0, "16–20": 1, "21–25": 0, "26–30": 0, "31+": 1}
-    assert all(cell_len(line) <= 80 for line in out.splitlines() if not line.startswith(("BLEU =", "chrF =", "chart written")))
+    assert all(
+        cell_len(line) <= 80 for line in out.splitlines() if not line.startswith(("BLEU =", "chrF =", "chart written"))
+    )
     assert out.endswith(f"chart written to {chart_file}\n")
     texts = [t.text for t in ET.parse(chart_file).getroot().iter(f"{SVG}text")]
     assert {"tiny-general", "tiny-other", "≤10", "31+", "n = 2"} <= set(texts)
@@ -141,10 +165,16 @@ def test_eval_keeps_its_positional_checkpoint(tiny_checkpoint, length_corpus):
 )
 def test_eval_refusals_are_one_line_before_translating(tiny_checkpoint, other_checkpoint, length_corpus, args, message):
     result = invoke("eval", tiny_checkpoint, "--checkpoint", other_checkpoint, "--data", length_corpus, *args)
-    assert result.exit_code == 1 and result.stderr.startswith(f"attnstep: error: {message}") and result.stderr.count("\n") == 1
+    assert (
+        result.exit_code == 1
+        and result.stderr.startswith(f"attnstep: error: {message}")
+        and result.stderr.count("\n") == 1
+    )
 
 
-def test_png_chart_without_matplotlib_is_refused_before_translating(tiny_checkpoint, length_corpus, tmp_path, monkeypatch):
+def test_png_chart_without_matplotlib_is_refused_before_translating(
+    tiny_checkpoint, length_corpus, tmp_path, monkeypatch
+):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = invoke("eval", tiny_checkpoint, "--data", length_corpus, "--plot", tmp_path / "chart.png")
     assert result.exit_code == 1 and result.stderr == f"attnstep: error: {MATPLOTLIB_MISSING}\n"
@@ -158,8 +188,11 @@ def test_png_chart(tiny_checkpoint, length_corpus, tmp_path):
     target = tmp_path / "chart.png"
     assert invoke("eval", tiny_checkpoint, "--data", length_corpus, "--plot", target).exit_code == 0
     width, height = png_size(target)
-    picture = bleu_chart(length_buckets([5, 5, 16, 40]), [Series("tiny-general", (0.0, None, 0.0, None, None, 0.0))],
-                         "BLEU by source length on test_2016_flickr (greedy, case-insensitive)")
+    picture = bleu_chart(
+        length_buckets([5, 5, 16, 40]),
+        [Series("tiny-general", (0.0, None, 0.0, None, None, 0.0))],
+        "BLEU by source length on test_2016_flickr (greedy, case-insensitive)",
+    )
     assert (width, height) == (picture.width * PNG_SCALE, picture.height * PNG_SCALE)
 
 
@@ -168,7 +201,9 @@ def test_several_splits_are_scored_as_one_set(tiny_checkpoint, length_corpus, mo
     for language in ("fr", "en"):  # a second split: the first two captions again
         lines = (length_corpus / f"test_2016_flickr.{language}").read_text().splitlines()[:2]
         (length_corpus / f"val.{language}").write_text("\n".join(lines) + "\n")
-    result = invoke("eval", tiny_checkpoint, "--data", length_corpus, "--split", "test_2016_flickr", "--split", "val", "--by-length")
+    result = invoke(
+        "eval", tiny_checkpoint, "--data", length_corpus, "--split", "test_2016_flickr", "--split", "val", "--by-length"
+    )
     assert result.exit_code == 0, result.stderr
     assert "translated 6 sentences of test_2016_flickr+val" in result.stderr
     counts = {m[0]: int(m[1]) for m in re.findall(r"│ (\S+)\s+│\s+(\d+) │", result.stdout)}

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from attnstep.engine.checkpoint import load_checkpoint, save_checkpoint
-from attnstep.errors import AttnstepError
 from attnstep.engine.stepper import Stepper
+from attnstep.errors import AttnstepError
 from tests.conftest import build_tiny_checkpoint
 
 

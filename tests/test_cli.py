@@ -26,7 +26,6 @@ from attnstep.trace.records import schema
 from tests.cli_helpers import invoke
 
 
-
 def attnstep(*args, **kwargs) -> subprocess.CompletedProcess:
     """The real console entry point in a child process: signal handling, exit codes and stdout at exit included."""
     kwargs.setdefault("stdout", subprocess.PIPE)
@@ -45,14 +44,18 @@ def test_dump_one_sentence_is_schema_valid_json(tiny_checkpoint):
 
 def test_dump_is_byte_identical_across_runs(tiny_checkpoint):
     """Separate processes, with different hash seeds, write the same bytes."""
-    runs = [attnstep("dump", "un chien noir", "--checkpoint", tiny_checkpoint, env={**os.environ, "PYTHONHASHSEED": seed})
-            for seed in ("1", "2")]
+    runs = [
+        attnstep("dump", "un chien noir", "--checkpoint", tiny_checkpoint, env={**os.environ, "PYTHONHASHSEED": seed})
+        for seed in ("1", "2")
+    ]
     assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
     assert runs[0].stdout == invoke("dump", "un chien noir", "--checkpoint", tiny_checkpoint).stdout_bytes
 
 
 def test_dump_options_drop_vectors_and_round(tiny_checkpoint):
-    data = json.loads(invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "--no-vectors", "--precision", "2").stdout)
+    data = json.loads(
+        invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "--no-vectors", "--precision", "2").stdout
+    )
     assert data["vectors"] is False and "encoder_states" not in data and "hidden" not in data["steps"][0]
     assert all(round(w, 2) == w for s in data["steps"] for w in s["weights"])
     jsonschema.validate(data, schema())
@@ -63,7 +66,10 @@ def test_dump_file_writes_json_lines_in_order(tiny_checkpoint, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("\n".join(sentences) + "\n")
     out = tmp_path / "out.jsonl"
-    assert invoke("dump", "--input", source, "--output", out, "--checkpoint", tiny_checkpoint, "--batch-size", 3).exit_code == 0
+    assert (
+        invoke("dump", "--input", source, "--output", out, "--checkpoint", tiny_checkpoint, "--batch-size", 3).exit_code
+        == 0
+    )
     lines = out.read_bytes().splitlines()
     assert len(lines) == 4
     for sentence, line in zip(sentences, lines):
@@ -121,8 +127,25 @@ def tiny_corpus(tmp_path):
 
 def test_train_resume_and_eval(tiny_corpus, tmp_path):
     out, work = tmp_path / "model", tmp_path / "work"
-    common = ["train", "--data", tiny_corpus, "--out", out, "--work", work, "--emb-dim", 8, "--enc-hidden", 8,
-              "--dec-hidden", 16, "--batch-size", 4, "--patience", 5]
+    common = [
+        "train",
+        "--data",
+        tiny_corpus,
+        "--out",
+        out,
+        "--work",
+        work,
+        "--emb-dim",
+        8,
+        "--enc-hidden",
+        8,
+        "--dec-hidden",
+        16,
+        "--batch-size",
+        4,
+        "--patience",
+        5,
+    ]
     assert invoke(*common, "--epochs", 1).exit_code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["provenance"]["epoch"] == 1 and "val_bleu" in config["metrics"]
@@ -140,8 +163,27 @@ def test_train_resume_and_eval(tiny_corpus, tmp_path):
 
 def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
     out = tmp_path / "half"
-    result = invoke("train", "--data", tiny_corpus, "--out", out, "--work", tmp_path / "work", "--emb-dim", 8,
-                    "--enc-hidden", 8, "--dec-hidden", 16, "--batch-size", 4, "--epochs", 1, "--dtype", "float16")
+    result = invoke(
+        "train",
+        "--data",
+        tiny_corpus,
+        "--out",
+        out,
+        "--work",
+        tmp_path / "work",
+        "--emb-dim",
+        8,
+        "--enc-hidden",
+        8,
+        "--dec-hidden",
+        16,
+        "--batch-size",
+        4,
+        "--epochs",
+        1,
+        "--dtype",
+        "float16",
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads((out / "config.json").read_text())["storage_dtype"] == "float16"
     from safetensors import safe_open
@@ -161,7 +203,10 @@ def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
     assert halved["source"] == full["source"]
     assert halved["output_tokens"] == full["output_tokens"] and halved["translation"] == full["translation"]
     # Rounding the weights to float16 moves the attention weights only a little.
-    assert max(abs(a - b) for s, t in zip(full["steps"], halved["steps"]) for a, b in zip(s["weights"], t["weights"])) < 1e-2
+    assert (
+        max(abs(a - b) for s, t in zip(full["steps"], halved["steps"]) for a, b in zip(s["weights"], t["weights"]))
+        < 1e-2
+    )
     assert halved["checkpoint"]["sha256"] != full["checkpoint"]["sha256"]
     assert invoke("convert", tiny_checkpoint, "--dtype", "int8", "--out", half).exit_code == 1
 
@@ -207,7 +252,9 @@ def test_a_full_device_is_one_line_and_stays_a_device(tiny_checkpoint):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-@pytest.mark.parametrize("args", [["dump", "un chien", "--checkpoint"], ["dump", "un chien", "-o", "-", "--checkpoint"], ["schema"]])
+@pytest.mark.parametrize(
+    "args", [["dump", "un chien", "--checkpoint"], ["dump", "un chien", "-o", "-", "--checkpoint"], ["schema"]]
+)
 def test_stdout_on_a_full_disk_is_one_line(tiny_checkpoint, args):
     if args[-1] == "--checkpoint":
         args = [*args, tiny_checkpoint]
@@ -236,8 +283,10 @@ def test_a_link_is_followed_and_kept_and_the_mode_too(tiny_checkpoint, tmp_path)
 
 @pytest.mark.parametrize(
     "where, message",
-    [("missing/out.json", "cannot write {tmp}/missing/out.json: No such file or directory"),
-     (".", "cannot write {tmp}: Is a directory")],
+    [
+        ("missing/out.json", "cannot write {tmp}/missing/out.json: No such file or directory"),
+        (".", "cannot write {tmp}: Is a directory"),
+    ],
 )
 def test_unwritable_outputs_are_one_line(tiny_checkpoint, tmp_path, where, message):
     out = tmp_path / where
@@ -256,7 +305,18 @@ def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, sign
     out = tmp_path / "out.jsonl"
     out.write_text("precious")
     process = subprocess.Popen(
-        [sys.executable, "-m", "attnstep", "dump", "-i", str(source), "-o", str(out), "--checkpoint", str(tiny_checkpoint)],
+        [
+            sys.executable,
+            "-m",
+            "attnstep",
+            "dump",
+            "-i",
+            str(source),
+            "-o",
+            str(out),
+            "--checkpoint",
+            str(tiny_checkpoint),
+        ],
         stderr=subprocess.PIPE,
     )
     # Wait until the temporary file exists, i.e. writing has begun, then stop the process.
@@ -265,7 +325,12 @@ def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, sign
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signum
-    assert stderr.decode() == "attnstep: " + {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}[signum] + "\n"
+    assert (
+        stderr.decode()
+        == "attnstep: "
+        + {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}[signum]
+        + "\n"
+    )
     assert out.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 
@@ -298,7 +363,9 @@ def test_dump_input_reports_what_it_wrote(tiny_checkpoint, tmp_path):
     source.write_text("un chien\nune voiture\n")
     result = invoke("dump", "-i", source, "-o", tmp_path / "out.jsonl", "--checkpoint", tiny_checkpoint)
     size = (tmp_path / "out.jsonl").stat().st_size
-    assert re.fullmatch(rf"attnstep: 2 traces, {size / 1e3:.1f} KB, written to {tmp_path}/out.jsonl in \d+\.\d s\n", result.stderr)
+    assert re.fullmatch(
+        rf"attnstep: 2 traces, {size / 1e3:.1f} KB, written to {tmp_path}/out.jsonl in \d+\.\d s\n", result.stderr
+    )
 
 
 # --- checkpoints written over something else ---------------------------------------------------------
@@ -343,8 +410,25 @@ def test_train_refuses_an_out_file_before_training(tiny_corpus, tmp_path):
 
 def test_a_rejected_train_does_not_block_the_corrected_one(tiny_corpus, tmp_path):
     out, work = tmp_path / "model", tmp_path / "work"
-    common = ["train", "--data", tiny_corpus, "--out", out, "--work", work, "--emb-dim", 8, "--enc-hidden", 8,
-              "--dec-hidden", 16, "--batch-size", 4, "--epochs", 1]
+    common = [
+        "train",
+        "--data",
+        tiny_corpus,
+        "--out",
+        out,
+        "--work",
+        work,
+        "--emb-dim",
+        8,
+        "--enc-hidden",
+        8,
+        "--dec-hidden",
+        16,
+        "--batch-size",
+        4,
+        "--epochs",
+        1,
+    ]
     for bad in (["--attention", "bogus"], ["--lr", "-1"]):
         rejected = invoke(*common, *bad)
         assert rejected.exit_code == 1 and rejected.stderr.count("\n") == 1
@@ -367,9 +451,11 @@ def test_version_and_short_help():
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["dump", "x", "--top-k", "0"], "Invalid value for '--top-k'"),
-     (["replay"], "Missing argument"),
-     (["bogus"], "No such command 'bogus'")],
+    [
+        (["dump", "x", "--top-k", "0"], "Invalid value for '--top-k'"),
+        (["replay"], "Missing argument"),
+        (["bogus"], "No such command 'bogus'"),
+    ],
 )
 def test_usage_errors_are_one_line(args, message):
     result = attnstep(*args)
@@ -385,7 +471,10 @@ def test_the_app_without_a_terminal_says_so(command, tiny_checkpoint, tmp_path):
     args = ["translate", "un chien", "--checkpoint", tiny_checkpoint] if command == "translate" else ["replay", trace]
     result = attnstep(*args, stdin=subprocess.DEVNULL)
     assert result.returncode == 1
-    assert result.stderr.decode() == f"attnstep: error: attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one\n"
+    assert (
+        result.stderr.decode()
+        == f"attnstep: error: attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one\n"
+    )
     assert result.stdout == b""
 
 
@@ -402,13 +491,18 @@ def test_eval_names_the_command_that_fetches_missing_data(tiny_checkpoint, tmp_p
 def test_eval_lists_the_splits_a_folder_has(tiny_checkpoint, tiny_corpus):
     result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus, "--split", "test_2017_flickr")
     assert result.exit_code == 1
-    assert result.stderr == f"attnstep: error: {tiny_corpus} has no test_2017_flickr.fr(.gz); splits there: test_2016_flickr, train, val\n"
+    assert (
+        result.stderr
+        == f"attnstep: error: {tiny_corpus} has no test_2017_flickr.fr(.gz); splits there: test_2016_flickr, train, val\n"
+    )
 
 
 def test_eval_reports_how_long_it_took(tiny_checkpoint, tiny_corpus):
     result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus)
     assert result.exit_code == 0
-    assert re.fullmatch(r"attnstep: translated 4 sentences of test_2016_flickr \(greedy\) in \d+\.\d s\n", result.stderr)
+    assert re.fullmatch(
+        r"attnstep: translated 4 sentences of test_2016_flickr \(greedy\) in \d+\.\d s\n", result.stderr
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -443,4 +537,6 @@ def test_a_stopped_app_restores_the_terminal(tiny_checkpoint, tmp_path, signum):
     assert os.waitstatus_to_exitcode(status) == 128 + signum
     tail = written.rsplit(b"\x1b[?1049l", 1)  # the app left the alternate screen: the terminal is restored
     assert len(tail) == 2 and b"Traceback" not in written
-    assert tail[1].endswith(b"attnstep: " + {signal.SIGTERM: b"terminated", signal.SIGHUP: b"hung up"}[signum] + b"\r\n")
+    assert tail[1].endswith(
+        b"attnstep: " + {signal.SIGTERM: b"terminated", signal.SIGHUP: b"hung up"}[signum] + b"\r\n"
+    )

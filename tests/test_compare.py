@@ -4,8 +4,8 @@ from rich.cells import cell_len
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.trace.records import word_alignment
 from attnstep.report.glyphs import cell_number
+from attnstep.trace.records import word_alignment
 from tests.cli_helpers import invoke
 
 SENTENCE = "une voiture rouge court"
@@ -22,15 +22,18 @@ def test_compare_shows_each_models_translation_steps_and_grid(tiny_checkpoint, n
         # each step's top choice and its probability, one row per step
         for t, step in enumerate(trace.steps):
             top = step.candidates[0]
-            assert any(line.split("│")[1].strip() == str(t + 1) and f"{top.token} {top.prob:.2f}" in line
-                       for line in out.splitlines() if line.count("│") > 2)
+            assert any(
+                line.split("│")[1].strip() == str(t + 1) and f"{top.token} {top.prob:.2f}" in line
+                for line in out.splitlines()
+                if line.count("│") > 2
+            )
     assert "(Luong general)" in out and "(no attention)" in out and "no alignment to show" in out
     # The general model's grid holds its rows' weights as the app's grid writes them.
     trace = Stepper(load_checkpoint(tiny_checkpoint)).translate(SENTENCE)
     rows = word_alignment(trace)
     header = next(i for i, line in enumerate(out.splitlines()) if line.startswith("│ ") and "une" in line.split())
     for (word, row), line in zip(rows, out.splitlines()[header + 1 : header + 1 + len(rows)]):
-        assert line.split()[1:3 + len(row) - 1] == [word.text, *[cell_number(w) for w in row]]
+        assert line.split()[1 : 3 + len(row) - 1] == [word.text, *[cell_number(w) for w in row]]
 
 
 def test_compare_fits_an_80_column_terminal(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
@@ -43,7 +46,14 @@ def test_compare_fits_an_80_column_terminal(tiny_checkpoint, no_attention_checkp
 def test_compare_cuts_long_words_by_terminal_cells(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
     # Seven CJK characters are 14 cells: cut by characters, the grid's 8-cell header would not be.
     monkeypatch.setenv("COLUMNS", "200")
-    result = invoke("compare", "une voiture 東京都庁舎ビル", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    result = invoke(
+        "compare",
+        "une voiture 東京都庁舎ビル",
+        "--checkpoint",
+        tiny_checkpoint,
+        "--checkpoint",
+        no_attention_checkpoint,
+    )
     assert result.exit_code == 0, result.stderr
     assert "東京都…" in result.stdout and "東京都庁舎ビル" not in result.stdout.split("Top choice")[1]
 
@@ -57,9 +67,13 @@ def test_compare_needs_two_checkpoints_that_exist(tiny_checkpoint, tmp_path):
 
 def test_compare_prints_hostile_text_as_text(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    result = invoke("compare", "[bold red]un[/] chien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    result = invoke(
+        "compare", "[bold red]un[/] chien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint
+    )
     assert result.exit_code == 0 and "[ bold red ] un [ / ]" in result.stdout and "\x1b" not in result.stdout
-    escape = invoke("compare", "un \x1b[2Jchien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
+    escape = invoke(
+        "compare", "un \x1b[2Jchien", "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint
+    )
     assert escape.exit_code == 1 and len(escape.stderr.strip().splitlines()) == 1
 
 
@@ -93,14 +107,24 @@ def test_c_in_the_app_sets_a_second_checkpoints_decoding_beside(stepper, no_atte
         headings = [str(w.render()) for w in screen.query(".side-text")]
         assert any("tiny-none (no attention)" in h for h in headings)
         grid = screen.query_one("#grid-after")
-        assert "No alignment" in "\n".join(line.plain for line in grid.build(View(screen.after, len(screen.after.steps))))
+        assert "No alignment" in "\n".join(
+            line.plain for line in grid.build(View(screen.after, len(screen.after.steps)))
+        )
 
     compare_beside(stepper, other, "tiny-none", check)
 
 
 def test_translate_takes_at_most_two_checkpoints(tiny_checkpoint):
-    result = invoke("translate", SENTENCE, "--checkpoint", tiny_checkpoint, "--checkpoint", tiny_checkpoint,
-                    "--checkpoint", tiny_checkpoint)
+    result = invoke(
+        "translate",
+        SENTENCE,
+        "--checkpoint",
+        tiny_checkpoint,
+        "--checkpoint",
+        tiny_checkpoint,
+        "--checkpoint",
+        tiny_checkpoint,
+    )
     assert result.exit_code == 1 and "at most two" in result.stderr
 
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from attnstep.commands.train import TrainSettings, load_data
 from attnstep.data.corpus import CorpusSpec, hold_out, read_corpus
 from attnstep.errors import AttnstepError
-from attnstep.commands.train import TrainSettings, load_data
 from tests.cli_helpers import invoke
 from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
 
@@ -59,8 +59,11 @@ def test_a_line_separator_inside_a_sentence_does_not_shift_the_pairs(tmp_path):
 
 def test_held_out_pairs_share_no_sentence_with_training():
     # Sentences shared between pairs form groups; e.g. pairs 0-2 share English sides.
-    pairs = [("Je suis étudiant.", "I'm a student."), ("Je suis étudiante.", "I'm a student."),
-             ("Je suis étudiante.", "I am a student.")] + [(f"phrase {i}", f"sentence {i}") for i in range(40)]
+    pairs = [
+        ("Je suis étudiant.", "I'm a student."),
+        ("Je suis étudiante.", "I'm a student."),
+        ("Je suis étudiante.", "I am a student."),
+    ] + [(f"phrase {i}", f"sentence {i}") for i in range(40)]
     for seed in range(20):
         held = hold_out(pairs, 5, 5, seed)
         assert len(held.val) >= 5 and len(held.test) >= 5
@@ -74,8 +77,12 @@ def test_load_data_upsamples_and_keeps_held_out_sentences_out_of_every_corpus(co
     # The second corpus repeats a held-out-able sentence; it must not reach training.
     (folder / "extra.fr").write_text("Un chien noir.\nJe suis étudiant.\n", encoding="utf-8")
     (folder / "extra.en").write_text("A black dog.\nI'm a student.\n", encoding="utf-8")
-    settings = TrainSettings(corpora=[str(folder / "pairs.tsv.gz"), str(folder / "extra.{lang}") + "*2"],
-                             tsv_columns="en,fr", holdout=2, seed=3)
+    settings = TrainSettings(
+        corpora=[str(folder / "pairs.tsv.gz"), str(folder / "extra.{lang}") + "*2"],
+        tsv_columns="en,fr",
+        holdout=2,
+        seed=3,
+    )
     data = load_data(settings)
     held = {side for pair in data.val + data.test for side in pair}
     assert not held & {side for pair in data.train for side in pair}
@@ -86,9 +93,33 @@ def test_load_data_upsamples_and_keeps_held_out_sentences_out_of_every_corpus(co
 def test_subword_training_run_resumes_and_evaluates_on_its_held_out_pairs(corpora, tmp_path):
     folder, _ = corpora
     out, work = tmp_path / "model", tmp_path / "work"
-    common = ["train", "--corpus", folder / "pairs.tsv.gz", "--tsv-columns", "en,fr", "--corpus", f"{folder}/extra.{{lang}}*2",
-              "--holdout", 1, "--tokenizer", "subword", "--vocab-size", 312, "--out", out, "--work", work,
-              "--emb-dim", 8, "--enc-hidden", 8, "--dec-hidden", 16, "--batch-size", 4]
+    common = [
+        "train",
+        "--corpus",
+        folder / "pairs.tsv.gz",
+        "--tsv-columns",
+        "en,fr",
+        "--corpus",
+        f"{folder}/extra.{{lang}}*2",
+        "--holdout",
+        1,
+        "--tokenizer",
+        "subword",
+        "--vocab-size",
+        312,
+        "--out",
+        out,
+        "--work",
+        work,
+        "--emb-dim",
+        8,
+        "--enc-hidden",
+        8,
+        "--dec-hidden",
+        16,
+        "--batch-size",
+        4,
+    ]
     first = invoke(*common, "--epochs", 1)
     assert first.exit_code == 0, first.output
     config = json.loads((out / "config.json").read_text())
@@ -109,9 +140,29 @@ def test_subword_training_run_resumes_and_evaluates_on_its_held_out_pairs(corpor
 def test_a_time_budget_ends_training_inside_an_epoch_and_keeps_the_checkpoint(corpora, tmp_path):
     folder, _ = corpora
     out = tmp_path / "model"
-    result = invoke("train", "--corpus", folder / "pairs.tsv.gz", "--tsv-columns", "en,fr", "--holdout", 1,
-                    "--out", out, "--work", tmp_path / "work", "--emb-dim", 8, "--enc-hidden", 8, "--dec-hidden", 16,
-                    "--batch-size", 1, "--max-minutes", 0.00001)
+    result = invoke(
+        "train",
+        "--corpus",
+        folder / "pairs.tsv.gz",
+        "--tsv-columns",
+        "en,fr",
+        "--holdout",
+        1,
+        "--out",
+        out,
+        "--work",
+        tmp_path / "work",
+        "--emb-dim",
+        8,
+        "--enc-hidden",
+        8,
+        "--dec-hidden",
+        16,
+        "--batch-size",
+        1,
+        "--max-minutes",
+        0.00001,
+    )
     assert result.exit_code == 0, result.output
     assert "time budget of 1e-05 min reached inside epoch 1" in result.stdout
     assert (out / "config.json").is_file()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from attnstep.data import downloads as datasets
 from attnstep.cli import app
+from attnstep.data import downloads as datasets
 from attnstep.data.downloads import Dataset, Download, Unpack, default_data_dir
 from attnstep.errors import AttnstepError
 
@@ -121,7 +121,9 @@ def test_a_wrong_sha256_installs_nothing(captions, cache, origin):
 def test_a_missing_file_is_one_line(captions, cache, origin):
     (origin[0] / "val.en.gz").unlink()
     result = get("captions")
-    assert result.exit_code == 1 and result.stderr.startswith(f"attnstep: error: cannot download {origin[1]}val.en.gz: ")
+    assert result.exit_code == 1 and result.stderr.startswith(
+        f"attnstep: error: cannot download {origin[1]}val.en.gz: "
+    )
     assert list(cache.iterdir()) == []
 
 
@@ -145,8 +147,11 @@ def test_a_zip_member_is_unpacked_and_checked(origin, cache, monkeypatch):
     archive = zipped({"fra-eng/fra.txt": PAIRS, "fra-eng/_about.txt": "about"})
     (folder / "fra-eng.zip").write_bytes(archive)
     dataset = Dataset(
-        name="pairs", origin=url, downloads=(Download("fra-eng.zip", len(archive), sha(archive)),),
-        unpack=Unpack("fra-eng.zip", "fra-eng/fra.txt", "fra-eng.tsv.gz", sha(PAIRS.encode())), license="CC-BY 2.0\n",
+        name="pairs",
+        origin=url,
+        downloads=(Download("fra-eng.zip", len(archive), sha(archive)),),
+        unpack=Unpack("fra-eng.zip", "fra-eng/fra.txt", "fra-eng.tsv.gz", sha(PAIRS.encode())),
+        license="CC-BY 2.0\n",
     )
     monkeypatch.setitem(datasets.DATASETS, "pairs", dataset)
     assert get("pairs").exit_code == 0
@@ -158,7 +163,9 @@ def test_a_zip_member_is_unpacked_and_checked(origin, cache, monkeypatch):
 
 def test_a_mirror_serves_the_same_files(captions, cache, origin, tmp_path, monkeypatch):
     # The dataset's origin is unreachable; the same files on a mirror pass the same sha256 checks.
-    monkeypatch.setitem(datasets.DATASETS, "captions", Dataset(**{**vars(captions), "origin": "http://127.0.0.1:9/nowhere/"}))
+    monkeypatch.setitem(
+        datasets.DATASETS, "captions", Dataset(**{**vars(captions), "origin": "http://127.0.0.1:9/nowhere/"})
+    )
     assert get("captions", "--mirror", origin[1]).exit_code == 0
     assert (cache / "captions" / "val.fr.gz").is_file()
 
@@ -188,7 +195,9 @@ def test_a_recorded_corpus_is_found_where_it_was_or_in_the_cache(tmp_path, cache
     here.write_bytes(gz(PAIRS))
     assert datasets.locate(str(here), "--heldout-corpus") == here
     gone = "/elsewhere/tatoeba-fr-en/fra-eng.tsv.gz"  # a path on the machine that trained the model
-    with pytest.raises(AttnstepError, match=f"{gone} is missing: run `attnstep data get tatoeba`, or give --heldout-corpus FILE"):
+    with pytest.raises(
+        AttnstepError, match=f"{gone} is missing: run `attnstep data get tatoeba`, or give --heldout-corpus FILE"
+    ):
         datasets.locate(gone, "--heldout-corpus")
     (cache / "tatoeba").mkdir(parents=True)
     (cache / "tatoeba" / "fra-eng.tsv.gz").write_bytes(gz(PAIRS))

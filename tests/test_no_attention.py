@@ -6,10 +6,10 @@ import jsonschema
 import pytest
 import torch
 
-from attnstep.trace import records as tr
 from attnstep.engine.batch import pad
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
+from attnstep.trace import records as tr
 
 SENTENCES = ["un chien noir court dans la rue .", "une femme", "deux hommes dans le parc ."]
 
@@ -22,9 +22,13 @@ def checkpoint(no_attention_checkpoint):
 def test_stepping_matches_plain_batched_greedy(checkpoint):
     engine = Stepper(checkpoint)
     src, lengths = pad([checkpoint.src_vocab.ids(s.split()) for s in SENTENCES])
-    for sentence, ids, together in zip(SENTENCES, checkpoint.model.greedy(src, lengths), engine.translate_batch(SENTENCES)):
+    for sentence, ids, together in zip(
+        SENTENCES, checkpoint.model.greedy(src, lengths), engine.translate_batch(SENTENCES)
+    ):
         alone = engine.translate(sentence)
-        assert [s.chosen_id for s in alone.steps][: len(ids)] == ids == [s.chosen_id for s in together.steps][: len(ids)]
+        assert (
+            [s.chosen_id for s in alone.steps][: len(ids)] == ids == [s.chosen_id for s in together.steps][: len(ids)]
+        )
 
 
 def test_no_weights_and_the_encoders_final_states_as_the_context_of_every_step(checkpoint):

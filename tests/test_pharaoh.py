@@ -15,6 +15,7 @@ from tests.cli_helpers import invoke
 
 LINK = re.compile(r"(\d+)-(\d+)")
 
+
 def links(line: str) -> set[tuple[int, int]]:
     return {(int(i), int(j)) for i, j in LINK.findall(line)}
 
@@ -34,7 +35,9 @@ def test_links_are_each_rows_argmax_and_threshold_links_a_superset(matrix, thres
     assert plain == [(argmax(row), j) for j, row in enumerate(matrix)]
     more = pharaoh_links(matrix, threshold)
     assert set(plain) <= set(more)
-    assert set(more) - set(plain) == {(i, j) for j, row in enumerate(matrix) for i, w in enumerate(row) if w >= threshold} - set(plain)
+    assert set(more) - set(plain) == {
+        (i, j) for j, row in enumerate(matrix) for i, w in enumerate(row) if w >= threshold
+    } - set(plain)
     assert more == sorted(more, key=lambda link: (link[1], link[0]))  # target order, then source order
 
 
@@ -52,7 +55,9 @@ def test_dump_one_sentence(tiny_checkpoint, stepper):
     assert result.exit_code == 0
     trace = stepper.translate(sentence)
     assert result.stdout == pharaoh_line(trace) + "\n"
-    assert links(result.stdout) == {(argmax(s.weights), j) for j, s in enumerate(trace.steps) if s.chosen_token != EOS_TOKEN}
+    assert links(result.stdout) == {
+        (argmax(s.weights), j) for j, s in enumerate(trace.steps) if s.chosen_token != EOS_TOKEN
+    }
     wider = invoke("dump", sentence, "--checkpoint", tiny_checkpoint, "--format", "pharaoh", "--align-threshold", "0.1")
     assert links(result.stdout) < links(wider.stdout)
 
@@ -61,7 +66,9 @@ def test_dump_a_file_is_one_line_per_sentence_in_order(tiny_checkpoint, stepper,
     sentences = ["un chien noir .", "une voiture", "le homme court dans la rue .", "deux femmes ."]
     source, out = tmp_path / "in.txt", tmp_path / "out.align"
     source.write_text("\n".join(sentences) + "\n")
-    result = invoke("dump", "-i", source, "-o", out, "--checkpoint", tiny_checkpoint, "--format", "pharaoh", "--batch-size", 3)
+    result = invoke(
+        "dump", "-i", source, "-o", out, "--checkpoint", tiny_checkpoint, "--format", "pharaoh", "--batch-size", 3
+    )
     assert result.exit_code == 0 and "4 alignments" in result.stderr
     assert out.read_text().splitlines() == [pharaoh_line(stepper.translate(s)) for s in sentences]
 
@@ -73,7 +80,9 @@ def test_words_of_a_subword_model(subword_checkpoint, tmp_path):
     trace_file = tmp_path / "t.json"
     trace_file.write_text(invoke("dump", sentence, "--checkpoint", subword_checkpoint).stdout)
     trace = load(trace_file)
-    assert links(pieces.stdout) == {(argmax(s.weights), j) for j, s in enumerate(trace.steps) if s.chosen_token != EOS_TOKEN}
+    assert links(pieces.stdout) == {
+        (argmax(s.weights), j) for j, s in enumerate(trace.steps) if s.chosen_token != EOS_TOKEN
+    }
     assert links(words.stdout) == {(argmax(row), j) for j, (_, row) in enumerate(word_alignment(trace))}
     assert max(i for i, _ in links(words.stdout)) < len(trace.source_words)
 
@@ -96,7 +105,9 @@ def test_a_bad_format_is_a_usage_error(tiny_checkpoint):
 
 
 def test_a_model_without_attention_has_no_links(no_attention_checkpoint, tmp_path):
-    result = invoke("dump", "un chien", "--checkpoint", no_attention_checkpoint, "--format", "pharaoh", "-o", tmp_path / "a")
+    result = invoke(
+        "dump", "un chien", "--checkpoint", no_attention_checkpoint, "--format", "pharaoh", "-o", tmp_path / "a"
+    )
     assert result.exit_code == 1 and result.stderr == f"attnstep: error: {NOTHING_TO_ALIGN}\n"
     assert list(tmp_path.iterdir()) == []
 

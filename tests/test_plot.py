@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from attnstep.trace.alignment import NOTHING_TO_ALIGN
 from attnstep.errors import AttnstepError
 from attnstep.report.plot import MATPLOTLIB_MISSING, PNG_SCALE, alignment_picture, alignment_svg, write_alignment
+from attnstep.trace.alignment import NOTHING_TO_ALIGN
 from attnstep.trace.records import dumps, word_alignment
 from tests.cli_helpers import invoke
 
@@ -56,7 +56,9 @@ def test_svg_has_every_word_and_one_cell_per_weight(trace):
     assert len(cells) == len(trace.steps) * len(trace.source)  # the <eos> row too, when there is one
     # Row by row, source by source: each cell's shade and tooltip are its weight.
     weights = [w for step in trace.steps for w in step.weights]
-    assert [float(c.find(f"{SVG}title").text.rsplit(": ", 1)[1]) for c in cells] == [pytest.approx(w, abs=5e-4) for w in weights]
+    assert [float(c.find(f"{SVG}title").text.rsplit(": ", 1)[1]) for c in cells] == [
+        pytest.approx(w, abs=5e-4) for w in weights
+    ]
 
 
 def test_darker_cells_for_larger_weights(trace):
@@ -103,7 +105,7 @@ def test_subword_trace_in_words_or_pieces(subword_trace):
 
 def test_untrusted_words_are_escaped_and_made_visible(trace):
     words = ["<b>&amp;", "\x1b[31mred", '"quoted"', "$x^2$"]
-    source = tuple(replace(t, surface=w) for t, w in zip(trace.source, words)) + trace.source[len(words):]
+    source = tuple(replace(t, surface=w) for t, w in zip(trace.source, words)) + trace.source[len(words) :]
     text = alignment_svg(replace(trace, source=source))
     _, texts, _ = svg_parts(text)  # still well-formed XML
     assert "<b>&amp;" in texts and "␛[31mred" in texts and '"quoted"' in texts and "$x^2$" in texts

@@ -13,10 +13,22 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.serve_helpers import RIGHT, SENTENCE, Screen, connect, open_on_sentence, rss_mb, serving, session_pids, settle
+from tests.serve_helpers import (
+    RIGHT,
+    SENTENCE,
+    Screen,
+    connect,
+    open_on_sentence,
+    rss_mb,
+    serving,
+    session_pids,
+    settle,
+)
 from tests.tui_helpers import async_test
 
-NEEDS_OPENSSH = pytest.mark.skipif(not (shutil.which("ssh") and shutil.which("tmux")), reason="needs the ssh client and tmux")
+NEEDS_OPENSSH = pytest.mark.skipif(
+    not (shutil.which("ssh") and shutil.which("tmux")), reason="needs the ssh client and tmux"
+)
 
 
 @async_test
@@ -50,12 +62,11 @@ async def test_log_in_step_resize_and_disconnect(tiny_checkpoint):
 
 @async_test
 async def test_quit_ends_the_session_with_the_apps_status(tiny_checkpoint):
-    async with serving(tiny_checkpoint) as server:
-        async with connect(server.port) as conn:
-            screen = await open_on_sentence(conn)
-            screen.press("q")
-            await screen.rest()
-            assert screen.process.exit_status == 0
+    async with serving(tiny_checkpoint) as server, connect(server.port) as conn:
+        screen = await open_on_sentence(conn)
+        screen.press("q")
+        await screen.rest()
+        assert screen.process.exit_status == 0
 
 
 @async_test
@@ -72,7 +83,9 @@ async def test_the_session_process_has_no_torch(tiny_checkpoint):
         with open(f"/proc/{os.getpid()}/maps") as maps:
             assert "libtorch" in maps.read()  # the check can see torch where it is
         with open(f"/proc/{server.zygote.process.pid}/status") as status:
-            assert "Threads:\t1\n" in status.read()  # it forks: a thread of its warm-up left running would be copied half-way
+            assert (
+                "Threads:\t1\n" in status.read()
+            )  # it forks: a thread of its warm-up left running would be copied half-way
 
 
 @async_test
@@ -86,7 +99,10 @@ async def test_wrong_password_and_unknown_user_are_refused(tiny_checkpoint):
 
 @async_test
 async def test_keys_from_a_shared_file_log_in_students_but_never_a_teacher(tiny_checkpoint, tmp_path):
-    student_key, stranger_key = asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-ed25519")
+    student_key, stranger_key = (
+        asyncssh.generate_private_key("ssh-ed25519"),
+        asyncssh.generate_private_key("ssh-ed25519"),
+    )
     keys = tmp_path / "authorized_keys"
     keys.write_bytes(student_key.export_public_key())
     async with serving(tiny_checkpoint, keys_path=keys, teachers=("teach",)) as server:
@@ -142,14 +158,13 @@ async def test_an_odd_term_and_no_color_still_get_the_app(tiny_checkpoint):
 
 @async_test
 async def test_over_the_session_limit_is_refused_with_a_message(tiny_checkpoint):
-    async with serving(tiny_checkpoint, max_sessions=1) as server:
-        async with connect(server.port) as first:
-            screen = await Screen.open(first)
-            await screen.until("Type a French sentence")
-            async with connect(server.port, "bob") as second:
-                extra = await Screen.open(second)
-                assert b"The class is full (1 sessions)" in await extra.rest()
-                assert extra.process.exit_status == 1
+    async with serving(tiny_checkpoint, max_sessions=1) as server, connect(server.port) as first:
+        screen = await Screen.open(first)
+        await screen.until("Type a French sentence")
+        async with connect(server.port, "bob") as second:
+            extra = await Screen.open(second)
+            assert b"The class is full (1 sessions)" in await extra.rest()
+            assert extra.process.exit_status == 1
 
 
 @async_test
@@ -195,30 +210,33 @@ async def test_connect_disconnect_cycles_leave_no_process_or_memory_behind(tiny_
 
 @async_test
 async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
-    async with serving(tiny_checkpoint, teachers=("teach",)) as server:
-        async with connect(server.port, "teach") as t, connect(server.port, "ann") as a, connect(server.port, "bob") as b:
-            teacher = await open_on_sentence(t)
-            await teacher.until("teaching as teach")
-            ann, bob = await Screen.open(a), await Screen.open(b)
-            for student in (ann, bob):  # they arrive mid-lesson and see the teacher's sentence
-                await student.until("following teach")
-                await student.until("step 0 of")
-            teacher.press(RIGHT)
-            teacher.press(RIGHT)  # the teacher steps twice
-            await teacher.until("step 2 of")
-            for student in (ann, bob):
-                await student.until("step 2 of")
-            ann.press(RIGHT)  # ann explores on her own: step 3
-            await ann.until("on your own")
-            await ann.until("step 3 of")
-            teacher.press("h")  # the teacher goes back to step 1
-            await bob.until("step 1 of")
-            teacher.press("s")  # and shows step 2 one stage at a time
-            await bob.until("stage 1/7")
-            assert "step 3 of" in ann.text() and "on your own" in ann.text()
-            ann.press("t")  # one key: ann follows again
-            await ann.until("stage 1/7")
-            assert "following teach" in ann.text()
+    async with (
+        serving(tiny_checkpoint, teachers=("teach",)) as server, connect(server.port, "teach") as t,
+        connect(server.port, "ann") as a,
+        connect(server.port, "bob") as b,
+    ):
+        teacher = await open_on_sentence(t)
+        await teacher.until("teaching as teach")
+        ann, bob = await Screen.open(a), await Screen.open(b)
+        for student in (ann, bob):  # they arrive mid-lesson and see the teacher's sentence
+            await student.until("following teach")
+            await student.until("step 0 of")
+        teacher.press(RIGHT)
+        teacher.press(RIGHT)  # the teacher steps twice
+        await teacher.until("step 2 of")
+        for student in (ann, bob):
+            await student.until("step 2 of")
+        ann.press(RIGHT)  # ann explores on her own: step 3
+        await ann.until("on your own")
+        await ann.until("step 3 of")
+        teacher.press("h")  # the teacher goes back to step 1
+        await bob.until("step 1 of")
+        teacher.press("s")  # and shows step 2 one stage at a time
+        await bob.until("stage 1/7")
+        assert "step 3 of" in ann.text() and "on your own" in ann.text()
+        ann.press("t")  # one key: ann follows again
+        await ann.until("stage 1/7")
+        assert "following teach" in ann.text()
 
 
 @NEEDS_OPENSSH
@@ -251,8 +269,18 @@ async def test_the_system_ssh_client_exits_0_with_the_goodbye_when_the_server_st
     """The real `attnstep serve`, stopped by SIGTERM: it lets OpenSSH's client close its own
     connection. Cut off first, the client exits 255 ("Received disconnect")."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from attnstep.cli import main; main()", "serve", "--checkpoint", str(tiny_checkpoint),
-        "--port", "0", "--authorized-keys", str(authorized_key(tmp_path)), "--host-key", str(tmp_path / "host_key"),
+        sys.executable,
+        "-c",
+        "from attnstep.cli import main; main()",
+        "serve",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--port",
+        "0",
+        "--authorized-keys",
+        str(authorized_key(tmp_path)),
+        "--host-key",
+        str(tmp_path / "host_key"),
         stderr=subprocess.PIPE,
     )
     try:
@@ -282,8 +310,10 @@ def authorized_key(folder) -> Path:
 
 
 def openssh(port: int, folder) -> str:
-    return (f"ssh -p {port} -i {folder / 'id'} -o IdentitiesOnly=yes -o PasswordAuthentication=no"
-            " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ann@127.0.0.1")
+    return (
+        f"ssh -p {port} -i {folder / 'id'} -o IdentitiesOnly=yes -o PasswordAuthentication=no"
+        " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ann@127.0.0.1"
+    )
 
 
 class Tmux:
@@ -292,14 +322,16 @@ class Tmux:
     def __init__(self) -> None:
         self.tmux = ["tmux", "-L", f"attnstep-test-{os.getpid()}", "-f", "/dev/null"]
 
-    async def __aenter__(self) -> "Tmux":
+    async def __aenter__(self) -> Tmux:
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.run("kill-server")
 
     async def run(self, *args: str) -> str:
-        process = await asyncio.create_subprocess_exec(*self.tmux, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        process = await asyncio.create_subprocess_exec(
+            *self.tmux, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
         return (await process.communicate())[0].decode()
 
     async def start(self, command: str) -> None:

@@ -15,7 +15,13 @@ import pytest
 from attnstep.serve.auth import LoginThrottle, add_user
 from attnstep.serve.zygote import Limits
 from tests.serve_helpers import (
-    PASSWORD, Screen, connect, open_on_sentence, serving, session_pids, settle,
+    PASSWORD,
+    Screen,
+    connect,
+    open_on_sentence,
+    serving,
+    session_pids,
+    settle,
 )
 from tests.tui_helpers import async_test
 
@@ -130,8 +136,18 @@ async def test_sigterm_says_goodbye_and_restores_every_terminal(tiny_checkpoint,
     add_user(passwords, "ann", PASSWORD)
     add_user(passwords, "bob", PASSWORD)
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from attnstep.cli import main; main()", "serve", "--checkpoint", str(tiny_checkpoint),
-        "--port", "0", "--passwords", str(passwords), "--host-key", str(tmp_path / "host_key"),
+        sys.executable,
+        "-c",
+        "from attnstep.cli import main; main()",
+        "serve",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--port",
+        "0",
+        "--passwords",
+        str(passwords),
+        "--host-key",
+        str(tmp_path / "host_key"),
         stderr=subprocess.PIPE,
     )
     try:
@@ -181,8 +197,15 @@ async def test_one_connection_gets_a_few_guesses_then_is_cut_off(tiny_checkpoint
     async with serving(tiny_checkpoint) as server:
         Guesser.attempts = 0
         with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError, ConnectionError)):
-            await asyncssh.connect("127.0.0.1", server.port, username="teach", client_factory=Guesser,
-                                   known_hosts=None, client_keys=None, agent_path=None)
+            await asyncssh.connect(
+                "127.0.0.1",
+                server.port,
+                username="teach",
+                client_factory=Guesser,
+                known_hosts=None,
+                client_keys=None,
+                agent_path=None,
+            )
         assert Guesser.attempts <= 6
 
 
@@ -218,13 +241,12 @@ async def test_guessing_one_name_is_throttled_while_others_log_in(tiny_checkpoin
 
 @async_test
 async def test_a_window_too_small_for_too_long_gives_its_slot_back(tiny_checkpoint):
-    async with serving(tiny_checkpoint, max_sessions=1, wait_timeout=1.5) as server:
-        async with connect(server.port) as conn:
-            tiny = await Screen.open(conn, size=(20, 5))
-            tiny.screen.resize(24, 120)  # only pyte's screen: the messages are read unwrapped
-            assert b"the window stayed smaller than 40\xc3\x9710 for 1.5 seconds" in await tiny.rest()
-            screen = await Screen.open(conn)  # the slot is free again
-            await screen.until("Type a French sentence")
+    async with serving(tiny_checkpoint, max_sessions=1, wait_timeout=1.5) as server, connect(server.port) as conn:
+        tiny = await Screen.open(conn, size=(20, 5))
+        tiny.screen.resize(24, 120)  # only pyte's screen: the messages are read unwrapped
+        assert b"the window stayed smaller than 40\xc3\x9710 for 1.5 seconds" in await tiny.rest()
+        screen = await Screen.open(conn)  # the slot is free again
+        await screen.until("Type a French sentence")
 
 
 @async_test

@@ -17,7 +17,14 @@ from typer.testing import CliRunner
 from attnstep.cli import app
 from attnstep.errors import AttnstepError
 from attnstep.serve.auth import (
-    Accounts, LoginThrottle, add_user, check_password, hash_password, host_key, load_accounts, read_passwords,
+    Accounts,
+    LoginThrottle,
+    add_user,
+    check_password,
+    hash_password,
+    host_key,
+    load_accounts,
+    read_passwords,
 )
 from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
@@ -119,7 +126,11 @@ async def test_the_service_decodes_what_the_stepper_would(stepper):
     service = ModelService(stepper)
     trace = stepper.translate(SENTENCE)
     assert await service.answer({"op": "translate", "sentence": SENTENCE}) == dumps(trace, packed=True)
-    request = {"op": "decode", "source": source_to_wire(trace.source), "prefix": [[s.chosen_id, s.forced] for s in trace.steps[:2]]}
+    request = {
+        "op": "decode",
+        "source": source_to_wire(trace.source),
+        "prefix": [[s.chosen_id, s.forced] for s in trace.steps[:2]],
+    }
     forced = trace_from_wire(orjson.loads(await service.answer(request | {"word": "dog"})))
     assert forced == stepper.force(trace, 2, "dog")
 
@@ -132,8 +143,11 @@ async def test_the_service_takes_a_subword_sentence_longer_than_100_pieces(subwo
     subword = Stepper(load_checkpoint(subword_checkpoint))
     source = subword.source_tokens(" ".join(["Une voiture rouge est garée devant la maison."] * 5))
     assert 100 < len(source) <= 200
-    trace = trace_from_wire(orjson.loads(await ModelService(subword).answer(
-        {"op": "decode", "source": source_to_wire(source), "prefix": []})))
+    trace = trace_from_wire(
+        orjson.loads(
+            await ModelService(subword).answer({"op": "decode", "source": source_to_wire(source), "prefix": []})
+        )
+    )
     assert trace.source == subword.decode(source).source and trace.source_words[0].text == "Une"
 
 
@@ -199,7 +213,9 @@ def test_the_session_modules_do_not_import_torch():
 
 def test_serve_add_user_writes_a_hash(tmp_path):
     path = tmp_path / "pw"
-    result = CliRunner().invoke(app, ["serve", "--add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n")
+    result = CliRunner().invoke(
+        app, ["serve", "--add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n"
+    )
     assert result.exit_code == 0, result.output
     assert check_password("hunter22", read_passwords(path)["ann"])
 
@@ -303,8 +319,15 @@ async def test_a_served_session_waits_for_the_model_without_animating(stepper):
         def close(self):
             release.set()
 
-    app = ServedApp(link=QuietLink(), teacher=False, follow=False, user="s1", source_factory=SlowModel,
-                    sentence="une voiture rouge .", origin="tiny")
+    app = ServedApp(
+        link=QuietLink(),
+        teacher=False,
+        follow=False,
+        user="s1",
+        source_factory=SlowModel,
+        sentence="une voiture rouge .",
+        origin="tiny",
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         for _ in range(100):
             await pilot.pause(0.05)
@@ -312,7 +335,9 @@ async def test_a_served_session_waits_for_the_model_without_animating(stepper):
                 break
         assert "translating" in app.status.plain
         panels = app.query_one("#panels")
-        overlay = panels._cover_widget  # Textual keeps a loading widget beside the DOM, as the cover of the widget loading
+        overlay = (
+            panels._cover_widget
+        )  # Textual keeps a loading widget beside the DOM, as the cover of the widget loading
         assert isinstance(overlay, StillLoading) and "one moment" in str(overlay.render())
         assert not overlay.auto_refresh and not any(w.auto_refresh for w in app.query("*"))
         release.set()

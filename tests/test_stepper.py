@@ -10,13 +10,18 @@ import torch
 
 from attnstep.engine.batch import pad
 from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
 from attnstep.errors import AttnstepError
 from attnstep.model.rnn.config import ATTENTION_TYPES
-from attnstep.engine.stepper import Stepper
 from attnstep.text.words import SPECIALS
 from tests.conftest import build_tiny_checkpoint
 
-SENTENCES = ["une voiture rouge .", "un chien noir court dans la rue .", "deux femmes", "le homme , la femme et le chien"]
+SENTENCES = [
+    "une voiture rouge .",
+    "un chien noir court dans la rue .",
+    "deux femmes",
+    "le homme , la femme et le chien",
+]
 
 
 @pytest.fixture
@@ -81,8 +86,13 @@ def test_records_are_identical_across_runs(tiny_checkpoint):
     )
     here = repr(Stepper(load_checkpoint(tiny_checkpoint)).translate("une voiture rouge ."))
     for seed in ("1", "2"):
-        child = subprocess.run([sys.executable, "-c", script, str(tiny_checkpoint)], capture_output=True, text=True,
-                               timeout=120, env={**os.environ, "PYTHONHASHSEED": seed})
+        child = subprocess.run(
+            [sys.executable, "-c", script, str(tiny_checkpoint)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert child.returncode == 0, child.stderr
         assert child.stdout.strip() == here
 
@@ -93,7 +103,9 @@ def test_force_keeps_the_prefix_and_redecodes_after_it(attention, tmp_path):
     engine = Stepper(load_checkpoint(build_tiny_checkpoint(tmp_path / attention, attention=attention, eos_bias=-50.0)))
     trace = engine.translate("un chien noir court dans la rue .")
     t = 2
-    word = next(c.token for c in trace.steps[t].candidates if c.id != trace.steps[t].chosen_id and c.token not in SPECIALS)
+    word = next(
+        c.token for c in trace.steps[t].candidates if c.id != trace.steps[t].chosen_id and c.token not in SPECIALS
+    )
     forced = engine.force(trace, t, word)
     assert forced.steps[:t] == trace.steps[:t]
     assert forced.steps[t].chosen_token == word and forced.steps[t].forced

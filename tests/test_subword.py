@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnstep.engine.checkpoint import load_checkpoint
-from attnstep.text.codec import split_words
-from attnstep.errors import AttnstepError
 from attnstep.engine.stepper import Stepper
+from attnstep.errors import AttnstepError
+from attnstep.text.codec import split_words
 from attnstep.text.subword import SubwordModel, is_byte_piece, train_subword
 from attnstep.text.words import UNK_ID
 from attnstep.trace.records import dumps, parse, word_alignment, word_weights
@@ -144,7 +144,11 @@ def test_forcing_a_typed_word_finds_its_word_initial_piece(subword_stepper):
 
 
 def test_split_words_groups_pieces_at_word_starts():
-    assert split_words(["▁L", "'", "accord", "▁", "é", "con", "▁sur"]) == [("L'accord", 0, 3), ("écon", 3, 6), ("sur", 6, 7)]
+    assert split_words(["▁L", "'", "accord", "▁", "é", "con", "▁sur"]) == [
+        ("L'accord", 0, 3),
+        ("écon", 3, 6),
+        ("sur", 6, 7),
+    ]
 
 
 # --- damaged and hostile tokenizer files ---------------------------------------------------------
@@ -158,7 +162,10 @@ def _copy(checkpoint, tmp_path):
     "damage, message",
     [
         (lambda data: data[: len(data) // 2], "not a valid SentencePiece model"),
-        (lambda data: b"\x80\x04\x95" + b"cos\nsystem\n(S'echo pwned'\ntR." + data[40:], "not a valid SentencePiece model"),
+        (
+            lambda data: b"\x80\x04\x95" + b"cos\nsystem\n(S'echo pwned'\ntR." + data[40:],
+            "not a valid SentencePiece model",
+        ),
         (lambda data: bytes(range(256)) * 4, "not a valid SentencePiece model"),
         (lambda data: b"", "not a valid SentencePiece model|byte pieces|first pieces"),
     ],
@@ -180,9 +187,19 @@ def test_a_tokenizer_without_byte_fallback_is_refused(subword_checkpoint, tmp_pa
 
     writer = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(SUBWORD_FRENCH * 3), model_writer=writer, vocab_size=80, byte_fallback=False,
-        pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece="<pad>", unk_piece="<unk>", bos_piece="<bos>",
-        eos_piece="<eos>", minloglevel=2,
+        sentence_iterator=iter(SUBWORD_FRENCH * 3),
+        model_writer=writer,
+        vocab_size=80,
+        byte_fallback=False,
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        pad_piece="<pad>",
+        unk_piece="<unk>",
+        bos_piece="<bos>",
+        eos_piece="<eos>",
+        minloglevel=2,
     )
     with pytest.raises(AttnstepError, match="without byte fallback"):
         SubwordModel.from_bytes(writer.getvalue(), "x.spm")

@@ -1,8 +1,9 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from attnstep.errors import AttnstepError
-from attnstep.text.words import MAX_SOURCE_TOKENS, Vocab, detokenize, tokenize, tokenize_lenient, SPECIALS, UNK_ID
+from attnstep.text.words import MAX_SOURCE_TOKENS, SPECIALS, UNK_ID, Vocab, detokenize, tokenize, tokenize_lenient
 
 
 def test_tokenize_keeps_surface_and_lowercases():
@@ -16,8 +17,10 @@ def test_typographic_apostrophe_is_normalised():
 
 
 def test_detokenize_undoes_splits():
-    assert detokenize(["a", "man", "'", "s", "hat", "(", "red", ")", ",", "i", "don'", "t", "know", "."]) == \
-        "a man ' s hat (red), i don't know."
+    assert (
+        detokenize(["a", "man", "'", "s", "hat", "(", "red", ")", ",", "i", "don'", "t", "know", "."])
+        == "a man ' s hat (red), i don't know."
+    )
     assert detokenize(tokenize_lenient("A man's hat, (red).")) == "a man's hat, (red)."
 
 

@@ -10,8 +10,8 @@ import sys
 import jsonschema
 import pytest
 
-from attnstep.trace import records as tr
 from attnstep.errors import AttnstepError
+from attnstep.trace import records as tr
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,10 @@ def test_floats_are_an_immutable_exact_float32_sequence():
 def test_a_traces_vectors_are_floats_and_the_json_has_their_values(trace):
     data = json.loads(tr.dumps(trace))
     step = trace.steps[0]
-    assert all(isinstance(v, tr.Floats) for v in (step.hidden, step.context, step.concat, step.attentional, *trace.encoder_states))
+    assert all(
+        isinstance(v, tr.Floats)
+        for v in (step.hidden, step.context, step.concat, step.attentional, *trace.encoder_states)
+    )
     assert data["steps"][0]["hidden"] == step.hidden.tolist()
     assert data["encoder_states"][1] == list(trace.encoder_states[1])
 
@@ -70,7 +73,16 @@ def test_dump_follows_the_schema_and_stable_names(trace):
     jsonschema.validate(data, tr.schema())
     for key in ("format_version", "source", "encoder_states", "steps", "translation", "alignment"):
         assert key in data
-    assert set(data["steps"][0]) >= {"scores", "weights", "context", "hidden", "concat", "attentional", "candidates", "chosen"}
+    assert set(data["steps"][0]) >= {
+        "scores",
+        "weights",
+        "context",
+        "hidden",
+        "concat",
+        "attentional",
+        "candidates",
+        "chosen",
+    }
     assert data["alignment"] == [s["weights"] for s in data["steps"]]
     assert data["translation"] == trace.translation
 
@@ -88,8 +100,12 @@ def test_dumps_is_deterministic_across_processes(trace, tmp_path):
     path.write_bytes(tr.dumps(trace, indent=True))
     script = "import sys; from attnstep.trace import records; sys.stdout.buffer.write(records.dumps(records.load(sys.argv[1]), indent=True))"
     for seed in ("1", "2"):
-        child = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, timeout=60,
-                               env={**os.environ, "PYTHONHASHSEED": seed})
+        child = subprocess.run(
+            [sys.executable, "-c", script, str(path)],
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert child.returncode == 0, child.stderr
         assert child.stdout == path.read_bytes()
 
@@ -169,7 +185,10 @@ def test_step_cursor_walks_the_sub_steps(trace):
         assert cursor.sub_step(1) and (cursor.position, cursor.stage) == (1, stage)
     assert not cursor.partial
     assert cursor.sub_step(1) and (cursor.position, cursor.stage) == (2, 1)  # into the next step
-    assert cursor.sub_step(-1) and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT)  # back: the step before, whole
+    assert cursor.sub_step(-1) and (cursor.position, cursor.stage) == (
+        1,
+        tr.STAGE_COUNT,
+    )  # back: the step before, whole
     assert cursor.sub_step(-1) and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT - 1)
     assert cursor.step() and (cursor.position, cursor.stage) == (1, tr.STAGE_COUNT)  # → completes a partial step…
     assert cursor.step() and (cursor.position, cursor.stage) == (2, tr.STAGE_COUNT)  # …then takes whole ones

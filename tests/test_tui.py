@@ -11,14 +11,14 @@ from textual import events
 
 from attnstep.commands.translate import translate_app
 from attnstep.data.model_card import DEFAULT_EXAMPLES
+from attnstep.report.glyphs import norm, num, prob, strip
 from attnstep.text.words import detokenize
 from attnstep.trace.records import dumps, load
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
-from attnstep.tui.screens.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
-from attnstep.report.glyphs import norm, num, prob, strip
-from attnstep.tui.panels.grid import cell_number
 from attnstep.tui.keybar import KeyBar
+from attnstep.tui.panels.grid import cell_number
+from attnstep.tui.screens.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
@@ -59,7 +59,7 @@ def assert_step_on_screen(app) -> None:
     grid = grid_rows(app)
     assert len(grid) == app.cursor.position
     for line, shown in zip(grid, app.cursor.visible):
-        assert line.split()[-len(trace.source):] == [cell_number(w) for w in shown.weights]
+        assert line.split()[-len(trace.source) :] == [cell_number(w) for w in shown.weights]
     status = app.status.plain
     assert f"step {app.cursor.position} of {len(trace.steps)}" in status
 
@@ -223,7 +223,11 @@ async def test_opens_on_the_examples_without_a_sentence(stepper):
         await settle(pilot)
         assert isinstance(app.screen, SentenceDialog)
         options = app.screen.query_one("#examples")
-        assert str(options.get_option_at_index(0).prompt) == DEFAULT_EXAMPLES[0] == "Une voiture rouge est garée devant la maison."
+        assert (
+            str(options.get_option_at_index(0).prompt)
+            == DEFAULT_EXAMPLES[0]
+            == "Une voiture rouge est garée devant la maison."
+        )
         await pilot.press("down", "enter")  # into the list, first example
         await settle(pilot)
         assert app.cursor.trace.source[1].surface == "voiture"
@@ -236,8 +240,16 @@ async def test_replay_steps_but_cannot_force(stepper):
         await pilot.press("right", "right")
         assert_step_on_screen(app)
         assert "replay of saved.json" in app.status.plain
-        footer = {binding.action for (_, binding, enabled, _) in app.screen.active_bindings.values() if enabled and binding.show}
-        assert {"step", "export"} <= footer and not footer & {"force", "new_sentence", "unforce"}  # no model: not offered
+        footer = {
+            binding.action
+            for (_, binding, enabled, _) in app.screen.active_bindings.values()
+            if enabled and binding.show
+        }
+        assert {"step", "export"} <= footer and not footer & {
+            "force",
+            "new_sentence",
+            "unforce",
+        }  # no model: not offered
         await pilot.press("f")
         await pilot.press("n")
         assert not isinstance(app.screen, (ForceDialog, SentenceDialog))
@@ -266,7 +278,16 @@ async def test_help_lists_every_key(stepper):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpDialog)
         text = str(app.screen.query_one("Static").render())
-        for phrase in ("next sub-step", "go to step N", "run to the end", "restart", "force", "model's own choice", "export", "new sentence"):
+        for phrase in (
+            "next sub-step",
+            "go to step N",
+            "run to the end",
+            "restart",
+            "force",
+            "model's own choice",
+            "export",
+            "new sentence",
+        ):
             assert phrase in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpDialog)
@@ -337,7 +358,9 @@ async def test_the_key_bar_lists_the_screens_keys_and_a_click_presses_one(steppe
         await settle(pilot)
         bar = app.query_one(KeyBar)
         text = bar.render().plain
-        assert text.startswith(" tab panel ? help → step ← back s stage") and " S " not in text  # keys not shown stay out
+        assert (
+            text.startswith(" tab panel ? help → step ← back s stage") and " S " not in text
+        )  # keys not shown stay out
         start, _, key = next(entry for entry in bar._keys if entry[2] == "question_mark")
         await pilot.click(KeyBar, offset=(start, 0))
         assert isinstance(app.screen, HelpDialog)
@@ -420,7 +443,9 @@ async def test_grid_keeps_its_labels_and_the_current_cell_in_view(stepper):
         trace, step = app.cursor.trace, app.cursor.current
         assert grid.scroll_offset.y > 0
         shown = on_screen(grid)
-        assert shown[0].split()[0] == grid.plain_lines[0][grid.frozen_columns + grid.scroll_offset.x :].split()[0]  # header still on top
+        assert (
+            shown[0].split()[0] == grid.plain_lines[0][grid.frozen_columns + grid.scroll_offset.x :].split()[0]
+        )  # header still on top
         current = next(line for line in shown if line.startswith("▶"))
         assert current.split()[1] == step.chosen_token  # the current row is in view, with its label
         assert best_column_shown(app)  # and so is the word it attends to most
@@ -511,7 +536,13 @@ async def test_a_forced_word_ahead_is_shown_and_undone_from_before_it(stepper):
 
 def test_a_negative_component_hangs_from_the_top():
     # drawn in reverse video, the complement of the height fills the cell from the top
-    assert strip([0.5, -0.5, -1.0, 1.0, 0.01], 5, 1.0) == [("▄", False), ("▄", True), (" ", True), ("█", False), (" ", False)]
+    assert strip([0.5, -0.5, -1.0, 1.0, 0.01], 5, 1.0) == [
+        ("▄", False),
+        ("▄", True),
+        (" ", True),
+        ("█", False),
+        (" ", False),
+    ]
     assert strip([-0.25], 1, 1.0) == [("▆", True)]  # top quarter filled
 
 
@@ -553,7 +584,9 @@ def test_probabilities_never_read_zero_unless_they_are():
 
 
 def footer_actions(app) -> set[str]:
-    return {binding.action for (_, binding, enabled, _) in app.screen.active_bindings.values() if enabled and binding.show}
+    return {
+        binding.action for (_, binding, enabled, _) in app.screen.active_bindings.values() if enabled and binding.show
+    }
 
 
 @async_test
@@ -569,7 +602,9 @@ async def test_footer_narration_and_goto_say_what_is_so(stepper):
         assert "unforce" in footer_actions(app)  # u is offered once a word is forced
         await pilot.press("g", *"99", "enter")
         assert app.cursor.position == app.cursor.total
-        assert any(f"There is no step 99: the steps are 0 to {app.cursor.total}" in str(n.message) for n in app._notifications)
+        assert any(
+            f"There is no step 99: the steps are 0 to {app.cursor.total}" in str(n.message) for n in app._notifications
+        )
         assert "‖a·h‖" in app.panels["attention"].plain_lines[0]
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 
-from attnstep.engine.checkpoint import load_checkpoint
+import pytest
+
 from attnstep.commands.translate import translate_app
+from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
+from attnstep.report.glyphs import num
 from attnstep.trace.records import dumps, parse
 from attnstep.tui import replay_app
-from attnstep.tui.screens.beam import BeamScreen
-from attnstep.report.glyphs import num
 from attnstep.tui.panels.grid import cell_number
+from attnstep.tui.screens.beam import BeamScreen
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
@@ -45,7 +45,9 @@ def assert_beam_on_screen(app) -> None:
     grid = panel(app, "history")[1:]
     assert len(grid) == view.t + 1
     for line, h in zip(grid, view.history):
-        assert line[1:].split()[0] == h.token and line.split()[-len(view.trace.source):] == [cell_number(w) for w in h.weights]
+        assert line[1:].split()[0] == h.token and line.split()[-len(view.trace.source) :] == [
+            cell_number(w) for w in h.weights
+        ]
     assert f"step {view.t + 1} of {len(view.trace.beam.steps)}" in app.screen.query_one("#beam-status").plain
 
 
@@ -120,7 +122,11 @@ async def test_a_given_translation_is_marked_where_the_model_disagrees(stepper):
         await pilot.press("r", "right")
         step = trace.steps[0]
         top = step.candidates[0]
-        expected = "the model's own choice too." if step not in trace.mismatches else f"≠ the model's own choice, “{top.token}” (p = {num(top.prob)})"
+        expected = (
+            "the model's own choice too."
+            if step not in trace.mismatches
+            else f"≠ the model's own choice, “{top.token}” (p = {num(top.prob)})"
+        )
         assert f"the reference's “{step.chosen_token}” gets p = {num(step.chosen_prob)}" in app.bars[3].plain
         assert expected in app.bars[3].plain.replace("\n", " ")
 

@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 from textual.widgets import Input, Label, OptionList, TextArea
 
-from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line
 from attnstep.report.plot import MATPLOTLIB_MISSING, alignment_svg
+from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line
 from attnstep.trace.records import dumps
-from attnstep.tui.screens.dialogs import EXPORTS, ExportDialog, TextDialog
 from attnstep.tui import replay_app
+from attnstep.tui.screens.dialogs import EXPORTS, ExportDialog, TextDialog
 from tests.tui_helpers import app_on, async_test, settle
 
 SMALL = (80, 24)

@@ -121,7 +121,9 @@ def test_hostile_strings_reach_the_terminal_as_text(stepper, tmp_path):
 
 
 def test_a_16_colour_terminal_gets_16_colours_and_weights_as_numbers(stepper, trace_file):
-    written, screen = run_in_terminal(["replay", str(trace_file)], [b"\x1b[C", ("step 1 of", b"q")], term="xterm-16color")
+    written, screen = run_in_terminal(
+        ["replay", str(trace_file)], [b"\x1b[C", ("step 1 of", b"q")], term="xterm-16color"
+    )
     assert not re.search(rb"\x1b\[[0-9;]*[34]8;[25];", written)  # no 256-colour or true-colour codes
     shown = "\n".join(screen.display)
     weights = stepper.translate(SENTENCE).steps[0].weights

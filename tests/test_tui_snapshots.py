@@ -38,7 +38,9 @@ class TestWide:
 
     def test_forced_word(self, snap_compare, stepper):
         # → → then f ↓ Enter: the second candidate forced at step 2, decoding continued
-        assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after("right", "right", "f", "down", "enter"))
+        assert snap_compare(
+            app_on(stepper), terminal_size=WIDE, run_before=after("right", "right", "f", "down", "enter")
+        )
 
 
 class TestSmall:
@@ -48,7 +50,9 @@ class TestSmall:
 
     def test_grid_tab(self, snap_compare, stepper):
         # → → → then Tab ×3: the alignment grid tab
-        assert snap_compare(app_on(stepper), terminal_size=SMALL, run_before=after("right", "right", "right", "tab", "tab", "tab"))
+        assert snap_compare(
+            app_on(stepper), terminal_size=SMALL, run_before=after("right", "right", "right", "tab", "tab", "tab")
+        )
 
 
 class TestNoColor:
@@ -78,12 +82,16 @@ class TestViews:
     @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
     def test_map_numbers(self, snap_compare, stepper, size):
         # → → → then m #: the map of three steps, weights as numbers
-        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "right", "m", "number_sign"))
+        assert snap_compare(
+            app_on(stepper), terminal_size=size, run_before=after("right", "right", "right", "m", "number_sign")
+        )
 
     @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
     def test_before_after(self, snap_compare, stepper, size):
         # → → then f ↓ Enter, then c: the second candidate forced at step 2, both decodings side by side
-        assert snap_compare(app_on(stepper), terminal_size=size, run_before=after("right", "right", "f", "down", "enter", "c"))
+        assert snap_compare(
+            app_on(stepper), terminal_size=size, run_before=after("right", "right", "f", "down", "enter", "c")
+        )
 
     @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
     def test_numbers(self, snap_compare, stepper, size):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 import re
 
-
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.tui import replay_app
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, num, prob, shade
+from attnstep.tui import replay_app
 from attnstep.tui.panels.grid import cell_number
-from attnstep.tui.screens.alignment import AlignmentMap, CompareScreen, MapScreen
 from attnstep.tui.panels.worked import WorkedScoreDialog, lines, worked_score
+from attnstep.tui.screens.alignment import AlignmentMap, CompareScreen, MapScreen
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
 WIDE, SMALL = (160, 48), (80, 24)
@@ -70,7 +69,10 @@ async def test_w_opens_the_worked_score_of_the_most_attended_word(stepper):
         assert shown_numbers(text) == (num(step.scores[best]), num(step.weights[best]))
         await pilot.press("down")  # the next word's arithmetic
         other = min(best + 1, len(step.weights) - 1)
-        assert shown_numbers(str(app.screen.query_one("#work").render())) == (num(step.scores[other]), num(step.weights[other]))
+        assert shown_numbers(str(app.screen.query_one("#work").render())) == (
+            num(step.scores[other]),
+            num(step.weights[other]),
+        )
         await pilot.press("escape")
         assert not isinstance(app.screen, WorkedScoreDialog)
 
@@ -83,7 +85,10 @@ async def test_the_worked_score_works_in_replay(stepper):
         await pilot.press("right", "w")
         step = trace.steps[0]
         best = max(range(len(step.weights)), key=lambda i: step.weights[i])
-        assert shown_numbers(str(app.screen.query_one("#work").render())) == (num(step.scores[best]), num(step.weights[best]))
+        assert shown_numbers(str(app.screen.query_one("#work").render())) == (
+            num(step.scores[best]),
+            num(step.weights[best]),
+        )
 
 
 def map_rows(screen) -> list[str]:
@@ -105,7 +110,7 @@ async def test_m_shows_the_map_of_the_steps_so_far_in_shades_or_numbers(stepper)
             assert [cell.strip() for cell in cells] == [shade(w).strip() for w in step.weights]
         await pilot.press("number_sign")  # # writes the weights
         for row, step in zip(map_rows(app.screen), trace.steps):
-            assert row.split()[-len(trace.source):] == [cell_number(w) for w in step.weights]
+            assert row.split()[-len(trace.source) :] == [cell_number(w) for w in step.weights]
         await pilot.press("s")  # the app's moves reach the map
         assert len(map_rows(app.screen)) == 3 and app.cursor.stage == 1
         await pilot.press("e")
@@ -123,13 +128,18 @@ async def test_the_map_scrolls_on_a_small_terminal_with_its_labels(stepper):
         grid = app.screen.query_one(AlignmentMap)
         assert grid.virtual_size.height > grid.size.height and grid.virtual_size.width > grid.size.width
         shown = [grid.render_line(y).text for y in range(grid.scrollable_content_region.height)]
-        first = next(i for i, (start, _) in enumerate(grid.columns) if start - grid.frozen_columns == grid.scroll_offset.x)
+        first = next(
+            i for i, (start, _) in enumerate(grid.columns) if start - grid.frozen_columns == grid.scroll_offset.x
+        )
         assert shown[0].split()[0] == app.cursor.trace.source[first].surface  # the source words on top, whole…
         assert any(line.startswith("▶ ") for line in shown)  # …and the current row in view, labelled
         x = grid.scroll_offset.x
         await pilot.press("left")  # a page of columns back; the row labels stay
         assert 0 <= grid.scroll_offset.x < x
-        assert grid.render_line(1).text[: grid.frozen_columns].strip() == app.cursor.trace.steps[grid.scroll_offset.y].chosen_token
+        assert (
+            grid.render_line(1).text[: grid.frozen_columns].strip()
+            == app.cursor.trace.steps[grid.scroll_offset.y].chosen_token
+        )
 
 
 @async_test
@@ -147,8 +157,14 @@ async def test_c_shows_before_and_after_a_forced_word(stepper):
         screen = app.screen
         assert isinstance(screen, CompareScreen) and screen.diverge == 1
         texts = [str(static.render()) for static in screen.query(".side-text")]
-        assert f"Before · step 2: “{before.steps[1].chosen_token}” the model's, p = {prob(before.steps[1].chosen_prob)}" == texts[0]
-        assert f"After · step 2: “{after.steps[1].chosen_token}” forced, p = {prob(after.steps[1].chosen_prob)}" == texts[2]
+        assert (
+            f"Before · step 2: “{before.steps[1].chosen_token}” the model's, p = {prob(before.steps[1].chosen_prob)}"
+            == texts[0]
+        )
+        assert (
+            f"After · step 2: “{after.steps[1].chosen_token}” forced, p = {prob(after.steps[1].chosen_prob)}"
+            == texts[2]
+        )
         assert texts[1].startswith("Output: ") and texts[3].startswith("Output: ")
         for side, trace in (("before", before), ("after", after)):
             rows = [line for line in screen.query_one(f"#grid-{side}").plain_lines[1:] if line.strip()]
@@ -160,7 +176,7 @@ async def test_c_shows_before_and_after_a_forced_word(stepper):
         for side, trace in (("before", before), ("after", after)):
             rows = [line for line in screen.query_one(f"#grid-{side}").plain_lines[1:] if line.strip()]
             for row, step in zip(rows, trace.steps):
-                assert row.split()[-len(trace.source):] == [cell_number(w) for w in step.weights]
+                assert row.split()[-len(trace.source) :] == [cell_number(w) for w in step.weights]
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
 
@@ -189,7 +205,9 @@ async def test_numbers_show_the_vectors_and_log_probabilities(stepper):
         for line, candidate in zip(app.panels["candidates"].plain_lines, step.candidates):
             assert line.split()[-1] == f"{math.log(candidate.prob):.2f}"
         await pilot.press("number_sign")  # and back to the pictures
-        assert "│" in app.panels["decoder"].plain_lines[3] and not app.panels["candidates"].plain_lines[0].endswith(f"{math.log(step.candidates[0].prob):.2f}")
+        assert "│" in app.panels["decoder"].plain_lines[3] and not app.panels["candidates"].plain_lines[0].endswith(
+            f"{math.log(step.candidates[0].prob):.2f}"
+        )
 
 
 @async_test

@@ -8,10 +8,10 @@ import pytest
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
+from attnstep.report.glyphs import num
 from attnstep.trace.records import word_alignment, word_weights
 from attnstep.tui.panels.attention import AttentionPanel
 from attnstep.tui.panels.grid import AlignmentGrid, cell_number
-from attnstep.report.glyphs import num
 from attnstep.tui.stages import View, attention_in_words, grid_in_words, word_brackets
 from tests.tui_helpers import app_on, async_test, settle
 
@@ -44,7 +44,9 @@ def test_attention_in_words_is_consistent_softmax_and_keeps_the_context(subword_
     exps = [math.exp(e) for e in shown.scores]
     assert [x / sum(exps) for x in exps] == pytest.approx(shown.weights, abs=1e-6)  # softmax of word scores
     # weight × word state, summed over words, is still C_t.
-    context = [sum(a * h[k] for a, h in zip(shown.weights, view.trace.encoder_states)) for k in range(len(step.context))]
+    context = [
+        sum(a * h[k] for a, h in zip(shown.weights, view.trace.encoder_states)) for k in range(len(step.context))
+    ]
     assert context == pytest.approx(step.context, abs=1e-5)
 
 

@@ -8,8 +8,8 @@ import re
 import jsonschema
 import pytest
 
-from attnstep.trace import records as tr
 from attnstep.data.paths import checkpoints_dir
+from attnstep.trace import records as tr
 
 ZOO = ("dot", "general", "concat", "additive", "none")
 SENTENCE = "Une voiture rouge est garée devant la maison."

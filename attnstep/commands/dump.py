@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
-from attnstep.errors import AttnstepError
 from attnstep.data.files import output, output_name
-from attnstep.report.progress import Meter, size_text
 from attnstep.engine.stepper import Stepper, load_stepper
+from attnstep.errors import AttnstepError
+from attnstep.report.progress import Meter, size_text
 from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace, dumps
 
 # Sentences sorted by length inside a window of this many are batched together (little padding),
@@ -44,8 +44,16 @@ def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
 
 
 def dump_sentence(
-    checkpoint: Path, sentence: str, out: Path | None, form: Format, *, vectors: bool, top_k: int,
-    beam: int | None = None, alpha: float = DEFAULT_ALPHA, target: str | None = None,
+    checkpoint: Path,
+    sentence: str,
+    out: Path | None,
+    form: Format,
+    *,
+    vectors: bool,
+    top_k: int,
+    beam: int | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    target: str | None = None,
 ) -> None:
     """One trace; ``target``: the given translation forced token by token instead of decoding."""
     stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
@@ -108,8 +116,16 @@ def rendered_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, 
 
 
 def dump_file(
-    checkpoint: Path, input: Path, out: Path | None, form: Format, *, vectors: bool, top_k: int, batch_size: int,
-    beam: int | None = None, alpha: float = DEFAULT_ALPHA,
+    checkpoint: Path,
+    input: Path,
+    out: Path | None,
+    form: Format,
+    *,
+    vectors: bool,
+    top_k: int,
+    batch_size: int,
+    beam: int | None = None,
+    alpha: float = DEFAULT_ALPHA,
 ) -> None:
     stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
     total = check_lines(stepper, input)

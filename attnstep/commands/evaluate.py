@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import sacrebleu
 import torch
 from rich.console import Console
 
-from attnstep.engine.batch import pad
-from attnstep.report.by_length import Bucket, Series, length_buckets, show, source_length
-from attnstep.engine.checkpoint import Checkpoint, load_checkpoint
-from attnstep.model import Seq2Seq
-from attnstep.text.codec import Codec, codec_target_tokens
 from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
-from attnstep.data.multi30k import read_parallel
 from attnstep.data.downloads import check_splits, locate
-from attnstep.report.visible import visible
-from attnstep.errors import AttnstepError
 from attnstep.data.files import output as open_output
+from attnstep.data.multi30k import read_parallel
+from attnstep.engine.batch import pad
+from attnstep.engine.checkpoint import Checkpoint, load_checkpoint
+from attnstep.engine.stepper import Stepper
+from attnstep.errors import AttnstepError
+from attnstep.model import Seq2Seq
+from attnstep.report.by_length import Bucket, Series, length_buckets, show, source_length
 from attnstep.report.plot import bleu_chart, check_picture_path, write_picture
 from attnstep.report.progress import Meter
-from attnstep.engine.stepper import Stepper
+from attnstep.report.visible import visible
+from attnstep.text.codec import Codec, codec_target_tokens
 from attnstep.text.words import UNK_ID
 from attnstep.trace.records import SourceToken
 
@@ -49,7 +49,9 @@ def _by_length(ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
 Progress = Callable[[int], None]  # told how many sentences are done, after each batch
 
 
-def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128, progress: Progress | None = None) -> Translations:
+def translate_corpus(
+    model: Seq2Seq, codec: Codec, sentences: list[str], batch_size: int = 128, progress: Progress | None = None
+) -> Translations:
     """Greedy translations (the plain batched loop of ``Seq2Seq.greedy``)."""
     ids = _source_ids(codec, sentences)
     out: list[str] = [""] * len(ids)
@@ -69,7 +71,12 @@ def translate_corpus(model: Seq2Seq, codec: Codec, sentences: list[str], batch_s
 
 
 def beam_translate_corpus(
-    checkpoint: Checkpoint, sentences: list[str], width: int, alpha: float, batch_size: int = 32, progress: Progress | None = None,
+    checkpoint: Checkpoint,
+    sentences: list[str],
+    width: int,
+    alpha: float,
+    batch_size: int = 32,
+    progress: Progress | None = None,
 ) -> Translations:
     """Beam search translations: the engine's search (:class:`~attnstep.engine.stepper.Stepper`) without vectors."""
     stepper = Stepper(checkpoint, top_k=1, vectors=False, beam=width, alpha=alpha)
@@ -105,18 +112,29 @@ def score(hypotheses: list[str], references: list[str], *, lowercase: bool = Tru
     return Scores(bleu_score.score, chrf_score.score, str(bleu.get_signature()), str(chrf.get_signature()))
 
 
-def bleu_by_bucket(hypotheses: list[str], references: list[str], buckets: list[Bucket], *, lowercase: bool) -> tuple[float | None, ...]:
+def bleu_by_bucket(
+    hypotheses: list[str], references: list[str], buckets: list[Bucket], *, lowercase: bool
+) -> tuple[float | None, ...]:
     """sacreBLEU's corpus BLEU of each bucket's sentences alone (None for an empty bucket)."""
     bleu = sacrebleu.metrics.BLEU(lowercase=lowercase)
     return tuple(
-        bleu.corpus_score([hypotheses[i] for i in b.members], [[references[i] for i in b.members]]).score if b.members else None
+        bleu.corpus_score([hypotheses[i] for i in b.members], [[references[i] for i in b.members]]).score
+        if b.members
+        else None
         for b in buckets
     )
 
 
 def evaluation_set(
-    meta: dict, languages: list[str], *, splits: list[str], data: Path, corpus: str | None, tsv_columns: str,
-    heldout: str | None, heldout_corpus: str | None,
+    meta: dict,
+    languages: list[str],
+    *,
+    splits: list[str],
+    data: Path,
+    corpus: str | None,
+    tsv_columns: str,
+    heldout: str | None,
+    heldout_corpus: str | None,
 ) -> tuple[str, list[Pair]]:
     """(name, pairs) of what ``attnstep eval`` was asked to score; several splits are one set, in order.
 
@@ -145,8 +163,19 @@ def evaluation_set(
 
 
 def run_eval(
-    paths: list[Path], *, splits: list[str], data: Path, corpus: str | None, tsv_columns: str, heldout: str | None,
-    heldout_corpus: str | None, output: Path | None, beam: int | None, alpha: float, by_length: bool, plot: Path | None,
+    paths: list[Path],
+    *,
+    splits: list[str],
+    data: Path,
+    corpus: str | None,
+    tsv_columns: str,
+    heldout: str | None,
+    heldout_corpus: str | None,
+    output: Path | None,
+    beam: int | None,
+    alpha: float,
+    by_length: bool,
+    plot: Path | None,
 ) -> None:
     """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), print the
     scores, and with ``by_length`` BLEU per source-length bucket as a table, a chart and ``plot``."""
@@ -167,10 +196,23 @@ def run_eval(
             if corpus is None and heldout is None:
                 check_splits(data, splits, languages)
             recipe = ckpt.meta.get("heldout")
-            if heldout is not None and heldout_corpus is None and isinstance(recipe, dict) and isinstance(recipe.get("corpus"), str):
+            if (
+                heldout is not None
+                and heldout_corpus is None
+                and isinstance(recipe, dict)
+                and isinstance(recipe.get("corpus"), str)
+            ):
                 heldout_corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
-            name, pairs = evaluation_set(ckpt.meta, languages, splits=splits, data=data, corpus=corpus,
-                                         tsv_columns=tsv_columns, heldout=heldout, heldout_corpus=heldout_corpus)
+            name, pairs = evaluation_set(
+                ckpt.meta,
+                languages,
+                splits=splits,
+                data=data,
+                corpus=corpus,
+                tsv_columns=tsv_columns,
+                heldout=heldout,
+                heldout_corpus=heldout_corpus,
+            )
             sources, references = [s for s, _ in pairs], [t for _, t in pairs]
         elif languages != expected:
             raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
@@ -182,10 +224,16 @@ def run_eval(
             meter.finish(f"translated {len(sources)} sentences of {name}{which} ({label})")
             return translations
 
-        decodings = {"greedy": decode("greedy", lambda progress: translate_corpus(ckpt.model, ckpt.codec, sources, progress=progress))}
+        decodings = {
+            "greedy": decode(
+                "greedy", lambda progress: translate_corpus(ckpt.model, ckpt.codec, sources, progress=progress)
+            )
+        }
         if beam is not None:
             label = f"beam {beam}, alpha {alpha:g}"
-            decodings[label] = decode(label, lambda progress: beam_translate_corpus(ckpt, sources, beam, alpha, progress=progress))
+            decodings[label] = decode(
+                label, lambda progress: beam_translate_corpus(ckpt, sources, beam, alpha, progress=progress)
+            )
         if output is not None:
             with open_output(output, "w") as handle:
                 handle.write("".join(h + "\n" for h in list(decodings.values())[-1].texts))
@@ -207,8 +255,13 @@ def run_eval(
         lowercase = not all(cased for _, cased, _ in finals)
         names = [n for n, _, _ in finals]
         names = names if len(set(names)) == len(names) else [str(path) for path in paths]
-        series = [Series(n, bleu_by_bucket(texts, references, buckets, lowercase=lowercase)) for n, (_, _, texts) in zip(names, finals)]
-        title = f"BLEU by source length on {name} ({list(decodings)[-1]}, {'case-insensitive' if lowercase else 'cased'})"
+        series = [
+            Series(n, bleu_by_bucket(texts, references, buckets, lowercase=lowercase))
+            for n, (_, _, texts) in zip(names, finals)
+        ]
+        title = (
+            f"BLEU by source length on {name} ({list(decodings)[-1]}, {'case-insensitive' if lowercase else 'cased'})"
+        )
         show(Console(highlight=False), buckets, series, title)
         if plot is not None:
             write_picture(bleu_chart(buckets, series, title), plot)

@@ -37,15 +37,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
-from attnstep.engine.batch import pad, pad_target
-from attnstep.engine.checkpoint import STORAGE_TYPES, save_checkpoint
-from attnstep.text.codec import SubwordCodec, WordCodec
+from attnstep.commands.evaluate import score, translate_corpus
 from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data.multi30k import read_parallel
-from attnstep.report.visible import visible
+from attnstep.engine.batch import pad, pad_target
+from attnstep.engine.checkpoint import STORAGE_TYPES, save_checkpoint
 from attnstep.errors import AttnstepError
-from attnstep.commands.evaluate import score, translate_corpus
 from attnstep.model import ModelConfig, Seq2Seq
+from attnstep.report.visible import visible
+from attnstep.text.codec import SubwordCodec, WordCodec
 from attnstep.text.subword import SubwordModel, train_subword
 from attnstep.text.words import PAD_ID, SPECIALS, Vocab, tokenize_lenient
 
@@ -53,7 +53,9 @@ from attnstep.text.words import PAD_ID, SPECIALS, Vocab, tokenize_lenient
 @dataclass
 class TrainSettings:
     data: str = ""  # a folder with {train,val}.{lang}[.gz] (Multi30k); or give corpora
-    corpora: list = field(default_factory=list)  # corpus specs (attnstep.data.corpus); the first one gives the held-out sets
+    corpora: list = field(
+        default_factory=list
+    )  # corpus specs (attnstep.data.corpus); the first one gives the held-out sets
     tsv_columns: str = "src,tgt"  # language of each column of a .tsv corpus
     holdout: int = 0  # validation pairs held out of the first corpus (as many again for test)
     tokenizer: str = "words"  # words (format 1) | subword (SentencePiece, format 2)
@@ -198,7 +200,10 @@ def _comparable(settings: dict) -> dict:
     another type, and model settings left at their defaults compare equal to the defaults written out."""
     unchecked = ("epochs", "max_minutes", "dtype")
     defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
-    return {**{k: v for k, v in settings.items() if k not in unchecked}, "model": {**defaults, **settings.get("model", {})}}
+    return {
+        **{k: v for k, v in settings.items() if k not in unchecked},
+        "model": {**defaults, **settings.get("model", {})},
+    }
 
 
 def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> dict:
@@ -211,7 +216,9 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
     # A resumed run may train for longer, but anything else would silently mix two experiments.
     if settings_file.exists():
         if _comparable(json.loads(settings_file.read_text())) != _comparable(asdict(settings)):
-            raise AttnstepError(f"{work} holds a run with other settings; use another --work directory or the same settings")
+            raise AttnstepError(
+                f"{work} holds a run with other settings; use another --work directory or the same settings"
+            )
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
 
     codec = build_codec(settings, data, work, console)
@@ -249,8 +256,14 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         model.train()
         total_loss, total_tokens = 0.0, 0
         with Progress(
-            TextColumn(f"epoch {epoch}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+            TextColumn(f"epoch {epoch}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         ) as bar:
             task = bar.add_task("train", total=len(batches), loss=0.0)
             for indices in batches:
@@ -258,8 +271,11 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                 tgt_in, gold = pad_target([pairs[i][1] for i in indices])
                 logits = model(src, lengths, tgt_in)  # (B, T, V)
                 loss = F.cross_entropy(
-                    logits.reshape(-1, logits.size(-1)), gold.reshape(-1),
-                    ignore_index=PAD_ID, label_smoothing=settings.label_smoothing, reduction="sum",
+                    logits.reshape(-1, logits.size(-1)),
+                    gold.reshape(-1),
+                    ignore_index=PAD_ID,
+                    label_smoothing=settings.label_smoothing,
+                    reduction="sum",
                 )
                 tokens = int((gold != PAD_ID).sum())
                 optimizer.zero_grad()
@@ -277,8 +293,13 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         seconds = time.monotonic() - started
         progress["seconds"] += seconds
         progress["history"].append(
-            {"epoch": epoch, "train_loss": round(total_loss / total_tokens, 4), "val_bleu": round(val.bleu, 2),
-             "lr": progress["lr"], "seconds": round(seconds, 1)}
+            {
+                "epoch": epoch,
+                "train_loss": round(total_loss / total_tokens, 4),
+                "val_bleu": round(val.bleu, 2),
+                "lr": progress["lr"],
+                "seconds": round(seconds, 1),
+            }
         )
         improved = val.bleu > progress["best_bleu"]
         console.print(
@@ -300,15 +321,25 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                     "train_seconds": round(progress["seconds"], 1),
                     "settings": asdict(settings),
                 },
-                "metrics": {"val_bleu": round(val.bleu, 2), "val_chrf": round(val.chrf, 2), "bleu_signature": val.bleu_signature},
+                "metrics": {
+                    "val_bleu": round(val.bleu, 2),
+                    "val_chrf": round(val.chrf, 2),
+                    "bleu_signature": val.bleu_signature,
+                },
             }
             if settings.corpora:
-                meta["heldout"] = {"corpus": settings.corpora[0], "tsv_columns": settings.tsv_columns,
-                                   "size": settings.holdout, "seed": settings.seed}
+                meta["heldout"] = {
+                    "corpus": settings.corpora[0],
+                    "tsv_columns": settings.tsv_columns,
+                    "size": settings.holdout,
+                    "seed": settings.seed,
+                }
             subword = (codec.src_model, codec.tgt_model) if cased else None
             if settings.dtype != "float32":
                 meta["storage_dtype"] = settings.dtype
-            save_checkpoint(out, model, src_vocab, tgt_vocab, meta, dtype=STORAGE_TYPES[settings.dtype], subword=subword)
+            save_checkpoint(
+                out, model, src_vocab, tgt_vocab, meta, dtype=STORAGE_TYPES[settings.dtype], subword=subword
+            )
         else:
             progress["lr"] *= settings.lr_decay
             for group in optimizer.param_groups:
@@ -334,5 +365,12 @@ def _vocabularies(codec: WordCodec | SubwordCodec) -> tuple[Vocab, Vocab]:
 def _tokenizer_card(codec: WordCodec | SubwordCodec) -> dict:
     if isinstance(codec, WordCodec):
         return {"name": "attnstep-words", "lowercase": True, "normalization": "NFC"}
-    return {"name": "sentencepiece", "model_type": "unigram", "byte_fallback": True, "lowercase": False,
-            "normalization": "nmt_nfkc", "source_pieces": len(codec.src_model), "target_pieces": len(codec.tgt_model)}
+    return {
+        "name": "sentencepiece",
+        "model_type": "unigram",
+        "byte_fallback": True,
+        "lowercase": False,
+        "normalization": "nmt_nfkc",
+        "source_pieces": len(codec.src_model),
+        "target_pieces": len(codec.tgt_model),
+    }

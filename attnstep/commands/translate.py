@@ -8,8 +8,9 @@ takes seconds, so the app calls it in a worker after its first frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from attnstep.errors import AttnstepError
 
@@ -18,10 +19,10 @@ if TYPE_CHECKING:
     from attnstep.tui.app import AttnstepApp
 
 
-def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Callable[[], "Stepper"]:
+def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Callable[[], Stepper]:
     """A factory that imports torch and loads ``checkpoint`` (a Stepper is a TraceSource)."""
 
-    def load() -> "Stepper":
+    def load() -> Stepper:
         from attnstep.engine.checkpoint import load_checkpoint
         from attnstep.engine.stepper import Stepper
 
@@ -31,9 +32,13 @@ def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Calla
 
 
 def translate_app(
-    checkpoint: Path, sentence: str | None = None, top_k: int = 5, beam: int | None = None, reference: str | None = None,
+    checkpoint: Path,
+    sentence: str | None = None,
+    top_k: int = 5,
+    beam: int | None = None,
+    reference: str | None = None,
     other: Path | None = None,
-) -> "AttnstepApp":
+) -> AttnstepApp:
     """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
     translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
     from attnstep.data.model_card import model_card_examples
@@ -70,7 +75,11 @@ def translate_input_problem(sentence: str | None, reference: str | None) -> str 
 
 
 def run_translate(
-    checkpoint: Path, sentence: str | None, top_k: int, beam: int | None = None, reference: str | None = None,
+    checkpoint: Path,
+    sentence: str | None,
+    top_k: int,
+    beam: int | None = None,
+    reference: str | None = None,
     other: Path | None = None,
 ) -> tuple[int, str | None]:
     from attnstep.tui import no_terminal

@@ -31,7 +31,7 @@ class CorpusSpec:
     times: int = 1  # how many times the pairs are repeated in training
 
     @classmethod
-    def parse(cls, spec: str) -> "CorpusSpec":
+    def parse(cls, spec: str) -> CorpusSpec:
         match = _REPEAT.match(spec)
         path, times = (match["path"], int(match["times"])) if match else (spec, 1)
         if times < 1:

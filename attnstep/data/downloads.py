@@ -12,9 +12,10 @@ The cache is ``$XDG_CACHE_HOME/attnstep/data/NAME`` (``~/.cache/attnstep/data/NA
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable
+from typing import IO
 
 from attnstep.errors import AttnstepError
 
@@ -116,7 +117,12 @@ TATOEBA = Dataset(
     name="tatoeba",
     origin=f"https://raw.githubusercontent.com/modelexlab/data/{_TATOEBA_COMMIT}/",
     downloads=(Download("fra-eng.zip", 3424571, "161c93f18da3a7e6df611ed961426613260de8af06ccf8c79c977afe5135ac44"),),
-    unpack=Unpack("fra-eng.zip", "fra-eng/fra.txt", "fra-eng.tsv.gz", "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104"),
+    unpack=Unpack(
+        "fra-eng.zip",
+        "fra-eng/fra.txt",
+        "fra-eng.tsv.gz",
+        "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104",
+    ),
     license=f"""# Tatoeba French–English sentence pairs
 
 167,130 everyday sentence pairs. `fra-eng.tsv.gz`: gzip, UTF-8, one pair a line, English first,
@@ -162,11 +168,15 @@ def check_splits(folder: Path, splits: Iterable[str], languages: Iterable[str]) 
     missing = [name for name in wanted if not ((folder / f"{name}.gz").is_file() or (folder / name).is_file())]
     if not missing:
         return
-    fetch = next((f"`attnstep data get {d.name}`" for d in DATASETS.values() if default_data_dir(d.name) == folder), None)
+    fetch = next(
+        (f"`attnstep data get {d.name}`" for d in DATASETS.values() if default_data_dir(d.name) == folder), None
+    )
     if not folder.is_dir():
         how = f"run {fetch}" if fetch else "run `attnstep data get multi30k`"
         raise AttnstepError(f"no data at {folder}: {how}, or point --data at a folder with {missing[0]}.gz")
-    present = sorted({p.name.split(".")[0] for p in folder.iterdir() if p.name.count(".") in (1, 2) and p.name != LICENSE_FILE})
+    present = sorted(
+        {p.name.split(".")[0] for p in folder.iterdir() if p.name.count(".") in (1, 2) and p.name != LICENSE_FILE}
+    )
     raise AttnstepError(f"{folder} has no {missing[0]}(.gz); splits there: {', '.join(present) or 'none'}")
 
 
@@ -193,6 +203,7 @@ def get(name: str, *, mirror: str | None = None, say: Callable[[str], None] = pr
     """Fetch dataset ``name`` into its cache folder (unless already there and intact); → the folder."""
     import shutil
     import tempfile
+
     if name not in DATASETS:
         raise AttnstepError(f"no dataset named {name!r}; attnstep can get {', '.join(DATASETS)}")
     dataset = DATASETS[name]
@@ -200,7 +211,9 @@ def get(name: str, *, mirror: str | None = None, say: Callable[[str], None] = pr
     if destination.exists():
         problem = verify(dataset, destination)
         if problem:
-            raise AttnstepError(f"{destination} exists but {problem}; remove it and run `attnstep data get {name}` again")
+            raise AttnstepError(
+                f"{destination} exists but {problem}; remove it and run `attnstep data get {name}` again"
+            )
         say(f"{name} is already in {destination} (sha256 checked)")
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +248,9 @@ def _download(url: str, path: Path, download: Download) -> None:
             while block := answer.read(1 << 16):
                 size += len(block)
                 if size > download.size:
-                    raise AttnstepError(f"{url} is larger than the {download.size:,} bytes expected; nothing was installed")
+                    raise AttnstepError(
+                        f"{url} is larger than the {download.size:,} bytes expected; nothing was installed"
+                    )
                 digest.update(block)
                 handle.write(block)
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -256,7 +271,9 @@ def _unpack(folder: Path, unpack: Unpack) -> None:
     with zipfile.ZipFile(folder / unpack.archive) as archive:
         content = archive.read(unpack.member)
     if hashlib.sha256(content).hexdigest() != unpack.sha256:
-        raise AttnstepError(f"{unpack.member} in {unpack.archive} does not have its pinned sha256; nothing was installed")
+        raise AttnstepError(
+            f"{unpack.member} in {unpack.archive} does not have its pinned sha256; nothing was installed"
+        )
     # mtime=0: the same content always gives the same bytes.
     with open(folder / unpack.name, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
         zipped.write(content)

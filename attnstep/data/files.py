@@ -14,9 +14,10 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from attnstep.errors import AttnstepError
 

@@ -23,10 +23,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from attnstep.text.codec import SubwordCodec, WordCodec
+from attnstep.data.paths import shipped_names
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
-from attnstep.data.paths import shipped_names
+from attnstep.text.codec import SubwordCodec, WordCodec
 from attnstep.text.subword import SubwordModel
 from attnstep.text.words import Vocab
 
@@ -41,7 +41,6 @@ CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE = (
 REQUIRED_FILES = (CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE)
 _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
 _FLOAT_DTYPES = {"F32", "F16", "BF16"}  # as the safetensors header names them
-
 
 
 @dataclass
@@ -124,7 +123,9 @@ def _expected_shapes(path: Path, config: ModelConfig) -> dict[str, tuple[int, ..
         with torch.device("meta"):
             return {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
     except (RuntimeError, ValueError, OverflowError) as exc:
-        raise AttnstepError(f"{path / CONFIG_FILE}: the model's sizes are impossible ({str(exc).splitlines()[0]})") from None
+        raise AttnstepError(
+            f"{path / CONFIG_FILE}: the model's sizes are impossible ({str(exc).splitlines()[0]})"
+        ) from None
 
 
 def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
@@ -215,7 +216,9 @@ def check_writable_checkpoint(path: Path) -> None:
     if not path.is_dir():
         raise AttnstepError(f"{path} exists and is not a folder; a checkpoint is a folder: choose another path")
     if any(path.iterdir()) and not _is_checkpoint(path):
-        raise AttnstepError(f"{path} is a folder with other files in it, not an attnstep checkpoint: choose a new or empty folder")
+        raise AttnstepError(
+            f"{path} is a folder with other files in it, not an attnstep checkpoint: choose a new or empty folder"
+        )
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -223,7 +226,11 @@ def _is_checkpoint(path: Path) -> bool:
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    return isinstance(config, dict) and isinstance(config.get("format_version"), int) and isinstance(config.get("model"), dict)
+    return (
+        isinstance(config, dict)
+        and isinstance(config.get("format_version"), int)
+        and isinstance(config.get("model"), dict)
+    )
 
 
 # Weights are always computed in float32; these are the types they may be stored in.
@@ -275,7 +282,11 @@ def save_checkpoint(
             item.chmod(0o666 & ~umask)
         staging.chmod(0o777 & ~umask)
         for extra in path.iterdir() if path.is_dir() else ():
-            if extra.name not in (*REQUIRED_FILES, SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE):  # files we do not own, e.g. the model card
+            if extra.name not in (
+                *REQUIRED_FILES,
+                SOURCE_SUBWORD_FILE,
+                TARGET_SUBWORD_FILE,
+            ):  # files we do not own, e.g. the model card
                 if extra.is_dir() and not extra.is_symlink():
                     shutil.copytree(extra, staging / extra.name, symlinks=True)
                 else:

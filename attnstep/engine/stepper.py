@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -52,8 +53,21 @@ from attnstep.model.rnn.seq2seq import max_output_length
 from attnstep.text.codec import SubwordCodec
 from attnstep.text.words import BOS, BOS_ID, EOS_ID, PAD
 from attnstep.trace.records import (
-    ALIVE, DEFAULT_ALPHA, FINISHED, MAX_BEAM, PRUNED, Beam, Candidate, CheckpointInfo, Floats, Hypothesis, SourceToken, Step,
-    Trace, Word, length_penalty,
+    ALIVE,
+    DEFAULT_ALPHA,
+    FINISHED,
+    MAX_BEAM,
+    PRUNED,
+    Beam,
+    Candidate,
+    CheckpointInfo,
+    Floats,
+    Hypothesis,
+    SourceToken,
+    Step,
+    Trace,
+    Word,
+    length_penalty,
 )
 
 DEFAULT_TOP_K = 5
@@ -117,7 +131,12 @@ class _Live:
 
 class Stepper:
     def __init__(
-        self, checkpoint: Checkpoint, *, top_k: int = DEFAULT_TOP_K, vectors: bool = True, beam: int | None = None,
+        self,
+        checkpoint: Checkpoint,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        vectors: bool = True,
+        beam: int | None = None,
         alpha: float = DEFAULT_ALPHA,
     ):
         if top_k < 1:
@@ -273,7 +292,9 @@ class Stepper:
         def per_row(tensor: torch.Tensor, wanted: bool) -> list:  # (B, S, D) → per row, its tokens' vectors
             return [_floats(tensor[i, : len(row.source)]) if wanted else None for i, row in enumerate(rows)]
 
-        encoded = [_Encoded(*pair) for pair in zip(per_row(memory.states, self.vectors), per_row(memory.keys, self.keyed))]
+        encoded = [
+            _Encoded(*pair) for pair in zip(per_row(memory.states, self.vectors), per_row(memory.keys, self.keyed))
+        ]
         config = self.model.config
         H, M = (config.dec_hidden, config.memory_dim) if self.vectors else (0, 0)
         Q = len(self.v_a) if self.queried else 0
@@ -288,12 +309,27 @@ class Stepper:
             vectors.append(output.query)
         return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
 
-    def _record(self, c: _Columns, t: int, n: int, row: tuple[bytes, int, tuple[float, ...]], top_ids: list[int], input_id: int,
-                chosen_id: int, chosen_logprob: float, forced: bool) -> Step:
+    def _record(
+        self,
+        c: _Columns,
+        t: int,
+        n: int,
+        row: tuple[bytes, int, tuple[float, ...]],
+        top_ids: list[int],
+        input_id: int,
+        chosen_id: int,
+        chosen_logprob: float,
+        forced: bool,
+    ) -> Step:
         """One step's record from its row of numbers (see :meth:`_Columns.split`); ``n`` is the sentence's own source length."""
         vocab = self.checkpoint.tgt_vocab.tokens
         data, start, numbers = row
-        H, M, V, S = start + c.H, start + c.H + c.M, start + c.V, c.S  # where h_t, C_t and the vectors end in data; S in the tail
+        H, M, V, S = (
+            start + c.H,
+            start + c.H + c.M,
+            start + c.V,
+            c.S,
+        )  # where h_t, C_t and the vectors end in data; S in the tail
         n = min(n, S)  # no scores or weights without attention
         # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
         # log-normaliser: one finite log-probability vouches for the whole row.
@@ -309,7 +345,9 @@ class Stepper:
             context=Floats(data, H, M) if self.vectors else None,
             concat=Floats(data, start, M) if self.vectors else None,
             attentional=Floats(data, M, V - c.Q) if self.vectors else None,
-            candidates=tuple(Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[2 * S : 2 * S + c.k])),
+            candidates=tuple(
+                Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[2 * S : 2 * S + c.k])
+            ),
             chosen_token=vocab[chosen_id],
             chosen_id=chosen_id,
             chosen_logprob=chosen_logprob,
@@ -346,7 +384,9 @@ class Stepper:
                 prefix = rows[i].prefix
                 chosen_id = prefix[t][0] if t < len(prefix) else top[i][0]
                 forced = t < len(prefix) and prefix[t][1]
-                step = self._record(c, t, len(rows[i].source), row, top[i], input_ids[i], chosen_id, row[2][chosen_column], forced)
+                step = self._record(
+                    c, t, len(rows[i].source), row, top[i], input_ids[i], chosen_id, row[2][chosen_column], forced
+                )
                 produced.append((i, step))
                 input_ids[i] = chosen_id
                 if chosen_id != EOS_ID and t + 1 < rows[i].limit:
@@ -374,7 +414,9 @@ class Stepper:
         score = torch.full((len(rows), K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
         score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
         seeking = [K] * len(rows)  # how many more hypotheses each sentence needs: K less those finished
-        occupants: list[list[int]] = [[0] for _ in rows]  # per sentence: the previous step's index of each row's hypothesis
+        occupants: list[list[int]] = [
+            [0] for _ in rows
+        ]  # per sentence: the previous step's index of each row's hypothesis
         hypotheses: list[list[list[_Live]]] = [[] for _ in rows]  # per sentence, per step
         tables: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
         t = 0
@@ -390,7 +432,11 @@ class Stepper:
             for p, i in enumerate(searching):  # a step of a fixed prefix has one extension: the prefix's word
                 if t < len(rows[i].prefix):
                     word = rows[i].prefix[t][0]
-                    top[p, 0], top_scores[p, 0], top_scores[p, 1:] = word, score[p, 0] + logprobs[p * K, word], -math.inf
+                    top[p, 0], top_scores[p, 0], top_scores[p, 1:] = (
+                        word,
+                        score[p, 0] + logprobs[p * K, word],
+                        -math.inf,
+                    )
             parent_slot, token = top // vocab_size, top % vocab_size  # (B, K)
             parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
             token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
@@ -398,7 +444,14 @@ class Stepper:
             reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
             prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
             score = torch.full((B, K), -math.inf)
-            columns = zip(searching, top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist())
+            columns = zip(
+                searching,
+                top_scores.tolist(),
+                parent_slot.tolist(),
+                token.tolist(),
+                token_logprob.tolist(),
+                weights.tolist(),
+            )
             for p, (i, scores_i, slots_i, tokens_i, logprobs_i, weights_i) in enumerate(columns):
                 kept = []
                 for j in range(seeking[i]):
@@ -406,11 +459,17 @@ class Stepper:
                         break
                     if not math.isfinite(scores_i[j]):
                         raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
-                    kept.append(_Live(
-                        parent=occupants[i][slots_i[j]] if t else None, row=p * K + slots_i[j], id=tokens_i[j],
-                        logprob=logprobs_i[j], score=scores_i[j], weights=tuple(weights_i[j][: len(rows[i].source)]),
-                        status=FINISHED if tokens_i[j] == EOS_ID else ALIVE,
-                    ))
+                    kept.append(
+                        _Live(
+                            parent=occupants[i][slots_i[j]] if t else None,
+                            row=p * K + slots_i[j],
+                            id=tokens_i[j],
+                            logprob=logprobs_i[j],
+                            score=scores_i[j],
+                            weights=tuple(weights_i[j][: len(rows[i].source)]),
+                            status=FINISHED if tokens_i[j] == EOS_ID else ALIVE,
+                        )
+                    )
                 if t:
                     extended_parents = {h.parent for h in kept}
                     for index, parent in enumerate(hypotheses[i][-1]):  # none of its extensions was kept: it ends here
@@ -428,16 +487,15 @@ class Stepper:
             state = DecoderState(*(s.index_select(0, reorder) for s in state))
             if not all(seeking[i] for i in searching):  # sentences whose search ended leave the batch
                 stay = [p for p, i in enumerate(searching) if seeking[i]]
-                keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * K + torch.arange(K)).view(-1)  # (B'·K,) their rows
+                keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * K + torch.arange(K)).view(
+                    -1
+                )  # (B'·K,) their rows
                 memory = Memory(*(m.index_select(0, keep) for m in memory))  # (B'·K, S, ·)
                 state = DecoderState(*(s.index_select(0, keep) for s in state))  # (B'·K, ·)
                 prev, score = prev[keep], score[stay]  # (B'·K,), (B', K)
                 searching = [searching[p] for p in stay]
             t += 1
-        return [
-            self._beam_trace(row, encoded[i], hypotheses[i], tables, c)
-            for i, row in enumerate(rows)
-        ]
+        return [self._beam_trace(row, encoded[i], hypotheses[i], tables, c) for i, row in enumerate(rows)]
 
     def _beam_trace(self, row: _Row, encoded: _Encoded, steps: list[list[_Live]], tables, c: _Columns) -> Trace:
         """The trace of one sentence's search: the records of its best hypothesis, and the whole beam."""
@@ -457,14 +515,19 @@ class Stepper:
             numbers = c.split(table[h.row : h.row + 1])[0]
             input_id = BOS_ID if t == 0 else steps[t - 1][chain[t - 1]].id
             forced = t < len(row.prefix) and row.prefix[t][1]
-            records.append(self._record(c, t, len(row.source), numbers, top_ids[h.row].tolist(), input_id, h.id, h.logprob, forced))
+            records.append(
+                self._record(c, t, len(row.source), numbers, top_ids[h.row].tolist(), input_id, h.id, h.logprob, forced)
+            )
         vocab = self.checkpoint.tgt_vocab.tokens
         beam = Beam(
             width=self.beam,
             alpha=self.alpha,
             start=len(row.prefix),
             steps=tuple(
-                tuple(Hypothesis(h.parent, vocab[h.id], h.id, h.logprob, h.score, normalized[t][j], h.status, h.weights) for j, h in enumerate(kept))
+                tuple(
+                    Hypothesis(h.parent, vocab[h.id], h.id, h.logprob, h.score, normalized[t][j], h.status, h.weights)
+                    for j, h in enumerate(kept)
+                )
                 for t, kept in enumerate(steps)
             ),
             best=best_j,
@@ -472,8 +535,14 @@ class Stepper:
         return self._trace(row, encoded, records, beam)
 
 
-def load_stepper(checkpoint, *, top_k: int = DEFAULT_TOP_K, vectors: bool = True, beam: int | None = None,
-                 alpha: float = DEFAULT_ALPHA) -> Stepper:
+def load_stepper(
+    checkpoint,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    vectors: bool = True,
+    beam: int | None = None,
+    alpha: float = DEFAULT_ALPHA,
+) -> Stepper:
     """A stepper over the checkpoint folder ``checkpoint``, for a process that then decodes for long.
 
     torch and the model leave ~10^5 long-lived objects, and every full collection would walk them

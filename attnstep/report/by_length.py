@@ -11,8 +11,9 @@ The buckets suit both Multi30k captions (about 13 words on average, few past 25)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -59,7 +60,7 @@ class Series:
     bleu: tuple[float | None, ...]
 
 
-def table(buckets: list[Bucket], series: list[Series]) -> "Table":
+def table(buckets: list[Bucket], series: list[Series]) -> Table:
     """A row per bucket with its sentence count, a column per checkpoint."""
     from rich.table import Table  # here, not at the top: the command line imports this module for its help
 
@@ -108,7 +109,9 @@ def chart(buckets: list[Bucket], series: list[Series], width: int) -> list[Text]
     lines = [Text("BLEU ↑, source words →", style="bold")]
     for r, row in enumerate(cells):
         value = top * (CHART_ROWS - 1 - r) / (CHART_ROWS - 1)
-        label = f"{value:>{Y_LABEL - 1}.0f}┤" if r in (0, CHART_ROWS // 2, CHART_ROWS - 1) else " " * (Y_LABEL - 1) + "│"
+        label = (
+            f"{value:>{Y_LABEL - 1}.0f}┤" if r in (0, CHART_ROWS // 2, CHART_ROWS - 1) else " " * (Y_LABEL - 1) + "│"
+        )
         line = Text(label)
         for char, style in row:
             line.append(char, style)

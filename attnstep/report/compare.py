@@ -7,7 +7,7 @@ words, laid out in as many columns as the terminal holds.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.cells import cell_len, chop_cells
 from rich.columns import Columns
@@ -16,9 +16,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from attnstep.report.glyphs import cell_number, num
 from attnstep.report.visible import visible
 from attnstep.trace.records import Trace, word_alignment
-from attnstep.report.glyphs import cell_number, num
 
 MAX_LABEL = 12  # cells of a grid's word labels; longer words are cut with "…"
 SHADE_STYLES = ("", "on grey23", "on grey35", "on grey50", "on grey66")  # weight 0 → 1; the number says it too
@@ -51,8 +51,10 @@ def steps_table(names: Sequence[str], traces: Sequence[Trace]) -> Table:
     for t in range(max(len(trace.steps) for trace in traces)):
         tops = [trace.steps[t].candidates[0] if t < len(trace.steps) else None for trace in traces]
         differ = len({top.token for top in tops if top is not None}) > 1 or None in tops
-        cells = [Text("") if top is None else Text(f"{_cut(top.token)} {num(top.prob)}", style="bold" if differ else "")
-                 for top in tops]
+        cells = [
+            Text("") if top is None else Text(f"{_cut(top.token)} {num(top.prob)}", style="bold" if differ else "")
+            for top in tops
+        ]
         table.add_row(str(t + 1), *cells)
     return table
 
@@ -61,8 +63,11 @@ def grid(name: str, trace: Trace) -> RenderableType:
     """The alignment in words: a row per output word, a column per source word, each weight a number on a shade."""
     title = model_label(name, trace)
     if not trace.checkpoint.attends:
-        return Panel(Text("no attention: every word comes from the same context c,\nso there is no alignment to show"),
-                     title=title, expand=False)
+        return Panel(
+            Text("no attention: every word comes from the same context c,\nso there is no alignment to show"),
+            title=title,
+            expand=False,
+        )
     table = Table(box=None, padding=(0, 1), show_edge=False)
     table.add_column("")
     for word in trace.source_words:
@@ -70,7 +75,9 @@ def grid(name: str, trace: Trace) -> RenderableType:
     for word, row in word_alignment(trace):
         best = max(range(len(row)), key=row.__getitem__)
         cells = [
-            Text(cell_number(weight), style=SHADE_STYLES[min(4, int(weight * 4 + 0.5))] + (" bold" if i == best else ""))
+            Text(
+                cell_number(weight), style=SHADE_STYLES[min(4, int(weight * 4 + 0.5))] + (" bold" if i == best else "")
+            )
             for i, weight in enumerate(row)
         ]
         table.add_row(_cut(word.text), *cells)
@@ -80,9 +87,12 @@ def grid(name: str, trace: Trace) -> RenderableType:
 def comparison(names: Sequence[str], traces: Sequence[Trace]) -> Group:
     source = " ".join(visible(w.text) for w in traces[0].source_words)
     return Group(
-        Text.assemble(("Source: ", "bold"), source), Text(""),
-        translations(names, traces), Text(""),
-        steps_table(names, traces), Text(""),
+        Text.assemble(("Source: ", "bold"), source),
+        Text(""),
+        translations(names, traces),
+        Text(""),
+        steps_table(names, traces),
+        Text(""),
         Columns([grid(name, trace) for name, trace in zip(names, traces)]),
         Text("Grids: rows = output words, columns = source words, the largest weight of a row in bold.", style="dim"),
     )

@@ -9,7 +9,7 @@ negative (colour, where the terminal has it, repeats the sign: blue and orange).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"  # horizontal bar ends, 1/8 cell each
 HEIGHTS = "▁▂▃▄▅▆▇█"  # vector strip glyphs, small → large magnitude
@@ -54,7 +54,10 @@ def mean_bins(vector: Sequence[float], cells: int = STATE_CELLS) -> list[float]:
     the bins of C_t = Σ_i a_i h_i are Σ_i a_i (the bins of h_i), so the strips show the sum."""
     n = len(vector)
     cells = min(cells, n)
-    return [math.fsum(vector[c * n // cells : (c + 1) * n // cells]) / ((c + 1) * n // cells - c * n // cells) for c in range(cells)]
+    return [
+        math.fsum(vector[c * n // cells : (c + 1) * n // cells]) / ((c + 1) * n // cells - c * n // cells)
+        for c in range(cells)
+    ]
 
 
 def strip(values: Sequence[float], width: int, scale: float) -> list[tuple[str, bool]]:

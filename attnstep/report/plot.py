@@ -15,18 +15,18 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from rich.cells import cell_len
 
-from attnstep.trace.alignment import Alignment, alignment
+from attnstep.data.files import output
+from attnstep.errors import AttnstepError
 from attnstep.report.by_length import Bucket, Series
 from attnstep.report.visible import visible
-from attnstep.errors import AttnstepError
-from attnstep.data.files import output
+from attnstep.trace.alignment import Alignment, alignment
 from attnstep.trace.records import Trace
 
 MATPLOTLIB_MISSING = 'PNG needs matplotlib (not installed): pip install -e ".[plot]"'
@@ -97,7 +97,7 @@ def text_width(text: str, size: float = FONT) -> float:
 
 
 def picture_suffix(path: Path) -> str:
-    """".svg" or ".png", from the name; anything else is one line."""
+    """ ".svg" or ".png", from the name; anything else is one line."""
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
         raise AttnstepError(f"{path}: a picture is written as .svg or .png, not {suffix or 'a name without a suffix'}")
@@ -147,21 +147,30 @@ def to_svg(picture: Picture) -> str:
     ]
     for item in picture.items:
         if isinstance(item, Rect):
-            shape = (f'<rect x="{_number(item.x)}" y="{_number(item.y)}" width="{_number(item.width)}" '
-                     f'height="{_number(item.height)}" fill="{item.fill}" stroke="{item.stroke}" stroke-width="0.5"')
+            shape = (
+                f'<rect x="{_number(item.x)}" y="{_number(item.y)}" width="{_number(item.width)}" '
+                f'height="{_number(item.height)}" fill="{item.fill}" stroke="{item.stroke}" stroke-width="0.5"'
+            )
             lines.append(f"{shape}><title>{_xml(item.title)}</title></rect>" if item.title else shape + "/>")
         elif isinstance(item, Polygon):
             lines.append(f'<polygon points="{_points(item.points)}" fill="{item.fill}"/>')
         elif isinstance(item, Polyline):
             dashes = f' stroke-dasharray="{" ".join(map(_number, item.dashes))}"' if item.dashes else ""
-            lines.append(f'<polyline points="{_points(item.points)}" fill="none" stroke="{item.stroke}" '
-                         f'stroke-width="{_number(item.width)}"{dashes}/>')
+            lines.append(
+                f'<polyline points="{_points(item.points)}" fill="none" stroke="{item.stroke}" '
+                f'stroke-width="{_number(item.width)}"{dashes}/>'
+            )
         else:
-            where = (f'transform="translate({_number(item.x)},{_number(item.y)}) rotate(-90)"' if item.vertical
-                     else f'x="{_number(item.x)}" y="{_number(item.y)}"')
+            where = (
+                f'transform="translate({_number(item.x)},{_number(item.y)}) rotate(-90)"'
+                if item.vertical
+                else f'x="{_number(item.x)}" y="{_number(item.y)}"'
+            )
             weight = ' font-weight="bold"' if item.bold else ""
-            lines.append(f'<text {where} font-size="{_number(item.size)}" text-anchor="{item.anchor}" '
-                         f'dominant-baseline="central" fill="{item.fill}"{weight}>{_xml(item.text)}</text>')
+            lines.append(
+                f'<text {where} font-size="{_number(item.size)}" text-anchor="{item.anchor}" '
+                f'dominant-baseline="central" fill="{item.fill}"{weight}>{_xml(item.text)}</text>'
+            )
     lines.append("</svg>")
     return "\n".join(lines) + "\n"
 
@@ -182,13 +191,15 @@ def to_png(picture: Picture) -> bytes:
     # matplotlib's time goes per artist: every shape goes into one collection (a 40-word heatmap has
     # 1,600 cells), drawn above the lines (a chart's marks on its lines) and below the text.
     shapes = [item for item in picture.items if isinstance(item, (Rect, Polygon))]
-    axes.add_collection(PolyCollection(
-        [_corners(item) if isinstance(item, Rect) else item.points for item in shapes],
-        facecolors=[item.fill for item in shapes],
-        edgecolors=[item.stroke if isinstance(item, Rect) and item.stroke != "none" else "none" for item in shapes],
-        linewidths=0.5 * PT_PER_PX,
-        zorder=2.5,
-    ))
+    axes.add_collection(
+        PolyCollection(
+            [_corners(item) if isinstance(item, Rect) else item.points for item in shapes],
+            facecolors=[item.fill for item in shapes],
+            edgecolors=[item.stroke if isinstance(item, Rect) and item.stroke != "none" else "none" for item in shapes],
+            linewidths=0.5 * PT_PER_PX,
+            zorder=2.5,
+        )
+    )
     aligned = {"start": "left", "middle": "center", "end": "right"}
     for item in picture.items:
         if isinstance(item, Polyline):
@@ -196,9 +207,19 @@ def to_png(picture: Picture) -> bytes:
             if item.dashes:
                 line.set_dashes([d / item.width for d in item.dashes])  # matplotlib scales dashes by the line's width
         elif isinstance(item, Label):
-            axes.text(item.x, item.y, visible(item.text), fontsize=item.size * PT_PER_PX, color=item.fill,
-                      ha=aligned[item.anchor], va="center_baseline", rotation=90 if item.vertical else 0,
-                      rotation_mode="anchor", fontweight="bold" if item.bold else "normal", parse_math=False)
+            axes.text(
+                item.x,
+                item.y,
+                visible(item.text),
+                fontsize=item.size * PT_PER_PX,
+                color=item.fill,
+                ha=aligned[item.anchor],
+                va="center_baseline",
+                rotation=90 if item.vertical else 0,
+                rotation_mode="anchor",
+                fontweight="bold" if item.bold else "normal",
+                parse_math=False,
+            )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100 * PNG_SCALE)
     return buffer.getvalue()
@@ -221,8 +242,10 @@ def shade(weight: float) -> str:
 def captions(trace: Trace, grid: Alignment) -> list[str]:
     """What the picture says under the grid: the model, how the decoding ended, what the marks mean."""
     info = trace.checkpoint
-    lines = [f"{info.name} · {info.attention} attention · {info.source_language}→{info.target_language}",
-             "finished with <eos>" if grid.finished else "stopped at the length limit, without <eos>"]
+    lines = [
+        f"{info.name} · {info.attention} attention · {info.source_language}→{info.target_language}",
+        "finished with <eos>" if grid.finished else "stopped at the length limit, without <eos>",
+    ]
     if "*" in grid.marks:
         lines.append("* forced: a word chosen by the user, not by the model")
     if "≠" in grid.marks:
@@ -247,11 +270,22 @@ def heatmap(grid: Alignment, notes: Sequence[str], *, numbers: bool = False) -> 
         y = top + CELL * j
         items.append(Label(left - 8, y + CELL / 2, word, anchor="end"))
         for i, weight in enumerate(row):
-            items.append(Rect(left + CELL * i, y, CELL, CELL, shade(weight), "#c8c8c8",
-                              f"{grid.target[j]} / {grid.source[i]}: {weight:.3f}"))
+            items.append(
+                Rect(
+                    left + CELL * i,
+                    y,
+                    CELL,
+                    CELL,
+                    shade(weight),
+                    "#c8c8c8",
+                    f"{grid.target[j]} / {grid.source[i]}: {weight:.3f}",
+                )
+            )
             if numbers:
                 ink = "#fff" if weight >= 0.5 else "#222"
-                items.append(Label(left + CELL * i + CELL / 2, y + CELL / 2, f"{weight:.2f}", SMALL, "middle", fill=ink))
+                items.append(
+                    Label(left + CELL * i + CELL / 2, y + CELL / 2, f"{weight:.2f}", SMALL, "middle", fill=ink)
+                )
     for k, note in enumerate(notes):
         items.append(Label(PAD, bottom + PAD + LINE * k + LINE / 2, note, fill="#333"))
     return picture
@@ -301,8 +335,13 @@ def bleu_chart(buckets: list[Bucket], series: list[Series], title: str) -> Pictu
     plot_width = BUCKET_WIDTH * len(buckets)
     bottom = top + PLOT_HEIGHT
     legend_top = bottom + 2 * LINE + PAD
-    width = math.ceil(max(left + plot_width + PAD, 2 * PAD + text_width(title, FONT + 2),
-                          *(left + 40 + text_width(s.name) + PAD for s in series)))
+    width = math.ceil(
+        max(
+            left + plot_width + PAD,
+            2 * PAD + text_width(title, FONT + 2),
+            *(left + 40 + text_width(s.name) + PAD for s in series),
+        )
+    )
     picture = Picture(width, legend_top + LINE * len(series) + PAD)
     items = picture.items
     items.append(Label(PAD, PAD + LINE / 2, title, FONT + 2, bold=True))
@@ -333,4 +372,3 @@ def bleu_chart(buckets: list[Bucket], series: list[Series], title: str) -> Pictu
         items.append(Polygon(_mark(k, left + 15, key_y), colour))
         items.append(Label(left + 40, key_y, s.name))
     return picture
-

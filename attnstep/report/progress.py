@@ -23,7 +23,7 @@ class Meter:
         self.bar = None
         self.started = time.perf_counter()
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.started = time.perf_counter()
         if sys.stderr.isatty():
             from rich.progress import Progress

@@ -28,6 +28,4 @@ def visible(text: str) -> str:
     """``text`` with every control or format character replaced by a visible stand-in."""
     if text.isprintable():  # the common case: nothing to replace
         return text
-    return "".join(
-        _visible_char(char) if unicodedata.category(char) in _HIDDEN_CATEGORIES else char for char in text
-    )
+    return "".join(_visible_char(char) if unicodedata.category(char) in _HIDDEN_CATEGORIES else char for char in text)

@@ -44,7 +44,9 @@ def check_password(password: str, stored: str) -> bool:
         kind, n, r, p, salt, digest = stored.split("$")
         if kind != "scrypt":
             return False
-        computed = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), maxmem=256 * 1024 * 1024)
+        computed = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), maxmem=256 * 1024 * 1024
+        )
         return hmac.compare_digest(computed, bytes.fromhex(digest))
     except ValueError:
         return False
@@ -70,7 +72,9 @@ def read_passwords(path: Path) -> dict[str, str]:
             continue
         name, sep, stored = line.partition(":")
         if not sep or not valid_username(name) or not stored.startswith("scrypt$"):
-            raise AttnstepError(f"{path} line {number} is not NAME:scrypt$… (add users with `attnstep serve --add-user NAME`)")
+            raise AttnstepError(
+                f"{path} line {number} is not NAME:scrypt$… (add users with `attnstep serve --add-user NAME`)"
+            )
         users[name] = stored
     return users
 
@@ -135,11 +139,15 @@ def load_accounts(keys: Path | None, passwords: Path | None, teachers: list[str]
     if accounts.shared_keys and not Path(accounts.keys_path).is_file():
         raise AttnstepError(f"no authorized-keys file at {keys}")
     if passwords and not passwords.is_file():
-        raise AttnstepError(f"no passwords file at {passwords} (create it with `attnstep serve --add-user NAME --passwords {passwords}`)")
+        raise AttnstepError(
+            f"no passwords file at {passwords} (create it with `attnstep serve --add-user NAME --passwords {passwords}`)"
+        )
     if passwords:
         private_file(passwords, "passwords file")
     if not (accounts.passwords or accounts.keys_path or allow_anonymous):
-        raise AttnstepError("nobody could log in: give --authorized-keys FILE and/or --passwords FILE (or --allow-anonymous)")
+        raise AttnstepError(
+            "nobody could log in: give --authorized-keys FILE and/or --passwords FILE (or --allow-anonymous)"
+        )
     return accounts
 
 
@@ -162,9 +170,24 @@ class LoginThrottle:
     from the same address — a class behind one NAT — never wait for a guesser.
     """
 
-    def __init__(self, *, free: int = 3, base: float = 1.0, most: float = 30.0, give_up: float = 50.0,
-                 forget: float = 600.0, clock=time.monotonic) -> None:
-        self.free, self.base, self.most, self.give_up, self.forget, self.clock = free, base, most, give_up, forget, clock
+    def __init__(
+        self,
+        *,
+        free: int = 3,
+        base: float = 1.0,
+        most: float = 30.0,
+        give_up: float = 50.0,
+        forget: float = 600.0,
+        clock=time.monotonic,
+    ) -> None:
+        self.free, self.base, self.most, self.give_up, self.forget, self.clock = (
+            free,
+            base,
+            most,
+            give_up,
+            forget,
+            clock,
+        )
         self.pairs: dict[tuple[str, str], _Pair] = {}
         self.swept = clock()
 

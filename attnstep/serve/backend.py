@@ -107,7 +107,11 @@ class Backend:
                 for notice in member.notices:
                     self.tell(hello["session"], notice)
                 member.notices.clear()
-                await (self.teacher_channel(member, reader) if member.teacher else self.student_channel(member, reader, writer))
+                await (
+                    self.teacher_channel(member, reader)
+                    if member.teacher
+                    else self.student_channel(member, reader, writer)
+                )
         except (asyncio.TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a session process that went away or spoke out of turn: drop the connection
         except asyncio.CancelledError:

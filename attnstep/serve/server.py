@@ -64,7 +64,9 @@ SHUTDOWN_GRACE = 3 * KILL_GRACE  # seconds that shutting down waits for sessions
 CLIENT_GRACE = 2.0  # seconds that shutting down then waits for clients to close their connections
 # What a killed app leaves switched on in the client's terminal: mouse reporting, bracketed
 # paste, focus events, the kitty keyboard protocol, a hidden cursor, the alternate screen.
-RESTORE_TERMINAL = b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l\x1b[<u\x1b[0m\x1b[?25h\x1b[?1049l"
+RESTORE_TERMINAL = (
+    b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l\x1b[<u\x1b[0m\x1b[?25h\x1b[?1049l"
+)
 _TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 _NO_CURSOR_TERMS = {"dumb", "unknown"}
 
@@ -209,7 +211,11 @@ class _Gate(asyncssh.SSHServer):
         """Close the connection unless it opens a session in time (``ssh -N`` would hold it forever)."""
         timeout = self.server.settings.wait_timeout
         self.timer = asyncio.get_running_loop().call_later(
-            timeout, self.conn.disconnect, asyncssh.DISC_BY_APPLICATION, f"no session was opened within {duration(timeout)}")
+            timeout,
+            self.conn.disconnect,
+            asyncssh.DISC_BY_APPLICATION,
+            f"no session was opened within {duration(timeout)}",
+        )
 
     def session_opened(self) -> None:
         self.sessions += 1
@@ -233,12 +239,18 @@ class _Gate(asyncssh.SSHServer):
         # quickly would spend them on new connections, and the server its CPU on their handshakes.
         await asyncio.sleep(throttle.most if wait is None else wait)
         ok = wait is not None and await asyncio.get_running_loop().run_in_executor(
-            self.server.password_checks, self.accounts.password_ok, username, password)
+            self.server.password_checks, self.accounts.password_ok, username, password
+        )
         if ok:
             throttle.succeeded(self.peer, name)
             return True
         self.failures += 1
-        log.info("refused password for %r from %s%s", username, self.peer, "" if wait is not None else " unchecked: too many guesses")
+        log.info(
+            "refused password for %r from %s%s",
+            username,
+            self.peer,
+            "" if wait is not None else " unchecked: too many guesses",
+        )
         if self.failures >= MAX_PASSWORDS:
             self.conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many wrong passwords")
         return False
@@ -258,7 +270,9 @@ class ClassServer:
         self.connections: dict[asyncssh.SSHServerConnection, _Gate] = {}
         self.throttle = LoginThrottle()
         # scrypt takes 16 MB and ~50 ms a check: a few threads, however many logins arrive at once.
-        self.password_checks = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="attnstep-login")
+        self.password_checks = ThreadPoolExecutor(
+            max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="attnstep-login"
+        )
         self.folder = tempfile.TemporaryDirectory(prefix="attnstep-serve-")  # mkdtemp: mode 0700
         self.socket_path = os.path.join(self.folder.name, "backend.sock")
         self.zygote = Zygote(settings.limits)
@@ -274,11 +288,20 @@ class ClassServer:
         await self.zygote.start(self.folder.name, zygote_environment())
         s = self.settings
         self.acceptor = await asyncssh.create_server(
-            lambda: _Gate(self), s.host, s.port,
-            server_host_keys=[s.host_key], process_factory=self.session,
-            encoding=None, line_editor=False, allow_scp=False, sftp_factory=None,
-            agent_forwarding=False, x11_forwarding=False, login_timeout=60,
-            keepalive_interval=s.keepalive, keepalive_count_max=3,
+            lambda: _Gate(self),
+            s.host,
+            s.port,
+            server_host_keys=[s.host_key],
+            process_factory=self.session,
+            encoding=None,
+            line_editor=False,
+            allow_scp=False,
+            sftp_factory=None,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            login_timeout=60,
+            keepalive_interval=s.keepalive,
+            keepalive_count_max=3,
         )
         if s.spares:
             self.spare_keeper = asyncio.ensure_future(self.keep_spares())
@@ -288,9 +311,16 @@ class ClassServer:
         """What a session process is told: who it is for, and whether it starts out following a teacher."""
         follows = not teacher and bool(self.settings.accounts.teachers)
         return [
-            "--socket", self.socket_path, "--session", str(session_id), "--user", user,
-            "--checkpoint", str(self.settings.checkpoint),
-            *(["--teacher"] if teacher else []), *(["--follow"] if follows else []),
+            "--socket",
+            self.socket_path,
+            "--session",
+            str(session_id),
+            "--user",
+            user,
+            "--checkpoint",
+            str(self.settings.checkpoint),
+            *(["--teacher"] if teacher else []),
+            *(["--follow"] if follows else []),
         ]
 
     async def keep_spares(self) -> None:
@@ -321,7 +351,9 @@ class ClassServer:
             tty.setraw(slave)
             set_size(master, *SPARE_SIZE)
             os.set_blocking(master, False)
-            process = await self.zygote.spawn(session_id, self.session_argv(session_id, "", False), self.spare_env, slave)
+            process = await self.zygote.spawn(
+                session_id, self.session_argv(session_id, "", False), self.spare_env, slave
+            )
         except BaseException:
             os.close(master)
             self.backend.dismiss(session_id)
@@ -401,10 +433,15 @@ class ClassServer:
         if not term:
             return await refuse(process, "the stepping app needs a terminal: connect with `ssh -t`.")
         if term.lower() in _NO_CURSOR_TERMS:
-            return await refuse(process, f"the stepping app needs a terminal that can move its cursor, and TERM={term} cannot: connect from a terminal emulator.")
+            return await refuse(
+                process,
+                f"the stepping app needs a terminal that can move its cursor, and TERM={term} cannot: connect from a terminal emulator.",
+            )
         if len(self.sessions) >= self.settings.max_sessions:
             log.info("refused %s: %d sessions already", user, len(self.sessions))
-            return await refuse(process, f"The class is full ({self.settings.max_sessions} sessions). Try again in a few minutes.")
+            return await refuse(
+                process, f"The class is full ({self.settings.max_sessions} sessions). Try again in a few minutes."
+            )
         self.last_login = time.monotonic()
         session = Session(self, process, user, term)
         self.sessions.add(session)
@@ -456,7 +493,9 @@ class Session:
             status = await self.bridge()
         except (OSError, ZygoteError) as exc:  # no pty left, say, or the zygote gone
             log.error("session %d could not start: %s", self.session_id, exc)
-            await self.say(f"the session could not start ({exc.strerror if isinstance(exc, OSError) else exc}); try again in a moment.")
+            await self.say(
+                f"the session could not start ({exc.strerror if isinstance(exc, OSError) else exc}); try again in a moment."
+            )
         finally:
             await self.stop_child()
             self.server.backend.dismiss(self.session_id)
@@ -476,7 +515,10 @@ class Session:
         )
         timeout = self.server.settings.wait_timeout
         timer = asyncio.get_running_loop().call_later(
-            timeout, self.end, f"closed: the window stayed smaller than {MIN_COLUMNS}×{MIN_ROWS} for {duration(timeout)}.")
+            timeout,
+            self.end,
+            f"closed: the window stayed smaller than {MIN_COLUMNS}×{MIN_ROWS} for {duration(timeout)}.",
+        )
         try:
             while not self.ending.done():
                 read = asyncio.ensure_future(self.process.stdin.read(1024))
@@ -503,8 +545,14 @@ class Session:
         server, env = self.server, child_environment(self.term, self.process.env)
         spare = None if self.teacher else await server.take_spare(env)
         self.session_id = spare.session_id if spare is not None else server.backend.admit(self.user, self.teacher)
-        log.info("session %d: %s%s from %s%s", self.session_id, self.user, " (teacher)" if self.teacher else "",
-                 self.process.get_extra_info("peername")[0], " (a spare)" if spare is not None else "")
+        log.info(
+            "session %d: %s%s from %s%s",
+            self.session_id,
+            self.user,
+            " (teacher)" if self.teacher else "",
+            self.process.get_extra_info("peername")[0],
+            " (a spare)" if spare is not None else "",
+        )
         if spare is not None:
             self.master, self.child = spare.master, spare.process
             server.backend.assign(self.session_id, self.user)
@@ -528,7 +576,9 @@ class Session:
         set_size(self.master, *fitted)
         clamped = fitted != (columns, rows) and (columns > MAX_COLUMNS or rows > MAX_ROWS)
         if clamped and not self.clamped:
-            self.server.backend.tell(self.session_id, f"Your window is {columns}×{rows}; the app uses {MAX_COLUMNS}×{MAX_ROWS} of it.")
+            self.server.backend.tell(
+                self.session_id, f"Your window is {columns}×{rows}; the app uses {MAX_COLUMNS}×{MAX_ROWS} of it."
+            )
         self.clamped = clamped
 
     async def bridge(self) -> int:
@@ -655,8 +705,14 @@ async def serve(settings: ServeSettings, service: ModelService) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     teachers = ", ".join(sorted(settings.accounts.teachers)) or "none"
-    log.info("serving %s on %s port %d; host key %s; teachers: %s", settings.checkpoint.name, settings.host, port,
-             settings.host_key.get_fingerprint(), teachers)
+    log.info(
+        "serving %s on %s port %d; host key %s; teachers: %s",
+        settings.checkpoint.name,
+        settings.host,
+        port,
+        settings.host_key.get_fingerprint(),
+        teachers,
+    )
     log.info("students connect with: ssh -p %d NAME@%s", port, settings.host)
     if settings.spares:
         log.info("starting %d spare sessions, for students who log in at once", settings.spares)

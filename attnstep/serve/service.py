@@ -49,7 +49,7 @@ class ModelService:
         self._answers: OrderedDict[tuple, asyncio.Future[bytes]] = OrderedDict()
 
     @classmethod
-    def load(cls, checkpoint, top_k: int, beam: int | None = None) -> "ModelService":
+    def load(cls, checkpoint, top_k: int, beam: int | None = None) -> ModelService:
         import torch
 
         from attnstep.engine.stepper import load_stepper
@@ -112,16 +112,28 @@ class ModelService:
             raise AttnstepError(f"a decode request needs 1 to {limit} source tokens")
         source = []
         for item in raw_source:
-            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and len(item[0]) <= 200
-                    and isinstance(item[2], int) and 0 <= item[2] < len(src) and item[1] == src.tokens[item[2]]):
+            if not (
+                isinstance(item, list)
+                and len(item) == 3
+                and isinstance(item[0], str)
+                and len(item[0]) <= 200
+                and isinstance(item[2], int)
+                and 0 <= item[2] < len(src)
+                and item[1] == src.tokens[item[2]]
+            ):
                 raise AttnstepError("a source token of the request does not match the model's vocabulary")
             source.append(SourceToken(*item))
         if not isinstance(raw_prefix, list) or len(raw_prefix) >= max_output_length(len(source)):
             raise AttnstepError("the request's prefix is longer than a decoding of this source can be")
         prefix = []
         for item in raw_prefix:
-            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and 0 <= item[0] < len(tgt)
-                    and isinstance(item[1], bool)):
+            if not (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], int)
+                and 0 <= item[0] < len(tgt)
+                and isinstance(item[1], bool)
+            ):
                 raise AttnstepError("a prefix choice of the request is not a target id and a forced flag")
             prefix.append((item[0], item[1]))
         if word is not None and not (isinstance(word, str) and len(word) <= 200):

@@ -24,14 +24,14 @@ from textual.events import InputEvent
 from textual.widget import Widget
 from textual.widgets import Static
 
-from attnstep.errors import AttnstepError
 from attnstep.data.model_card import model_card_examples
+from attnstep.errors import AttnstepError
 from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace.records import STAGE_COUNT, Trace
 from attnstep.tui.app import AttnstepApp
-from attnstep.tui.screens.dialogs import TextDialog
 from attnstep.tui.messages import SourceReady, TraceReady
+from attnstep.tui.screens.dialogs import TextDialog
 
 # Actions that move the student's own view: doing one leaves follow mode.
 EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}
@@ -159,7 +159,10 @@ class ServedApp(AttnstepApp):
             return
         self.following = not self.following
         self.follow_teacher()
-        self.notify("Following the teacher." if self.following else "Exploring on your own; t follows the teacher again.", markup=False)
+        self.notify(
+            "Following the teacher." if self.following else "Exploring on your own; t follows the teacher again.",
+            markup=False,
+        )
 
     async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
         _, name, _ = parse_action(action) if isinstance(action, str) else action
@@ -198,8 +201,10 @@ class ServedApp(AttnstepApp):
         except AttnstepError as exc:
             self.notify(str(exc), markup=False)
             return
-        heading = ("Over SSH a file would be written on the server, so here is the alignment as SVG: "
-                   "copy it into a file.svg on your machine. `attnstep dump` and `attnstep plot` write files there.")
+        heading = (
+            "Over SSH a file would be written on the server, so here is the alignment as SVG: "
+            "copy it into a file.svg on your machine. `attnstep dump` and `attnstep plot` write files there."
+        )
         self.push_screen(TextDialog(heading, svg))
 
 

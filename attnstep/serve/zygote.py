@@ -159,7 +159,11 @@ class _Zygote:
             except Exception:
                 # As session.main does for the app: the details to the server's log, one line to the student.
                 Path(crash_report_name(request["session"])).write_text(traceback.format_exc(), encoding="utf-8")
-                print("attnstep: the session could not start; the details are in the server's log", file=sys.stderr, flush=True)
+                print(
+                    "attnstep: the session could not start; the details are in the server's log",
+                    file=sys.stderr,
+                    flush=True,
+                )
             finally:
                 os._exit(status)
         os.close(pty)
@@ -186,7 +190,9 @@ class _Zygote:
             self.children.discard(pid)
             memory = pid in self.over_memory
             self.over_memory.discard(pid)
-            self.report({"exited": pid, "status": os.waitstatus_to_exitcode(status)} | ({"memory": True} if memory else {}))
+            self.report(
+                {"exited": pid, "status": os.waitstatus_to_exitcode(status)} | ({"memory": True} if memory else {})
+            )
 
     def watch_memory(self) -> None:
         """Kill a child whose resident memory is over the limit (RLIMIT_DATA is only the backstop)."""
@@ -312,8 +318,15 @@ class Zygote:
         """Start the zygote in ``cwd`` (where sessions leave crash reports) and wait until it is warm."""
         ours, theirs = socket.socketpair()
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "attnstep.serve.zygote", str(self.limits.memory_mb), str(self.limits.cpu_seconds),
-            stdin=theirs, stdout=asyncio.subprocess.PIPE, cwd=cwd, env=env,
+            sys.executable,
+            "-m",
+            "attnstep.serve.zygote",
+            str(self.limits.memory_mb),
+            str(self.limits.cpu_seconds),
+            stdin=theirs,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
             start_new_session=True,  # the teacher's Ctrl-C reaches the server, which ends the class in order
         )
         theirs.close()

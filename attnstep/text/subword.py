@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from attnstep.errors import AttnstepError
 from attnstep.data.files import read_limited
+from attnstep.errors import AttnstepError
 from attnstep.text.words import SPECIALS
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024  # an 8k-piece model is ~0.4 MB
@@ -40,7 +40,7 @@ class SubwordModel:
         self.pieces: list[str] = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
 
     @classmethod
-    def from_bytes(cls, data: bytes, origin: str) -> "SubwordModel":
+    def from_bytes(cls, data: bytes, origin: str) -> SubwordModel:
         import sentencepiece
 
         if len(data) > MAX_MODEL_BYTES:
@@ -56,15 +56,19 @@ class SubwordModel:
         return model
 
     @classmethod
-    def load(cls, path: Path) -> "SubwordModel":
-        return cls.from_bytes(read_limited(path, MAX_MODEL_BYTES, "{path} is {size} bytes; a subword model is at most {limit}"), str(path))
+    def load(cls, path: Path) -> SubwordModel:
+        return cls.from_bytes(
+            read_limited(path, MAX_MODEL_BYTES, "{path} is {size} bytes; a subword model is at most {limit}"), str(path)
+        )
 
     def _validate(self) -> None:
         if tuple(self.pieces[: len(SPECIALS)]) != SPECIALS:
             raise AttnstepError(
                 f"{self.origin}: the first pieces must be {', '.join(SPECIALS)}, not {', '.join(self.pieces[:4])}"
             )
-        byte_pieces = sum(1 for i, piece in enumerate(self.pieces) if self._processor.is_byte(i) and is_byte_piece(piece))
+        byte_pieces = sum(
+            1 for i, piece in enumerate(self.pieces) if self._processor.is_byte(i) and is_byte_piece(piece)
+        )
         if byte_pieces != 256:
             raise AttnstepError(
                 f"{self.origin} has {byte_pieces} byte pieces, not 256: it was trained without byte fallback, "
@@ -110,8 +114,14 @@ def _train(sentencepiece, sentences: Iterable[str], writer: io.BytesIO, vocab_si
         byte_fallback=True,
         character_coverage=0.9995,  # the rarest 0.05 % of characters are left to bytes
         split_digits=True,  # "1992" as 1 9 9 2: numbers are copied digit by digit, never unknown
-        pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-        pad_piece=SPECIALS[0], unk_piece=SPECIALS[1], bos_piece=SPECIALS[2], eos_piece=SPECIALS[3],
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        pad_piece=SPECIALS[0],
+        unk_piece=SPECIALS[1],
+        bos_piece=SPECIALS[2],
+        eos_piece=SPECIALS[3],
         num_threads=threads,
         minloglevel=2,
     )

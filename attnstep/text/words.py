@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import regex
 
@@ -124,7 +124,7 @@ class Vocab:
         return [self.id(t) for t in tokens]
 
     @classmethod
-    def build(cls, sentences: Iterable[list[str]], *, min_freq: int = 2, max_size: int | None = None) -> "Vocab":
+    def build(cls, sentences: Iterable[list[str]], *, min_freq: int = 2, max_size: int | None = None) -> Vocab:
         counts = Counter(token for sentence in sentences for token in sentence)
         # Most frequent first, ties alphabetical, so the same data always gives the same vocabulary.
         ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
@@ -136,7 +136,7 @@ class Vocab:
         return json.dumps({"tokens": self.tokens}, ensure_ascii=False, indent=0)
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -46,8 +46,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, overload
 
-from attnstep.errors import AttnstepError
 from attnstep.data.files import read_limited
+from attnstep.errors import AttnstepError
 from attnstep.text.words import detokenize
 
 FORMAT_VERSION = 2
@@ -55,7 +55,10 @@ WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
 NO_ATTENTION = "none"  # the attention of an encoder–decoder that has none (Cho et al. 2014)
 SCORER_NAMES = {
-    "dot": "Luong dot", "general": "Luong general", "concat": "Luong concat", "additive": "Bahdanau additive",
+    "dot": "Luong dot",
+    "general": "Luong general",
+    "concat": "Luong concat",
+    "additive": "Bahdanau additive",
     NO_ATTENTION: "no attention",
 }
 STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, sum, output layer, pick
@@ -92,7 +95,7 @@ class Floats(Sequence[float]):
         raise AttributeError("Floats are immutable")
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> "Floats":
+    def of(cls, values: Iterable[float]) -> Floats:
         """Numbers rounded to float32 (out-of-range ones become ±inf)."""
         return cls(array("f", values).tobytes())
 
@@ -148,7 +151,7 @@ class CheckpointInfo:
 
     @property
     def scorer_name(self) -> str:
-        """"Luong general", "no attention": the attention as people name it."""
+        """ "Luong general", "no attention": the attention as people name it."""
         return SCORER_NAMES.get(self.attention, self.attention)
 
 
@@ -288,7 +291,7 @@ class Trace:
         return tuple(s for s in self.steps if s.candidates[0].id != s.chosen_id)
 
     def mark(self, step: Step) -> str:
-        """"*" after a word the user forced; in a given translation (all forced), "≠" where the model disagrees."""
+        """ "*" after a word the user forced; in a given translation (all forced), "≠" where the model disagrees."""
         if self.reference is not None:
             return "≠" if step.candidates[0].id != step.chosen_id else ""
         return "*" if step.forced else ""
@@ -316,8 +319,10 @@ class Trace:
     def has_vectors(self) -> bool:
         return self.encoder_states is not None
 
-    def without_vectors(self) -> "Trace":
-        steps = tuple(replace(s, hidden=None, context=None, concat=None, attentional=None, query=None) for s in self.steps)
+    def without_vectors(self) -> Trace:
+        steps = tuple(
+            replace(s, hidden=None, context=None, concat=None, attentional=None, query=None) for s in self.steps
+        )
         return replace(self, encoder_states=None, keys=None, v_a=None, steps=steps)
 
 
@@ -355,7 +360,12 @@ def to_json_dict(trace: Trace, *, precision: int | None = None, packed: bool = F
         if s.query is not None:
             step["query"] = r(s.query)
         step["candidates"] = [{"token": c.token, "id": c.id, "prob": one(c.prob)} for c in s.candidates]
-        step["chosen"] = {"token": s.chosen_token, "id": s.chosen_id, "logprob": one(s.chosen_logprob), "prob": one(s.chosen_prob)}
+        step["chosen"] = {
+            "token": s.chosen_token,
+            "id": s.chosen_id,
+            "logprob": one(s.chosen_logprob),
+            "prob": one(s.chosen_prob),
+        }
         step["forced"] = s.forced
         steps.append(step)
     out: dict[str, Any] = {
@@ -387,7 +397,12 @@ def to_json_dict(trace: Trace, *, precision: int | None = None, packed: bool = F
             "logprob": one(trace.logprob),
             "average": one(trace.logprob / len(trace.steps)),
             "mismatches": [
-                {"step": s.index, "token": s.candidates[0].token, "id": s.candidates[0].id, "prob": one(s.candidates[0].prob)}
+                {
+                    "step": s.index,
+                    "token": s.candidates[0].token,
+                    "id": s.candidates[0].id,
+                    "prob": one(s.candidates[0].prob),
+                }
                 for s in trace.mismatches
             ],
         }
@@ -402,8 +417,16 @@ def _beam_dict(beam: Beam, one, r) -> dict[str, Any]:
         "best": beam.best,
         "steps": [
             [
-                {"parent": h.parent, "token": h.token, "id": h.id, "logprob": one(h.logprob), "score": one(h.score),
-                 "normalized": one(h.normalized), "status": h.status, "weights": r(h.weights)}
+                {
+                    "parent": h.parent,
+                    "token": h.token,
+                    "id": h.id,
+                    "logprob": one(h.logprob),
+                    "score": one(h.score),
+                    "normalized": one(h.normalized),
+                    "status": h.status,
+                    "weights": r(h.weights),
+                }
                 for h in hypotheses
             ]
             for hypotheses in beam.steps
@@ -466,11 +489,15 @@ def parse(text: str | bytes, *, origin: str = "trace") -> Trace:
     if len(text) > MAX_TRACE_BYTES:
         raise AttnstepError(f"{origin} is {len(text)} bytes; the limit is {MAX_TRACE_BYTES}")
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_number, parse_int=functools.partial(_number, kind=int))
+        data = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_number, parse_int=functools.partial(_number, kind=int)
+        )
     except RecursionError:
         raise AttnstepError(f"{origin} is nested too deeply to be a trace") from None
     except _OutOfRange as exc:
-        raise AttnstepError(f"{origin} has a number out of range: {exc} (numbers must be finite, within ±3.4e38)") from None
+        raise AttnstepError(
+            f"{origin} has a number out of range: {exc} (numbers must be finite, within ±3.4e38)"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise AttnstepError(f"{origin} is not valid JSON: {exc}") from None
     if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
@@ -503,13 +530,18 @@ def from_json_dict(data: dict[str, Any], *, origin: str) -> Trace:
 
 def load(path: str | Path) -> Trace:
     path = Path(path)
-    return parse(read_limited(path, MAX_TRACE_BYTES, "{path} is {size} bytes; the limit for a trace is {limit}"), origin=str(path))
+    return parse(
+        read_limited(path, MAX_TRACE_BYTES, "{path} is {size} bytes; the limit for a trace is {limit}"),
+        origin=str(path),
+    )
 
 
 def _from_dict(data: dict[str, Any], origin: str) -> Trace:
     """Build a Trace from schema-valid data, checking that its numbers fit together."""
     version = data["format_version"]
-    source = tuple(SourceToken(t["surface"], t["token"], t["id"], t.get("word", i)) for i, t in enumerate(data["source"]))
+    source = tuple(
+        SourceToken(t["surface"], t["token"], t["id"], t.get("word", i)) for i, t in enumerate(data["source"])
+    )
     n = len(source)
     has_vectors = data["vectors"]
 
@@ -552,7 +584,9 @@ def _from_dict(data: dict[str, Any], origin: str) -> Trace:
         if attends and abs(sum(s["weights"]) - 1.0) > 1e-3:
             raise bad(f"step {position}'s weights sum to {sum(s['weights']):.4f}, not 1")
         vectors = [vector(s.get(k)) for k in ("hidden", "context", "concat", "attentional")]
-        if has_vectors != all(v is not None for v in vectors) or (not has_vectors and any(v is not None for v in vectors)):
+        if has_vectors != all(v is not None for v in vectors) or (
+            not has_vectors and any(v is not None for v in vectors)
+        ):
             raise bad(f"step {position} has vectors that do not match 'vectors': {has_vectors}")
         if has_vectors and len(vectors[2]) != len(vectors[0]) + len(vectors[1]):
             raise bad(f"step {position}'s [h_t; C_t] is not as long as h_t and C_t together")
@@ -620,11 +654,24 @@ def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
         hypotheses = []
         for h in items:
             parent = h["parent"]
-            if (parent is None) != (t == 0) or (parent is not None and not (parent < len(before) and before[parent].status == ALIVE)):
+            if (parent is None) != (t == 0) or (
+                parent is not None and not (parent < len(before) and before[parent].status == ALIVE)
+            ):
                 raise bad(f"a hypothesis of beam step {t} extends one that is not alive in the step before")
             if (h["token"] == EOS_TOKEN) != (h["status"] == FINISHED) or len(h["weights"]) != n:
                 raise bad(f"a hypothesis of beam step {t} has a status or attention row that does not fit it")
-            hypotheses.append(Hypothesis(parent, h["token"], h["id"], h["logprob"], h["score"], h["normalized"], h["status"], tuple(h["weights"])))
+            hypotheses.append(
+                Hypothesis(
+                    parent,
+                    h["token"],
+                    h["id"],
+                    h["logprob"],
+                    h["score"],
+                    h["normalized"],
+                    h["status"],
+                    tuple(h["weights"]),
+                )
+            )
         if not hypotheses or len(hypotheses) > data["width"]:
             raise bad(f"beam step {t} has {len(hypotheses)} hypotheses for a beam of {data['width']}")
         beam_steps.append(tuple(hypotheses))
@@ -642,7 +689,11 @@ def _beam(data: dict[str, Any], trace: Trace, bad) -> Beam:
     if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
         raise bad("the beam's best hypothesis is not the words and weights of the steps")
     return beam
-def _scorer_terms(data: dict[str, Any], steps: list[Step], n: int, bad, vector) -> tuple[tuple[Floats, ...] | None, Floats | None]:
+
+
+def _scorer_terms(
+    data: dict[str, Any], steps: list[Step], n: int, bad, vector
+) -> tuple[tuple[Floats, ...] | None, Floats | None]:
     """The keys and v_a of a trace, checked to fit its source, its steps and each other."""
     keys, v_a = data.get("keys"), vector(data.get("v_a"))
     keys = None if keys is None else tuple(map(vector, keys))

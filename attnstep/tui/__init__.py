@@ -27,7 +27,7 @@ def make_app(
     reference: str | None = None,
     other_factory: SourceFactory | None = None,
     other_origin: str = "",
-) -> "AttnstepApp":
+) -> AttnstepApp:
     """The one way to build the app: a source of traces (None for replay), or a trace to replay.
 
     ``reference``: the opening sentence's given translation, forced and scored instead of decoded.
@@ -36,11 +36,19 @@ def make_app(
     """
     from attnstep.tui.app import AttnstepApp
 
-    return AttnstepApp(source_factory=source_factory, trace=trace, sentence=sentence, examples=examples, origin=origin,
-                       reference=reference, other_factory=other_factory, other_origin=other_origin)
+    return AttnstepApp(
+        source_factory=source_factory,
+        trace=trace,
+        sentence=sentence,
+        examples=examples,
+        origin=origin,
+        reference=reference,
+        other_factory=other_factory,
+        other_origin=other_origin,
+    )
 
 
-def replay_app(trace: Trace, origin: str) -> "AttnstepApp":
+def replay_app(trace: Trace, origin: str) -> AttnstepApp:
     return make_app(trace=trace, origin=f"replay of {origin}")
 
 

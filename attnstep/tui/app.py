@@ -10,8 +10,8 @@ only what changed.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -21,25 +21,25 @@ from textual.screen import Screen
 from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from attnstep.errors import AttnstepError
 from attnstep.data.model_card import DEFAULT_EXAMPLES
-from attnstep.trace.records import StepCursor, Trace
-from attnstep.tui.panels.attention import AttentionPanel
-from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
-from attnstep.tui.panels.candidates import CandidatesPanel
-from attnstep.tui.panels.decoder import DecoderPanel
-from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.errors import AttnstepError
 from attnstep.report.glyphs import max_abs, mean_bins
-from attnstep.tui.panels.grid import AlignmentGrid, grid_width
+from attnstep.trace.records import StepCursor, Trace
+from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LineStyles, LinesView
-from attnstep.tui.screens.alignment import CompareScreen, MapScreen
 from attnstep.tui.messages import OtherReady, SourceReady, TraceReady
-from attnstep.tui.safe import visible
-from attnstep.tui.trace_source import SourceFactory, TraceSource
+from attnstep.tui.panels.attention import AttentionPanel
+from attnstep.tui.panels.candidates import CandidatesPanel
+from attnstep.tui.panels.decoder import DecoderPanel
+from attnstep.tui.panels.grid import AlignmentGrid, grid_width
 from attnstep.tui.panels.source import SourcePanel
-from attnstep.tui.stages import View, quote
 from attnstep.tui.panels.worked import WorkedScoreDialog
+from attnstep.tui.safe import visible
+from attnstep.tui.screens.alignment import CompareScreen, MapScreen
+from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.tui.stages import View, quote
+from attnstep.tui.trace_source import SourceFactory, TraceSource
 
 # The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
 # room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
@@ -73,15 +73,45 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("e,end", "end", "end", "e / End", "run to the end"),
     ("r,home", "restart", "restart", "r / Home", "restart: back to the encoder only"),
     ("n", "new_sentence", "new", "n", "new sentence"),
-    ("x", "export", "export", "x", "export this trace: JSON (as `attnstep dump` writes it), the alignment as SVG or PNG, or Pharaoh links"),
+    (
+        "x",
+        "export",
+        "export",
+        "x",
+        "export this trace: JSON (as `attnstep dump` writes it), the alignment as SVG or PNG, or Pharaoh links",
+    ),
     ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
     ("q", "quit", "quit", "q", "quit"),
-    ("w", "worked", "worked score", "w", "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)"),
+    (
+        "w",
+        "worked",
+        "worked score",
+        "w",
+        "the worked score: how e_ti and a_ti come out of the vectors (↑/↓ another word)",
+    ),
     ("m", "map", "map", "m", "the full-screen alignment map of the steps so far (# numbers, Esc back)"),
-    ("c", "compare", "compare", "c", "before/after a forced word: the model's own decoding beside the forced one; "
-     "with a second --checkpoint and no forced word, that model's decoding beside this one"),
-    ("number_sign", "numbers", "numbers", "#", "numbers: the first components of h_t, C_t, a·h_i…, and log-probabilities beside p"),
-    ("v", "words", "words", "v", "word view: a subword model's pieces gathered into your words in the grid and attention panel"),
+    (
+        "c",
+        "compare",
+        "compare",
+        "c",
+        "before/after a forced word: the model's own decoding beside the forced one; "
+        "with a second --checkpoint and no forced word, that model's decoding beside this one",
+    ),
+    (
+        "number_sign",
+        "numbers",
+        "numbers",
+        "#",
+        "numbers: the first components of h_t, C_t, a·h_i…, and log-probabilities beside p",
+    ),
+    (
+        "v",
+        "words",
+        "words",
+        "v",
+        "word view: a subword model's pieces gathered into your words in the grid and attention panel",
+    ),
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 NEEDS_ATTENTION = {"map", "worked", "compare", "words"}  # off for a model without attention
@@ -157,7 +187,9 @@ class AttnstepApp(App[None]):
         self.reference = reference  # translate --target: the opening sentence's given translation, scored
         self.examples = examples
         self.origin = origin
-        self.open_on_sentence_box = open_on_sentence_box  # with nothing to show yet: False for a student who follows a teacher
+        self.open_on_sentence_box = (
+            open_on_sentence_box  # with nothing to show yet: False for a student who follows a teacher
+        )
         self.error_message: str | None = None  # why the app exited with return code 1
         self.panel_index = 0
 
@@ -240,7 +272,9 @@ class AttnstepApp(App[None]):
     def view(self) -> View | None:
         if self.cursor is None:
             return None
-        return View(self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale, self.numbers, self.words)
+        return View(
+            self.cursor.trace, self.cursor.position, self.cursor.stage, self.state_scale, self.numbers, self.words
+        )
 
     def show_view(self) -> None:
         view = self.view
@@ -300,7 +334,10 @@ class AttnstepApp(App[None]):
                 return
             self.move(self.cursor.goto(int(answer)))
             if self.cursor.position != int(answer):
-                self.notify(f"There is no step {answer}: the steps are 0 to {self.cursor.total}; this is step {self.cursor.position}.", markup=False)
+                self.notify(
+                    f"There is no step {answer}: the steps are 0 to {self.cursor.total}; this is step {self.cursor.position}.",
+                    markup=False,
+                )
 
         self.push_screen(AskDialog(f"Go to step (0–{self.cursor.total}):", integer=True), answered)
 
@@ -318,7 +355,9 @@ class AttnstepApp(App[None]):
         if not get_current_worker().is_cancelled:
             self.post_message(TraceReady(trace, position, note))
 
-    @work(thread=True, group="other", exclusive=True, exit_on_error=False, description="decode with the second checkpoint")
+    @work(
+        thread=True, group="other", exclusive=True, exit_on_error=False, description="decode with the second checkpoint"
+    )
     def decode_other(self, trace: Trace) -> None:
         """The second model's decoding of ``trace``'s sentence, the model loaded on first use."""
         if self.other is None:
@@ -372,6 +411,7 @@ class AttnstepApp(App[None]):
         if reference is None:
             self.decode(lambda: source.translate(sentence), 0, "")
         else:
+
             def given() -> Trace:
                 # The model's own decoding too, so that c can set the given translation beside it.
                 self.original = source.translate(sentence)
@@ -384,7 +424,11 @@ class AttnstepApp(App[None]):
         if self.source is not None:
             return False
         if self.source_factory is None:
-            self.notify(f"{what} needs the model: this is a replay of a saved trace. Open the sentence with `attnstep translate` to do it.", severity="warning", markup=False)
+            self.notify(
+                f"{what} needs the model: this is a replay of a saved trace. Open the sentence with `attnstep translate` to do it.",
+                severity="warning",
+                markup=False,
+            )
         else:
             self.notify(f"The model is still loading; {what.lower()} in a moment.", markup=False)
         return True
@@ -415,7 +459,9 @@ class AttnstepApp(App[None]):
             if step.forced:
                 self.unforce(step.index)
             else:
-                self.notify(f"{quote(word)} is the model's own choice at step {step.index + 1}: nothing to force.", markup=False)
+                self.notify(
+                    f"{quote(word)} is the model's own choice at step {step.index + 1}: nothing to force.", markup=False
+                )
             return
         trace, t, source = self.cursor.trace, step.index, self.source
         self.set_busy("decoding…")
@@ -442,8 +488,10 @@ class AttnstepApp(App[None]):
         if self.cursor is None:
             return
         trace = self.cursor.trace
-        self.push_screen(ExportDialog(EXPORT_NAME, lambda kind, path: self.export(trace, kind, path)),
-                         lambda name: name and self.notify(visible(f"Written to {Path(name).absolute()}"), markup=False))
+        self.push_screen(
+            ExportDialog(EXPORT_NAME, lambda kind, path: self.export(trace, kind, path)),
+            lambda name: name and self.notify(visible(f"Written to {Path(name).absolute()}"), markup=False),
+        )
 
     def export(self, trace: Trace, kind: str, path: Path) -> None:
         """Write ``trace`` as ``kind`` (json, svg, png, pharaoh) atomically; a failure is one AttnstepError line.
@@ -505,12 +553,21 @@ class AttnstepApp(App[None]):
             self.decode_other(trace)
             return
         if trace is not None and not trace.checkpoint.attends:  # c is on for it only beside a second model
-            self.notify("This model has no attention: there is no alignment before and after a forced word to compare.", markup=False)
+            self.notify(
+                "This model has no attention: there is no alignment before and after a forced word to compare.",
+                markup=False,
+            )
             return
         if trace is None or not any(s.forced for s in trace.steps):
-            self.notify("Nothing to compare yet: force a word first (f), then c shows the decoding before and after.", markup=False)
+            self.notify(
+                "Nothing to compare yet: force a word first (f), then c shows the decoding before and after.",
+                markup=False,
+            )
         elif self.original is None or self.original.source != trace.source:
-            self.notify("The model's own decoding of this sentence is not here (a replay of a trace with a forced word).", markup=False)
+            self.notify(
+                "The model's own decoding of this sentence is not here (a replay of a trace with a forced word).",
+                markup=False,
+            )
         else:
             self.push_screen(CompareScreen(self.original, trace))
 

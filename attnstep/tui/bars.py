@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from attnstep.trace.records import Trace
 from attnstep.report.glyphs import num, prob
+from attnstep.trace.records import Trace
 from attnstep.tui.lines import LinesView
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, narrate, output_pieces, source_word
@@ -14,7 +14,7 @@ SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 
 
 def step_counter(view: View) -> str:
-    """"step 3 of 7 · stage 3/7 softmax": what the status line says about position."""
+    """ "step 3 of 7 · stage 3/7 softmax": what the status line says about position."""
     total = len(view.trace.steps)
     if view.step is None:
         return f"step 0 of {total} · encoder"

@@ -38,7 +38,9 @@ class KeyBar(Widget):
             self.refresh()
 
     def render(self) -> Text:
-        key_style, text_style, off = (self.get_component_rich_style(f"keybar--{name}") for name in ("key", "description", "disabled"))
+        key_style, text_style, off = (
+            self.get_component_rich_style(f"keybar--{name}") for name in ("key", "description", "disabled")
+        )
         line = Text(" ", no_wrap=True, overflow="crop", end="")
         self._keys = []
         shown: set[str] = set()

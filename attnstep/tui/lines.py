@@ -8,16 +8,16 @@ to the terminal (the latency and bytes-per-step budgets depend on it).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.widget import Widget
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from attnstep.report.glyphs import strip
 from attnstep.tui.safe import safe_text
@@ -127,8 +127,10 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         self.view: View | None = None
         self._titles: tuple[str, str] | None = None
         self._resized = False  # the last set_lines changed the panel's virtual size
-        self._deferred: View | None | object = _NOTHING  # the latest view, taken while hidden (see defer)
-        self._pending_scroll: tuple[int, tuple[int, int] | None] | None = None  # (line, cells) to bring into view once laid out
+        self._deferred: View | object | None = _NOTHING  # the latest view, taken while hidden (see defer)
+        self._pending_scroll: tuple[int, tuple[int, int] | None] | None = (
+            None  # (line, cells) to bring into view once laid out
+        )
         self.frozen_columns = 0  # set by build: the width of the label column
 
     def style_of(self, name: str) -> Style:
@@ -209,7 +211,9 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         # Neighbouring runs of one style are joined: each segment costs the terminal a colour
         # escape (~25 bytes) every time its line is resent.
         new = [
-            old[y] if y < len(old_texts) and text == old_texts[y] else Strip(list(text.render(console, end=""))).simplify()
+            old[y]
+            if y < len(old_texts) and text == old_texts[y]
+            else Strip(list(text.render(console, end=""))).simplify()
             for y, text in enumerate(texts)
         ]
         self._lines, self._texts = new, texts

@@ -11,12 +11,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from attnstep.report.glyphs import norm, num
 from attnstep.text.subword import WORD_START, is_byte_piece
 from attnstep.text.words import UNK, detokenize
 from attnstep.trace.records import (
-    EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace, word_alignment, word_weights,
+    EOS_TOKEN,
+    NO_ATTENTION,
+    STAGE_COUNT,
+    Floats,
+    SourceToken,
+    Step,
+    Trace,
+    word_alignment,
+    word_weights,
 )
-from attnstep.report.glyphs import norm, num
 from attnstep.tui.safe import visible
 
 
@@ -110,7 +118,10 @@ def output_pieces(trace: Trace) -> list[str]:
         # Detokenizing grows a prefix at its end (a word, maybe a space before it), so the
         # difference between successive prefixes is what each word adds.
         texts = [detokenize(words[:i]) for i in range(len(words) + 1)]
-        pieces = [texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i] for i in range(len(words))]
+        pieces = [
+            texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i]
+            for i in range(len(words))
+        ]
     return [*pieces, " " + EOS_TOKEN] if trace.finished else pieces
 
 
@@ -177,7 +188,9 @@ def narrate(view: View) -> str:
             f"{num(step.scores[top])}, lowest {quote(words[worst])} {num(step.scores[worst])}."
         )
     if key == "softmax":
-        return f"softmax turns the scores into weights that sum to 1: {quote(words[best])} gets {num(step.weights[best])}."
+        return (
+            f"softmax turns the scores into weights that sum to 1: {quote(words[best])} gets {num(step.weights[best])}."
+        )
     if key == "weight":
         return f"Each h_i is multiplied by its weight a_i: {quote(words[best])} keeps {num(step.weights[best])} of its state, the others shrink."
     size = "" if step.context is None else f" (‖C_t‖ = {num(norm(step.context))})"
@@ -207,7 +220,11 @@ def _narrate_decoder(view: View, step: Step, key: str) -> str:
         if additive:
             fed = "C_t"
         else:  # input feeding: the attentional vector of the step before, zeros before the first
-            fed = "h̃_0 = 0 (input feeding: nothing has been attended yet)" if step.index == 0 else "h̃_{t-1} (input feeding)"
+            fed = (
+                "h̃_0 = 0 (input feeding: nothing has been attended yet)"
+                if step.index == 0
+                else "h̃_{t-1} (input feeding)"
+            )
         size = "" if step.hidden is None else f" ‖{state}_t‖ = {num(norm(step.hidden))}"
         return f"The RNN reads the embedding of {quote(step.input_token)} and {fed} with its previous state → {state}_t.{size}"
     if key == "output":
@@ -217,7 +234,9 @@ def _narrate_decoder(view: View, step: Step, key: str) -> str:
             f"most likely {quote(top.token)} {num(top.prob)}."
         )
     if step.forced and trace.reference is not None:
-        return f"The reference's {quote(step.chosen_token)} is forced (p = {num(step.chosen_prob)}). {model_choice(step)}"
+        return (
+            f"The reference's {quote(step.chosen_token)} is forced (p = {num(step.chosen_prob)}). {model_choice(step)}"
+        )
     if step.forced:
         return f"{quote(step.chosen_token)} was forced (p = {num(step.chosen_prob)}); the model's choice was {quote(step.candidates[0].token)}."
     end = " — the end of the sentence." if step.chosen_token == EOS_TOKEN else "."
@@ -263,7 +282,9 @@ def grid_in_words(view: View) -> View:
     for index, (word, row) in enumerate(word_alignment(trace, shown)):
         pieces = shown[word.start : word.end]
         last = pieces[-1]
-        steps.append(replace(last, index=index, weights=row, chosen_token=word.text, forced=any(p.forced for p in pieces)))
+        steps.append(
+            replace(last, index=index, weights=row, chosen_token=word.text, forced=any(p.forced for p in pieces))
+        )
     # A step that only starts a word adds no row of its own: the row of its word grows instead.
     words = replace(trace, source=_word_tokens(trace), words=(), steps=tuple(steps), encoder_states=None)
     return replace(view, trace=words, position=len(steps))

@@ -10,7 +10,8 @@ outside the app: a local Stepper (:mod:`attnstep.commands.translate`) and the SS
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from attnstep.trace.records import Trace
 

@@ -85,7 +85,9 @@ def make_scorer(config: ModelConfig) -> nn.Module | None:
     return ConcatScorer(config.dec_hidden, config.memory_dim, config.attn_dim)
 
 
-def attend(scorer: nn.Module, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def attend(
+    scorer: nn.Module, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Score, softmax and sum: returns the query term, raw scores e_t, weights a_t and context C_t = Σ_i a_ti h_i."""
     term = scorer.query_term(query)  # (B, K)
     scores = scorer(term, keys)  # (B, S)

@@ -40,14 +40,30 @@ class AttentionPanel(LinesView):
         strip_width = room if view.numbers else STATE_CELLS
         # The header is as wide as a full row, so the panel keeps its size from the encoder-only
         # view to step 1 (a new size would repaint every panel's scrollbar rows).
-        header = fit(Text.assemble(
-            fit("word", word_width + 1, label), fit("score e", 8, label, right=True), "  ",
-            fit("weight a", 5 + bar_width, label), "  ", fit("‖a·h‖", 5, label, right=True), "  ", ("a·h_i", label),
-        ), word_width + bar_width + 25 + strip_width)
+        header = fit(
+            Text.assemble(
+                fit("word", word_width + 1, label),
+                fit("score e", 8, label, right=True),
+                "  ",
+                fit("weight a", 5 + bar_width, label),
+                "  ",
+                fit("‖a·h‖", 5, label, right=True),
+                "  ",
+                ("a·h_i", label),
+            ),
+            word_width + bar_width + 25 + strip_width,
+        )
         # Below the words: what the mark of an unknown word means, when there is one.
         legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
         if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
-            return [header] + [Text.assemble(fit(name, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True)) for name in names] + legend
+            return (
+                [header]
+                + [
+                    Text.assemble(fit(name, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True))
+                    for name in names
+                ]
+                + legend
+            )
         states = trace.encoder_states
         scale = view.state_scale
         state_bins, state_norms = self.binned_states(trace)
@@ -69,14 +85,20 @@ class AttentionPanel(LinesView):
                 numbers.stylize(changed, 0, 8)
             elif view.just_done("softmax"):
                 numbers.stylize(changed, 10, 14)
-            row = Text.assemble(fit(names[i], word_width + 1, plain), numbers, (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style))
+            row = Text.assemble(
+                fit(names[i], word_width + 1, plain),
+                numbers,
+                (bar(weight, bar_width) if show_weight else " " * bar_width, bar_style),
+            )
             if show_sum and states:
                 # a·h_i from h_i's strip: the bins are means, so those of a·h_i are a times h_i's,
                 # and ‖a·h_i‖ = a·‖h_i‖. A weight that rounds to 0.00 contributes nothing
                 # visible: "·", like the grid. With # the first components are written out.
                 size = "·" if num(weight) == num(0) else num(weight * state_norms[i])
                 if view.numbers:
-                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in states[i][: strip_width // 7]) + " …", style=plain)
+                    cells = Text(
+                        " ".join(f"{weight * x:6.2f}" for x in states[i][: strip_width // 7]) + " …", style=plain
+                    )
                 else:
                     cells = self.vector([weight * x for x in state_bins[i]], STATE_CELLS, scale)
                 scaled = Text.assemble((f"  {size:>5}  ", plain), cells)
@@ -100,7 +122,10 @@ class AttentionPanel(LinesView):
         if context is None:
             return lines + [Text("(c is not in this trace: it was dumped with --no-vectors)", style=dim)]
         strip = self.vector(mean_bins(context), STATE_CELLS, view.state_scale)
-        return lines + [Text(""), Text.assemble(fit("c", 4, label), strip, (f"  ‖c‖ {num(norm(context))}, the same at every step", label))]
+        return lines + [
+            Text(""),
+            Text.assemble(fit("c", 4, label), strip, (f"  ‖c‖ {num(norm(context))}, the same at every step", label)),
+        ]
 
     def binned_states(self, trace) -> tuple[list[list[float]], list[float]]:
         """Each h_i as its strip's mean bins, and ‖h_i‖: computed once per sentence."""

@@ -76,7 +76,9 @@ class CandidatesPanel(LinesView):
                 fit(token + ("*" if is_chosen and step.forced else ""), WORD_WIDTH, chosen_style if is_chosen else ""),
                 f" {prob(p):>5} ",
                 # With #, the log-probability the model scored it with, in place of the bar.
-                (f"{math.log(p) if p > 0 else -math.inf:>{BAR_WIDTH}.2f}", self.style_of("label")) if view.numbers else (bar(p, BAR_WIDTH), self.style_of("bar")),
+                (f"{math.log(p) if p > 0 else -math.inf:>{BAR_WIDTH}.2f}", self.style_of("label"))
+                if view.numbers
+                else (bar(p, BAR_WIDTH), self.style_of("bar")),
             )
             if view.just_done("pick" if is_chosen else "output"):
                 line.stylize(self.style_of("changed"), 0, 2 + WORD_WIDTH)

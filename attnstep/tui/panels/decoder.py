@@ -38,9 +38,17 @@ class DecoderPanel(LinesView):
                 Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim)) for name in (h, "C_t", f"[{h}; C_t]", "h̃_t")
             ]
         previous = "the start symbol" if step.index == 0 else f"the word chosen at step {step.index}"
-        lines = [Text.assemble(fit("input", LABEL_WIDTH, label), safe_text(step.input_token, self.style_of("chosen")), (f"  ({previous})", label))]
+        lines = [
+            Text.assemble(
+                fit("input", LABEL_WIDTH, label),
+                safe_text(step.input_token, self.style_of("chosen")),
+                (f"  ({previous})", label),
+            )
+        ]
         if step.hidden is None:
-            lines.append(Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim))
+            lines.append(
+                Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim)
+            )
             return lines
         context_scale = view.state_scale  # C_t is a weighted mean of the h_i: the same scale
 
@@ -60,15 +68,40 @@ class DecoderPanel(LinesView):
         hidden_size = len(step.hidden)
         made = "Σ a_i·h_i" if trace.checkpoint.attends else "c, at every step (no attention)"
         concat = Text.assemble(
-            self.vector(step.concat[:hidden_size], half, TANH_SCALE), ("│", label), self.vector(mean_bins(step.context, half), half, context_scale)
+            self.vector(step.concat[:hidden_size], half, TANH_SCALE),
+            ("│", label),
+            self.vector(mean_bins(step.context, half), half, context_scale),
         )
         lines += [
-            *row(h, "rnn", self.vector(step.hidden, STATE_CELLS, TANH_SCALE), f"‖{h}‖ {num(norm(step.hidden))}", step.hidden),
-            *row("C_t", "sum", self.vector(mean_bins(step.context), STATE_CELLS, context_scale), f"‖C_t‖ {num(norm(step.context))}  = {made}", step.context),
+            *row(
+                h,
+                "rnn",
+                self.vector(step.hidden, STATE_CELLS, TANH_SCALE),
+                f"‖{h}‖ {num(norm(step.hidden))}",
+                step.hidden,
+            ),
+            *row(
+                "C_t",
+                "sum",
+                self.vector(mean_bins(step.context), STATE_CELLS, context_scale),
+                f"‖C_t‖ {num(norm(step.context))}  = {made}",
+                step.context,
+            ),
             *row(f"[{h}; C_t]", "output", concat, f"{hidden_size} + {len(step.context)}"),
-            *row("h̃_t", "output", self.vector(step.attentional, STATE_CELLS, TANH_SCALE), f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])", step.attentional),
+            *row(
+                "h̃_t",
+                "output",
+                self.vector(step.attentional, STATE_CELLS, TANH_SCALE),
+                f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])",
+                step.attentional,
+            ),
             Text(""),
         ]
         per = len(step.context) // STATE_CELLS
-        legend = Text((STRIP_LEGEND if trace.checkpoint.attends else NO_ATTENTION_STRIP_LEGEND).format(cell=f"the mean of {per} components" if per > 1 else "one component"), style=dim)
+        legend = Text(
+            (STRIP_LEGEND if trace.checkpoint.attends else NO_ATTENTION_STRIP_LEGEND).format(
+                cell=f"the mean of {per} components" if per > 1 else "one component"
+            ),
+            style=dim,
+        )
         return lines + list(legend.wrap(self.app.console, max(20, self.size.width - 1)))

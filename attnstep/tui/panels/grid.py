@@ -9,8 +9,8 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.text import Text
 
-from attnstep.trace.records import Step, Trace
 from attnstep.report.glyphs import cell_number
+from attnstep.trace.records import Step, Trace
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, grid_in_words, source_word
@@ -70,7 +70,9 @@ class AlignmentGrid(LinesView):
         if body > room:
             # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
             # scroll can reach the first column start that shows the last column whole.
-            last = min((start - labels for start, _ in self.columns if start - labels >= body - room), default=body - room)
+            last = min(
+                (start - labels for start, _ in self.columns if start - labels >= body - room), default=body - room
+            )
             header.append(" " * (last + room - body))
         lines = [header]
         rows = view.position if view.shows("softmax") or not view.step else view.position - 1
@@ -84,7 +86,9 @@ class AlignmentGrid(LinesView):
                 row.append(self.cell(weight, width), self.weight_style(weight))
                 row.append(" ")
             if current:
-                row.stylize(self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels)
+                row.stylize(
+                    self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels
+                )
             lines[step.index + 1] = row
         return lines
 
@@ -114,7 +118,9 @@ class AlignmentGrid(LinesView):
         if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
             view = grid_in_words(view)
         super().show(view)
-        if view is None or view.step is None or not view.trace.checkpoint.attends:  # the encoder alone (r): back to the first row and column
+        if (
+            view is None or view.step is None or not view.trace.checkpoint.attends
+        ):  # the encoder alone (r): back to the first row and column
             if self.scroll_offset != (0, 0):
                 self.scroll_to(0, 0, animate=False, immediate=True)
             return

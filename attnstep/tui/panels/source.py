@@ -53,10 +53,19 @@ class SourcePanel(LinesView):
         states = trace.encoder_states
         label = self.style_of("label")
         width = STATE_CELLS  # binned as a·h_i and C_t are, so the three can be compared cell by cell
-        lines = [Text.assemble(fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label))]
+        lines = [
+            Text.assemble(
+                fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label)
+            )
+        ]
         if states is None:
-            lines += [Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH)) for i, t in enumerate(trace.source)]
-            lines.append(Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim")))
+            lines += [
+                Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH))
+                for i, t in enumerate(trace.source)
+            ]
+            lines.append(
+                Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim"))
+            )
             return lines
         scale = view.state_scale
         self.selected = min(self.selected, len(trace.source) - 1)
@@ -74,7 +83,13 @@ class SourcePanel(LinesView):
         if legend:
             lines.append(Text(legend, style=label))
         token, state = trace.source[self.selected], states[self.selected]
-        lines.append(Text.assemble((f"h_{self.selected + 1} ", label), fit(source_word(token), WORD_WIDTH), (f" {len(state)} numbers (↑/↓: other word)", label)))
+        lines.append(
+            Text.assemble(
+                (f"h_{self.selected + 1} ", label),
+                fit(source_word(token), WORD_WIDTH),
+                (f" {len(state)} numbers (↑/↓: other word)", label),
+            )
+        )
         per_line = max(1, self.size.width // NUMBER_WIDTH)
         for start in range(0, len(state), per_line):
             lines.append(Text("".join(f"{num(x):>{NUMBER_WIDTH}}" for x in state[start : start + per_line])))

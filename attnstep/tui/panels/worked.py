@@ -19,10 +19,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from attnstep.trace.records import Trace, Vector
-from attnstep.tui.screens.dialogs import Dialog
 from attnstep.report.glyphs import norm, num
+from attnstep.trace.records import Trace, Vector
 from attnstep.tui.safe import visible
+from attnstep.tui.screens.dialogs import Dialog
 from attnstep.tui.stages import quote, source_word
 
 TOP_TERMS = 8  # products listed, largest |value| first
@@ -85,7 +85,12 @@ def worked_score(trace: Trace, t: int, i: int) -> WorkedScore:
     query = "W_a s_{t-1}" if attention == "additive" else "W_q h_t"
     hidden = tuple(math.tanh(q + k) for q, k in zip(step.query, trace.keys[i]))
     terms = tuple(v * x for v, x in zip(trace.v_a, hidden))
-    rows = (("k", f"W_k h_{i + 1} + b", trace.keys[i]), ("q", query, step.query), ("tanh(q + k)", "", hidden), ("v_a", "", trace.v_a))
+    rows = (
+        ("k", f"W_k h_{i + 1} + b", trace.keys[i]),
+        ("q", query, step.query),
+        ("tanh(q + k)", "", hidden),
+        ("v_a", "", trace.v_a),
+    )
     return WorkedScore(trace, t, i, Vectors(rows, ("v_a", "tanh(q + k)"), terms), "")
 
 
@@ -115,7 +120,14 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
     """The worked score as lines of text about ``width`` cells wide (untrusted words made safe)."""
     trace, step, i = work.trace, work.trace.steps[work.t], work.i
     words = [visible(source_word(token)) for token in trace.source]
-    out = [Text.assemble(("How ", "bold"), (quote(words[i]), "bold"), (f" got its weight at step {work.t + 1}", "bold"), ("   " + visible(trace.checkpoint.formula), "dim"))]
+    out = [
+        Text.assemble(
+            ("How ", "bold"),
+            (quote(words[i]), "bold"),
+            (f" got its weight at step {work.t + 1}", "bold"),
+            ("   " + visible(trace.checkpoint.formula), "dim"),
+        )
+    ]
     if work.vectors is None:
         out.append(Text(f"The products behind e are not shown: {work.missing}. From the scores alone:", style="dim"))
     else:
@@ -125,21 +137,50 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         shown = max(2, min(SHOWN, (width - label_width - 30) // 7))  # components that fit beside the label
         for label, (name, _, vector) in zip(labels, vectors.rows):
             numbers = " ".join(f"{x:6.2f}" for x in vector[:shown])
-            out.append(Text(f"  {label:<{label_width}}[{numbers} …]  ‖{name}‖ {num(norm(vector))}, {len(vector)} numbers"))
+            out.append(
+                Text(f"  {label:<{label_width}}[{numbers} …]  ‖{name}‖ {num(norm(vector))}, {len(vector)} numbers")
+            )
         a, b = vectors.factors
-        out.append(fitted(f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in work.top], width))
+        out.append(
+            fitted(
+                f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in work.top], width
+            )
+        )
         top, total = sum(vectors.terms[j] for j in work.top), sum(vectors.terms)
         out.append(Text.assemble(f"  e = Σ_j {a}[j]·{b}[j] = ", (num(total), "bold")))
-        out.append(Text(f"      the {len(work.top)} largest give {num(top)}; the other {len(vectors.terms) - len(work.top)} give {num(total - top)}", style="dim"))
+        out.append(
+            Text(
+                f"      the {len(work.top)} largest give {num(top)}; the other {len(vectors.terms) - len(work.top)} give {num(total - top)}",
+                style="dim",
+            )
+        )
     exps, shift = work.exps, work.shift
     z = sum(exps)
     exp_e, exp_ei = ("exp(e)", "exp(e_i)") if not shift else (f"exp(e − {num(shift)})", f"exp(e_i − {num(shift)})")
     if shift:
-        out.append(Text(f"  (scores above {RAW_EXP_LIMIT:g}: each exp is of e minus the largest score, {num(shift)}; the weights are the same)", style="dim"))
+        out.append(
+            Text(
+                f"  (scores above {RAW_EXP_LIMIT:g}: each exp is of e minus the largest score, {num(shift)}; the weights are the same)",
+                style="dim",
+            )
+        )
     out.append(Text.assemble(f"  {exp_e} = ", (big(exps[i]), "bold")))
     largest = sorted(range(len(exps)), key=lambda j: -exps[j])
-    out.append(fitted(f"  Z = Σ_i {exp_ei} = {big(z)}   (", [f"{words[j]} {big(exps[j])}" + (" · " if n < len(exps) - 1 else "") for n, j in enumerate(largest)], width, ")"))
-    out.append(Text.assemble(f"  a = {exp_e} / Z = {big(exps[i])} / {big(z)} = ", (num(exps[i] / z), "bold"), f"      Σ_i a_i = {num(sum(step.weights))}"))
+    out.append(
+        fitted(
+            f"  Z = Σ_i {exp_ei} = {big(z)}   (",
+            [f"{words[j]} {big(exps[j])}" + (" · " if n < len(exps) - 1 else "") for n, j in enumerate(largest)],
+            width,
+            ")",
+        )
+    )
+    out.append(
+        Text.assemble(
+            f"  a = {exp_e} / Z = {big(exps[i])} / {big(z)} = ",
+            (num(exps[i] / z), "bold"),
+            f"      Σ_i a_i = {num(sum(step.weights))}",
+        )
+    )
     out.append(Text(f"      recorded in the trace: e {num(step.scores[i])}, a {num(step.weights[i])}", style="dim"))
     return out
 

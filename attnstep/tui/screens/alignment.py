@@ -20,10 +20,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from attnstep.trace.records import Step, Trace
 from attnstep.report.glyphs import SHADES, prob, shade
-from attnstep.tui.panels.grid import AlignmentGrid
 from attnstep.report.visible import visible
+from attnstep.trace.records import Step, Trace
+from attnstep.tui.panels.grid import AlignmentGrid
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, output_pieces, quote
 
@@ -113,7 +113,9 @@ def diverging_step(before: Trace, after: Trace) -> int:
     """The first step at which the two decodings chose different words (by token: two models may
     number their vocabularies differently)."""
     pairs = zip(before.steps, after.steps)
-    return next((s.index for s, t in pairs if s.chosen_token != t.chosen_token), min(len(before.steps), len(after.steps)))
+    return next(
+        (s.index for s, t in pairs if s.chosen_token != t.chosen_token), min(len(before.steps), len(after.steps))
+    )
 
 
 class CompareScreen(AlignmentScreen):
@@ -155,7 +157,11 @@ class CompareScreen(AlignmentScreen):
             side, how = "Given translation", " given"
         else:
             side, how = ("After", " forced") if step.forced else ("Before", " the model's")
-        return Text.assemble((f"{side} · step {self.diverge + 1}: ", "bold"), safe_text(quote(step.chosen_token), "bold"), f"{how}, p = {prob(step.chosen_prob)}")
+        return Text.assemble(
+            (f"{side} · step {self.diverge + 1}: ", "bold"),
+            safe_text(quote(step.chosen_token), "bold"),
+            f"{how}, p = {prob(step.chosen_prob)}",
+        )
 
     def output(self, trace: Trace) -> Text:
         """One line of the translation from a few words before the diverging step, the rest underlined."""
@@ -163,7 +169,11 @@ class CompareScreen(AlignmentScreen):
         line = Text.assemble(("Output: ", "bold"))
         line.append("…" if start else "")
         for step, piece in list(zip(trace.steps, output_pieces(trace)))[start:]:
-            line.append_text(safe_text(piece.lstrip() if step.index == start else piece, "underline" if step.index >= self.diverge else ""))
+            line.append_text(
+                safe_text(
+                    piece.lstrip() if step.index == start else piece, "underline" if step.index >= self.diverge else ""
+                )
+            )
         return line
 
     def on_mount(self) -> None:

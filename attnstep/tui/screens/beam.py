@@ -20,11 +20,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 
+from attnstep.report.glyphs import bar, cell_number, num
 from attnstep.text.words import detokenize
 from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Hypothesis, Trace
 from attnstep.tui.bars import Bar
-from attnstep.report.glyphs import bar, num
-from attnstep.report.glyphs import cell_number
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
@@ -86,17 +85,31 @@ class HypothesesPanel(LinesView):
             return []
         beam = view.trace.beam
         fixed = " · a fixed prefix: one hypothesis" if view.t < beam.start else ""
-        self.set_titles(f"Beam step {view.t + 1} of {len(beam.steps)}: hypotheses, best score first{fixed}",
-                        f"K = {beam.width} · normalized = score / ((5 + length) / 6)^{beam.alpha:g}")
+        self.set_titles(
+            f"Beam step {view.t + 1} of {len(beam.steps)}: hypotheses, best score first{fixed}",
+            f"K = {beam.width} · normalized = score / ((5 + length) / 6)^{beam.alpha:g}",
+        )
         label, chosen = self.style_of("label"), self.style_of("chosen")
         width = max(12, min(60, self.size.width - 2 - 11 - NUMBERS_WIDTH - 9))  # 60: the numbers stay near the words
-        lines = [Text.assemble(fit("   #  from", 11, label), fit("prefix", width, label), fit("log p", 7, label, right=True),
-                               fit("score", 7, label, right=True), fit("norm", 7, label, right=True), "  ", ("status", label))]
+        lines = [
+            Text.assemble(
+                fit("   #  from", 11, label),
+                fit("prefix", width, label),
+                fit("log p", 7, label, right=True),
+                fit("score", 7, label, right=True),
+                fit("norm", 7, label, right=True),
+                "  ",
+                ("status", label),
+            )
+        ]
         for i, h in enumerate(view.hypotheses):
             best = view.on_best_path(view.t, i)
-            marker = ("▶" if i == view.selected else " ") + ("★" if best and view.t == len(view.trace.steps) - 1 else "•" if best else " ")
+            marker = ("▶" if i == view.selected else " ") + (
+                "★" if best and view.t == len(view.trace.steps) - 1 else "•" if best else " "
+            )
             row = Text.assemble(
-                fit(f"{marker} #{i + 1}", 6), fit("—" if h.parent is None else f"#{h.parent + 1}", 5),
+                fit(f"{marker} #{i + 1}", 6),
+                fit("—" if h.parent is None else f"#{h.parent + 1}", 5),
                 tail(view.prefix(i) + (f" {EOS_TOKEN}" if h.token == EOS_TOKEN else ""), width),
                 f"{num(h.logprob):>7}{num(h.score):>7}{num(h.normalized):>7}  ",
                 (h.status, chosen if h.status == FINISHED else self.style_of("dim") if h.status != ALIVE else ""),
@@ -128,7 +141,9 @@ class RowPanel(LinesView):
         best = max(range(len(source)), key=lambda i: h.weights[i])
         lines = []
         for i, (token, weight) in enumerate(zip(source, h.weights)):
-            row = Text.assemble(fit(token.surface, word_width), f" {num(weight)} ", (bar(weight, BAR_WIDTH), self.style_of("bar")))
+            row = Text.assemble(
+                fit(token.surface, word_width), f" {num(weight)} ", (bar(weight, BAR_WIDTH), self.style_of("bar"))
+            )
             if i == best:
                 row.stylize(self.style_of("current"), 0, word_width)
             lines.append(row)
@@ -173,8 +188,12 @@ class BeamStatus(Bar):
             return Text()
         beam = view.trace.beam
         finished = sum(h.status == FINISHED for step in beam.steps[: view.t + 1] for h in step)
-        return Text.assemble(("beam search", "bold"), f" · K = {beam.width} · α = {beam.alpha:g}   ",
-                             (f"step {view.t + 1} of {len(beam.steps)}", "bold"), f" · {finished} finished so far")
+        return Text.assemble(
+            ("beam search", "bold"),
+            f" · K = {beam.width} · α = {beam.alpha:g}   ",
+            (f"step {view.t + 1} of {len(beam.steps)}", "bold"),
+            f" · {finished} finished so far",
+        )
 
 
 class BeamNarration(Bar):
@@ -187,12 +206,20 @@ def narrate_beam(view: BeamView) -> str:
     h, t = view.hypothesis, view.t
     origin = "from <bos>" if h.parent is None else f"extends #{h.parent + 1}"
     fate = {
-        ALIVE: "alive: the search extends it at the next step" if t + 1 < len(view.trace.beam.steps) else "alive when the length limit ended the search",
+        ALIVE: "alive: the search extends it at the next step"
+        if t + 1 < len(view.trace.beam.steps)
+        else "alive when the length limit ended the search",
         FINISHED: "finished: it ends with <eos> and leaves the beam",
     }.get(h.status, "pruned: none of its extensions ranked among the best, so its line ends here")
-    best = " ★ The best: the main view's steps." if view.on_best_path(t, view.selected) and t == len(view.trace.steps) - 1 else ""
-    return (f"#{view.selected + 1} {origin} with {quote(h.token)} (log p = {num(h.logprob)}): score {num(h.score)}, "
-            f"normalized {num(h.normalized)} over {t + 1} tokens; {fate}.{best}")
+    best = (
+        " ★ The best: the main view's steps."
+        if view.on_best_path(t, view.selected) and t == len(view.trace.steps) - 1
+        else ""
+    )
+    return (
+        f"#{view.selected + 1} {origin} with {quote(h.token)} (log p = {num(h.logprob)}): score {num(h.score)}, "
+        f"normalized {num(h.normalized)} over {t + 1} tokens; {fate}.{best}"
+    )
 
 
 class BeamScreen(ModalScreen[None]):

@@ -6,8 +6,8 @@ what to do with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rich.text import Text
 from textual import on
@@ -19,9 +19,9 @@ from textual.widgets import Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from attnstep.errors import AttnstepError
+from attnstep.report.glyphs import prob
 from attnstep.text.words import MAX_SOURCE_CHARS
 from attnstep.trace.records import Step
-from attnstep.report.glyphs import prob
 from attnstep.tui.safe import safe_text
 
 
@@ -53,7 +53,9 @@ class SentenceDialog(Dialog):
         with Vertical(classes="dialog"):
             yield Label("Type a French sentence and press Enter, or pick an example (↓):")
             # Every box stops at a sentence's length: a longer value makes each key cost more (50 KB typed: 1.4 GB).
-            yield Input(placeholder="type here, or press ↓ to pick an example", id="sentence", max_length=MAX_SOURCE_CHARS)
+            yield Input(
+                placeholder="type here, or press ↓ to pick an example", id="sentence", max_length=MAX_SOURCE_CHARS
+            )
             yield Label("", id="problem")
             yield OptionList(*[Option(safe_text(e), id=str(i)) for i, e in enumerate(self.examples)], id="examples")
             yield Label("Esc: cancel", classes="hint")
@@ -93,12 +95,24 @@ class ForceDialog(Dialog):
         step = self.step
         with Vertical(classes="dialog"):
             model_choice = step.candidates[0].token  # the greedy choice, whether or not this step was forced
-            yield Label(Text.assemble(f"Force a word at step {step.index + 1} (the model's choice: ", safe_text(model_choice), "):"))
+            yield Label(
+                Text.assemble(
+                    f"Force a word at step {step.index + 1} (the model's choice: ", safe_text(model_choice), "):"
+                )
+            )
             yield OptionList(
-                *[Option(Text.assemble(safe_text(c.token), f"  {prob(c.prob)}"), id=str(i)) for i, c in enumerate(step.candidates)],
+                *[
+                    Option(Text.assemble(safe_text(c.token), f"  {prob(c.prob)}"), id=str(i))
+                    for i, c in enumerate(step.candidates)
+                ],
                 id="candidates",
             )
-            yield Input(placeholder="…or type a word and press Enter", id="word", select_on_focus=False, max_length=MAX_SOURCE_CHARS)
+            yield Input(
+                placeholder="…or type a word and press Enter",
+                id="word",
+                select_on_focus=False,
+                max_length=MAX_SOURCE_CHARS,
+            )
             yield Label("", id="problem")
             yield Label("Esc: cancel", classes="hint")
 
@@ -129,7 +143,9 @@ class AskDialog(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(safe_text(self.question))
-            yield Input(self.value, type="integer" if self.integer else "text", id="answer", max_length=MAX_SOURCE_CHARS)
+            yield Input(
+                self.value, type="integer" if self.integer else "text", id="answer", max_length=MAX_SOURCE_CHARS
+            )
             yield Label("", id="problem")
             yield Label("Enter: OK · Esc: cancel", classes="hint")
 
