@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from attnstep.data.files import shared_mode
 from attnstep.errors import AttnstepError
 
 TIMEOUT = 60  # seconds without a byte before a download is given up
@@ -226,9 +227,7 @@ def get(name: str, *, mirror: str | None = None, say: Callable[[str], None] = pr
         if dataset.unpack is not None:
             _unpack(staging, dataset.unpack)
         (staging / LICENSE_FILE).write_text(dataset.license, encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it owner-only; a data folder is meant to be shared
+        staging.chmod(shared_mode(0o777))  # mkdtemp makes it owner-only; a data folder is meant to be shared
         os.replace(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

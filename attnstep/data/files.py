@@ -24,6 +24,14 @@ from attnstep.errors import AttnstepError
 STDOUT = "-"  # the path that means standard output, as in most Unix tools
 
 
+def shared_mode(mode: int) -> int:
+    """``mode`` less the user's umask: for files that mkstemp or mkdtemp made owner-only but are meant
+    to be shared as a plain ``open`` would have made them."""
+    umask = os.umask(0)  # the only way to read the umask is to set it
+    os.umask(umask)
+    return mode & ~umask
+
+
 @contextmanager
 def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO]:
     """Write ``path`` atomically if it is a regular file or new, else in place; raises OSError."""
@@ -53,19 +61,12 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO]:
         if existing is not None:
             os.chmod(temp_name, stat.S_IMODE(existing.st_mode))
         else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temp_name, 0o666 & ~umask)
+            os.chmod(temp_name, shared_mode(0o666))
         os.replace(temp_name, path)
     except BaseException as exc:
         if not isinstance(exc, FileExistsError):  # else the name was someone else's
             temp_name.unlink(missing_ok=True)
         raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_writer(path) as handle:
-        handle.write(text)
 
 
 @contextmanager

@@ -23,8 +23,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from attnstep.data.files import shared_mode
 from attnstep.data.paths import shipped_names
-from attnstep.errors import AttnstepError
+from attnstep.errors import AttnstepError, first_line
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.text.codec import SubwordCodec, WordCodec
 from attnstep.text.subword import SubwordModel
@@ -113,7 +114,7 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path / WEIGHTS_FILE)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise AttnstepError(f"{path / WEIGHTS_FILE} is truncated or corrupt ({reason})") from None
 
 
@@ -123,9 +124,7 @@ def _expected_shapes(path: Path, config: ModelConfig) -> dict[str, tuple[int, ..
         with torch.device("meta"):
             return {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
     except (RuntimeError, ValueError, OverflowError) as exc:
-        raise AttnstepError(
-            f"{path / CONFIG_FILE}: the model's sizes are impossible ({str(exc).splitlines()[0]})"
-        ) from None
+        raise AttnstepError(f"{path / CONFIG_FILE}: the model's sizes are impossible ({first_line(exc)})") from None
 
 
 def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
@@ -136,7 +135,7 @@ def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
             slices = {name: handle.get_slice(name) for name in handle.keys()}
             found = {name: (tuple(s.get_shape()), s.get_dtype()) for name, s in slices.items()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise AttnstepError(f"{where} is truncated or corrupt ({reason})") from None
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
@@ -192,7 +191,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         with torch.device("meta"):
             model = Seq2Seq(model_config)
     except (RuntimeError, MemoryError) as exc:
-        raise AttnstepError(f"cannot build the model of {path}: {str(exc).splitlines()[0]}") from None
+        raise AttnstepError(f"cannot build the model of {path}: {first_line(exc)}") from None
     model.load_state_dict({name: tensor.float() for name, tensor in weights.items()}, assign=True)
     model.eval()
     meta = {key: value for key, value in config.items() if key != "model"}
@@ -267,8 +266,6 @@ def save_checkpoint(
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
         raise AttnstepError(f"cannot write a checkpoint in {path.parent}: {exc.strerror or exc}") from None
-    umask = os.umask(0)
-    os.umask(umask)
     try:
         tensors = {name: t.detach().to(dtype).contiguous() for name, t in model.state_dict().items()}
         save_file(tensors, staging / WEIGHTS_FILE)
@@ -279,8 +276,8 @@ def save_checkpoint(
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         # mkdtemp and safetensors create owner-only files; a checkpoint is meant to be shared.
         for item in staging.iterdir():
-            item.chmod(0o666 & ~umask)
-        staging.chmod(0o777 & ~umask)
+            item.chmod(shared_mode(0o666))
+        staging.chmod(shared_mode(0o777))
         for extra in path.iterdir() if path.is_dir() else ():
             if extra.name not in (
                 *REQUIRED_FILES,

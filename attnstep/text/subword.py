@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from attnstep.data.files import read_limited
-from attnstep.errors import AttnstepError
+from attnstep.errors import AttnstepError, first_line
 from attnstep.text.words import SPECIALS
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024  # an 8k-piece model is ~0.4 MB
@@ -49,7 +49,7 @@ class SubwordModel:
         try:
             processor.LoadFromSerializedProto(data)
         except (RuntimeError, OSError, ValueError, TypeError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise AttnstepError(f"{origin} is not a valid SentencePiece model ({reason})") from None
         model = cls(processor, origin)
         model._validate()
@@ -84,10 +84,6 @@ class SubwordModel:
     def decode(self, ids: Iterable[int]) -> str:
         return self._processor.decode(list(ids))
 
-    def piece_id(self, piece: str) -> int | None:
-        index = self._processor.piece_to_id(piece)
-        return index if self.pieces[index] == piece else None
-
     def serialized(self) -> bytes:
         return self._processor.serialized_model_proto()
 
@@ -101,7 +97,7 @@ def train_subword(sentences: Iterable[str], vocab_size: int, *, seed: int, threa
     try:
         _train(sentencepiece, sentences, writer, vocab_size, threads)
     except RuntimeError as exc:  # e.g. "Vocabulary size too high" for a small corpus
-        raise AttnstepError(f"cannot train the subword model: {str(exc).splitlines()[0]}") from None
+        raise AttnstepError(f"cannot train the subword model: {first_line(exc)}") from None
     return SubwordModel.from_bytes(writer.getvalue(), "trained subword model")
 
 

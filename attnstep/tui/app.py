@@ -22,7 +22,7 @@ from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from attnstep.data.model_card import DEFAULT_EXAMPLES
-from attnstep.errors import AttnstepError
+from attnstep.errors import AttnstepError, first_line
 from attnstep.report.glyphs import max_abs, mean_bins
 from attnstep.trace.records import StepCursor, Trace
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
@@ -394,7 +394,7 @@ class AttnstepApp(App[None]):
         error = event.worker.error
         message = str(error) if isinstance(error, AttnstepError) else f"{type(error).__name__}: {error}"
         if event.worker.group == "load":
-            self.error_message = message.splitlines()[0] if message else "the model could not be loaded"
+            self.error_message = first_line(message) or "the model could not be loaded"
             self.exit(return_code=1)
             return
         self.set_busy("")
