@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from attnstep import __version__
 from attnstep.data.downloads import DATASETS, check_splits, default_data_dir
 from attnstep.data.files import discard_stdout
 from attnstep.data.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
@@ -77,6 +76,8 @@ def root(
     version: Annotated[bool, typer.Option("--version", help="Print attnstep's version and exit.")] = False,
 ) -> None:
     if version:
+        from attnstep import __version__  # not at the top: reading it imports importlib.metadata
+
         print(f"attnstep {__version__}")
     elif context.invoked_subcommand is None:
         print(context.get_help())
