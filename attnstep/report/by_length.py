@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -43,7 +44,7 @@ def source_length(sentence: str) -> int:
 
 def length_buckets(lengths: Sequence[int], edges: Sequence[int] = EDGES) -> list[Bucket]:
     """Every sentence (by its length) in exactly one bucket; the first also takes empty sentences."""
-    bounds = [(0, edges[0]), *((low + 1, high) for low, high in zip(edges, edges[1:])), (edges[-1] + 1, None)]
+    bounds = [(0, edges[0]), *((low + 1, high) for low, high in pairwise(edges)), (edges[-1] + 1, None)]
     labels = [f"≤{edges[0]}", *(f"{low}–{high}" for low, high in bounds[1:-1]), f"{edges[-1] + 1}+"]
     buckets = [Bucket(label, low, high, ()) for label, (low, high) in zip(labels, bounds)]
     return [replace(b, members=tuple(i for i, length in enumerate(lengths) if b.holds(length))) for b in buckets]
@@ -99,7 +100,7 @@ def chart(buckets: list[Bucket], series: list[Series], width: int) -> list[Text]
     for k, s in enumerate(series):
         mark, colour = MARKS[k % len(MARKS)], COLOURS[k % len(COLOURS)]
         points = [(x[b], y(v)) for b, v in enumerate(s.bleu) if v is not None]
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for (x0, y0), (x1, y1) in pairwise(points):
             for column in range(x0 + 1, x1):
                 row = round(y0 + (y1 - y0) * (column - x0) / (x1 - x0))
                 if cells[row][column][0] == " ":
@@ -107,13 +108,13 @@ def chart(buckets: list[Bucket], series: list[Series], width: int) -> list[Text]
         for column, row in points:
             cells[row][column] = (mark, f"bold {colour}")
     lines = [Text("BLEU ↑, source words →", style="bold")]
-    for r, row in enumerate(cells):
+    for r, row_cells in enumerate(cells):
         value = top * (CHART_ROWS - 1 - r) / (CHART_ROWS - 1)
         label = (
             f"{value:>{Y_LABEL - 1}.0f}┤" if r in (0, CHART_ROWS // 2, CHART_ROWS - 1) else " " * (Y_LABEL - 1) + "│"
         )
         line = Text(label)
-        for char, style in row:
+        for char, style in row_cells:
             line.append(char, style)
         line.rstrip()
         lines.append(line)

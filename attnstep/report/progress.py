@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from attnstep.report.visible import visible
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 class Meter:
@@ -20,7 +24,7 @@ class Meter:
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label = total, label
         self.console = Console(stderr=True, highlight=False)
-        self.bar = None
+        self.bar: Progress | None = None
         self.started = time.perf_counter()
 
     def __enter__(self) -> Meter:
