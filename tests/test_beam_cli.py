@@ -85,7 +85,8 @@ def test_target_and_beam_mistakes_are_one_line(tiny_checkpoint, args, message):
 
 
 @pytest.fixture
-def test_split(tmp_path):
+def flickr_split(tmp_path):
+    """A data folder whose test_2016_flickr split is four sentences."""
     fr = ["un chien noir court .", "une femme dans la rue .", "deux hommes dans le parc .", "un homme court ."]
     en = ["a black dog runs .", "a woman in the street .", "two men in the park .", "a man runs ."]
     (tmp_path / "test_2016_flickr.fr").write_text("\n".join(fr) + "\n")
@@ -99,8 +100,8 @@ def bleu_lines(stdout: str) -> dict[str, str]:
     return dict(blocks)
 
 
-def test_eval_beam_reports_beside_greedy(tiny_checkpoint, test_split, tmp_path):
-    result = invoke("eval", tiny_checkpoint, "--data", test_split, "--beam", 3, "--output", tmp_path / "hyp.txt")
+def test_eval_beam_reports_beside_greedy(tiny_checkpoint, flickr_split, tmp_path):
+    result = invoke("eval", tiny_checkpoint, "--data", flickr_split, "--beam", 3, "--output", tmp_path / "hyp.txt")
     assert result.exit_code == 0
     assert list(bleu_lines(result.stdout)) == ["greedy", "beam 3, alpha 0.6"]
     stepper = Stepper(load_checkpoint(tiny_checkpoint), beam=3)
@@ -113,10 +114,10 @@ def test_eval_beam_reports_beside_greedy(tiny_checkpoint, test_split, tmp_path):
     ]
 
 
-def test_eval_beam_of_one_scores_as_greedy(tiny_checkpoint, test_split, tmp_path):
+def test_eval_beam_of_one_scores_as_greedy(tiny_checkpoint, flickr_split, tmp_path):
     greedy, beam = tmp_path / "greedy.txt", tmp_path / "beam.txt"
-    assert invoke("eval", tiny_checkpoint, "--data", test_split, "--output", greedy).exit_code == 0
-    result = invoke("eval", tiny_checkpoint, "--data", test_split, "--beam", 1, "--output", beam)
+    assert invoke("eval", tiny_checkpoint, "--data", flickr_split, "--output", greedy).exit_code == 0
+    result = invoke("eval", tiny_checkpoint, "--data", flickr_split, "--beam", 1, "--output", beam)
     scores = bleu_lines(result.stdout)
     assert scores["greedy"] == scores["beam 1, alpha 0.6"]
     assert beam.read_text() == greedy.read_text()
