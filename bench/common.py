@@ -33,12 +33,12 @@ def load_model(path: Path = DEFAULT_CHECKPOINT):
 def test_captions(data: Path, language: str = "fr") -> list[str]:
     """test_2016_flickr's source side; without it the bench ends with one line naming the command that fetches it."""
     from attnstep.data.downloads import check_splits
-    from attnstep.data.multi30k import read_lines
+    from attnstep.data.multi30k import split_sentences
     from attnstep.errors import AttnstepError
 
     try:
         check_splits(data, ["test_2016_flickr"], [language])
-        return read_lines(data, "test_2016_flickr", language)
+        return split_sentences(data, "test_2016_flickr", language)
     except AttnstepError as exc:
         raise SystemExit(f"bench: {exc}") from None
 

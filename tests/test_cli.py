@@ -347,7 +347,7 @@ def test_dump_input_memory_does_not_grow_with_the_file(tiny_checkpoint, tmp_path
         source = tmp_path / f"{lines}.txt"
         source.write_text("un chien noir court dans la rue .\nune femme .\n" * (lines // 2))
         tracemalloc.start()
-        for _ in dump.trace_lines(stepper, dump.read_lines(source), 4, None):
+        for _ in dump.trace_lines(stepper, dump.stream_sentences(source), 4, None):
             pass
         _, high = tracemalloc.get_traced_memory()
         tracemalloc.stop()

@@ -9,6 +9,7 @@ import pytest
 
 from attnstep.commands.train import TrainSettings, load_data
 from attnstep.data.corpus import CorpusSpec, hold_out, read_corpus
+from attnstep.data.multi30k import read_parallel
 from attnstep.errors import AttnstepError
 from tests.cli_helpers import invoke
 from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
@@ -55,6 +56,21 @@ def test_a_line_separator_inside_a_sentence_does_not_shift_the_pairs(tmp_path):
     (tmp_path / "x.fr").write_text("un\u2028deux\ntrois\n", encoding="utf-8")
     (tmp_path / "x.en").write_text("one two\nthree\n", encoding="utf-8")
     assert read_corpus(CorpusSpec.parse(str(tmp_path / "x.{lang}")), "fr", "en")[1] == ("trois", "three")
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_multi30k_split_is_split_at_newlines_only(tmp_path, zipped):
+    # str.splitlines would also end a line at U+2028 and \x1c, and shift every later pair.
+    french = "un\u2028deux\x1ctrois\nquatre\n".encode()
+    if zipped:
+        (tmp_path / "val.fr.gz").write_bytes(gzip.compress(french))
+    else:
+        (tmp_path / "val.fr").write_bytes(french)
+    (tmp_path / "val.en").write_text("one two three\nfour\n", encoding="utf-8")
+    assert read_parallel(tmp_path, "val", "fr", "en") == (
+        ["un\u2028deux\x1ctrois", "quatre"],
+        ["one two three", "four"],
+    )
 
 
 def test_held_out_pairs_share_no_sentence_with_training():

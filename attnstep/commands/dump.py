@@ -63,8 +63,8 @@ def dump_sentence(
         handle.write(data)
 
 
-def read_lines(path: Path) -> Iterator[str]:
-    """The file's lines, read as they are needed (a file of any length)."""
+def stream_sentences(path: Path) -> Iterator[str]:
+    """The sentences of a file given with --input, one a line, read as they are needed (a file of any length)."""
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -85,7 +85,7 @@ def _source(stepper: Stepper, number: int, sentence: str) -> tuple[SourceToken, 
 def check_lines(stepper: Stepper, path: Path) -> int:
     """Tokenize every line before any is decoded, so a bad line is refused before output is written; → count."""
     count = 0
-    for count, sentence in enumerate(read_lines(path), start=1):
+    for count, sentence in enumerate(stream_sentences(path), start=1):
         _source(stepper, count, sentence)
     if not count:
         raise AttnstepError(f"{path} has no sentences")
@@ -131,7 +131,7 @@ def dump_file(
     total = check_lines(stepper, input)
     written = 0
     with Meter(total, "tracing") as meter, output(out) as handle:
-        for done, line in enumerate(rendered_lines(stepper, read_lines(input), batch_size, form), start=1):
+        for done, line in enumerate(rendered_lines(stepper, stream_sentences(input), batch_size, form), start=1):
             handle.write(line)
             written += len(line)
             meter.update(done)

@@ -27,7 +27,7 @@ def connect(path: str, session: int, channel: str) -> socket.socket:
     return sock
 
 
-def read_lines(sock: socket.socket) -> Iterator[bytes]:
+def answer_lines(sock: socket.socket) -> Iterator[bytes]:
     """Lines from ``sock`` until it closes; refuses a line longer than any answer can be."""
     with sock.makefile("rb") as stream:
         while raw := stream.readline(MAX_ANSWER + 1):
@@ -41,7 +41,7 @@ class RemoteTraceSource:
 
     def __init__(self, path: str, session: int) -> None:
         self.sock = connect(path, session, "model")
-        self.answers = read_lines(self.sock)
+        self.answers = answer_lines(self.sock)
         # A cancelled worker may still be waiting for its answer when the next request starts:
         # one request at a time keeps each answer with its question.
         self.lock = threading.Lock()
@@ -113,7 +113,7 @@ class ClassLink:
 
     def updates(self) -> Iterator[tuple[str | None, Trace | None, int, int] | Notice]:
         """(teacher, new trace or None if unchanged, position, stage) as the teacher's screen changes, and notices."""
-        for raw in read_lines(self.sock):
+        for raw in answer_lines(self.sock):
             update = orjson.loads(raw)
             if "notice" in update:
                 yield Notice(str(update["notice"]))
