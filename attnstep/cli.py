@@ -229,7 +229,7 @@ def replay(
     trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
 ) -> None:
     """Open the stepping app on a saved trace, without loading a model (forcing is unavailable)."""
-    from attnstep.trace.records import load
+    from attnstep.trace.reader import load
     from attnstep.tui import run_replay
 
     try:
@@ -469,7 +469,7 @@ def plot(
 ) -> None:
     """Draw a trace's alignment for slides: source words across, output words down, a cell shaded by each weight."""
     from attnstep.report.plot import check_picture_path, write_alignment
-    from attnstep.trace.records import load
+    from attnstep.trace.reader import load
 
     try:
         check_picture_path(output)
@@ -483,7 +483,7 @@ def plot(
 def print_schema() -> None:
     """Print the JSON Schema that every trace from `attnstep dump` follows."""
     from attnstep.data.files import output
-    from attnstep.trace.records import schema
+    from attnstep.trace.reader import schema
 
     try:
         with output(None, "w") as handle:

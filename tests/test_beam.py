@@ -12,7 +12,7 @@ from attnstep.engine.stepper import Stepper, length_penalty
 from attnstep.errors import AttnstepError
 from attnstep.model.rnn.config import ATTENTION_TYPES
 from attnstep.text.words import BOS_ID, EOS_ID
-from attnstep.trace import records as tr
+from attnstep.trace import reader, writer
 from attnstep.trace.records import ALIVE, FINISHED, PRUNED
 from tests.conftest import build_tiny_checkpoint
 
@@ -189,14 +189,16 @@ def beam_trace(tmp_path_factory):
 
 
 def test_beam_traces_follow_the_schema_and_round_trip(beam_trace):
-    data = json.loads(tr.dumps(beam_trace))
-    jsonschema.validate(data, tr.schema())
+    data = json.loads(writer.dumps(beam_trace))
+    jsonschema.validate(data, reader.schema())
     assert data["beam"]["steps"][0][0]["parent"] is None and data["beam"]["width"] == 3
-    assert tr.parse(tr.dumps(beam_trace)) == beam_trace
+    assert reader.parse(writer.dumps(beam_trace)) == beam_trace
     lean = beam_trace.without_vectors()
-    assert tr.parse(tr.dumps(lean, precision=4)).beam.steps[1][0].score == round(beam_trace.beam.steps[1][0].score, 4)
+    assert reader.parse(writer.dumps(lean, precision=4)).beam.steps[1][0].score == round(
+        beam_trace.beam.steps[1][0].score, 4
+    )
     del data["beam"]
-    jsonschema.validate(data, tr.schema())  # the block is optional: greedy and older traces stay valid
+    jsonschema.validate(data, reader.schema())  # the block is optional: greedy and older traces stay valid
 
 
 def _best_first(data):
@@ -230,10 +232,10 @@ def _first_pruned(data):
     ],
 )
 def test_beams_that_do_not_add_up_are_refused(beam_trace, edit, message):
-    data = json.loads(tr.dumps(beam_trace))
+    data = json.loads(writer.dumps(beam_trace))
     edit(data)
     with pytest.raises(AttnstepError, match=message):
-        tr.parse(json.dumps(data), origin="t.json")
+        reader.parse(json.dumps(data), origin="t.json")
 
 
 # --- teacher-forced references ------------------------------------------------------------------
@@ -256,12 +258,12 @@ def test_a_reference_is_forced_and_scored_as_a_teacher_forced_pass(request, chec
     assert close([s.chosen_logprob for s in trace.steps], expected, 1e-5)
     assert math.isclose(trace.logprob, sum(expected), abs_tol=1e-4)
     assert [s.index for s in trace.mismatches] == [s.index for s in trace.steps if s.candidates[0].id != s.chosen_id]
-    data = json.loads(tr.dumps(trace))
-    jsonschema.validate(data, tr.schema())
+    data = json.loads(writer.dumps(trace))
+    jsonschema.validate(data, reader.schema())
     assert data["reference"]["text"] == reference
     assert math.isclose(data["reference"]["average"], sum(expected) / len(expected), abs_tol=1e-5)
     assert [m["token"] for m in data["reference"]["mismatches"]] == [s.candidates[0].token for s in trace.mismatches]
-    assert tr.parse(tr.dumps(trace)) == trace
+    assert reader.parse(writer.dumps(trace)) == trace
 
 
 def test_reference_pieces_come_from_the_checkpoints_codec(subword_checkpoint):
@@ -284,10 +286,10 @@ def test_bad_references_are_refused(stepper, reference, message):
 
 
 def test_a_reference_trace_with_an_unforced_step_is_refused(stepper):
-    data = json.loads(tr.dumps(stepper.score_reference("un chien noir", "a black dog")))
+    data = json.loads(writer.dumps(stepper.score_reference("un chien noir", "a black dog")))
     data["steps"][1]["forced"] = False
     with pytest.raises(AttnstepError, match="not forced"):
-        tr.parse(json.dumps(data))
+        reader.parse(json.dumps(data))
 
 
 def test_length_penalty_is_gnmts():

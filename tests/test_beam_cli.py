@@ -11,7 +11,7 @@ from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
 from attnstep.serve.service import ModelService
 from attnstep.serve.wire import source_to_wire, trace_from_wire
-from attnstep.trace.records import schema
+from attnstep.trace.reader import schema
 from tests.cli_helpers import invoke
 from tests.tui_helpers import async_test
 

@@ -22,7 +22,7 @@ import pyte
 import pytest
 
 from attnstep import __version__
-from attnstep.trace.records import schema
+from attnstep.trace.reader import schema
 from tests.cli_helpers import invoke
 
 

@@ -5,7 +5,7 @@ from rich.cells import cell_len
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
 from attnstep.report.glyphs import cell_number
-from attnstep.trace.records import word_alignment
+from attnstep.trace.word_view import word_alignment
 from tests.cli_helpers import invoke
 
 SENTENCE = "une voiture rouge court"

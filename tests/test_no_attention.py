@@ -9,7 +9,8 @@ import torch
 from attnstep.engine.batch import pad
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.trace import records as tr
+from attnstep.errors import AttnstepError
+from attnstep.trace import reader, writer
 
 SENTENCES = ["un chien noir court dans la rue .", "une femme", "deux hommes dans le parc ."]
 
@@ -46,17 +47,17 @@ def test_no_weights_and_the_encoders_final_states_as_the_context_of_every_step(c
 @pytest.mark.parametrize("beam", [None, 3])
 def test_its_dump_validates_and_replays(checkpoint, beam):
     trace = Stepper(checkpoint, beam=beam).translate(SENTENCES[0])
-    data = json.loads(tr.dumps(trace))
-    jsonschema.validate(data, tr.schema())
+    data = json.loads(writer.dumps(trace))
+    jsonschema.validate(data, reader.schema())
     assert data["alignment"] == [[] for _ in trace.steps]
-    assert tr.parse(tr.dumps(trace)) == trace
+    assert reader.parse(writer.dumps(trace)) == trace
 
 
 def test_a_trace_claiming_no_attention_with_weights_is_refused(checkpoint, tiny_checkpoint):
-    data = json.loads(tr.dumps(Stepper(load_checkpoint(tiny_checkpoint)).translate("un chien")))
+    data = json.loads(writer.dumps(Stepper(load_checkpoint(tiny_checkpoint)).translate("un chien")))
     data["checkpoint"]["attention"] = "none"
-    with pytest.raises(tr.AttnstepError, match="weights for 0 source tokens"):
-        tr.parse(json.dumps(data))
+    with pytest.raises(AttnstepError, match="weights for 0 source tokens"):
+        reader.parse(json.dumps(data))
 
 
 # --- the app -------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line, pharaoh_links
-from attnstep.trace.records import EOS_TOKEN, load, word_alignment
+from attnstep.trace.reader import load
+from attnstep.trace.records import EOS_TOKEN
+from attnstep.trace.word_view import word_alignment
 from tests.cli_helpers import invoke
 
 LINK = re.compile(r"(\d+)-(\d+)")

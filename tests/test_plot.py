@@ -14,7 +14,8 @@ import pytest
 from attnstep.errors import AttnstepError
 from attnstep.report.plot import MATPLOTLIB_MISSING, PNG_SCALE, alignment_picture, alignment_svg, write_alignment
 from attnstep.trace.alignment import NOTHING_TO_ALIGN
-from attnstep.trace.records import dumps, word_alignment
+from attnstep.trace.word_view import word_alignment
+from attnstep.trace.writer import dumps
 from tests.cli_helpers import invoke
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -29,7 +29,7 @@ from attnstep.serve.auth import (
 from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
 from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
-from attnstep.trace.records import dumps
+from attnstep.trace.writer import dumps, dumps_wire
 from tests.tui_helpers import SENTENCE, async_test, settle
 
 
@@ -125,7 +125,7 @@ def test_the_loaded_service_hides_its_long_lived_objects_from_the_collector(tiny
 async def test_the_service_decodes_what_the_stepper_would(stepper):
     service = ModelService(stepper)
     trace = stepper.translate(SENTENCE)
-    assert await service.answer({"op": "translate", "sentence": SENTENCE}) == dumps(trace, packed=True)
+    assert await service.answer({"op": "translate", "sentence": SENTENCE}) == dumps_wire(trace)
     request = {
         "op": "decode",
         "source": source_to_wire(trace.source),
@@ -365,7 +365,7 @@ async def test_the_service_decodes_a_sentence_asked_again_once(stepper, monkeypa
     try:
         request = {"op": "translate", "sentence": SENTENCE}
         first, meanwhile = await asyncio.gather(service.answer(request), service.answer(request))
-        assert first == meanwhile == await service.answer(request) == dumps(stepper.translate(SENTENCE), packed=True)
+        assert first == meanwhile == await service.answer(request) == dumps_wire(stepper.translate(SENTENCE))
         assert asked == [SENTENCE]
         too_long = {"op": "translate", "sentence": " ".join(["chien"] * 150)}
         for _ in range(2):

@@ -16,7 +16,9 @@ from attnstep.errors import AttnstepError
 from attnstep.text.codec import split_words
 from attnstep.text.subword import SubwordModel, is_byte_piece, train_subword
 from attnstep.text.words import UNK_ID
-from attnstep.trace.records import dumps, parse, word_alignment, word_weights
+from attnstep.trace.reader import parse
+from attnstep.trace.word_view import word_alignment, word_weights
+from attnstep.trace.writer import dumps
 from tests.conftest import SUBWORD_FRENCH
 
 
@@ -104,7 +106,7 @@ def test_word_view_sums_piece_weights_and_averages_target_pieces(subword_stepper
 def test_trace_round_trips_and_validates_against_the_schema(subword_stepper):
     import jsonschema
 
-    from attnstep.trace.records import schema
+    from attnstep.trace.reader import schema
 
     trace = subword_stepper.translate("Une voiture rouge est garée devant la maison.")
     data = json.loads(dumps(trace))

@@ -13,7 +13,8 @@ from attnstep.commands.translate import translate_app
 from attnstep.data.model_card import DEFAULT_EXAMPLES
 from attnstep.report.glyphs import norm, num, prob, strip
 from attnstep.text.words import detokenize
-from attnstep.trace.records import dumps, load
+from attnstep.trace.reader import load
+from attnstep.trace.writer import dumps
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
 from attnstep.tui.keybar import KeyBar

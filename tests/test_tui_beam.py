@@ -10,7 +10,8 @@ from attnstep.commands.translate import translate_app
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
 from attnstep.report.glyphs import num
-from attnstep.trace.records import dumps, parse
+from attnstep.trace.reader import parse
+from attnstep.trace.writer import dumps
 from attnstep.tui import replay_app
 from attnstep.tui.panels.grid import cell_number
 from attnstep.tui.screens.beam import BeamScreen

@@ -9,7 +9,7 @@ from textual.widgets import Input, Label, OptionList, TextArea
 
 from attnstep.report.plot import MATPLOTLIB_MISSING, alignment_svg
 from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line
-from attnstep.trace.records import dumps
+from attnstep.trace.writer import dumps
 from attnstep.tui import replay_app
 from attnstep.tui.screens.dialogs import EXPORTS, ExportDialog, TextDialog
 from tests.tui_helpers import app_on, async_test, settle

@@ -18,9 +18,9 @@ import pyte
 import pytest
 from typer.testing import CliRunner
 
-import attnstep.trace.records
+import attnstep.trace.reader
 from attnstep.cli import app as cli
-from attnstep.trace.records import dumps
+from attnstep.trace.writer import dumps
 from tests.test_tui_untrusted import hostile_trace
 from tests.tui_helpers import SENTENCE
 
@@ -40,7 +40,7 @@ def test_replay_never_imports_torch(trace_file):
         f"""
         import sys
         from attnstep.cli import app as cli  # the command line's own imports count too
-        from attnstep.trace.records import load
+        from attnstep.trace.reader import load
         from attnstep.tui import replay_app
 
         async def drive(pilot):
@@ -162,7 +162,7 @@ def test_bad_replay_files_get_one_line_and_exit_1(case, stepper, tmp_path):
 
 
 def test_oversized_replay_file_is_refused(trace_file, monkeypatch):
-    monkeypatch.setattr(attnstep.trace.records, "MAX_TRACE_BYTES", 1000)
+    monkeypatch.setattr(attnstep.trace.reader, "MAX_TRACE_BYTES", 1000)
     result = runner.invoke(cli, ["replay", str(trace_file)])
     assert result.exit_code == 1
     assert "the limit for a trace is 1000" in result.stderr and result.stderr.count("\n") == 1

@@ -7,7 +7,9 @@ import json
 import pytest
 from rich.text import Text
 
-from attnstep.trace.records import detokenize, parse, to_json_dict
+from attnstep.text.words import detokenize
+from attnstep.trace.reader import parse
+from attnstep.trace.writer import to_json_dict
 from attnstep.tui import replay_app
 from attnstep.tui.safe import safe_text, visible
 from tests.tui_helpers import SENTENCE, async_test

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from attnstep.data.paths import checkpoints_dir
-from attnstep.trace import records as tr
+from attnstep.trace import reader, writer
 
 ZOO = ("dot", "general", "concat", "additive", "none")
 SENTENCE = "Une voiture rouge est garée devant la maison."
@@ -25,9 +25,9 @@ def test_each_zoo_model_loads_decodes_and_dumps_a_valid_trace(name):
     assert checkpoint.config.attention == name
     trace = Stepper(checkpoint).translate(SENTENCE)
     assert trace.finished and trace.translation
-    data = json.loads(tr.dumps(trace))
-    jsonschema.validate(data, tr.schema())
-    assert tr.parse(tr.dumps(trace)) == trace
+    data = json.loads(writer.dumps(trace))
+    jsonschema.validate(data, reader.schema())
+    assert reader.parse(writer.dumps(trace)) == trace
     assert all(bool(step.weights) == (name != "none") for step in trace.steps)
 
 

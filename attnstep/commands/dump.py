@@ -13,7 +13,8 @@ from attnstep.data.files import output, output_name
 from attnstep.engine.stepper import Stepper, load_stepper
 from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
-from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace, dumps
+from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace
+from attnstep.trace.writer import dumps
 
 # Sentences sorted by length inside a window of this many are batched together (little padding),
 # then written back in file order.

@@ -1,7 +1,7 @@
 """The engine: runs the decoder one step at a time and yields immutable :class:`~attnstep.trace.records.Step` records.
 
 As bdb is to pdb, this module is to the UI: it knows nothing of Textual. The UI moves a
-:class:`~attnstep.trace.records.TraceCursor` over the traces it returns, and asks it for a new
+:class:`~attnstep.trace.cursor.TraceCursor` over the traces it returns, and asks it for a new
 trace only when the decoding itself must change (a new sentence, a forced word).
 
 What the UI may call:

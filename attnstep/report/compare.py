@@ -18,7 +18,8 @@ from rich.text import Text
 
 from attnstep.report.glyphs import cell_number, num
 from attnstep.report.visible import visible
-from attnstep.trace.records import Trace, word_alignment
+from attnstep.trace.records import Trace
+from attnstep.trace.word_view import word_alignment
 
 MAX_LABEL = 12  # cells of a grid's word labels; longer words are cut with "…"
 SHADE_STYLES = ("", "on grey23", "on grey35", "on grey50", "on grey66")  # weight 0 → 1; the number says it too

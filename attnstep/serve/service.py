@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from attnstep.errors import AttnstepError
-from attnstep.trace.records import SourceToken, dumps
+from attnstep.trace.records import SourceToken
+from attnstep.trace.writer import dumps_wire
 
 
 class RateLimit:
@@ -81,7 +82,7 @@ class ModelService:
             raise AttnstepError(f"unknown request {str(op)[:40]!r}")
         answer = self._answers.get(key)
         if answer is None:
-            answer = asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps(compute(), packed=True))
+            answer = asyncio.get_running_loop().run_in_executor(self.executor, lambda: dumps_wire(compute()))
             self._answers[key] = answer
             answer.add_done_callback(lambda done: self._keep(key, done))
         else:

@@ -9,7 +9,7 @@ and role by ID, so a child cannot promote itself to teacher.
     {"op": "decode", "source": [[surface, token, id], …], "prefix": [[id, forced], …], "word": W?}
         the trace of that source with those choices at its first steps (then W, forced)
     answer: {"trace": {…}, "version": V} or {"error": "one line"}; V numbers a teacher's traces.
-    Traces here have their state vectors packed (base64 float32: see trace.to_json_dict).
+    Traces here have their state vectors packed (base64 float32: see trace.writer.to_wire_dict).
 
 ``class`` — a teacher sends {"op": "move", "version": V, "position": P, "stage": S} whenever
 its screen changes; a student sends {"following": true | false} when that changes, and receives {"teacher": NAME, "position": P, "stage": S} and,
@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from attnstep.trace.records import SourceToken, Trace, from_json_dict
+from attnstep.trace.reader import from_wire_dict
+from attnstep.trace.records import SourceToken, Trace
 
 MAX_REQUEST = 256 * 1024  # a 100-token source and a 210-step prefix are under 20 KB
 MAX_ANSWER = 96 * 1024 * 1024  # a trace is at most MAX_TRACE_BYTES; room for the envelope
@@ -44,7 +45,7 @@ def source_to_wire(source: tuple[SourceToken, ...]) -> list[list]:
 
 
 def trace_from_wire(data: dict[str, Any]) -> Trace:
-    return from_json_dict(data, origin="the model service's answer")
+    return from_wire_dict(data, origin="the model service's answer")
 
 
 def crash_report_name(session_id: int) -> str:

@@ -2,7 +2,7 @@
 
 Rows are what the decoder wrote, columns the source: row j holds the attention weights a_ji of
 output token j over the source tokens. ``words=True`` gathers a subword model's pieces into
-the words a person reads, as the app's word view does (:func:`attnstep.trace.records.word_alignment`:
+the words a person reads, as the app's word view does (:func:`attnstep.trace.word_view.word_alignment`:
 a word's column sums its pieces' weights, a word's row is the mean of its pieces' rows); a
 word-level model's tokens already are words.
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attnstep.errors import AttnstepError
-from attnstep.trace.records import EOS_TOKEN, Trace, Vector, word_alignment, word_weights
+from attnstep.trace.records import EOS_TOKEN, Trace, Vector
+from attnstep.trace.word_view import word_alignment, word_weights
 
 NOTHING_TO_ALIGN = "this model has no attention, so there is no alignment"
 

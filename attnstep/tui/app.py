@@ -1,6 +1,6 @@
 """The stepping app: panels for every quantity of an attention step, moved by the keyboard.
 
-The app holds a :class:`~attnstep.trace.records.StepCursor`; every key is one verb on it (step,
+The app holds a :class:`~attnstep.trace.cursor.StepCursor`; every key is one verb on it (step,
 back, sub-step, go to, end, restart) or a request for a new trace from
 the :class:`~attnstep.tui.trace_source.TraceSource` (new sentence, force, unforce), made in a
 thread worker. After each move every panel is handed the same :class:`View` and repaints
@@ -24,7 +24,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from attnstep.data.model_card import DEFAULT_EXAMPLES
 from attnstep.errors import AttnstepError, first_line
 from attnstep.report.glyphs import max_abs, mean_bins
-from attnstep.trace.records import StepCursor, Trace
+from attnstep.trace.cursor import StepCursor
+from attnstep.trace.records import Trace
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LineStyles, LinesView
@@ -499,7 +500,7 @@ class AttnstepApp(App[None]):
         Pictures and links follow the screen: in words where v shows words, with numbers where # shows them.
         """
         from attnstep.data.files import atomic_writer
-        from attnstep.trace.records import dumps
+        from attnstep.trace.writer import dumps
 
         if kind in ("svg", "png"):
             from attnstep.report.plot import write_alignment

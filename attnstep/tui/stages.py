@@ -14,17 +14,8 @@ from dataclasses import dataclass, replace
 from attnstep.report.glyphs import norm, num
 from attnstep.text.subword import WORD_START, is_byte_piece
 from attnstep.text.words import UNK, detokenize
-from attnstep.trace.records import (
-    EOS_TOKEN,
-    NO_ATTENTION,
-    STAGE_COUNT,
-    Floats,
-    SourceToken,
-    Step,
-    Trace,
-    word_alignment,
-    word_weights,
-)
+from attnstep.trace.records import EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace
+from attnstep.trace.word_view import word_alignment, word_weights
 from attnstep.tui.safe import visible
 
 

@@ -1,0 +1,197 @@
+"""A trace's JSON form: the documented one that files hold, and the packed one the SSH server's model service sends.
+
+JSON layout (``format_version`` 2; the schema is ``attnstep/trace/schema.json``)::
+
+    format_version, checkpoint{…, tokenizer}, source[{surface, token, id, word}],
+    words[{text, start, end}], encoder_states[n][M], keys[n][K]?, v_a[A]?,
+    steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional, query?,
+           candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
+    output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
+    beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]]}?,
+    reference{text, logprob, average, mismatches[{step, token, id, prob}]}?
+
+Version 1 traces (word-level models, no ``words``) are still read: each token is then its own word.
+``beam`` and ``reference`` are there when the trace has them (the reference's numbers are
+recomputed from the steps when read).
+
+``--no-vectors`` drops ``encoder_states``, ``keys``, ``v_a`` and the per-step ``hidden``/``context``/
+``concat``/``attentional``/``query`` (the schema makes them optional); ``vectors`` says which form a
+file has.
+
+The wire form (:func:`to_wire_dict`) is the same layout with each state vector a base64 string
+of its float32 bytes: not the documented form, and files may not use it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from attnstep.trace.records import Beam, Floats, Trace, Word
+
+FORMAT_VERSION = 2
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _NumberForm:
+    """How one form writes each kind of number."""
+
+    number: Callable[[float], float]  # a probability, log-probability or score
+    row: Callable[[tuple[float, ...]], Sequence[float]]  # attention scores and weights
+    state: Callable[[Floats], Sequence[float] | str]  # the model's state vectors
+
+
+def _same(value: T) -> T:
+    return value
+
+
+def _rounded(precision: int) -> _NumberForm:
+    def rounded_all(values: Sequence[float]) -> tuple[float, ...]:
+        return tuple(round(x, precision) for x in values)
+
+    return _NumberForm(number=lambda x: round(x, precision), row=rounded_all, state=rounded_all)
+
+
+_EXACT = _NumberForm(number=_same, row=_same, state=Floats.tolist)
+# A student's session then never holds a trace's thousands of numbers as Python floats, not
+# even while parsing (~2.5 MB per session, measured).
+_PACKED = _NumberForm(number=_same, row=_same, state=lambda v: base64.b64encode(v.tobytes()).decode("ascii"))
+
+
+def to_json_dict(trace: Trace, *, precision: int | None = None) -> dict[str, Any]:
+    """The documented JSON form; ``precision`` rounds every float to that many decimals."""
+    return _trace_dict(trace, _EXACT if precision is None else _rounded(precision))
+
+
+def to_wire_dict(trace: Trace) -> dict[str, Any]:
+    """The form the SSH server's model service sends its sessions, read by
+    :func:`attnstep.trace.reader.from_wire_dict`: state vectors packed as base64 of their float32 bytes."""
+    return _trace_dict(trace, _PACKED)
+
+
+def dumps(trace: Trace, *, precision: int | None = None, indent: bool = False) -> bytes:
+    """Strict, deterministic JSON bytes (UTF-8, no NaN/Infinity) of the documented form of one trace."""
+    return _dumps(to_json_dict(trace, precision=precision), indent=indent)
+
+
+def dumps_wire(trace: Trace) -> bytes:
+    """:func:`to_wire_dict` as JSON bytes, on one line."""
+    return _dumps(to_wire_dict(trace), indent=False)
+
+
+def _dumps(data: dict[str, Any], *, indent: bool) -> bytes:
+    import orjson
+
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 if indent else 0)
+
+
+def _trace_dict(trace: Trace, form: _NumberForm) -> dict[str, Any]:
+    steps = _steps_list(trace, form)
+    out: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "checkpoint": vars(trace.checkpoint).copy(),
+        "vectors": trace.has_vectors,
+        "source": [{"surface": t.surface, "token": t.token, "id": t.id, "word": t.word} for t in trace.source],
+        "words": [_word_dict(w) for w in trace.source_words],
+    }
+    if trace.encoder_states is not None:
+        out["encoder_states"] = [form.state(v) for v in trace.encoder_states]
+    if trace.keys is not None:
+        out["keys"] = [form.state(v) for v in trace.keys]
+    if trace.v_a is not None:
+        out["v_a"] = form.state(trace.v_a)
+    out.update(
+        steps=steps,
+        output_tokens=trace.output_tokens,
+        output_words=[_word_dict(w) for w in trace.target_words],
+        translation=trace.translation,
+        alignment=[step["weights"] for step in steps],
+        finished=trace.finished,
+    )
+    if trace.beam is not None:
+        out["beam"] = _beam_dict(trace.beam, form)
+    if trace.reference is not None:
+        out["reference"] = _reference_dict(trace, form.number)
+    return out
+
+
+def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
+    one = form.number
+    steps = []
+    for s in trace.steps:
+        step: dict[str, Any] = {
+            "step": s.index,
+            "input": {"token": s.input_token, "id": s.input_id},
+            "scores": form.row(s.scores),
+            "weights": form.row(s.weights),
+        }
+        if s.hidden is not None:
+            assert s.context is not None and s.concat is not None and s.attentional is not None  # all or none
+            step.update(
+                hidden=form.state(s.hidden),
+                context=form.state(s.context),
+                concat=form.state(s.concat),
+                attentional=form.state(s.attentional),
+            )
+        if s.query is not None:
+            step["query"] = form.state(s.query)
+        step["candidates"] = [{"token": c.token, "id": c.id, "prob": one(c.prob)} for c in s.candidates]
+        step["chosen"] = {
+            "token": s.chosen_token,
+            "id": s.chosen_id,
+            "logprob": one(s.chosen_logprob),
+            "prob": one(s.chosen_prob),
+        }
+        step["forced"] = s.forced
+        steps.append(step)
+    return steps
+
+
+def _beam_dict(beam: Beam, form: _NumberForm) -> dict[str, Any]:
+    one = form.number
+    return {
+        "width": beam.width,
+        "alpha": beam.alpha,
+        "start": beam.start,
+        "best": beam.best,
+        "steps": [
+            [
+                {
+                    "parent": h.parent,
+                    "token": h.token,
+                    "id": h.id,
+                    "logprob": one(h.logprob),
+                    "score": one(h.score),
+                    "normalized": one(h.normalized),
+                    "status": h.status,
+                    "weights": form.row(h.weights),
+                }
+                for h in hypotheses
+            ]
+            for hypotheses in beam.steps
+        ],
+    }
+
+
+def _reference_dict(trace: Trace, one: Callable[[float], float]) -> dict[str, Any]:
+    return {
+        "text": trace.reference,
+        "logprob": one(trace.logprob),
+        "average": one(trace.logprob / len(trace.steps)),
+        "mismatches": [
+            {
+                "step": s.index,
+                "token": s.candidates[0].token,
+                "id": s.candidates[0].id,
+                "prob": one(s.candidates[0].prob),
+            }
+            for s in trace.mismatches
+        ],
+    }
+
+
+def _word_dict(word: Word) -> dict[str, Any]:
+    return {"text": word.text, "start": word.start, "end": word.end}
