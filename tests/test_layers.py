@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "tui": {"errors", "data", "text", "trace", "report"},
     "commands": {"errors", "data", "text", "model", "trace", "report", "engine", "tui"},
     "serve": {"errors", "data", "text", "trace", "report", "tui", "engine", "model"},
-    "cli": {"errors", "data", "text", "trace", "report", "commands", "serve"},
+    "cli": {"errors", "data", "text", "trace", "report", "commands", "serve", "engine", "tui"},
     "__main__": {"cli"},
     "__init__": set(),
 }

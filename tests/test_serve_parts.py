@@ -214,7 +214,7 @@ def test_the_session_modules_do_not_import_torch():
 def test_serve_add_user_writes_a_hash(tmp_path):
     path = tmp_path / "pw"
     result = CliRunner().invoke(
-        app, ["serve", "add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n"
+        app, ["serve", "--add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n"
     )
     assert result.exit_code == 0, result.output
     assert check_password("hunter22", read_passwords(path)["ann"])
