@@ -1,4 +1,4 @@
-"""The ``attnstep`` command line: a thin Typer layer over the engine, trace and app."""
+"""The ``attnstep`` command line: options, their help and defaults, over the commands in :mod:`attnstep.commands`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from attnstep.data.downloads import DATASETS, check_splits, default_data_dir
+from attnstep.commands.train_settings import Attention, ModelConfig, StorageType, Tokenizer, TrainSettings
+from attnstep.data.downloads import DATASETS, default_data_dir
 from attnstep.data.files import discard_stdout
 from attnstep.data.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
 from attnstep.errors import AttnstepError
@@ -27,21 +28,18 @@ err = Console(stderr=True, highlight=False)
 CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en)."
 BEAM_HELP = "Beam search of this width instead of greedy decoding."
 ALPHA_HELP = "Beam search's length normalization: score / ((5 + length) / 6)^ALPHA (GNMT)."
+TRAINING = TrainSettings()  # train's defaults; the model's are ModelConfig's
+MULTI30K = default_data_dir("multi30k")  # eval's default --data
 
 
 def say_error(message: str) -> None:
     err.print(f"attnstep: error: {visible(message)}", markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(message: str) -> None:
-    """One line on stderr and exit status 1: how every user-facing error ends."""
-    say_error(message)
-    raise typer.Exit(code=1)
-
-
 class Commands(TyperGroup):
-    """attnstep's commands. A usage error (a bad option value, a missing argument) is one line too,
-    with exit status 2, where Click would print the usage, a hint and a framed message."""
+    """attnstep's commands. Every AttnstepError ends here: one line on stderr and exit status 1. A usage
+    error (a bad option value, a missing argument) is one line too, with exit status 2, where Click
+    would print the usage, a hint and a framed message."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
@@ -55,6 +53,9 @@ class Commands(TyperGroup):
             sys.exit(exc.exit_code)
         except typer.Abort:
             say_error("aborted")
+            sys.exit(1)
+        except AttnstepError as exc:
+            say_error(str(exc))
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -101,57 +102,53 @@ def train(
             help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times."
         ),
     ] = None,
-    tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")] = "src,tgt",
+    tsv_columns: Annotated[
+        str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")
+    ] = TRAINING.tsv_columns,
     holdout: Annotated[
         int,
         typer.Option(
             help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0
         ),
-    ] = 0,
+    ] = TRAINING.holdout,
     tokenizer: Annotated[
-        str, typer.Option(help="words (lower-cased words) or subword (SentencePiece with byte fallback).")
-    ] = "words",
-    vocab_size: Annotated[int, typer.Option(help="Subword pieces per language.", min=300)] = 8000,
+        Tokenizer, typer.Option(help="words (lower-cased words) or subword (SentencePiece with byte fallback).")
+    ] = Tokenizer[TRAINING.tokenizer],
+    vocab_size: Annotated[int, typer.Option(help="Subword pieces per language.", min=300)] = TRAINING.vocab_size,
     max_minutes: Annotated[
         float, typer.Option(help="Stop training after this many minutes in all, resumes included (0: no limit).", min=0)
-    ] = 0.0,
-    src: Annotated[str, typer.Option(help="Source language code.")] = "fr",
-    tgt: Annotated[str, typer.Option(help="Target language code.")] = "en",
+    ] = TRAINING.max_minutes,
+    src: Annotated[str, typer.Option(help="Source language code.")] = TRAINING.src,
+    tgt: Annotated[str, typer.Option(help="Target language code.")] = TRAINING.tgt,
     work: Annotated[Path | None, typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
-    epochs: Annotated[int, typer.Option(help="Most epochs to train.", min=1)] = 20,
-    batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.", min=1)] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better val BLEU.", min=1)] = 3,
-    max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many tokens or pieces.")] = 50,
-    attention: Annotated[str, typer.Option(help="dot, general, concat or additive.")] = "general",
-    emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = 256,
-    enc_hidden: Annotated[int, typer.Option(help="Encoder GRU size per direction.")] = 256,
-    dec_hidden: Annotated[int, typer.Option(help="Decoder GRU size.")] = 512,
-    attn_dim: Annotated[int, typer.Option(help="Hidden size of the concat/additive scorer.")] = 256,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.3,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Most epochs to train.", min=1)] = TRAINING.epochs,
+    batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.", min=1)] = TRAINING.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = TRAINING.lr,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without a better val BLEU.", min=1)
+    ] = TRAINING.patience,
+    max_len: Annotated[
+        int, typer.Option(help="Skip training pairs longer than this many tokens or pieces.")
+    ] = TRAINING.max_len,
+    attention: Annotated[
+        Attention, typer.Option(help="dot, general, concat, additive or none (no attention: the baseline).")
+    ] = Attention[ModelConfig.attention],
+    emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = ModelConfig.emb_dim,
+    enc_hidden: Annotated[int, typer.Option(help="Encoder GRU size per direction.")] = ModelConfig.enc_hidden,
+    dec_hidden: Annotated[int, typer.Option(help="Decoder GRU size.")] = ModelConfig.dec_hidden,
+    attn_dim: Annotated[int, typer.Option(help="Hidden size of the concat/additive scorer.")] = ModelConfig.attn_dim,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = ModelConfig.dropout,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = TRAINING.seed,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).", min=0)] = 0,
     dtype: Annotated[
-        str, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")
-    ] = "float32",
+        StorageType, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")
+    ] = StorageType[TRAINING.dtype],
 ) -> None:
     """Train a model on parallel text; resumes from --work if a run was stopped."""
-    import torch
+    from attnstep.commands.train import run_train
 
-    from attnstep.commands.train import TrainSettings, command_line
-    from attnstep.commands.train import train as run_training
-    from attnstep.engine.checkpoint import check_writable_checkpoint
-
-    try:
-        if data is not None:
-            check_splits(data, ["train", "val"], [src, tgt])
-        check_writable_checkpoint(out)
-    except AttnstepError as exc:
-        fail(str(exc))
-    if threads:
-        torch.set_num_threads(threads)
     model = {
-        "attention": attention,
+        "attention": attention.value,
         "emb_dim": emb_dim,
         "enc_hidden": enc_hidden,
         "dec_hidden": dec_hidden,
@@ -163,7 +160,7 @@ def train(
         corpora=list(corpus or []),
         tsv_columns=tsv_columns,
         holdout=holdout,
-        tokenizer=tokenizer,
+        tokenizer=tokenizer.value,
         vocab_size=vocab_size,
         max_minutes=max_minutes,
         src=src,
@@ -175,14 +172,9 @@ def train(
         max_len=max_len,
         seed=seed,
         model=model,
-        dtype=dtype,
+        dtype=dtype.value,
     )
-    try:
-        run_training(
-            settings, out, work or Path("runs") / out.name, Console(highlight=False, markup=False), command_line()
-        )
-    except (AttnstepError, ValueError) as exc:
-        fail(str(exc))
+    run_train(settings, out, work or Path("runs") / out.name, threads)
 
 
 @app.command()
@@ -204,24 +196,10 @@ def translate(
     ] = None,
 ) -> None:
     """Step through a translation in the terminal: every quantity of each attention step."""
-    from attnstep.commands.translate import run_translate, translate_input_problem
+    from attnstep.commands.translate import run_translate
 
-    problem = translate_input_problem(sentence, target)
-    if problem:
-        fail(problem)
     checkpoints = [resolve_checkpoint(path) for path in checkpoint or [DEFAULT_CHECKPOINT]]
-    if len(checkpoints) > 2:
-        fail("give at most two --checkpoint options: the model to step through and one to compare it with (c)")
-    code, message = run_translate(
-        checkpoint=checkpoints[0],
-        sentence=sentence,
-        top_k=top_k,
-        beam=beam,
-        reference=target,
-        other=checkpoints[1] if len(checkpoints) == 2 else None,
-    )
-    if code:
-        fail(message or "the app stopped with an error")
+    run_translate(checkpoints, sentence, top_k=top_k, beam=beam, reference=target)
 
 
 @app.command()
@@ -229,16 +207,9 @@ def replay(
     trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
 ) -> None:
     """Open the stepping app on a saved trace, without loading a model (forcing is unavailable)."""
-    from attnstep.trace.reader import load
-    from attnstep.tui import run_replay
+    from attnstep.commands.replay import replay as run_replay
 
-    try:
-        trace = load(trace_file)
-    except AttnstepError as exc:
-        fail(str(exc))
-    code, message = run_replay(trace, origin=str(trace_file))
-    if code:
-        fail(message or "the app stopped with an error")
+    run_replay(trace_file)
 
 
 @app.command("eval")
@@ -261,7 +232,7 @@ def evaluate(
     data: Annotated[
         Path,
         typer.Option(help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`)."),
-    ] = default_data_dir("multi30k"),
+    ] = MULTI30K,
     corpus: Annotated[
         str | None, typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")
     ] = None,
@@ -306,23 +277,20 @@ def evaluate(
     paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [
         DEFAULT_CHECKPOINT
     ]
-    try:
-        run_eval(
-            paths,
-            splits=split or ["test_2016_flickr"],
-            data=data,
-            corpus=corpus,
-            tsv_columns=tsv_columns,
-            heldout=heldout,
-            heldout_corpus=heldout_corpus,
-            output=output,
-            beam=beam,
-            alpha=alpha,
-            by_length=by_length or plot is not None,
-            plot=plot,
-        )
-    except AttnstepError as exc:
-        fail(str(exc))
+    run_eval(
+        paths,
+        splits=split or ["test_2016_flickr"],
+        data=data,
+        corpus=corpus,
+        tsv_columns=tsv_columns,
+        heldout=heldout,
+        heldout_corpus=heldout_corpus,
+        output=output,
+        beam=beam,
+        alpha=alpha,
+        by_length=by_length or plot is not None,
+        plot=plot,
+    )
 
 
 class DumpFormat(str, Enum):
@@ -364,7 +332,7 @@ def dump(
             "--format",
             help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them.",
         ),
-    ] = "json",
+    ] = DumpFormat.json,
     align_threshold: Annotated[
         float | None,
         typer.Option(
@@ -385,12 +353,14 @@ def dump(
     from attnstep.commands.dump import dump_file, dump_sentence, json_format, pharaoh_format
 
     if (sentence is None) == (input is None):
-        fail("give either a SENTENCE or --input FILE")
+        raise AttnstepError("give either a SENTENCE or --input FILE")
     if target is not None and (input is not None or beam is not None):
-        fail("--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched")
+        raise AttnstepError(
+            "--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched"
+        )
     pharaoh = format == DumpFormat.pharaoh
     if not pharaoh and (words or align_threshold is not None):
-        fail("--words and --align-threshold go with --format pharaoh")
+        raise AttnstepError("--words and --align-threshold go with --format pharaoh")
     # Links need only the weights: no vectors to compute and copy.
     form = (
         pharaoh_format(words=words, threshold=align_threshold)
@@ -398,25 +368,15 @@ def dump(
         else json_format(precision, indent=input is None)
     )
     vectors = vectors and not pharaoh
-    try:
-        if input is not None:
-            dump_file(
-                checkpoint,
-                input,
-                output,
-                form,
-                vectors=vectors,
-                top_k=top_k,
-                batch_size=batch_size,
-                beam=beam,
-                alpha=alpha,
-            )
-        else:
-            dump_sentence(
-                checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target
-            )
-    except AttnstepError as exc:
-        fail(str(exc))
+    if input is not None:
+        dump_file(
+            checkpoint, input, output, form, vectors=vectors, top_k=top_k, batch_size=batch_size, beam=beam, alpha=alpha
+        )
+    else:
+        assert sentence is not None  # given exactly one of the two, checked above
+        dump_sentence(
+            checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target
+        )
 
 
 @app.command()
@@ -430,21 +390,9 @@ def compare(
     ],
 ) -> None:
     """One sentence through several models: their translations, each step's top choice, and their alignment grids side by side."""
-    from rich.console import Console
+    from attnstep.commands.compare import compare as comparison
 
-    from attnstep.data.paths import resolve_checkpoint
-    from attnstep.engine.stepper import load_stepper
-    from attnstep.report.compare import comparison
-
-    if len(checkpoint) < 2:
-        fail("give two or more --checkpoint options to compare")
-    try:
-        traces = [
-            load_stepper(resolve_checkpoint(name), top_k=1, vectors=False).translate(sentence) for name in checkpoint
-        ]
-    except AttnstepError as exc:
-        fail(str(exc))
-    Console(highlight=False, markup=False).print(comparison(checkpoint, traces))
+    Console(highlight=False, markup=False).print(comparison(sentence, checkpoint))
 
 
 @app.command()
@@ -471,11 +419,8 @@ def plot(
     from attnstep.report.plot import check_picture_path, write_alignment
     from attnstep.trace.reader import load
 
-    try:
-        check_picture_path(output)
-        write_alignment(load(trace_file), output, words=words, numbers=numbers)
-    except AttnstepError as exc:
-        fail(str(exc))
+    check_picture_path(output)
+    write_alignment(load(trace_file), output, words=words, numbers=numbers)
     print(f"alignment written to {visible(str(output))}")
 
 
@@ -485,11 +430,8 @@ def print_schema() -> None:
     from attnstep.data.files import output
     from attnstep.trace.reader import schema
 
-    try:
-        with output(None, "w") as handle:
-            handle.write(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n")
-    except AttnstepError as exc:
-        fail(str(exc))
+    with output(None, "w") as handle:
+        handle.write(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n")
 
 
 @app.command()
@@ -498,36 +440,25 @@ def convert(
         Path,
         typer.Argument(help="Checkpoint directory (or name under checkpoints/) to read.", callback=resolve_checkpoint),
     ],
-    dtype: Annotated[str, typer.Option(help="Storage type for the weights: float16, bfloat16 or float32.")] = "float16",
-    out: Annotated[
-        Path | None, typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")
-    ] = None,
+    dtype: Annotated[
+        StorageType, typer.Option(help="Storage type for the weights: float16, bfloat16 or float32.")
+    ] = StorageType["float16"],
+    out: Annotated[Path | None, typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
 ) -> None:
     """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
-    from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, load_checkpoint, save_checkpoint
+    from attnstep.commands.convert import convert as restore
 
-    if dtype not in STORAGE_TYPES:
-        fail(f"--dtype must be one of {', '.join(STORAGE_TYPES)}, not {dtype!r}")
-    try:
-        check_writable_checkpoint(out or checkpoint)
-        ckpt = load_checkpoint(checkpoint)
-        meta = {**ckpt.meta, "storage_dtype": dtype}
-        save_checkpoint(
-            out or checkpoint,
-            ckpt.model,
-            ckpt.src_vocab,
-            ckpt.tgt_vocab,
-            meta,
-            dtype=STORAGE_TYPES[dtype],
-            subword=ckpt.subword,
-        )
-    except AttnstepError as exc:
-        fail(str(exc))
-    print(f"wrote {visible(str(out or checkpoint))} with {dtype} weights")
+    restore(checkpoint, dtype.value, out or checkpoint)
+    print(f"wrote {visible(str(out or checkpoint))} with {dtype.value} weights")
 
 
-@app.command()
+serve_app = typer.Typer(invoke_without_command=True)
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.callback()
 def serve(
+    context: typer.Context,
     checkpoint: Annotated[
         Path, typer.Option(help=CHECKPOINT_HELP + " Loaded once for the whole class.", callback=resolve_checkpoint)
     ] = DEFAULT_CHECKPOINT,
@@ -537,7 +468,7 @@ def serve(
         Path | None, typer.Option(help="OpenSSH authorized_keys file; a path with %u is one file per user.")
     ] = None,
     passwords: Annotated[
-        Path | None, typer.Option(help="Passwords file (scrypt hashes), made with --add-user.")
+        Path | None, typer.Option(help="Passwords file (scrypt hashes), made with `attnstep serve add-user`.")
     ] = None,
     teacher: Annotated[
         list[str] | None, typer.Option(help="A teacher's user name (repeatable): students can follow their screen.")
@@ -570,38 +501,22 @@ def serve(
     ] = 15,
     top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
     beam: Annotated[int | None, typer.Option(help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
-    add_user: Annotated[
-        str | None, typer.Option(help="Add NAME (or change its password) in --passwords, then exit.")
-    ] = None,
 ) -> None:
     """Serve the stepping app over SSH to a class: one model, one session per student, a teacher to follow."""
+    if context.invoked_subcommand is not None:
+        return
     import logging
 
-    from attnstep.serve.auth import add_user as store_user
     from attnstep.serve.auth import default_host_key, load_accounts
     from attnstep.serve.auth import host_key as read_host_key
-
-    if add_user is not None:
-        if passwords is None:
-            fail("--add-user needs --passwords FILE to write to")
-        password = typer.prompt(f"Password for {add_user}", hide_input=True, confirmation_prompt=True)
-        try:
-            store_user(passwords, add_user, password)
-        except AttnstepError as exc:
-            fail(str(exc))
-        print(f"{add_user} can log in with that password (stored as a scrypt hash in {passwords})")
-        return
     from attnstep.serve.server import ServeSettings, run
     from attnstep.serve.zygote import Limits
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        accounts = load_accounts(authorized_keys, passwords, teacher or [], allow_anonymous)
-        key = read_host_key(host_key or default_host_key())
-        if not (checkpoint / "config.json").is_file():
-            raise AttnstepError(f"no checkpoint at {checkpoint}")
-    except AttnstepError as exc:
-        fail(str(exc))
+    accounts = load_accounts(authorized_keys, passwords, teacher or [], allow_anonymous)
+    key = read_host_key(host_key or default_host_key())
+    if not (checkpoint / "config.json").is_file():
+        raise AttnstepError(f"no checkpoint at {checkpoint}")
     if allow_anonymous:
         logging.warning(
             "WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password",
@@ -621,10 +536,21 @@ def serve(
     )
     try:
         run(settings, top_k, beam)
-    except AttnstepError as exc:
-        fail(str(exc))
     except OSError as exc:
-        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+        raise AttnstepError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@serve_app.command("add-user")
+def serve_add_user(
+    name: Annotated[str, typer.Argument(help="The user name to log in with.")],
+    passwords: Annotated[Path, typer.Option(help="Passwords file to write the scrypt hash to (made mode 0600).")],
+) -> None:
+    """Add NAME to the passwords file, or change its password (asked twice, never echoed)."""
+    from attnstep.serve.auth import add_user
+
+    password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+    add_user(passwords, name, password)
+    print(f"{name} can log in with that password (stored as a scrypt hash in {passwords})")
 
 
 data_app = typer.Typer(help="Public corpora for training and evaluation, fetched into your cache.")
@@ -644,10 +570,7 @@ def data_get(
     """Download a corpus from its origin into $XDG_CACHE_HOME/attnstep/data/NAME (~/.cache/…), check every sha256, and write its license and citation beside it."""
     from attnstep.data.downloads import get
 
-    try:
-        get(name, mirror=mirror, say=lambda line: print(visible(line)))
-    except AttnstepError as exc:
-        fail(str(exc))
+    get(name, mirror=mirror, say=lambda line: print(visible(line)))
 
 
 class Stopped(SystemExit):

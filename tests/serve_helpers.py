@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 import pyte
@@ -17,7 +19,9 @@ from attnstep.serve.service import ModelService
 
 PASSWORD = "correct horse"
 SENTENCE = "une voiture rouge court dans la rue ."
-WAIT = 60.0  # seconds before a wait for screen text gives up: generous on a loaded 2-core machine
+WAIT = 60.0  # seconds before a wait gives up: generous on a loaded 2-core machine
+POLL = 0.02  # seconds between two looks at a condition
+T = TypeVar("T")
 _services: dict[Path, ModelService] = {}
 
 
@@ -69,10 +73,22 @@ class Screen:
     def text(self) -> str:
         return "\n".join(self.screen.display)
 
+    def drawn(self, text: str) -> bool:
+        """Whether ``text`` is on one of the lines drawn since the last look.
+
+        Only those lines are read: reading all of a 500×200 screen after every chunk made the client
+        so slow that a toast (shown for 5 s) could come and go within one chunk, unseen."""
+        rows, self.screen.dirty = self.screen.dirty, set()
+        buffer, columns = self.screen.buffer, range(self.screen.columns)
+        # A wide character's second cell holds "": the line reads as pyte's display shows it.
+        return any(text in "".join(buffer[row][x].data for x in columns) for row in rows)
+
     async def until(self, text: str, timeout: float = WAIT) -> str:
-        """Read until ``text`` is on screen; fails with the screen as it is."""
+        """Read until ``text`` (one line's worth) is on screen; fails with the screen as it is."""
         deadline = time.monotonic() + timeout
-        while text not in self.text():
+        self.screen.dirty.clear()
+        shown = text in self.text()
+        while not shown:
             try:
                 data = await asyncio.wait_for(self.process.stdout.read(1 << 16), max(0.01, deadline - time.monotonic()))
             except asyncio.TimeoutError:
@@ -81,6 +97,7 @@ class Screen:
                 raise AssertionError(f"the session ended before {text!r} appeared; the screen:\n{self.text()}")
             self.raw += data
             self.stream.feed(data)
+            shown = self.drawn(text)
         return self.text()
 
     async def rest(self, timeout: float = WAIT) -> bytes:
@@ -138,12 +155,28 @@ def session_pids(server: ClassServer) -> list[int]:
     return children(server.zygote.process.pid)
 
 
+async def wait_until(
+    condition: Callable[[], T], awaited: str, seen: Callable[[], object] | None = None, timeout: float = WAIT
+) -> T:
+    """Look at ``condition`` until it holds, and return it; fails naming what was ``awaited`` and what was ``seen``."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {awaited}; saw {seen() if seen else value!r}")
+        await asyncio.sleep(POLL)
+    return value
+
+
 async def settle(server: ClassServer) -> None:
-    """Wait (a while at most) until every session has ended and its process is gone."""
-    for _ in range(100):
-        if not session_pids(server) and not server.sessions:
-            return
-        await asyncio.sleep(0.1)
+    """Wait until every session has ended: its process gone, its connections to the backend closed."""
+    await wait_until(
+        lambda: not (session_pids(server) or server.sessions or server.backend.connections),
+        "every session to end",
+        lambda: (
+            f"{len(server.sessions)} sessions, processes {session_pids(server)}, "
+            f"{len(server.backend.connections)} backend connections"
+        ),
+    )
 
 
 def rss_mb(pid: int | None = None) -> float:

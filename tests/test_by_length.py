@@ -180,6 +180,7 @@ def test_png_chart_without_matplotlib_is_refused_before_translating(
     assert result.exit_code == 1 and result.stderr == f"attnstep: error: {MATPLOTLIB_MISSING}\n"
 
 
+@pytest.mark.slow
 def test_png_chart(tiny_checkpoint, length_corpus, tmp_path):
     pytest.importorskip("matplotlib")
     from attnstep.report.plot import PNG_SCALE, bleu_chart

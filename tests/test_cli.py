@@ -42,6 +42,7 @@ def test_dump_one_sentence_is_schema_valid_json(tiny_checkpoint):
     assert data["checkpoint"]["attention"] == "general"
 
 
+@pytest.mark.slow
 def test_dump_is_byte_identical_across_runs(tiny_checkpoint):
     """Separate processes, with different hash seeds, write the same bytes."""
     runs = [
@@ -190,7 +191,15 @@ def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
 
     with safe_open(out / "model.safetensors", "pt") as weights:
         assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F16"}
-    assert invoke("train", "--data", tiny_corpus, "--out", tmp_path / "x", "--dtype", "int8").exit_code == 1
+    refused = invoke("train", "--data", tiny_corpus, "--out", tmp_path / "x", "--dtype", "int8")
+    assert refused.exit_code == 2 and "'int8' is not one of 'float16', 'bfloat16', 'float32'" in refused.stderr
+
+
+def test_the_dtype_choices_are_the_engines_storage_types():
+    from attnstep.commands.train_settings import STORAGE_TYPES as choices
+    from attnstep.engine.checkpoint import STORAGE_TYPES
+
+    assert choices == tuple(STORAGE_TYPES)
 
 
 def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
@@ -208,7 +217,7 @@ def test_convert_to_float16_keeps_the_translation(tiny_checkpoint, tmp_path):
         < 1e-2
     )
     assert halved["checkpoint"]["sha256"] != full["checkpoint"]["sha256"]
-    assert invoke("convert", tiny_checkpoint, "--dtype", "int8", "--out", half).exit_code == 1
+    assert invoke("convert", tiny_checkpoint, "--dtype", "int8", "--out", half).exit_code == 2
 
 
 def test_escape_sequences_in_file_names_are_shown_not_sent(tiny_checkpoint):
@@ -251,6 +260,7 @@ def test_a_full_device_is_one_line_and_stays_a_device(tiny_checkpoint):
     assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize(
     "args", [["dump", "un chien", "--checkpoint"], ["dump", "un chien", "-o", "-", "--checkpoint"], ["schema"]]
@@ -298,6 +308,7 @@ def test_unwritable_outputs_are_one_line(tiny_checkpoint, tmp_path, where, messa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, signum):
     source = tmp_path / "in.txt"
@@ -335,6 +346,7 @@ def test_a_stopped_dump_leaves_no_temporary_file(tiny_checkpoint, tmp_path, sign
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 
 
+@pytest.mark.slow
 def test_dump_input_memory_does_not_grow_with_the_file(tiny_checkpoint, tmp_path, monkeypatch):
     """Python's peak allocation for 96 lines is that for 16: finished lines wait in a file, not in memory."""
     from attnstep.commands import dump
@@ -429,9 +441,10 @@ def test_a_rejected_train_does_not_block_the_corrected_one(tiny_corpus, tmp_path
         "--epochs",
         1,
     ]
-    for bad in (["--attention", "bogus"], ["--lr", "-1"]):
+    # A name that is not a choice is a usage error (status 2); a value the model refuses, a failed run (1).
+    for bad, status in ((["--attention", "bogus"], 2), (["--lr", "-1"], 1)):
         rejected = invoke(*common, *bad)
-        assert rejected.exit_code == 1 and rejected.stderr.count("\n") == 1
+        assert rejected.exit_code == status and rejected.stderr.count("\n") == 1
     assert not work.exists()
     assert invoke(*common).exit_code == 0
 
@@ -443,12 +456,14 @@ def test_help_shows_formulas_as_written():
     assert "[h_t; C_t]" in invoke("dump", "--help").stdout
 
 
+@pytest.mark.slow
 def test_version_and_short_help():
     assert attnstep("--version").stdout.decode() == f"attnstep {__version__}\n"
     short = invoke("dump", "-h")
     assert short.exit_code == 0 and "--no-vectors" in short.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -464,6 +479,7 @@ def test_usage_errors_are_one_line(args, message):
     assert len(lines) == 1 and lines[0].startswith("attnstep: error: ") and message in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["translate", "replay"])
 def test_the_app_without_a_terminal_says_so(command, tiny_checkpoint, tmp_path):
     trace = tmp_path / "t.json"
@@ -478,6 +494,7 @@ def test_the_app_without_a_terminal_says_so(command, tiny_checkpoint, tmp_path):
     assert result.stdout == b""
 
 
+@pytest.mark.slow
 def test_eval_names_the_command_that_fetches_missing_data(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     result = attnstep("eval", tiny_checkpoint)
@@ -505,6 +522,7 @@ def test_eval_reports_how_long_it_took(tiny_checkpoint, tiny_corpus):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_app_restores_the_terminal(tiny_checkpoint, tmp_path, signum):
     trace = tmp_path / "t.json"

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "tui": {"errors", "data", "text", "trace", "report"},
     "commands": {"errors", "data", "text", "model", "trace", "report", "engine", "tui"},
     "serve": {"errors", "data", "text", "trace", "report", "tui", "engine", "model"},
-    "cli": {"errors", "data", "text", "trace", "report", "commands", "serve", "engine", "tui"},
+    "cli": {"errors", "data", "text", "trace", "report", "commands", "serve"},
     "__main__": {"cli"},
     "__init__": set(),
 }
@@ -77,6 +77,7 @@ def test_imports_follow_the_layers(path: Path):
     assert not offenders, f"{path.relative_to(PACKAGE)} imports against the layers: {sorted(offenders)}"
 
 
+@pytest.mark.slow
 def test_the_local_source_and_the_model_card_load_without_torch():
     script = (
         "import sys, attnstep.commands.translate, attnstep.data.model_card, attnstep.tui.app, "
@@ -87,6 +88,7 @@ def test_the_local_source_and_the_model_card_load_without_torch():
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_reports_and_traces_load_without_the_app():
     script = (
         "import sys, attnstep.trace.alignment, attnstep.report.plot, attnstep.report.compare; "

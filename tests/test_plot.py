@@ -165,6 +165,7 @@ def test_bad_input_is_one_line(trace_file, tmp_path, name, make, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr and result.stdout == ""
 
 
+@pytest.mark.slow
 def test_plot_never_imports_torch(trace_file, tmp_path):
     script = (
         "import sys\nfrom attnstep.cli import app\n"

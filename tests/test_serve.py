@@ -23,8 +23,12 @@ from tests.serve_helpers import (
     serving,
     session_pids,
     settle,
+    wait_until,
 )
 from tests.tui_helpers import async_test
+
+# Every test here starts a server and its sessions: the full suite's, not the fast one's.
+pytestmark = pytest.mark.slow
 
 NEEDS_OPENSSH = pytest.mark.skipif(
     not (shutil.which("ssh") and shutil.which("tmux")), reason="needs the ssh client and tmux"
@@ -51,11 +55,7 @@ async def test_log_in_step_resize_and_disconnect(tiny_checkpoint):
             assert len(screen.screen.display) == 24
             [child] = session_pids(server)
             # the client goes away mid-session, without quitting the app
-        for _ in range(100):
-            if not session_pids(server) and not server.sessions:
-                break
-            await asyncio.sleep(0.1)
-        assert session_pids(server) == [] and not server.sessions
+        await settle(server)
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)
 
@@ -196,7 +196,7 @@ async def test_connect_disconnect_cycles_leave_no_process_or_memory_behind(tiny_
                 await screen.until("Type a French sentence")
 
     async with serving(tiny_checkpoint) as server:
-        for i in range(5):  # warm-up: imports, caches and buffers that stay for the server's life
+        for _ in range(5):  # warm-up: imports, caches and buffers that stay for the server's life
             await cycle(server.port, True)
         await settle(server)
         baseline = rss_mb()
@@ -204,14 +204,15 @@ async def test_connect_disconnect_cycles_leave_no_process_or_memory_behind(tiny_
             # most clients leave while their app is still starting, the case most likely to leak
             await cycle(server.port, wait_for_app=i % 10 == 0)
         await settle(server)
-        assert session_pids(server) == [] and not server.sessions and not server.backend.members
+        assert not server.backend.members
         assert rss_mb() - baseline < 25, f"RSS grew from {baseline:.0f} MB to {rss_mb():.0f} MB"
 
 
 @async_test
 async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
     async with (
-        serving(tiny_checkpoint, teachers=("teach",)) as server, connect(server.port, "teach") as t,
+        serving(tiny_checkpoint, teachers=("teach",)) as server,
+        connect(server.port, "teach") as t,
         connect(server.port, "ann") as a,
         connect(server.port, "bob") as b,
     ):
@@ -256,11 +257,7 @@ async def test_the_system_ssh_client_in_tmux(tiny_checkpoint, tmp_path):
         screen = await tmux.until("Step 2:")
         assert "Attention  Decoder" in screen  # the narrow layout's tabs
         await tmux.run("send-keys", "-t", "class", "q")
-        for _ in range(100):
-            if not server.sessions:
-                break
-            await asyncio.sleep(0.1)
-        assert not server.sessions and session_pids(server) == []
+        await settle(server)
 
 
 @NEEDS_OPENSSH
@@ -349,9 +346,9 @@ class Tmux:
 @async_test
 async def test_a_student_gets_a_spare_session_drawn_ahead(tiny_checkpoint):
     async with serving(tiny_checkpoint, spares=2, teachers=("teach",)) as server:
-        while len(server.spares) < 2:  # started while nobody logs in
-            await asyncio.sleep(0.1)
-        spare_ids = {spare.session_id for spare in server.spares}
+        waiting = server.spares.waiting
+        await wait_until(lambda: len(waiting) == 2, "2 spares, started while nobody logs in", lambda: len(waiting))
+        spare_ids = {spare.session_id for spare in waiting}
         async with connect(server.port, "teach") as t, connect(server.port, "ann") as a:
             teacher = await open_on_sentence(t)  # the teacher never gets a spare
             teacher.press(RIGHT)
@@ -359,12 +356,12 @@ async def test_a_student_gets_a_spare_session_drawn_ahead(tiny_checkpoint):
             ann = await Screen.open(a, size=(110, 30))
             await ann.until("following teach")  # a spare follows the teacher only once it has its student
             await ann.until("step 1 of")
-            assert [s.session_id for s in server.sessions if s.user == "ann"][0] in spare_ids
+            assert next(s.session_id for s in server.sessions if s.user == "ann") in spare_ids
             ann.press("l")  # and takes keys, at its student's size: the narrow layout's tabs
             await ann.until("Step 2:")
             assert "Attention  Decoder" in ann.text() and len(ann.screen.display) == 30
             other = await Screen.open(a, term="xterm")  # another kind of terminal: a session of its own
             await other.until("following teach")
-            assert [s.session_id for s in server.sessions if s.term == "xterm"][0] not in spare_ids
+            assert next(s.session_id for s in server.sessions if s.term == "xterm") not in spare_ids
     await settle(server)
-    assert session_pids(server) == [] and not server.spares
+    assert not server.spares.waiting

@@ -30,6 +30,7 @@ from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
 from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
 from attnstep.trace.writer import dumps, dumps_wire
+from tests.serve_helpers import wait_until
 from tests.tui_helpers import SENTENCE, async_test, settle
 
 
@@ -192,13 +193,14 @@ async def test_a_slow_student_gets_the_latest_state_not_every_step(stepper):
 
     writer = Writer()
     task = asyncio.ensure_future(hub.follow(writer))
-    await asyncio.sleep(0)
+    await wait_until(lambda: received, "the student's first message")  # then it waits for its socket
     for position in range(2, 6):  # the teacher steps four times while the student is stuck
         hub.move("teach", version, position, 7)
     writer.gate.set()
-    await asyncio.sleep(0.01)
+    await wait_until(lambda: len(received) == 2, "the latest position, once the socket drained", lambda: received)
     writer.gate.set()
-    await asyncio.sleep(0.01)
+    # Once the socket has drained again the hub waits for the teacher: nothing more is sent.
+    await wait_until(lambda: not writer.gate.is_set(), "the socket to drain again")
     task.cancel()
     assert [m["position"] for m in received] == [1, 5]
     assert "trace" in received[0] and "trace" not in received[1]  # the trace only once
@@ -214,7 +216,7 @@ def test_the_session_modules_do_not_import_torch():
 def test_serve_add_user_writes_a_hash(tmp_path):
     path = tmp_path / "pw"
     result = CliRunner().invoke(
-        app, ["serve", "--add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n"
+        app, ["serve", "add-user", "ann", "--passwords", str(path)], input="hunter22\nhunter22\n"
     )
     assert result.exit_code == 0, result.output
     assert check_password("hunter22", read_passwords(path)["ann"])
@@ -329,11 +331,9 @@ async def test_a_served_session_waits_for_the_model_without_animating(stepper):
         origin="tiny",
     )
     async with app.run_test(size=(80, 24)) as pilot:
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if "translating" in app.status.plain:
-                break
-        assert "translating" in app.status.plain
+        await wait_until(
+            lambda: "translating" in app.status.plain, "'translating' on the status line", lambda: app.status.plain
+        )
         panels = app.query_one("#panels")
         overlay = (
             panels._cover_widget

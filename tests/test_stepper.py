@@ -78,6 +78,7 @@ def test_iter_steps_yields_the_same_records_one_by_one(engine):
     assert tuple(steps) == engine.translate("une voiture rouge .").steps
 
 
+@pytest.mark.slow
 def test_records_are_identical_across_runs(tiny_checkpoint):
     """Two fresh interpreters, with different hash seeds, decode to the same records, float for float."""
     script = (

@@ -95,6 +95,7 @@ def test_precision_rounds_every_float(trace):
     jsonschema.validate(data, reader.schema())
 
 
+@pytest.mark.slow
 def test_dumps_is_deterministic_across_processes(trace, tmp_path):
     """Another interpreter, with another hash seed (so other set and dict orders), writes the same bytes."""
     path = tmp_path / "trace.json"

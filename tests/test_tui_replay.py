@@ -35,6 +35,7 @@ def trace_file(stepper, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_replay_never_imports_torch(trace_file):
     script = textwrap.dedent(
         f"""
@@ -108,6 +109,7 @@ def run_in_terminal(
     return bytes(written), screen
 
 
+@pytest.mark.slow
 def test_hostile_strings_reach_the_terminal_as_text(stepper, tmp_path):
     path = tmp_path / "hostile.json"
     path.write_bytes(dumps(hostile_trace(stepper)))
@@ -120,6 +122,7 @@ def test_hostile_strings_reach_the_terminal_as_text(stepper, tmp_path):
     assert "␛]0;pwned␇" in shown and "[bold]b" in shown
 
 
+@pytest.mark.slow
 def test_a_16_colour_terminal_gets_16_colours_and_weights_as_numbers(stepper, trace_file):
     written, screen = run_in_terminal(
         ["replay", str(trace_file)], [b"\x1b[C", ("step 1 of", b"q")], term="xterm-16color"

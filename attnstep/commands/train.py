@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,43 +38,18 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from attnstep.commands.evaluate import score, translate_corpus
+from attnstep.commands.train_settings import TOKENIZERS, TrainSettings
 from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
+from attnstep.data.downloads import check_splits
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad, pad_target
-from attnstep.engine.checkpoint import STORAGE_TYPES, save_checkpoint
+from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, save_checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.report.visible import visible
 from attnstep.text.codec import SubwordCodec, WordCodec
 from attnstep.text.subword import SubwordModel, train_subword
 from attnstep.text.words import PAD_ID, SPECIALS, Vocab, tokenize_lenient
-
-
-@dataclass
-class TrainSettings:
-    data: str = ""  # a folder with {train,val}.{lang}[.gz] (Multi30k); or give corpora
-    corpora: list = field(
-        default_factory=list
-    )  # corpus specs (attnstep.data.corpus); the first one gives the held-out sets
-    tsv_columns: str = "src,tgt"  # language of each column of a .tsv corpus
-    holdout: int = 0  # validation pairs held out of the first corpus (as many again for test)
-    tokenizer: str = "words"  # words (format 1) | subword (SentencePiece, format 2)
-    vocab_size: int = 8000  # pieces per side, with --tokenizer subword
-    max_minutes: float = 0.0  # stop training after this much time (0: no limit)
-    src: str = "fr"
-    tgt: str = "en"
-    epochs: int = 20  # upper bound; early stopping usually ends sooner
-    batch_size: int = 64
-    lr: float = 1e-3
-    lr_decay: float = 0.5  # multiply the learning rate by this when val BLEU does not improve
-    patience: int = 3  # stop after this many epochs without a new best val BLEU
-    label_smoothing: float = 0.1
-    clip: float = 1.0  # gradient norm
-    min_freq: int = 2  # words seen fewer times in training become <unk> (word tokenizer)
-    max_len: int = 50  # training pairs longer than this (tokens or pieces) are skipped
-    seed: int = 1
-    model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"attention": "dot"}
-    dtype: str = "float32"  # storage type of the saved weights (attnstep.engine.checkpoint.STORAGE_TYPES)
 
 
 def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -207,8 +182,8 @@ def _comparable(settings: dict) -> dict:
 
 
 def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> dict:
-    if settings.tokenizer not in ("words", "subword"):
-        raise AttnstepError(f"--tokenizer must be words or subword, not {settings.tokenizer!r}")
+    if settings.tokenizer not in TOKENIZERS:
+        raise AttnstepError(f"--tokenizer must be {' or '.join(TOKENIZERS)}, not {settings.tokenizer!r}")
     check_model_settings(settings)
     data = load_data(settings)
     work.mkdir(parents=True, exist_ok=True)
@@ -350,6 +325,20 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         f"{progress['seconds'] / 60:.1f} min of training; checkpoint in {visible(str(out))}"
     )
     return progress
+
+
+def run_train(settings: TrainSettings, out: Path, work: Path, threads: int) -> None:
+    """``attnstep train``: refuse missing splits or an --out that cannot be replaced before anything is
+    written, then train on ``threads`` CPU threads (0: torch's default)."""
+    if settings.data:
+        check_splits(Path(settings.data), ["train", "val"], [settings.src, settings.tgt])
+    check_writable_checkpoint(out)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        train(settings, out, work, Console(highlight=False, markup=False), command_line())
+    except ValueError as exc:
+        raise AttnstepError(str(exc)) from None
 
 
 def command_line() -> str:

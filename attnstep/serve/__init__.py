@@ -2,17 +2,19 @@
 
 Processes and modules::
 
-    server process                                   zygote process (never imports torch)
-    ┌──────────────────────────────────────────┐     ┌──────────────────────────────┐
-    │ server.py   asyncssh: logins, pty bridge │────►│ zygote.py  the app imported  │
-    │ auth.py     passwords, keys, host key    │fork │ once; forks a child per      │
-    │ backend.py  Unix socket ◄──────────────┐ │     │ session, enforces its limits │
-    │ service.py  the model, one thread      │ │     └──────────────┬───────────────┘
-    │ hub.py      what the teacher shows     │ │                    │ fork
-    └────────────────────────────────────────┼─┘     ┌──────────────▼───────────────┐
-                 pty ◄───────────────────────┼──────►│ session.py  the Textual app  │
-                                             └───────┤ remote.py   RemoteTraceSource│
-                                                     │             + class channel  │
-                                                     └──────────────────────────────┘
+    server process                                     zygote process (never imports torch)
+    ┌────────────────────────────────────────────┐     ┌──────────────────────────────┐
+    │ server.py   the class; each session's      │────►│ zygote.py  the app imported  │
+    │             bridge to its SSH channel      │fork │ once; forks a child per      │
+    │ gate.py     asyncssh: logins, throttling   │     │ session, enforces its limits │
+    │ auth.py     passwords, keys, host key      │     └──────────────┬───────────────┘
+    │ spares.py   sessions started ahead         │                    │ fork
+    │ pty.py      a session's pty: set-up, size, │     ┌──────────────▼───────────────┐
+    │             the one output-read loop       │◄───►│ session.py  the Textual app  │  (the pty)
+    │ backend.py  Unix socket ◄────────────────┐ │     │ remote.py   RemoteTraceSource│
+    │ service.py  the model, one thread        │ │     │             + class channel  │
+    │ hub.py      what the teacher shows       │ │     └──────────────┬───────────────┘
+    └──────────────────────────────────────────┼─┘                    │
+                                               └──────────────────────┘
     wire.py: the JSON-lines messages between the server and the sessions.
 """

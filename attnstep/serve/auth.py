@@ -1,7 +1,7 @@
 """Who may log in to ``attnstep serve``: passwords hashed at rest, authorized keys, the host key.
 
 Passwords file: one ``NAME:scrypt$N$r$p$SALT$HASH`` line per account (salt and hash in hex),
-written by ``attnstep serve --add-user NAME`` with mode 0600. Authorized keys: OpenSSH's
+written by ``attnstep serve add-user NAME`` with mode 0600. Authorized keys: OpenSSH's
 ``authorized_keys`` format. A path with ``%u`` is per user (``keys/%u.pub``, as sshd's
 ``AuthorizedKeysFile``); a path without it is one file for the whole class, and its keys may
 log in under any name except a teacher's, so that a student cannot become the teacher by
@@ -73,7 +73,7 @@ def read_passwords(path: Path) -> dict[str, str]:
         name, sep, stored = line.partition(":")
         if not sep or not valid_username(name) or not stored.startswith("scrypt$"):
             raise AttnstepError(
-                f"{path} line {number} is not NAME:scrypt$… (add users with `attnstep serve --add-user NAME`)"
+                f"{path} line {number} is not NAME:scrypt$… (add users with `attnstep serve add-user NAME`)"
             )
         users[name] = stored
     return users
@@ -140,7 +140,7 @@ def load_accounts(keys: Path | None, passwords: Path | None, teachers: list[str]
         raise AttnstepError(f"no authorized-keys file at {keys}")
     if passwords and not passwords.is_file():
         raise AttnstepError(
-            f"no passwords file at {passwords} (create it with `attnstep serve --add-user NAME --passwords {passwords}`)"
+            f"no passwords file at {passwords} (create it with `attnstep serve add-user NAME --passwords {passwords}`)"
         )
     if passwords:
         private_file(passwords, "passwords file")

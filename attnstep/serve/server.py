@@ -1,65 +1,59 @@
-"""The SSH side of ``attnstep serve``: logins, one app process per session on its own pty, limits, shutdown.
+"""The SSH side of ``attnstep serve``: the class's server, and each session from login to goodbye.
 
 Each session's process (:mod:`attnstep.serve.session`, forked by :mod:`attnstep.serve.zygote`)
-runs on a pseudo-terminal that the server bridges to the SSH channel. Output is read from the
-pty only after the channel has taken the previous chunk (``drain``), so a slow client fills its
-own pty and stalls only its own process. Resizes become TIOCSWINSZ on the pty (the kernel then
-sends the app SIGWINCH), clamped to what one session may draw. When a session ends for any
-reason — the app quit or died, the client vanished, idle, shutdown — its process group is hung
-up, then killed if it lingers, so nothing outlives it; and unless the app ended by itself, the
-client's terminal is given back (main screen, cursor, no mouse reporting) with one line saying why.
+runs on a pseudo-terminal of its own (:mod:`attnstep.serve.pty`) that the server bridges to the
+SSH channel: output goes to the client only as fast as it takes it, and resizes reach the app
+clamped to what one session may draw. When a session ends for any reason — the app quit or died,
+the client vanished, idle, shutdown — its process group is hung up, then killed if it lingers,
+so nothing outlives it; and unless the app ended by itself, the client's terminal is given back
+(main screen, cursor, no mouse reporting) with one line saying why.
 
-Spare sessions (``spares``) are student sessions started ahead, at a common window size, while
-nobody is logging in: a student who arrives gets one — its output so far, then a repaint if the
-window differs — instead of waiting for an app to start, which on two cores is what a class
-arriving at once queues for. Spares are never reused: each becomes exactly one session.
-
-Nothing holds a slot for long without being used: a password guesser waits its turn
-(:class:`~attnstep.serve.auth.LoginThrottle`) and is cut off after a few guesses, a session
-waiting for a larger window and a connection that never opens a session are closed after
-``wait_timeout``, and a session without a key press after ``idle_timeout``.
+Nothing holds a slot for long without being used: logins are throttled at the gate
+(:mod:`attnstep.serve.gate`), a session waiting for a larger window is closed after
+``wait_timeout``, and a session without a key press after ``idle_timeout``. A student may get a
+session started ahead of them (:mod:`attnstep.serve.spares`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
 import os
-import re
 import signal
-import struct
 import tempfile
-import termios
 import time
-import tty
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
 
-from attnstep.serve.auth import Accounts, LoginThrottle, valid_username
+from attnstep.serve.auth import Accounts, LoginThrottle
 from attnstep.serve.backend import Backend
+from attnstep.serve.gate import Gate, duration
+from attnstep.serve.pty import (
+    KILL_GRACE,
+    MAX_COLUMNS,
+    MAX_ROWS,
+    READ_CHUNK,
+    child_environment,
+    fit,
+    read_output,
+    set_size,
+    spawn_on_pty,
+    stop_process,
+    write_input,
+    zygote_environment,
+)
 from attnstep.serve.service import ModelService
+from attnstep.serve.spares import Spares
 from attnstep.serve.wire import crash_report_name
 from attnstep.serve.zygote import Limits, SessionProcess, Zygote, ZygoteError
 
 log = logging.getLogger("attnstep.serve")
 
 MIN_COLUMNS, MIN_ROWS = 40, 10
-# A larger window gets the app in its top-left corner: a 10000×10000 one cost a session 1.4 GB.
-MAX_COLUMNS, MAX_ROWS = 500, 200
-MAX_PASSWORDS = 6  # wrong passwords one connection may try before it is cut off (as OpenSSH's MaxAuthTries)
-SPARE_SIZE = (120, 36)  # a spare's window until its student arrives; another size costs the app one repaint
-SPARE_TERM = "xterm-256color"  # what OpenSSH sends from most terminal emulators; others start a session anew
-SPARE_OUTPUT = 512 * 1024  # what a spare may draw while it waits (it draws once, then idles); more and it is replaced
-QUIET = 2.0  # seconds without a login before spares are started: never while a class is arriving
-DRAWN = 0.25  # seconds without output after which a spare has drawn its first screen
-READ_CHUNK = 64 * 1024
-KILL_GRACE = 2.0  # seconds between hanging a session's process group up and killing it
 SHUTDOWN_GRACE = 3 * KILL_GRACE  # seconds that shutting down waits for sessions to say goodbye
 CLIENT_GRACE = 2.0  # seconds that shutting down then waits for clients to close their connections
 # What a killed app leaves switched on in the client's terminal: mouse reporting, bracketed
@@ -67,7 +61,6 @@ CLIENT_GRACE = 2.0  # seconds that shutting down then waits for clients to close
 RESTORE_TERMINAL = (
     b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l\x1b[?1004l\x1b[<u\x1b[0m\x1b[?25h\x1b[?1049l"
 )
-_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 _NO_CURSOR_TERMS = {"dumb", "unknown"}
 
 
@@ -86,188 +79,14 @@ class ServeSettings:
     spares: int = 0  # student sessions kept started ahead of their students
 
 
-def zygote_environment() -> dict[str, str]:
-    """The zygote's environment, and so every session's before its own: nothing of the server's."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-    if "PYTHONPATH" in os.environ:  # a checkout run without installing
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return env
-
-
-def child_environment(term: str, client_env: dict) -> dict[str, str]:
-    """The app process's environment: the client's TERM (cleaned) and colour wishes, nothing of the server's."""
-    # An unreadable TERM becomes plain xterm: 16 colours, which every terminal emulator draws.
-    env = zygote_environment() | {"TERM": term if _TERM.fullmatch(term) else "xterm"}
-    if "NO_COLOR" in client_env:
-        env["NO_COLOR"] = "1"
-    if str(client_env.get("COLORTERM", "")) in ("truecolor", "24bit"):
-        env["COLORTERM"] = str(client_env["COLORTERM"])
-    return env
-
-
-def duration(seconds: float) -> str:
-    """'1.5 seconds', '1 minute', '60 minutes': seconds below a minute, whole minutes from there."""
-    amount, unit = (f"{seconds:.3g}", "second") if seconds < 60 else (str(round(seconds / 60)), "minute")
-    return f"{amount} {unit}{'' if amount == '1' else 's'}"
-
-
-def set_size(fd: int, columns: int, rows: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-
-
-def fit(columns: int, rows: int) -> tuple[int, int]:
-    """The size the app is given for a window of ``columns``×``rows``: at most the largest one it draws."""
-    return max(1, min(columns, MAX_COLUMNS)), max(1, min(rows, MAX_ROWS))
-
-
-async def _ready(fd: int, writing: bool) -> None:
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    add, remove = (loop.add_writer, loop.remove_writer) if writing else (loop.add_reader, loop.remove_reader)
-    add(fd, lambda: future.done() or future.set_result(None))
-    try:
-        await future
-    finally:
-        remove(fd)
-
-
-async def stop_process(child: SessionProcess | None) -> None:
-    """Hang up a session process's group, and kill it if it lingers: no orphans."""
-    if child is not None and child.returncode is None:
-        for sig, grace in ((signal.SIGHUP, KILL_GRACE), (signal.SIGKILL, None)):
-            with contextlib.suppress(ZygoteError):  # gone: it hangs up its children itself
-                child.send_signal(sig)
-            try:
-                await asyncio.wait_for(child.wait(), grace)
-                break
-            except asyncio.TimeoutError:
-                continue
-
-
-class Spare:
-    """A student session started before its student arrives: drawn once, then waiting."""
-
-    def __init__(self, session_id: int, master: int, process: SessionProcess) -> None:
-        self.session_id, self.master, self.process = session_id, master, process
-        self.output = bytearray()
-        self.drawn = asyncio.Event()  # its first screen is drawn: the next spare may start
-        self.pump = asyncio.ensure_future(self.keep_output())
-
-    async def keep_output(self) -> None:
-        """Keep what the app draws, for its student's terminal, so that it never blocks; ends if the app does."""
-        quiet = None
-        try:
-            while len(self.output) <= SPARE_OUTPUT:
-                await _ready(self.master, writing=False)
-                try:
-                    data = os.read(self.master, READ_CHUNK)
-                except BlockingIOError:
-                    continue
-                except OSError:  # EIO: the app has gone
-                    return
-                if not data:
-                    return
-                self.output += data
-                if quiet is not None:
-                    quiet.cancel()
-                quiet = asyncio.get_running_loop().call_later(DRAWN, self.drawn.set)
-        finally:
-            if quiet is not None:
-                quiet.cancel()
-            self.drawn.set()
-
-
-class _Gate(asyncssh.SSHServer):
-    """One connection: who logs in (throttled), and how long it may stay without a session."""
-
-    def __init__(self, server: ClassServer) -> None:
-        self.server = server
-        self.accounts = server.settings.accounts
-        self.conn: asyncssh.SSHServerConnection | None = None
-        self.peer = ""
-        self.failures = 0  # wrong passwords on this connection
-        self.sessions = 0  # open session channels
-        self.timer: asyncio.TimerHandle | None = None
-        self.closed = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self.conn = conn
-        self.peer = (conn.get_extra_info("peername") or ("?",))[0]
-        self.server.connections[conn] = self
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.pop(self.conn, None)
-        if self.timer is not None:
-            self.timer.cancel()
-        self.closed.set_result(None)
-
-    def begin_auth(self, username: str) -> bool:
-        return not valid_username(username) or self.accounts.needs_auth(username)
-
-    def auth_completed(self) -> None:
-        self.expect_session()
-
-    def expect_session(self) -> None:
-        """Close the connection unless it opens a session in time (``ssh -N`` would hold it forever)."""
-        timeout = self.server.settings.wait_timeout
-        self.timer = asyncio.get_running_loop().call_later(
-            timeout,
-            self.conn.disconnect,
-            asyncssh.DISC_BY_APPLICATION,
-            f"no session was opened within {duration(timeout)}",
-        )
-
-    def session_opened(self) -> None:
-        self.sessions += 1
-        if self.timer is not None:
-            self.timer.cancel()
-
-    def session_closed(self) -> None:
-        self.sessions -= 1
-        if not self.sessions:
-            self.expect_session()
-
-    def password_auth_supported(self) -> bool:
-        return bool(self.accounts.passwords)
-
-    async def validate_password(self, username: str, password: str) -> bool:
-        # Unknown names share one throttle per address, so that trying names is no way around it.
-        name = username if username in self.accounts.passwords else ""
-        throttle = self.server.throttle
-        wait = throttle.turn(self.peer, name)
-        # A turn too far away is refused unchecked, but not at once: a guesser that got its answers
-        # quickly would spend them on new connections, and the server its CPU on their handshakes.
-        await asyncio.sleep(throttle.most if wait is None else wait)
-        ok = wait is not None and await asyncio.get_running_loop().run_in_executor(
-            self.server.password_checks, self.accounts.password_ok, username, password
-        )
-        if ok:
-            throttle.succeeded(self.peer, name)
-            return True
-        self.failures += 1
-        log.info(
-            "refused password for %r from %s%s",
-            username,
-            self.peer,
-            "" if wait is not None else " unchecked: too many guesses",
-        )
-        if self.failures >= MAX_PASSWORDS:
-            self.conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many wrong passwords")
-        return False
-
-    def public_key_auth_supported(self) -> bool:
-        return self.accounts.keys_path is not None
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return self.accounts.key_ok(username, key, self.peer)
-
-
 class ClassServer:
+    """The class on one port: its connections, sessions and spares, and the backend they talk to."""
+
     def __init__(self, settings: ServeSettings, service: ModelService) -> None:
         self.settings = settings
         self.backend = Backend(service)
         self.sessions: set[Session] = set()
-        self.connections: dict[asyncssh.SSHServerConnection, _Gate] = {}
+        self.connections: dict[asyncssh.SSHServerConnection, Gate] = {}
         self.throttle = LoginThrottle()
         # scrypt takes 16 MB and ~50 ms a check: a few threads, however many logins arrive at once.
         self.password_checks = ThreadPoolExecutor(
@@ -276,9 +95,7 @@ class ClassServer:
         self.folder = tempfile.TemporaryDirectory(prefix="attnstep-serve-")  # mkdtemp: mode 0700
         self.socket_path = os.path.join(self.folder.name, "backend.sock")
         self.zygote = Zygote(settings.limits)
-        self.spares: list[Spare] = []
-        self.spare_env = child_environment(SPARE_TERM, {})
-        self.spare_keeper: asyncio.Task | None = None
+        self.spares = Spares(self)
         self.last_login = 0.0
         self.acceptor: asyncssh.SSHAcceptor | None = None
 
@@ -288,7 +105,7 @@ class ClassServer:
         await self.zygote.start(self.folder.name, zygote_environment())
         s = self.settings
         self.acceptor = await asyncssh.create_server(
-            lambda: _Gate(self),
+            lambda: Gate(self),
             s.host,
             s.port,
             server_host_keys=[s.host_key],
@@ -303,8 +120,7 @@ class ClassServer:
             keepalive_interval=s.keepalive,
             keepalive_count_max=3,
         )
-        if s.spares:
-            self.spare_keeper = asyncio.ensure_future(self.keep_spares())
+        self.spares.start()
         return self.acceptor.sockets[0].getsockname()[1]
 
     def session_argv(self, session_id: int, user: str, teacher: bool) -> list[str]:
@@ -323,79 +139,17 @@ class ClassServer:
             *(["--follow"] if follows else []),
         ]
 
-    async def keep_spares(self) -> None:
-        """Keep ``spares`` sessions started ahead, for free slots only, starting them only while nobody logs in.
-
-        A class that is in keeps its cores for stepping: with every slot taken no spare is started,
-        and spares taken or ended are replaced once nobody has logged in for QUIET seconds."""
-        s = self.settings
-        while True:
-            wanted = min(s.spares, s.max_sessions - len(self.sessions))
-            if len(self.spares) < wanted and time.monotonic() - self.last_login > QUIET:
-                try:
-                    spare = await self.start_spare()
-                except (OSError, ZygoteError) as exc:
-                    log.error("could not start a spare session: %s", exc)
-                    await asyncio.sleep(QUIET)
-                    continue
-                await spare.drawn.wait()  # one at a time: a class arriving meanwhile waits for one start, not many
-                if len(self.spares) == wanted:
-                    log.info("%d spare sessions ready", wanted)
-            else:
-                await asyncio.sleep(QUIET / 4)
-
-    async def start_spare(self) -> Spare:
-        session_id = self.backend.admit(None)
-        master, slave = os.openpty()
-        try:
-            tty.setraw(slave)
-            set_size(master, *SPARE_SIZE)
-            os.set_blocking(master, False)
-            process = await self.zygote.spawn(
-                session_id, self.session_argv(session_id, "", False), self.spare_env, slave
-            )
-        except BaseException:
-            os.close(master)
-            self.backend.dismiss(session_id)
-            raise
-        finally:
-            os.close(slave)
-        spare = Spare(session_id, master, process)
-        self.spares.append(spare)
-        spare.pump.add_done_callback(lambda _: self.spare_ended(spare))
-        return spare
-
-    def spare_ended(self, spare: Spare) -> None:
-        """Its app drew too much or went away while waiting (a taken spare's pump is cancelled first)."""
-        if spare in self.spares:
-            self.spares.remove(spare)
-            asyncio.ensure_future(self.retire(spare))
-
-    async def take_spare(self, env: dict[str, str]) -> Spare | None:
-        """A spare for a student whose terminal is the spares' kind, if one is waiting."""
-        if env != self.spare_env or not self.spares:
-            return None
-        spare = self.spares.pop(0)
-        spare.pump.cancel()
-        await asyncio.gather(spare.pump, return_exceptions=True)  # its reader off the pty before the session's
-        return spare
-
-    async def retire(self, spare: Spare) -> None:
-        spare.pump.cancel()
-        await asyncio.gather(spare.pump, return_exceptions=True)
-        await stop_process(spare.process)
-        os.close(spare.master)
-        self.backend.dismiss(spare.session_id)
+    async def spawn(
+        self, session_id: int, user: str, teacher: bool, env: dict[str, str], size: tuple[int, int]
+    ) -> tuple[int, SessionProcess]:
+        """A session's process on a pty of its own: the pty's master end, and the process."""
+        return await spawn_on_pty(self.zygote, session_id, self.session_argv(session_id, user, teacher), env, size)
 
     async def close(self, message: str) -> None:
         """Stop listening, end every session with ``message`` and close every connection, then stop."""
         if self.acceptor is not None:
             self.acceptor.close()
-        if self.spare_keeper is not None:
-            self.spare_keeper.cancel()
-            await asyncio.gather(self.spare_keeper, return_exceptions=True)
-        spares, self.spares = self.spares, []
-        await asyncio.gather(*(self.retire(spare) for spare in spares))
+        await self.spares.close()
         sessions = list(self.sessions)
         for session in sessions:
             session.end(message)
@@ -460,6 +214,8 @@ async def refuse(process: asyncssh.SSHServerProcess, message: str) -> None:
 
 
 class Session:
+    """One SSH session, from its window's size to its exit status: the app's process, its pty, the bridge."""
+
     def __init__(self, server: ClassServer, process: asyncssh.SSHServerProcess, user: str, term: str) -> None:
         self.server = server
         self.process = process
@@ -543,7 +299,7 @@ class Session:
     async def start_child(self, columns: int, rows: int) -> None:
         """A spare if one fits, else a new session process; either way on its own pty, at the window's size."""
         server, env = self.server, child_environment(self.term, self.process.env)
-        spare = None if self.teacher else await server.take_spare(env)
+        spare = None if self.teacher else await server.spares.take(env)
         self.session_id = spare.session_id if spare is not None else server.backend.admit(self.user, self.teacher)
         log.info(
             "session %d: %s%s from %s%s",
@@ -559,22 +315,17 @@ class Session:
             self.resize(columns, rows)  # before the output so far goes out: the repaint comes after it
             await self.write(bytes(spare.output))
             return
-        master, slave = os.openpty()
-        self.master = master  # closed by stop_child, whatever fails below
-        try:
-            tty.setraw(slave)  # Ctrl-C is a key for the app from the first byte, not a SIGINT before it starts
-            self.resize(columns, rows)
-            os.set_blocking(master, False)
-            argv = server.session_argv(self.session_id, self.user, self.teacher)
-            self.child = await server.zygote.spawn(self.session_id, argv, env, slave)
-        finally:
-            os.close(slave)
+        self.master, self.child = await server.spawn(self.session_id, self.user, self.teacher, env, fit(columns, rows))
+        self.tell_if_clamped(columns, rows)
 
     def resize(self, columns: int, rows: int) -> None:
-        """Give the app the window's size, clamped; say so when the window grows past what it draws."""
-        fitted = fit(columns, rows)
-        set_size(self.master, *fitted)
-        clamped = fitted != (columns, rows) and (columns > MAX_COLUMNS or rows > MAX_ROWS)
+        """Give the app the window's size, clamped."""
+        set_size(self.master, *fit(columns, rows))
+        self.tell_if_clamped(columns, rows)
+
+    def tell_if_clamped(self, columns: int, rows: int) -> None:
+        """Say so when the window grows past what the app draws."""
+        clamped = columns > MAX_COLUMNS or rows > MAX_ROWS
         if clamped and not self.clamped:
             self.server.backend.tell(
                 self.session_id, f"Your window is {columns}×{rows}; the app uses {MAX_COLUMNS}×{MAX_ROWS} of it."
@@ -587,7 +338,9 @@ class Session:
         # The client leaving ends the session even while the app is too busy to read its keys.
         gone = asyncio.ensure_future(self.process.channel.wait_closed())
         pumps = [output, asyncio.ensure_future(self.pump_input()), asyncio.ensure_future(self.watch_idle()), gone]
-        exited = asyncio.ensure_future(self.child.wait())
+        child = self.child
+        assert child is not None  # started by start_child
+        exited = asyncio.ensure_future(child.wait())
         done, _ = await asyncio.wait([*pumps, exited, self.ending], return_when=asyncio.FIRST_COMPLETED)
         if output in done and not output.exception():
             # The app closed its terminal: it is exiting, and its status is worth waiting for.
@@ -600,7 +353,7 @@ class Session:
             await self.drain_output()
             status = exited.result()
             if status < 0:
-                await self.say(self.why_killed(status))
+                await self.say(self.why_killed(status, child.over_memory))
                 return 1
             return status
         exited.cancel()
@@ -609,9 +362,9 @@ class Session:
             await self.say(self.ending.result())
         return 0
 
-    def why_killed(self, status: int) -> str:
+    def why_killed(self, status: int, over_memory: bool) -> str:
         limits = self.server.settings.limits
-        if self.child.over_memory:
+        if over_memory:
             return f"this session used more than {limits.memory_mb} MB of memory and was closed."
         if status == -signal.SIGXCPU:
             return f"this session used its {duration(limits.cpu_seconds)} of CPU time and was closed."
@@ -628,19 +381,9 @@ class Session:
             await self.write(RESTORE_TERMINAL + f"\r\nattnstep: {message}\r\n".encode())
 
     async def pump_output(self) -> None:
-        while True:
-            await _ready(self.master, writing=False)
-            try:
-                data = os.read(self.master, READ_CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError as exc:  # EIO: the app closed its side of the pty
-                if exc.errno == errno.EIO:
-                    return
-                raise
-            if not data:
-                return
-            await self.write(data)
+        async with contextlib.aclosing(read_output(self.master)) as chunks:
+            async for data in chunks:
+                await self.write(data)
 
     async def drain_output(self) -> None:
         """What the app wrote just before exiting (its terminal restore) still reaches the client."""
@@ -664,13 +407,7 @@ class Session:
             if not data:
                 return  # the client closed the channel or vanished
             self.active = time.monotonic()
-            while data:
-                try:
-                    written = os.write(self.master, data)
-                except BlockingIOError:
-                    await _ready(self.master, writing=True)
-                    continue
-                data = data[written:]
+            await write_input(self.master, data)
 
     async def watch_idle(self) -> None:
         """End the session after the idle timeout without a key, unless it is watching a teacher."""
