@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,11 +43,23 @@ class Commands(TyperGroup):
     error (a bad option value, a missing argument) is one line too, with exit status 2, where Click
     would print the usage, a hint and a framed message."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = partial(  # → the exit code, or None
+            super().main, args, prog_name, complete_var, False, windows_expand_args=windows_expand_args, **extra
+        )
+
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return run()
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)  # the exit code, or None
+            code = run()
         except typer.TyperException as exc:  # Click's usage errors
             context = getattr(exc, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
@@ -583,7 +597,7 @@ class Stopped(SystemExit):
 
 
 # Each ends a command as Ctrl-C does: partial output is discarded, and one line says why.
-STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
 def _stop(signum, frame) -> None:
@@ -616,7 +630,7 @@ def main() -> None:
             sys.stderr.flush()
         # Partial files are already removed (the exception unwound through their writers). Exit
         # now: interpreter shutdown would report each of a stopped app's asyncio tasks as lost.
-        os._exit(stop.code)
+        os._exit(128 + stop.signum)
     finally:
         _flush_stdout()
 

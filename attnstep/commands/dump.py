@@ -14,7 +14,7 @@ from attnstep.engine.stepper import Stepper, load_stepper
 from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
 from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace
-from attnstep.trace.writer import dumps
+from attnstep.trace.writer import trace_file_bytes
 
 # Sentences sorted by length inside a window of this many are batched together (little padding),
 # then written back in file order.
@@ -34,7 +34,7 @@ class Format:
 
 def json_format(precision: int | None, *, indent: bool) -> Format:
     """The trace itself: indented for one sentence, a line each for a file (JSON Lines)."""
-    return Format(lambda trace: dumps(trace, precision=precision, indent=indent) + b"\n", "traces")
+    return Format(lambda trace: trace_file_bytes(trace, precision=precision, indent=indent), "traces")
 
 
 def pharaoh_format(*, words: bool, threshold: float | None) -> Format:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import sacrebleu
@@ -47,6 +48,22 @@ def _by_length(ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
 
 
 Progress = Callable[[int], None]  # told how many sentences are done, after each batch
+# A batch's translations, given the indices of its sentences: each one's text and whether it holds <unk>.
+BatchDecoder = Callable[[list[int]], Iterable[tuple[str, bool]]]
+
+
+def _in_batches(ids: list[list[int]], batch_size: int, decode: BatchDecoder, progress: Progress | None) -> Translations:
+    """Every sentence translated by ``decode``, in batches of similar length, in the sentences' order."""
+    out: list[str] = [""] * len(ids)
+    with_unknown = done = 0
+    for chunk in _by_length(ids, batch_size):
+        for i, (text, unknown) in zip(chunk, decode(chunk)):
+            out[i] = text
+            with_unknown += unknown
+        done += len(chunk)
+        if progress is not None:
+            progress(done)
+    return Translations(out, with_unknown)
 
 
 def translate_corpus(
@@ -54,20 +71,16 @@ def translate_corpus(
 ) -> Translations:
     """Greedy translations (the plain batched loop of ``Seq2Seq.greedy``)."""
     ids = _source_ids(codec, sentences)
-    out: list[str] = [""] * len(ids)
-    with_unknown = done = 0
     tokens = codec_target_tokens(codec)
+
+    def decode(chunk: list[int]) -> Iterator[tuple[str, bool]]:
+        src, lengths = pad([ids[i] for i in chunk])
+        for hypothesis in model.greedy(src, lengths):
+            yield codec.detokenize([tokens[t] for t in hypothesis]), UNK_ID in hypothesis
+
     model.eval()
     with torch.no_grad():
-        for chunk in _by_length(ids, batch_size):
-            src, lengths = pad([ids[i] for i in chunk])
-            for i, hypothesis in zip(chunk, model.greedy(src, lengths)):
-                out[i] = codec.detokenize([tokens[t] for t in hypothesis])
-                with_unknown += UNK_ID in hypothesis
-            done += len(chunk)
-            if progress is not None:
-                progress(done)
-    return Translations(out, with_unknown)
+        return _in_batches(ids, batch_size, decode, progress)
 
 
 def beam_translate_corpus(
@@ -82,17 +95,13 @@ def beam_translate_corpus(
     stepper = Stepper(checkpoint, top_k=1, vectors=False, beam=width, alpha=alpha)
     ids = _source_ids(checkpoint.codec, sentences)
     names = checkpoint.src_vocab.tokens
-    out: list[str] = [""] * len(ids)
-    with_unknown = done = 0
-    for chunk in _by_length(ids, batch_size):
+
+    def decode(chunk: list[int]) -> Iterator[tuple[str, bool]]:
         sources = [tuple(SourceToken(names[t], names[t], t) for t in ids[i]) for i in chunk]
-        for i, trace in zip(chunk, stepper.decode_batch(sources)):
-            out[i] = trace.translation
-            with_unknown += any(s.chosen_id == UNK_ID for s in trace.steps)
-        done += len(chunk)
-        if progress is not None:
-            progress(done)
-    return Translations(out, with_unknown)
+        for trace in stepper.decode_batch(sources):
+            yield trace.translation, any(s.chosen_id == UNK_ID for s in trace.steps)
+
+    return _in_batches(ids, batch_size, decode, progress)
 
 
 @dataclass
@@ -162,6 +171,14 @@ def evaluation_set(
     return "+".join(splits), pairs
 
 
+def _metered(translate: Callable[..., Translations], count: int, what: str, label: str) -> Translations:
+    """``translate(progress=…)`` with a progress bar, then a line saying what was translated."""
+    with Meter(count, label) as meter:
+        translations = translate(progress=meter.update)
+    meter.finish(f"translated {count} sentences of {what} ({label})")
+    return translations
+
+
 def run_eval(
     paths: list[Path],
     *,
@@ -188,8 +205,9 @@ def run_eval(
     expected = None
     for path in paths:
         ckpt = load_checkpoint(path)
-        languages = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
-        if not all(isinstance(language, str) and language for language in languages):
+        named = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
+        languages = [language for language in named if isinstance(language, str) and language]
+        if len(languages) != 2:
             raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
         if expected is None:  # the sentences, read once for every checkpoint
             expected = languages
@@ -218,22 +236,12 @@ def run_eval(
             raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
         which = f" with {ckpt.name}" if several else ""
 
-        def decode(label: str, translate) -> Translations:
-            with Meter(len(sources), label) as meter:
-                translations = translate(meter.update)
-            meter.finish(f"translated {len(sources)} sentences of {name}{which} ({label})")
-            return translations
-
-        decodings = {
-            "greedy": decode(
-                "greedy", lambda progress: translate_corpus(ckpt.model, ckpt.codec, sources, progress=progress)
-            )
-        }
+        greedy = partial(translate_corpus, ckpt.model, ckpt.codec, sources)
+        decodings = {"greedy": _metered(greedy, len(sources), f"{name}{which}", "greedy")}
         if beam is not None:
             label = f"beam {beam}, alpha {alpha:g}"
-            decodings[label] = decode(
-                label, lambda progress: beam_translate_corpus(ckpt, sources, beam, alpha, progress=progress)
-            )
+            searched = partial(beam_translate_corpus, ckpt, sources, beam, alpha)
+            decodings[label] = _metered(searched, len(sources), f"{name}{which}", label)
         if output is not None:
             with open_output(output, "w") as handle:
                 handle.write("".join(h + "\n" for h in list(decodings.values())[-1].texts))

@@ -30,6 +30,7 @@ import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from rich.console import Console
@@ -57,7 +58,7 @@ def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: ran
     order = list(range(len(pairs)))
     rng.shuffle(order)
     pool = batch_size * 50
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start : start + pool], key=lambda i: len(pairs[i][0]))
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
@@ -65,7 +66,18 @@ def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: ran
     return batches
 
 
-def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: dict) -> None:
+class RunProgress(TypedDict):
+    """Where a run stands after each epoch: kept in state.json for a resumed run."""
+
+    epoch: int  # epochs done
+    lr: float  # the learning rate now, after any halvings
+    best_bleu: float  # the best val BLEU so far (-1 before the first epoch)
+    best_epoch: int  # the epoch that reached it, saved to --out
+    history: list[dict]  # one entry per epoch: loss, val BLEU and chrF, lr, seconds
+    seconds: float  # training time in all, resumes included
+
+
+def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: RunProgress) -> None:
     """Everything needed to resume, written atomically and without pickle."""
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
     steps = {}
@@ -81,7 +93,7 @@ def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, pr
     os.replace(work / "state.json.tmp", work / "state.json")
 
 
-def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) -> dict:
+def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) -> RunProgress:
     progress = json.loads((work / "state.json").read_text())
     tensors = load_file(work / "state.safetensors")
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -111,9 +123,9 @@ def load_data(settings: TrainSettings) -> Data:
     """The training pairs and the validation (and test) pairs the settings name."""
     if settings.data:
         data_dir = Path(settings.data)
-        train_pairs = list(zip(*read_parallel(data_dir, "train", settings.src, settings.tgt)))
-        val_pairs = list(zip(*read_parallel(data_dir, "val", settings.src, settings.tgt)))
-        return Data(train_pairs, val_pairs, [], f"Multi30k task 1 ({settings.src}→{settings.tgt})")
+        training = list(zip(*read_parallel(data_dir, "train", settings.src, settings.tgt)))
+        validation = list(zip(*read_parallel(data_dir, "val", settings.src, settings.tgt)))
+        return Data(training, validation, [], f"Multi30k task 1 ({settings.src}→{settings.tgt})")
     if not settings.corpora:
         raise AttnstepError("give --data DIR or at least one --corpus")
     if settings.holdout < 1:
@@ -181,7 +193,7 @@ def _comparable(settings: dict) -> dict:
     }
 
 
-def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> dict:
+def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> RunProgress:
     if settings.tokenizer not in TOKENIZERS:
         raise AttnstepError(f"--tokenizer must be {' or '.join(TOKENIZERS)}, not {settings.tokenizer!r}")
     check_model_settings(settings)
@@ -189,11 +201,10 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
     # A resumed run may train for longer, but anything else would silently mix two experiments.
-    if settings_file.exists():
-        if _comparable(json.loads(settings_file.read_text())) != _comparable(asdict(settings)):
-            raise AttnstepError(
-                f"{work} holds a run with other settings; use another --work directory or the same settings"
-            )
+    if settings_file.exists() and _comparable(json.loads(settings_file.read_text())) != _comparable(asdict(settings)):
+        raise AttnstepError(
+            f"{work} holds a run with other settings; use another --work directory or the same settings"
+        )
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
 
     codec = build_codec(settings, data, work, console)
@@ -209,7 +220,7 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
     config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
     model = Seq2Seq(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    progress = {"epoch": 0, "lr": settings.lr, "best_bleu": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
+    progress = RunProgress(epoch=0, lr=settings.lr, best_bleu=-1.0, best_epoch=0, history=[], seconds=0.0)
     if (work / "state.json").exists():
         progress = _load_state(work, model, optimizer)
         console.print(f"resuming after epoch {progress['epoch']} (best val BLEU {progress['best_bleu']:.2f})")
@@ -309,7 +320,7 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
                     "size": settings.holdout,
                     "seed": settings.seed,
                 }
-            subword = (codec.src_model, codec.tgt_model) if cased else None
+            subword = (codec.src_model, codec.tgt_model) if isinstance(codec, SubwordCodec) else None
             if settings.dtype != "float32":
                 meta["storage_dtype"] = settings.dtype
             save_checkpoint(

@@ -75,18 +75,31 @@ def translate_input_problem(sentence: str | None, reference: str | None) -> str 
 
 
 def run_translate(
-    checkpoint: Path,
+    checkpoints: list[Path],
     sentence: str | None,
     top_k: int,
     beam: int | None = None,
     reference: str | None = None,
-    other: Path | None = None,
-) -> tuple[int, str | None]:
+) -> None:
+    """``attnstep translate``: the app over the first checkpoint, with the second (if any) for c."""
     from attnstep.tui import no_terminal
 
-    problem = translate_input_problem(sentence, reference) or no_terminal("translate")
+    problem = translate_input_problem(sentence, reference)
     if problem:
-        return 1, problem
-    app = translate_app(checkpoint, sentence, top_k, beam, reference, other)
+        raise AttnstepError(problem)
+    if len(checkpoints) > 2:
+        raise AttnstepError(
+            "give at most two --checkpoint options: the model to step through and one to compare it with (c)"
+        )
+    if missing := no_terminal("translate"):
+        raise AttnstepError(missing)
+    other = checkpoints[1] if len(checkpoints) == 2 else None
+    app = translate_app(checkpoints[0], sentence, top_k, beam, reference, other)
     app.run()
-    return app.return_code or 0, app.error_message
+    check_app_ended_well(app.return_code, app.error_message)
+
+
+def check_app_ended_well(code: int | None, message: str | None) -> None:
+    """An app that stopped with an error (a model that would not load) ends the command with its message."""
+    if code:
+        raise AttnstepError(message or "the app stopped with an error")

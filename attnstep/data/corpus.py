@@ -71,7 +71,7 @@ def read_text_lines(path: Path) -> list[str]:
         raise AttnstepError(f"cannot read {path}: {exc}") from None
 
 
-def read_corpus(spec: CorpusSpec, src: str, tgt: str, tsv_columns: tuple[str, str] = ("src", "tgt")) -> list[Pair]:
+def read_corpus(spec: CorpusSpec, src: str, tgt: str, tsv_columns: tuple[str, ...] = ("src", "tgt")) -> list[Pair]:
     """The (source, target) pairs of one corpus, once each (``times`` is applied by the caller)."""
     if _is_tsv(spec.path):
         columns = tuple(src if c == "src" else tgt if c == "tgt" else c for c in tsv_columns)

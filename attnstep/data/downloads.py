@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO
 
 from attnstep.data.files import shared_mode
 from attnstep.errors import AttnstepError
@@ -303,7 +303,7 @@ def verify(dataset: Dataset, folder: Path) -> str | None:
     return None
 
 
-def _sha256(handle: IO[bytes]) -> str:
+def _sha256(handle: BufferedIOBase) -> str:
     import hashlib
 
     digest = hashlib.sha256()

@@ -84,6 +84,7 @@ def output(path: Path | None, mode: str = "wb") -> Iterator[IO]:
             yield handle
             handle.flush()
         else:
+            assert path is not None  # to_stdout otherwise
             with atomic_writer(path, mode) as handle:
                 yield handle
     except OSError as exc:

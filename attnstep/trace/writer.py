@@ -77,6 +77,12 @@ def dumps(trace: Trace, *, precision: int | None = None, indent: bool = False) -
     return _dumps(to_json_dict(trace, precision=precision), indent=indent)
 
 
+def trace_file_bytes(trace: Trace, *, precision: int | None = None, indent: bool = True) -> bytes:
+    """A trace as ``attnstep dump`` writes it and the app's x exports it: :func:`dumps` and a newline
+    (without ``indent``, one line of a JSON Lines file)."""
+    return dumps(trace, precision=precision, indent=indent) + b"\n"
+
+
 def dumps_wire(trace: Trace) -> bytes:
     """:func:`to_wire_dict` as JSON bytes, on one line."""
     return _dumps(to_wire_dict(trace), indent=False)

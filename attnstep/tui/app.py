@@ -500,7 +500,7 @@ class AttnstepApp(App[None]):
         Pictures and links follow the screen: in words where v shows words, with numbers where # shows them.
         """
         from attnstep.data.files import atomic_writer
-        from attnstep.trace.writer import dumps
+        from attnstep.trace.writer import trace_file_bytes
 
         if kind in ("svg", "png"):
             from attnstep.report.plot import write_alignment
@@ -514,7 +514,7 @@ class AttnstepApp(App[None]):
 
             data = (pharaoh_line(trace, words=self.words) + "\n").encode()
         else:
-            data = dumps(trace, indent=True) + b"\n"  # byte for byte what `attnstep dump` writes
+            data = trace_file_bytes(trace)
         try:
             with atomic_writer(path, "wb") as handle:
                 handle.write(data)
