@@ -136,7 +136,7 @@ def load_accounts(keys: Path | None, passwords: Path | None, teachers: list[str]
         teachers=frozenset(teachers),
         allow_anonymous=allow_anonymous,
     )
-    if accounts.shared_keys and not Path(accounts.keys_path).is_file():
+    if keys is not None and accounts.shared_keys and not keys.is_file():
         raise AttnstepError(f"no authorized-keys file at {keys}")
     if passwords and not passwords.is_file():
         raise AttnstepError(

@@ -94,10 +94,12 @@ class Backend:
 
     async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None  # asyncio's server serves each connection in a task
         self.connections.add(task)
         try:
             hello = orjson.loads(await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT))
-            member = self.members.get(hello.get("session")) if isinstance(hello, dict) else None
+            session = hello.get("session") if isinstance(hello, dict) else None
+            member = self.members.get(session) if isinstance(session, int) else None
             if member is None:
                 return
             if hello.get("channel") == "model":
@@ -105,7 +107,7 @@ class Backend:
             elif hello.get("channel") == "class":
                 member.class_writer = writer
                 for notice in member.notices:
-                    self.tell(hello["session"], notice)
+                    writer.write(line({"notice": notice}))
                 member.notices.clear()
                 await (
                     self.teacher_channel(member, reader)

@@ -149,6 +149,7 @@ class ServedApp(AttnstepApp):
         if self.following and shown is not None and shown.trace is not None:
             if self.cursor is None or self.cursor.trace is not shown.trace:
                 self.set_trace(shown.trace, shown.position)
+            assert self.cursor is not None  # set by set_trace
             self.cursor.goto(shown.position, shown.stage or STAGE_COUNT)
             self.show_view()
         self.describe_mode()

@@ -317,13 +317,13 @@ class Zygote:
     async def start(self, cwd: str, env: dict[str, str]) -> None:
         """Start the zygote in ``cwd`` (where sessions leave crash reports) and wait until it is warm."""
         ours, theirs = socket.socketpair()
-        self.process = await asyncio.create_subprocess_exec(
+        process = self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "attnstep.serve.zygote",
             str(self.limits.memory_mb),
             str(self.limits.cpu_seconds),
-            stdin=theirs,
+            stdin=theirs.fileno(),
             stdout=asyncio.subprocess.PIPE,
             cwd=cwd,
             env=env,
@@ -331,10 +331,11 @@ class Zygote:
         )
         theirs.close()
         self.requests = ours
-        ready = await self.process.stdout.readline()
+        assert process.stdout is not None  # stdout=PIPE
+        ready = await process.stdout.readline()
         if orjson.loads(ready or b"{}").get("ready") is not True:
             raise ZygoteError("the session process could not start; the server's log says why")
-        self.listener = asyncio.ensure_future(self.listen())
+        self.listener = asyncio.ensure_future(self.listen(process.stdout, ours))
 
     async def spawn(self, session: int, argv: list[str], env: dict[str, str], pty: int) -> SessionProcess:
         future = self.spawning[session] = asyncio.get_running_loop().create_future()
@@ -350,21 +351,21 @@ class Zygote:
             raise ZygoteError("the session process has gone")
         socket.send_fds(self.requests, [orjson.dumps(request) + b"\n"], [fd] if fd is not None else [])
 
-    async def listen(self) -> None:
+    async def listen(self, reports: asyncio.StreamReader, requests: socket.socket) -> None:
         try:
-            while line := await self.process.stdout.readline():
+            while line := await reports.readline():
                 report = orjson.loads(line)
                 if "spawned" in report:
                     process = self.running[report["pid"]] = SessionProcess(self, report["pid"])
                     future = self.spawning.get(report["spawned"])
                     if future is not None and not future.done():
                         future.set_result(process)
-                elif "exited" in report and (process := self.running.pop(report["exited"], None)):
-                    process.over_memory = bool(report.get("memory"))
-                    process.exited.set_result(report["status"])
+                elif "exited" in report and (ended := self.running.pop(report["exited"], None)):
+                    ended.over_memory = bool(report.get("memory"))
+                    ended.exited.set_result(report["status"])
         finally:
             # The zygote has gone: whatever waits on it learns so.
-            if self.requests.fileno() != -1:  # not closed by close(): it never should
+            if requests.fileno() != -1:  # not closed by close(): it never should
                 log.error("the session zygote has exited: no session can start until the server is restarted")
             for future in self.spawning.values():
                 if not future.done():
