@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from attnstep.engine.checkpoint import load_checkpoint
-from attnstep.engine.stepper import Stepper, length_penalty
+from attnstep.engine.stepper import Stepper
 from attnstep.errors import AttnstepError
 from attnstep.model.rnn.config import ATTENTION_TYPES
 from attnstep.text.words import BOS_ID, EOS_ID
 from attnstep.trace import reader, writer
-from attnstep.trace.records import ALIVE, FINISHED, PRUNED
+from attnstep.trace.records import ALIVE, FINISHED, PRUNED, length_penalty
 from tests.conftest import build_tiny_checkpoint
 
 SENTENCES = [

@@ -24,7 +24,7 @@ from attnstep.report.by_length import Bucket, Series, length_buckets, show, sour
 from attnstep.report.plot import bleu_chart, check_picture_path, write_picture
 from attnstep.report.progress import Meter
 from attnstep.report.visible import visible
-from attnstep.text.codec import Codec, codec_target_tokens
+from attnstep.text.codec import Codec
 from attnstep.text.words import UNK_ID
 from attnstep.trace.records import SourceToken
 
@@ -71,7 +71,7 @@ def translate_corpus(
 ) -> Translations:
     """Greedy translations (the plain batched loop of ``Seq2Seq.greedy``)."""
     ids = _source_ids(codec, sentences)
-    tokens = codec_target_tokens(codec)
+    tokens = codec.target_tokens
 
     def decode(chunk: list[int]) -> Iterator[tuple[str, bool]]:
         src, lengths = pad([ids[i] for i in chunk])

@@ -19,19 +19,11 @@ What the UI may call:
     ``score_reference(sentence, ref)`` teacher forcing: every token of a given translation forced,
                                        with the probability the model gives each
 
-Greedy decoding goes through one batched loop over ``Seq2Seq.step``; a single sentence is a
-batch of one, so stepping and batched decoding cannot drift apart. Beam search is a second
-loop over the same step function that builds the same records through the same code, and
-with K = 1 makes the greedy choices.
-
-Beam search (as Marian does it): each step extends every live hypothesis by every token and
-keeps the best extensions by cumulative log-probability, as many as the sentence still needs;
-one that ends in <eos> is finished and leaves the beam, which then needs one fewer, so the
-search ends with K finished hypotheses (or at the length limit). Hypotheses of one step all
-have the same length, so ranking them needs no normalization; the finished ones, of
-different lengths, are ranked by score / lp with GNMT's lp = ((5 + length) / 6)^α (Wu et al.
-2016, eq. 14; OpenNMT-py's ``-length_penalty wu``), length counting <eos>. An unfinished
-hypothesis wins only where none finished.
+Greedy decoding goes through one batched loop over the model's step function; a single sentence
+is a batch of one, so stepping and batched decoding cannot drift apart. Beam search
+(:mod:`attnstep.engine.beam`) is a second loop over the same step function that builds the same
+records through the same :class:`~attnstep.engine.recording.Columns`, and with K = 1 makes the
+greedy choices. The model is used only through :class:`~attnstep.model.family.Family`.
 """
 
 from __future__ import annotations
@@ -39,48 +31,34 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
 
 from attnstep.engine.batch import pad
+from attnstep.engine.beam import BeamSearch
 from attnstep.engine.checkpoint import Checkpoint, load_checkpoint
+from attnstep.engine.recording import Choice, Columns, Numbers, Pick, Row, floats
 from attnstep.errors import AttnstepError
-from attnstep.model.rnn.attention import FORMULAS
-from attnstep.model.rnn.decoder import DecoderState, Memory
+from attnstep.model.family import Family, StepOutput
 from attnstep.model.rnn.seq2seq import max_output_length
-from attnstep.text.codec import SubwordCodec
 from attnstep.text.words import BOS, BOS_ID, EOS_ID, PAD
+from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import (
-    ALIVE,
     DEFAULT_ALPHA,
-    FINISHED,
     MAX_BEAM,
-    PRUNED,
     Beam,
-    Candidate,
     CheckpointInfo,
     Floats,
-    Hypothesis,
     SourceToken,
     Step,
     Trace,
     Word,
-    length_penalty,
 )
 
 DEFAULT_TOP_K = 5
-Choice = tuple[int, bool]  # (target token id, forced by the user)
-
-
-@dataclass(frozen=True)
-class _Row:
-    """Per-sentence bookkeeping inside a batch."""
-
-    source: tuple[SourceToken, ...]
-    prefix: tuple[Choice, ...]  # choices to make at steps 0..len-1 instead of the model's
-    limit: int  # maximum number of steps
+Opaque = Any  # a family's memory or decoder state: the engine hands it back to the model unread
 
 
 class _Encoded(NamedTuple):
@@ -88,45 +66,6 @@ class _Encoded(NamedTuple):
 
     states: tuple[Floats, ...] | None  # h_i per source token
     keys: tuple[Floats, ...] | None  # the scorer's key per source token (None for dot: the keys are the states)
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """Where each quantity sits in a step's row of numbers:
-    [h_t | C_t | h~_t | query term (concat/additive) | e_t (S) | a_t (S) | top-k log-probs | ...].
-
-    The vectors, the first V numbers ([h_t; C_t] is the first H + M), leave torch as float32
-    bytes; the rest, from e_t on (the row's "tail"), as Python floats. One copy out of torch per
-    step: per-tensor copies would cost more than the decoder step itself at batch size 1.
-    """
-
-    H: int  # h_t (0 without vectors)
-    M: int  # C_t (0 without vectors)
-    V: int  # where the vectors end
-    S: int  # padded source length (0 for a model without attention: nothing is scored)
-    k: int  # top-k candidates
-    Q: int = 0  # the scorer's query term, just before V (concat/additive with vectors)
-
-    def split(self, table: torch.Tensor) -> list[tuple[bytes, int, tuple[float, ...]]]:
-        """Each row of a step's (B, C) numbers: (the table's float32 bytes, where the row starts in
-        them, the row's tail as floats). The row's vectors are spans of the bytes, not copies."""
-        raw = table.numpy().tobytes()
-        numbers = memoryview(raw).cast("f")
-        width = table.size(1)
-        return [(raw, i, tuple(numbers[i + self.V : i + width].tolist())) for i in range(0, len(numbers), width)]
-
-
-@dataclass
-class _Live:
-    """One beam hypothesis during the search (a Hypothesis once its status is known)."""
-
-    parent: int | None  # index in the previous step's list
-    row: int  # the batch row whose step computed it (its parent's): where its record's numbers are
-    id: int
-    logprob: float
-    score: float
-    weights: tuple[float, ...]
-    status: str = ALIVE
 
 
 class Stepper:
@@ -149,26 +88,24 @@ class Stepper:
         self.codec = checkpoint.codec
         # The engine only ever runs the model forward. Parameters that need no gradient let it run
         # without a no_grad context, whose wrapper around the step generator costs ~25 µs a step.
-        self.model = checkpoint.model.eval().requires_grad_(False)
+        self.model: Family[Opaque, Opaque] = checkpoint.model.eval().requires_grad_(False)
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
-        # None: greedy; K: beam search of width K (capped by the vocabulary, which bounds the extensions)
-        self.beam = None if beam is None else min(beam, len(checkpoint.tgt_vocab))
-        self.alpha = alpha
+        v_a = self.model.v_a
+        self.queried = vectors and v_a is not None  # a query term W q, and v_a, to work a score out
+        self.v_a = floats(v_a.view(1, -1))[0] if vectors and v_a is not None else None
+        # None: greedy; else a beam search of width K (capped by the vocabulary, which bounds the extensions)
+        width = min(beam or 1, len(checkpoint.tgt_vocab))
+        self.search = None if beam is None else BeamSearch(self.model, width, alpha, self._columns)
         self.info = CheckpointInfo(
             name=checkpoint.name,
             sha256=checkpoint.digest,
-            attention=checkpoint.config.attention,
-            formula=FORMULAS[checkpoint.config.attention],
+            attention=self.model.attention,
+            formula=self.model.formula,
             source_language=str(checkpoint.meta.get("source_language", "")),
             target_language=str(checkpoint.meta.get("target_language", "")),
             tokenizer=self.codec.kind,
         )
-        attention = checkpoint.config.attention
-        self.attends = attention != "none"
-        self.keyed = vectors and attention not in ("dot", "none")  # dot's keys are the encoder states: not stored twice
-        self.queried = vectors and attention in ("concat", "additive")  # a query term W q, and v_a
-        self.v_a = _floats(self.model.decoder.scorer.v_a.weight)[0] if self.queried else None
 
     # --- what the UI may call -------------------------------------------------------------
 
@@ -181,9 +118,8 @@ class Stepper:
 
     def force(self, trace: Trace, t: int, word: str | int) -> Trace:
         """Choose ``word`` (a target token or id) at step ``t`` and re-decode from that prefix."""
-        if not 0 <= t <= len(trace.steps) or (t == len(trace.steps) and trace.finished):
-            raise AttnstepError(f"there is no step {t} to force in this trace")
-        prefix = tuple((s.chosen_id, s.forced) for s in trace.steps[:t]) + ((self.target_id(word), True),)
+        check_forceable(trace, t)
+        prefix = (*((s.chosen_id, s.forced) for s in trace.steps[:t]), (self.target_id(word), True))
         return self.decode(trace.source, prefix)
 
     def unforce(self, trace: Trace, t: int) -> Trace:
@@ -203,8 +139,9 @@ class Stepper:
             return word
         index = self.codec.target_id(word)
         if index is None or vocab.tokens[index] in (BOS, PAD):
-            kind = "piece" if isinstance(self.codec, SubwordCodec) else "word"
-            raise AttnstepError(f"{word!r} is not a {kind} the model can output (not in the target vocabulary)")
+            raise AttnstepError(
+                f"{word!r} is not a {self.codec.unit} the model can output (not in the target vocabulary)"
+            )
         return index
 
     def translate_batch(self, sentences: Sequence[str]) -> list[Trace]:
@@ -225,21 +162,22 @@ class Stepper:
             ids = self.codec.reference_ids(reference)
         except AttnstepError as exc:
             raise AttnstepError(f"the reference: {exc}") from None
-        prefix = tuple((i, True) for i in ids) + ((EOS_ID, True),)
+        prefix = (*((i, True) for i in ids), (EOS_ID, True))
         trace = self._greedy([self._row(source, prefix)])[0]
         return replace(trace, reference=reference)
 
     def iter_steps(self, sentence: str, prefix: Sequence[Choice] = ()) -> Iterator[Step]:
         """Yield one sentence's step records as the decoder produces them."""
         row = self._row(self.source_tokens(sentence), tuple(prefix))
-        for _, produced in self._run([row]):
+        memory, state, _ = self._encode([row])
+        for produced in self._run([row], memory, state):
             yield from (step for _, step in produced)
 
     # --- inside ----------------------------------------------------------------------------
 
-    def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> _Row:
+    def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> Row:
         limit = max(max_output_length(len(source)), len(prefix))
-        return _Row(source, prefix, limit)
+        return Row(source, prefix, limit)
 
     def _source_words(self, source: tuple[SourceToken, ...]) -> tuple[tuple[SourceToken, ...], tuple[Word, ...]]:
         """The user's words over the source tokens, derived from the tokens themselves.
@@ -247,15 +185,11 @@ class Stepper:
         A request from another process (the SSH server's sessions) sends only the tokens, so
         the word grouping is always recomputed here rather than trusted.
         """
-        if isinstance(self.codec, SubwordCodec):
-            spans = self.codec.source_words([t.token for t in source], [t.id for t in source])
-        else:
-            spans = [(t.surface, i, i + 1) for i, t in enumerate(source)]
-        words = tuple(Word(*span) for span in spans)
+        words = tuple(Word(*span) for span in self.codec.source_words(source))
         word_of = [w for w, word in enumerate(words) for _ in range(word.start, word.end)]
         return tuple(SourceToken(t.surface, t.token, t.id, w) for t, w in zip(source, word_of)), words
 
-    def _trace(self, row: _Row, encoded: _Encoded, steps: list[Step], beam: Beam | None = None) -> Trace:
+    def _trace(self, row: Row, encoded: _Encoded, steps: list[Step], beam: Beam | None = None) -> Trace:
         source, words = self._source_words(row.source)
         tokens = [s.chosen_token for s in steps if s.chosen_id != EOS_ID]
         return Trace(
@@ -272,267 +206,81 @@ class Stepper:
             beam=beam,
         )
 
-    def _decode(self, rows: list[_Row]) -> list[Trace]:
-        return self._greedy(rows) if self.beam is None else self._search(rows)
+    def _decode(self, rows: list[Row]) -> list[Trace]:
+        if self.search is None:
+            return self._greedy(rows)
+        memory, state, encoded = self._encode(rows)
+        found = self.search.run(rows, memory, state)
+        return [self._trace(row, e, steps, beam) for row, e, (steps, beam) in zip(rows, encoded, found)]
 
-    def _greedy(self, rows: list[_Row]) -> list[Trace]:
+    def _greedy(self, rows: list[Row]) -> list[Trace]:
+        memory, state, encoded = self._encode(rows)
         steps: list[list[Step]] = [[] for _ in rows]
-        encoded = None
-        for row_encoded, produced in self._run(rows):
-            encoded = encoded or row_encoded
+        for produced in self._run(rows, memory, state):
             for index, step in produced:
                 steps[index].append(step)
-        return [self._trace(row, encoded[i], row_steps) for i, (row, row_steps) in enumerate(zip(rows, steps))]
+        return [self._trace(row, e, row_steps) for row, e, row_steps in zip(rows, encoded, steps)]
 
-    def _encode(self, rows: list[_Row]):
-        """Encode a batch: (memory, first decoder state, each row's _Encoded, columns of a step's row)."""
+    def _encode(self, rows: list[Row]) -> tuple[Opaque, Opaque, list[_Encoded]]:
+        """Encode a batch: (the family's memory, its first decoder state, each row's _Encoded)."""
         src, lengths = pad([[t.id for t in row.source] for row in rows])
         memory, state = self.model.encode(src, lengths)
+        states, keys = self.model.encoder_vectors(memory)  # (B, S, M), (B, S, K) or None
 
-        def per_row(tensor: torch.Tensor, wanted: bool) -> list:  # (B, S, D) → per row, its tokens' vectors
-            return [_floats(tensor[i, : len(row.source)]) if wanted else None for i, row in enumerate(rows)]
+        def per_row(tensor: torch.Tensor | None) -> list[tuple[Floats, ...] | None]:  # (B, S, D) → each row's tokens'
+            return [None if tensor is None else floats(tensor[i, : len(row.source)]) for i, row in enumerate(rows)]
 
         encoded = [
-            _Encoded(*pair) for pair in zip(per_row(memory.states, self.vectors), per_row(memory.keys, self.keyed))
+            _Encoded(*pair)
+            for pair in zip(per_row(states if self.vectors else None), per_row(keys if self.vectors else None))
         ]
-        config = self.model.config
-        H, M = (config.dec_hidden, config.memory_dim) if self.vectors else (0, 0)
-        Q = len(self.v_a) if self.queried else 0
-        S = src.size(1) if self.attends else 0
-        columns = _Columns(H, M, H + M + (config.out_dim if self.vectors else 0) + Q, S, self.top_k, Q)
-        return memory, state, encoded, columns
+        return memory, state, encoded
 
-    def _numbers(self, output, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-        """A step's rows of numbers (see :class:`_Columns`), with ``extra`` columns appended: (B, C)."""
-        vectors = [output.concat, output.attentional] if self.vectors else []  # concat is [h_t; C_t]
-        if self.queried:
-            vectors.append(output.query)
-        return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
+    def _columns(self, output: StepOutput) -> Columns:
+        return Columns.of(output, self.checkpoint.tgt_vocab.tokens, self.top_k, self.vectors, self.queried)
 
-    def _record(
-        self,
-        c: _Columns,
-        t: int,
-        n: int,
-        row: tuple[bytes, int, tuple[float, ...]],
-        top_ids: list[int],
-        input_id: int,
-        chosen_id: int,
-        chosen_logprob: float,
-        forced: bool,
-    ) -> Step:
-        """One step's record from its row of numbers (see :meth:`_Columns.split`); ``n`` is the sentence's own source length."""
-        vocab = self.checkpoint.tgt_vocab.tokens
-        data, start, numbers = row
-        H, M, V, S = (
-            start + c.H,
-            start + c.H + c.M,
-            start + c.V,
-            c.S,
-        )  # where h_t, C_t and the vectors end in data; S in the tail
-        n = min(n, S)  # no scores or weights without attention
-        # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
-        # log-normaliser: one finite log-probability vouches for the whole row.
-        if not math.isfinite(chosen_logprob):
-            raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
-        return Step(
-            index=t,
-            input_token=vocab[input_id],
-            input_id=input_id,
-            scores=numbers[:n],
-            weights=numbers[S : S + n],
-            hidden=Floats(data, start, H) if self.vectors else None,
-            context=Floats(data, H, M) if self.vectors else None,
-            concat=Floats(data, start, M) if self.vectors else None,
-            attentional=Floats(data, M, V - c.Q) if self.vectors else None,
-            candidates=tuple(
-                Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, numbers[2 * S : 2 * S + c.k])
-            ),
-            chosen_token=vocab[chosen_id],
-            chosen_id=chosen_id,
-            chosen_logprob=chosen_logprob,
-            forced=forced,
-            query=Floats(data, V - c.Q, V) if self.queried else None,
-        )
-
-    def _run(self, rows: list[_Row]) -> Iterator[tuple[list, list[tuple[int, Step]]]]:
-        """The greedy batched loop: yields (each row's _Encoded, [(row index, step record), ...]) per time step."""
-        memory, state, encoded, c = self._encode(rows)
+    def _run(self, rows: list[Row], memory: Opaque, state: Opaque) -> Iterator[list[tuple[int, Step]]]:
+        """The greedy batched loop over an encoded batch: yields [(row index, step record), ...] per time step."""
         prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long)  # (B, 1)
         input_ids = [BOS_ID] * len(rows)
         active = list(range(len(rows)))
+        c: Columns | None = None
         t = 0
         while active:
             output, state = self.model.step(prev.view(-1), state, memory)
-            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
-            top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B, k)
-            chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
-            forcing = [i for i in active if t < len(rows[i].prefix)]
-            if forcing:  # the forced words' log-probabilities become an extra, last column
-                chosen = chosen.clone()
-                chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
-                table = self._numbers(output, top_logprobs, logprobs.gather(1, chosen))  # (B, C + 1)
-            else:
-                table = self._numbers(output, top_logprobs)  # (B, C)
-            chosen_column = -1 if forcing else 2 * c.S  # in each row's tail: the gathered column, or the top-1
-            if len(active) < len(rows):
-                table = table[torch.tensor(active)]
-            top = top_ids.tolist()
+            c = c or self._columns(output)
+            prev, numbers, chosen_column = self._choose(rows, active, t, output, c)
             produced = []
-            still_active = []
-            for i, row in zip(active, c.split(table)):
+            for i, row_numbers in zip(active, numbers):
                 prefix = rows[i].prefix
-                chosen_id = prefix[t][0] if t < len(prefix) else top[i][0]
+                chosen_id = prefix[t][0] if t < len(prefix) else row_numbers.top_ids[0]
                 forced = t < len(prefix) and prefix[t][1]
-                step = self._record(
-                    c, t, len(rows[i].source), row, top[i], input_ids[i], chosen_id, row[2][chosen_column], forced
-                )
-                produced.append((i, step))
+                pick = Pick(t, input_ids[i], chosen_id, row_numbers.tail[chosen_column], forced)
+                produced.append((i, c.record(len(rows[i].source), row_numbers, pick)))
                 input_ids[i] = chosen_id
-                if chosen_id != EOS_ID and t + 1 < rows[i].limit:
-                    still_active.append(i)
-            yield encoded, produced
-            prev = chosen
-            active = still_active
+            yield produced
+            active = [i for i in active if input_ids[i] != EOS_ID and t + 1 < rows[i].limit]
             t += 1
 
-    def _search(self, rows: list[_Row]) -> list[Trace]:
-        """Beam search for a batch of sentences: the p-th sentence still searching has batch rows p·K .. p·K + K - 1.
-
-        A row without a hypothesis (its sentence needs fewer than K) computes what nobody reads,
-        as greedy's finished rows do, but a sentence whose search has ended leaves the batch.
-        Each step's numbers are kept as one tensor; only the best hypothesis's rows become
-        records, at the end. Memory: B·K rows × steps × a row's numbers.
-        """
-        K = self.beam
-        memory, state, encoded, c = self._encode(rows)
-        searching = list(range(len(rows)))  # the sentences in the batch, in batch order
-        keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
-        memory = Memory(*(m.index_select(0, keep) for m in memory))  # (B·K, S, ·)
-        state = DecoderState(*(s.index_select(0, keep) for s in state))  # (B·K, ·)
-        prev = torch.full((len(keep),), BOS_ID, dtype=torch.long)  # (B·K,)
-        score = torch.full((len(rows), K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
-        score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
-        seeking = [K] * len(rows)  # how many more hypotheses each sentence needs: K less those finished
-        occupants: list[list[int]] = [
-            [0] for _ in rows
-        ]  # per sentence: the previous step's index of each row's hypothesis
-        hypotheses: list[list[list[_Live]]] = [[] for _ in rows]  # per sentence, per step
-        tables: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
-        t = 0
-        while searching:
-            B = len(searching)
-            output, state = self.model.step(prev, state, memory)
-            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B·K, V)
-            top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B·K, k)
-            tables.append((self._numbers(output, top_logprobs), top_ids))
-            vocab_size = logprobs.size(1)
-            extended = (score.view(-1, 1) + logprobs).view(B, K * vocab_size)  # (B, K·V) every one-token extension
-            top_scores, top = extended.topk(K, dim=1)  # (B, K) best first
-            for p, i in enumerate(searching):  # a step of a fixed prefix has one extension: the prefix's word
-                if t < len(rows[i].prefix):
-                    word = rows[i].prefix[t][0]
-                    top[p, 0], top_scores[p, 0], top_scores[p, 1:] = (
-                        word,
-                        score[p, 0] + logprobs[p * K, word],
-                        -math.inf,
-                    )
-            parent_slot, token = top // vocab_size, top % vocab_size  # (B, K)
-            parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
-            token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
-            weights = output.weights[parent_row].view(B, K, c.S)  # (B, K, S) a_t, computed from each parent
-            reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
-            prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
-            score = torch.full((B, K), -math.inf)
-            columns = zip(
-                searching,
-                top_scores.tolist(),
-                parent_slot.tolist(),
-                token.tolist(),
-                token_logprob.tolist(),
-                weights.tolist(),
-            )
-            for p, (i, scores_i, slots_i, tokens_i, logprobs_i, weights_i) in enumerate(columns):
-                kept = []
-                for j in range(seeking[i]):
-                    if scores_i[j] == -math.inf:  # a prefix step keeps one
-                        break
-                    if not math.isfinite(scores_i[j]):
-                        raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
-                    kept.append(
-                        _Live(
-                            parent=occupants[i][slots_i[j]] if t else None,
-                            row=p * K + slots_i[j],
-                            id=tokens_i[j],
-                            logprob=logprobs_i[j],
-                            score=scores_i[j],
-                            weights=tuple(weights_i[j][: len(rows[i].source)]),
-                            status=FINISHED if tokens_i[j] == EOS_ID else ALIVE,
-                        )
-                    )
-                if t:
-                    extended_parents = {h.parent for h in kept}
-                    for index, parent in enumerate(hypotheses[i][-1]):  # none of its extensions was kept: it ends here
-                        if parent.status == ALIVE and index not in extended_parents:
-                            parent.status = PRUNED
-                hypotheses[i].append(kept)
-                alive = [j for j, h in enumerate(kept) if h.status == ALIVE]
-                seeking[i] -= len(kept) - len(alive)
-                if not alive or t + 1 >= rows[i].limit:
-                    seeking[i] = 0  # at the length limit, what is alive stays so, unfinished
-                    continue
-                occupants[i] = alive
-                for slot, j in enumerate(alive):
-                    reorder[p * K + slot], prev[p * K + slot], score[p, slot] = kept[j].row, kept[j].id, kept[j].score
-            state = DecoderState(*(s.index_select(0, reorder) for s in state))
-            if not all(seeking[i] for i in searching):  # sentences whose search ended leave the batch
-                stay = [p for p, i in enumerate(searching) if seeking[i]]
-                keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * K + torch.arange(K)).view(
-                    -1
-                )  # (B'·K,) their rows
-                memory = Memory(*(m.index_select(0, keep) for m in memory))  # (B'·K, S, ·)
-                state = DecoderState(*(s.index_select(0, keep) for s in state))  # (B'·K, ·)
-                prev, score = prev[keep], score[stay]  # (B'·K,), (B', K)
-                searching = [searching[p] for p in stay]
-            t += 1
-        return [self._beam_trace(row, encoded[i], hypotheses[i], tables, c) for i, row in enumerate(rows)]
-
-    def _beam_trace(self, row: _Row, encoded: _Encoded, steps: list[list[_Live]], tables, c: _Columns) -> Trace:
-        """The trace of one sentence's search: the records of its best hypothesis, and the whole beam."""
-        finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
-        last = len(steps) - 1
-        contenders = finished or [(last, j) for j in range(len(steps[last]))]  # none finished: the length limit's
-        normalized = [[h.score / length_penalty(t + 1, self.alpha) for h in kept] for t, kept in enumerate(steps)]
-        best_t, best_j = max(contenders, key=lambda tj: normalized[tj[0]][tj[1]])
-        chain = [best_j]
-        for t in range(best_t, 0, -1):
-            chain.append(steps[t][chain[-1]].parent)
-        chain.reverse()
-        records = []
-        for t, j in enumerate(chain):
-            h = steps[t][j]
-            table, top_ids = tables[t]
-            numbers = c.split(table[h.row : h.row + 1])[0]
-            input_id = BOS_ID if t == 0 else steps[t - 1][chain[t - 1]].id
-            forced = t < len(row.prefix) and row.prefix[t][1]
-            records.append(
-                self._record(c, t, len(row.source), numbers, top_ids[h.row].tolist(), input_id, h.id, h.logprob, forced)
-            )
-        vocab = self.checkpoint.tgt_vocab.tokens
-        beam = Beam(
-            width=self.beam,
-            alpha=self.alpha,
-            start=len(row.prefix),
-            steps=tuple(
-                tuple(
-                    Hypothesis(h.parent, vocab[h.id], h.id, h.logprob, h.score, normalized[t][j], h.status, h.weights)
-                    for j, h in enumerate(kept)
-                )
-                for t, kept in enumerate(steps)
-            ),
-            best=best_j,
-        )
-        return self._trace(row, encoded, records, beam)
+    def _choose(
+        self, rows: list[Row], active: list[int], t: int, output: StepOutput, c: Columns
+    ) -> tuple[torch.Tensor, list[Numbers], int]:
+        """A greedy step's choices (B, 1), each active row's numbers, and where in a row's tail the
+        chosen token's log-probability is: the top-1, or an extra last column where a prefix forces some."""
+        logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
+        top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B, k)
+        chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
+        forcing = [i for i in active if t < len(rows[i].prefix)]
+        if forcing:  # the forced words' log-probabilities become an extra, last column
+            chosen = chosen.clone()
+            chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
+            table = c.numbers(output, top_logprobs, logprobs.gather(1, chosen))  # (B, C + 1)
+        else:
+            table = c.numbers(output, top_logprobs)  # (B, C)
+        top = top_ids.tolist()
+        if len(active) < len(rows):
+            table = table[torch.tensor(active)]
+        return chosen, c.split(table, [top[i] for i in active]), -1 if forcing else 2 * c.S
 
 
 def load_stepper(
@@ -554,10 +302,3 @@ def load_stepper(
     gc.collect()
     gc.freeze()
     return stepper
-
-
-def _floats(tensor: torch.Tensor) -> tuple[Floats, ...]:
-    """The rows of a float32 (R, D) tensor, as Floats: one copy out of torch."""
-    raw = tensor.contiguous().numpy().tobytes()
-    width = tensor.size(1)
-    return tuple(Floats(raw, i, i + width) for i in range(0, len(raw) // 4, width))

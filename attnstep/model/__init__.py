@@ -1,4 +1,5 @@
-"""The attention seq2seq model: encoder, scorers, one-step decoder."""
+"""The models: one family per subfolder (attnstep's RNN family in rnn/), each plugged into the engine
+through the :class:`~attnstep.model.family.Family` protocol."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import orjson
 
 from attnstep.errors import AttnstepError
 from attnstep.serve.wire import MAX_ANSWER, line, source_to_wire, trace_from_wire
+from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import Trace
 
 
@@ -51,8 +52,7 @@ class RemoteTraceSource:
         return self._ask({"op": "translate", "sentence": sentence})
 
     def force(self, trace: Trace, t: int, word: str) -> Trace:
-        if not 0 <= t <= len(trace.steps) or (t == len(trace.steps) and trace.finished):
-            raise AttnstepError(f"there is no step {t} to force in this trace")
+        check_forceable(trace, t)
         return self._ask(self._decode(trace, t) | {"word": word})
 
     def unforce(self, trace: Trace, t: int) -> Trace:

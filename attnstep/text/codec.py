@@ -6,16 +6,33 @@ cutting text is decided in one place, by its ``config.json``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from attnstep.text.subword import WORD_START, SubwordModel, is_byte_piece
 from attnstep.text.words import MAX_SOURCE_TOKENS, Vocab, detokenize, tokenize, tokenize_lenient
 
 MAX_SOURCE_PIECES = 200  # pieces are shorter than words: about 1.5 a word for everyday French
 
 
+class SourcePiece(Protocol):
+    """What grouping tokens into words reads of each (a trace's SourceToken has it)."""
+
+    @property
+    def surface(self) -> str: ...  # as a reader sees it
+
+    @property
+    def token(self) -> str: ...  # the vocabulary form
+
+    @property
+    def id(self) -> int: ...  # the source vocabulary id
+
+
 class WordCodec:
     """Format 1: lower-cased words and punctuation marks, unknown words become <unk>."""
 
     kind = "attnstep-words"
+    unit = "word"  # what one token is called in messages
     max_source_tokens = MAX_SOURCE_TOKENS
 
     def __init__(self, src_vocab: Vocab, tgt_vocab: Vocab):
@@ -35,6 +52,10 @@ class WordCodec:
             for i, t in enumerate(tokenize(sentence))
         ]
 
+    def source_words(self, tokens: Sequence[SourcePiece]) -> list[tuple[str, int, int]]:
+        """(text, first token, end token) per source word: here every token is a word, as the user typed it."""
+        return [(t.surface, i, i + 1) for i, t in enumerate(tokens)]
+
     def target_words(self, tokens: list[str]) -> list[tuple[str, int, int]]:
         """(text, first token, end token) per output word: here every token is a word."""
         return [(token, i, i + 1) for i, token in enumerate(tokens)]
@@ -46,6 +67,11 @@ class WordCodec:
         """A given translation as target ids, cut as the model's outputs are; unknown words become <unk>."""
         return self.tgt_vocab.ids(t.normalized for t in tokenize(text))
 
+    @property
+    def target_tokens(self) -> list[str]:
+        """The target side's tokens by id."""
+        return self.tgt_vocab.tokens
+
     def target_id(self, word: str) -> int | None:
         cleaned = word.strip().lower()
         return self.tgt_vocab.id(cleaned) if cleaned in self.tgt_vocab else None
@@ -55,6 +81,7 @@ class SubwordCodec:
     """Format 2: SentencePiece pieces with byte fallback, case kept, nothing ever unknown."""
 
     kind = "sentencepiece"
+    unit = "piece"
     max_source_tokens = MAX_SOURCE_PIECES
 
     def __init__(self, src_model: SubwordModel, tgt_model: SubwordModel):
@@ -74,8 +101,9 @@ class SubwordCodec:
         word_of = [w for w, (_, start, end) in enumerate(words) for _ in range(start, end)]
         return [(surface(p), p, i, w) for p, i, w in zip(pieces, ids, word_of)]
 
-    def source_words(self, pieces: list[str], ids: list[int]) -> list[tuple[str, int, int]]:
-        return [(self.src_model.decode(ids[s:e]), s, e) for _, s, e in split_words(pieces)]
+    def source_words(self, tokens: Sequence[SourcePiece]) -> list[tuple[str, int, int]]:
+        ids = [t.id for t in tokens]
+        return [(self.src_model.decode(ids[s:e]), s, e) for _, s, e in split_words([t.token for t in tokens])]
 
     def target_words(self, tokens: list[str]) -> list[tuple[str, int, int]]:
         ids = [self._tgt_index[t] for t in tokens]
@@ -87,6 +115,10 @@ class SubwordCodec:
     def reference_ids(self, text: str) -> list[int]:
         """A given translation as target pieces, as the model's outputs are cut."""
         return _encode_sentence(self.tgt_model, text)
+
+    @property
+    def target_tokens(self) -> list[str]:
+        return self.tgt_model.pieces
 
     def target_id(self, word: str) -> int | None:
         """A typed word as one piece: "student" is looked up as the word-initial "▁student" first."""
@@ -132,8 +164,3 @@ def surface(piece: str) -> str:
 
 
 Codec = WordCodec | SubwordCodec
-
-
-def codec_target_tokens(codec: Codec) -> list[str]:
-    """The target side's tokens by id."""
-    return codec.tgt_vocab.tokens if isinstance(codec, WordCodec) else codec.tgt_model.pieces

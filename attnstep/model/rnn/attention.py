@@ -75,7 +75,10 @@ class ConcatScorer(nn.Module):
         return self.v_a(hidden).squeeze(2)  # (B, S)
 
 
-def make_scorer(config: ModelConfig) -> nn.Module | None:
+Scorer = DotScorer | ConcatScorer  # GeneralScorer is a DotScorer with keys of its own
+
+
+def make_scorer(config: ModelConfig) -> Scorer | None:
     if config.attention == "none":
         return None
     if config.attention == "dot":
@@ -86,7 +89,7 @@ def make_scorer(config: ModelConfig) -> nn.Module | None:
 
 
 def attend(
-    scorer: nn.Module, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor
+    scorer: Scorer, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Score, softmax and sum: returns the query term, raw scores e_t, weights a_t and context C_t = Σ_i a_ti h_i."""
     term = scorer.query_term(query)  # (B, K)

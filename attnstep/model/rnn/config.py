@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 SCORERS = ("dot", "general", "concat", "additive")
-ATTENTION_TYPES = SCORERS + ("none",)  # none: an encoder–decoder without attention, the baseline
+ATTENTION_TYPES = (*SCORERS, "none")  # none: an encoder–decoder without attention, the baseline
 
 
 @dataclass(frozen=True)

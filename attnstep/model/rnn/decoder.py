@@ -84,6 +84,7 @@ class Decoder(nn.Module):
         """One time step for a batch: prev_tokens (B,) are the words chosen at the previous step."""
         embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
         if self.feeds_context:
+            assert self.scorer is not None  # additive is a scorer
             term, scores, weights, context = attend(self.scorer, state.hidden, memory.states, memory.keys, memory.mask)
             hidden = self.rnn(torch.cat([embedded, context], dim=-1), state.hidden)  # (B, H)
         else:

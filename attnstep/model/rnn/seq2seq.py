@@ -1,10 +1,13 @@
-"""Encoder + attention decoder: teacher-forced training and batched greedy decoding, both on ``Decoder.step``."""
+"""Encoder + attention decoder: teacher-forced training and batched greedy decoding, both on ``Decoder.step``;
+the engine drives it through :class:`~attnstep.model.family.Family`."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from attnstep.model.family import Family
+from attnstep.model.rnn.attention import FORMULAS, ConcatScorer
 from attnstep.model.rnn.config import ModelConfig
 from attnstep.model.rnn.decoder import Decoder, DecoderState, Memory, StepOutput
 from attnstep.model.rnn.encoder import Encoder
@@ -16,12 +19,25 @@ def max_output_length(source_length: int) -> int:
     return 2 * source_length + 10
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
+
+    @property
+    def attention(self) -> str:
+        return self.config.attention
+
+    @property
+    def formula(self) -> str:
+        return FORMULAS[self.config.attention]
+
+    @property
+    def v_a(self) -> Tensor | None:
+        scorer = self.decoder.scorer  # concat and additive score with v_aᵀ tanh(…)
+        return scorer.v_a.weight[0] if isinstance(scorer, ConcatScorer) else None  # (A,)
 
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
         states, summary, first_hidden = self.encoder(src, lengths)  # (B, S, M), (B, M), (B, H)
@@ -32,6 +48,10 @@ class Seq2Seq(nn.Module):
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
         return self.decoder.step(prev_tokens, state, memory)
+
+    def encoder_vectors(self, memory: Memory) -> tuple[Tensor, Tensor | None]:
+        distinct = self.config.attention not in ("dot", "none")  # dot's keys are the states; none has none
+        return memory.states, memory.keys if distinct else None  # (B, S, M), (B, S, K)
 
     def forward(self, src: Tensor, lengths: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: tgt_in (B, T) starts with <bos>; returns logits (B, T, V)."""

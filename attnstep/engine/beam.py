@@ -1,0 +1,220 @@
+"""Beam search (as Marian does it), on the same step function and records as greedy decoding.
+
+Each step extends every live hypothesis by every token and keeps the best extensions by
+cumulative log-probability, as many as the sentence still needs; one that ends in <eos> is
+finished and leaves the beam, which then needs one fewer, so the search ends with K finished
+hypotheses (or at the length limit). Hypotheses of one step all have the same length, so
+ranking them needs no normalization; the finished ones, of different lengths, are ranked by
+score / lp with GNMT's lp = ((5 + length) / 6)^α (Wu et al. 2016, eq. 14; OpenNMT-py's
+``-length_penalty wu``), length counting <eos>. An unfinished hypothesis wins only where none
+finished. With K = 1 it makes the greedy choices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic
+
+import torch
+
+from attnstep.engine.recording import Columns, Pick, Row, check_finite
+from attnstep.model.family import Family, MemoryT, StateT, StepOutput, select
+from attnstep.text.words import BOS_ID, EOS_ID
+from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, Step, length_penalty
+
+Tables = list[tuple[torch.Tensor, torch.Tensor]]  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
+# A sentence's K extensions, best first: cumulative scores, parent slots, tokens, token log-probs, weights a_t
+Extensions = tuple[list[float], list[int], list[int], list[float], list[list[float]]]
+
+
+@dataclass
+class _Live:
+    """One beam hypothesis during the search (a Hypothesis once its status is known)."""
+
+    parent: int | None  # index in the previous step's list
+    row: int  # the batch row whose step computed it (its parent's): where its record's numbers are
+    id: int
+    logprob: float
+    score: float
+    weights: tuple[float, ...]
+    status: str = ALIVE
+
+
+class BeamSearch(Generic[MemoryT, StateT]):
+    """Beam search of width K for batches of sentences: ``run`` gives each its best records and its beam."""
+
+    def __init__(
+        self,
+        model: Family[MemoryT, StateT],
+        width: int,
+        alpha: float,
+        columns: Callable[[StepOutput], Columns],  # a batch's columns, from its first step
+    ):
+        self.model, self.width, self.alpha, self.columns = model, width, alpha, columns
+
+    def run(self, rows: list[Row], memory: MemoryT, state: StateT) -> list[tuple[list[Step], Beam]]:
+        """Search a batch: the p-th sentence still searching has batch rows p·K .. p·K + K - 1.
+
+        A row without a hypothesis (its sentence needs fewer than K) computes what nobody reads,
+        as greedy's finished rows do, but a sentence whose search has ended leaves the batch.
+        Each step's numbers are kept as one tensor; only the best hypothesis's rows become
+        records, at the end. Memory: B·K rows × steps × a row's numbers.
+        """
+        batch = _Batch(rows, self.width, memory, state)
+        tables: Tables = []
+        c: Columns | None = None
+        while batch.searching:
+            output, batch.state = self.model.step(batch.prev, batch.state, batch.memory)
+            c = c or self.columns(output)
+            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B·K, V)
+            top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B·K, k)
+            tables.append((c.numbers(output, top_logprobs), top_ids))
+            batch.advance(logprobs, output.weights)
+        assert c is not None  # every sentence takes a first step
+        return [self._result(row, steps, tables, c) for row, steps in zip(rows, batch.hypotheses)]
+
+    def _result(self, row: Row, steps: list[list[_Live]], tables: Tables, c: Columns) -> tuple[list[Step], Beam]:
+        """One sentence's search: the records of its best hypothesis, and the whole beam."""
+        normalized = [[h.score / length_penalty(t + 1, self.alpha) for h in kept] for t, kept in enumerate(steps)]
+        best_t, best_j = _best(steps, normalized)
+        records = []
+        input_id = BOS_ID
+        for t, j in enumerate(_chain(steps, best_t, best_j)):
+            h = steps[t][j]
+            table, top_ids = tables[t]
+            numbers = c.split(table[h.row : h.row + 1], [top_ids[h.row].tolist()])[0]
+            forced = t < len(row.prefix) and row.prefix[t][1]
+            records.append(c.record(len(row.source), numbers, Pick(t, input_id, h.id, h.logprob, forced)))
+            input_id = h.id
+        hypotheses = tuple(
+            tuple(
+                Hypothesis(h.parent, c.vocab[h.id], h.id, h.logprob, h.score, normalized[t][j], h.status, h.weights)
+                for j, h in enumerate(kept)
+            )
+            for t, kept in enumerate(steps)
+        )
+        return records, Beam(width=self.width, alpha=self.alpha, start=len(row.prefix), steps=hypotheses, best=best_j)
+
+
+class _Batch(Generic[MemoryT, StateT]):
+    """A batch's search in progress: its rows' decoder inputs and scores, and each sentence's hypotheses."""
+
+    def __init__(self, rows: list[Row], K: int, memory: MemoryT, state: StateT):
+        self.rows, self.K, self.t = rows, K, 0
+        keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
+        self.memory, self.state = select(memory, keep), select(state, keep)  # (B·K, S, ·), (B·K, ·)
+        self.prev = torch.full((len(keep),), BOS_ID, dtype=torch.long)  # (B·K,)
+        self.score = torch.full((len(rows), K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
+        self.score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
+        self.searching = list(range(len(rows)))  # the sentences in the batch, in batch order
+        self.seeking = [K] * len(rows)  # how many more hypotheses each sentence needs: K less those finished
+        self.occupants: list[list[int]] = [[0] for _ in rows]  # per sentence: previous step's index of each row's
+        self.hypotheses: list[list[list[_Live]]] = [[] for _ in rows]  # per sentence, per step
+
+    def advance(self, logprobs: torch.Tensor, weights: torch.Tensor) -> None:
+        """Keep each sentence's best extensions of this step's (B·K, V) log-probs, (B·K, S) weights;
+        set the rows up for the next step."""
+        B, K = len(self.searching), self.K
+        top_scores, parent_slot, token = self._extensions(logprobs)  # (B, K) each
+        parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
+        token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
+        weights = weights[parent_row].view(B, K, weights.size(1))  # (B, K, S) a_t, computed from each parent
+        reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
+        self.prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
+        self.score = torch.full((B, K), -math.inf)
+        candidates = zip(
+            top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist()
+        )
+        for p, (i, extensions) in enumerate(zip(self.searching, candidates)):
+            kept = self._kept(p, i, extensions)
+            for slot, j in enumerate(self._settle(i, kept)):
+                reorder[p * K + slot], self.prev[p * K + slot], self.score[p, slot] = (
+                    kept[j].row,
+                    kept[j].id,
+                    kept[j].score,
+                )
+        self.state = select(self.state, reorder)
+        self._leave()
+        self.t += 1
+
+    def _extensions(self, logprobs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each sentence's K best one-token extensions, best first: cumulative scores, parent slots, tokens."""
+        B, K = len(self.searching), self.K
+        vocab_size = logprobs.size(1)
+        extended = (self.score.view(-1, 1) + logprobs).view(B, K * vocab_size)  # (B, K·V) every one-token extension
+        top_scores, top = extended.topk(K, dim=1)  # (B, K) best first
+        for p, i in enumerate(self.searching):  # a step of a fixed prefix has one extension: the prefix's word
+            prefix = self.rows[i].prefix
+            if self.t < len(prefix):
+                word = prefix[self.t][0]
+                top[p, 0], top_scores[p, 0], top_scores[p, 1:] = (
+                    word,
+                    self.score[p, 0] + logprobs[p * K, word],
+                    -math.inf,
+                )
+        return top_scores, top // vocab_size, top % vocab_size  # (B, K) each
+
+    def _kept(self, p: int, i: int, extensions: Extensions) -> list[_Live]:
+        """Sentence i's best extensions (its batch position is p), as many as it still seeks."""
+        scores, slots, tokens, logprobs, weights = extensions
+        n = len(self.rows[i].source)
+        kept = []
+        for j in range(self.seeking[i]):
+            if scores[j] == -math.inf:  # a prefix step keeps one
+                break
+            check_finite(scores[j])
+            parent = self.occupants[i][slots[j]] if self.t else None
+            status = FINISHED if tokens[j] == EOS_ID else ALIVE
+            kept.append(
+                _Live(parent, p * self.K + slots[j], tokens[j], logprobs[j], scores[j], tuple(weights[j][:n]), status)
+            )
+        return kept
+
+    def _settle(self, i: int, kept: list[_Live]) -> list[int]:
+        """Add sentence i's step: prune the parents it did not extend; → which kept ones go on (none once it ends)."""
+        steps = self.hypotheses[i]
+        if steps:
+            extended = {h.parent for h in kept}
+            for index, parent in enumerate(steps[-1]):  # none of its extensions was kept: it ends here
+                if parent.status == ALIVE and index not in extended:
+                    parent.status = PRUNED
+        steps.append(kept)
+        alive = [j for j, h in enumerate(kept) if h.status == ALIVE]
+        self.seeking[i] -= len(kept) - len(alive)
+        if not alive or self.t + 1 >= self.rows[i].limit:
+            self.seeking[i] = 0  # at the length limit, what is alive stays so, unfinished
+            return []
+        self.occupants[i] = alive
+        return alive
+
+    def _leave(self) -> None:
+        """Sentences whose search ended leave the batch."""
+        if all(self.seeking[i] for i in self.searching):
+            return
+        stay = [p for p, i in enumerate(self.searching) if self.seeking[i]]
+        keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * self.K + torch.arange(self.K)).view(-1)  # (B'·K,)
+        self.memory, self.state = select(self.memory, keep), select(self.state, keep)  # (B'·K, S, ·), (B'·K, ·)
+        self.prev, self.score = self.prev[keep], self.score[stay]  # (B'·K,), (B', K)
+        self.searching = [self.searching[p] for p in stay]
+
+
+def _best(steps: list[list[_Live]], normalized: list[list[float]]) -> tuple[int, int]:
+    """(step, index) of the search's result: the finished hypothesis best by normalized score, or where
+    none finished, the best of those the length limit stopped."""
+    finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
+    last = len(steps) - 1
+    contenders = finished or [(last, j) for j in range(len(steps[last]))]
+    return max(contenders, key=lambda tj: normalized[tj[0]][tj[1]])
+
+
+def _chain(steps: list[list[_Live]], t: int, j: int) -> list[int]:
+    """The index at each step 0..t of hypothesis j of step t and its ancestors."""
+    chain = [j]
+    for s in range(t, 0, -1):
+        parent = steps[s][chain[-1]].parent
+        assert parent is not None  # only step 0's hypotheses have none
+        chain.append(parent)
+    chain.reverse()
+    return chain

@@ -1,0 +1,139 @@
+"""What the greedy loop (stepper.py) and the beam search (beam.py) share: a sentence's place in a
+batch, and the way from a decoder step's tensors to :class:`~attnstep.trace.records.Step` records,
+with one copy out of torch per step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from attnstep.errors import AttnstepError
+from attnstep.model.family import StepOutput
+from attnstep.trace.records import Candidate, Floats, SourceToken, Step
+
+Choice = tuple[int, bool]  # (target token id, forced by the user)
+
+
+@dataclass(frozen=True)
+class Row:
+    """Per-sentence bookkeeping inside a batch."""
+
+    source: tuple[SourceToken, ...]
+    prefix: tuple[Choice, ...]  # choices to make at steps 0..len-1 instead of the model's
+    limit: int  # maximum number of steps
+
+
+class Numbers(NamedTuple):
+    """One sentence's numbers at one step, out of torch (see :class:`Columns`)."""
+
+    data: bytes  # the step's whole table as float32 bytes: the vectors are spans of it, not copies
+    start: int  # where the sentence's row starts in data, in floats
+    tail: tuple[float, ...]  # the row from e_t on, as floats
+    top_ids: list[int]  # the top-k candidates' ids
+
+
+class Pick(NamedTuple):
+    """What step t of a sentence did: the token it read, the one it took and that one's log-probability."""
+
+    t: int
+    input_id: int
+    chosen_id: int
+    logprob: float
+    forced: bool  # by the user
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where each quantity sits in a step's row of numbers:
+    [h_t | C_t | h~_t | query term (concat/additive) | e_t (S) | a_t (S) | top-k log-probs | ...].
+
+    The vectors, the first V numbers ([h_t; C_t] is the first H + M), leave torch as float32
+    bytes; the rest, from e_t on (the row's "tail"), as Python floats. One copy out of torch per
+    step: per-tensor copies would cost more than the decoder step itself at batch size 1.
+    """
+
+    vocab: Sequence[str]  # target tokens by id, to name the records' tokens
+    H: int  # h_t (0 without vectors)
+    M: int  # C_t (0 without vectors)
+    V: int  # where the vectors end
+    S: int  # padded source length (0 for a model without attention: nothing is scored)
+    k: int  # top-k candidates
+    Q: int  # the scorer's query term, just before V (0 but for concat/additive with vectors)
+
+    @classmethod
+    def of(cls, output: StepOutput, vocab: Sequence[str], k: int, vectors: bool, queried: bool) -> Columns:
+        """The columns of a batch's steps, measured on its first step's output."""
+        H = output.hidden.size(1) if vectors else 0
+        M = output.concat.size(1) - H if vectors else 0
+        Q = output.query.size(1) if queried else 0
+        V = H + M + (output.attentional.size(1) if vectors else 0) + Q
+        return cls(vocab, H, M, V, output.scores.size(1), k, Q)
+
+    def numbers(self, output: StepOutput, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """A step's rows of numbers, with ``extra`` columns appended: (B, C)."""
+        vectors = [output.concat, output.attentional] if self.H else []  # concat is [h_t; C_t]
+        if self.Q:
+            vectors.append(output.query)
+        return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
+
+    def split(self, table: torch.Tensor, top_ids: list[list[int]]) -> list[Numbers]:
+        """Each row of a step's (B, C) numbers, with its top-k ids."""
+        raw = table.numpy().tobytes()
+        numbers = memoryview(raw).cast("f")
+        width = table.size(1)
+        starts = range(0, len(numbers), width)
+        return [
+            Numbers(raw, i, tuple(numbers[i + self.V : i + width].tolist()), ids) for i, ids in zip(starts, top_ids)
+        ]
+
+    def record(self, n: int, numbers: Numbers, pick: Pick) -> Step:
+        """The record of a sentence's step from its numbers; ``n`` is the sentence's own source length."""
+        vocab = self.vocab
+        data, start, tail, top_ids = numbers
+        H, M, V, S = (
+            start + self.H,
+            start + self.H + self.M,
+            start + self.V,
+            self.S,
+        )  # where h_t, C_t and the vectors end in data; S in the tail
+        n = min(n, S)  # no scores or weights without attention
+        # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
+        # log-normaliser: one finite log-probability vouches for the whole row.
+        check_finite(pick.logprob)
+        vectors = self.H > 0
+        return Step(
+            index=pick.t,
+            input_token=vocab[pick.input_id],
+            input_id=pick.input_id,
+            scores=tail[:n],
+            weights=tail[S : S + n],
+            hidden=Floats(data, start, H) if vectors else None,
+            context=Floats(data, H, M) if vectors else None,
+            concat=Floats(data, start, M) if vectors else None,
+            attentional=Floats(data, M, V - self.Q) if vectors else None,
+            candidates=tuple(
+                Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, tail[2 * S : 2 * S + self.k])
+            ),
+            chosen_token=vocab[pick.chosen_id],
+            chosen_id=pick.chosen_id,
+            chosen_logprob=pick.logprob,
+            forced=pick.forced,
+            query=Floats(data, V - self.Q, V) if self.Q else None,
+        )
+
+
+def check_finite(logprob: float) -> None:
+    """Refuse a log-probability that is NaN or infinite: the model that computed it is broken."""
+    if not math.isfinite(logprob):
+        raise AttnstepError("the model produced NaN or infinite values; the checkpoint is unusable")
+
+
+def floats(tensor: torch.Tensor) -> tuple[Floats, ...]:
+    """The rows of a float32 (R, D) tensor, as Floats: one copy out of torch."""
+    raw = tensor.contiguous().numpy().tobytes()
+    width = tensor.size(1)
+    return tuple(Floats(raw, i, i + width) for i in range(0, len(raw) // 4, width))

@@ -1,0 +1,76 @@
+"""The seam between the engine and a model family: all that the stepper and the beam search use of a model.
+
+A family is its config, its torch modules and one decoder step function that returns every
+intermediate a trace records; attnstep's RNN family (:mod:`attnstep.model.rnn`) is the first.
+The engine encodes a batch once and then steps the decoder; the memory and the decoder state
+go back to the family unread, except that beam search reorders their rows with :func:`select`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from torch import Tensor
+
+MemoryT = TypeVar("MemoryT", bound=tuple[Tensor, ...])
+StateT = TypeVar("StateT", bound=tuple[Tensor, ...])
+RowsT = TypeVar("RowsT", bound=tuple[Tensor, ...])
+
+
+class StepOutput(Protocol):
+    """What one decoder step hands the engine for the whole batch: every intermediate a trace records."""
+
+    @property
+    def hidden(self) -> Tensor: ...  # (B, H) h_t
+
+    @property
+    def query(self) -> Tensor: ...  # (B, Q) the scorer's query term, recorded where the family has a v_a
+
+    @property
+    def scores(self) -> Tensor: ...  # (B, S) raw scores e_t; (B, 0) without attention
+
+    @property
+    def weights(self) -> Tensor: ...  # (B, S) a_t = softmax(e_t), 0 at padding; (B, 0) without attention
+
+    @property
+    def concat(self) -> Tensor: ...  # (B, H + M) [h_t; C_t]
+
+    @property
+    def attentional(self) -> Tensor: ...  # (B, O) h~_t, what the output layer reads
+
+    @property
+    def logits(self) -> Tensor: ...  # (B, V) scores over the target vocabulary, before the softmax
+
+
+class Family(Protocol[MemoryT, StateT]):
+    """What the engine needs of a model: encode a batch, step its decoder, say how it attends.
+
+    ``MemoryT`` and ``StateT`` are the family's own NamedTuples of batch-first tensors.
+    """
+
+    @property
+    def attention(self) -> str: ...  # the attention's name, as a trace records it ("general", "none"…)
+
+    @property
+    def formula(self) -> str: ...  # its score function, as a trace shows it
+
+    @property
+    def v_a(self) -> Tensor | None: ...  # (A,) v_a of a v_aᵀ tanh(…) score; None for scores without one
+
+    def encode(self, src: Tensor, lengths: Tensor) -> tuple[MemoryT, StateT]:
+        """src (B, S) padded ids, lengths (B,) → the encoder's memory and the decoder's first state."""
+        ...
+
+    def step(self, prev_tokens: Tensor, state: StateT, memory: MemoryT) -> tuple[StepOutput, StateT]:
+        """One decoder step for the batch: prev_tokens (B,) are the tokens chosen at the previous step."""
+        ...
+
+    def encoder_vectors(self, memory: MemoryT) -> tuple[Tensor, Tensor | None]:
+        """What a trace shows per source token: the encoder states h_i (B, S, M), and the scorer's keys
+        (B, S, K) where they are more than those states (None for dot's, and without attention)."""
+        ...
+
+
+def select(rows: RowsT, index: Tensor) -> RowsT:
+    """A family's memory or decoder state at the batch rows ``index`` (B',)."""
+    return type(rows)(*(tensor.index_select(0, index) for tensor in rows))
