@@ -267,32 +267,47 @@ def save_checkpoint(
     except OSError as exc:
         raise AttnstepError(f"cannot write a checkpoint in {path.parent}: {exc.strerror or exc}") from None
     try:
-        tensors = {name: t.detach().to(dtype).contiguous() for name, t in model.state_dict().items()}
-        save_file(tensors, staging / WEIGHTS_FILE)
-        (staging / SRC_VOCAB_FILE).write_text(src_vocab.to_json(), encoding="utf-8")
-        (staging / TGT_VOCAB_FILE).write_text(tgt_vocab.to_json(), encoding="utf-8")
-        for name, subword_model in zip((SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE), subword or ()):
-            (staging / name).write_bytes(subword_model.serialized())
-        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        # mkdtemp and safetensors create owner-only files; a checkpoint is meant to be shared.
-        for item in staging.iterdir():
-            item.chmod(shared_mode(0o666))
-        staging.chmod(shared_mode(0o777))
-        for extra in path.iterdir() if path.is_dir() else ():
-            if extra.name not in (
-                *REQUIRED_FILES,
-                SOURCE_SUBWORD_FILE,
-                TARGET_SUBWORD_FILE,
-            ):  # files we do not own, e.g. the model card
-                if extra.is_dir() and not extra.is_symlink():
-                    shutil.copytree(extra, staging / extra.name, symlinks=True)
-                else:
-                    shutil.copy2(extra, staging / extra.name, follow_symlinks=False)
+        _write_files(staging, model, (src_vocab, tgt_vocab), config, dtype, subword)
+        _carry_over(path, staging)
         _replace_directory(staging, path)
     except OSError as exc:
         raise AttnstepError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_files(
+    staging: Path,
+    model: Seq2Seq,
+    vocabs: tuple[Vocab, Vocab],
+    config: dict,
+    dtype: torch.dtype,
+    subword: tuple[SubwordModel, SubwordModel] | None,
+) -> None:
+    """A checkpoint's own files, in the new folder ``staging``, readable by everyone."""
+    tensors = {name: t.detach().to(dtype).contiguous() for name, t in model.state_dict().items()}
+    save_file(tensors, staging / WEIGHTS_FILE)
+    for name, vocab in zip((SRC_VOCAB_FILE, TGT_VOCAB_FILE), vocabs):
+        (staging / name).write_text(vocab.to_json(), encoding="utf-8")
+    for name, subword_model in zip((SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE), subword or ()):
+        (staging / name).write_bytes(subword_model.serialized())
+    (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # mkdtemp and safetensors create owner-only files; a checkpoint is meant to be shared.
+    for item in staging.iterdir():
+        item.chmod(shared_mode(0o666))
+    staging.chmod(shared_mode(0o777))
+
+
+def _carry_over(path: Path, staging: Path) -> None:
+    """Copy what the old checkpoint at ``path`` holds that is not ours (e.g. the model card) into ``staging``."""
+    ours = (*REQUIRED_FILES, SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE)
+    for extra in path.iterdir() if path.is_dir() else ():
+        if extra.name in ours:
+            continue
+        if extra.is_dir() and not extra.is_symlink():
+            shutil.copytree(extra, staging / extra.name, symlinks=True)
+        else:
+            shutil.copy2(extra, staging / extra.name, follow_symlinks=False)
 
 
 def _replace_directory(new: Path, target: Path) -> None:
