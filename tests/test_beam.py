@@ -46,6 +46,7 @@ def close(a, b, tolerance=1e-6) -> bool:
 # --- K = 1 is greedy ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ATTENTION_TYPES)
 @pytest.mark.parametrize("eos_bias", [0.0, 2.5, -50.0])  # <eos> late, early, never (the length limit)
 def test_a_beam_of_one_makes_the_greedy_records(attention, eos_bias, tmp_path):

@@ -22,6 +22,7 @@ from tests.conftest import build_tiny_checkpoint
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+@pytest.mark.slow
 @given(st.lists(st.integers(0, 200), max_size=300))
 def test_every_sentence_is_in_exactly_one_bucket(lengths):
     buckets = length_buckets(lengths)
@@ -32,6 +33,7 @@ def test_every_sentence_is_in_exactly_one_bucket(lengths):
         assert list(bucket.members) == sorted(bucket.members)
 
 
+@pytest.mark.slow
 @given(
     st.lists(st.integers(1, 60), min_size=1, max_size=6, unique=True).map(sorted),
     st.lists(st.integers(0, 100), max_size=50),
@@ -122,6 +124,7 @@ def other_checkpoint(tmp_path_factory):
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-other", seed=1)
 
 
+@pytest.mark.slow
 def test_eval_by_length_of_two_checkpoints(tiny_checkpoint, other_checkpoint, length_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     chart_file = tmp_path / "chart.svg"

@@ -147,6 +147,7 @@ async def test_jump_run_to_end_and_restart(stepper):
         assert grid_rows(app) == []
 
 
+@pytest.mark.slow
 @async_test
 async def test_force_from_the_top_k_and_return(stepper):
     app = app_on(stepper)
@@ -170,6 +171,7 @@ async def test_force_from_the_top_k_and_return(stepper):
         assert not app.cursor.trace.steps[1].forced
 
 
+@pytest.mark.slow
 @async_test
 async def test_force_a_typed_word_and_refuse_unknown_ones(stepper):
     app = app_on(stepper)
@@ -303,6 +305,7 @@ async def test_bad_checkpoint_exits_with_one_line(tmp_path):
     assert app.error_message.startswith(f"checkpoint {tmp_path / 'missing'} does not exist")
 
 
+@pytest.mark.slow
 @async_test
 async def test_small_terminal_shows_one_panel_and_the_key_numbers(stepper):
     app = app_on(stepper)
@@ -367,6 +370,7 @@ async def test_the_key_bar_lists_the_screens_keys_and_a_click_presses_one(steppe
         assert isinstance(app.screen, HelpDialog)
 
 
+@pytest.mark.slow
 @async_test
 async def test_hidden_tabs_build_their_lines_when_shown(stepper):
     """Narrow, only the panel on screen is rebuilt at each key; another catches up when its tab
@@ -501,6 +505,7 @@ async def test_output_line_keeps_the_current_word_in_view(stepper):
             assert detokenize([s.chosen_token for s in app.cursor.visible]).endswith(words)
 
 
+@pytest.mark.slow
 @async_test
 async def test_force_dialog_takes_typed_letters_and_ignores_the_models_own_word(stepper):
     app = app_on(stepper)
@@ -518,6 +523,7 @@ async def test_force_dialog_takes_typed_letters_and_ignores_the_models_own_word(
         assert any("the model's own choice" in str(n.message) for n in app._notifications)
 
 
+@pytest.mark.slow
 @async_test
 async def test_a_forced_word_ahead_is_shown_and_undone_from_before_it(stepper):
     app = app_on(stepper)
@@ -590,6 +596,7 @@ def footer_actions(app) -> set[str]:
     }
 
 
+@pytest.mark.slow
 @async_test
 async def test_footer_narration_and_goto_say_what_is_so(stepper):
     app = app_on(stepper)

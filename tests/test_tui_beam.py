@@ -52,6 +52,7 @@ def assert_beam_on_screen(app) -> None:
     assert f"step {view.t + 1} of {len(view.trace.beam.steps)}" in app.screen.query_one("#beam-status").plain
 
 
+@pytest.mark.slow
 @async_test
 async def test_the_beam_view_steps_through_the_search(beam_stepper):
     app = app_on(beam_stepper)
@@ -93,6 +94,7 @@ async def test_b_on_a_greedy_trace_says_how_to_get_a_beam(stepper):
         assert any("--beam K" in str(n.message) for n in app._notifications)
 
 
+@pytest.mark.slow
 @async_test
 async def test_forcing_a_word_in_a_beam_trace_restarts_the_beam(beam_stepper):
     app = app_on(beam_stepper)
@@ -166,6 +168,7 @@ async def test_translate_app_loads_the_beam_and_scores_the_reference_it_was_give
 
 
 class TestSnapshots:
+    @pytest.mark.slow
     @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
     def test_beam_view(self, snap_compare, beam_stepper, size):
         async def run_before(pilot) -> None:

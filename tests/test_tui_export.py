@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
 from textual.widgets import Input, Label, OptionList, TextArea
 
 from attnstep.report.plot import MATPLOTLIB_MISSING, alignment_svg
@@ -54,6 +55,7 @@ async def test_the_dialog_fits_80_by_24_and_the_name_follows_the_format(stepper)
         assert not isinstance(app.screen, ExportDialog)
 
 
+@pytest.mark.slow
 @async_test
 async def test_each_format_is_written_where_it_says(stepper, tmp_path):
     app = app_on(stepper)

@@ -36,6 +36,7 @@ class TestWide:
         # → then s s s: step 2 stopped at stage 3 (softmax), the attention panel highlighted
         assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after("right", "s", "s", "s"))
 
+    @pytest.mark.slow
     def test_forced_word(self, snap_compare, stepper):
         # → → then f ↓ Enter: the second candidate forced at step 2, decoding continued
         assert snap_compare(
@@ -48,6 +49,7 @@ class TestSmall:
         # → → →: at 80×24 the attention tab, with the key numbers on the summary line
         assert snap_compare(app_on(stepper), terminal_size=SMALL, run_before=after("right", "right", "right"))
 
+    @pytest.mark.slow
     def test_grid_tab(self, snap_compare, stepper):
         # → → → then Tab ×3: the alignment grid tab
         assert snap_compare(
@@ -86,6 +88,7 @@ class TestViews:
             app_on(stepper), terminal_size=size, run_before=after("right", "right", "right", "m", "number_sign")
         )
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
     def test_before_after(self, snap_compare, stepper, size):
         # → → then f ↓ Enter, then c: the second candidate forced at step 2, both decodings side by side
@@ -100,6 +103,7 @@ class TestViews:
 
 
 class TestNoAttention:
+    @pytest.mark.slow
     @pytest.mark.parametrize("size", [SMALL, WIDE], ids=["80x24", "140x40"])
     def test_context_stage(self, snap_compare, no_attention_checkpoint, size):
         # → then s s: step 2 at its context stage; the attention tab explains that there is none

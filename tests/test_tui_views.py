@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+import pytest
+
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, num, prob, shade
@@ -142,6 +144,7 @@ async def test_the_map_scrolls_on_a_small_terminal_with_its_labels(stepper):
         )
 
 
+@pytest.mark.slow
 @async_test
 async def test_c_shows_before_and_after_a_forced_word(stepper):
     app = app_on(stepper)
