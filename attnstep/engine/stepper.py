@@ -91,12 +91,12 @@ class Stepper:
         self.model: Family[Opaque, Opaque] = checkpoint.model.eval().requires_grad_(False)
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
-        v_a = self.model.v_a
-        self.queried = vectors and v_a is not None  # a query term W q, and v_a, to work a score out
-        self.v_a = floats(v_a.view(1, -1))[0] if vectors and v_a is not None else None
+        v_a = self.model.v_a if vectors else None  # (A,)
+        self.queried = v_a is not None  # a query term W q, and v_a, to work a score out
+        self.v_a = None if v_a is None else floats(v_a.view(1, -1))[0]
         # None: greedy; else a beam search of width K (capped by the vocabulary, which bounds the extensions)
-        width = min(beam or 1, len(checkpoint.tgt_vocab))
-        self.search = None if beam is None else BeamSearch(self.model, width, alpha, self._columns)
+        width = None if beam is None else min(beam, len(checkpoint.tgt_vocab))
+        self.search = None if width is None else BeamSearch(self.model, width, alpha, self._columns)
         self.info = CheckpointInfo(
             name=checkpoint.name,
             sha256=checkpoint.digest,
@@ -225,16 +225,12 @@ class Stepper:
         """Encode a batch: (the family's memory, its first decoder state, each row's _Encoded)."""
         src, lengths = pad([[t.id for t in row.source] for row in rows])
         memory, state = self.model.encode(src, lengths)
-        states, keys = self.model.encoder_vectors(memory)  # (B, S, M), (B, S, K) or None
+        states, keys = self.model.encoder_vectors(memory) if self.vectors else (None, None)  # (B, S, M), (B, S, K)
 
         def per_row(tensor: torch.Tensor | None) -> list[tuple[Floats, ...] | None]:  # (B, S, D) → each row's tokens'
             return [None if tensor is None else floats(tensor[i, : len(row.source)]) for i, row in enumerate(rows)]
 
-        encoded = [
-            _Encoded(*pair)
-            for pair in zip(per_row(states if self.vectors else None), per_row(keys if self.vectors else None))
-        ]
-        return memory, state, encoded
+        return memory, state, [_Encoded(*pair) for pair in zip(per_row(states), per_row(keys))]
 
     def _columns(self, output: StepOutput) -> Columns:
         return Columns.of(output, self.checkpoint.tgt_vocab.tokens, self.top_k, self.vectors, self.queried)
