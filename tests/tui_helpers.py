@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from attnstep.tui import make_app
+from attnstep.tui.app import AttnstepApp
 
 SENTENCE = "une voiture rouge court dans la rue ."
 
 
 def app_on(stepper, sentence: str | None = SENTENCE, **kwargs):
     """The app the CLI builds, but over the session's already-loaded tiny stepper."""
-    return make_app(source_factory=lambda: stepper, sentence=sentence, origin="tiny", **kwargs)
+    return AttnstepApp(source_factory=lambda: stepper, sentence=sentence, origin="tiny", **kwargs)
 
 
 async def settle(pilot) -> None:

@@ -68,7 +68,7 @@ class TeacherShows:
 
 class ServedApp(AttnstepApp):
     BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow")]
-    HELP = [*AttnstepApp.HELP, ("t", "in a class: follow the teacher's screen, or explore on your own")]
+    KEY_HELP = [*AttnstepApp.KEY_HELP, ("t", "in a class: follow the teacher's screen, or explore on your own")]
 
     def __init__(self, *, link: ClassLink, teacher: bool, follow: bool, user: str, **kwargs) -> None:
         """``follow``: a student in a class with a teacher. Such a student starts out following and

@@ -9,47 +9,17 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from attnstep.data.model_card import DEFAULT_EXAMPLES
 from attnstep.trace.records import Trace
-from attnstep.tui.trace_source import SourceFactory
 
 if TYPE_CHECKING:
     from attnstep.tui.app import AttnstepApp
 
 
-def make_app(
-    *,
-    source_factory: SourceFactory | None = None,
-    trace: Trace | None = None,
-    sentence: str | None = None,
-    examples: tuple[str, ...] = DEFAULT_EXAMPLES,
-    origin: str = "",
-    reference: str | None = None,
-    other_factory: SourceFactory | None = None,
-    other_origin: str = "",
-) -> AttnstepApp:
-    """The one way to build the app: a source of traces (None for replay), or a trace to replay.
-
-    ``reference``: the opening sentence's given translation, forced and scored instead of decoded.
-    ``other_factory``: a second model (named ``other_origin``) whose decoding of the same sentence
-    c sets beside this one's.
-    """
+def replay_app(trace: Trace, origin: str) -> AttnstepApp:
+    # Textual is imported only here, once the app is to run: no_terminal answers without it.
     from attnstep.tui.app import AttnstepApp
 
-    return AttnstepApp(
-        source_factory=source_factory,
-        trace=trace,
-        sentence=sentence,
-        examples=examples,
-        origin=origin,
-        reference=reference,
-        other_factory=other_factory,
-        other_origin=other_origin,
-    )
-
-
-def replay_app(trace: Trace, origin: str) -> AttnstepApp:
-    return make_app(trace=trace, origin=f"replay of {origin}")
+    return AttnstepApp(trace=trace, origin=f"replay of {origin}")
 
 
 def run_replay(trace: Trace, origin: str) -> tuple[int, str | None]:

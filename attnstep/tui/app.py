@@ -12,10 +12,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Tab, Tabs
@@ -38,7 +39,7 @@ from attnstep.tui.panels.source import SourcePanel
 from attnstep.tui.panels.worked import WorkedScoreDialog
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.alignment import CompareScreen, MapScreen
-from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog
+from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog, on_answer
 from attnstep.tui.stages import View, quote
 from attnstep.tui.trace_source import SourceFactory, TraceSource
 
@@ -126,7 +127,7 @@ PANEL_KEYS = [
 class MainScreen(Screen):
     """The app's only full screen; Tab cycles panels here instead of moving focus blindly."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "app.panel(1)", "panel"),
         Binding("shift+tab", "app.panel(-1)", "previous panel", show=False),
     ]
@@ -137,26 +138,31 @@ class MainScreen(Screen):
         """Choose the layout for this terminal size and sentence: every panel at once where the
         grid has room (see WIDE_ROWS), else tabs."""
         width, height = self.size
-        if trace is None:
-            least = NO_TRACE_GRID
-        else:  # grid_width counts min(MIN_GRID_COLUMNS, all) columns
-            least = PANEL_FRAME + grid_width(trace, MIN_GRID_COLUMNS)
+        # grid_width counts min(MIN_GRID_COLUMNS, all) columns
+        least = NO_TRACE_GRID if trace is None else PANEL_FRAME + grid_width(trace, MIN_GRID_COLUMNS)
         self.narrow = height < WIDE_ROWS or width - CANDIDATES_WIDTH - LEFT_WIDTH < least
         self.set_class(self.narrow, "-narrow")
         if not self.narrow:  # every panel is on screen: those that were hidden tabs catch up
-            for panel in self.query(".panel"):
+            for panel in self.query(".panel").results(LinesView):
                 panel.catch_up()
 
     def on_resize(self) -> None:
-        self.choose_layout(self.app.cursor.trace if self.app.cursor else None)
+        app = self.app
+        assert isinstance(app, AttnstepApp)  # the screen of no other app
+        self.choose_layout(app.cursor.trace if app.cursor else None)
 
 
 class AttnstepApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere (the served app) finds it too
     TITLE = "attnstep"
     ENABLE_COMMAND_PALETTE = False  # every command has a key; the footer needs the room
-    BINDINGS = [Binding(keys, action, label or action, show=bool(label)) for keys, action, label, _, _ in KEYS]
-    HELP = [(key, text) for _, _, _, key, text in KEYS] + PANEL_KEYS  # what ? lists
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(keys, action, label or action, show=bool(label)) for keys, action, label, _, _ in KEYS
+    ]
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
+        *((key, text) for _, _, _, key, text in KEYS),
+        *PANEL_KEYS,
+    ]  # what ? lists
 
     def __init__(
         self,
@@ -171,6 +177,12 @@ class AttnstepApp(App[None]):
         other_factory: SourceFactory | None = None,
         other_origin: str = "",
     ) -> None:
+        """The app over a source of traces (None for replay), or over a trace to replay.
+
+        ``reference``: the opening sentence's given translation, forced and scored instead of decoded.
+        ``other_factory``: a second model (named ``other_origin``) whose decoding of the same sentence
+        c sets beside this one's.
+        """
         super().__init__()
         self.source_factory = source_factory  # None: replay, no model anywhere
         self.other_factory, self.other_origin = other_factory, other_origin  # a second model for c
@@ -225,13 +237,19 @@ class AttnstepApp(App[None]):
         if self.source_factory is not None:
             self.set_busy("loading the model…")
             # Start importing torch only after the first frame is on screen.
-            self.call_after_refresh(self.load_source)
+            self.call_after_refresh(self.load_source, self.source_factory)
         if self.cursor is None and self.pending_sentence is None and self.open_on_sentence_box:
             self.action_new_sentence()
 
     @property
+    def main_screen(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)  # get_default_screen's
+        return screen
+
+    @property
     def narrow(self) -> bool:
-        return self.screen_stack[0].narrow
+        return self.main_screen.narrow
 
     def action_panel(self, delta: int) -> None:
         self.show_panel((self.panel_index + delta) % len(PANELS))
@@ -264,7 +282,7 @@ class AttnstepApp(App[None]):
         if not any(s.forced for s in trace.steps):
             self.original = trace  # the model's own decoding: what c compares a forced one with
         if self.is_running:
-            self.screen_stack[0].choose_layout(trace)
+            self.main_screen.choose_layout(trace)
             self.refresh_bindings()  # u is offered only once a word is forced
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
         self.state_scale = max_abs([mean_bins(h) for h in trace.encoder_states]) if trace.encoder_states else 1.0
@@ -289,7 +307,7 @@ class AttnstepApp(App[None]):
             widget.show(view)
         if isinstance(self.screen, MapScreen):  # the map follows s, e, r, g… while it is open
             self.screen.show(view)
-        stage = view.current_stage if view is not None and view.partial else None
+        stage = view.partial_stage if view is not None else None
         for pid, panel in self.panels.items():
             panel.set_class(stage is not None and stage.panel == pid, "-stage")
         if stage is not None and self.narrow:  # one panel at a time: show the one this stage changed
@@ -302,51 +320,47 @@ class AttnstepApp(App[None]):
 
     # --- moving: verbs on the cursor ----------------------------------------------------------
 
-    def move(self, moved: bool) -> None:
-        if moved:
+    def move(self, verb: Callable[[StepCursor], bool]) -> None:
+        """Move the cursor by ``verb`` (there is nothing to move before a trace) and show where it went."""
+        if self.cursor is not None and verb(self.cursor):
             self.show_view()
 
     def action_step(self) -> None:
-        if self.cursor is not None:
-            self.move(self.cursor.step())
+        self.move(StepCursor.step)
 
-    def action_back(self) -> None:
-        if self.cursor is not None:
-            self.move(self.cursor.back())
+    async def action_back(self) -> None:  # async as App.action_back (pop a screen), which ← replaces here
+        self.move(StepCursor.back)
 
     def action_stage(self, delta: int) -> None:
-        if self.cursor is not None:
-            self.move(self.cursor.sub_step(delta))
+        self.move(lambda cursor: cursor.sub_step(delta))
 
     def action_end(self) -> None:
-        if self.cursor is not None:
-            self.move(self.cursor.end())
+        self.move(StepCursor.end)
 
     def action_restart(self) -> None:
-        if self.cursor is not None:
-            self.move(self.cursor.restart())
+        self.move(StepCursor.restart)
 
     def action_goto(self) -> None:
         if self.cursor is None:
             return
 
-        def answered(answer: str | None) -> None:
-            if answer is None:
-                return
-            self.move(self.cursor.goto(int(answer)))
-            if self.cursor.position != int(answer):
+        def go(answer: str) -> None:
+            self.move(lambda cursor: cursor.goto(int(answer)))
+            cursor = self.cursor
+            assert cursor is not None  # g asks only once there is a trace
+            if cursor.position != int(answer):
                 self.notify(
-                    f"There is no step {answer}: the steps are 0 to {self.cursor.total}; this is step {self.cursor.position}.",
+                    f"There is no step {answer}: the steps are 0 to {cursor.total}; this is step {cursor.position}.",
                     markup=False,
                 )
 
-        self.push_screen(AskDialog(f"Go to step (0–{self.cursor.total}):", integer=True), answered)
+        self.push_screen(AskDialog(f"Go to step (0–{self.cursor.total}):", integer=True), on_answer(go))
 
     # --- new traces from the source ---------------------------------------------------------
 
     @work(thread=True, group="load", exit_on_error=False, description="import torch and load the checkpoint")
-    def load_source(self) -> None:
-        source = self.source_factory()
+    def load_source(self, factory: SourceFactory) -> None:
+        source = factory()
         if not get_current_worker().is_cancelled:
             self.post_message(SourceReady(source))
 
@@ -359,10 +373,10 @@ class AttnstepApp(App[None]):
     @work(
         thread=True, group="other", exclusive=True, exit_on_error=False, description="decode with the second checkpoint"
     )
-    def decode_other(self, trace: Trace) -> None:
-        """The second model's decoding of ``trace``'s sentence, the model loaded on first use."""
+    def decode_other(self, trace: Trace, factory: SourceFactory) -> None:
+        """The second model's decoding of ``trace``'s sentence, the model (``factory``'s) loaded on first use."""
         if self.other is None:
-            self.other = self.other_factory()
+            self.other = factory()
         other = self.other.translate(self.sentence)
         if not get_current_worker().is_cancelled:
             self.post_message(OtherReady(trace, other))
@@ -420,10 +434,14 @@ class AttnstepApp(App[None]):
 
             self.decode(given, 0, "")
 
-    def unavailable(self, what: str) -> bool:
-        """Say why ``what`` needs a model that is not there; True when it is not."""
-        if self.source is not None:
-            return False
+    def model_for(self, what: str) -> TraceSource | None:
+        """The model to do ``what`` with; None, once the user is told why it is not there."""
+        if self.source is None:
+            self.no_model(what)
+        return self.source
+
+    def no_model(self, what: str) -> None:
+        """Say why ``what`` cannot be done: a replay has no model, and a local one may still be loading."""
         if self.source_factory is None:
             self.notify(
                 f"{what} needs the model: this is a replay of a saved trace. Open the sentence with `attnstep translate` to do it.",
@@ -432,39 +450,42 @@ class AttnstepApp(App[None]):
             )
         else:
             self.notify(f"The model is still loading; {what.lower()} in a moment.", markup=False)
-        return True
 
     def action_new_sentence(self) -> None:
         if self.source_factory is None:
-            self.unavailable("A new sentence")
+            self.no_model("A new sentence")
             return
-        self.push_screen(SentenceDialog(self.examples), lambda sentence: sentence and self.translate(sentence))
+        self.push_screen(SentenceDialog(self.examples), on_answer(self.translate))
 
     def action_force(self) -> None:
         step = self.cursor.current if self.cursor else None
-        if self.unavailable("Forcing a word"):
+        source = self.model_for("Forcing a word")
+        if source is None:
             return
         if step is None:
             self.notify("Take a step first (→): forcing replaces the word chosen at the current step.", markup=False)
             return
-        self.push_screen(ForceDialog(step), lambda word: word and self.force(word))
+        self.push_screen(ForceDialog(step), on_answer(lambda word: self.force(source, word)))
 
     @on(CandidatesPanel.Chosen)
     def candidate_chosen(self, message: CandidatesPanel.Chosen) -> None:
-        if not self.unavailable("Forcing a word"):
-            self.force(message.token)
+        source = self.model_for("Forcing a word")
+        if source is not None:
+            self.force(source, message.token)
 
-    def force(self, word: str) -> None:
-        step = self.cursor.current
+    def force(self, source: TraceSource, word: str) -> None:
+        cursor = self.cursor
+        step = cursor.current if cursor else None
+        assert cursor is not None and step is not None  # f and the Next-word panel force only at a step
         if word.strip().lower() == step.candidates[0].token:  # the model's own choice: nothing to force
             if step.forced:
-                self.unforce(step.index)
+                self.unforce(source, step.index)
             else:
                 self.notify(
                     f"{quote(word)} is the model's own choice at step {step.index + 1}: nothing to force.", markup=False
                 )
             return
-        trace, t, source = self.cursor.trace, step.index, self.source
+        trace, t = cursor.trace, step.index
         self.set_busy("decoding…")
         note = f"Forced {quote(word)} at step {t + 1}; decoding continued from there. u returns to the model's choice."
         self.decode(lambda: source.force(trace, t, word), t + 1, note)
@@ -472,15 +493,19 @@ class AttnstepApp(App[None]):
     def action_unforce(self) -> None:
         """Undo the last word forced, wherever it is: forcing keeps the steps before it, so the last
         forced step of a trace is the latest force."""
-        if self.unavailable("Returning to the model's choice"):
-            return
-        self.unforce([s.index for s in self.cursor.trace.steps if s.forced][-1])  # check_action: there is one
+        source = self.model_for("Returning to the model's choice")
+        if source is not None and self.cursor is not None:
+            self.unforce(
+                source, [s.index for s in self.cursor.trace.steps if s.forced][-1]
+            )  # check_action: there is one
 
-    def unforce(self, t: int) -> None:
-        trace, source = self.cursor.trace, self.source
+    def unforce(self, source: TraceSource, t: int) -> None:
+        cursor = self.cursor
+        assert cursor is not None  # step t, to undo, is one of its trace's
+        trace = cursor.trace
         self.set_busy("decoding…")
         # Stay on the current step if it comes before the one undone; steps after it may change.
-        position = min(self.cursor.position, t + 1)
+        position = min(cursor.position, t + 1)
         self.decode(lambda: source.unforce(trace, t), position, f"Step {t + 1} is the model's own choice again.")
 
     # --- export and help ----------------------------------------------------------------------
@@ -491,7 +516,7 @@ class AttnstepApp(App[None]):
         trace = self.cursor.trace
         self.push_screen(
             ExportDialog(EXPORT_NAME, lambda kind, path: self.export(trace, kind, path)),
-            lambda name: name and self.notify(visible(f"Written to {Path(name).absolute()}"), markup=False),
+            on_answer(lambda name: self.notify(visible(f"Written to {Path(name).absolute()}"), markup=False)),
         )
 
     def export(self, trace: Trace, kind: str, path: Path) -> None:
@@ -527,13 +552,13 @@ class AttnstepApp(App[None]):
             return
         from attnstep.tui.screens.beam import BeamScreen
 
-        self.push_screen(BeamScreen(self.cursor.trace, self.cursor.position - 1))
+        self.push_screen(BeamScreen(self.cursor.trace, self.cursor.trace.beam, self.cursor.position - 1))
 
     def action_map(self) -> None:
         if self.cursor is None:
             return
         if not self.is_screen_installed("map"):
-            self.install_screen(MapScreen(), "map")
+            self.install_screen(MapScreen(lambda: self.view), "map")
         self.push_screen("map")
 
     def action_numbers(self) -> None:
@@ -551,7 +576,7 @@ class AttnstepApp(App[None]):
         trace = self.cursor.trace if self.cursor else None
         if trace is not None and self.other_factory is not None and not any(s.forced for s in trace.steps):
             self.set_busy(f"decoding with {visible(self.other_origin)}…")
-            self.decode_other(trace)
+            self.decode_other(trace, self.other_factory)
             return
         if trace is not None and not trace.checkpoint.attends:  # c is on for it only beside a second model
             self.notify(
@@ -573,16 +598,16 @@ class AttnstepApp(App[None]):
             self.push_screen(CompareScreen(self.original, trace))
 
     def action_worked(self) -> None:
-        step = self.cursor.current if self.cursor else None
-        if step is None:
+        if self.cursor is None or self.cursor.current is None:
             self.notify("Take a step first (→): the worked score is of the current step.", markup=False)
             return
+        step = self.cursor.current
         best = max(range(len(step.weights)), key=lambda i: step.weights[i])
         self.push_screen(WorkedScoreDialog(self.cursor.trace, step.index, best))
 
     def action_help(self) -> None:
         hidden = {key for _, action, _, key, _ in KEYS if action in NEEDS_MODEL and self.source_factory is None}
-        self.push_screen(HelpDialog([(key, text) for key, text in self.HELP if key not in hidden]))
+        self.push_screen(HelpDialog([(key, text) for key, text in self.KEY_HELP if key not in hidden]))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys the footer offers (a key it does not offer does nothing): none that needs a model in a

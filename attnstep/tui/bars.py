@@ -6,7 +6,7 @@ from rich.text import Text
 
 from attnstep.report.glyphs import num, prob
 from attnstep.trace.records import Trace
-from attnstep.tui.lines import LinesView
+from attnstep.tui.lines import LinesView, ViewT
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, narrate, output_pieces, source_word
 
@@ -16,13 +16,13 @@ SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 def step_counter(view: View) -> str:
     """ "step 3 of 7 · stage 3/7 softmax": what the status line says about position."""
     total = len(view.trace.steps)
-    if view.step is None:
-        return f"step 0 of {total} · encoder"
     stage = view.current_stage
-    return f"step {view.position} of {total} · stage {view.stage}/{len(view.stages)} {stage.name}"
+    if stage is None:
+        return f"step 0 of {total} · encoder"
+    return f"step {view.position} of {total} · stage {view.cursor.stage}/{view.trace.stage_count} {stage.name}"
 
 
-class Bar(LinesView, can_focus=False):
+class Bar(LinesView[ViewT], can_focus=False):
     """Fixed-height lines around the panels (heights in app.tcss).
 
     A LinesView rather than a Static: a step then resends only the changed end of the status
@@ -32,10 +32,10 @@ class Bar(LinesView, can_focus=False):
 
     SCROLLS = False
 
-    def build(self, view: View | None) -> list[Text]:
+    def build(self, view: ViewT | None) -> list[Text]:
         return [self.line(view)]
 
-    def line(self, view: View | None) -> Text:
+    def line(self, view: ViewT | None) -> Text:
         raise NotImplementedError
 
     @property
@@ -43,7 +43,7 @@ class Bar(LinesView, can_focus=False):
         return "\n".join(self.plain_lines)
 
 
-class StatusLine(Bar):
+class StatusLine(Bar[View]):
     def __init__(self, *, origin: str, id: str) -> None:
         super().__init__(id=id)
         self.origin = origin  # "replay of FILE" or the checkpoint name, shown before a trace exists
@@ -66,7 +66,7 @@ class StatusLine(Bar):
         return line
 
 
-class OutputLine(Bar):
+class OutputLine(Bar[View]):
     """The translation so far, detokenized, ending at the current word (▶); on a long
     translation the start gives way, so the current word is always on screen."""
 
@@ -112,7 +112,7 @@ class OutputLine(Bar):
         return Text.assemble(label, words, notes)
 
 
-class SummaryLine(Bar):
+class SummaryLine(Bar[View]):
     """The current step's key numbers in one line, for narrow terminals where panels are tabs."""
 
     def line(self, view: View | None) -> Text:
@@ -124,10 +124,10 @@ class SummaryLine(Bar):
         return line
 
     def summary(self, view: View | None, items: int) -> Text:
-        step = view.step if view else None
         line = Text()
-        if step is None:
+        if view is None or view.step is None:
             return line
+        step = view.step
         if view.shows("softmax"):
             order = sorted(range(len(step.weights)), key=lambda i: -step.weights[i])[:items]
             line.append("attends: ", "bold")
@@ -144,7 +144,7 @@ class SummaryLine(Bar):
         return line
 
 
-class Narration(Bar):
+class Narration(Bar[View]):
     def build(self, view: View | None) -> list[Text]:
         text = Text("Press n to type a sentence, ? for all keys." if view is None else narrate(view))
         return list(text.wrap(self.app.console, max(1, self.size.width)))

@@ -8,6 +8,8 @@ the keys are one line of text, redrawn. A click on a key presses it, as on the F
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import events
 from textual.screen import Screen
@@ -15,7 +17,7 @@ from textual.widget import Widget
 
 
 class KeyBar(Widget):
-    COMPONENT_CLASSES = {"keybar--key", "keybar--description", "keybar--disabled"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"keybar--key", "keybar--description", "keybar--disabled"}
     DEFAULT_CSS = """
     KeyBar { dock: bottom; height: 1; background: $footer-background; color: $footer-foreground; }
     KeyBar > .keybar--key { color: $footer-key-foreground; background: $footer-key-background; text-style: bold; }

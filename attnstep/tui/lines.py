@@ -9,21 +9,33 @@ to the terminal (the latency and bytes-per-step budgets depend on it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
 from attnstep.report.glyphs import strip
+from attnstep.trace.records import Trace
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View
 
 Cell = tuple[str, Style | None]
+
+
+class OfTrace(Protocol):
+    """What a panel is built from: something shown of one trace."""
+
+    @property
+    def trace(self) -> Trace: ...
+
+
+ViewT = TypeVar("ViewT", bound=OfTrace)  # the app's View, or the beam screen's BeamView
 
 
 def _cells(strip: Strip) -> list[Cell]:
@@ -67,7 +79,8 @@ def changed_span(old: Strip | None, new: Strip | None) -> tuple[int, int] | None
     return start, end
 
 
-_NOTHING = object()  # no view deferred
+class _Deferred(Enum):
+    NOTHING = "nothing"  # no view deferred (None is a view: the one before there is a trace)
 
 
 LINE_CLASSES = {
@@ -93,12 +106,12 @@ class LineStyles(Widget):
     a megabyte of each served session. One hidden node holds one set for all of them.
     """
 
-    COMPONENT_CLASSES = LINE_CLASSES | {f"lines--level-{i}" for i in range(1, LEVELS + 1)}
+    COMPONENT_CLASSES: ClassVar[set[str]] = LINE_CLASSES | {f"lines--level-{i}" for i in range(1, LEVELS + 1)}
     DEFAULT_CSS = "LineStyles { display: none; }"
 
 
-class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
-    """Shows a list of Rich ``Text`` lines; subclasses build them from a :class:`View`.
+class LinesView(ScrollView, Generic[ViewT], can_focus=True, inherit_bindings=False):
+    """Shows a list of Rich ``Text`` lines; subclasses build them from a view (``ViewT``).
 
     Scrolling bindings are its own: ← → and Home/End step through the translation in every
     panel, so horizontal scrolling is on Shift+← →, a page at a time. The first
@@ -110,7 +123,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
     FROZEN_ROWS = 0
     ROW_ANCHOR = 0.5  # where a line scrolled into view lands: 0 the top of the panel, 1 the bottom
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "scroll_up", "scroll up", show=False),
         Binding("down", "scroll_down", "scroll down", show=False),
         Binding("shift+left", "page_sideways(-1)", "scroll left", show=False),
@@ -124,10 +137,12 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
         self._texts: list[Text] = []
         self._lines: list[Strip] = []
         self._styles: dict[str, Style] = {}
-        self.view: View | None = None
+        self.view: ViewT | None = None
         self._titles: tuple[str, str] | None = None
         self._resized = False  # the last set_lines changed the panel's virtual size
-        self._deferred: View | object | None = _NOTHING  # the latest view, taken while hidden (see defer)
+        self._deferred: ViewT | Literal[_Deferred.NOTHING] | None = (
+            _Deferred.NOTHING
+        )  # the latest view, taken while hidden (see defer)
         self._pending_scroll: tuple[int, tuple[int, int] | None] | None = (
             None  # (line, cells) to bring into view once laid out
         )
@@ -179,7 +194,7 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
             out.append(run, run_style)
         return out
 
-    def defer(self, view: View | None) -> None:
+    def defer(self, view: ViewT | None) -> None:
         """Take ``view`` without building it: the panel is a tab not on screen. Building the lines
         of hidden panels was a fifth of a step's CPU time in the tabbed layout, the one an 80×24
         or 120×36 terminal gets (and so every student of a class). :meth:`catch_up` builds it."""
@@ -187,12 +202,13 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def catch_up(self) -> None:
         """Show the view deferred while hidden, if any: the panel is on screen again."""
-        if self._deferred is not _NOTHING:
-            view, self._deferred = self._deferred, _NOTHING
+        view = self._deferred
+        if view is not _Deferred.NOTHING:
+            self._deferred = _Deferred.NOTHING
             self.show(view)
 
-    def show(self, view: View | None) -> None:
-        self._deferred = _NOTHING
+    def show(self, view: ViewT | None) -> None:
+        self._deferred = _Deferred.NOTHING
         new_trace = view is None or self.view is None or view.trace is not self.view.trace
         self.view = view
         self.redraw()
@@ -200,6 +216,10 @@ class LinesView(ScrollView, can_focus=True, inherit_bindings=False):
             # A new decoding (sentence, forced word) arrives while the loading overlay covers
             # the panels: repaint whole, rather than trust spans marked under the overlay.
             self.refresh()
+
+    def build(self, view: ViewT | None) -> list[Text]:
+        """The panel's lines for ``view`` (None: no trace yet)."""
+        raise NotImplementedError
 
     def redraw(self) -> None:
         self.set_lines(self.build(self.view))

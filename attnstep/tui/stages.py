@@ -9,11 +9,14 @@ describes a computation the model did not do in that order.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from attnstep.report.glyphs import norm, num
 from attnstep.text.subword import WORD_START, is_byte_piece
 from attnstep.text.words import UNK, detokenize
+from attnstep.trace.cursor import StepCursor
 from attnstep.trace.records import EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace
 from attnstep.trace.word_view import word_alignment, word_weights
 from attnstep.tui.safe import visible
@@ -34,6 +37,7 @@ _SUM = Stage("sum", "sum → C_t", "decoder")
 _OUTPUT = Stage("output", "[h_t;C_t] → FF", "candidates")
 _PICK = Stage("pick", "pick", "candidates")
 
+# One per sub-step of a step; how many a step has is the trace's to say (Trace.stage_count).
 LUONG_STAGES = (_RNN, _SCORE, _SOFTMAX, _WEIGHT, _SUM, _OUTPUT, _PICK)
 BAHDANAU_STAGES = (_SCORE, _SOFTMAX, _WEIGHT, _SUM, _RNN, _OUTPUT, _PICK)
 # Without attention nothing is scored: the context stage shows the one c every step gets.
@@ -46,8 +50,8 @@ def stages_for(attention: str) -> tuple[Stage, ...]:
 
 @dataclass(frozen=True)
 class View:
-    """What the screen shows: ``position`` steps of ``trace``, the last one up to ``stage`` (1..7, or
-    1..4 without attention; STAGE_COUNT, the default, is always the whole step)."""
+    """What the screen shows: ``position`` steps of ``trace``, the last one up to ``stage`` (1 to
+    ``trace.stage_count``; STAGE_COUNT, the default, is always the whole step)."""
 
     trace: Trace
     position: int
@@ -56,9 +60,15 @@ class View:
     numbers: bool = False  # # pressed: the first numbers of the vectors, and log-probabilities, are shown
     words: bool = False  # v pressed: the grid and the attention panel gather pieces into the user's words
 
+    @cached_property
+    def cursor(self) -> StepCursor:
+        """This place in the trace as the trace layer counts it: the current step, the stage (clamped
+        to the trace's stage count), whether the step is shown only in part."""
+        return StepCursor(self.trace, self.position, self.stage)
+
     @property
     def step(self) -> Step | None:
-        return self.trace.steps[self.position - 1] if self.position else None
+        return self.cursor.current
 
     @property
     def stages(self) -> tuple[Stage, ...]:
@@ -66,20 +76,21 @@ class View:
 
     @property
     def current_stage(self) -> Stage | None:
-        return self.stages[min(self.stage, len(self.stages)) - 1] if self.position else None
+        return self.stages[self.cursor.stage - 1] if self.position else None
 
     @property
-    def partial(self) -> bool:
-        """True in sub-step mode before the word is picked."""
-        return self.position > 0 and self.stage < len(self.stages)
+    def partial_stage(self) -> Stage | None:
+        """The stage a step shown in part (sub-step mode, before the pick) stops at; None when it is whole."""
+        return self.current_stage if self.cursor.partial else None
 
     def shows(self, key: str) -> bool:
         """Whether the current step's quantity computed at stage ``key`` is on screen yet."""
-        return self.position > 0 and key in {s.key for s in self.stages[: self.stage]}
+        return self.position > 0 and key in {s.key for s in self.stages[: self.cursor.stage]}
 
     def just_done(self, key: str) -> bool:
         """Whether stage ``key`` is the one the user just stepped into (sub-step mode only)."""
-        return self.partial and self.current_stage is not None and self.current_stage.key == key
+        stage = self.partial_stage
+        return stage is not None and stage.key == key
 
 
 UNKNOWN_MARK = "?"  # after a source token the model has no entry for: read as <unk>, or byte by byte
@@ -155,12 +166,13 @@ def narrate(view: View) -> str:
     if not trace.checkpoint.attends:
         return _narrate_without_attention(view, step)
     best = max(range(len(words)), key=lambda i: step.weights[i])
-    if not view.partial and trace.reference is not None:
+    stage = view.partial_stage
+    if stage is None and trace.reference is not None:
         return (
             f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}); the reference's "
             f"{quote(step.chosen_token)} gets p = {num(step.chosen_prob)}. {model_choice(step)}"
         )
-    if not view.partial:
+    if stage is None:
         forced = " (forced)" if step.forced else ""
         return (
             f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}) and output "
@@ -168,7 +180,7 @@ def narrate(view: View) -> str:
         )
     additive = trace.checkpoint.attention == "additive"
     query = "s_{t-1}, the state before this step's RNN," if additive else "h_t"
-    key = view.current_stage.key
+    key = stage.key
     if key in ("rnn", "output", "pick"):
         return _narrate_decoder(view, step, key)
     if key == "score":
@@ -190,9 +202,10 @@ def narrate(view: View) -> str:
 
 def _narrate_without_attention(view: View, step: Step) -> str:
     """The narration of a model that attends to nothing: the same c at every step."""
-    if view.partial and view.current_stage.key != "sum":
-        return _narrate_decoder(view, step, view.current_stage.key)
-    if view.partial:
+    stage = view.partial_stage
+    if stage is not None and stage.key != "sum":
+        return _narrate_decoder(view, step, stage.key)
+    if stage is not None:
         size = "" if step.context is None else f" (‖c‖ = {num(norm(step.context))})"
         return f"No attention: the context is c = [h→_n; h←_1], the encoder's final states, as at every step{size}."
     forced = " (forced)" if step.forced else ""
@@ -294,20 +307,20 @@ def attention_in_words(view: View) -> View:
     words = trace.source_words
     weights = word_weights(trace, step.weights)
     scores = tuple(_logsumexp(step.scores[w.start : w.end]) for w in words)
-    states = None
+    states: tuple[Floats, ...] | None = None
     if trace.encoder_states is not None:
-        states = []
+        averaged = []
         for word, total in zip(words, weights):
             span = range(word.start, word.end)
             share = [step.weights[i] / total if total > 0 else 1 / len(span) for i in span]
             pieces = [trace.encoder_states[i] for i in span]
-            states.append(Floats.of(sum(a * x for a, x in zip(share, column)) for column in zip(*pieces)))
-        states = tuple(states)
+            averaged.append(Floats.of(sum(a * x for a, x in zip(share, column)) for column in zip(*pieces)))
+        states = tuple(averaged)
     current = replace(step, scores=scores, weights=weights)
-    steps = trace.steps[: step.index] + (current,) + trace.steps[step.index + 1 :]
+    steps = (*trace.steps[: step.index], current, *trace.steps[step.index + 1 :])
     return replace(view, trace=replace(trace, source=_word_tokens(trace), words=(), steps=steps, encoder_states=states))
 
 
-def _logsumexp(values) -> float:
+def _logsumexp(values: Sequence[float]) -> float:
     top = max(values)
     return top + math.log(sum(math.exp(v - top) for v in values))

@@ -6,6 +6,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, bar, mean_bins, norm, num
+from attnstep.trace.records import Trace
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import NO_ATTENTION_NOTE, View, attention_in_words, source_word, unknown_legend, word_brackets
@@ -13,12 +14,14 @@ from attnstep.tui.stages import NO_ATTENTION_NOTE, View, attention_in_words, sou
 MAX_WORD_WIDTH = 14
 
 
-class AttentionPanel(LinesView):
+class AttentionPanel(LinesView[View]):
     FROZEN_ROWS = 1  # the column headings
 
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
-        self._binned: tuple | None = None  # (trace, mean bins of each h_i, ‖h_i‖)
+        self._binned: tuple[Trace, list[list[float]], list[float]] | None = (
+            None  # (trace, mean bins of each h_i, ‖h_i‖)
+        )
 
     def build(self, view: View | None) -> list[Text]:
         if view is None:
@@ -56,14 +59,14 @@ class AttentionPanel(LinesView):
         # Below the words: what the mark of an unknown word means, when there is one.
         legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
         if step is None:  # the words, waiting: the panel keeps its size, so step 1 repaints only numbers
-            return (
-                [header]
-                + [
+            return [
+                header,
+                *(
                     Text.assemble(fit(name, word_width + 1, self.style_of("text")), fit("·", 8, dim, right=True))
                     for name in names
-                ]
-                + legend
-            )
+                ),
+                *legend,
+            ]
         states = trace.encoder_states
         scale = view.state_scale
         state_bins, state_norms = self.binned_states(trace)
@@ -74,7 +77,7 @@ class AttentionPanel(LinesView):
         # edge to its last change (see changed_span), so the numbers that change on every step
         # come right after the word, in its style (one colour escape for both), and the wide
         # a·h_i strip last, where it is only resent for the words that are attended.
-        for i, token in enumerate(trace.source):
+        for i in range(len(trace.source)):
             weight = step.weights[i]
             numbers = Text(style=plain, end="")
             numbers.append(f"{num(step.scores[i]):>8}" if show_score else fit("·", 8, dim, right=True))
@@ -120,14 +123,15 @@ class AttentionPanel(LinesView):
         lines = list(Text(NO_ATTENTION_NOTE, style=label).wrap(self.app.console, max(20, self.size.width - 1)))
         context = view.trace.steps[0].context if view.trace.steps else None
         if context is None:
-            return lines + [Text("(c is not in this trace: it was dumped with --no-vectors)", style=dim)]
+            return [*lines, Text("(c is not in this trace: it was dumped with --no-vectors)", style=dim)]
         strip = self.vector(mean_bins(context), STATE_CELLS, view.state_scale)
-        return lines + [
+        return [
+            *lines,
             Text(""),
             Text.assemble(fit("c", 4, label), strip, (f"  ‖c‖ {num(norm(context))}, the same at every step", label)),
         ]
 
-    def binned_states(self, trace) -> tuple[list[list[float]], list[float]]:
+    def binned_states(self, trace: Trace) -> tuple[list[list[float]], list[float]]:
         """Each h_i as its strip's mean bins, and ‖h_i‖: computed once per sentence."""
         if self._binned is None or self._binned[0] is not trace:
             states = trace.encoder_states or ()
@@ -138,7 +142,9 @@ class AttentionPanel(LinesView):
         if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
             view = attention_in_words(view)
         super().show(view)
-        if view is not None and view.step is not None and view.shows("softmax"):
-            # Keep the most attended word on screen when the sentence is longer than the panel.
-            best = max(range(len(view.trace.source)), key=lambda i: view.step.weights[i])
-            self.scroll_into_view(best + 1)
+        if view is None or view.step is None or not view.shows("softmax"):
+            return
+        # Keep the most attended word on screen when the sentence is longer than the panel.
+        step = view.step
+        best = max(range(len(view.trace.source)), key=lambda i: step.weights[i])
+        self.scroll_into_view(best + 1)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from attnstep.report.glyphs import bar, prob
@@ -17,10 +18,10 @@ WORD_WIDTH = 11
 BAR_WIDTH = 8
 
 
-class CandidatesPanel(LinesView):
+class CandidatesPanel(LinesView[View]):
     """Top-k next words; when focused, ↑/↓ select one and Enter forces it at this step."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "select(-1)", "candidate above", show=False),
         Binding("down,j", "select(1)", "candidate below", show=False),
         Binding("enter", "force_selected", "force this word"),
@@ -43,9 +44,9 @@ class CandidatesPanel(LinesView):
             self.redraw()
 
     def action_force_selected(self) -> None:
-        step = self.view.step if self.view else None
-        if step is not None and self.view.shows("output"):
-            self.post_message(self.Chosen(step.candidates[self.selected].token))
+        view = self.view
+        if view is not None and view.step is not None and view.shows("output"):
+            self.post_message(self.Chosen(view.step.candidates[self.selected].token))
 
     def on_focus(self) -> None:
         self.redraw()
@@ -55,10 +56,10 @@ class CandidatesPanel(LinesView):
 
     def build(self, view: View | None) -> list[Text]:
         self.set_titles("Next word p(y_t)" + (", log p" if view is not None and view.numbers else ""))
-        step = view.step if view else None
         dim, label = self.style_of("dim"), self.style_of("label")
-        if step is None:
+        if view is None or view.step is None:
             return []
+        step = view.step
         if not view.shows("output"):
             return [Text("appears at stage 6 (→ FF)", style=dim)]
         picked = view.shows("pick")

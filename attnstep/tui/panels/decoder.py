@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
@@ -24,7 +26,7 @@ NO_ATTENTION_STRIP_LEGEND = (
 )
 
 
-class DecoderPanel(LinesView):
+class DecoderPanel(LinesView[View]):
     def build(self, view: View | None) -> list[Text]:
         if view is None:
             return []
@@ -45,14 +47,15 @@ class DecoderPanel(LinesView):
                 (f"  ({previous})", label),
             )
         ]
-        if step.hidden is None:
+        hidden, context, concat, attentional = step.hidden, step.context, step.concat, step.attentional
+        if hidden is None or context is None or concat is None or attentional is None:  # dropped together
             lines.append(
                 Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim)
             )
             return lines
         context_scale = view.state_scale  # C_t is a weighted mean of the h_i: the same scale
 
-        def row(name: str, stage: str, cells: Text, note: str, vector=None) -> list[Text]:
+        def row(name: str, stage: str, cells: Text, note: str, vector: Sequence[float] | None = None) -> list[Text]:
             """The row of one quantity and, with #, a line of its first numbers below it."""
             if not view.shows(stage):
                 return [Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))]
@@ -65,39 +68,39 @@ class DecoderPanel(LinesView):
             return [line, Text(" " * LABEL_WIDTH + "".join(f"{x:7.2f}" for x in vector[:shown]) + " …", style=label)]
 
         half = STATE_CELLS // 2
-        hidden_size = len(step.hidden)
+        hidden_size = len(hidden)
         made = "Σ a_i·h_i" if trace.checkpoint.attends else "c, at every step (no attention)"
-        concat = Text.assemble(
-            self.vector(step.concat[:hidden_size], half, TANH_SCALE),
+        concat_cells = Text.assemble(
+            self.vector(concat[:hidden_size], half, TANH_SCALE),
             ("│", label),
-            self.vector(mean_bins(step.context, half), half, context_scale),
+            self.vector(mean_bins(context, half), half, context_scale),
         )
         lines += [
             *row(
                 h,
                 "rnn",
-                self.vector(step.hidden, STATE_CELLS, TANH_SCALE),
-                f"‖{h}‖ {num(norm(step.hidden))}",
-                step.hidden,
+                self.vector(hidden, STATE_CELLS, TANH_SCALE),
+                f"‖{h}‖ {num(norm(hidden))}",
+                hidden,
             ),
             *row(
                 "C_t",
                 "sum",
-                self.vector(mean_bins(step.context), STATE_CELLS, context_scale),
-                f"‖C_t‖ {num(norm(step.context))}  = {made}",
-                step.context,
+                self.vector(mean_bins(context), STATE_CELLS, context_scale),
+                f"‖C_t‖ {num(norm(context))}  = {made}",
+                context,
             ),
-            *row(f"[{h}; C_t]", "output", concat, f"{hidden_size} + {len(step.context)}"),
+            *row(f"[{h}; C_t]", "output", concat_cells, f"{hidden_size} + {len(context)}"),
             *row(
                 "h̃_t",
                 "output",
-                self.vector(step.attentional, STATE_CELLS, TANH_SCALE),
-                f"‖h̃_t‖ {num(norm(step.attentional))}  = tanh(W_c[…])",
-                step.attentional,
+                self.vector(attentional, STATE_CELLS, TANH_SCALE),
+                f"‖h̃_t‖ {num(norm(attentional))}  = tanh(W_c[…])",
+                attentional,
             ),
             Text(""),
         ]
-        per = len(step.context) // STATE_CELLS
+        per = len(context) // STATE_CELLS
         legend = Text(
             (STRIP_LEGEND if trace.checkpoint.attends else NO_ATTENTION_STRIP_LEGEND).format(
                 cell=f"the mean of {per} components" if per > 1 else "one component"

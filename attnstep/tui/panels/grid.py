@@ -34,7 +34,7 @@ def grid_width(trace: Trace, columns: int | None = None) -> int:
     return label_width(trace) + sum(width + 1 for width in column_widths(trace)[:columns])
 
 
-class AlignmentGrid(LinesView):
+class AlignmentGrid(LinesView[View]):
     """The header of source words and the column of target words stay put; the cells scroll."""
 
     FROZEN_ROWS = 1

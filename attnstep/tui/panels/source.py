@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
-from attnstep.tui.stages import source_word, unknown_legend
+from attnstep.tui.stages import View, source_word, unknown_legend
 
 WORD_WIDTH = 12
 NUMBER_WIDTH = 7  # " -0.12" and a space
 
 
-class SourcePanel(LinesView):
+class SourcePanel(LinesView[View]):
     """One row per source word: its strip h_i and norm ‖h_i‖; ↑/↓ select a word to list its numbers."""
 
     FROZEN_ROWS = 1  # the column headings
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "select(-1)", "word above", show=False),
         Binding("down,j", "select(1)", "word below", show=False),
     ]
@@ -34,7 +36,7 @@ class SourcePanel(LinesView):
         self.redraw()
         self.scroll_into_view(self.selected + 1)
 
-    def show(self, view) -> None:
+    def show(self, view: View | None) -> None:
         # The encoder states belong to the sentence, not the step: nothing to redraw on a move.
         if view is None or self.view is None or view.trace is not self.view.trace:
             super().show(view)
@@ -46,7 +48,7 @@ class SourcePanel(LinesView):
     def on_blur(self) -> None:
         self.redraw()
 
-    def build(self, view) -> list[Text]:
+    def build(self, view: View | None) -> list[Text]:
         if view is None:
             return [Text("No sentence yet: press n to type one.", style=self.style_of("dim"))]
         trace = view.trace

@@ -11,11 +11,13 @@ shows it too; the arithmetic is plain Python, apart from the screen, so tests ca
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -29,15 +31,21 @@ TOP_TERMS = 8  # products listed, largest |value| first
 SHOWN = 6  # first components of each vector listed
 MAX_WIDTH = 140  # the dialog's widest (app.tcss)
 RAW_EXP_LIMIT = 30.0  # above this score, exp(e) is shown relative to the largest score
+Row = tuple[str, str, Sequence[float]]  # (name, what it is, vector)
 
 
 @dataclass(frozen=True)
 class Vectors:
     """The named vectors whose componentwise products add up to e_ti."""
 
-    rows: tuple[tuple[str, str, Vector], ...]  # (name, what it is, vector) in the order they are shown
+    rows: tuple[Row, ...]  # in the order they are shown
     factors: tuple[str, str]  # the two rows whose products are summed, e.g. ("h_t", "k")
     terms: Vector  # the products, one per component j
+
+    @property
+    def top(self) -> list[int]:
+        """Components j of the largest products, largest |value| first."""
+        return sorted(range(len(self.terms)), key=lambda j: -abs(self.terms[j]))[:TOP_TERMS]
 
 
 @dataclass(frozen=True)
@@ -51,12 +59,6 @@ class WorkedScore:
     @property
     def score(self) -> float:
         return self.trace.steps[self.t].scores[self.i]
-
-    @property
-    def top(self) -> list[int]:
-        """Components j of the largest products, largest |value| first."""
-        terms = self.vectors.terms
-        return sorted(range(len(terms)), key=lambda j: -abs(terms[j]))[:TOP_TERMS]
 
     @property
     def shift(self) -> float:
@@ -75,10 +77,14 @@ def worked_score(trace: Trace, t: int, i: int) -> WorkedScore:
     if trace.encoder_states is None or step.hidden is None:
         return WorkedScore(trace, t, i, None, "this trace has no vectors (written with --no-vectors)")
     if attention in ("dot", "general"):
-        if attention == "general" and trace.keys is None:
+        keys = trace.encoder_states if attention == "dot" else trace.keys
+        if keys is None:
             return WorkedScore(trace, t, i, None, "this trace does not carry the scorer's keys W_a h_i")
-        key = trace.encoder_states[i] if attention == "dot" else trace.keys[i]
-        rows = (("k", f"h_{i + 1}" if attention == "dot" else f"W_a h_{i + 1}", key), ("h_t", "", step.hidden))
+        key = keys[i]
+        rows: tuple[Row, ...] = (
+            ("k", f"h_{i + 1}" if attention == "dot" else f"W_a h_{i + 1}", key),
+            ("h_t", "", step.hidden),
+        )
         return WorkedScore(trace, t, i, Vectors(rows, ("h_t", "k"), tuple(q * k for q, k in zip(step.hidden, key))), "")
     if trace.keys is None or step.query is None or trace.v_a is None:
         return WorkedScore(trace, t, i, None, "this trace does not carry the scorer's keys and query terms")
@@ -143,14 +149,14 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         a, b = vectors.factors
         out.append(
             fitted(
-                f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in work.top], width
+                f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in vectors.top], width
             )
         )
-        top, total = sum(vectors.terms[j] for j in work.top), sum(vectors.terms)
+        top, total = sum(vectors.terms[j] for j in vectors.top), sum(vectors.terms)
         out.append(Text.assemble(f"  e = Σ_j {a}[j]·{b}[j] = ", (num(total), "bold")))
         out.append(
             Text(
-                f"      the {len(work.top)} largest give {num(top)}; the other {len(vectors.terms) - len(work.top)} give {num(total - top)}",
+                f"      the {len(vectors.top)} largest give {num(top)}; the other {len(vectors.terms) - len(vectors.top)} give {num(total - top)}",
                 style="dim",
             )
         )
@@ -188,7 +194,7 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
 class WorkedScoreDialog(Dialog):
     """The worked score of one source word at the current step; ↑/↓ move to another word."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,w", "cancel", "close"),
         Binding("up,k", "word(-1)", "word above"),
         Binding("down,j", "word(1)", "word below"),

@@ -13,9 +13,12 @@ The same screen sets a second checkpoint's decoding of the sentence beside this 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
@@ -37,7 +40,7 @@ class AlignmentMap(AlignmentGrid):
 
     TITLE = "Alignment a_ti: output words × source words"
     ROW_ANCHOR = 0.85  # rows after the current one are empty: show the ones before it
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("left", "page_sideways(-1)", "columns", show=False),
         Binding("right", "page_sideways(1)", "columns", show=False),
     ]
@@ -57,7 +60,7 @@ class AlignmentMap(AlignmentGrid):
 class AlignmentScreen(Screen):
     """A full screen of alignment maps; ``#`` switches all of them between shades and numbers."""
 
-    BINDINGS = [Binding("number_sign", "numbers", "numbers")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("number_sign", "numbers", "numbers")]
 
     def action_numbers(self) -> None:
         for grid in self.query(AlignmentMap):
@@ -67,16 +70,21 @@ class AlignmentScreen(Screen):
 
 class MapScreen(AlignmentScreen):
     """Made once and kept (App.install_screen): each opening then only redraws the map, which
-    on a 40-word sentence is several times quicker than composing and styling a new screen."""
+    on a 40-word sentence is several times quicker than composing and styling a new screen.
+    ``current`` is what the main view shows now, drawn on each opening."""
 
-    BINDINGS = [Binding("escape,m", "app.pop_screen", "back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,m", "app.pop_screen", "back")]
+
+    def __init__(self, current: Callable[[], View | None]) -> None:
+        super().__init__()
+        self.current = current
 
     def compose(self) -> ComposeResult:
         yield AlignmentMap(id="map")
         yield Static(Text(f"{SHADE_LEGEND}  # numbers  ←→↑↓ scroll  Esc back"), classes="keys")
 
     def on_screen_resume(self) -> None:
-        self.show(self.app.view)
+        self.show(self.current())
         self.query_one(AlignmentMap).focus()
 
     def show(self, view: View | None) -> None:
@@ -122,7 +130,7 @@ class CompareScreen(AlignmentScreen):
     """Before/after (``c``): the model's own decoding beside the one with a forced word, or
     (with ``labels``, the two checkpoints' names) two models' decodings of one sentence."""
 
-    BINDINGS = [Binding("escape,c", "app.pop_screen", "back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,c", "app.pop_screen", "back")]
 
     def __init__(self, before: Trace, after: Trace, labels: tuple[str, str] | None = None) -> None:
         super().__init__()

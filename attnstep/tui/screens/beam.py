@@ -10,41 +10,45 @@ whole attention history, one row per word it wrote.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 
 from attnstep.report.glyphs import bar, cell_number, num
+from attnstep.text.subword import WORD_START
 from attnstep.text.words import detokenize
-from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Hypothesis, Trace
+from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Beam, Hypothesis, Trace
 from attnstep.tui.bars import Bar
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.panels.grid import MAX_COLUMN
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import quote
 
 NUMBERS_WIDTH = 26  # " log p  score   norm" after the prefix
-MAX_COLUMN = 8  # grid column width, as the main grid's
 BAR_WIDTH = 10
 
 
 @dataclass(frozen=True)
 class BeamView:
-    """What the beam screen shows: beam step ``t`` of ``trace`` with hypothesis ``selected`` chosen."""
+    """What the beam screen shows: beam step ``t`` of ``beam``, the search that made ``trace``, with
+    hypothesis ``selected`` chosen."""
 
     trace: Trace
+    beam: Beam  # trace.beam
     t: int
     selected: int
 
     @property
     def hypotheses(self) -> tuple[Hypothesis, ...]:
-        return self.trace.beam.steps[self.t]
+        return self.beam.steps[self.t]
 
     @property
     def hypothesis(self) -> Hypothesis:
@@ -52,21 +56,25 @@ class BeamView:
 
     @property
     def history(self) -> tuple[Hypothesis, ...]:
-        return self.trace.beam.history(self.t, self.selected)
+        return self.beam.history(self.t, self.selected)
 
     @property
     def best_path(self) -> tuple[int, ...]:
         """Indices, step by step, of the hypothesis whose records are the trace's steps."""
-        return self.trace.beam.lineage(len(self.trace.steps) - 1, self.trace.beam.best)
+        return self.beam.lineage(len(self.trace.steps) - 1, self.beam.best)
 
     def on_best_path(self, t: int, index: int) -> bool:
         path = self.best_path
         return t < len(path) and path[t] == index
 
+    def is_best(self, t: int, index: int) -> bool:
+        """Whether hypothesis ``index`` of beam step ``t`` is the best one itself, the end of the best path."""
+        return t == len(self.trace.steps) - 1 and index == self.beam.best
+
     def prefix(self, index: int) -> str:
         """Hypothesis ``index``'s words so far, detokenized as the translation is."""
-        tokens = [h.token for h in self.trace.beam.history(self.t, index) if h.token != EOS_TOKEN]
-        return "".join(tokens).replace("▁", " ").strip() if self.trace.subword else detokenize(tokens)
+        tokens = [h.token for h in self.beam.history(self.t, index) if h.token != EOS_TOKEN]
+        return "".join(tokens).replace(WORD_START, " ").strip() if self.trace.subword else detokenize(tokens)
 
 
 def tail(text: str, width: int) -> Text:
@@ -79,11 +87,24 @@ def tail(text: str, width: int) -> Text:
     return fit("…" + text, width)
 
 
-class HypothesesPanel(LinesView):
+class FollowingPanel(LinesView[BeamView]):
+    """A beam panel that brings one line into view after each move (see :meth:`followed`)."""
+
+    def followed(self, view: BeamView) -> int:
+        """The line to keep in view: the selected hypothesis's, or the current step's."""
+        raise NotImplementedError
+
+    def show(self, view: BeamView | None) -> None:
+        super().show(view)
+        if view is not None:
+            self.scroll_into_view(self.followed(view))
+
+
+class HypothesesPanel(FollowingPanel):
     def build(self, view: BeamView | None) -> list[Text]:
         if view is None:
             return []
-        beam = view.trace.beam
+        beam = view.beam
         fixed = " · a fixed prefix: one hypothesis" if view.t < beam.start else ""
         self.set_titles(
             f"Beam step {view.t + 1} of {len(beam.steps)}: hypotheses, best score first{fixed}",
@@ -103,9 +124,8 @@ class HypothesesPanel(LinesView):
             )
         ]
         for i, h in enumerate(view.hypotheses):
-            best = view.on_best_path(view.t, i)
             marker = ("▶" if i == view.selected else " ") + (
-                "★" if best and view.t == len(view.trace.steps) - 1 else "•" if best else " "
+                "★" if view.is_best(view.t, i) else "•" if view.on_best_path(view.t, i) else " "
             )
             row = Text.assemble(
                 fit(f"{marker} #{i + 1}", 6),
@@ -120,13 +140,11 @@ class HypothesesPanel(LinesView):
         lines.append(Text("▶ selected · • on the best one's path · ★ the best: the main view's steps", style=label))
         return lines
 
-    def show(self, view: BeamView | None) -> None:
-        super().show(view)
-        if view is not None:
-            self.scroll_into_view(view.selected + 1)
+    def followed(self, view: BeamView) -> int:
+        return view.selected + 1  # below the column headings
 
 
-class RowPanel(LinesView):
+class RowPanel(LinesView[BeamView]):
     """The selected hypothesis's a_t: one line per source word, its weight as a number and a bar."""
 
     def build(self, view: BeamView | None) -> list[Text]:
@@ -150,7 +168,7 @@ class RowPanel(LinesView):
         return lines
 
 
-class HistoryPanel(LinesView):
+class HistoryPanel(FollowingPanel):
     """The selected hypothesis's attention history: a row per word it wrote, a column per source word."""
 
     def build(self, view: BeamView | None) -> list[Text]:
@@ -176,17 +194,15 @@ class HistoryPanel(LinesView):
             lines.append(row)
         return lines
 
-    def show(self, view: BeamView | None) -> None:
-        super().show(view)
-        if view is not None:
-            self.scroll_into_view(view.t + 1)
+    def followed(self, view: BeamView) -> int:
+        return view.t + 1  # below the source words
 
 
-class BeamStatus(Bar):
+class BeamStatus(Bar[BeamView]):
     def line(self, view: BeamView | None) -> Text:
         if view is None:
             return Text()
-        beam = view.trace.beam
+        beam = view.beam
         finished = sum(h.status == FINISHED for step in beam.steps[: view.t + 1] for h in step)
         return Text.assemble(
             ("beam search", "bold"),
@@ -196,7 +212,7 @@ class BeamStatus(Bar):
         )
 
 
-class BeamNarration(Bar):
+class BeamNarration(Bar[BeamView]):
     def build(self, view: BeamView | None) -> list[Text]:
         return list(Text(narrate_beam(view) if view else "").wrap(self.app.console, max(1, self.size.width)))
 
@@ -207,15 +223,11 @@ def narrate_beam(view: BeamView) -> str:
     origin = "from <bos>" if h.parent is None else f"extends #{h.parent + 1}"
     fate = {
         ALIVE: "alive: the search extends it at the next step"
-        if t + 1 < len(view.trace.beam.steps)
+        if t + 1 < len(view.beam.steps)
         else "alive when the length limit ended the search",
         FINISHED: "finished: it ends with <eos> and leaves the beam",
     }.get(h.status, "pruned: none of its extensions ranked among the best, so its line ends here")
-    best = (
-        " ★ The best: the main view's steps."
-        if view.on_best_path(t, view.selected) and t == len(view.trace.steps) - 1
-        else ""
-    )
+    best = " ★ The best: the main view's steps." if view.is_best(t, view.selected) else ""
     return (
         f"#{view.selected + 1} {origin} with {quote(h.token)} (log p = {num(h.logprob)}): score {num(h.score)}, "
         f"normalized {num(h.normalized)} over {t + 1} tokens; {fate}.{best}"
@@ -232,7 +244,7 @@ class BeamScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("beam.tcss")
     # priority: ↑ ↓ → ← move the selection even when a panel has the focus (Tab moves it, for
     # scrolling a long sentence's grid sideways with Shift+← →).
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("right,l", "step(1)", "next step", priority=True),
         Binding("left,h", "step(-1)", "previous step", priority=True),
         Binding("down,j", "select(1)", "next hypothesis", priority=True),
@@ -240,12 +252,12 @@ class BeamScreen(ModalScreen[None]):
         Binding("escape,b,q", "close", "back to the steps"),
     ]
 
-    def __init__(self, trace: Trace, t: int) -> None:
+    def __init__(self, trace: Trace, beam: Beam, t: int) -> None:
         super().__init__()
-        t = max(0, min(t, len(trace.beam.steps) - 1))
-        path = trace.beam.lineage(len(trace.steps) - 1, trace.beam.best)
+        view = BeamView(trace, beam, max(0, min(t, len(beam.steps) - 1)), 0)
         # Open on the best hypothesis's line where it exists at this step, as the main view shows it.
-        self.view = BeamView(trace, t, path[t] if t < len(path) else 0)
+        path = view.best_path
+        self.view = replace(view, selected=path[view.t]) if view.t < len(path) else view
 
     def compose(self) -> ComposeResult:
         yield BeamStatus(id="beam-status")
@@ -264,22 +276,23 @@ class BeamScreen(ModalScreen[None]):
             widget.show(self.view)
 
     def action_step(self, delta: int) -> None:
-        view, beam = self.view, self.view.trace.beam
+        view, beam = self.view, self.view.beam
         t = view.t + delta
         if not 0 <= t < len(beam.steps):
             return
         if delta < 0:
             selected = view.hypothesis.parent
+            assert selected is not None  # only step 0's hypotheses have no parent, and here view.t >= 1
         else:  # its first extension, else the step's best
             selected = next((i for i, h in enumerate(beam.steps[t]) if h.parent == view.selected), 0)
-        self.view = BeamView(view.trace, t, selected)
+        self.view = replace(view, t=t, selected=selected)
         self.show_view()
 
     def action_select(self, delta: int) -> None:
         view = self.view
         selected = max(0, min(len(view.hypotheses) - 1, view.selected + delta))
         if selected != view.selected:
-            self.view = BeamView(view.trace, view.t, selected)
+            self.view = replace(view, selected=selected)
             self.show_view()
 
     def action_close(self) -> None:

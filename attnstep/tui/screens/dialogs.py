@@ -6,13 +6,15 @@ what to do with it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static, TextArea
@@ -25,8 +27,18 @@ from attnstep.trace.records import Step
 from attnstep.tui.safe import safe_text
 
 
+def on_answer(then: Callable[[str], None]) -> Callable[[str | None], None]:
+    """A dialog's callback that does ``then`` with the answer, and nothing when there is none (Esc)."""
+
+    def answered(answer: str | None) -> None:
+        if answer:
+            then(answer)
+
+    return answered
+
+
 class Dialog(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -66,7 +78,7 @@ class SentenceDialog(Dialog):
 
     @on(OptionList.OptionSelected)
     def picked(self, event: OptionList.OptionSelected) -> None:
-        self.submit(self.examples[int(event.option.id)])
+        self.submit(self.examples[event.option_index])
 
     def on_key(self, event) -> None:
         if event.key == "down" and self.focused is self.query_one("#sentence"):
@@ -118,7 +130,7 @@ class ForceDialog(Dialog):
 
     @on(OptionList.OptionSelected)
     def picked(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.step.candidates[int(event.option.id)].token)
+        self.dismiss(self.step.candidates[event.option_index].token)
 
     @on(Input.Submitted)
     def typed(self, event: Input.Submitted) -> None:
@@ -202,10 +214,8 @@ class ExportDialog(Dialog):
     def format_chosen(self, event: OptionList.OptionHighlighted) -> None:
         answer = self.query_one("#answer", Input)
         suffix = EXPORTS[event.option_index][2]
-        try:
+        with contextlib.suppress(ValueError):  # no file name to give a suffix to ("/", "."): left as typed
             answer.value = str(Path(answer.value.strip() or self.suggested).with_suffix(suffix))
-        except ValueError:  # no file name to give a suffix to ("/", "."): left as typed
-            pass
         self.query_one("#problem", Label).update("")
 
     @on(OptionList.OptionSelected)
@@ -246,7 +256,7 @@ class TextDialog(Dialog):
 
 
 class HelpDialog(Dialog):
-    BINDINGS = [Binding("escape,question_mark,q", "cancel", "close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "cancel", "close")]
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
         super().__init__()
