@@ -59,17 +59,17 @@ def main() -> None:
         seconds, lean_bytes = dump(lean)
         lean_times.append(seconds)
     n = len(sentences)
-    p, f, l = (statistics.median(x) for x in (plain_times, full_times, lean_times))
+    plain_s, full_s, lean_s = (statistics.median(x) for x in (plain_times, full_times, lean_times))
     print(
         f"checkpoint {checkpoint.name}, {n} sentences of test_2016_flickr, batch {args.batch_size}, "
         f"{torch.get_num_threads()} threads, median of {args.rounds} alternating rounds"
     )
-    print(f"plain batched greedy (baseline): {n / p:7.1f} sentences/s")
+    print(f"plain batched greedy (baseline): {n / plain_s:7.1f} sentences/s")
     print(
-        f"dump, all vectors:               {n / f:7.1f} sentences/s  ({full_bytes / n / 1024:.0f} KiB/sentence)  ratio {p / f:.2f}"
+        f"dump, all vectors:               {n / full_s:7.1f} sentences/s  ({full_bytes / n / 1024:.0f} KiB/sentence)  ratio {plain_s / full_s:.2f}"
     )
     print(
-        f"dump --no-vectors:               {n / l:7.1f} sentences/s  ({lean_bytes / n / 1024:.1f} KiB/sentence)  ratio {p / l:.2f}"
+        f"dump --no-vectors:               {n / lean_s:7.1f} sentences/s  ({lean_bytes / n / 1024:.1f} KiB/sentence)  ratio {plain_s / lean_s:.2f}"
     )
     print("target: ratio >= 0.7")
 

@@ -218,24 +218,25 @@ async def first_frame(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientP
 def start_server(checkpoint: Path, passwords: Path, folder: Path, *options: str) -> tuple[subprocess.Popen, int]:
     """`attnstep serve` in its own process on a free port, logging to FOLDER/server.log: (process, port)."""
     port = free_port()
-    server = subprocess.Popen(
-        python(
-            *CLI,
-            "serve",
-            "--checkpoint",
-            str(checkpoint),
-            "--port",
-            str(port),
-            "--passwords",
-            str(passwords),
-            "--host-key",
-            str(folder / "host_key"),
-            *options,
-        ),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "server.log", "w"),
-    )
+    with open(folder / "server.log", "w") as log:  # the server writes to its own copy of the handle
+        server = subprocess.Popen(
+            python(
+                *CLI,
+                "serve",
+                "--checkpoint",
+                str(checkpoint),
+                "--port",
+                str(port),
+                "--passwords",
+                str(passwords),
+                "--host-key",
+                str(folder / "host_key"),
+                *options,
+            ),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     return server, port
 
 

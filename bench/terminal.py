@@ -7,6 +7,7 @@ text to appear.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -101,10 +102,8 @@ class Terminal:
         return float("nan")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it has ended already
             os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         while not self.closed:
             if not self.read(0.5)[0]:
                 break

@@ -14,8 +14,43 @@ from attnstep.model.rnn.config import SCORERS
 settings.register_profile("untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("untimed")
 
-SOURCE_WORDS = ["une", "un", "voiture", "rouge", "chien", "noir", "homme", "femme", "court", "dans", "la", "rue", "parc", ".", ",", "le", "les", "deux"]
-TARGET_WORDS = ["a", "the", "red", "car", "black", "dog", "man", "woman", "runs", "in", "street", "park", ".", ",", "two"]
+SOURCE_WORDS = [
+    "une",
+    "un",
+    "voiture",
+    "rouge",
+    "chien",
+    "noir",
+    "homme",
+    "femme",
+    "court",
+    "dans",
+    "la",
+    "rue",
+    "parc",
+    ".",
+    ",",
+    "le",
+    "les",
+    "deux",
+]
+TARGET_WORDS = [
+    "a",
+    "the",
+    "red",
+    "car",
+    "black",
+    "dog",
+    "man",
+    "woman",
+    "runs",
+    "in",
+    "street",
+    "park",
+    ".",
+    ",",
+    "two",
+]
 
 
 def build_tiny_checkpoint(path: Path, *, attention: str = "general", seed: int = 0, eos_bias: float = 0.0) -> Path:

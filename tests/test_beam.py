@@ -2,6 +2,7 @@
 
 import json
 import math
+from itertools import pairwise
 
 import jsonschema
 import pytest
@@ -83,7 +84,7 @@ def test_beam_scores_are_sums_of_the_recorded_logprobs(ending, width):
             assert math.isclose(h.normalized, h.score / ((5 + t + 1) / 6) ** 0.8, rel_tol=1e-9)
         for step in beam.steps:
             assert len(step) <= width
-            assert all(a.score >= b.score - 1e-5 for a, b in zip(step, step[1:]))  # best first
+            assert all(a.score >= b.score - 1e-5 for a, b in pairwise(step))  # best first
         best = beam.steps[len(trace.steps) - 1][beam.best]
         assert math.isclose(trace.logprob, best.score, abs_tol=1e-4)
         assert [h.logprob for h in beam.history(len(trace.steps) - 1, beam.best)] == [
@@ -99,7 +100,7 @@ def test_every_hypothesis_has_its_own_state(ending):
     stepper, greedy = Stepper(ending, beam=4), Stepper(ending)
     trace = stepper.translate("un chien noir court dans la rue .")
     assert any(len({h.parent for h in step}) > 1 for step in trace.beam.steps[1:])  # the rows were reordered
-    for t, i, h in hypotheses(trace):
+    for t, i, _ in hypotheses(trace):
         history = trace.beam.history(t, i)
         tokens = [a.id for a in history]
         assert close([a.logprob for a in history], teacher_forced_logprobs(stepper.model, trace, tokens), 1e-5)
@@ -253,9 +254,9 @@ def test_a_reference_is_forced_and_scored_as_a_teacher_forced_pass(request, chec
     stepper = Stepper(load_checkpoint(request.getfixturevalue(checkpoint_fixture)), beam=3)  # a beam does not apply
     trace = stepper.score_reference("Un chien noir court dans la rue.", reference)
     ids = stepper.codec.reference_ids(reference)
-    assert [s.chosen_id for s in trace.steps] == ids + [EOS_ID]
+    assert [s.chosen_id for s in trace.steps] == [*ids, EOS_ID]
     assert all(s.forced for s in trace.steps) and trace.finished and trace.beam is None
-    expected = teacher_forced_logprobs(stepper.model, trace, ids + [EOS_ID])
+    expected = teacher_forced_logprobs(stepper.model, trace, [*ids, EOS_ID])
     assert close([s.chosen_logprob for s in trace.steps], expected, 1e-5)
     assert math.isclose(trace.logprob, sum(expected), abs_tol=1e-4)
     assert [s.index for s in trace.mismatches] == [s.index for s in trace.steps if s.candidates[0].id != s.chosen_id]

@@ -121,7 +121,7 @@ def _non_finite(ckpt):
 
 def _vocab_mismatch(ckpt):
     tokens = json.loads((ckpt / "src_vocab.json").read_text())["tokens"]
-    (ckpt / "src_vocab.json").write_text(json.dumps({"tokens": tokens + ["extra"]}))
+    (ckpt / "src_vocab.json").write_text(json.dumps({"tokens": [*tokens, "extra"]}))
 
 
 def _bad_config_json(ckpt):

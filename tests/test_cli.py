@@ -190,7 +190,7 @@ def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
     from safetensors import safe_open
 
     with safe_open(out / "model.safetensors", "pt") as weights:
-        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F16"}
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F16"}  # noqa: SIM118 (safe_open has keys(), no iteration)
     refused = invoke("train", "--data", tiny_corpus, "--out", tmp_path / "x", "--dtype", "int8")
     assert refused.exit_code == 2 and "'int8' is not one of 'float16', 'bfloat16', 'float32'" in refused.stderr
 

@@ -89,7 +89,7 @@ def test_held_out_pairs_share_no_sentence_with_training():
 
 
 def test_load_data_upsamples_and_keeps_held_out_sentences_out_of_every_corpus(corpora):
-    folder, rows = corpora
+    folder, _ = corpora
     # The second corpus repeats a held-out-able sentence; it must not reach training.
     (folder / "extra.fr").write_text("Un chien noir.\nJe suis étudiant.\n", encoding="utf-8")
     (folder / "extra.en").write_text("A black dog.\nI'm a student.\n", encoding="utf-8")

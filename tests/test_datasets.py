@@ -74,7 +74,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def captions(origin, monkeypatch):
     """A Multi30k-like dataset of two small gzip files, pinned to their sha256s, at the local origin."""
-    folder, url, requested = origin
+    folder, url, _ = origin
     for name, text in CAPTIONS.items():
         (folder / name).write_bytes(gz(text))
     dataset = Dataset(
@@ -202,5 +202,5 @@ def test_a_recorded_corpus_is_found_where_it_was_or_in_the_cache(tmp_path, cache
     (cache / "tatoeba").mkdir(parents=True)
     (cache / "tatoeba" / "fra-eng.tsv.gz").write_bytes(gz(PAIRS))
     assert datasets.locate(gone, "--heldout-corpus") == cache / "tatoeba" / "fra-eng.tsv.gz"
-    with pytest.raises(AttnstepError, match="^/elsewhere/mine.tsv is missing: give --heldout-corpus FILE$"):
+    with pytest.raises(AttnstepError, match=r"^/elsewhere/mine\.tsv is missing: give --heldout-corpus FILE$"):
         datasets.locate("/elsewhere/mine.tsv", "--heldout-corpus")

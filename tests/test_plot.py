@@ -7,6 +7,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_darker_cells_for_larger_weights(trace):
     weights = [w for step in trace.steps for w in step.weights]
     levels = [int(c.get("fill")[1:3], 16) for c in cells]
     pairs = sorted(zip(weights, levels))
-    assert all(a[1] >= b[1] for a, b in zip(pairs, pairs[1:]))
+    assert all(a[1] >= b[1] for a, b in pairwise(pairs))
 
 
 def test_numbers_are_written_in_the_cells(trace):
@@ -94,7 +95,7 @@ def test_forced_steps_are_marked_with_a_legend(stepper):
 
 
 def test_subword_trace_in_words_or_pieces(subword_trace):
-    _, texts, cells = svg_parts(alignment_svg(subword_trace, words=False))
+    _, _, cells = svg_parts(alignment_svg(subword_trace, words=False))
     assert len(cells) == len(subword_trace.steps) * len(subword_trace.source)
     _, word_texts, word_cells = svg_parts(alignment_svg(subword_trace))
     rows = len(word_alignment(subword_trace)) + subword_trace.finished

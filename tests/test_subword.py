@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import unicodedata
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -34,7 +35,7 @@ def source_model(subword_checkpoint) -> SubwordModel:
 
 # Text a teacher might type: accents, elisions, hyphens, digits, emoji, CJK, and punctuation.
 _TEXT = st.text(
-    alphabet=st.sampled_from(list("abcdeéèêàçôùœ ÉÇ'’-0123456789.,!?«»") + ["😀", "東", "京", "ß", "Ω", "ﬁ", "\u00a0"]),
+    alphabet=st.sampled_from([*"abcdeéèêàçôùœ ÉÇ'’-0123456789.,!?«»", "😀", "東", "京", "ß", "Ω", "ﬁ", "\u00a0"]),
     min_size=1,
     max_size=40,
 )
@@ -83,7 +84,7 @@ def test_output_words_group_the_steps_and_translation_is_detokenized(subword_ste
     pieces = trace.output_tokens
     spans = trace.target_words
     assert spans[0].start == 0 and spans[-1].end == len(pieces)
-    assert all(a.end == b.start for a, b in zip(spans, spans[1:]))
+    assert all(a.end == b.start for a, b in pairwise(spans))
     assert " ".join(w.text for w in spans) == trace.translation
     assert "▁" not in trace.translation
 
@@ -210,14 +211,14 @@ def test_a_tokenizer_without_byte_fallback_is_refused(subword_checkpoint, tmp_pa
 def test_a_tokenizer_that_disagrees_with_the_vocabulary_is_refused(subword_checkpoint, tmp_path):
     copy = _copy(subword_checkpoint, tmp_path)
     shutil.copy(copy / "target.spm", copy / "source.spm")
-    with pytest.raises(AttnstepError, match="list different pieces|embedding"):
+    with pytest.raises(AttnstepError, match=r"list different pieces|embedding"):
         load_checkpoint(copy)
 
 
 def test_a_missing_tokenizer_file_is_named(subword_checkpoint, tmp_path):
     copy = _copy(subword_checkpoint, tmp_path)
     (copy / "target.spm").unlink()
-    with pytest.raises(AttnstepError, match="missing target.spm"):
+    with pytest.raises(AttnstepError, match=r"missing target\.spm"):
         load_checkpoint(copy)
 
 
