@@ -72,7 +72,9 @@ def test_imports_follow_the_layers(path: Path):
         target = name.split(".")[1]
         if target == own:
             continue
-        if target not in ALLOWED[own] or (own == "serve" and target in {"engine", "model"} and path.stem not in SERVE_ENGINE):
+        if target not in ALLOWED[own] or (
+            own == "serve" and target in {"engine", "model"} and path.stem not in SERVE_ENGINE
+        ):
             offenders.add(name)
     assert not offenders, f"{path.relative_to(PACKAGE)} imports against the layers: {sorted(offenders)}"
 

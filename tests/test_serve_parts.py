@@ -30,6 +30,7 @@ from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
 from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
 from attnstep.trace.writer import dumps, dumps_wire
+from attnstep.tui import make_app
 from tests.serve_helpers import wait_until
 from tests.tui_helpers import SENTENCE, async_test, settle
 
@@ -248,6 +249,9 @@ def test_a_crash_shows_one_line_and_leaves_the_traceback_to_the_server(tmp_path,
         def __init__(self, **settings):
             pass
 
+        def join_class(self, link, **settings):
+            pass
+
         def run(self):
             print('Traceback (most recent call last):\n  File "/srv/attnstep/secret.py", line 1', file=sys.stderr)
 
@@ -321,15 +325,8 @@ async def test_a_served_session_waits_for_the_model_without_animating(stepper):
         def close(self):
             release.set()
 
-    app = ServedApp(
-        link=QuietLink(),
-        teacher=False,
-        follow=False,
-        user="s1",
-        source_factory=SlowModel,
-        sentence="une voiture rouge .",
-        origin="tiny",
-    )
+    app = make_app(ServedApp, source_factory=SlowModel, sentence="une voiture rouge .", origin="tiny")
+    app.join_class(QuietLink(), teacher=False, follow=False, user="s1")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(
             lambda: "translating" in app.status.plain, "'translating' on the status line", lambda: app.status.plain

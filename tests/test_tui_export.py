@@ -11,7 +11,7 @@ from textual.widgets import Input, Label, OptionList, TextArea
 from attnstep.report.plot import MATPLOTLIB_MISSING, alignment_svg
 from attnstep.trace.alignment import NOTHING_TO_ALIGN, pharaoh_line
 from attnstep.trace.writer import dumps
-from attnstep.tui import replay_app
+from attnstep.tui import make_app, replay_app
 from attnstep.tui.screens.dialogs import EXPORTS, ExportDialog, TextDialog
 from tests.tui_helpers import app_on, async_test, settle
 
@@ -138,7 +138,8 @@ async def test_over_ssh_the_svg_is_shown_not_written(stepper, tmp_path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     trace = stepper.translate("un chien noir")
-    app = ServedApp(link=Link(), teacher=False, follow=False, user="ann", trace=trace)
+    app = make_app(ServedApp, trace=trace)
+    app.join_class(Link(), teacher=False, follow=False, user="ann")
     async with app.run_test(size=SMALL) as pilot:
         await pilot.press("x")
         assert isinstance(app.screen, TextDialog)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from attnstep.tui.app import AttnstepApp
+from attnstep.tui import make_app
 
 SENTENCE = "une voiture rouge court dans la rue ."
 
 
 def app_on(stepper, sentence: str | None = SENTENCE, **kwargs):
     """The app the CLI builds, but over the session's already-loaded tiny stepper."""
-    return AttnstepApp(source_factory=lambda: stepper, sentence=sentence, origin="tiny", **kwargs)
+    return make_app(source_factory=lambda: stepper, sentence=sentence, origin="tiny", **kwargs)
 
 
 async def settle(pilot) -> None:

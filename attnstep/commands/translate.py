@@ -43,9 +43,9 @@ def translate_app(
     translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
     from attnstep.data.model_card import model_card_examples
     from attnstep.data.paths import display_name
-    from attnstep.tui.app import AttnstepApp
+    from attnstep.tui import make_app
 
-    return AttnstepApp(
+    return make_app(
         source_factory=local_source(checkpoint, top_k, beam),
         sentence=sentence,
         examples=model_card_examples(checkpoint),

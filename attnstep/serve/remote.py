@@ -106,10 +106,8 @@ class ClassLink:
         self._send({"following": on})
 
     def _send(self, message: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the server is gone; the session's own connection will say so
             self.sock.sendall(line(message))
-        except OSError:
-            pass  # the server is gone; the session's own connection will say so
 
     def updates(self) -> Iterator[tuple[str | None, Trace | None, int, int] | Notice]:
         """(teacher, new trace or None if unchanged, position, stage) as the teacher's screen changes, and notices."""

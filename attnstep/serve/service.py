@@ -75,7 +75,7 @@ class ModelService:
         elif op == "decode":
             source, prefix, word = self._decode_arguments(request)
             if word is not None:
-                prefix = prefix + ((self.stepper.target_id(word), True),)
+                prefix = (*prefix, (self.stepper.target_id(word), True))
             key = (op, tuple(source), tuple(prefix))
             compute = lambda: self.stepper.decode(source, prefix)  # noqa: E731
         else:

@@ -16,10 +16,11 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from textual import on
 from textual.actions import parse as parse_action
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.events import InputEvent
 from textual.widget import Widget
 from textual.widgets import Static
@@ -29,6 +30,7 @@ from attnstep.errors import AttnstepError
 from attnstep.serve.remote import ClassLink, Notice, RemoteTraceSource
 from attnstep.serve.wire import crash_report_name
 from attnstep.trace.records import STAGE_COUNT, Trace
+from attnstep.tui import make_app
 from attnstep.tui.app import AttnstepApp
 from attnstep.tui.messages import SourceReady, TraceReady
 from attnstep.tui.screens.dialogs import TextDialog
@@ -67,20 +69,27 @@ class TeacherShows:
 
 
 class ServedApp(AttnstepApp):
-    BINDINGS = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow")]
-    KEY_HELP = [*AttnstepApp.KEY_HELP, ("t", "in a class: follow the teacher's screen, or explore on your own")]
+    BINDINGS: ClassVar[list[BindingType]] = [*AttnstepApp.BINDINGS, Binding("t", "follow", "follow")]
+    KEY_HELP: ClassVar[list[tuple[str, str]]] = [
+        *AttnstepApp.KEY_HELP,
+        ("t", "in a class: follow the teacher's screen, or explore on your own"),
+    ]
 
-    def __init__(self, *, link: ClassLink, teacher: bool, follow: bool, user: str, **kwargs) -> None:
-        """``follow``: a student in a class with a teacher. Such a student starts out following and
-        never in the new-sentence box, where q would type a q while the teacher has yet to show anything."""
+    link: ClassLink
+    teaching: bool  # this session is the class's teacher
+    user: str
+    _following = False
+    shown: TeacherShows | None = None  # the teacher's latest state, with its whole trace
+    sent: tuple[int, int, int] | None = None  # the last move a teacher sent: version, step, stage
+
+    def join_class(self, link: ClassLink, *, teacher: bool, follow: bool, user: str) -> None:
+        """``follow``: a student in a class with a teacher, who starts out following (and so was
+        built with ``open_on_sentence_box=False``: q in that box would type a q while the teacher
+        has yet to show anything)."""
         self.link = link
         self.teaching = teacher
         self.user = user
-        self._following = False
-        self.shown: TeacherShows | None = None  # the teacher's latest state, with its whole trace
-        super().__init__(open_on_sentence_box=not follow, **kwargs)
         self.following = follow
-        self.sent: tuple | None = None  # the last move a teacher sent
 
     @property
     def following(self) -> bool:
@@ -115,8 +124,10 @@ class ServedApp(AttnstepApp):
         super().show_view()
         if self.teaching and self.cursor is not None and isinstance(self.source, RemoteTraceSource):
             version = self.source.version_of(self.cursor.trace)
+            if version is None:
+                return
             move = (version, self.cursor.position, self.cursor.stage)
-            if version is not None and move != self.sent:
+            if move != self.sent:
                 self.sent = move
                 self.link.move(*move)
 
@@ -223,15 +234,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     link = ClassLink(args.socket, args.session)
-    app = ServedApp(
-        link=link,
-        teacher=args.teacher,
-        follow=args.follow,
-        user=args.user,
+    app = make_app(
+        ServedApp,
         source_factory=lambda: RemoteTraceSource(args.socket, args.session),
         examples=model_card_examples(args.checkpoint),
         origin=args.checkpoint.name,
+        open_on_sentence_box=not args.follow,
     )
+    app.join_class(link, teacher=args.teacher, follow=args.follow, user=args.user)
     # Textual draws on sys.__stderr__ (the pty) but prints a crash's traceback to sys.stderr:
     # catch it, so the student sees one line and the details (server paths) stay on the server.
     sys.stderr = crash = io.StringIO()

@@ -7,19 +7,35 @@ one is :mod:`attnstep.commands.translate`) and called by a worker inside the app
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from attnstep.trace.records import Trace
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from attnstep.tui.app import AppOptions, AttnstepApp
+
+AppT = TypeVar("AppT", bound="AttnstepApp")
+
+
+@overload
+def make_app(app_class: None = None, /, **options: Unpack[AppOptions]) -> AttnstepApp: ...
+@overload
+def make_app(app_class: type[AppT], /, **options: Unpack[AppOptions]) -> AppT: ...
+def make_app(app_class: type[AttnstepApp] | None = None, /, **options: Unpack[AppOptions]) -> AttnstepApp:
+    """The one way to build the app, for the CLI, the tests and the SSH server's sessions.
+
+    ``app_class`` is a subclass to build instead (the served app). Textual is imported here, when
+    an app is built, not when this package is: :func:`no_terminal` answers without it.
+    """
     from attnstep.tui.app import AttnstepApp
+
+    return (app_class or AttnstepApp)(**options)
 
 
 def replay_app(trace: Trace, origin: str) -> AttnstepApp:
-    # Textual is imported only here, once the app is to run: no_terminal answers without it.
-    from attnstep.tui.app import AttnstepApp
-
-    return AttnstepApp(trace=trace, origin=f"replay of {origin}")
+    return make_app(trace=trace, origin=f"replay of {origin}")
 
 
 def run_replay(trace: Trace, origin: str) -> tuple[int, str | None]:

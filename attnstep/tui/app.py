@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -41,7 +41,10 @@ from attnstep.tui.safe import visible
 from attnstep.tui.screens.alignment import CompareScreen, MapScreen
 from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog, on_answer
 from attnstep.tui.stages import View, quote
-from attnstep.tui.trace_source import SourceFactory, TraceSource
+from attnstep.tui.trace_source import ScoringSource, SourceFactory, TraceSource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 # The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
 # room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
@@ -152,6 +155,20 @@ class MainScreen(Screen):
         self.choose_layout(app.cursor.trace if app.cursor else None)
 
 
+class AppOptions(TypedDict, total=False):
+    """What the app is built over: :func:`attnstep.tui.make_app`'s keywords."""
+
+    source_factory: SourceFactory | None  # where traces come from; None (the default) for replay
+    trace: Trace | None  # a trace to show at once (replay)
+    sentence: str | None  # the opening sentence, translated as soon as the source is ready
+    examples: tuple[str, ...]  # the new-sentence box's examples (default: DEFAULT_EXAMPLES)
+    origin: str  # the model's name on the status line
+    reference: str | None  # the opening sentence's given translation, forced and scored instead of decoded
+    open_on_sentence_box: bool  # with nothing to show, open the new-sentence box (default True)
+    other_factory: SourceFactory | None  # a second model whose decoding of the sentence c sets beside
+    other_origin: str  # the second model's name
+
+
 class AttnstepApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere (the served app) finds it too
     TITLE = "attnstep"
@@ -164,28 +181,12 @@ class AttnstepApp(App[None]):
         *PANEL_KEYS,
     ]  # what ? lists
 
-    def __init__(
-        self,
-        *,
-        source_factory: SourceFactory | None = None,
-        trace: Trace | None = None,
-        sentence: str | None = None,
-        examples: tuple[str, ...] = DEFAULT_EXAMPLES,
-        origin: str = "",
-        reference: str | None = None,
-        open_on_sentence_box: bool = True,
-        other_factory: SourceFactory | None = None,
-        other_origin: str = "",
-    ) -> None:
-        """The app over a source of traces (None for replay), or over a trace to replay.
-
-        ``reference``: the opening sentence's given translation, forced and scored instead of decoded.
-        ``other_factory``: a second model (named ``other_origin``) whose decoding of the same sentence
-        c sets beside this one's.
-        """
+    def __init__(self, **options: Unpack[AppOptions]) -> None:
+        """The app over a source of traces (None for replay), or over a trace to replay (see AppOptions)."""
         super().__init__()
-        self.source_factory = source_factory  # None: replay, no model anywhere
-        self.other_factory, self.other_origin = other_factory, other_origin  # a second model for c
+        self.source_factory = options.get("source_factory")  # None: replay, no model anywhere
+        self.other_factory = options.get("other_factory")  # a second model for c
+        self.other_origin = options.get("other_origin", "")
         self.other: TraceSource | None = None
         self.source: TraceSource | None = None
         self.cursor: StepCursor | None = None
@@ -193,16 +194,17 @@ class AttnstepApp(App[None]):
         self.state_scale = 1.0
         self.numbers = False  # #: numbers beside (or instead of) the pictures
         self.words = False  # v: pieces gathered into words in the grid and the attention panel
+        trace = options.get("trace")
         if trace is not None:
             self.set_trace(trace, 0)
+        sentence = options.get("sentence")
         self.pending_sentence = sentence  # translated as soon as the source is ready
         self.sentence = sentence or ""  # the sentence on screen, as the user typed it
-        self.reference = reference  # translate --target: the opening sentence's given translation, scored
-        self.examples = examples
-        self.origin = origin
-        self.open_on_sentence_box = (
-            open_on_sentence_box  # with nothing to show yet: False for a student who follows a teacher
-        )
+        self.reference = options.get("reference")  # translate --target: the opening sentence's given translation
+        self.examples = options.get("examples", DEFAULT_EXAMPLES)
+        self.origin = options.get("origin", "")
+        # with nothing to show yet: False for a student who follows a teacher
+        self.open_on_sentence_box = options.get("open_on_sentence_box", True)
         self.error_message: str | None = None  # why the app exited with return code 1
         self.panel_index = 0
 
@@ -423,7 +425,7 @@ class AttnstepApp(App[None]):
         self.sentence = sentence
         self.set_busy("translating…")
         source, reference, self.reference = self.source, self.reference, None
-        if reference is None:
+        if reference is None or not isinstance(source, ScoringSource):  # only a local model is given one
             self.decode(lambda: source.translate(sentence), 0, "")
         else:
 

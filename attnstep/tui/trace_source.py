@@ -11,7 +11,7 @@ outside the app: a local Stepper (:mod:`attnstep.commands.translate`) and the SS
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from attnstep.trace.records import Trace
 
@@ -23,7 +23,12 @@ class TraceSource(Protocol):
 
     def unforce(self, trace: Trace, t: int) -> Trace: ...
 
-    def score_reference(self, sentence: str, reference: str) -> Trace: ...  # translate --target only
+
+@runtime_checkable
+class ScoringSource(TraceSource, Protocol):
+    """A source that can also score a given translation (``translate --target``): the local model."""
+
+    def score_reference(self, sentence: str, reference: str) -> Trace: ...
 
 
 SourceFactory = Callable[[], TraceSource]
