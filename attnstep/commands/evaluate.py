@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -145,30 +146,38 @@ def evaluation_set(
     heldout: str | None,
     heldout_corpus: str | None,
 ) -> tuple[str, list[Pair]]:
-    """(name, pairs) of what ``attnstep eval`` was asked to score; several splits are one set, in order.
-
-    ``heldout`` re-derives the validation or test pairs that training held out, from the recipe
-    the checkpoint records (corpus, columns, size, seed): the split depends only on that corpus.
-    """
-    src, tgt = languages
+    """(name, pairs) of what ``attnstep eval`` was asked to score; several splits are one set, in order,
+    and each must be in ``data``."""
     if heldout is not None:
-        if heldout not in ("val", "test"):
-            raise AttnstepError(f"--heldout must be val or test, not {heldout!r}")
-        recipe = meta.get("heldout")
-        if not isinstance(recipe, dict):
-            raise AttnstepError("this checkpoint's training held nothing out; use --split or --corpus")
-        spec = CorpusSpec(CorpusSpec.parse(heldout_corpus or recipe["corpus"]).path)
-        pairs = read_corpus(spec, src, tgt, tuple(recipe["tsv_columns"].split(",")))
-        held = hold_out(pairs, recipe["size"], recipe["size"], recipe["seed"])
-        return f"{Path(spec.path).name} held-out {heldout}", held.val if heldout == "val" else held.test
+        return _heldout_set(meta, languages, heldout, heldout_corpus)
+    src, tgt = languages
     if corpus is not None:
         spec = CorpusSpec.parse(corpus)
         return Path(spec.path).name, read_corpus(spec, src, tgt, tuple(tsv_columns.split(",")))
-    pairs = []
+    check_splits(data, splits, languages)
+    pairs: list[Pair] = []
     for split in splits:
         sources, references = read_parallel(data, split, src, tgt)
         pairs += zip(sources, references)
     return "+".join(splits), pairs
+
+
+def _heldout_set(meta: dict, languages: list[str], heldout: str, corpus: str | None) -> tuple[str, list[Pair]]:
+    """The validation or test pairs that training held out, re-derived from the recipe the checkpoint
+    records (corpus, columns, size, seed): the split depends only on that corpus, found where the recipe
+    says or in the data cache unless ``corpus`` names it."""
+    recipe = meta.get("heldout")
+    if corpus is None and isinstance(recipe, dict) and isinstance(recipe.get("corpus"), str):
+        corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
+    if heldout not in ("val", "test"):
+        raise AttnstepError(f"--heldout must be val or test, not {heldout!r}")
+    if not isinstance(recipe, dict):
+        raise AttnstepError("this checkpoint's training held nothing out; use --split or --corpus")
+    src, tgt = languages
+    spec = CorpusSpec(CorpusSpec.parse(corpus or recipe["corpus"]).path)
+    pairs = read_corpus(spec, src, tgt, tuple(recipe["tsv_columns"].split(",")))
+    held = hold_out(pairs, recipe["size"], recipe["size"], recipe["seed"])
+    return f"{Path(spec.path).name} held-out {heldout}", held.val if heldout == "val" else held.test
 
 
 def _metered(translate: Callable[..., Translations], count: int, what: str, label: str) -> Translations:
@@ -177,6 +186,85 @@ def _metered(translate: Callable[..., Translations], count: int, what: str, labe
         translations = translate(progress=meter.update)
     meter.finish(f"translated {count} sentences of {what} ({label})")
     return translations
+
+
+def _checkpoints(paths: list[Path]) -> Iterator[tuple[Checkpoint, list[str]]]:
+    """Each checkpoint with its languages, loaded when its turn comes; all must translate the same way."""
+    expected = None
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        named = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
+        languages = [language for language in named if isinstance(language, str) and language]
+        if len(languages) != 2:
+            raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
+        if expected is not None and languages != expected:
+            raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
+        expected = languages
+        yield ckpt, languages
+
+
+def _decode(ckpt: Checkpoint, sources: list[str], what: str, beam: int | None, alpha: float) -> dict[str, Translations]:
+    """The sentences translated greedily, and with a beam of width ``beam`` if given, by the decoding's name."""
+    greedy = partial(translate_corpus, ckpt.model, ckpt.codec, sources)
+    decodings = {"greedy": _metered(greedy, len(sources), what, "greedy")}
+    if beam is not None:
+        label = f"beam {beam}, alpha {alpha:g}"
+        searched = partial(beam_translate_corpus, ckpt, sources, beam, alpha)
+        decodings[label] = _metered(searched, len(sources), what, label)
+    return decodings
+
+
+def _write_lines(path: Path, texts: list[str]) -> None:
+    with open_output(path, "w") as handle:
+        handle.write("".join(text + "\n" for text in texts))
+
+
+def _print_scores(
+    ckpt: Checkpoint, set_name: str, decoding: str, translations: Translations, references: list[str]
+) -> None:
+    """BLEU and chrF of one decoding, cased for a subword model with case-insensitive BLEU as well."""
+    hypotheses = translations.texts
+    cased = ckpt.subword is not None  # word models write lower case only
+    result = score(hypotheses, references, lowercase=not cased)
+    print(f"{visible(ckpt.name)} on {visible(set_name)} ({len(hypotheses)} sentences, {decoding})")
+    print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
+    print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
+    if cased:
+        lower = score(hypotheses, references, lowercase=True)
+        print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
+    print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
+
+
+@dataclass
+class _Final:
+    """A checkpoint's last decoding (the beam's when there is one), which --by-length scores."""
+
+    name: str  # the checkpoint's
+    cased: bool  # a subword model's, which writes upper case too
+    decoding: str
+    texts: list[str]
+
+
+def _show_by_length(
+    finals: list[_Final], paths: list[Path], pairs: list[Pair], set_name: str, plot: Path | None
+) -> None:
+    """BLEU per source-length bucket of every checkpoint, as a table and a chart, and in ``plot``."""
+    buckets = length_buckets([source_length(s) for s, _ in pairs])
+    # A word model writes lower case only: compared with one, every checkpoint is scored without case.
+    lowercase = not all(final.cased for final in finals)
+    names = [final.name for final in finals]
+    names = names if len(set(names)) == len(names) else [str(path) for path in paths]
+    references = [t for _, t in pairs]
+    series = [
+        Series(name, bleu_by_bucket(final.texts, references, buckets, lowercase=lowercase))
+        for name, final in zip(names, finals)
+    ]
+    case = "case-insensitive" if lowercase else "cased"
+    title = f"BLEU by source length on {set_name} ({finals[-1].decoding}, {case})"
+    show(Console(highlight=False), buckets, series, title)
+    if plot is not None:
+        write_picture(bleu_chart(buckets, series, title), plot)
+        print(f"chart written to {visible(str(plot))}")
 
 
 def run_eval(
@@ -197,80 +285,32 @@ def run_eval(
     """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), print the
     scores, and with ``by_length`` BLEU per source-length bucket as a table, a chart and ``plot``."""
     several = len(paths) > 1
-    finals: list[tuple[str, bool, list[str]]] = []  # per checkpoint: name, cased, the translations --by-length scores
     if several and (output is not None or heldout is not None):
         raise AttnstepError("--output and --heldout go with one checkpoint (a held-out set is one training run's)")
     if plot is not None:
         check_picture_path(plot)  # before any translating
-    expected = None
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        named = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
-        languages = [language for language in named if isinstance(language, str) and language]
-        if len(languages) != 2:
-            raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
-        if expected is None:  # the sentences, read once for every checkpoint
-            expected = languages
-            if corpus is None and heldout is None:
-                check_splits(data, splits, languages)
-            recipe = ckpt.meta.get("heldout")
-            if (
-                heldout is not None
-                and heldout_corpus is None
-                and isinstance(recipe, dict)
-                and isinstance(recipe.get("corpus"), str)
-            ):
-                heldout_corpus = str(locate(CorpusSpec.parse(recipe["corpus"]).path, "--heldout-corpus"))
-            name, pairs = evaluation_set(
-                ckpt.meta,
-                languages,
-                splits=splits,
-                data=data,
-                corpus=corpus,
-                tsv_columns=tsv_columns,
-                heldout=heldout,
-                heldout_corpus=heldout_corpus,
-            )
-            sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-        elif languages != expected:
-            raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
-        which = f" with {ckpt.name}" if several else ""
-
-        greedy = partial(translate_corpus, ckpt.model, ckpt.codec, sources)
-        decodings = {"greedy": _metered(greedy, len(sources), f"{name}{which}", "greedy")}
-        if beam is not None:
-            label = f"beam {beam}, alpha {alpha:g}"
-            searched = partial(beam_translate_corpus, ckpt, sources, beam, alpha)
-            decodings[label] = _metered(searched, len(sources), f"{name}{which}", label)
+    checkpoints = _checkpoints(paths)
+    first, languages = next(checkpoints)
+    # The sentences, read once for every checkpoint.
+    set_name, pairs = evaluation_set(
+        first.meta,
+        languages,
+        splits=splits,
+        data=data,
+        corpus=corpus,
+        tsv_columns=tsv_columns,
+        heldout=heldout,
+        heldout_corpus=heldout_corpus,
+    )
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    finals = []
+    for ckpt, _ in itertools.chain([(first, languages)], checkpoints):
+        decodings = _decode(ckpt, sources, f"{set_name} with {ckpt.name}" if several else set_name, beam, alpha)
+        last, translations = list(decodings.items())[-1]
+        finals.append(_Final(ckpt.name, ckpt.subword is not None, last, translations.texts))
         if output is not None:
-            with open_output(output, "w") as handle:
-                handle.write("".join(h + "\n" for h in list(decodings.values())[-1].texts))
-        cased = ckpt.subword is not None  # word models write lower case only
-        for decoding, translations in decodings.items():
-            hypotheses = translations.texts
-            result = score(hypotheses, references, lowercase=not cased)
-            print(f"{visible(ckpt.name)} on {visible(name)} ({len(sources)} sentences, {decoding})")
-            print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
-            print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
-            if cased:
-                lower = score(hypotheses, references, lowercase=True)
-                print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
-            print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
-        finals.append((ckpt.name, cased, list(decodings.values())[-1].texts))
+            _write_lines(output, translations.texts)
+        for decoding, each in decodings.items():
+            _print_scores(ckpt, set_name, decoding, each, references)
     if by_length:
-        buckets = length_buckets([source_length(s) for s in sources])
-        # A word model writes lower case only: compared with one, every checkpoint is scored without case.
-        lowercase = not all(cased for _, cased, _ in finals)
-        names = [n for n, _, _ in finals]
-        names = names if len(set(names)) == len(names) else [str(path) for path in paths]
-        series = [
-            Series(n, bleu_by_bucket(texts, references, buckets, lowercase=lowercase))
-            for n, (_, _, texts) in zip(names, finals)
-        ]
-        title = (
-            f"BLEU by source length on {name} ({list(decodings)[-1]}, {'case-insensitive' if lowercase else 'cased'})"
-        )
-        show(Console(highlight=False), buckets, series, title)
-        if plot is not None:
-            write_picture(bleu_chart(buckets, series, title), plot)
-            print(f"chart written to {visible(str(plot))}")
+        _show_by_length(finals, paths, pairs, set_name, plot)

@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
-from attnstep.commands.evaluate import score, translate_corpus
+from attnstep.commands.evaluate import Scores, score, translate_corpus
 from attnstep.commands.train_settings import TOKENIZERS, TrainSettings
 from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data.downloads import check_splits
@@ -126,6 +126,11 @@ def load_data(settings: TrainSettings) -> Data:
         training = list(zip(*read_parallel(data_dir, "train", settings.src, settings.tgt)))
         validation = list(zip(*read_parallel(data_dir, "val", settings.src, settings.tgt)))
         return Data(training, validation, [], f"Multi30k task 1 ({settings.src}→{settings.tgt})")
+    return _load_corpora(settings, _corpus_columns(settings))
+
+
+def _corpus_columns(settings: TrainSettings) -> tuple[str, str]:
+    """The columns of a .tsv corpus, after refusing corpus settings that would hold nothing out."""
     if not settings.corpora:
         raise AttnstepError("give --data DIR or at least one --corpus")
     if settings.holdout < 1:
@@ -133,19 +138,22 @@ def load_data(settings: TrainSettings) -> Data:
     columns = tuple(settings.tsv_columns.split(","))
     if len(columns) != 2:
         raise AttnstepError(f"--tsv-columns must name two columns, e.g. en,fr, not {settings.tsv_columns!r}")
+    return columns[0], columns[1]
+
+
+def _load_corpora(settings: TrainSettings, columns: tuple[str, str]) -> Data:
+    """Every corpus's pairs for training, upsampled as its spec says, less the pairs held out of the first."""
     specs = [CorpusSpec.parse(spec) for spec in settings.corpora]
     corpora = [read_corpus(spec, settings.src, settings.tgt, columns) for spec in specs]
     held = hold_out(corpora[0], settings.holdout, settings.holdout, settings.seed)
     held_sentences = {sentence for pair in held.val + held.test for sentence in pair}
     train_pairs: list[Pair] = []
     parts = []
-    for index, (spec, pairs) in enumerate(zip(specs, corpora)):
-        if index == 0:
-            pairs = held.train
+    for spec, pairs in zip(specs, [held.train, *corpora[1:]]):
         # No held-out sentence may be seen in training, from whichever corpus.
-        pairs = [(s, t) for s, t in pairs if s and t and s not in held_sentences and t not in held_sentences]
-        train_pairs.extend(pairs * spec.times)
-        parts.append(f"{spec.path} ({len(pairs)} pairs" + (f", ×{spec.times})" if spec.times > 1 else ")"))
+        unseen = [(s, t) for s, t in pairs if s and t and s not in held_sentences and t not in held_sentences]
+        train_pairs.extend(unseen * spec.times)
+        parts.append(f"{spec.path} ({len(unseen)} pairs" + (f", ×{spec.times})" if spec.times > 1 else ")"))
     return Data(train_pairs, held.val, held.test, "; ".join(parts))
 
 
@@ -169,9 +177,11 @@ def build_codec(settings: TrainSettings, data: Data, work: Path, console: Consol
     return SubwordCodec(models[0], models[1])
 
 
-def check_model_settings(settings: TrainSettings) -> None:
-    """Refuse bad model or optimizer settings before anything is written: a rejected run must not
-    leave a settings.json that blocks the corrected one."""
+def check_settings(settings: TrainSettings) -> None:
+    """Refuse bad tokenizer, model or optimizer settings before anything is written: a rejected run must
+    not leave a settings.json that blocks the corrected one."""
+    if settings.tokenizer not in TOKENIZERS:
+        raise AttnstepError(f"--tokenizer must be {' or '.join(TOKENIZERS)}, not {settings.tokenizer!r}")
     try:
         ModelConfig(src_vocab_size=len(SPECIALS) + 1, tgt_vocab_size=len(SPECIALS) + 1, **settings.model)
     except (TypeError, ValueError) as exc:
@@ -193,11 +203,8 @@ def _comparable(settings: dict) -> dict:
     }
 
 
-def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> RunProgress:
-    if settings.tokenizer not in TOKENIZERS:
-        raise AttnstepError(f"--tokenizer must be {' or '.join(TOKENIZERS)}, not {settings.tokenizer!r}")
-    check_model_settings(settings)
-    data = load_data(settings)
+def _claim_work(settings: TrainSettings, work: Path) -> None:
+    """Write the settings to ``work``, or check that they are the ones a run there already has."""
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
     # A resumed run may train for longer, but anything else would silently mix two experiments.
@@ -207,15 +214,24 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
         )
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
 
-    codec = build_codec(settings, data, work, console)
-    pairs = []
-    for source, target in data.train:
+
+def _encoded_pairs(
+    codec: WordCodec | SubwordCodec, pairs: list[Pair], max_len: int
+) -> list[tuple[list[int], list[int]]]:
+    """The training pairs as ids, less those with an empty side or a side over ``max_len``."""
+    encoded = []
+    for source, target in pairs:
         s, t = codec.corpus_source(source), codec.corpus_target(target)
-        if 0 < len(s) <= settings.max_len and 0 < len(t) <= settings.max_len:
-            pairs.append((s, t))
+        if 0 < len(s) <= max_len and 0 < len(t) <= max_len:
+            encoded.append((s, t))
+    return encoded
+
+
+def _start_or_resume(
+    settings: TrainSettings, codec: WordCodec | SubwordCodec, work: Path, console: Console
+) -> tuple[Seq2Seq, torch.optim.Optimizer, RunProgress]:
+    """A new seeded model and optimizer, or the ones a run in ``work`` left after its last epoch."""
     src_vocab, tgt_vocab = _vocabularies(codec)
-    val_src, val_tgt = [s for s, _ in data.val], [t for _, t in data.val]
-    cased = isinstance(codec, SubwordCodec)
     torch.manual_seed(settings.seed)
     config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
     model = Seq2Seq(config)
@@ -224,112 +240,196 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
     if (work / "state.json").exists():
         progress = _load_state(work, model, optimizer)
         console.print(f"resuming after epoch {progress['epoch']} (best val BLEU {progress['best_bleu']:.2f})")
-    console.print(
-        f"{len(pairs)} training pairs · vocab {settings.src} {len(src_vocab)} / {settings.tgt} {len(tgt_vocab)} · "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters · attention {config.attention}"
+    return model, optimizer, progress
+
+
+def _run_summary(settings: TrainSettings, pairs: int, model: Seq2Seq) -> str:
+    config = model.config
+    return (
+        f"{pairs} training pairs · vocab {settings.src} {config.src_vocab_size} / {settings.tgt} "
+        f"{config.tgt_vocab_size} · {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters · "
+        f"attention {config.attention}"
     )
 
-    budget = settings.max_minutes * 60 or math.inf
-    while (
+
+def _budget_seconds(settings: TrainSettings) -> float:
+    return settings.max_minutes * 60 or math.inf
+
+
+def _keep_training(progress: RunProgress, settings: TrainSettings) -> bool:
+    """Epochs, patience and time left."""
+    return (
         progress["epoch"] < settings.epochs
         and progress["epoch"] - progress["best_epoch"] < settings.patience
-        and progress["seconds"] < budget
-    ):
-        epoch = progress["epoch"] + 1
-        started = time.monotonic()
-        torch.manual_seed(settings.seed * 1000 + epoch)
-        batches = _batches(pairs, settings.batch_size, random.Random(settings.seed * 1000 + epoch))
-        model.train()
-        total_loss, total_tokens = 0.0, 0
-        with Progress(
-            TextColumn(f"epoch {epoch}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("train", total=len(batches), loss=0.0)
-            for indices in batches:
-                src, lengths = pad([pairs[i][0] for i in indices])
-                tgt_in, gold = pad_target([pairs[i][1] for i in indices])
-                logits = model(src, lengths, tgt_in)  # (B, T, V)
-                loss = F.cross_entropy(
-                    logits.reshape(-1, logits.size(-1)),
-                    gold.reshape(-1),
-                    ignore_index=PAD_ID,
-                    label_smoothing=settings.label_smoothing,
-                    reduction="sum",
-                )
-                tokens = int((gold != PAD_ID).sum())
-                optimizer.zero_grad()
-                (loss / tokens).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
-                optimizer.step()
-                total_loss, total_tokens = total_loss + loss.item(), total_tokens + tokens
-                bar.update(task, advance=1, loss=total_loss / total_tokens)
-                if progress["seconds"] + time.monotonic() - started > budget:
-                    console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
-                    break
+        and progress["seconds"] < _budget_seconds(settings)
+    )
 
-        hypotheses = translate_corpus(model, codec, val_src).texts
-        val = score(hypotheses, val_tgt, lowercase=not cased)
-        seconds = time.monotonic() - started
-        progress["seconds"] += seconds
-        progress["history"].append(
-            {
-                "epoch": epoch,
-                "train_loss": round(total_loss / total_tokens, 4),
-                "val_bleu": round(val.bleu, 2),
-                "lr": progress["lr"],
-                "seconds": round(seconds, 1),
-            }
+
+def _epoch_bar(epoch: int, console: Console) -> Progress:
+    return Progress(
+        TextColumn(f"epoch {epoch}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _train_step(
+    model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: list[tuple[list[int], list[int]]], settings: TrainSettings
+) -> tuple[float, int]:
+    """One update on ``batch``: its summed loss and its number of target tokens."""
+    src, lengths = pad([s for s, _ in batch])
+    tgt_in, gold = pad_target([t for _, t in batch])
+    logits = model(src, lengths, tgt_in)  # (B, T, V)
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        gold.reshape(-1),
+        ignore_index=PAD_ID,
+        label_smoothing=settings.label_smoothing,
+        reduction="sum",
+    )
+    tokens = int((gold != PAD_ID).sum())
+    optimizer.zero_grad()
+    (loss / tokens).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+    optimizer.step()
+    return loss.item(), tokens
+
+
+def _train_epoch(
+    model: Seq2Seq,
+    optimizer: torch.optim.Optimizer,
+    pairs: list[tuple[list[int], list[int]]],
+    settings: TrainSettings,
+    epoch: int,
+    console: Console,
+    *,
+    spent: float,
+    started: float,
+) -> float:
+    """One pass over the pairs in seeded, shuffled batches, cut short when the time budget runs out (``spent``
+    seconds before this epoch, which ``started`` at that clock time); the loss per target token."""
+    torch.manual_seed(settings.seed * 1000 + epoch)
+    batches = _batches(pairs, settings.batch_size, random.Random(settings.seed * 1000 + epoch))
+    model.train()
+    total_loss, total_tokens = 0.0, 0
+    with _epoch_bar(epoch, console) as bar:
+        task = bar.add_task("train", total=len(batches), loss=0.0)
+        for indices in batches:
+            loss, tokens = _train_step(model, optimizer, [pairs[i] for i in indices], settings)
+            total_loss, total_tokens = total_loss + loss, total_tokens + tokens
+            bar.update(task, advance=1, loss=total_loss / total_tokens)
+            if spent + time.monotonic() - started > _budget_seconds(settings):
+                console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
+                break
+    return total_loss / total_tokens
+
+
+def _validate(model: Seq2Seq, codec: WordCodec | SubwordCodec, pairs: list[Pair]) -> Scores:
+    hypotheses = translate_corpus(model, codec, [s for s, _ in pairs]).texts
+    return score(hypotheses, [t for _, t in pairs], lowercase=not isinstance(codec, SubwordCodec))
+
+
+def _record_epoch(
+    progress: RunProgress, epoch: int, loss: float, val: Scores, seconds: float, console: Console
+) -> bool:
+    """The epoch added to the history and printed; whether its val BLEU is a new best."""
+    progress["seconds"] += seconds
+    progress["history"].append(
+        {
+            "epoch": epoch,
+            "train_loss": round(loss, 4),
+            "val_bleu": round(val.bleu, 2),
+            "lr": progress["lr"],
+            "seconds": round(seconds, 1),
+        }
+    )
+    improved = val.bleu > progress["best_bleu"]
+    console.print(
+        f"epoch {epoch}: loss {loss:.3f} · val BLEU {val.bleu:.2f} · chrF {val.chrf:.1f} · "
+        f"lr {progress['lr']:g} · {seconds:.0f}s" + (" · new best, saved" if improved else "")
+    )
+    progress["epoch"] = epoch
+    if improved:
+        progress["best_bleu"], progress["best_epoch"] = val.bleu, epoch
+    return improved
+
+
+def _card(
+    settings: TrainSettings,
+    codec: WordCodec | SubwordCodec,
+    data: str,
+    command: str,
+    progress: RunProgress,
+    val: Scores,
+) -> dict:
+    """The checkpoint's config.json beyond the model's settings: what it translates and how it was trained."""
+    meta = {
+        "source_language": settings.src,
+        "target_language": settings.tgt,
+        "tokenizer": _tokenizer_card(codec),
+        "provenance": {
+            "data": data,
+            "command": command,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "epoch": progress["epoch"],
+            "train_seconds": round(progress["seconds"], 1),
+            "settings": asdict(settings),
+        },
+        "metrics": {
+            "val_bleu": round(val.bleu, 2),
+            "val_chrf": round(val.chrf, 2),
+            "bleu_signature": val.bleu_signature,
+        },
+    }
+    if settings.corpora:
+        meta["heldout"] = {
+            "corpus": settings.corpora[0],
+            "tsv_columns": settings.tsv_columns,
+            "size": settings.holdout,
+            "seed": settings.seed,
+        }
+    if settings.dtype != "float32":
+        meta["storage_dtype"] = settings.dtype
+    return meta
+
+
+def _save_best(out: Path, model: Seq2Seq, codec: WordCodec | SubwordCodec, meta: dict, dtype: str) -> None:
+    src_vocab, tgt_vocab = _vocabularies(codec)
+    subword = (codec.src_model, codec.tgt_model) if isinstance(codec, SubwordCodec) else None
+    save_checkpoint(out, model, src_vocab, tgt_vocab, meta, dtype=STORAGE_TYPES[dtype], subword=subword)
+
+
+def _decay_learning_rate(optimizer: torch.optim.Optimizer, progress: RunProgress, factor: float) -> None:
+    progress["lr"] *= factor
+    for group in optimizer.param_groups:
+        group["lr"] = progress["lr"]
+
+
+def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> RunProgress:
+    """A run in ``work``, new or resumed, epoch by epoch until it stops; each new best is saved to ``out``."""
+    check_settings(settings)
+    data = load_data(settings)
+    _claim_work(settings, work)
+    codec = build_codec(settings, data, work, console)
+    pairs = _encoded_pairs(codec, data.train, settings.max_len)
+    model, optimizer, progress = _start_or_resume(settings, codec, work, console)
+    console.print(_run_summary(settings, len(pairs), model))
+    while _keep_training(progress, settings):
+        epoch, started = progress["epoch"] + 1, time.monotonic()
+        loss = _train_epoch(
+            model, optimizer, pairs, settings, epoch, console, spent=progress["seconds"], started=started
         )
-        improved = val.bleu > progress["best_bleu"]
-        console.print(
-            f"epoch {epoch}: loss {total_loss / total_tokens:.3f} · val BLEU {val.bleu:.2f} · chrF {val.chrf:.1f} · "
-            f"lr {progress['lr']:g} · {seconds:.0f}s" + (" · new best, saved" if improved else "")
-        )
-        progress["epoch"] = epoch
-        if improved:
-            progress["best_bleu"], progress["best_epoch"] = val.bleu, epoch
-            meta = {
-                "source_language": settings.src,
-                "target_language": settings.tgt,
-                "tokenizer": _tokenizer_card(codec),
-                "provenance": {
-                    "data": f"{data.description}, {len(pairs)} training pairs",
-                    "command": command,
-                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-                    "epoch": epoch,
-                    "train_seconds": round(progress["seconds"], 1),
-                    "settings": asdict(settings),
-                },
-                "metrics": {
-                    "val_bleu": round(val.bleu, 2),
-                    "val_chrf": round(val.chrf, 2),
-                    "bleu_signature": val.bleu_signature,
-                },
-            }
-            if settings.corpora:
-                meta["heldout"] = {
-                    "corpus": settings.corpora[0],
-                    "tsv_columns": settings.tsv_columns,
-                    "size": settings.holdout,
-                    "seed": settings.seed,
-                }
-            subword = (codec.src_model, codec.tgt_model) if isinstance(codec, SubwordCodec) else None
-            if settings.dtype != "float32":
-                meta["storage_dtype"] = settings.dtype
-            save_checkpoint(
-                out, model, src_vocab, tgt_vocab, meta, dtype=STORAGE_TYPES[settings.dtype], subword=subword
-            )
+        val = _validate(model, codec, data.val)
+        if _record_epoch(progress, epoch, loss, val, time.monotonic() - started, console):
+            card = _card(settings, codec, f"{data.description}, {len(pairs)} training pairs", command, progress, val)
+            _save_best(out, model, codec, card, settings.dtype)
         else:
-            progress["lr"] *= settings.lr_decay
-            for group in optimizer.param_groups:
-                group["lr"] = progress["lr"]
+            _decay_learning_rate(optimizer, progress, settings.lr_decay)
         _save_state(work, model, optimizer, progress)
     console.print(
         f"done: best val BLEU {progress['best_bleu']:.2f} at epoch {progress['best_epoch']}, "
