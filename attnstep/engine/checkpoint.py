@@ -110,14 +110,6 @@ def _load_subword(path: Path, src_vocab: Vocab, tgt_vocab: Vocab) -> tuple[Subwo
     return models[0], models[1]
 
 
-def _load_weights(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(path / WEIGHTS_FILE)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        reason = first_line(exc)
-        raise AttnstepError(f"{path / WEIGHTS_FILE} is truncated or corrupt ({reason})") from None
-
-
 def _expected_shapes(path: Path, config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape as config.json implies it, from a model on the meta device: nothing is allocated."""
     try:
@@ -127,9 +119,24 @@ def _expected_shapes(path: Path, config: ModelConfig) -> dict[str, tuple[int, ..
         raise AttnstepError(f"{path / CONFIG_FILE}: the model's sizes are impossible ({first_line(exc)})") from None
 
 
-def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+def read_safetensors(
+    where: Path, expected: dict[str, tuple[int, ...]], optional: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``where``, validated: the header first (every ``expected`` name
+    present, others only from ``optional``, float dtypes, the shapes given), before any tensor is read;
+    then every value finite. Each failure is one AttnstepError line."""
+    _check_header(where, expected, optional or {})
+    try:
+        weights = load_file(where)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = first_line(exc)
+        raise AttnstepError(f"{where} is truncated or corrupt ({reason})") from None
+    check_finite(where, weights)
+    return weights
+
+
+def _check_header(where: Path, expected: dict[str, tuple[int, ...]], optional: dict[str, tuple[int, ...]]) -> None:
     """Names, dtypes and shapes from the safetensors header, before any tensor is read or the model built."""
-    where = path / WEIGHTS_FILE
     try:
         with safe_open(where, framework="pt") as handle:
             slices = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118 (the handle is not iterable)
@@ -138,22 +145,23 @@ def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
         reason = first_line(exc)
         raise AttnstepError(f"{where} is truncated or corrupt ({reason})") from None
     missing = sorted(set(expected) - set(found))
-    extra = sorted(set(found) - set(expected))
+    extra = sorted(set(found) - set(expected) - set(optional))
     if missing:
         raise AttnstepError(f"{where} lacks tensors the model needs: {', '.join(missing[:5])}")
     if extra:
         raise AttnstepError(f"{where} has tensors this model does not use: {', '.join(extra[:5])}")
+    shapes = {**optional, **expected}
     for name, (shape, dtype) in found.items():
         if dtype not in _FLOAT_DTYPES:
             raise AttnstepError(f"{where}: tensor {name} has dtype {dtype}; expected a float type")
-        if shape != expected[name]:
-            raise AttnstepError(f"{where}: tensor {name} has shape {shape}; config.json implies {expected[name]}")
+        if shape != shapes[name]:
+            raise AttnstepError(f"{where}: tensor {name} has shape {shape}; config.json implies {shapes[name]}")
 
 
-def _check_finite(path: Path, weights: dict[str, torch.Tensor]) -> None:
+def check_finite(where: Path, weights: dict[str, torch.Tensor]) -> None:
     for name, tensor in weights.items():
         if not bool(torch.isfinite(tensor).all()):
-            raise AttnstepError(f"{path / WEIGHTS_FILE}: tensor {name} contains NaN or infinite values")
+            raise AttnstepError(f"{where}: tensor {name} contains NaN or infinite values")
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -182,9 +190,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise AttnstepError(
                 f"checkpoint {path}: the {side} vocabulary has {len(vocab)} tokens but the model's embedding has {size}"
             )
-    _check_header(path, _expected_shapes(path, model_config))
-    weights = _load_weights(path)
-    _check_finite(path, weights)
+    weights = read_safetensors(path / WEIGHTS_FILE, _expected_shapes(path, model_config))
     try:
         # Built on the meta device and given the loaded tensors (assign): no random initial weights
         # are made only to be overwritten, which spared the app ~30 MB of peak memory with fr-en.

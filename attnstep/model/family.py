@@ -4,6 +4,14 @@ A family is its config, its torch modules and one decoder step function that ret
 intermediate a trace records; attnstep's RNN family (:mod:`attnstep.model.rnn`) is the first.
 The engine encodes a batch once and then steps the decoder; the memory and the decoder state
 go back to the family unread, except that beam search reorders their rows with :func:`select`.
+
+A Transformer's step (:class:`EncoderDecoder`; Marian in :mod:`attnstep.model.marian`) differs in
+three ways: its state is a cache that grows by one position per step (the keys and values of the
+tokens so far, per layer) instead of a fixed-size h_t; it attends L times per step, once per
+decoder layer, with h heads each, so there is no single a_t; and it starts from a decoder start
+token of its own and has its own end and padding ids. Its step returns one frozen record of
+everything, which the family defines; the engine reads only the log-probabilities to decode.
+M2M100/NLLB or mBART would be one more module satisfying the same protocol.
 """
 
 from __future__ import annotations
@@ -68,6 +76,33 @@ class Family(Protocol[MemoryT, StateT]):
     def encoder_vectors(self, memory: MemoryT) -> tuple[Tensor, Tensor | None]:
         """What a trace shows per source token: the encoder states h_i (B, S, M), and the scorer's keys
         (B, S, K) where they are more than those states (None for dot's, and without attention)."""
+        ...
+
+
+class TransformerStep(Protocol):
+    """The part of a Transformer family's step record that decoding reads; the record holds far more."""
+
+    @property
+    def log_probs(self) -> Tensor: ...  # (B, V) log softmax of the logits over the target vocabulary
+
+
+CacheT = TypeVar("CacheT", bound=tuple[Tensor, ...])
+StepT_co = TypeVar("StepT_co", bound=TransformerStep, covariant=True)
+
+
+class EncoderDecoder(Protocol[MemoryT, CacheT, StepT_co]):
+    """What decoding needs of a Transformer encoder–decoder; memory and cache are batch-first NamedTuples."""
+
+    def encode(self, src: Tensor, mask: Tensor) -> MemoryT:
+        """src (B, S) right-padded ids, mask (B, S) True at real tokens → the encoder's memory."""
+        ...
+
+    def empty_cache(self, batch: int) -> CacheT:
+        """The decoder's cache before its first step: no tokens read yet."""
+        ...
+
+    def step(self, prev_tokens: Tensor, cache: CacheT, memory: MemoryT) -> tuple[StepT_co, CacheT]:
+        """One decoder position for the batch: prev_tokens (B,) are read there (the start token first)."""
         ...
 
 
