@@ -17,6 +17,7 @@ from attnstep.errors import AttnstepError
 from attnstep.text.codec import split_words
 from attnstep.text.subword import SubwordModel, is_byte_piece, train_subword
 from attnstep.text.words import UNK_ID
+from attnstep.trace.forcing import forced_word_start
 from attnstep.trace.reader import parse
 from attnstep.trace.word_view import word_alignment, word_weights
 from attnstep.trace.writer import dumps
@@ -144,6 +145,23 @@ def test_forcing_a_typed_word_finds_its_word_initial_piece(subword_stepper):
     trace = subword_stepper.translate("Je suis étudiant.")
     forced = subword_stepper.force(trace, 0, "I")
     assert forced.steps[0].chosen_token == "▁I" and forced.steps[0].forced
+
+
+def test_forcing_a_typed_word_of_several_pieces_forces_each_in_turn(subword_stepper):
+    trace = subword_stepper.translate("Je suis étudiant.")
+    forced = subword_stepper.force(trace, 1, "agreement")  # no piece "▁agreement": "▁a" "g" "r" "e" "e" "m" "ent"
+    pieces = subword_stepper.codec.tgt_model.encode("agreement")
+    assert len(pieces) > 1
+    assert forced.steps[:1] == trace.steps[:1]
+    assert [s.chosen_id for s in forced.steps[1 : 1 + len(pieces)]] == pieces
+    assert all(s.forced for s in forced.steps[1 : 1 + len(pieces)]) and not forced.steps[1 + len(pieces)].forced
+    assert forced.target_words[1].text.startswith("agreement")  # the model may go on with the word
+    assert forced_word_start(forced, len(pieces)) == 1  # u undoes the word whole, from its first piece
+
+
+def test_forcing_a_blank_word_is_refused(subword_stepper):
+    with pytest.raises(AttnstepError, match="not a piece"):
+        subword_stepper.force(subword_stepper.translate("Je suis étudiant."), 0, "   ")
 
 
 def test_split_words_groups_pieces_at_word_starts():

@@ -117,10 +117,11 @@ class Stepper:
         return self.translate_batch([sentence])[0]
 
     def force(self, trace: Trace, t: int, word: str | int) -> Trace:
-        """Choose ``word`` (a target token or id) at step ``t`` and re-decode from that prefix."""
+        """Choose ``word`` (a target token or id) at step ``t`` and re-decode from that prefix; a word
+        a subword model writes as several pieces is forced piece by piece, from step ``t`` on."""
         check_forceable(trace, t)
-        prefix = (*((s.chosen_id, s.forced) for s in trace.steps[:t]), (self.target_id(word), True))
-        return self.decode(trace.source, prefix)
+        kept = tuple((s.chosen_id, s.forced) for s in trace.steps[:t])
+        return self.decode(trace.source, (*kept, *((i, True) for i in self.target_ids(word))))
 
     def unforce(self, trace: Trace, t: int) -> Trace:
         """Keep steps before ``t`` and let the model choose from step ``t`` on."""
@@ -130,19 +131,20 @@ class Stepper:
         """The trace of ``source`` with ``prefix``'s choices made at its first steps, greedy after them."""
         return self._decode([self._row(tuple(source), tuple(prefix))])[0]
 
-    def target_id(self, word: str | int) -> int:
-        """The target vocabulary id of ``word`` (a token or an id), refusing what the model cannot output."""
+    def target_ids(self, word: str | int) -> tuple[int, ...]:
+        """The target vocabulary ids that write ``word`` (a token, an id, or a word a subword model
+        writes as several pieces), refusing what the model cannot output."""
         vocab = self.checkpoint.tgt_vocab
         if isinstance(word, int):
             if not 0 <= word < len(vocab):
                 raise AttnstepError(f"target id {word} is outside the vocabulary (size {len(vocab)})")
-            return word
-        index = self.codec.target_id(word)
-        if index is None or vocab.tokens[index] in (BOS, PAD):
+            return (word,)
+        ids = tuple(self.codec.target_ids(word))
+        if not ids or any(vocab.tokens[i] in (BOS, PAD) for i in ids):
             raise AttnstepError(
                 f"{word!r} is not a {self.codec.unit} the model can output (not in the target vocabulary)"
             )
-        return index
+        return ids
 
     def translate_batch(self, sentences: Sequence[str]) -> list[Trace]:
         return self.decode_batch([self.source_tokens(s) for s in sentences])

@@ -73,9 +73,7 @@ class ModelService:
             key: tuple = (op, sentence)
             compute = lambda: self.stepper.translate(sentence)  # noqa: E731
         elif op == "decode":
-            source, prefix, word = self._decode_arguments(request)
-            if word is not None:
-                prefix = (*prefix, (self.stepper.target_id(word), True))
+            source, prefix = self._decode_arguments(request)
             key = (op, tuple(source), tuple(prefix))
             compute = lambda: self.stepper.decode(source, prefix)  # noqa: E731
         else:
@@ -103,7 +101,8 @@ class ModelService:
                 del self._answers[old]
 
     def _decode_arguments(self, request: dict[str, Any]):
-        """Check a decode request against the vocabularies: ids in range, tokens that match them."""
+        """Check a decode request against the vocabularies: ids in range, tokens that match them.
+        Returns the source and the prefix, the forced word's pieces (if any) at its end."""
         from attnstep.model.rnn.seq2seq import max_output_length
 
         src, tgt = self.stepper.checkpoint.src_vocab, self.stepper.checkpoint.tgt_vocab
@@ -137,6 +136,10 @@ class ModelService:
             ):
                 raise AttnstepError("a prefix choice of the request is not a target id and a forced flag")
             prefix.append((item[0], item[1]))
-        if word is not None and not (isinstance(word, str) and len(word) <= 200):
-            raise AttnstepError("the forced word must be a short string")
-        return tuple(source), tuple(prefix), word
+        if word is not None:
+            if not (isinstance(word, str) and len(word) <= 200):
+                raise AttnstepError("the forced word must be a short string")
+            prefix += [(i, True) for i in self.stepper.target_ids(word)]  # a word of several pieces: each in turn
+            if len(prefix) > max_output_length(len(source)):
+                raise AttnstepError("the forced word does not fit in a decoding of this source")
+        return tuple(source), tuple(prefix)

@@ -72,9 +72,10 @@ class WordCodec:
         """The target side's tokens by id."""
         return self.tgt_vocab.tokens
 
-    def target_id(self, word: str) -> int | None:
+    def target_ids(self, word: str) -> list[int]:
+        """A typed word as the one token that writes it; [] when the vocabulary has none."""
         cleaned = word.strip().lower()
-        return self.tgt_vocab.id(cleaned) if cleaned in self.tgt_vocab else None
+        return [self.tgt_vocab.id(cleaned)] if cleaned in self.tgt_vocab else []
 
 
 class SubwordCodec:
@@ -120,13 +121,17 @@ class SubwordCodec:
     def target_tokens(self) -> list[str]:
         return self.tgt_model.pieces
 
-    def target_id(self, word: str) -> int | None:
-        """A typed word as one piece: "student" is looked up as the word-initial "▁student" first."""
+    def target_ids(self, word: str) -> list[int]:
+        """A typed word as the pieces that write it: one piece if there is one ("student" is looked up
+        as the word-initial "▁student" first, then as typed, which may continue a word), else the
+        pieces SentencePiece cuts it into ("pupil" → "▁pu", "pil"), to be written in turn."""
         word = word.strip()
+        if not word:
+            return []
         for piece in (WORD_START + word, word):
             if piece in self._tgt_index:
-                return self._tgt_index[piece]
-        return None
+                return [self._tgt_index[piece]]
+        return self.tgt_model.encode(word)
 
 
 def _encode_sentence(model: SubwordModel, sentence: str) -> list[int]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attnstep.errors import AttnstepError
-from attnstep.trace.records import EOS_TOKEN, Trace, Vector
-from attnstep.trace.word_view import word_alignment, word_weights
+from attnstep.trace.records import Trace, Vector
+from attnstep.trace.word_view import word_alignment
 
 NOTHING_TO_ALIGN = "this model has no attention, so there is no alignment"
 
@@ -39,19 +39,14 @@ def alignment(trace: Trace, *, words: bool = False, eos: bool = True) -> Alignme
     if not trace.checkpoint.attends:  # its steps have no weights
         raise AttnstepError(NOTHING_TO_ALIGN)
     steps = trace.steps
-    last = steps[-1] if trace.finished else None  # the <eos> step
     if words and trace.subword:
-        grouped = word_alignment(trace)
+        grouped = word_alignment(trace, eos=eos)
         source = tuple(w.text for w in trace.source_words)
         target = [word.text for word, _ in grouped]
         rows = [row for _, row in grouped]
         marks = [_word_mark(trace, steps[w.start : w.end]) for w, _ in grouped]
-        if last is not None and eos:
-            target.append(EOS_TOKEN)
-            rows.append(word_weights(trace, last.weights))
-            marks.append(trace.mark(last))
     else:
-        kept = steps if eos or last is None else steps[:-1]
+        kept = steps if eos or not trace.finished else steps[:-1]
         source = tuple(t.surface for t in trace.source)
         target = [s.chosen_token for s in kept]
         rows = [s.weights for s in kept]

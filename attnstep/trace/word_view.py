@@ -6,7 +6,7 @@ A trace's ``words`` and ``output_words`` group its tokens and steps into words (
 
 from __future__ import annotations
 
-from attnstep.trace.records import Step, Trace, Vector, Word
+from attnstep.trace.records import EOS_TOKEN, Floats, Step, Trace, Vector, Word
 
 
 def word_weights(trace: Trace, weights: Vector) -> Vector:
@@ -14,17 +14,34 @@ def word_weights(trace: Trace, weights: Vector) -> Vector:
     return tuple(sum(weights[w.start : w.end]) for w in trace.source_words)
 
 
-def word_alignment(trace: Trace, steps: tuple[Step, ...] | None = None) -> list[tuple[Word, Vector]]:
+def word_alignment(
+    trace: Trace, steps: tuple[Step, ...] | None = None, *, eos: bool = False
+) -> list[tuple[Word, Vector]]:
     """Rows of the word-level grid: one per output word written so far, columns = the user's words.
 
     A target word's row is the mean of its pieces' rows (each piece row sums to 1, so the
     word row does too); a column sums its word's pieces. A word whose pieces are not all
     among ``steps`` yet (decoding has reached only part of it) gets the mean of those shown.
+    ``eos`` adds the final <eos> step's row, once it is among ``steps``, as a word of its own.
     """
     steps = trace.steps if steps is None else steps
+    words = list(trace.target_words)
+    if eos and trace.finished:
+        words.append(Word(EOS_TOKEN, len(trace.steps) - 1, len(trace.steps)))
     rows = []
-    for word in trace.target_words:
+    for word in words:
         shown = [word_weights(trace, s.weights) for s in steps[word.start : word.end]]
         if shown:
             rows.append((word, tuple(sum(column) / len(shown) for column in zip(*shown))))
     return rows
+
+
+def word_states(trace: Trace) -> tuple[Floats, ...] | None:
+    """Each user's word's encoder state as the mean of its pieces' h_i (None when the trace has no vectors)."""
+    states = trace.encoder_states
+    if states is None:
+        return None
+    return tuple(
+        Floats.of(sum(column) / (w.end - w.start) for column in zip(*states[w.start : w.end]))
+        for w in trace.source_words
+    )
