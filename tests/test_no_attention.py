@@ -85,7 +85,7 @@ def test_the_app_says_there_is_no_attention_and_shows_the_one_context(engine):
             narration = " ".join(line.plain for line in app.query_one("#narration").build(app.view))
             assert "no attention" in attention and "the same at every step" in attention
             assert "No alignment" in grid
-            assert "stage 2/4 context c" in status and "no attention" in status
+            assert "stage 2/6 context c" in status and "no attention" in status
             assert "No attention: the context is c" in narration
             for key in ("m", "w"):  # nothing to map or work out: the keys are off
                 await pilot.press(key)

@@ -233,10 +233,10 @@ async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
         teacher.press("h")  # the teacher goes back to step 1
         await bob.until("step 1 of")
         teacher.press("s")  # and shows step 2 one stage at a time
-        await bob.until("stage 1/7")
+        await bob.until("stage 1/9")
         assert "step 3 of" in ann.text() and "on your own" in ann.text()
         ann.press("t")  # one key: ann follows again
-        await ann.until("stage 1/7")
+        await ann.until("stage 1/9")
         assert "following teach" in ann.text()
 
 

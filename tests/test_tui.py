@@ -51,7 +51,7 @@ def assert_step_on_screen(app) -> None:
     # C_t is Σ a_i h_i of the recorded weights and states
     context = [sum(a * h[j] for a, h in zip(step.weights, trace.encoder_states)) for j in range(len(step.context))]
     assert f"‖C_t‖ {num(norm(context))}" in decoder[2]
-    assert f"‖h̃_t‖ {num(norm(step.attentional))}" in decoder[4]
+    assert f"‖h̃_t‖ {num(norm(step.attentional))}" in decoder[5]  # below W_c, the layer that makes it
     candidates = app.panels["candidates"].plain_lines
     for line, candidate in zip(candidates, step.candidates):
         assert line[2:].startswith(candidate.token)
@@ -90,7 +90,7 @@ async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
         await pilot.press("s")  # stage 1: the RNN
         step = app.cursor.current
         assert (app.cursor.position, app.cursor.stage) == (1, 1)
-        assert "stage 1/7 RNN" in app.status.plain
+        assert "stage 1/9 RNN" in app.status.plain
         assert "The RNN reads the embedding of “<bos>”" in app.query_one("#narration").plain
         assert attention_rows(app)[0].split()[1] == "·"  # not scored yet
         assert app.panels["decoder"].has_class("-stage")
@@ -102,17 +102,17 @@ async def test_sub_steps_reveal_one_stage_at_a_time(stepper):
         assert len(grid_rows(app)) == 1
         await pilot.press("s", "s")  # stages 4 and 5: weighted states, C_t
         assert "Σ a_i·h_i" in app.query_one("#narration").plain
-        await pilot.press("s")  # stage 6: distribution, nothing picked yet
+        await pilot.press("s", "s", "s")  # stages 6 to 8: [h_t; C_t], h̃_t, the distribution; nothing picked yet
         assert not any(line.startswith("▶") for line in app.panels["candidates"].plain_lines)
         assert app.query_one("#output").plain.endswith("▶?")
-        await pilot.press("s")  # stage 7: the word
+        await pilot.press("s")  # stage 9: the word
         assert_step_on_screen(app)
         await pilot.press("s")  # next step, stage 1
         assert (app.cursor.position, app.cursor.stage) == (2, 1)
         await pilot.press("S")  # back across the step boundary: step 1 complete
-        assert (app.cursor.position, app.cursor.stage) == (1, 7)
+        assert (app.cursor.position, app.cursor.stage) == (1, 9)
         await pilot.press("s", "s", "right")  # → completes a partly shown step
-        assert (app.cursor.position, app.cursor.stage) == (2, 7)
+        assert (app.cursor.position, app.cursor.stage) == (2, 9)
 
 
 @async_test
@@ -123,11 +123,11 @@ async def test_additive_scores_before_the_rnn(tmp_path):
         await settle(pilot)
         await pilot.press("s")
         narration = app.query_one("#narration").plain
-        assert "stage 1/7 score" in app.status.plain
+        assert "stage 1/9 score" in app.status.plain
         assert "s_{t-1}" in narration
         assert app.panels["decoder"].plain_lines[1].split() == ["s_t", "·"]  # the RNN runs later
         await pilot.press("s", "s", "s", "s")  # score, softmax, weight, sum → stage 5 is the RNN
-        assert "stage 5/7 RNN" in app.status.plain
+        assert "stage 5/9 RNN → s_t" in app.status.plain
 
 
 @async_test

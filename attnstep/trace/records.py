@@ -41,8 +41,10 @@ SCORER_NAMES = {
     "additive": "Bahdanau additive",
     NO_ATTENTION: "no attention",
 }
-STAGE_COUNT = 7  # sub-steps of one decoder step: RNN, score, softmax, weight, sum, output layer, pick
-NO_ATTENTION_STAGE_COUNT = 4  # without attention: RNN, the (fixed) context, output layer, pick
+# Sub-steps of one decoder step: RNN, score, softmax, weight, sum, [h_t; C_t], the feed-forward
+# layer (h~_t), the output layer (W_s and softmax: the distribution), the pick.
+STAGE_COUNT = 9
+NO_ATTENTION_STAGE_COUNT = 6  # without attention: RNN, the (fixed) context, then the same last four
 Vector = tuple[float, ...]  # a few numbers per source token or candidate: scores, weights
 
 

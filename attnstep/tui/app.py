@@ -26,7 +26,7 @@ from attnstep.data.model_card import DEFAULT_EXAMPLES
 from attnstep.errors import AttnstepError, first_line
 from attnstep.report.glyphs import max_abs, mean_bins
 from attnstep.trace.cursor import StepCursor
-from attnstep.trace.records import Trace
+from attnstep.trace.records import NO_ATTENTION_STAGE_COUNT, STAGE_COUNT, Trace
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LineStyles, LinesView
@@ -70,7 +70,13 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ("question_mark", "help", "help", "?", "all keys"),
     ("right,l", "step", "step", "→ / l", "next time step (completes a step shown in sub-steps)"),
     ("left,h", "back", "back", "← / h", "previous time step"),
-    ("s", "stage(1)", "stage", "s", "next sub-step: the 7 stages of one step, one at a time"),
+    (
+        "s",
+        "stage(1)",
+        "stage",
+        "s",
+        f"next sub-step: the {STAGE_COUNT} stages of one step ({NO_ATTENTION_STAGE_COUNT} without attention), one at a time",
+    ),
     ("S", "stage(-1)", "", "S", "previous sub-step"),
     ("g", "goto", "go to", "g", "go to step N"),
     ("f", "force", "force", "f", "force a different word at this step (top-k or typed)"),
@@ -613,11 +619,13 @@ class AttnstepApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys the footer offers (a key it does not offer does nothing): none that needs a model in a
-        replay, none that needs attention for a model without it, u only once a word is forced."""
+        replay, none that needs attention for a model without it, u only once a word is forced (in a given
+        translation every word is the reference's, none the user's to undo)."""
         if action in NEEDS_MODEL and self.source_factory is None:
             return False
         if action in NEEDS_ATTENTION and self.cursor is not None and not self.cursor.trace.checkpoint.attends:
             return action == "compare" and self.other_factory is not None  # c can still set a second model beside it
         if action == "unforce":
-            return self.cursor is not None and any(s.forced for s in self.cursor.trace.steps)
+            trace = self.cursor.trace if self.cursor else None
+            return trace is not None and trace.reference is None and any(s.forced for s in trace.steps)
         return True

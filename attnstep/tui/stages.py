@@ -1,9 +1,12 @@
-"""The seven stages of one attention step, what each reveals, and one line saying what happened.
+"""The stages of one attention step, what each reveals, and one line saying what happened.
 
-Luong et al. (2015) run the RNN first and score its new state h_t; Bahdanau et al. (2014),
-the "additive" checkpoints, score the *previous* state s_{t-1}, build C_t, and only then run
-the RNN on [y_{t-1}; C_t]. The stage order follows the checkpoint, so the narration never
-describes a computation the model did not do in that order.
+Nine with attention, one per computation a step does: the RNN, score, softmax, weight, sum
+into C_t, [h_t; C_t], the feed-forward layer h~_t = tanh(W_c[h_t; C_t]), the output layer W_s
+and its softmax (the distribution), the pick; six without. Luong et al. (2015) run the RNN
+first and score its new state h_t; Bahdanau et al. (2014), the "additive" checkpoints, score
+the *previous* state s_{t-1}, build C_t, and only then run the RNN on [y_{t-1}; C_t]. The
+stage order follows the checkpoint, so the narration never describes a computation the model
+did not do in that order.
 """
 
 from __future__ import annotations
@@ -24,24 +27,34 @@ from attnstep.tui.safe import visible
 
 @dataclass(frozen=True)
 class Stage:
-    key: str  # what this stage computes: rnn, score, softmax, weight, sum, output, pick
+    key: str  # what this stage computes: rnn, score, softmax, weight, sum, concat, feed_forward, output, pick
     name: str  # short label for the status line
     panel: str  # id of the panel that shows what it changed
 
 
-_RNN = Stage("rnn", "RNN → h_t", "decoder")
-_SCORE = Stage("score", "score", "attention")
-_SOFTMAX = Stage("softmax", "softmax", "attention")
-_WEIGHT = Stage("weight", "weight", "attention")
-_SUM = Stage("sum", "sum → C_t", "decoder")
-_OUTPUT = Stage("output", "[h_t;C_t] → FF", "candidates")
-_PICK = Stage("pick", "pick", "candidates")
+def state_name(attention: str) -> str:
+    """The decoder state's name: s_t in Bahdanau's notation (additive), h_t in Luong's."""
+    return "s_t" if attention == "additive" else "h_t"
+
+
+_ATTEND = (
+    Stage("score", "score", "attention"),
+    Stage("softmax", "softmax", "attention"),
+    Stage("weight", "weight", "attention"),
+    Stage("sum", "sum → C_t", "decoder"),
+)
+_LAST = (  # after [h_t; C_t], the same for every model
+    Stage("feed_forward", "FF → h̃_t", "decoder"),
+    Stage("output", "W_s, softmax → p(y_t)", "candidates"),
+    Stage("pick", "pick", "candidates"),
+)
+_RNN, _CONCAT = Stage("rnn", "RNN → h_t", "decoder"), Stage("concat", "[h_t; C_t]", "decoder")
 
 # One per sub-step of a step; how many a step has is the trace's to say (Trace.stage_count).
-LUONG_STAGES = (_RNN, _SCORE, _SOFTMAX, _WEIGHT, _SUM, _OUTPUT, _PICK)
-BAHDANAU_STAGES = (_SCORE, _SOFTMAX, _WEIGHT, _SUM, _RNN, _OUTPUT, _PICK)
+LUONG_STAGES = (_RNN, *_ATTEND, _CONCAT, *_LAST)
+BAHDANAU_STAGES = (*_ATTEND, Stage("rnn", "RNN → s_t", "decoder"), Stage("concat", "[s_t; C_t]", "decoder"), *_LAST)
 # Without attention nothing is scored: the context stage shows the one c every step gets.
-NO_ATTENTION_STAGES = (_RNN, Stage("sum", "context c", "decoder"), _OUTPUT, _PICK)
+NO_ATTENTION_STAGES = (_RNN, Stage("sum", "context c", "decoder"), _CONCAT, *_LAST)
 
 
 def stages_for(attention: str) -> tuple[Stage, ...]:
@@ -86,6 +99,10 @@ class View:
     def shows(self, key: str) -> bool:
         """Whether the current step's quantity computed at stage ``key`` is on screen yet."""
         return self.position > 0 and key in {s.key for s in self.stages[: self.cursor.stage]}
+
+    def stage_number(self, key: str) -> int:
+        """The sub-step (1 to ``trace.stage_count``) at which this model computes ``key``."""
+        return next(n for n, stage in enumerate(self.stages, 1) if stage.key == key)
 
     def just_done(self, key: str) -> bool:
         """Whether stage ``key`` is the one the user just stepped into (sub-step mode only)."""
@@ -176,12 +193,13 @@ def narrate(view: View) -> str:
         forced = " (forced)" if step.forced else ""
         return (
             f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}) and output "
-            f"{quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}. s: stage by stage."
+            f"{quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}{beam_choice(trace, step)}. "
+            "s: stage by stage."
         )
     additive = trace.checkpoint.attention == "additive"
-    query = "s_{t-1}, the state before this step's RNN," if additive else "h_t"
+    query = "s_{t-1} (the state before this step's RNN)" if additive else "h_t"
     key = stage.key
-    if key in ("rnn", "output", "pick"):
+    if key not in ("score", "softmax", "weight", "sum"):
         return _narrate_decoder(view, step, key)
     if key == "score":
         worst = min(range(len(words)), key=lambda i: step.scores[i])
@@ -210,41 +228,51 @@ def _narrate_without_attention(view: View, step: Step) -> str:
         return f"No attention: the context is c = [h→_n; h←_1], the encoder's final states, as at every step{size}."
     forced = " (forced)" if step.forced else ""
     return (
-        f"Step {step.index + 1}: output {quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}, "
-        "from h_t and the same c as every step (no attention). s: stage by stage."
+        f"Step {step.index + 1}: output {quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}"
+        f"{beam_choice(view.trace, step)}, from h_t and the same c as every step (no attention). s: stage by stage."
     )
 
 
+def beam_choice(trace: Trace, step: Step) -> str:
+    """For a beam search's step whose word is not the model's top one: that the search chose it, and over what."""
+    top = step.candidates[0]
+    if trace.beam is None or step.forced or top.id == step.chosen_id:
+        return ""
+    return f", chosen by the beam search over the model's top choice {quote(top.token)} ({num(top.prob)})"
+
+
 def _narrate_decoder(view: View, step: Step, key: str) -> str:
-    """The stages every decoder has: the RNN, the output layer and the pick."""
+    """The stages every decoder has before the pick: the RNN, [h_t; C_t], the feed-forward layer, the output layer."""
     trace = view.trace
     additive = trace.checkpoint.attention == "additive"
+    state = state_name(trace.checkpoint.attention)
+    hidden, concat, attentional = step.hidden, step.concat, step.attentional
     if key == "rnn":
-        state = "s" if additive else "h"
-        if additive:
-            fed = "C_t"
-        else:  # input feeding: the attentional vector of the step before, zeros before the first
-            fed = (
-                "h̃_0 = 0 (input feeding: nothing has been attended yet)"
-                if step.index == 0
-                else "h̃_{t-1} (input feeding)"
-            )
-        size = "" if step.hidden is None else f" ‖{state}_t‖ = {num(norm(step.hidden))}"
-        return f"The RNN reads the embedding of {quote(step.input_token)} and {fed} with its previous state → {state}_t.{size}"
-    if key == "output":
-        top = step.candidates[0]
-        return (
-            f"[h_t; C_t] → h̃_t = tanh(W_c[h_t; C_t]) → softmax over the vocabulary: "
-            f"most likely {quote(top.token)} {num(top.prob)}."
+        # Luong's input feeding: the attentional vector of the step before, zeros before the first
+        feeding = "h̃_0 = 0 (input feeding)" if step.index == 0 else "h̃_{t-1} (input feeding)"
+        fed = "C_t" if additive else feeding
+        word = quote(step.input_token) + (" (the start symbol; <END> in some diagrams)" if step.index == 0 else "")
+        size = "" if hidden is None else f" ‖{state}‖ = {num(norm(hidden))}"
+        return f"The RNN reads the embedding of {word}, {fed} and its previous state → {state}.{size}"
+    if key == "concat":
+        sizes = (
+            ""
+            if hidden is None or concat is None
+            else f": {len(hidden)} + {len(concat) - len(hidden)} = {len(concat)} numbers"
         )
-    if step.forced and trace.reference is not None:
-        return (
-            f"The reference's {quote(step.chosen_token)} is forced (p = {num(step.chosen_prob)}). {model_choice(step)}"
-        )
-    if step.forced:
-        return f"{quote(step.chosen_token)} was forced (p = {num(step.chosen_prob)}); the model's choice was {quote(step.candidates[0].token)}."
-    end = " — the end of the sentence." if step.chosen_token == EOS_TOKEN else "."
-    return f"The most probable word is picked: {quote(step.chosen_token)}, p = {num(step.chosen_prob)}{end}"
+        return f"The concatenation [{state}; C_t] puts {state} and C_t end to end in one vector{sizes}."
+    if key == "feed_forward":
+        sizes = "" if concat is None or attentional is None else f", {len(concat)} → {len(attentional)} numbers"
+        fed = "" if additive else " and (input feeding) the next step's RNN"
+        norms = "" if attentional is None else f" ‖h̃_t‖ = {num(norm(attentional))}"
+        return f"The feed-forward layer h̃_t = tanh(W_c[{state}; C_t]){sizes}, feeds the output layer{fed}.{norms}"
+    # The output layer: the pick is never a partial stage (it completes the step), so narrate says it whole.
+    top = step.candidates[0]
+    numbers = "h̃_t" if attentional is None else f"the {len(attentional)} numbers of h̃_t"
+    return (
+        f"The output layer W_s scores every token of the vocabulary from {numbers}; softmax makes the scores "
+        f"p(y_t): most likely {quote(top.token)} {num(top.prob)}."
+    )
 
 
 def model_choice(step: Step) -> str:

@@ -61,7 +61,7 @@ class CandidatesPanel(LinesView[View]):
             return []
         step = view.step
         if not view.shows("output"):
-            return [Text("appears at stage 6 (→ FF)", style=dim)]
+            return [Text(f"appears at stage {view.stage_number('output')} (W_s)", style=dim)]
         picked = view.shows("pick")
         chosen_style = self.style_of("chosen")
         lines = []
@@ -74,7 +74,9 @@ class CandidatesPanel(LinesView[View]):
             is_chosen = picked and token == step.chosen_token
             line = Text.assemble(
                 ("▶ " if is_chosen else "  ", chosen_style if is_chosen else ""),
-                fit(token + ("*" if is_chosen and step.forced else ""), WORD_WIDTH, chosen_style if is_chosen else ""),
+                fit(
+                    token + (view.trace.mark(step) if is_chosen else ""), WORD_WIDTH, chosen_style if is_chosen else ""
+                ),
                 f" {prob(p):>5} ",
                 # With #, the log-probability the model scored it with, in place of the bar.
                 (f"{math.log(p) if p > 0 else -math.inf:>{BAR_WIDTH}.2f}", self.style_of("label"))
@@ -86,7 +88,9 @@ class CandidatesPanel(LinesView[View]):
             if self.has_focus and i == self.selected:
                 line.stylize(self.style_of("cursor"))
             lines.append(line)
-        if picked and step.forced:
+        if picked and view.trace.reference is not None:
+            lines.append(Text("▶ the reference's token", style=label))
+        elif picked and step.forced:
             lines.append(Text("* forced · u: undo", style=label))
         if self.has_focus:
             lines.append(Text("↑/↓ select · Enter: force it", style=dim))

@@ -1,4 +1,5 @@
-"""The decoder side of the current step: input word, h_t, C_t, [h_t; C_t] and the attentional vector."""
+"""The decoder side of the current step: input word, h_t, C_t, [h_t; C_t], the feed-forward layer W_c and its
+h~_t, and the output layer W_s."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.text import Text
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View
+from attnstep.tui.stages import View, state_name
 
 LABEL_WIDTH = 11
 TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
@@ -31,13 +32,13 @@ class DecoderPanel(LinesView[View]):
         if view is None:
             return []
         trace, step = view.trace, view.step
-        additive = trace.checkpoint.attention == "additive"
-        h = "s_t" if additive else "h_t"
+        h = state_name(trace.checkpoint.attention)
         self.set_titles("Decoder")
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
         if step is None:  # the same rows, empty: step 1 then repaints only what it fills in
             return [Text.assemble(fit("input", LABEL_WIDTH, label), ("→ takes step 1", dim))] + [
-                Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim)) for name in (h, "C_t", f"[{h}; C_t]", "h̃_t")
+                Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))
+                for name in (h, "C_t", f"[{h}; C_t]", "W_c", "h̃_t", "W_s")
             ]
         previous = "the start symbol" if step.index == 0 else f"the word chosen at step {step.index}"
         lines = [
@@ -59,7 +60,7 @@ class DecoderPanel(LinesView[View]):
             """The row of one quantity and, with #, a line of its first numbers below it."""
             if not view.shows(stage):
                 return [Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))]
-            line = Text.assemble(fit(name, LABEL_WIDTH, label), cells, ("  " + note, label))
+            line = Text.assemble(fit(name, LABEL_WIDTH, label), cells, ("  " + note if note else "", label))
             if view.just_done(stage):
                 line.stylize(changed, 0, LABEL_WIDTH)
             if not (view.numbers and vector):
@@ -67,13 +68,13 @@ class DecoderPanel(LinesView[View]):
             shown = max(2, (self.size.width - LABEL_WIDTH - 3) // 7)
             return [line, Text(" " * LABEL_WIDTH + "".join(f"{x:7.2f}" for x in vector[:shown]) + " …", style=label)]
 
-        half = STATE_CELLS // 2
         hidden_size = len(hidden)
         made = "Σ a_i·h_i" if trace.checkpoint.attends else "c, at every step (no attention)"
+        # Its halves drawn as the h_t and C_t strips above them are, cell for cell.
         concat_cells = Text.assemble(
-            self.vector(concat[:hidden_size], half, TANH_SCALE),
+            self.vector(concat[:hidden_size], STATE_CELLS, TANH_SCALE),
             ("│", label),
-            self.vector(mean_bins(context, half), half, context_scale),
+            self.vector(mean_bins(concat[hidden_size:]), STATE_CELLS, context_scale),
         )
         lines += [
             *row(
@@ -90,14 +91,21 @@ class DecoderPanel(LinesView[View]):
                 f"‖C_t‖ {num(norm(context))}  = {made}",
                 context,
             ),
-            *row(f"[{h}; C_t]", "output", concat_cells, f"{hidden_size} + {len(context)}"),
+            *row(f"[{h}; C_t]", "concat", concat_cells, f"{hidden_size}+{len(context)}"),
+            *row(
+                "W_c",
+                "feed_forward",
+                Text(f"h̃_t = tanh(W_c[{h}; C_t]), {len(concat)} → {len(attentional)}"),
+                "",
+            ),
             *row(
                 "h̃_t",
-                "output",
+                "feed_forward",
                 self.vector(attentional, STATE_CELLS, TANH_SCALE),
-                f"‖h̃_t‖ {num(norm(attentional))}  = tanh(W_c[…])",
+                f"‖h̃_t‖ {num(norm(attentional))}",
                 attentional,
             ),
+            *row("W_s", "output", Text(f"p(y_t) = softmax(W_s h̃_t + b), {len(attentional)} → |V|"), ""),
             Text(""),
         ]
         per = len(context) // STATE_CELLS

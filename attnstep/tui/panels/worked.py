@@ -3,8 +3,9 @@
 For Luong dot/general, e_ti = h_t · k_i with k_i = h_i (dot) or W_a h_i (general): a sum of
 products h_t[j]·k_i[j], of which the largest are listed with their partial sum. For concat
 and Bahdanau additive, e_ti = v_a · tanh(q_t + k_i), with q_t the query term (W_q h_t, or
-W_a s_{t-1}) and k_i = W_k h_i + b: the products are v_a[j]·tanh(…)[j]. Then the softmax:
-exp(e_ti), Z = Σ_i exp(e_ti), a_ti = exp(e_ti)/Z. Everything comes from the trace, so replay
+W_a s_{t-1}) and k_i = W_k h_i + b (U_a h_i + b in Bahdanau's notation, as its formula writes
+it): the products are v_a[j]·tanh(…)[j]. Then the softmax: exp(e_ti), Z = Σ_i exp(e_ti),
+a_ti = exp(e_ti)/Z. Everything comes from the trace, so replay
 shows it too; the arithmetic is plain Python, apart from the screen, so tests can check it.
 """
 
@@ -92,7 +93,7 @@ def worked_score(trace: Trace, t: int, i: int) -> WorkedScore:
     hidden = tuple(math.tanh(q + k) for q, k in zip(step.query, trace.keys[i]))
     terms = tuple(v * x for v, x in zip(trace.v_a, hidden))
     rows = (
-        ("k", f"W_k h_{i + 1} + b", trace.keys[i]),
+        ("k", f"{'U_a' if attention == 'additive' else 'W_k'} h_{i + 1} + b", trace.keys[i]),
         ("q", query, step.query),
         ("tanh(q + k)", "", hidden),
         ("v_a", "", trace.v_a),

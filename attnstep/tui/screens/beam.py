@@ -107,7 +107,7 @@ class HypothesesPanel(FollowingPanel):
         beam = view.beam
         fixed = " · a fixed prefix: one hypothesis" if view.t < beam.start else ""
         self.set_titles(
-            f"Beam step {view.t + 1} of {len(beam.steps)}: hypotheses, best score first{fixed}",
+            f"Beam step {view.t + 1}: hypotheses, best score first{fixed}",
             f"K = {beam.width} · normalized = score / ((5 + length) / 6)^{beam.alpha:g}",
         )
         label, chosen = self.style_of("label"), self.style_of("chosen")
@@ -204,10 +204,14 @@ class BeamStatus(Bar[BeamView]):
             return Text()
         beam = view.beam
         finished = sum(h.status == FINISHED for step in beam.steps[: view.t + 1] for h in step)
+        # Counted as the main view counts them, the translation's steps; the search may run on after it.
+        steps, searched = len(view.trace.steps), len(beam.steps)
+        at = f"step {view.t + 1} of {steps}" if view.t < steps else f"step {view.t + 1}, past the translation's {steps}"
         return Text.assemble(
             ("beam search", "bold"),
             f" · K = {beam.width} · α = {beam.alpha:g}   ",
-            (f"step {view.t + 1} of {len(beam.steps)}", "bold"),
+            (at, "bold"),
+            f" · the search ran {searched}" if searched != steps else "",
             f" · {finished} finished so far",
         )
 
