@@ -365,7 +365,7 @@ async def test_the_key_bar_lists_the_screens_keys_and_a_click_presses_one(steppe
         assert (
             text.startswith(" tab panel ? help → step ← back s stage") and " S " not in text
         )  # keys not shown stay out
-        start, _, _ = next(entry for entry in bar._keys if entry[2] == "question_mark")
+        _, start, _, _ = next(entry for entry in bar._keys if entry[3] == "question_mark")
         await pilot.click(KeyBar, offset=(start, 0))
         assert isinstance(app.screen, HelpDialog)
 

@@ -18,6 +18,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -46,14 +47,20 @@ from attnstep.tui.trace_source import ScoringSource, SourceFactory, TraceSource
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
-# The wide layout (every panel at once) is used where it fits: at least WIDE_ROWS rows, and
-# room for the grid to show the whole sentence or MIN_GRID_COLUMNS of its words beside the
-# Source/Decoder column (LEFT_WIDTH: a Decoder row, label + 16-cell strip + note, and borders)
-# and the Next-word column. Elsewhere the panels are tabs, one shown at a time.
+# Every panel is on screen where there are at least WIDE_ROWS rows and room for the grid to
+# show the whole sentence or MIN_GRID_COLUMNS of its words (MEDIUM_GRID_COLUMNS in the medium
+# layout, rather than hiding four panels behind tabs on a projector). The wide layout sets the grid
+# between the Source/Decoder column (LEFT_WIDTH: a Decoder row, label + 16-cell strip + note,
+# and borders) and the Next-word column; the medium one (a projector's 120 columns) gives the
+# grid the right side, over two rows, beside Decoder and Next word stacked in LEFT_WIDTH, with
+# Source (SOURCE_WIDTH) beside Attention above them. Elsewhere the panels are tabs, one at a time.
 WIDE_ROWS = 32
 LEFT_WIDTH = 58
 CANDIDATES_WIDTH = 30
+SOURCE_WIDTH = 49  # a Source row: number, word, 16-cell strip, norm, and borders (app.tcss)
+ATTENTION_WIDTH = 68  # an Attention row with its narrower weight bars, and borders
 MIN_GRID_COLUMNS = 8
+MEDIUM_GRID_COLUMNS = 6
 PANEL_FRAME = 3  # a panel's two borders and its scrollbar
 NO_TRACE_GRID = 60  # the grid's width to plan for before there is a sentence
 PANELS = (  # (id, tab label), in tab order
@@ -91,7 +98,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
         "x",
         "export this trace: JSON (as `attnstep dump` writes it), the alignment as SVG or PNG, or Pharaoh links",
     ),
-    ("b", "beam", "", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
+    ("b", "beam", "beam", "b", "the beam search at this step: its hypotheses and their attention (--beam K)"),
     ("q", "quit", "quit", "q", "quit"),
     (
         "w",
@@ -142,15 +149,27 @@ class MainScreen(Screen):
     ]
 
     narrow = False  # panels as tabs (see choose_layout)
+    medium = False  # every panel, the grid on the right over two rows
 
     def choose_layout(self, trace: Trace | None) -> None:
         """Choose the layout for this terminal size and sentence: every panel at once where the
         grid has room (see WIDE_ROWS), else tabs."""
         width, height = self.size
-        # grid_width counts min(MIN_GRID_COLUMNS, all) columns
-        least = NO_TRACE_GRID if trace is None else PANEL_FRAME + grid_width(trace, MIN_GRID_COLUMNS)
-        self.narrow = height < WIDE_ROWS or width - CANDIDATES_WIDTH - LEFT_WIDTH < least
+
+        def least(columns: int) -> int:  # grid_width counts min(columns, all) columns
+            return NO_TRACE_GRID if trace is None else PANEL_FRAME + grid_width(trace, columns)
+
+        tall = height >= WIDE_ROWS
+        wide = tall and width - CANDIDATES_WIDTH - LEFT_WIDTH >= least(MIN_GRID_COLUMNS)
+        self.medium = (
+            tall
+            and not wide
+            and width - LEFT_WIDTH >= least(MEDIUM_GRID_COLUMNS)
+            and width - SOURCE_WIDTH >= ATTENTION_WIDTH
+        )
+        self.narrow = not (wide or self.medium)
         self.set_class(self.narrow, "-narrow")
+        self.set_class(self.medium, "-medium")
         if not self.narrow:  # every panel is on screen: those that were hidden tabs catch up
             for panel in self.query(".panel").results(LinesView):
                 panel.catch_up()
@@ -515,6 +534,24 @@ class AttnstepApp(App[None]):
         # Stay on the current step if it comes before the one undone; steps after it may change.
         position = min(cursor.position, t + 1)
         self.decode(lambda: source.unforce(trace, t), position, f"Step {t + 1} is the model's own choice again.")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast, on the main screen raised above the lines under the panels (the narration ends
+        at the right, under where the toasts would stand)."""
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            below = screen.size.height - self.query_one("#panels").region.bottom
+            for rack in screen.query("#textual-toastrack"):  # Textual's, one a screen
+                rack.styles.margin = (0, 0, below, 0)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # --- export and help ----------------------------------------------------------------------
 

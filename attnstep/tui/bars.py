@@ -95,14 +95,9 @@ class OutputLine(Bar[View]):
             else:
                 marked = ("▶" if current else "") + word + view.trace.mark(step)
                 words.append_text(safe_text(marked, "bold reverse" if current else ""))
-        notes = Text(end="", style="dim")
-        if view.trace.reference is not None:
-            notes.append("   given translation; ≠: the model would choose another word")
-        elif any(s.forced for s in steps[:position]):
-            notes.append("   * forced")
-        ahead = next((s.index for s in steps[position:] if s.forced), None)
-        if ahead is not None and view.trace.reference is None:
-            notes.append(f"   ⋯ a forced word lies ahead, at step {ahead + 1} (u undoes it)")
+        notes = self.notes(view, short=False)
+        if label.cell_len + words.cell_len + notes.cell_len > self.size.width:  # the words before the notes
+            notes = self.notes(view, short=True)
         room = max(1, self.size.width - label.cell_len - notes.cell_len)
         if words.cell_len > room:  # keep the end, where the current word is
             cut = len(words.plain) - room + 1
@@ -110,6 +105,28 @@ class OutputLine(Bar[View]):
                 cut += 1
             words = Text.assemble("…", words[cut:])
         return Text.assemble(label, words, notes)
+
+    @staticmethod
+    def notes(view: View, *, short: bool) -> Text:
+        """What the marks on the words mean; ``short`` where the words need the room."""
+        steps, position = view.trace.steps, view.position
+        notes = Text(end="", style="dim")
+        if view.trace.reference is not None:
+            notes.append(
+                "   given; ≠: not the model's choice"
+                if short
+                else "   given translation; ≠: the model would choose another word"
+            )
+        elif any(s.forced for s in steps[:position]):
+            notes.append("   * forced")
+        ahead = next((s.index for s in steps[position:] if s.forced), None)
+        if ahead is not None and view.trace.reference is None:
+            notes.append(
+                f"   ⋯ forced word at step {ahead + 1}"
+                if short
+                else f"   ⋯ a forced word lies ahead, at step {ahead + 1} (u undoes it)"
+            )
+        return notes
 
 
 class SummaryLine(Bar[View]):

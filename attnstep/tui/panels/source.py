@@ -19,6 +19,7 @@ class SourcePanel(LinesView[View]):
     """One row per source word: its strip h_i and norm ‖h_i‖; ↑/↓ select a word to list its numbers."""
 
     FROZEN_ROWS = 1  # the column headings
+    TITLE = "Source: encoder states h_i"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "select(-1)", "word above", show=False),
@@ -49,6 +50,7 @@ class SourcePanel(LinesView[View]):
         self.redraw()
 
     def build(self, view: View | None) -> list[Text]:
+        self.set_titles(self.TITLE)
         if view is None:
             return [Text("No sentence yet: press n to type one.", style=self.style_of("dim"))]
         trace = view.trace
@@ -92,7 +94,7 @@ class SourcePanel(LinesView[View]):
                 (f" {len(state)} numbers (↑/↓: other word)", label),
             )
         )
-        per_line = max(1, self.size.width // NUMBER_WIDTH)
+        per_line = max(1, (self.size.width - 1) // NUMBER_WIDTH)  # the last column is the scrollbar's
         for start in range(0, len(state), per_line):
             lines.append(Text("".join(f"{num(x):>{NUMBER_WIDTH}}" for x in state[start : start + per_line])))
         return lines

@@ -110,17 +110,20 @@ def big(value: float) -> str:
     return f"{value:.2f}" if 0.01 <= value < 1e5 else f"{value:.2g}"
 
 
-def fitted(head: str, items: list[str], width: int, tail: str = "") -> Text:
-    """``head`` and as many of ``items`` as fit in ``width`` cells, then "…" if some did not."""
+def fitted(head: str, items: list[str], width: int, tail: str = "") -> tuple[Text, int]:
+    """``head`` and as many of ``items`` as fit in ``width`` cells, then "…" if some did not; and how many fit."""
     line = Text(head)
+    shown = 0
     for n, item in enumerate(items):
-        rest = "" if n == len(items) - 1 else " …"
+        last = n == len(items) - 1
+        item, rest = (item.rstrip(), "") if last else (item, " …")  # the last needs no room after it
         if line.cell_len + len(item) + len(rest) + len(tail) > width:
             line.append("…")
             break
         line.append(item)
+        shown += 1
     line.append(tail)
-    return line
+    return line, shown
 
 
 def lines(work: WorkedScore, width: int) -> list[Text]:
@@ -148,16 +151,16 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
                 Text(f"  {label:<{label_width}}[{numbers} …]  ‖{name}‖ {num(norm(vector))}, {len(vector)} numbers")
             )
         a, b = vectors.factors
-        out.append(
-            fitted(
-                f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in vectors.top], width
-            )
+        terms, listed = fitted(
+            f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in vectors.top], width
         )
-        top, total = sum(vectors.terms[j] for j in vectors.top), sum(vectors.terms)
+        out.append(terms)
+        top_listed = vectors.top[:listed]  # the partial sum is of the terms the line above lists
+        top, total = sum(vectors.terms[j] for j in top_listed), sum(vectors.terms)
         out.append(Text.assemble(f"  e = Σ_j {a}[j]·{b}[j] = ", (num(total), "bold")))
         out.append(
             Text(
-                f"      the {len(vectors.top)} largest give {num(top)}; the other {len(vectors.terms) - len(vectors.top)} give {num(total - top)}",
+                f"      the {len(top_listed)} largest give {num(top)}; the other {len(vectors.terms) - len(top_listed)} give {num(total - top)}",
                 style="dim",
             )
         )
@@ -173,14 +176,13 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         )
     out.append(Text.assemble(f"  {exp_e} = ", (big(exps[i]), "bold")))
     largest = sorted(range(len(exps)), key=lambda j: -exps[j])
-    out.append(
-        fitted(
-            f"  Z = Σ_i {exp_ei} = {big(z)}   (",
-            [f"{words[j]} {big(exps[j])}" + (" · " if n < len(exps) - 1 else "") for n, j in enumerate(largest)],
-            width,
-            ")",
-        )
+    sums, _ = fitted(
+        f"  Z = Σ_i {exp_ei} = {big(z)}   (",
+        [f"{words[j]} {big(exps[j])}" + (" · " if n < len(exps) - 1 else "") for n, j in enumerate(largest)],
+        width,
+        ")",
     )
+    out.append(sums)
     out.append(
         Text.assemble(
             f"  a = {exp_e} / Z = {big(exps[i])} / {big(z)} = ",

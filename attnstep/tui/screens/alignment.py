@@ -145,7 +145,7 @@ class CompareScreen(AlignmentScreen):
             for side, trace in (("before", self.before), ("after", self.after)):
                 with Vertical(classes="side"):
                     yield Static(self.heading(trace), classes="side-text")
-                    yield Static(self.output(trace), classes="side-text")
+                    yield Static(self.output(trace, self.side_width), classes="side-text", id=f"output-{side}")
                     yield CompareGrid(id=f"grid-{side}", diverge=d)
         part = "the same words at every step" if self.same else f"≠ step {d + 1}, where they part"
         yield Static(Text(f"{part} · each word with its probability · # numbers  Tab side  Esc back"), classes="keys")
@@ -171,9 +171,18 @@ class CompareScreen(AlignmentScreen):
             f"{how}, p = {prob(step.chosen_prob)}",
         )
 
-    def output(self, trace: Trace) -> Text:
-        """One line of the translation from a few words before the diverging step, the rest underlined."""
-        start = 0 if self.same else max(0, self.diverge - CONTEXT_WORDS)
+    @property
+    def side_width(self) -> int:
+        return self.app.size.width // 2 - 2  # each side is half the screen, less its padding (app.tcss)
+
+    def output(self, trace: Trace, width: int) -> Text:
+        """One line of the translation, underlined from the diverging step on: all of it where it fits
+        in ``width`` cells, else from a few words before that step."""
+        whole = self.output_from(trace, 0)
+        return whole if self.same or whole.cell_len <= width else self.output_from(trace, self.diverge - CONTEXT_WORDS)
+
+    def output_from(self, trace: Trace, start: int) -> Text:
+        start = max(0, start)
         line = Text.assemble(("Output: ", "bold"))
         line.append("…" if start else "")
         for step, piece in list(zip(trace.steps, output_pieces(trace)))[start:]:
@@ -183,6 +192,10 @@ class CompareScreen(AlignmentScreen):
                 )
             )
         return line
+
+    def on_resize(self) -> None:
+        for side, trace in (("before", self.before), ("after", self.after)):
+            self.query_one(f"#output-{side}", Static).update(self.output(trace, self.side_width))
 
     def on_mount(self) -> None:
         for side, trace in (("before", self.before), ("after", self.after)):

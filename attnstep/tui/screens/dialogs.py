@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -24,7 +25,10 @@ from attnstep.errors import AttnstepError
 from attnstep.report.glyphs import prob
 from attnstep.text.words import MAX_SOURCE_CHARS
 from attnstep.trace.records import Step
-from attnstep.tui.safe import safe_text
+from attnstep.tui.safe import safe_text, visible
+
+DIALOG_WIDTH = 76  # .dialog in app.tcss
+EXAMPLE_FRAME = 12  # the dialog's border and padding, the list's, and its scrollbar
 
 
 def on_answer(then: Callable[[str], None]) -> Callable[[str | None], None]:
@@ -62,7 +66,10 @@ class SentenceDialog(Dialog):
         self.examples = examples
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog") as box:
+            # As wide as the longest example, so that none wraps past the list's last row (the screen caps it)
+            longest = max((cell_len(visible(e)) for e in self.examples), default=0)
+            box.styles.width = max(DIALOG_WIDTH, longest + EXAMPLE_FRAME)
             yield Label("Type a French sentence and press Enter, or pick an example (↓):")
             # Every box stops at a sentence's length: a longer value makes each key cost more (50 KB typed: 1.4 GB).
             yield Input(
