@@ -240,6 +240,33 @@ async def test_students_follow_the_teacher_and_one_detaches(tiny_checkpoint):
         assert "following teach" in ann.text()
 
 
+@async_test
+async def test_students_are_told_about_the_teacher_and_the_teacher_counts_them(tiny_checkpoint):
+    async with (
+        serving(tiny_checkpoint, teachers=("teach",)) as server,
+        connect(server.port, "ann") as a,
+    ):
+        ann = await Screen.open(a, size=(80, 24))
+        await ann.until("following (no teacher yet)")
+        async with connect(server.port, "teach") as t:
+            teacher = await Screen.open(t, size=(80, 24))
+            await teacher.until("teaching as teach · 1 following, 0 exploring")
+            await ann.until("following teach (no sentence yet)")
+            await teacher.until("Type a French sentence")
+            teacher.press(SENTENCE + "\r")
+            await teacher.until("step 0 of")
+            teacher.press(RIGHT)
+            await ann.until("step 1 of")
+            text = await ann.until("following teach")  # whole at 80 columns, beside the step
+            assert "stage" in text.splitlines()[0]
+            ann.press(RIGHT)
+            await teacher.until("teaching: 0 follow, 1 explore")  # beside the step, at 80 columns, in fewer words
+            teacher.press("q")
+            await teacher.rest()
+        ann.press("t")
+        await ann.until("following (teach has left)")
+
+
 @NEEDS_OPENSSH
 @async_test
 async def test_the_system_ssh_client_in_tmux(tiny_checkpoint, tmp_path):

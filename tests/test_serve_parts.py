@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import asyncssh
 import orjson
@@ -27,8 +28,9 @@ from attnstep.serve.auth import (
     read_passwords,
 )
 from attnstep.serve.hub import Hub
+from attnstep.serve.remote import TeacherShows
 from attnstep.serve.service import ModelService, RateLimit
-from attnstep.serve.wire import crash_report_name, source_to_wire, trace_from_wire
+from attnstep.serve.wire import SharedView, crash_report_name, source_to_wire, trace_from_wire
 from attnstep.trace.writer import dumps, dumps_wire
 from attnstep.tui import make_app
 from tests.serve_helpers import wait_until
@@ -178,7 +180,7 @@ async def test_the_service_refuses_malformed_requests(stepper, change, message):
 async def test_a_slow_student_gets_the_latest_state_not_every_step(stepper):
     hub = Hub()
     version = hub.publish("teach", dumps(stepper.translate(SENTENCE)))
-    hub.move("teach", version, 1, 7)
+    hub.move("teach", version, 1, 7, {})
     received = []
 
     class Writer:  # a student whose socket drains only when told to
@@ -196,7 +198,7 @@ async def test_a_slow_student_gets_the_latest_state_not_every_step(stepper):
     task = asyncio.ensure_future(hub.follow(writer))
     await wait_until(lambda: received, "the student's first message")  # then it waits for its socket
     for position in range(2, 6):  # the teacher steps four times while the student is stuck
-        hub.move("teach", version, position, 7)
+        hub.move("teach", version, position, 7, {})
     writer.gate.set()
     await wait_until(lambda: len(received) == 2, "the latest position, once the socket drained", lambda: received)
     writer.gate.set()
@@ -205,7 +207,7 @@ async def test_a_slow_student_gets_the_latest_state_not_every_step(stepper):
     task.cancel()
     assert [m["position"] for m in received] == [1, 5]
     assert "trace" in received[0] and "trace" not in received[1]  # the trace only once
-    hub.move("stranger", version, 3, 7)  # another user cannot steer the class
+    hub.move("stranger", version, 3, 7, {})  # another user cannot steer the class
     assert hub.shown.position == 5
 
 
@@ -270,7 +272,7 @@ def test_the_class_channel_ends_quietly_only_when_it_should():
     from attnstep.serve.session import ServedApp
 
     def updates(error):
-        yield "ann", None, 1, 0
+        yield TeacherShows("ann", None, 1, 0)
         raise error
 
     class Link:
@@ -375,3 +377,193 @@ async def test_the_service_decodes_a_sentence_asked_again_once(stepper, monkeypa
         assert asked[-2:] == ["un chien .", SENTENCE]
     finally:
         service.close()
+
+
+class SilentLink:
+    """A class channel that the test speaks for: it says nothing, and keeps what the app sends."""
+
+    def __init__(self):
+        self.moves, self.closed = [], threading.Event()
+
+    def following(self, on):
+        pass
+
+    def move(self, *move):
+        self.moves.append(move)
+
+    def updates(self):
+        self.closed.wait(30)
+        return iter(())
+
+    def close(self):
+        self.closed.set()
+
+
+@pytest.mark.slow
+@async_test
+async def test_a_follower_sees_the_teachers_views_and_what_the_teacher_points_at(stepper):
+    from attnstep.serve.session import ServedApp
+    from attnstep.tui.panels.grid import AlignmentGrid
+    from attnstep.tui.panels.source import SourcePanel
+    from attnstep.tui.panels.worked import WorkedScoreDialog
+    from attnstep.tui.screens.alignment import AlignmentMap, MapScreen
+
+    trace = stepper.translate(SENTENCE)
+    app = make_app(ServedApp, source_factory=lambda: stepper, origin="tiny", open_on_sentence_box=False)
+    app.join_class(SilentLink(), teacher=False, follow=True, user="ann")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+
+        async def teacher(position, view, new_trace=None):
+            app.teacher_shows(TeacherShows("teach", new_trace, position, 0, view))
+            await pilot.pause()
+
+        await teacher(2, SharedView(screen="worked", word=1), trace)  # w, then ↓ to the second word
+        assert isinstance(app.screen, WorkedScoreDialog) and (app.screen.t, app.screen.i) == (1, 1)
+        await teacher(2, SharedView(screen="worked", word=2))
+        assert app.screen.i == 2
+        await teacher(2, SharedView(word=3))  # Esc, then a word selected in the Source panel
+        assert not isinstance(app.screen, WorkedScoreDialog)
+        source = app.query_one(SourcePanel)
+        assert source.selected == 3 and source.pointed and not source.has_focus
+        await teacher(3, SharedView(cell=(1, 2), numbers=True))  # a grid cell clicked, and #
+        grid = app.query_one(AlignmentGrid)
+        assert grid.pointed == (1, 2) and app.numbers and not source.pointed
+        start, end = grid.columns[2]
+        pointed_style = grid._lines[2].crop(start, end)  # the cell's row is the step's line after the header
+        assert all(s.style == grid.style_of("cursor") + s.style for s in pointed_style)
+        await teacher(3, SharedView(screen="map", numbers=True))  # m, then # there
+        assert isinstance(app.screen, MapScreen) and app.screen.query_one(AlignmentMap).numbers
+        await teacher(3, SharedView())
+        assert not isinstance(app.screen, MapScreen) and not app.numbers and grid.pointed is None
+        assert "following teach" in app.status.plain
+
+
+@pytest.mark.slow
+@async_test
+async def test_the_teachers_views_go_to_the_class_and_t_is_not_offered(stepper):
+    from attnstep.serve.remote import ClassCount, RemoteTraceSource
+    from attnstep.serve.session import ServedApp
+    from attnstep.tui.keybar import KeyBar
+    from attnstep.tui.panels.grid import AlignmentGrid
+
+    class Served(RemoteTraceSource):
+        """The server's model, without the server: each trace gets a class version."""
+
+        def __init__(self):
+            self.versions = []
+
+        def translate(self, sentence):
+            trace = stepper.translate(sentence)
+            self.versions.append((trace, len(self.versions) + 1))
+            return trace
+
+    link = SilentLink()
+    app = make_app(ServedApp, source_factory=Served, sentence=SENTENCE, origin="tiny")
+    app.join_class(link, teacher=True, follow=False, user="teach")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+
+        async def sent():
+            await pilot.pause(0.3)  # a few looks at the view
+            return link.moves[-1]
+
+        await pilot.press("right", "right")
+        assert (await sent())[:3] == (1, 2, app.cursor.trace.stage_count)
+        await pilot.press("w")
+        assert (await sent())[3] == SharedView(screen="worked", word=app.screen.i)
+        await pilot.press("down", "escape")
+        assert (await sent())[3] == SharedView()
+        await pilot.press("tab", "tab", "tab", "tab", "down")  # the Source panel, its second word
+        assert (await sent())[3] == SharedView(word=1)
+        grid = app.query_one(AlignmentGrid)
+        start, _ = grid.columns[2]
+        await pilot.click(AlignmentGrid, offset=(start + 1 + 1, 1 + 2))  # border, then the header and step 1's row
+        assert (await sent())[3] == SharedView(cell=(1, 2))
+        assert "follow" not in app.query_one(KeyBar).render().plain
+        app.count_students(ClassCount(following=2, exploring=1))
+        assert "teaching as teach · 2 following, 1 exploring" in app.status.plain
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert "step 2 of" in app.status.plain and "teaching: 2 follow, 1 explore" in app.status.plain
+
+
+def test_a_teachers_exports_are_written_where_the_server_was_started(tmp_path, monkeypatch):
+    from attnstep.serve import session
+
+    folders = []
+
+    class App:
+        error_message, return_code = None, 0
+
+        def __init__(self, **settings):
+            pass
+
+        def join_class(self, link, **settings):
+            pass
+
+        def run(self):
+            folders.append(Path.cwd())
+
+    monkeypatch.setattr(session, "ServedApp", App)
+    monkeypatch.setattr(session, "ClassLink", lambda *args: None)
+    (tmp_path / "private").mkdir()
+    monkeypatch.chdir(tmp_path / "private")
+    argv = ["--socket", "s", "--session", "7", "--user", "ann", "--checkpoint", str(tmp_path)]
+    session.main(argv)  # a student's session stays in the server's folder
+    session.main([*argv, "--teacher", "--files", str(tmp_path)])
+    assert folders == [tmp_path / "private", tmp_path]
+
+
+@async_test
+async def test_students_are_told_whether_the_teacher_is_yet_to_come_has_no_sentence_or_has_left(stepper):
+    hub = Hub()
+    received = []
+
+    class Writer:
+        def write(self, data):
+            received.append(orjson.loads(data))
+
+        async def drain(self):
+            pass
+
+    task = asyncio.ensure_future(hub.follow(Writer()))
+    await wait_until(lambda: received, "the first state")
+    hub.teacher_arrived("teach")
+    await wait_until(lambda: len(received) == 2, "the teacher's arrival")
+    hub.move("teach", hub.publish("teach", dumps(stepper.translate(SENTENCE))), 1, 0, {"words": True})
+    await wait_until(lambda: len(received) == 3, "the teacher's first move")
+    hub.teacher_arrived("teach")  # a second session of the same teacher comes and goes
+    hub.teacher_left("teach")
+    await wait_until(lambda: len(received) >= 4, "the second session's coming and going")
+    assert received[-1]["teacher"] == "teach"  # the first one still shows its sentence
+    hub.teacher_left("teach")
+    await wait_until(lambda: received[-1]["teacher"] is None, "the teacher's leaving")
+    task.cancel()
+    assert received[0] == {"teacher": None}
+    assert received[1] == {"teacher": None, "waiting": "teach"}
+    assert received[2]["view"] == {"words": True} and "trace" in received[2]
+    assert received[-1] == {"teacher": None, "left": "teach"}
+
+
+def test_a_teachers_view_from_the_wire_keeps_only_what_it_can_show():
+    view = SharedView(words=True, screen="beam", word=2, cell=(1, 3), beam=(4, 0))
+    assert SharedView.from_wire(orjson.loads(orjson.dumps(view.to_wire()))) == view
+    odd = {"screen": "shell", "numbers": 1, "word": True, "cell": [1, -2], "beam": [1, 2, 3], "extra": "x" * 99}
+    assert SharedView.from_wire(odd) == SharedView() and SharedView.from_wire([1]) == SharedView()
+
+
+@pytest.mark.slow
+@async_test
+async def test_a_students_export_shows_the_svg_under_a_heading_read_whole_at_80_columns(stepper):
+    from attnstep.serve.session import ServedApp
+    from attnstep.tui.screens.dialogs import TextDialog
+
+    app = make_app(ServedApp, source_factory=lambda: stepper, sentence=SENTENCE, origin="tiny")
+    app.join_class(SilentLink(), teacher=False, follow=False, user="ann")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        assert isinstance(app.screen, TextDialog)
+        shown = " ".join(line.strip() for line in app.screen.query_one("Static").render().plain.splitlines())
+        assert "write files there." in shown and app.screen.query_one("Static").size.height > 1

@@ -20,7 +20,7 @@ import orjson
 from attnstep.errors import AttnstepError
 from attnstep.serve.hub import Hub
 from attnstep.serve.service import ModelService, RateLimit
-from attnstep.serve.wire import MAX_REQUEST, line, with_trace
+from attnstep.serve.wire import MAX_REQUEST, SharedView, line, with_trace
 
 log = logging.getLogger("attnstep.serve")
 HELLO_TIMEOUT = 10.0
@@ -34,7 +34,7 @@ class Member:
     teacher: bool
     rate: RateLimit = field(default_factory=RateLimit)
     following: bool = False  # a student's screen follows the teacher's
-    class_writer: asyncio.StreamWriter | None = None  # the session's class channel, once connected
+    class_writer: asyncio.StreamWriter | None = None  # the session's class channel, while connected
     notices: list[str] = field(default_factory=list)  # told before it connected
     assigned: asyncio.Event = field(default_factory=asyncio.Event)  # set: the session has its user
 
@@ -88,9 +88,16 @@ class Backend:
             member.class_writer.write(line({"notice": notice}))
 
     def dismiss(self, session: int) -> None:
-        member = self.members.pop(session, None)
-        if member and member.teacher and not any(m.user == member.user for m in self.members.values()):
-            self.hub.teacher_left(member.user)
+        self.members.pop(session, None)
+
+    def count_students(self) -> None:
+        """Tell every teacher how many students follow and how many explore on their own."""
+        students = [m for m in self.members.values() if not m.teacher and m.class_writer and m.assigned.is_set()]
+        following = sum(m.following for m in students)
+        count = line({"class": {"following": following, "exploring": len(students) - following}})
+        for member in self.members.values():
+            if member.teacher and member.class_writer is not None:
+                member.class_writer.write(count)
 
     async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -109,11 +116,15 @@ class Backend:
                 for notice in member.notices:
                     writer.write(line({"notice": notice}))
                 member.notices.clear()
-                await (
-                    self.teacher_channel(member, reader)
-                    if member.teacher
-                    else self.student_channel(member, reader, writer)
-                )
+                try:
+                    await (
+                        self.teacher_channel(member, reader)
+                        if member.teacher
+                        else self.student_channel(member, reader, writer)
+                    )
+                finally:
+                    member.class_writer = None
+                    self.count_students()
         except (asyncio.TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError):
             pass  # a session process that went away or spoke out of turn: drop the connection
         except asyncio.CancelledError:
@@ -142,19 +153,29 @@ class Backend:
         return with_trace(head, trace_json)
 
     async def teacher_channel(self, member: Member, reader: asyncio.StreamReader) -> None:
-        while move_line := await reader.readline():
-            move = orjson.loads(move_line)
-            if isinstance(move, dict) and all(isinstance(move.get(k), int) for k in ("version", "position", "stage")):
-                self.hub.move(member.user, move["version"], move["position"], move["stage"])
+        self.hub.teacher_arrived(member.user)
+        self.count_students()
+        try:
+            while move_line := await reader.readline():
+                move = orjson.loads(move_line)
+                if isinstance(move, dict) and all(
+                    isinstance(move.get(k), int) for k in ("version", "position", "stage")
+                ):
+                    view = SharedView.from_wire(move.get("view")).to_wire()  # only what students' apps can show
+                    self.hub.move(member.user, move["version"], move["position"], move["stage"], view)
+        finally:
+            self.hub.teacher_left(member.user)
 
     async def student_channel(self, member: Member, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await member.assigned.wait()  # a spare draws nothing more until it has its student
         follow = asyncio.ensure_future(self.hub.follow(writer))
+        self.count_students()
         try:
             while said := await reader.readline():  # whether the student follows, until the session ends
                 message = orjson.loads(said)
                 if isinstance(message, dict) and isinstance(message.get("following"), bool):
                     member.following = message["following"]
+                    self.count_students()
         finally:
             follow.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):

@@ -10,13 +10,13 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from attnstep.errors import AttnstepError
-from attnstep.serve.wire import MAX_ANSWER, line, source_to_wire, trace_from_wire
+from attnstep.serve.wire import MAX_ANSWER, SharedView, line, source_to_wire, trace_from_wire
 from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import Trace
 
@@ -92,14 +92,35 @@ class Notice:
     text: str
 
 
+@dataclass
+class TeacherShows:
+    """What the teacher's screen shows now, for a student."""
+
+    teacher: str | None  # None: no teacher is showing anything
+    trace: Trace | None  # a new trace, or None when only the position or the view changed
+    position: int = 0
+    stage: int = 0
+    view: SharedView = field(default_factory=SharedView)
+    waiting: str | None = None  # with no teacher: the teacher logged in who has yet to show a sentence
+    left: str | None = None  # with no teacher: the teacher who has left
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    """For a teacher: how many students follow, and how many explore on their own."""
+
+    following: int
+    exploring: int
+
+
 class ClassLink:
     """The class channel: a teacher sends where it is; a student reads what the teacher shows; both get notices."""
 
     def __init__(self, path: str, session: int) -> None:
         self.sock = connect(path, session, "class")
 
-    def move(self, version: int, position: int, stage: int) -> None:
-        self._send({"op": "move", "version": version, "position": position, "stage": stage})
+    def move(self, version: int, position: int, stage: int, view: SharedView) -> None:
+        self._send({"op": "move", "version": version, "position": position, "stage": stage, "view": view.to_wire()})
 
     def following(self, on: bool) -> None:
         """A student tells the server whether its screen follows the teacher (then it is never idle)."""
@@ -109,15 +130,24 @@ class ClassLink:
         with contextlib.suppress(OSError):  # the server is gone; the session's own connection will say so
             self.sock.sendall(line(message))
 
-    def updates(self) -> Iterator[tuple[str | None, Trace | None, int, int] | Notice]:
-        """(teacher, new trace or None if unchanged, position, stage) as the teacher's screen changes, and notices."""
+    def updates(self) -> Iterator[TeacherShows | ClassCount | Notice]:
+        """What the teacher shows as it changes (for a student), the class's count (for a teacher), and notices."""
         for raw in answer_lines(self.sock):
             update = orjson.loads(raw)
             if "notice" in update:
                 yield Notice(str(update["notice"]))
-                continue
-            trace = trace_from_wire(update["trace"]) if "trace" in update else None
-            yield update.get("teacher"), trace, int(update.get("position", 0)), int(update.get("stage", 0))
+            elif "class" in update:
+                yield ClassCount(int(update["class"]["following"]), int(update["class"]["exploring"]))
+            else:
+                yield TeacherShows(
+                    update.get("teacher"),
+                    trace_from_wire(update["trace"]) if "trace" in update else None,
+                    int(update.get("position", 0)),
+                    int(update.get("stage", 0)),
+                    SharedView.from_wire(update.get("view")),
+                    update.get("waiting"),
+                    update.get("left"),
+                )
 
     def close(self) -> None:
         """Also ends a thread blocked in :meth:`updates`."""

@@ -77,6 +77,7 @@ class ServeSettings:
     keepalive: float = 30.0  # seconds between SSH keepalives: a vanished client is noticed within 3 of them
     limits: Limits = field(default_factory=Limits)  # what each session's process may use
     spares: int = 0  # student sessions kept started ahead of their students
+    files: Path = field(default_factory=Path.cwd)  # where a teacher's x writes (students' stays on their screen)
 
 
 class ClassServer:
@@ -135,7 +136,7 @@ class ClassServer:
             user,
             "--checkpoint",
             str(self.settings.checkpoint),
-            *(["--teacher"] if teacher else []),
+            *(["--teacher", "--files", str(self.settings.files)] if teacher else []),
             *(["--follow"] if follows else []),
         ]
 

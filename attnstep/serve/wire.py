@@ -11,15 +11,19 @@ and role by ID, so a child cannot promote itself to teacher.
     answer: {"trace": {…}, "version": V} or {"error": "one line"}; V numbers a teacher's traces.
     Traces here have their state vectors packed (base64 float32: see trace.writer.to_wire_dict).
 
-``class`` — a teacher sends {"op": "move", "version": V, "position": P, "stage": S} whenever
-its screen changes; a student sends {"following": true | false} when that changes, and receives {"teacher": NAME, "position": P, "stage": S} and,
-when the trace changed, "trace": {…} too; {"teacher": null} when no teacher is showing anything.
-On either role's class channel the server may also send {"notice": TEXT}: one line to show
-(the window is larger than the app draws, say).
+``class`` — a teacher sends {"op": "move", "version": V, "position": P, "stage": S, "view": {…}}
+whenever its screen changes (the view: :class:`SharedView`), and receives {"class": {"following": F,
+"exploring": E}}, its students' count, as that changes; a student sends {"following": true | false}
+when that changes, and receives {"teacher": NAME, "position": P, "stage": S, "view": {…}} and, when
+the trace changed, "trace": {…} too; {"teacher": null, "waiting": NAME} while a teacher is logged
+in but shows nothing yet, {"teacher": null, "left": NAME} once the last teacher has gone, and
+{"teacher": null} before any came. On either role's class channel the server may also send
+{"notice": TEXT}: one line to show (the window is larger than the app draws, say).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
@@ -38,6 +42,50 @@ def line(message: dict[str, Any]) -> bytes:
 def with_trace(head: dict[str, Any], trace_json: bytes) -> bytes:
     """``head`` plus a "trace" member holding already-serialized trace JSON, without re-encoding it."""
     return orjson.dumps(head)[:-1] + (b',"trace":' if head else b'"trace":') + trace_json + b"}\n"
+
+
+SCREENS = ("worked", "map", "compare", "beam")  # the views over the steps a teacher can open for the class
+
+
+@dataclass(frozen=True)
+class SharedView:
+    """What a teacher's screen shows besides the step: the toggles, the view open over the steps,
+    and what the teacher points at. Indices are the screen's: source words (or words, with
+    ``words``), steps from 0, a beam step's hypotheses."""
+
+    words: bool = False  # v
+    numbers: bool = False  # #
+    screen: str | None = None  # one of SCREENS, or the steps themselves
+    word: int | None = None  # the source word selected (the Source panel, or the worked score's)
+    cell: tuple[int, int] | None = None  # (step, source word): the grid cell selected
+    beam: tuple[int, int] | None = None  # (step, hypothesis) the beam view shows
+
+    def to_wire(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if value not in (None, False)}
+
+    @classmethod
+    def from_wire(cls, data: object) -> SharedView:
+        """The view a message describes; what is missing or malformed is left out, not an error."""
+        if not isinstance(data, dict):
+            return cls()
+
+        def index(value: object) -> int | None:
+            return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 20 else None
+
+        def pair(value: object) -> tuple[int, int] | None:
+            if not isinstance(value, list | tuple) or len(value) != 2:
+                return None
+            first, second = index(value[0]), index(value[1])
+            return None if first is None or second is None else (first, second)
+
+        return cls(
+            words=data.get("words") is True,
+            numbers=data.get("numbers") is True,
+            screen=data["screen"] if data.get("screen") in SCREENS else None,
+            word=index(data.get("word")),
+            cell=pair(data.get("cell")),
+            beam=pair(data.get("beam")),
+        )
 
 
 def source_to_wire(source: tuple[SourceToken, ...]) -> list[list]:

@@ -153,12 +153,13 @@ class _Zygote:
         pid = os.fork()
         if pid == 0:
             status = 1
+            crash_report = Path(crash_report_name(request["session"])).absolute()  # a teacher's session changes folder
             try:
                 self.close_inherited()
                 status = run_session(request, pty, self.limits)
             except Exception:
                 # As session.main does for the app: the details to the server's log, one line to the student.
-                Path(crash_report_name(request["session"])).write_text(traceback.format_exc(), encoding="utf-8")
+                crash_report.write_text(traceback.format_exc(), encoding="utf-8")
                 print(
                     "attnstep: the session could not start; the details are in the server's log",
                     file=sys.stderr,

@@ -49,18 +49,30 @@ class StatusLine(Bar[View]):
         self.origin = origin  # "replay of FILE" or the checkpoint name, shown before a trace exists
         self.state = ""  # "loading the model…", "translating…" or ""
         self.mode = ""  # served to a class: "following NAME", "on your own" or "teaching as NAME"
+        self.short_mode = ""  # the mode in fewer words, for where it does not fit ("": there are none)
 
     def line(self, view: View | None) -> Text:
-        line = Text.assemble(("attnstep", "bold"), " · ", safe_text(self.origin))
-        if view is not None:
-            info = view.trace.checkpoint
+        # Where the line is too long the names give way, the scorer's first, then the mode's
+        # words, so that the step and the class's mode stay whole.
+        scorer = view.trace.checkpoint.scorer_name if view is not None else ""
+        mode, short = self.mode, self.short_mode or self.mode
+        for names in ((mode, self.origin, scorer), (mode, self.origin), (mode,), (short,)):
+            line = self.assemble(view, *names)
+            if line.cell_len <= self.scrollable_content_region.width:
+                break
+        return line
+
+    def assemble(self, view: View | None, mode: str, *names: str) -> Text:
+        line = Text.assemble(("attnstep", "bold"))
+        for name in filter(None, names):
             line.append(" · ")
-            line.append_text(safe_text(info.scorer_name))
+            line.append_text(safe_text(name))
+        if view is not None:
             line.append("   ")
             line.append(step_counter(view), "bold")
-        if self.mode:  # after the counter, so that a narrow terminal cuts the mode, not the step
+        if mode:  # after the counter, so that a narrow terminal cuts the mode, not the step
             line.append("   ")
-            line.append_text(safe_text(self.mode, "reverse"))
+            line.append_text(safe_text(mode, "reverse"))
         if self.state:
             line.append(f"   {self.state}", "italic")
         return line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 
 from attnstep.report.glyphs import cell_number
 from attnstep.trace.records import Step, Trace
@@ -42,6 +43,7 @@ class AlignmentGrid(LinesView[View]):
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
         self.columns: list[tuple[int, int]] = []  # [start, end) cells of each source word's column
+        self.pointed: tuple[int, int] | None = None  # (step, source word): the cell clicked, highlighted
 
     TITLE = "Alignment so far: target rows × source columns"
 
@@ -85,6 +87,8 @@ class AlignmentGrid(LinesView[View]):
             for weight, width in zip(step.weights, widths):
                 row.append(self.cell(weight, width), self.weight_style(weight))
                 row.append(" ")
+            if self.pointed is not None and self.pointed[0] == step.index and self.pointed[1] < len(self.columns):
+                row.stylize(self.style_of("cursor"), *self.columns[self.pointed[1]])
             if current:
                 row.stylize(
                     self.style_of("changed") if view.just_done("softmax") else self.style_of("current"), 0, labels
@@ -93,6 +97,23 @@ class AlignmentGrid(LinesView[View]):
         return lines
 
     MARK = "▶ "  # before the label of the marked row
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a cell selects it (a class's teacher points at it so); a click on it again, or off the cells, lets go."""
+        offset = event.get_content_offset(self)
+        if offset is None or self.view is None:
+            return
+        x, y = offset.x, offset.y
+        x += self.scroll_offset.x if x >= self.frozen_columns else 0
+        y += self.scroll_offset.y if y >= self.FROZEN_ROWS else 0
+        column = next((i for i, (start, end) in enumerate(self.columns) if start <= x < end), None)
+        cell = None if column is None or not 0 < y <= self.view.position else (y - 1, column)
+        self.point(None if cell == self.pointed else cell)
+
+    def point(self, cell: tuple[int, int] | None) -> None:
+        if cell != self.pointed:
+            self.pointed = cell
+            self.redraw()
 
     def marked(self, step: Step, view: View) -> bool:
         """The row to mark: the current step."""

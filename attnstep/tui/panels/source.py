@@ -29,6 +29,7 @@ class SourcePanel(LinesView[View]):
     def __init__(self, *, id: str, classes: str = "") -> None:
         super().__init__(id=id, classes=classes)
         self.selected = 0  # index of the source word whose numbers are listed
+        self.pointed = False  # the selected word is highlighted without the focus: a class's teacher points at it
 
     def action_select(self, delta: int) -> None:
         if self.view is None:
@@ -42,6 +43,13 @@ class SourcePanel(LinesView[View]):
         if view is None or self.view is None or view.trace is not self.view.trace:
             super().show(view)
         self.view = view
+
+    def point(self, word: int | None) -> None:
+        """Select ``word`` and highlight it as the focus does (None: no highlight)."""
+        pointed, selected = word is not None, self.selected if word is None else word
+        if (pointed, selected) != (self.pointed, self.selected):
+            self.pointed, self.selected = pointed, selected
+            self.redraw()
 
     def on_focus(self) -> None:
         self.redraw()
@@ -80,7 +88,7 @@ class SourcePanel(LinesView[View]):
                 self.vector(mean_bins(state), width, scale),
                 f"  {num(norm(state))}",
             )
-            if self.has_focus and i == self.selected:
+            if (self.has_focus or self.pointed) and i == self.selected:
                 row.stylize(self.style_of("cursor"))
             lines.append(row)
         legend = unknown_legend(trace)

@@ -252,7 +252,7 @@ class TextDialog(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog text"):
-            yield Label(self.heading, markup=False)
+            yield Static(self.heading, markup=False)  # a Static wraps (a Label is one line, cut)
             # The text is made by the app from visible() words; a TextArea scrolls it with the keys
             # and copies a selection to the terminal's clipboard (OSC 52), which reaches an SSH client.
             yield TextArea(self.text, read_only=True, soft_wrap=False, id="text")
