@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import textual.constants
 from hypothesis import HealthCheck, settings
 
 from attnstep.model.rnn.config import SCORERS
@@ -135,6 +136,13 @@ def build_tiny_subword_checkpoint(path: Path, *, seed: int = 0) -> Path:
         path, Seq2Seq(config), Vocab(src_model.pieces), Vocab(tgt_model.pieces), meta, subword=(src_model, tgt_model)
     )
     return path
+
+
+@pytest.fixture(autouse=True)
+def truecolor_app(monkeypatch):
+    """Every app in truecolor, as the snapshots are drawn, whatever terminal runs the tests: the
+    grids draw weights by colour there and by glyphs in 16 colours (LinesView.shows_ramp)."""
+    monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "truecolor")
 
 
 @pytest.fixture(scope="session")

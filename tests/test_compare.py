@@ -1,10 +1,11 @@
 """`attnstep compare`: several models on one sentence, side by side."""
 
+import pytest
 from rich.cells import cell_len
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.report.glyphs import cell_number
+from attnstep.report.glyphs import SHADES, cell_number, shaded_number
 from attnstep.trace.word_view import word_alignment
 from tests.cli_helpers import invoke
 
@@ -28,12 +29,15 @@ def test_compare_shows_each_models_translation_steps_and_grid(tiny_checkpoint, n
                 if line.count("│") > 2
             )
     assert "(Luong general)" in out and "(no attention)" in out and "no alignment to show" in out
-    # The general model's grid holds its rows' weights as the app's grid writes them.
+    # The general model's grid holds its rows' weights as the app's grid writes them, each on its
+    # level's glyph: a file has no colours.
     trace = Stepper(load_checkpoint(tiny_checkpoint)).translate(SENTENCE)
     rows = word_alignment(trace)
     header = next(i for i, line in enumerate(out.splitlines()) if line.startswith("│ ") and "une" in line.split())
     for (word, row), line in zip(rows, out.splitlines()[header + 1 : header + 1 + len(rows)]):
-        assert line.split()[1 : 3 + len(row) - 1] == [word.text, *[cell_number(w) for w in row]]
+        label, *cells = line.split()[1 : 3 + len(row) - 1]
+        assert [label, *(cell.lstrip(SHADES[1:]) for cell in cells)] == [word.text, *[cell_number(w) for w in row]]
+        assert cells == [shaded_number(w, len(cell)).strip() for w, cell in zip(row, cells)]
 
 
 def test_compare_fits_an_80_column_terminal(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
@@ -43,19 +47,18 @@ def test_compare_fits_an_80_column_terminal(tiny_checkpoint, no_attention_checkp
     assert max(cell_len(line) for line in result.stdout.splitlines()) <= 80
 
 
-def test_compare_cuts_long_words_by_terminal_cells(tiny_checkpoint, no_attention_checkpoint, monkeypatch):
-    # Seven CJK characters are 14 cells: cut by characters, the grid's 8-cell header would not be.
-    monkeypatch.setenv("COLUMNS", "200")
-    result = invoke(
-        "compare",
-        "une voiture 東京都庁舎ビル",
-        "--checkpoint",
-        tiny_checkpoint,
-        "--checkpoint",
-        no_attention_checkpoint,
-    )
+@pytest.mark.parametrize(("columns", "header"), [(200, "東京都庁舎ビル"), (30, "東京都…")])
+def test_compare_cuts_long_words_by_terminal_cells_only_without_room(
+    tiny_checkpoint, no_attention_checkpoint, monkeypatch, columns, header
+):
+    # Seven CJK characters are 14 cells: whole where the terminal has the room, else cut to 8 cells
+    # (by cells: cut by characters, the header would take 15).
+    monkeypatch.setenv("COLUMNS", str(columns))
+    sentence = "une voiture 東京都庁舎ビル"
+    result = invoke("compare", sentence, "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint)
     assert result.exit_code == 0, result.stderr
-    assert "東京都…" in result.stdout and "東京都庁舎ビル" not in result.stdout.split("Top choice")[1]
+    grid = result.stdout.split("Top choice")[1]
+    assert header in grid and max(cell_len(line) for line in grid.splitlines()) <= columns
 
 
 def test_compare_needs_two_checkpoints_that_exist(tiny_checkpoint, tmp_path):

@@ -11,14 +11,13 @@ from textual import events
 
 from attnstep.commands.translate import translate_app
 from attnstep.data.model_card import DEFAULT_EXAMPLES
-from attnstep.report.glyphs import norm, num, prob, strip
+from attnstep.report.glyphs import cell_number, norm, num, prob, strip
 from attnstep.text.words import detokenize
 from attnstep.trace.reader import load
 from attnstep.trace.writer import dumps
 from attnstep.tui import replay_app
 from attnstep.tui.app import PANELS
 from attnstep.tui.keybar import KeyBar
-from attnstep.tui.panels.grid import cell_number
 from attnstep.tui.screens.dialogs import AskDialog, ForceDialog, HelpDialog, SentenceDialog
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle

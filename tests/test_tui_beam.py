@@ -9,11 +9,10 @@ import pytest
 from attnstep.commands.translate import translate_app
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.report.glyphs import num
+from attnstep.report.glyphs import cell_number, num
 from attnstep.trace.reader import parse
 from attnstep.trace.writer import dumps
 from attnstep.tui import replay_app
-from attnstep.tui.panels.grid import cell_number
 from attnstep.tui.screens.beam import BeamScreen
 from tests.conftest import build_tiny_checkpoint
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle

@@ -9,9 +9,8 @@ import pytest
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.report.glyphs import STATE_CELLS, mean_bins, num, prob, shade
+from attnstep.report.glyphs import STATE_CELLS, cell_number, mean_bins, num, prob, shade
 from attnstep.tui import replay_app
-from attnstep.tui.panels.grid import cell_number
 from attnstep.tui.panels.worked import WorkedScoreDialog, lines, worked_score
 from attnstep.tui.screens.alignment import AlignmentMap, CompareScreen, MapScreen
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle

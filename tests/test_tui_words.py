@@ -8,10 +8,10 @@ import pytest
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.report.glyphs import num
+from attnstep.report.glyphs import cell_number, num
 from attnstep.trace.word_view import word_alignment, word_weights
 from attnstep.tui.panels.attention import AttentionPanel
-from attnstep.tui.panels.grid import AlignmentGrid, cell_number
+from attnstep.tui.panels.grid import AlignmentGrid
 from attnstep.tui.stages import View, attention_in_words, grid_in_words, word_brackets
 from tests.tui_helpers import app_on, async_test, settle
 

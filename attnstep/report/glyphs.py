@@ -8,12 +8,18 @@ negative (colour, where the terminal has it, repeats the sign: blue and orange).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Sequence
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"  # horizontal bar ends, 1/8 cell each
 HEIGHTS = "▁▂▃▄▅▆▇█"  # vector strip glyphs, small → large magnitude
-SHADES = " ·░▒▓█"  # alignment-grid density, weight 0 → 1
+SHADES = "·░▒▓█"  # an alignment weight's level (weight_level) as a glyph, the weakest first
+LEVEL_STARTS = (0.2, 0.4, 0.6, 0.8)  # the weights where levels 1 … 4 begin: the legend's bins
+NUMBER_CELLS = 3  # the narrowest grid column: a number (".81"), and in glyphs a cell of its shade before it
+RAMP_COLOR_SYSTEMS = {"truecolor", "256"}  # where the levels' colours stay apart: 16 colours make them one or two
+CUT_CELLS = 8  # a column cut for want of room keeps this many cells ("économi…"); fewer and the grid scrolls
 
 
 def num(value: float, digits: int = 2) -> str:
@@ -87,11 +93,43 @@ def max_abs(vectors: Sequence[Sequence[float]]) -> float:
     return max((abs(x) for v in vectors for x in v), default=0.0)
 
 
+def weight_level(weight: float) -> int:
+    """Which level an alignment weight falls in, 0 (under .2) to 4 (.8 and over): the one binning
+    of every grid, map, compare table and legend, in colour or in glyphs."""
+    return bisect.bisect_right(LEVEL_STARTS, weight)
+
+
+def level_ranges() -> list[str]:
+    """What each level stands for, as the legends write it: "<.2", ".2–.4", …, "≥.8"."""
+    starts = [f"{start:.1f}".removeprefix("0") for start in LEVEL_STARTS]
+    return [f"<{starts[0]}", *(f"{a}–{b}" for a, b in itertools.pairwise(starts)), f"≥{starts[-1]}"]
+
+
 def shade(weight: float) -> str:
-    """Density glyph for an alignment weight: blank for none, █ for (nearly) all."""
-    if weight < 0.005:
-        return SHADES[0]
-    return SHADES[min(len(SHADES) - 1, 1 + int(weight * (len(SHADES) - 1)))]
+    """Density glyph for an alignment weight: blank for none, then its level's (SHADES)."""
+    return " " if weight < 0.005 else SHADES[weight_level(weight)]
+
+
+def shaded_number(weight: float, width: int) -> str:
+    """A weight as ``width`` cells without colour: its number, right-aligned on its level's glyph
+    ("▓▓▓▓.81"), blank under the first level so that the strong cells stand out."""
+    level = weight_level(weight)
+    return cell_number(weight).rjust(width, SHADES[level] if level else " ")
+
+
+def fit_columns(words: Sequence[int], room: int | None, *, glyphs: bool = False) -> list[int]:
+    """Cells of each column of an alignment grid, given the cells of its words: every word whole
+    where ``room`` (the cells for all columns, each with a space after it) allows, else the longest
+    ones cut to one width, the widest that fits, but no narrower than CUT_CELLS (the grid then
+    scrolls). ``room`` None: cut at CUT_CELLS, the least a grid needs. With ``glyphs`` (no colours,
+    shaded_number) every column has a cell for its shade before the number."""
+    whole = [max(NUMBER_CELLS + glyphs, cells) for cells in words]
+    cut = CUT_CELLS
+    if room is not None:
+        cut = max(whole, default=0)
+        while cut > CUT_CELLS and sum(min(cells, cut) + 1 for cells in whole) > room:
+            cut -= 1
+    return [min(cells, cut) for cells in whole]
 
 
 def cell_number(weight: float) -> str:

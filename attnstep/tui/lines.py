@@ -21,7 +21,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from attnstep.report.glyphs import strip
+from attnstep.report.glyphs import (
+    LEVEL_STARTS,
+    RAMP_COLOR_SYSTEMS,
+    cell_number,
+    level_ranges,
+    shade,
+    shaded_number,
+    strip,
+    weight_level,
+)
 from attnstep.trace.records import Trace
 from attnstep.tui.safe import safe_text
 
@@ -95,7 +104,7 @@ LINE_CLASSES = {
     "lines--changed",  # what the sub-step just computed
     "lines--cursor",  # the row the keyboard selects in a focused panel
 }
-LEVELS = 4  # background strengths for weights in a grid (lines--level-1 … 4), strongest last
+LEVELS = len(LEVEL_STARTS)  # backgrounds for the weights of a grid (lines--level-1 … 4), strongest last
 
 
 class LineStyles(Widget):
@@ -138,7 +147,7 @@ class LinesView(ScrollView, Generic[ViewT], can_focus=True, inherit_bindings=Fal
         self._lines: list[Strip] = []
         self._styles: dict[str, Style] = {}
         self.view: ViewT | None = None
-        self._titles: tuple[str, str] | None = None
+        self._titles: tuple[str, str | Text] | None = None
         self._resized = False  # the last set_lines changed the panel's virtual size
         self._deferred: ViewT | Literal[_Deferred.NOTHING] | None = (
             _Deferred.NOTHING
@@ -154,25 +163,69 @@ class LinesView(ScrollView, Generic[ViewT], can_focus=True, inherit_bindings=Fal
             self._styles[name] = self.component_style(name)
         return self._styles[name]
 
+    @property
+    def shows_ramp(self) -> bool:
+        """Whether weights are drawn as the backgrounds of LEVELS (else as their glyphs, SHADES):
+        the terminal must show them as distinct colours, and NO_COLOR asks for none."""
+        return self.app.console.color_system in RAMP_COLOR_SYSTEMS and not self.app.no_color
+
     def weight_style(self, weight: float) -> Style | str:
-        """A weight's background in a grid: one of LEVELS strengths, none under half the first."""
-        level = min(LEVELS, int(weight * LEVELS + 0.5))
-        return self.style_of(f"level-{level}") if level else ""
+        """A weight's background in a grid (level 0, under .2: none), where the ramp is shown."""
+        level = weight_level(weight)
+        return self.style_of(f"level-{level}") if level and self.shows_ramp else ""
+
+    def weight_cell(self, weight: float, width: int) -> Text:
+        """A weight as a number in ``width`` cells, on its level's background, or right-aligned on its
+        level's glyph where there is no ramp (glyphs.shaded_number)."""
+        if self.shows_ramp:
+            return Text(cell_number(weight).rjust(width), self.weight_style(weight), end="")
+        return Text(shaded_number(weight, width), end="")
+
+    def shade_cell(self, weight: float, width: int) -> Text:
+        """A weight as ``width`` cells of its level's glyph (one dot, centred, for level 0: a column
+        of them would be noise), drawn in the level's colour on it where the ramp is shown: a solid
+        cell as strong as the weight, its glyph still there for a copy of the screen."""
+        glyph = shade(weight)
+        level = weight_level(weight)
+        if not level:
+            return Text(glyph.center(width), self.style_of("label"), end="")
+        if not self.shows_ramp:
+            return Text(glyph * width, end="")
+        background = self.style_of(f"level-{level}").bgcolor
+        return Text(glyph * width, Style(color=background, bgcolor=background), end="")
+
+    def legend(self) -> Text:
+        """What each level means, each drawn as a grid draws it: "a: · <.2  ░░ .2–.4 …"."""
+        out = Text("a:", end="")
+        for level, meaning in enumerate(level_ranges()):
+            weight = 0.1 if level == 0 else LEVEL_STARTS[level - 1]
+            out.append(" ")
+            out.append_text(self.shade_cell(weight, 2))
+            out.append(f" {meaning}")
+        return out
 
     def component_style(self, name: str) -> Style:
-        """Style ``lines--{name}`` of the app's one LineStyles node."""
-        return self.app.query_one(LineStyles).get_component_rich_style(f"lines--{name}", partial=True)
+        """Style ``lines--{name}`` of the app's one LineStyles node.
+
+        A level's background is a theme colour at an alpha ("$foreground 25%"): the partial style
+        Textual gives for a component keeps the colour and drops the alpha, so every level came out
+        at full strength; the full style blends it over the screen's background."""
+        styles = self.app.query_one(LineStyles)
+        return styles.get_component_rich_style(f"lines--{name}", partial=not name.startswith("level-"))
 
     def notify_style_update(self) -> None:
         self._styles.clear()  # the theme or the CSS changed
         super().notify_style_update()
 
-    def set_titles(self, title: str, subtitle: str = "") -> None:
-        """Set the border titles, only when they change: setting one repaints the whole panel."""
+    def set_titles(self, title: str, subtitle: str | Text = "") -> None:
+        """Set the border titles, only when they change: setting one repaints the whole panel.
+        A ``subtitle`` given as Text (a legend) is the app's own, and kept as it is styled."""
         if (title, subtitle) != self._titles:
             self._titles = (title, subtitle)
             self.border_title = safe_text(title)
-            self.border_subtitle = safe_text(subtitle) if subtitle else None
+            self.border_subtitle = (
+                (subtitle if isinstance(subtitle, Text) else safe_text(subtitle)) if subtitle else None
+            )
 
     def vector(self, values: Sequence[float], width: int, scale: float) -> Text:
         """A vector as a strip of glyphs: positive components stand up, negative ones hang down

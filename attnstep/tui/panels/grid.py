@@ -1,7 +1,9 @@
 """The alignment grid: one row per decoded word, one column per source word, a row added per step.
 
-Each cell is the weight as a number (".81"; "·" below 0.005) on a background whose
-strength is the weight, so the grid reads in 16 colours and with NO_COLOR alike.
+Each cell is the weight as a number (".81"; "·" below 0.005) on its level's background, light
+to strong (glyphs.weight_level), or, where the terminal has no ramp of colours (16 colours,
+NO_COLOR), right-aligned on its level's glyph. Source words take the room the panel has, and are
+cut only where it has not.
 """
 
 from __future__ import annotations
@@ -10,19 +12,18 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 
-from attnstep.report.glyphs import cell_number
+from attnstep.report.glyphs import fit_columns
 from attnstep.trace.records import Step, Trace
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import View, grid_in_words, source_word
 
-MAX_COLUMN = 8
 MAX_LABEL = 10
 
 
-def column_widths(trace: Trace) -> list[int]:
-    """Cells of each source word's column: its word, cut to MAX_COLUMN, and at least a number (".81")."""
-    return [max(3, min(MAX_COLUMN, cell_len(visible(source_word(t))))) for t in trace.source]
+def column_widths(trace: Trace, room: int | None = None, *, glyphs: bool = False) -> list[int]:
+    """Cells of each source word's column in ``room`` cells (None: as cut as they may be), see glyphs.fit_columns."""
+    return fit_columns([cell_len(visible(source_word(t))) for t in trace.source], room, glyphs=glyphs)
 
 
 def label_width(trace: Trace) -> int:
@@ -48,7 +49,7 @@ class AlignmentGrid(LinesView[View]):
     TITLE = "Alignment so far: target rows × source columns"
 
     def build(self, view: View | None) -> list[Text]:
-        self.set_titles(self.TITLE)
+        self.set_titles(self.TITLE, self.legend() if view is not None and view.trace.checkpoint.attends else "")
         if view is None:
             return []
         trace = view.trace
@@ -57,8 +58,9 @@ class AlignmentGrid(LinesView[View]):
             self.columns = []
             note = "No alignment: this model has no attention, so every word it writes comes from the same context c."
             return list(Text(note, style=label).wrap(self.app.console, max(20, self.size.width - 1)))
-        widths = column_widths(trace)
         labels = self.frozen_columns = self.label_width(trace)
+        room = self.scrollable_content_region.width - labels
+        widths = column_widths(trace, room, glyphs=not self.shows_ramp)
         header = Text.assemble(fit("", labels))
         self.columns = []
         for token, width in zip(trace.source, widths):
@@ -68,7 +70,7 @@ class AlignmentGrid(LinesView[View]):
         for word in trace.source_words if trace.subword else ():
             if word.end - word.start > 1:  # one underline under all of a word's pieces groups them
                 header.stylize("underline", self.columns[word.start][0], self.columns[word.end - 1][1])
-        room, body = self.scrollable_content_region.width - labels, header.cell_len - labels
+        body = header.cell_len - labels
         if body > room:
             # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
             # scroll can reach the first column start that shows the last column whole.
@@ -85,7 +87,7 @@ class AlignmentGrid(LinesView[View]):
             current = self.marked(step, view)
             row = Text.assemble(self.MARK if current else "  ", fit(self.row_label(step, view), labels - 3), " ")
             for weight, width in zip(step.weights, widths):
-                row.append(self.cell(weight, width), self.weight_style(weight))
+                row.append_text(self.cell(weight, width))
                 row.append(" ")
             if self.pointed is not None and self.pointed[0] == step.index and self.pointed[1] < len(self.columns):
                 row.stylize(self.style_of("cursor"), *self.columns[self.pointed[1]])
@@ -127,8 +129,8 @@ class AlignmentGrid(LinesView[View]):
     def label_width(self, trace: Trace) -> int:
         return label_width(trace)
 
-    def cell(self, weight: float, width: int) -> str:
-        return cell_number(weight).rjust(width)
+    def cell(self, weight: float, width: int) -> Text:
+        return self.weight_cell(weight, width)
 
     def snap_x(self, x: int) -> int:
         """Scroll to the start of a column, so no source word in the header is cut in two."""

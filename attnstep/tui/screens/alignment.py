@@ -2,7 +2,8 @@
 
 The map is the picture attention papers and lectures show (Bahdanau et al. 2014, fig. 3):
 output words down the side, source words along the top, a shade per weight. Both sets of
-labels stay put while the cells scroll, and ``#`` writes the weights as numbers instead.
+labels stay put while the cells scroll, and ``#`` writes the weights as numbers instead; the
+legend under each map says what each shade stands for.
 The map follows the app's moves (s, e, r, g…), so the current step stays marked with ▶.
 
 Before/after puts the model's own decoding beside the one with a forced word: both
@@ -23,7 +24,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from attnstep.report.glyphs import SHADES, prob, shade
+from attnstep.report.glyphs import prob
 from attnstep.report.visible import visible
 from attnstep.trace.records import Step, Trace
 from attnstep.tui.panels.grid import AlignmentGrid
@@ -31,8 +32,6 @@ from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, output_pieces, quote
 
 CONTEXT_WORDS = 3  # output words shown before the diverging step
-# What each shade stands for (glyphs.shade: blank below 0.005, then fifths of the weight).
-SHADE_LEGEND = "a: · <.2 ░ .2–.4 ▒ .4–.6 ▓ .6–.8 █ ≥.8"
 
 
 class AlignmentMap(AlignmentGrid):
@@ -49,12 +48,8 @@ class AlignmentMap(AlignmentGrid):
         super().__init__(id=id, classes=classes)
         self.numbers = False
 
-    def cell(self, weight: float, width: int) -> str:
-        if self.numbers:
-            return super().cell(weight, width)
-        glyph = shade(weight)
-        # A column of dots would be noise: a weight that barely registers gets one, centred.
-        return glyph.center(width) if glyph == SHADES[1] else glyph * width
+    def cell(self, weight: float, width: int) -> Text:
+        return super().cell(weight, width) if self.numbers else self.shade_cell(weight, width)
 
 
 class AlignmentScreen(Screen):
@@ -81,7 +76,7 @@ class MapScreen(AlignmentScreen):
 
     def compose(self) -> ComposeResult:
         yield AlignmentMap(id="map")
-        yield Static(Text(f"{SHADE_LEGEND}  # numbers  ←→↑↓ scroll  Esc back"), classes="keys")
+        yield Static(Text("# numbers  ←→↑↓ scroll  Esc back"), classes="keys")
 
     def on_screen_resume(self) -> None:
         self.show(self.current())

@@ -21,14 +21,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 
-from attnstep.report.glyphs import bar, cell_number, num
+from attnstep.report.glyphs import bar, fit_columns, num
 from attnstep.text.subword import WORD_START
 from attnstep.text.words import detokenize
 from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Beam, Hypothesis, Trace
 from attnstep.tui.bars import Bar
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
-from attnstep.tui.panels.grid import MAX_COLUMN
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import quote
 
@@ -174,12 +173,14 @@ class HistoryPanel(FollowingPanel):
     def build(self, view: BeamView | None) -> list[Text]:
         if view is None:
             return []
-        self.set_titles(f"History of #{view.selected + 1}: its words × source words")
+        attends = view.trace.checkpoint.attends
+        self.set_titles(f"History of #{view.selected + 1}: its words × source words", self.legend() if attends else "")
         label = self.style_of("label")
-        source = view.trace.source if view.trace.checkpoint.attends else ()  # no attention: its words alone
-        widths = [max(3, min(MAX_COLUMN, cell_len(visible(t.surface)))) for t in source]
+        source = view.trace.source if attends else ()  # no attention: its words alone
         history = view.history
         label_width = min(10, max([5, *(cell_len(visible(h.token)) for h in history)])) + 2
+        room = self.scrollable_content_region.width - label_width
+        widths = fit_columns([cell_len(visible(t.surface)) for t in source], room, glyphs=not self.shows_ramp)
         header = Text.assemble(fit("", label_width))
         for token, width in zip(source, widths):
             header.append_text(fit(token.surface, width, label))
@@ -189,7 +190,7 @@ class HistoryPanel(FollowingPanel):
             current = t == view.t
             row = Text.assemble(("▶" if current else " ", self.style_of("current")), fit(h.token, label_width - 2), " ")
             for weight, width in zip(h.weights, widths):
-                row.append(cell_number(weight).rjust(width), self.weight_style(weight))
+                row.append_text(self.weight_cell(weight, width))
                 row.append(" ")
             lines.append(row)
         return lines
