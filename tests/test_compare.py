@@ -2,9 +2,11 @@
 
 import pytest
 from rich.cells import cell_len
+from rich.console import Console
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
+from attnstep.report.compare import comparison
 from attnstep.report.glyphs import SHADES, cell_number, shaded_number
 from attnstep.trace.word_view import word_alignment
 from tests.cli_helpers import invoke
@@ -140,3 +142,20 @@ def test_c_sets_a_second_checkpoint_beside_a_model_without_attention(stepper, no
         assert screen.before == without.translate(SENTENCE) and screen.after == stepper.translate(SENTENCE)
 
     compare_beside(without, stepper, "tiny", check)
+
+
+def test_compare_shows_a_subword_model_s_pieces_without_their_word_start_mark(subword_checkpoint, tiny_checkpoint):
+    result = invoke("compare", "Le chat dort.", "--checkpoint", subword_checkpoint, "--checkpoint", tiny_checkpoint)
+    assert result.exit_code == 0, result.stderr
+    trace = Stepper(load_checkpoint(subword_checkpoint)).translate("Le chat dort.")
+    assert any(s.candidates[0].token.startswith("▁") for s in trace.steps)
+    assert "▁" not in result.stdout
+
+
+def test_compare_grids_keep_the_eos_row(tiny_checkpoint):
+    stepper = Stepper(load_checkpoint(tiny_checkpoint))
+    trace = stepper.force(stepper.translate(SENTENCE), 2, "<eos>")
+    console = Console(width=120, record=True, color_system=None)
+    console.print(comparison(["tiny"], [trace]))
+    lines = [line.split() for line in console.export_text().splitlines()]
+    assert any(line[:2] == ["│", "<eos>"] for line in lines)  # the grid's last row, after the output words

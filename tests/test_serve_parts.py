@@ -140,6 +140,21 @@ async def test_the_service_decodes_what_the_stepper_would(stepper):
 
 
 @async_test
+async def test_the_service_forces_a_word_of_several_pieces_as_the_stepper_does(subword_checkpoint):
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
+    from attnstep.serve.remote import RemoteTraceSource
+
+    subword = Stepper(load_checkpoint(subword_checkpoint))
+    service = ModelService(subword)
+    trace = subword.translate("Je suis étudiant.")
+    request = RemoteTraceSource._decode(trace, 1) | {"word": "agreement"}  # what a served session's f sends
+    forced = trace_from_wire(orjson.loads(await service.answer(request)))
+    assert forced == subword.force(trace, 1, "agreement")
+    assert sum(s.forced for s in forced.steps) == len(subword.codec.tgt_model.encode("agreement")) > 1
+
+
+@async_test
 async def test_the_service_takes_a_subword_sentence_longer_than_100_pieces(subword_checkpoint):
     from attnstep.engine.checkpoint import load_checkpoint
     from attnstep.engine.stepper import Stepper

@@ -8,11 +8,12 @@ import pytest
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
-from attnstep.report.glyphs import cell_number, num
-from attnstep.trace.word_view import word_alignment, word_weights
+from attnstep.report.glyphs import cell_number, norm, num
+from attnstep.trace.word_view import word_alignment, word_states, word_weights
 from attnstep.tui.panels.attention import AttentionPanel
 from attnstep.tui.panels.grid import AlignmentGrid
-from attnstep.tui.stages import View, attention_in_words, grid_in_words, word_brackets
+from attnstep.tui.panels.source import SourcePanel
+from attnstep.tui.stages import View, attention_in_words, grid_in_words, narrate, word_brackets
 from tests.tui_helpers import app_on, async_test, settle
 
 SENTENCE = "L'accord sur la zone économique européenne a été signé en août 1992."
@@ -26,7 +27,7 @@ def subword_stepper(subword_checkpoint):
 def test_grid_in_words_sums_columns_and_averages_a_words_rows(subword_stepper):
     trace = subword_stepper.translate(SENTENCE)
     view = grid_in_words(View(trace, len(trace.steps)))
-    rows = word_alignment(trace)
+    rows = word_alignment(trace, eos=True)
     assert [t.surface for t in view.trace.source] == SENTENCE.split()
     assert [s.chosen_token for s in view.trace.steps] == [word.text for word, _ in rows]
     for step, (word, row) in zip(view.trace.steps, rows):
@@ -92,3 +93,77 @@ async def test_v_on_a_word_model_says_there_is_nothing_to_gather(stepper):
         await settle(pilot)
         await pilot.press("v")
         assert app.words is False
+
+
+# --- the word view is whole: every panel, the narration and the counts, <eos> kept ---------------
+
+
+def ended(stepper, sentence: str = "Je suis étudiant.", at: int = 4):
+    """A subword trace that ends with <eos> (the untrained test model never chooses it itself)."""
+    return stepper.force(stepper.translate(sentence), at, "<eos>")
+
+
+def test_the_word_grid_keeps_the_eos_row_and_marks_the_current_step(subword_stepper):
+    trace = ended(subword_stepper)
+    view = grid_in_words(View(trace, len(trace.steps)))
+    labels = [s.chosen_token for s in view.trace.steps]
+    assert labels[-1] == "<eos>" and view.step is view.trace.steps[-1]  # ▶ is on the <eos> row
+    assert view.step.weights == word_weights(trace, trace.steps[-1].weights)
+
+
+def test_a_word_decoded_in_part_shows_only_its_pieces_so_far(subword_stepper):
+    trace = subword_stepper.force(subword_stepper.translate("Je suis étudiant."), 0, "agreement")
+    view = grid_in_words(View(trace, 3))  # "▁a", "g", "r" of the seven pieces
+    assert view.step.chosen_token == "agr…" and "▁" not in view.step.chosen_token
+
+
+def test_the_narration_in_words_names_the_word_and_counts_words_and_pieces(subword_stepper):
+    trace = subword_stepper.translate(SENTENCE)
+    words, pieces = len(trace.source_words), len(trace.source)
+    assert words < pieces
+    assert f"the {words} source words as {pieces} pieces" in narrate(View(trace, 0))
+    step = trace.steps[2]
+    text = narrate(View(trace, 3, words=True))
+    summed = word_weights(trace, step.weights)
+    best = max(range(words), key=summed.__getitem__)
+    assert f"attended most to “{trace.source_words[best].text}” ({num(summed[best])})" in text
+    assert "output the piece “" in text and "▁" not in text
+
+
+@async_test
+async def test_v_lists_the_user_s_words_in_the_source_panel(subword_stepper):
+    app = app_on(subword_stepper, sentence=SENTENCE)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("e", "v")
+        await settle(pilot)
+        panel = app.screen.query_one(SourcePanel)
+        trace = app.cursor.trace
+        rows = [panel.render_line(y).text.split() for y in range(1, 1 + len(trace.source_words))]
+        for row, word in zip(rows, trace.source_words):
+            assert word.text.startswith(row[1].rstrip("…"))
+        states = word_states(trace)
+        for row, state in zip(rows, states):
+            assert row[-1] == num(norm(state))
+        word = next(w for w in trace.source_words if w.end - w.start > 1)
+        pieces = trace.encoder_states[word.start : word.end]
+        mean = [sum(column) / len(pieces) for column in zip(*pieces)]
+        assert list(states[trace.source_words.index(word)]) == pytest.approx(mean, abs=1e-6)
+
+
+@async_test
+async def test_f_forces_a_typed_word_of_several_pieces_and_u_undoes_it_whole(subword_stepper):
+    app = app_on(subword_stepper, sentence="Je suis étudiant.")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right", "f")
+        await settle(pilot)
+        await pilot.press(*"agreement", "enter")
+        await settle(pilot)
+        trace = app.cursor.trace
+        pieces = [s.chosen_token for s in trace.steps[1:8]]
+        assert pieces == ["▁a", "g", "r", "e", "e", "m", "ent"] and all(s.forced for s in trace.steps[1:8])
+        assert app.cursor.position == 8  # on the word's last piece
+        await pilot.press("u")
+        await settle(pilot)
+        assert not any(s.forced for s in app.cursor.trace.steps)

@@ -33,6 +33,7 @@ from attnstep.report.glyphs import (
     weight_level,
 )
 from attnstep.report.visible import visible
+from attnstep.text.codec import surface
 from attnstep.trace.records import Trace
 from attnstep.trace.word_view import word_alignment
 
@@ -49,6 +50,11 @@ def _cut(word: str, width: int = MAX_LABEL) -> str:
     """``word`` in at most ``width`` terminal cells (a CJK character takes two), "…" where cut."""
     word = visible(word)
     return word if cell_len(word) <= width else chop_cells(word, width - 1)[0] + "…"
+
+
+def label(trace: Trace, token: str) -> str:
+    """An output token as a reader sees it: a subword model's piece without SentencePiece's "▁"."""
+    return surface(token) if trace.subword else token
 
 
 def model_label(name: str, trace: Trace) -> str:
@@ -73,8 +79,10 @@ def steps_table(names: Sequence[str], traces: Sequence[Trace]) -> Table:
         tops = [trace.steps[t].candidates[0] if t < len(trace.steps) else None for trace in traces]
         differ = len({top.token for top in tops if top is not None}) > 1 or None in tops
         cells = [
-            Text("") if top is None else Text(f"{_cut(top.token)} {num(top.prob)}", style="bold" if differ else "")
-            for top in tops
+            Text("")
+            if top is None
+            else Text(f"{_cut(label(trace, top.token))} {num(top.prob)}", style="bold" if differ else "")
+            for trace, top in zip(traces, tops)
         ]
         table.add_row(str(t + 1), *cells)
     return table
@@ -111,7 +119,7 @@ class AlignmentGrid:
         self.name, self.trace = name, trace
 
     def panel(self, console: Console, width: int) -> Panel:
-        rows = word_alignment(self.trace)
+        rows = word_alignment(self.trace, eos=True)
         labels = [_cut(word.text) for word, _ in rows]
         label_width = max(map(cell_len, labels), default=0)
         words = [visible(word.text) for word in self.trace.source_words]

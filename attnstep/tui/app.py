@@ -26,7 +26,9 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from attnstep.data.model_card import DEFAULT_EXAMPLES
 from attnstep.errors import AttnstepError, first_line
 from attnstep.report.glyphs import max_abs, mean_bins
+from attnstep.text.codec import surface
 from attnstep.trace.cursor import StepCursor
+from attnstep.trace.forcing import forced_word_start
 from attnstep.trace.records import NO_ATTENTION_STAGE_COUNT, STAGE_COUNT, Trace
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.keybar import KeyBar
@@ -392,10 +394,11 @@ class AttnstepApp(App[None]):
             self.post_message(SourceReady(source))
 
     @work(thread=True, group="decode", exclusive=True, exit_on_error=False, description="decode")
-    def decode(self, compute: Callable[[], Trace], position: int, note: str) -> None:
-        trace = compute()
+    def decode(self, compute: Callable[[], TraceReady]) -> None:
+        """Post the new decoding ``compute`` makes (it blocks: this runs in a thread), unless cancelled."""
+        ready = compute()
         if not get_current_worker().is_cancelled:
-            self.post_message(TraceReady(trace, position, note))
+            self.post_message(ready)
 
     @work(
         thread=True, group="other", exclusive=True, exit_on_error=False, description="decode with the second checkpoint"
@@ -451,7 +454,7 @@ class AttnstepApp(App[None]):
         self.set_busy("translating…")
         source, reference, self.reference = self.source, self.reference, None
         if reference is None or not isinstance(source, ScoringSource):  # only a local model is given one
-            self.decode(lambda: source.translate(sentence), 0, "")
+            self.decode(lambda: TraceReady(source.translate(sentence), 0, ""))
         else:
 
             def given() -> Trace:
@@ -459,7 +462,7 @@ class AttnstepApp(App[None]):
                 self.original = source.translate(sentence)
                 return source.score_reference(sentence, reference)
 
-            self.decode(given, 0, "")
+            self.decode(lambda: TraceReady(given(), 0, ""))
 
     def model_for(self, what: str) -> TraceSource | None:
         """The model to do ``what`` with; None, once the user is told why it is not there."""
@@ -492,7 +495,8 @@ class AttnstepApp(App[None]):
         if step is None:
             self.notify("Take a step first (→): forcing replaces the word chosen at the current step.", markup=False)
             return
-        self.push_screen(ForceDialog(step), on_answer(lambda word: self.force(source, word)))
+        pieces = self.cursor is not None and self.cursor.trace.subword
+        self.push_screen(ForceDialog(step, pieces=pieces), on_answer(lambda word: self.force(source, word)))
 
     @on(CandidatesPanel.Chosen)
     def candidate_chosen(self, message: CandidatesPanel.Chosen) -> None:
@@ -504,7 +508,9 @@ class AttnstepApp(App[None]):
         cursor = self.cursor
         step = cursor.current if cursor else None
         assert cursor is not None and step is not None  # f and the Next-word panel force only at a step
-        if word.strip().lower() == step.candidates[0].token:  # the model's own choice: nothing to force
+        typed, top = word.strip(), step.candidates[0].token
+        own = typed == top or (typed == surface(top) if cursor.trace.subword else typed.lower() == top)
+        if own:  # the model's own choice: nothing to force
             if step.forced:
                 self.unforce(source, step.index)
             else:
@@ -514,17 +520,25 @@ class AttnstepApp(App[None]):
             return
         trace, t = cursor.trace, step.index
         self.set_busy("decoding…")
-        note = f"Forced {quote(word)} at step {t + 1}; decoding continued from there. u returns to the model's choice."
-        self.decode(lambda: source.force(trace, t, word), t + 1, note)
+
+        def forced() -> TraceReady:
+            new = source.force(trace, t, word)
+            # A word of several pieces was forced piece by piece: show the last of them.
+            end = next((s.index for s in new.steps[t:] if not s.forced), len(new.steps))
+            where = f"as {end - t} pieces, steps {t + 1}–{end}" if end - t > 1 else f"at step {t + 1}"
+            note = f"Forced {quote(word)} {where}; decoding continued from there. u returns to the model's choice."
+            return TraceReady(new, end, note)
+
+        self.decode(forced)
 
     def action_unforce(self) -> None:
         """Undo the last word forced, wherever it is: forcing keeps the steps before it, so the last
         forced step of a trace is the latest force."""
         source = self.model_for("Returning to the model's choice")
         if source is not None and self.cursor is not None:
-            self.unforce(
-                source, [s.index for s in self.cursor.trace.steps if s.forced][-1]
-            )  # check_action: there is one
+            trace = self.cursor.trace
+            last = [s.index for s in trace.steps if s.forced][-1]  # check_action: there is one
+            self.unforce(source, forced_word_start(trace, last))
 
     def unforce(self, source: TraceSource, t: int) -> None:
         cursor = self.cursor
@@ -533,7 +547,8 @@ class AttnstepApp(App[None]):
         self.set_busy("decoding…")
         # Stay on the current step if it comes before the one undone; steps after it may change.
         position = min(cursor.position, t + 1)
-        self.decode(lambda: source.unforce(trace, t), position, f"Step {t + 1} is the model's own choice again.")
+        note = f"Step {t + 1} is the model's own choice again."
+        self.decode(lambda: TraceReady(source.unforce(trace, t), position, note))
 
     def notify(
         self,
@@ -547,8 +562,9 @@ class AttnstepApp(App[None]):
         """A toast, on the main screen raised above the lines under the panels (the narration ends
         at the right, under where the toasts would stand)."""
         screen = self.screen
-        if isinstance(screen, MainScreen):
-            below = screen.size.height - self.query_one("#panels").region.bottom
+        panels = self.query_one("#panels").region if isinstance(screen, MainScreen) else None
+        if panels:  # laid out: before that, its region is empty and the rack would be lifted off the screen
+            below = screen.size.height - panels.bottom
             for rack in screen.query("#textual-toastrack"):  # Textual's, one a screen
                 rack.styles.margin = (0, 0, below, 0)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)

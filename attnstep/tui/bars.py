@@ -8,7 +8,7 @@ from attnstep.report.glyphs import num, prob
 from attnstep.trace.records import Trace
 from attnstep.tui.lines import LinesView, ViewT
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View, narrate, output_pieces, source_word
+from attnstep.tui.stages import View, attention_in_words, narrate, output_pieces, piece_text, source_word
 
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 
@@ -156,7 +156,10 @@ class SummaryLine(Bar[View]):
         line = Text()
         if view is None or view.step is None:
             return line
+        if view.in_words and view.trace.checkpoint.attends:
+            view = attention_in_words(view)
         step = view.step
+        assert step is not None  # the same step, its weights gathered into words
         if view.shows("softmax"):
             order = sorted(range(len(step.weights)), key=lambda i: -step.weights[i])[:items]
             line.append("attends: ", "bold")
@@ -167,7 +170,8 @@ class SummaryLine(Bar[View]):
             line.append("│ next: ", "bold")
             for c in step.candidates[:items]:
                 chosen = view.shows("pick") and c.token == step.chosen_token
-                line.append_text(safe_text(("▶" if chosen else "") + c.token, "bold" if chosen else ""))
+                label = piece_text(view.trace, c.token)
+                line.append_text(safe_text(("▶" if chosen else "") + label, "bold" if chosen else ""))
                 line.append(f" {prob(c.prob)}  ")
         line.rstrip()
         return line

@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from attnstep.report.glyphs import norm, num
+from attnstep.text.codec import surface
 from attnstep.text.subword import WORD_START, is_byte_piece
 from attnstep.text.words import UNK, detokenize
 from attnstep.trace.cursor import StepCursor
 from attnstep.trace.records import EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace
-from attnstep.trace.word_view import word_alignment, word_weights
+from attnstep.trace.word_view import word_alignment, word_states, word_weights
 from attnstep.tui.safe import visible
 
 
@@ -71,7 +72,7 @@ class View:
     stage: int = STAGE_COUNT
     state_scale: float = 1.0  # largest |mean bin| (glyphs.mean_bins) of any h_i: strips of h_i, a·h_i, C_t share it
     numbers: bool = False  # # pressed: the first numbers of the vectors, and log-probabilities, are shown
-    words: bool = False  # v pressed: the grid and the attention panel gather pieces into the user's words
+    words: bool = False  # v pressed: a subword model's pieces are gathered into the user's words, on every panel
 
     @cached_property
     def cursor(self) -> StepCursor:
@@ -95,6 +96,11 @@ class View:
     def partial_stage(self) -> Stage | None:
         """The stage a step shown in part (sub-step mode, before the pick) stops at; None when it is whole."""
         return self.current_stage if self.cursor.partial else None
+
+    @property
+    def in_words(self) -> bool:
+        """Whether the screen gathers pieces into the user's words: v pressed, on a subword model's trace."""
+        return self.words and self.trace.subword
 
     def shows(self, key: str) -> bool:
         """Whether the current step's quantity computed at stage ``key`` is on screen yet."""
@@ -120,6 +126,11 @@ def unknown(token: SourceToken) -> bool:
 def source_word(token: SourceToken) -> str:
     """A source token as the screen shows it: as the user wrote it, marked when the model never saw it."""
     return token.surface + UNKNOWN_MARK if unknown(token) else token.surface
+
+
+def piece_text(trace: Trace, token: str) -> str:
+    """An output token as the screen shows it: a subword piece without SentencePiece's word-start mark "▁"."""
+    return surface(token) if trace.subword else token
 
 
 def unknown_legend(trace: Trace) -> str | None:
@@ -152,7 +163,13 @@ NO_ATTENTION_NOTE = (
 
 
 def quote(token: str) -> str:
-    return f"“{visible(token)}”"
+    """A word or token in quotes, as a reader sees it: a subword piece without its word-start "▁"."""
+    return f"“{visible(surface(token))}”"
+
+
+def output_token(trace: Trace, token: str) -> str:
+    """An output token quoted for the narration, named a piece where the model writes pieces."""
+    return f"the piece {quote(token)}" if trace.subword and token != EOS_TOKEN else quote(token)
 
 
 def narrate(view: View) -> str:
@@ -166,22 +183,29 @@ def narrate(view: View) -> str:
             f"({num(trace.logprob / n)} a token); the model's own choice differs at {differ} (≠). → steps through it."
         )
     if step is None:
-        n = len(trace.source)
+        n, words_read = len(trace.source), len(trace.source_words)
         count = sum(map(unknown, trace.source))
-        read = f" ({count} of them unknown to the model, marked {UNKNOWN_MARK})" if count else ""
+        read = f"all {n} source words" if n == words_read else f"the {words_read} source words as {n} pieces"
+        if count:
+            read += f" ({count} of them unknown to the model, marked {UNKNOWN_MARK})"
+        first = "piece" if trace.subword else "word"
         if not trace.checkpoint.attends:
             return (
-                f"The encoder has read all {n} source words{read} and hands over only its final states, "
-                "c = [h→_n; h←_1]: the decoder sees nothing else. → decodes the first word; s goes stage by stage."
+                f"The encoder has read {read} and hands over only its final states, "
+                f"c = [h→_n; h←_1]: the decoder sees nothing else. → decodes the first {first}; s goes stage by stage."
             )
         return (
-            f"The encoder has read all {n} source words{read} and hands over {n} states h_1…h_{n}. "
-            "→ decodes the first word; s goes stage by stage."
+            f"The encoder has read {read} and hands over {n} states h_1…h_{n}. "
+            f"→ decodes the first {first}; s goes stage by stage."
         )
     t = step.index + 1
-    words = [source_word(s) for s in trace.source]
     if not trace.checkpoint.attends:
         return _narrate_without_attention(view, step)
+    if view.in_words:  # the source as the user's words, each with its pieces' weights summed
+        view = attention_in_words(view)
+        trace, step = view.trace, view.step
+        assert step is not None  # the same step, its weights gathered
+    words = [source_word(s) for s in trace.source]
     best = max(range(len(words)), key=lambda i: step.weights[i])
     stage = view.partial_stage
     if stage is None and trace.reference is not None:
@@ -193,7 +217,7 @@ def narrate(view: View) -> str:
         forced = " (forced)" if step.forced else ""
         return (
             f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}) and output "
-            f"{quote(step.chosen_token)}{forced}, p = {num(step.chosen_prob)}{beam_choice(trace, step)}. "
+            f"{output_token(trace, step.chosen_token)}{forced}, p = {num(step.chosen_prob)}{beam_choice(trace, step)}. "
             "s: stage by stage."
         )
     additive = trace.checkpoint.attention == "additive"
@@ -295,7 +319,7 @@ def word_brackets(trace: Trace) -> list[str]:
     return marks
 
 
-def _word_tokens(trace: Trace) -> tuple[SourceToken, ...]:
+def word_tokens(trace: Trace) -> tuple[SourceToken, ...]:
     """The user's words as source tokens; a word with a piece the model read byte by byte keeps that mark."""
     tokens = []
     for index, word in enumerate(trace.source_words):
@@ -305,20 +329,28 @@ def _word_tokens(trace: Trace) -> tuple[SourceToken, ...]:
     return tuple(tokens)
 
 
+def sentence_in_words(trace: Trace) -> Trace:
+    """The source side of the word view: one token per user's word, its state the mean of its pieces' h_i."""
+    return replace(trace, source=word_tokens(trace), words=(), encoder_states=word_states(trace), keys=None)
+
+
 def grid_in_words(view: View) -> View:
     """The grid's word view: a column per user's word (its pieces' weights summed) and a row per
-    output word (the mean of its pieces' rows, as ``trace.word_alignment`` computes them)."""
+    output word (the mean of its pieces' rows, as ``trace.word_alignment`` computes them), the
+    final <eos> a row of its own. The current step's row is its word's, labelled with the pieces
+    written so far ("stud…" until "ent" comes)."""
     trace = view.trace
     shown = trace.steps[: view.position]
     steps = []
-    for index, (word, row) in enumerate(word_alignment(trace, shown)):
+    for index, (word, row) in enumerate(word_alignment(trace, shown, eos=True)):
         pieces = shown[word.start : word.end]
+        text = word.text
+        if len(pieces) < word.end - word.start:  # decoding has reached only part of this word
+            text = "".join(p.chosen_token for p in pieces).replace(WORD_START, "") + "…"
         last = pieces[-1]
-        steps.append(
-            replace(last, index=index, weights=row, chosen_token=word.text, forced=any(p.forced for p in pieces))
-        )
-    # A step that only starts a word adds no row of its own: the row of its word grows instead.
-    words = replace(trace, source=_word_tokens(trace), words=(), steps=tuple(steps), encoder_states=None)
+        steps.append(replace(last, index=index, weights=row, chosen_token=text, forced=any(p.forced for p in pieces)))
+    # A step that only continues a word adds no row of its own: the row of its word grows instead.
+    words = replace(trace, source=word_tokens(trace), words=(), steps=tuple(steps), encoder_states=None)
     return replace(view, trace=words, position=len(steps))
 
 
@@ -331,7 +363,7 @@ def attention_in_words(view: View) -> View:
     """
     trace, step = view.trace, view.step
     if step is None:
-        return replace(view, trace=replace(trace, source=_word_tokens(trace), words=(), encoder_states=None))
+        return replace(view, trace=replace(trace, source=word_tokens(trace), words=(), encoder_states=None))
     words = trace.source_words
     weights = word_weights(trace, step.weights)
     scores = tuple(_logsumexp(step.scores[w.start : w.end]) for w in words)
@@ -346,7 +378,7 @@ def attention_in_words(view: View) -> View:
         states = tuple(averaged)
     current = replace(step, scores=scores, weights=weights)
     steps = (*trace.steps[: step.index], current, *trace.steps[step.index + 1 :])
-    return replace(view, trace=replace(trace, source=_word_tokens(trace), words=(), steps=steps, encoder_states=states))
+    return replace(view, trace=replace(trace, source=word_tokens(trace), words=(), steps=steps, encoder_states=states))
 
 
 def _logsumexp(values: Sequence[float]) -> float:

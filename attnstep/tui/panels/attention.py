@@ -45,7 +45,7 @@ class AttentionPanel(LinesView[View]):
         # view to step 1 (a new size would repaint every panel's scrollbar rows).
         header = fit(
             Text.assemble(
-                fit("word", word_width + 1, label),
+                fit("piece" if trace.subword and not view.in_words else "word", word_width + 1, label),
                 fit("score e", 8, label, right=True),
                 "  ",
                 fit("weight a", 5 + bar_width, label),
@@ -139,7 +139,7 @@ class AttentionPanel(LinesView[View]):
         return self._binned[1], self._binned[2]
 
     def show(self, view: View | None) -> None:
-        if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
+        if view is not None and view.in_words and view.trace.checkpoint.attends:
             view = attention_in_words(view)
         super().show(view)
         if view is None or view.step is None or not view.shows("softmax"):

@@ -12,7 +12,7 @@ from textual.message import Message
 
 from attnstep.report.glyphs import bar, prob
 from attnstep.tui.lines import LinesView, fit
-from attnstep.tui.stages import View
+from attnstep.tui.stages import View, piece_text
 
 WORD_WIDTH = 11
 BAR_WIDTH = 8
@@ -55,7 +55,8 @@ class CandidatesPanel(LinesView[View]):
         self.redraw()
 
     def build(self, view: View | None) -> list[Text]:
-        self.set_titles("Next word p(y_t)" + (", log p" if view is not None and view.numbers else ""))
+        unit = "piece" if view is not None and view.trace.subword else "word"
+        self.set_titles(f"Next {unit} p(y_t)" + (", log p" if view is not None and view.numbers else ""))
         dim, label = self.style_of("dim"), self.style_of("label")
         if view is None or view.step is None:
             return []
@@ -75,7 +76,9 @@ class CandidatesPanel(LinesView[View]):
             line = Text.assemble(
                 ("▶ " if is_chosen else "  ", chosen_style if is_chosen else ""),
                 fit(
-                    token + (view.trace.mark(step) if is_chosen else ""), WORD_WIDTH, chosen_style if is_chosen else ""
+                    piece_text(view.trace, token) + (view.trace.mark(step) if is_chosen else ""),
+                    WORD_WIDTH,
+                    chosen_style if is_chosen else "",
                 ),
                 f" {prob(p):>5} ",
                 # With #, the log-probability the model scored it with, in place of the bar.

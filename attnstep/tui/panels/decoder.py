@@ -10,7 +10,7 @@ from rich.text import Text
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View, state_name
+from attnstep.tui.stages import View, piece_text, state_name
 
 LABEL_WIDTH = 11
 TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
@@ -40,11 +40,12 @@ class DecoderPanel(LinesView[View]):
                 Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))
                 for name in (h, "C_t", f"[{h}; C_t]", "W_c", "h̃_t", "W_s")
             ]
-        previous = "the start symbol" if step.index == 0 else f"the word chosen at step {step.index}"
+        unit = "piece" if view.trace.subword else "word"
+        previous = "the start symbol" if step.index == 0 else f"the {unit} chosen at step {step.index}"
         lines = [
             Text.assemble(
                 fit("input", LABEL_WIDTH, label),
-                safe_text(step.input_token, self.style_of("chosen")),
+                safe_text(piece_text(view.trace, step.input_token), self.style_of("chosen")),
                 (f"  ({previous})", label),
             )
         ]

@@ -16,7 +16,7 @@ from attnstep.report.glyphs import fit_columns
 from attnstep.trace.records import Step, Trace
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import View, grid_in_words, source_word
+from attnstep.tui.stages import View, grid_in_words, piece_text, source_word
 
 MAX_LABEL = 10
 
@@ -28,7 +28,7 @@ def column_widths(trace: Trace, room: int | None = None, *, glyphs: bool = False
 
 def label_width(trace: Trace) -> int:
     """Cells of the row labels: a marker ("▶ "), the output word, a space."""
-    return min(MAX_LABEL, max([5, *(cell_len(visible(s.chosen_token)) for s in trace.steps)])) + 3
+    return min(MAX_LABEL, max([5, *(cell_len(visible(piece_text(trace, s.chosen_token))) for s in trace.steps)])) + 3
 
 
 def grid_width(trace: Trace, columns: int | None = None) -> int:
@@ -123,7 +123,9 @@ class AlignmentGrid(LinesView[View]):
 
     def row_label(self, step: Step, view: View) -> str:
         """The output word of a row (* when forced), "?" until the current step has picked it."""
-        word = step.chosen_token if step.index < view.position - 1 or view.shows("pick") else "?"
+        word = (
+            piece_text(view.trace, step.chosen_token) if step.index < view.position - 1 or view.shows("pick") else "?"
+        )
         return word + view.trace.mark(step)
 
     def label_width(self, trace: Trace) -> int:
@@ -138,7 +140,7 @@ class AlignmentGrid(LinesView[View]):
         return max((start for start in starts if start <= x), default=0)
 
     def show(self, view: View | None) -> None:
-        if view is not None and view.words and view.trace.subword and view.trace.checkpoint.attends:
+        if view is not None and view.in_words and view.trace.checkpoint.attends:
             view = grid_in_words(view)
         super().show(view)
         if (

@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
+from attnstep.trace.records import Trace
 from attnstep.tui.lines import LinesView, fit
-from attnstep.tui.stages import View, source_word, unknown_legend
+from attnstep.tui.stages import View, sentence_in_words, source_word, unknown_legend
 
 WORD_WIDTH = 12
 NUMBER_WIDTH = 7  # " -0.12" and a space
@@ -30,17 +31,23 @@ class SourcePanel(LinesView[View]):
         super().__init__(id=id, classes=classes)
         self.selected = 0  # index of the source word whose numbers are listed
         self.pointed = False  # the selected word is highlighted without the focus: a class's teacher points at it
+        self._in_words: tuple[Trace, Trace] | None = None  # (a trace, its source in the user's words)
 
     def action_select(self, delta: int) -> None:
         if self.view is None:
             return
-        self.selected = max(0, min(len(self.view.trace.source) - 1, self.selected + delta))
+        self.selected = max(0, min(len(self.sentence(self.view).source) - 1, self.selected + delta))
         self.redraw()
         self.scroll_into_view(self.selected + 1)
 
     def show(self, view: View | None) -> None:
         # The encoder states belong to the sentence, not the step: nothing to redraw on a move.
-        if view is None or self.view is None or view.trace is not self.view.trace:
+        if (
+            view is None
+            or self.view is None
+            or view.trace is not self.view.trace
+            or view.in_words != self.view.in_words
+        ):
             super().show(view)
         self.view = view
 
@@ -61,13 +68,14 @@ class SourcePanel(LinesView[View]):
         self.set_titles(self.TITLE)
         if view is None:
             return [Text("No sentence yet: press n to type one.", style=self.style_of("dim"))]
-        trace = view.trace
+        trace = self.sentence(view)
         states = trace.encoder_states
+        unit = "piece" if trace.subword and not view.in_words else "word"
         label = self.style_of("label")
         width = STATE_CELLS  # binned as a·h_i and C_t are, so the three can be compared cell by cell
         lines = [
             Text.assemble(
-                fit(" #", 3, label), fit("word", WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label)
+                fit(" #", 3, label), fit(unit, WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label)
             )
         ]
         if states is None:
@@ -94,15 +102,25 @@ class SourcePanel(LinesView[View]):
         legend = unknown_legend(trace)
         if legend:
             lines.append(Text(legend, style=label))
+        if view.in_words:
+            lines.append(Text("v: a word's h is the mean of its pieces' h_i", style=label))
         token, state = trace.source[self.selected], states[self.selected]
         lines.append(
             Text.assemble(
                 (f"h_{self.selected + 1} ", label),
                 fit(source_word(token), WORD_WIDTH),
-                (f" {len(state)} numbers (↑/↓: other word)", label),
+                (f" {len(state)} numbers (↑/↓: other {unit})", label),
             )
         )
         per_line = max(1, (self.size.width - 1) // NUMBER_WIDTH)  # the last column is the scrollbar's
         for start in range(0, len(state), per_line):
             lines.append(Text("".join(f"{num(x):>{NUMBER_WIDTH}}" for x in state[start : start + per_line])))
         return lines
+
+    def sentence(self, view: View) -> Trace:
+        """The trace's source as listed: its tokens, or in the word view its words (made once per trace)."""
+        if not view.in_words:
+            return view.trace
+        if self._in_words is None or self._in_words[0] is not view.trace:
+            self._in_words = (view.trace, sentence_in_words(view.trace))
+        return self._in_words[1]

@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from attnstep.errors import AttnstepError
 from attnstep.report.glyphs import prob
+from attnstep.text.codec import surface
 from attnstep.text.words import MAX_SOURCE_CHARS
 from attnstep.trace.records import Step
 from attnstep.tui.safe import safe_text, visible
@@ -104,30 +105,39 @@ class SentenceDialog(Dialog):
 
 
 class ForceDialog(Dialog):
-    """Pick one of the step's top-k words or type any word of the target vocabulary."""
+    """Pick one of the step's top-k tokens or type any word the model can write; a subword model
+    writes a typed word that is not one piece as its pieces, each forced in turn."""
 
-    def __init__(self, step: Step) -> None:
+    def __init__(self, step: Step, *, pieces: bool = False) -> None:
         super().__init__()
         self.step = step
+        self.pieces = pieces  # the model writes subword pieces: the list is of pieces, shown without "▁"
+
+    def label(self, token: str) -> str:
+        return surface(token) if self.pieces else token
 
     def compose(self) -> ComposeResult:
         step = self.step
         with Vertical(classes="dialog"):
-            model_choice = step.candidates[0].token  # the greedy choice, whether or not this step was forced
+            model_choice = self.label(
+                step.candidates[0].token
+            )  # the greedy choice, whether or not this step was forced
             yield Label(
                 Text.assemble(
-                    f"Force a word at step {step.index + 1} (the model's choice: ", safe_text(model_choice), "):"
+                    f"Force a {'piece' if self.pieces else 'word'} at step {step.index + 1} (the model's choice: ",
+                    safe_text(model_choice),
+                    "):",
                 )
             )
             yield OptionList(
                 *[
-                    Option(Text.assemble(safe_text(c.token), f"  {prob(c.prob)}"), id=str(i))
+                    Option(Text.assemble(safe_text(self.label(c.token)), f"  {prob(c.prob)}"), id=str(i))
                     for i, c in enumerate(step.candidates)
                 ],
                 id="candidates",
             )
             yield Input(
-                placeholder="…or type a word and press Enter",
+                placeholder="…or type a word and press Enter" + (" (its pieces forced in turn)" if self.pieces else ""),
                 id="word",
                 select_on_focus=False,
                 max_length=MAX_SOURCE_CHARS,
