@@ -88,6 +88,26 @@ async def test_the_source_panel_has_a_title_and_its_numbers_fit(stepper, size):
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 @async_test
+async def test_a_trace_without_vectors_says_so_whole_in_the_source_and_decoder_panels(stepper, size):
+    from attnstep.tui import replay_app
+
+    app = replay_app(stepper.translate(SENTENCE).without_vectors(), "a dump with --no-vectors")
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        await settle(pilot)
+        for name in ("source", "decoder"):
+            panel = app.panels[name]
+            panel.display = True  # the tabbed layout shows one panel at a time
+            await pilot.pause()
+            shown = panel.plain_lines
+            room = panel.scrollable_content_region.width
+            assert all(cell_len(line) <= room for line in shown), name
+            assert "(dumped with --no-vectors)." in " ".join(line.strip() for line in shown), name
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@async_test
 async def test_the_example_picker_shows_the_lecture_sentence_whole(stepper, size):
     app = app_on(stepper, sentence=None, examples=("Je suis étudiant.", EEA))
     async with app.run_test(size=size) as pilot:

@@ -6,9 +6,14 @@ SVG (tests/__snapshots__/) before committing it.
 
 from __future__ import annotations
 
-import pytest
+import math
+from dataclasses import replace
 
-from tests.tui_helpers import app_on, settle
+import pytest
+import textual.constants
+
+from attnstep.tui import replay_app
+from tests.tui_helpers import SENTENCE, app_on, settle
 
 WIDE, SMALL = (140, 40), (80, 24)
 
@@ -112,3 +117,44 @@ class TestNoAttention:
 
         engine = Stepper(load_checkpoint(no_attention_checkpoint))
         assert snap_compare(app_on(engine), terminal_size=size, run_before=after("right", "s", "s"))
+
+
+# Each step's strongest weight, one per level of the legend and on both sides of its edges
+# (glyphs.weight_level: .2 .4 .6 .8); the rest of the row is shared out so that it sums to 1.
+PEAKS = (0.95, 0.81, 0.79, 0.61, 0.59, 0.41, 0.39, 0.21, 0.19)
+
+
+def graded_trace(stepper):
+    """The tiny model's decoding with weights set to cover every level of the legend: its own
+    weights are all under .2, so its grids show only the lowest level (a pinned grid once showed
+    one shade for every weight, and nobody saw it). Scores are log a, so softmax(e) = a still holds;
+    the vectors are dropped, since no C_t = Σ a h would match the new weights."""
+    trace = stepper.translate(SENTENCE).without_vectors()
+    n = len(trace.source)
+    steps = []
+    for step in trace.steps:
+        peak = PEAKS[step.index % len(PEAKS)]
+        second = (1 - peak) * 0.6
+        rest = (1 - peak - second) / (n - 2)
+        weights = [rest] * n
+        weights[step.index % n], weights[(step.index + 3) % n] = peak, second
+        steps.append(replace(step, weights=tuple(weights), scores=tuple(math.log(w) for w in weights)))
+    return replace(trace, steps=tuple(steps))
+
+
+class TestGradedWeights:
+    """The grid and the map over weights of every level: a ramp in colour, shade glyphs without."""
+
+    @pytest.mark.parametrize("colours", ["truecolor", "16"])
+    def test_grid(self, snap_compare, stepper, monkeypatch, colours):
+        # e: the whole decoding; the grid's cells from the page (under .2) to the ink (.8 and more)
+        if colours == "16":
+            monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "standard")
+        app = replay_app(graded_trace(stepper), "graded")
+        assert snap_compare(app, terminal_size=LECTURE, run_before=after("e"))
+
+    def test_map_no_color(self, snap_compare, stepper, monkeypatch):
+        # e then m with NO_COLOR: the map in shade glyphs ·░▒▓█, as its legend says
+        monkeypatch.setenv("NO_COLOR", "1")
+        app = replay_app(graded_trace(stepper), "graded")
+        assert snap_compare(app, terminal_size=LECTURE, run_before=after("e", "m"))

@@ -51,10 +51,8 @@ class DecoderPanel(LinesView[View]):
         ]
         hidden, context, concat, attentional = step.hidden, step.context, step.concat, step.attentional
         if hidden is None or context is None or concat is None or attentional is None:  # dropped together
-            lines.append(
-                Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim)
-            )
-            return lines
+            note = Text("h_t, C_t, [h_t; C_t] and h̃_t are not in this trace (dumped with --no-vectors).", style=dim)
+            return lines + list(note.wrap(self.app.console, max(20, self.size.width - 1)))
         context_scale = view.state_scale  # C_t is a weighted mean of the h_i: the same scale
 
         def row(name: str, stage: str, cells: Text, note: str, vector: Sequence[float] | None = None) -> list[Text]:

@@ -83,10 +83,8 @@ class SourcePanel(LinesView[View]):
                 Text.assemble(fit(f"{i + 1:>2} ", 3, label), fit(source_word(t), WORD_WIDTH))
                 for i, t in enumerate(trace.source)
             ]
-            lines.append(
-                Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim"))
-            )
-            return lines
+            note = Text("Encoder states are not in this trace (dumped with --no-vectors).", style=self.style_of("dim"))
+            return lines + list(note.wrap(self.app.console, max(20, self.size.width - 1)))
         scale = view.state_scale
         self.selected = min(self.selected, len(trace.source) - 1)
         for i, (token, state) in enumerate(zip(trace.source, states)):
