@@ -6,6 +6,7 @@ choice of a word that is not the top one is said so, and the beam view counts st
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -69,12 +70,13 @@ async def test_stepping_through_the_stages_of_every_model(checkpoints, attention
                 assert candidates == [f"appears at stage {len(stages) - 1} (W_s)"]
         step = trace.steps[0]
         hidden, concat, attentional = len(step.hidden), len(step.concat), len(step.attentional)
+        vocabulary = len(json.loads((checkpoints[attention] / "tgt_vocab.json").read_text())["tokens"])
         assert "“<bos>” (the start symbol; <END> in some diagrams)" in said["rnn"]
         assert f"[{state}; C_t] puts {state} and C_t end to end" in said["concat"]
         assert f"{hidden} + {concat - hidden} = {concat} numbers" in said["concat"]
         assert f"h̃_t = tanh(W_c[{state}; C_t]), {concat} → {attentional} numbers" in said["feed_forward"]
         assert (
-            "W_s scores every token of the vocabulary" in said["output"]
+            f"W_s scores each of the {vocabulary:,} tokens of the vocabulary" in said["output"]
             and f"{num(step.candidates[0].prob)}" in said["output"]
         )
         assert ",:" not in " ".join(said.values())
@@ -84,7 +86,7 @@ async def test_stepping_through_the_stages_of_every_model(checkpoints, attention
         assert both[:left] == decoder_row(app, state)[LABEL_WIDTH : LABEL_WIDTH + left] and both[left] == "│"
         assert both[left + 1 : left + 1 + right] == decoder_row(app, "C_t")[LABEL_WIDTH : LABEL_WIDTH + right]
         assert decoder_row(app, "W_c").endswith(f"h̃_t = tanh(W_c[{state}; C_t]), {concat} → {attentional}")
-        assert decoder_row(app, "W_s").endswith(f"softmax(W_s h̃_t + b), {attentional} → |V|")
+        assert decoder_row(app, "W_s").endswith(f"softmax(W_s h̃_t + b), {attentional} → {vocabulary:,}")
 
 
 def test_additive_keys_are_named_as_its_formula_names_them(checkpoints):

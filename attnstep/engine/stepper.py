@@ -105,6 +105,7 @@ class Stepper:
             source_language=str(checkpoint.meta.get("source_language", "")),
             target_language=str(checkpoint.meta.get("target_language", "")),
             tokenizer=self.codec.kind,
+            target_vocab_size=len(checkpoint.tgt_vocab),
         )
 
     # --- what the UI may call -------------------------------------------------------------

@@ -128,6 +128,7 @@ class CheckpointInfo:
     source_language: str
     target_language: str
     tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece
+    target_vocab_size: int = 0  # the tokens W_s scores; 0: not recorded (older traces)
 
     @property
     def attends(self) -> bool:

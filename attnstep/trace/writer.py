@@ -2,7 +2,7 @@
 
 JSON layout (``format_version`` 2; the schema is ``attnstep/trace/schema.json``)::
 
-    format_version, checkpoint{…, tokenizer}, source[{surface, token, id, word}],
+    format_version, checkpoint{…, tokenizer, target_vocab_size}, source[{surface, token, id, word}],
     words[{text, start, end}], encoder_states[n][M], keys[n][K]?, v_a[A]?,
     steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional, query?,
            candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],

@@ -294,9 +294,16 @@ def _narrate_decoder(view: View, step: Step, key: str) -> str:
     top = step.candidates[0]
     numbers = "h̃_t" if attentional is None else f"the {len(attentional)} numbers of h̃_t"
     return (
-        f"The output layer W_s scores every token of the vocabulary from {numbers}; softmax makes the scores "
+        f"The output layer W_s scores each of the {vocabulary_size(trace)} tokens of the vocabulary from {numbers}; "
+        "softmax makes the scores "
         f"p(y_t): most likely {quote(top.token)} {num(top.prob)}."
     )
+
+
+def vocabulary_size(trace: Trace) -> str:
+    """How many tokens W_s scores, "8,000"; "|V|" for a trace written before that was recorded."""
+    size = trace.checkpoint.target_vocab_size
+    return f"{size:,}" if size else "|V|"
 
 
 def model_choice(step: Step) -> str:

@@ -10,7 +10,7 @@ from rich.text import Text
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View, piece_text, state_name
+from attnstep.tui.stages import View, piece_text, state_name, vocabulary_size
 
 LABEL_WIDTH = 11
 TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
@@ -104,7 +104,12 @@ class DecoderPanel(LinesView[View]):
                 f"‖h̃_t‖ {num(norm(attentional))}",
                 attentional,
             ),
-            *row("W_s", "output", Text(f"p(y_t) = softmax(W_s h̃_t + b), {len(attentional)} → |V|"), ""),
+            *row(
+                "W_s",
+                "output",
+                Text(f"p(y_t) = softmax(W_s h̃_t + b), {len(attentional)} → {vocabulary_size(view.trace)}"),
+                "",
+            ),
             Text(""),
         ]
         per = len(context) // STATE_CELLS
