@@ -8,6 +8,7 @@ import pytest
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from textual import events
+from textual.widgets import Input
 
 from attnstep.commands.translate import translate_app
 from attnstep.data.model_card import DEFAULT_EXAMPLES
@@ -216,6 +217,23 @@ async def test_new_sentence_and_refusal_in_place(stepper):
         await settle(pilot)
         assert [t.surface for t in app.cursor.trace.source] == ["un", "chien", "noir"]
         assert app.cursor.position == 0
+
+
+@async_test
+async def test_esc_then_a_key_within_the_escape_delay_closes_the_box_and_presses_the_key(stepper):
+    """A quick Esc n reaches the app as one alt+n: it typed an "n" into the box Esc was closing."""
+    app = app_on(stepper, sentence=None)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        first = app.screen
+        assert isinstance(first, SentenceDialog)
+        await pilot.press("alt+n")  # Esc, then n: a new box, empty
+        await settle(pilot)
+        assert isinstance(app.screen, SentenceDialog) and app.screen is not first
+        assert app.screen.query_one("#sentence", Input).value == ""
+        await pilot.press("alt+q")  # Esc, then q: the app quits
+        await settle(pilot)
+    assert app.return_code == 0  # the q reached the app
 
 
 @async_test

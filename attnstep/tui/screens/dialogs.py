@@ -7,6 +7,7 @@ what to do with it.
 from __future__ import annotations
 
 import contextlib
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -42,11 +43,24 @@ def on_answer(then: Callable[[str], None]) -> Callable[[str | None], None]:
     return answered
 
 
+# A terminal sends Esc as the first byte of other keys too, so Esc and a key pressed within Textual's
+# escape delay (0.1 s) arrive as one "alt+key": a quick "Esc n" then typed an "n" into the box that
+# Esc was closing. Here such a key is what the user meant: Esc, then the key, for the app.
+ESCAPED_KEYS = string.ascii_lowercase + string.digits
+
+
 class Dialog(ModalScreen[str | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "cancel"),
+        *(Binding(f"alt+{key}", f"cancel_then('{key}')", show=False, priority=True) for key in ESCAPED_KEYS),
+    ]
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_cancel_then(self, key: str) -> None:
+        self.dismiss(None)
+        self.app.simulate_key(key)
 
     def complain(self, message: str) -> None:
         self.query_one("#problem", Label).update(safe_text(message))
