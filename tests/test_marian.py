@@ -25,6 +25,9 @@ from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
 
 transformers = pytest.importorskip("transformers")
 
+# Every test here needs the Marian fixture, built once with transformers and SentencePiece (~5 s).
+pytestmark = pytest.mark.slow
+
 SENTENCES = [
     "Une voiture rouge est garée devant la maison.",
     "Un chien noir court dans la rue.",
@@ -172,7 +175,6 @@ def _generated(sequences: torch.Tensor, eos: int) -> list[list[int]]:
     return rows
 
 
-@pytest.mark.slow
 def test_tokenization_is_marian_tokenizers(ours, their_tokenizer):
     texts = [*SENTENCES, "日本 est loin.", ">>fr<< Un chien.", "", "  deux   espaces  "]
     for text in texts:
@@ -184,7 +186,6 @@ def test_tokenization_is_marian_tokenizers(ours, their_tokenizer):
     )
 
 
-@pytest.mark.slow
 def test_greedy_is_generates_token_for_token(ours, theirs):
     src, mask = _batch(ours, SENTENCES)
     settings = ours.generation
@@ -199,7 +200,6 @@ def test_greedy_is_generates_token_for_token(ours, theirs):
     assert alone[0].tokens == got[3]
 
 
-@pytest.mark.slow
 def test_every_layer_and_head_attends_as_transformers(ours, theirs):
     """Each step's cross- and self-attention weights (per layer, per head) and log-probabilities, against
     transformers' eager attention on the same prefix."""
@@ -233,7 +233,6 @@ def test_every_layer_and_head_attends_as_transformers(ours, theirs):
     assert spread > 0.1  # not near-uniform: the comparison could have failed
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("beams", "length_penalty", "early_stopping"), [(4, 1.0, False), (3, 0.6, True), (5, 2.0, "never")]
 )
@@ -263,7 +262,6 @@ def test_beam_search_is_generates(ours, theirs, beams, length_penalty, early_sto
     torch.testing.assert_close(torch.tensor([h.score for h in got]), expected.sequences_scores, atol=1e-4, rtol=0)
 
 
-@pytest.mark.slow
 def test_pytorch_model_bin_loads_the_same_model(ours, marian_bin_folder):
     from_bin = load_marian(marian_bin_folder)
     src, mask = _batch(ours, SENTENCES)

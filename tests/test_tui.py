@@ -417,6 +417,7 @@ async def test_hidden_tabs_build_their_lines_when_shown(stepper):
     [((160, 48), ["tab", "tab"]), ((80, 24), ["tab", "shift+tab"] * 8), ((80, 24), ["s"] * 30)],
     ids=["wide-tab", "small-tab", "small-held-s"],
 )
+@pytest.mark.slow
 @async_test
 async def test_bursts_of_keys_leave_the_app_answering(stepper, size, keys):
     app = app_on(stepper)

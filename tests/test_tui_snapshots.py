@@ -15,6 +15,9 @@ import textual.constants
 from attnstep.tui import replay_app
 from tests.tui_helpers import SENTENCE, app_on, settle
 
+# Each renders a whole app to SVG (~0.7 s): they run in the full suite, not the fast one.
+pytestmark = pytest.mark.slow
+
 WIDE, SMALL = (140, 40), (80, 24)
 
 
@@ -41,7 +44,6 @@ class TestWide:
         # → then s s s: step 2 stopped at stage 3 (softmax), the attention panel highlighted
         assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after("right", "s", "s", "s"))
 
-    @pytest.mark.slow
     def test_forced_word(self, snap_compare, stepper):
         # → → then f ↓ Enter: the second candidate forced at step 2, decoding continued
         assert snap_compare(
@@ -54,7 +56,6 @@ class TestSmall:
         # → → →: at 80×24 the attention tab, with the key numbers on the summary line
         assert snap_compare(app_on(stepper), terminal_size=SMALL, run_before=after("right", "right", "right"))
 
-    @pytest.mark.slow
     def test_grid_tab(self, snap_compare, stepper):
         # → → → then Tab ×3: the alignment grid tab
         assert snap_compare(
@@ -93,7 +94,6 @@ class TestViews:
             app_on(stepper), terminal_size=size, run_before=after("right", "right", "right", "m", "number_sign")
         )
 
-    @pytest.mark.slow
     @pytest.mark.parametrize("size", [SMALL, LECTURE], ids=["80x24", "160x48"])
     def test_before_after(self, snap_compare, stepper, size):
         # → → then f ↓ Enter, then c: the second candidate forced at step 2, both decodings side by side
@@ -108,7 +108,6 @@ class TestViews:
 
 
 class TestNoAttention:
-    @pytest.mark.slow
     @pytest.mark.parametrize("size", [SMALL, WIDE], ids=["80x24", "140x40"])
     def test_context_stage(self, snap_compare, no_attention_checkpoint, size):
         # → then s s: step 2 at its context stage; the attention tab explains that there is none

@@ -51,6 +51,7 @@ def decoder_row(app, label: str) -> str:
     return next(line for line in app.panels["decoder"].plain_lines if line.startswith(label + " "))
 
 
+@pytest.mark.slow  # every scorer, stage by stage: ~1 s each
 @async_test
 @pytest.mark.parametrize("attention", ATTENTION_TYPES)
 async def test_stepping_through_the_stages_of_every_model(checkpoints, attention):
