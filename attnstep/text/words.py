@@ -15,6 +15,7 @@ Inputs are refused (with a one-line :class:`AttnstepError`) when empty, longer t
 :data:`MAX_SOURCE_TOKENS` tokens or :data:`MAX_SOURCE_CHARS` characters, or when they
 contain control characters (C0/C1 controls other than tab/newline, bidi overrides):
 such characters have no meaning in a sentence to translate and could rewrite a terminal.
+A lone surrogate (a command-line byte that was not UTF-8) is refused as not UTF-8.
 """
 
 from __future__ import annotations
@@ -56,11 +57,20 @@ def _check_characters(text: str) -> None:
     for position, char in enumerate(text):
         if char in "\t\n\r":
             continue
-        if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise AttnstepError(f"the sentence is not valid UTF-8 ({_undecodable(char)} at position {position})")
+        if category == "Cc" or char in _BIDI_CONTROLS:
             raise AttnstepError(
                 f"the sentence contains control character U+{ord(char):04X} at position {position}; "
                 "remove it and try again"
             )
+
+
+def _undecodable(surrogate: str) -> str:
+    """What a lone surrogate stands for: Python decodes a command-line byte that is not UTF-8 as U+DC80 + the byte."""
+    code = ord(surrogate)
+    return f"byte 0x{code - 0xDC00:02X}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
 
 
 def check_sentence(text: str) -> None:
