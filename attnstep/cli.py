@@ -549,9 +549,10 @@ def serve(
         spares=max_sessions if spares is None else spares,
     )
     try:
-        run(settings, top_k, beam)
+        signum = run(settings, top_k, beam)
     except OSError as exc:
         raise AttnstepError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    raise Stopped(signum)  # the class was ended cleanly; the status and the line say how, as for any command
 
 
 @serve_app.command("add-user")

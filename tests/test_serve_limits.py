@@ -137,9 +137,8 @@ async def test_a_window_over_65535_neither_leaks_a_pty_nor_ends_the_session(tiny
 # --- 4 and 5. the terminal is given back --------------------------------------------------------
 
 
-@async_test
-async def test_sigterm_says_goodbye_and_restores_every_terminal(tiny_checkpoint, tmp_path):
-    """The real `attnstep serve` process, stopped as a service manager stops it."""
+async def start_real_server(checkpoint, tmp_path) -> tuple[asyncio.subprocess.Process, int]:
+    """The real `attnstep serve` process for ann and bob, listening: it and its port."""
     passwords = tmp_path / "passwords"
     add_user(passwords, "ann", PASSWORD)
     add_user(passwords, "bob", PASSWORD)
@@ -149,7 +148,7 @@ async def test_sigterm_says_goodbye_and_restores_every_terminal(tiny_checkpoint,
         "from attnstep.cli import main; main()",
         "serve",
         "--checkpoint",
-        str(tiny_checkpoint),
+        str(checkpoint),
         "--port",
         "0",
         "--passwords",
@@ -158,10 +157,22 @@ async def test_sigterm_says_goodbye_and_restores_every_terminal(tiny_checkpoint,
         str(tmp_path / "host_key"),
         stderr=subprocess.PIPE,
     )
+    while b"students connect with" not in (line := await asyncio.wait_for(server.stderr.readline(), 120)):
+        assert line, "the server did not start"
+    return server, int(line.split(b"ssh -p ")[1].split()[0])
+
+
+async def stopped_with(server: asyncio.subprocess.Process) -> tuple[int, list[str]]:
+    """A stopped server's exit status and its last lines on stderr."""
+    rest = await asyncio.wait_for(server.stderr.read(), 60)
+    return await asyncio.wait_for(server.wait(), 60), rest.decode().splitlines()
+
+
+@async_test
+async def test_sigterm_says_goodbye_and_restores_every_terminal(tiny_checkpoint, tmp_path):
+    """The real `attnstep serve` process, stopped as a service manager stops it: 143 and one line, as the README says."""
+    server, port = await start_real_server(tiny_checkpoint, tmp_path)
     try:
-        while b"students connect with" not in (line := await asyncio.wait_for(server.stderr.readline(), 120)):
-            assert line, "the server did not start"
-        port = int(line.split(b"ssh -p ")[1].split()[0])
         async with connect(port, "ann") as a, connect(port, "bob") as b:
             ann = await open_on_sentence(a)
             bob = await Screen.open(b)
@@ -170,7 +181,22 @@ async def test_sigterm_says_goodbye_and_restores_every_terminal(tiny_checkpoint,
             for screen in (ann, bob):
                 assert_restored_then(await screen.rest(), b"the class has ended. Goodbye!")
                 assert screen.process.exit_status == 0
-        assert await asyncio.wait_for(server.wait(), 60) == 0
+        status, lines = await stopped_with(server)
+        assert (status, lines[-1]) == (128 + signal.SIGTERM, "attnstep: terminated")
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+@async_test
+async def test_ctrl_c_ends_the_server_with_130_and_one_line(tiny_checkpoint, tmp_path):
+    server, _ = await start_real_server(tiny_checkpoint, tmp_path)
+    try:
+        server.send_signal(signal.SIGINT)
+        status, lines = await stopped_with(server)
+        assert (status, lines[-1]) == (128 + signal.SIGINT, "attnstep: interrupted")
+        assert not any("Traceback" in line for line in lines)
     finally:
         if server.returncode is None:
             server.kill()

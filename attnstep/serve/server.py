@@ -429,19 +429,27 @@ class Session:
             self.master = -1
 
 
-def run(settings: ServeSettings, top_k: int, beam: int | None = None) -> None:
-    """Load the model once, then serve until SIGINT or SIGTERM (what `attnstep serve` runs)."""
-    asyncio.run(serve(settings, ModelService.load(settings.checkpoint, top_k, beam)))
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-async def serve(settings: ServeSettings, service: ModelService) -> None:
-    """Run until SIGINT or SIGTERM, then end every session with a message."""
+def run(settings: ServeSettings, top_k: int, beam: int | None = None) -> int:
+    """Load the model once, then serve until a stop signal (what `attnstep serve` runs); the signal's number."""
+    return asyncio.run(serve(settings, ModelService.load(settings.checkpoint, top_k, beam)))
+
+
+async def serve(settings: ServeSettings, service: ModelService) -> int:
+    """Run until SIGINT, SIGTERM or SIGHUP, then end every session with a message; the signal's number."""
     server = ClassServer(settings, service)
     port = await server.start()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop: asyncio.Future[int] = loop.create_future()
+
+    def stopped_by(signum: int) -> None:
+        if not stop.done():  # a second signal while shutting down changes nothing
+            stop.set_result(signum)
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stopped_by, sig)
     teachers = ", ".join(sorted(settings.accounts.teachers)) or "none"
     log.info(
         "serving %s on %s port %d; host key %s; teachers: %s",
@@ -455,7 +463,7 @@ async def serve(settings: ServeSettings, service: ModelService) -> None:
     if settings.spares:
         log.info("starting %d spare sessions, for students who log in at once", settings.spares)
     try:
-        await stop.wait()
+        return await stop
     finally:
         log.info("shutting down: ending %d sessions", len(server.sessions))
         await server.close("the server is shutting down; the class has ended. Goodbye!")
