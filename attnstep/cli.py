@@ -317,7 +317,10 @@ def dump(
     sentence: Annotated[str | None, typer.Argument(help="Sentence to translate (or use --input).")] = None,
     checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
     input: Annotated[
-        Path | None, typer.Option("--input", "-i", help="File with one sentence a line; writes JSON Lines.")
+        Path | None,
+        typer.Option(
+            "--input", "-i", help="File with one sentence a line (- or a pipe: read as it comes); writes JSON Lines."
+        ),
     ] = None,
     output: Annotated[
         Path | None,

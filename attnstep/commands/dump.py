@@ -4,10 +4,15 @@ or, with ``--format pharaoh``, each sentence's alignment links as fast_align wri
 from __future__ import annotations
 
 import itertools
+import os
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from attnstep.data.files import output, output_name
 from attnstep.engine.stepper import Stepper, load_stepper
@@ -64,16 +69,39 @@ def dump_sentence(
         handle.write(data)
 
 
-def stream_sentences(path: Path) -> Iterator[str]:
-    """The sentences of a file given with --input, one a line, read as they are needed (a file of any length)."""
+STDIN = "-"  # the --input that means standard input
+
+
+@contextmanager
+def open_input(path: Path) -> Iterator[IO[bytes]]:
+    """--input's file, or standard input for ``-``, as bytes; every failure to open is one line."""
+    if str(path) == STDIN:
+        yield sys.stdin.buffer
+        return
     try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                yield line.rstrip("\n")
-    except UnicodeDecodeError:
-        raise AttnstepError(f"{path} is not UTF-8 text") from None
+        # Opened outside ``with``: an OSError of the body's (a write to a closed pipe) is not a failure to read.
+        handle = open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise AttnstepError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        yield handle
+
+
+def read_sentences(handle: IO[bytes], name: str) -> Iterator[str]:
+    """The sentences of an open --input, one a line, read as they are needed (a file of any length, a pipe)."""
+    try:
+        for line in handle:
+            yield line.decode("utf-8").rstrip("\n")
+    except UnicodeDecodeError:
+        raise AttnstepError(f"{name} is not UTF-8 text") from None
+    except OSError as exc:
+        raise AttnstepError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def stream_sentences(path: Path) -> Iterator[str]:
+    """The sentences of the file ``path``, one a line, read as they are needed."""
+    with open_input(path) as handle:
+        yield from read_sentences(handle, str(path))
 
 
 def _source(stepper: Stepper, number: int, sentence: str) -> tuple[SourceToken, ...]:
@@ -83,14 +111,20 @@ def _source(stepper: Stepper, number: int, sentence: str) -> tuple[SourceToken, 
         raise AttnstepError(f"line {number}: {exc}") from None
 
 
-def check_lines(stepper: Stepper, path: Path) -> int:
-    """Tokenize every line before any is decoded, so a bad line is refused before output is written; → count."""
-    count = 0
-    for count, sentence in enumerate(stream_sentences(path), start=1):
-        _source(stepper, count, sentence)
-    if not count:
-        raise AttnstepError(f"{path} has no sentences")
-    return count
+def line_count(handle: IO[bytes]) -> int | None:
+    """How many lines a regular file holds, for the progress bar, counted and rewound; None for
+    a pipe or a terminal, which can be read only once."""
+    try:
+        regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+    except (OSError, ValueError):  # no descriptor: a test's stdin
+        return None
+    if not regular:
+        return None
+    count, last = 0, b""
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        count, last = count + block.count(b"\n"), block
+    handle.seek(0)
+    return count + (1 if last and not last.endswith(b"\n") else 0)
 
 
 def trace_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, precision: int | None) -> Iterator[bytes]:
@@ -129,11 +163,18 @@ def dump_file(
     alpha: float = DEFAULT_ALPHA,
 ) -> None:
     stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
-    total = check_lines(stepper, input)
-    written = 0
-    with Meter(total, "tracing") as meter, output(out) as handle:
-        for done, line in enumerate(rendered_lines(stepper, stream_sentences(input), batch_size, form), start=1):
+    written = done = 0
+    with open_input(input) as source, Meter(line_count(source), "tracing") as meter, output(out) as handle:
+        for done, line in enumerate(
+            rendered_lines(stepper, read_sentences(source, _input_name(input)), batch_size, form), 1
+        ):
             handle.write(line)
             written += len(line)
             meter.update(done)
-    meter.finish(f"{total} {form.noun}, {size_text(written)}, written to {output_name(out)}")
+        if not done:
+            raise AttnstepError(f"{_input_name(input)} has no sentences")
+    meter.finish(f"{done} {form.noun}, {size_text(written)}, written to {output_name(out)}")
+
+
+def _input_name(path: Path) -> str:
+    return "standard input" if str(path) == STDIN else str(path)

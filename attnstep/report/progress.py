@@ -21,7 +21,7 @@ class Meter:
     just the summary line: what was done and how long it took.
     """
 
-    def __init__(self, total: int, label: str) -> None:
+    def __init__(self, total: int | None, label: str) -> None:  # None: not known (a pipe)
         self.total, self.label = total, label
         self.console = Console(stderr=True, highlight=False)
         self.bar: Progress | None = None
