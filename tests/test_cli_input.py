@@ -50,3 +50,18 @@ def test_dash_reads_stdin(tiny_checkpoint):
     )
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("through", ["itself", "a link", "a hard link"])
+def test_dump_refuses_to_write_over_its_input(tiny_checkpoint, tmp_path, through):
+    source = tmp_path / "test.fr"
+    source.write_text(SENTENCES)
+    out = {"itself": source, "a link": tmp_path / "link.fr", "a hard link": tmp_path / "hard.fr"}[through]
+    if through == "a link":
+        out.symlink_to(source)
+    elif through == "a hard link":
+        out.hardlink_to(source)
+    result = invoke("dump", "-i", source, "--format", "pharaoh", "-o", out, "--checkpoint", tiny_checkpoint)
+    assert result.exit_code == 1
+    assert result.stderr == f"attnstep: error: {out} is the input {source}: give another --output\n"
+    assert source.read_text() == SENTENCES

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from attnstep.data.files import output, output_name
+from attnstep.data.files import output, output_name, refuse_writing_over
 from attnstep.engine.stepper import Stepper, load_stepper
 from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
@@ -162,17 +162,18 @@ def dump_file(
     beam: int | None = None,
     alpha: float = DEFAULT_ALPHA,
 ) -> None:
-    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
     written = done = 0
-    with open_input(input) as source, Meter(line_count(source), "tracing") as meter, output(out) as handle:
-        for done, line in enumerate(
-            rendered_lines(stepper, read_sentences(source, _input_name(input)), batch_size, form), 1
-        ):
-            handle.write(line)
-            written += len(line)
-            meter.update(done)
-        if not done:
-            raise AttnstepError(f"{_input_name(input)} has no sentences")
+    with open_input(input) as source:
+        refuse_writing_over(source, out, _input_name(input))
+        stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+        sentences = read_sentences(source, _input_name(input))
+        with Meter(line_count(source), "tracing") as meter, output(out) as handle:
+            for done, line in enumerate(rendered_lines(stepper, sentences, batch_size, form), 1):
+                handle.write(line)
+                written += len(line)
+                meter.update(done)
+            if not done:
+                raise AttnstepError(f"{_input_name(input)} has no sentences")
     meter.finish(f"{done} {form.noun}, {size_text(written)}, written to {output_name(out)}")
 
 

@@ -95,6 +95,20 @@ def output(path: Path | None, mode: str = "wb") -> Iterator[IO]:
         raise AttnstepError(f"cannot write {name}: {exc.strerror or exc}") from None
 
 
+def refuse_writing_over(opened: IO, path: Path | None, name: str) -> None:
+    """Refuse to write ``path`` when it is the regular file ``opened`` (named ``name``), itself or
+    through a link: the command would replace what it is reading. A terminal may be both stdin and
+    stdout, and is not refused."""
+    if path is None or str(path) == STDOUT:
+        return
+    try:
+        source, target = os.fstat(opened.fileno()), os.stat(path)
+    except (OSError, ValueError):  # no such output yet, or an input without a descriptor (a test's stdin)
+        return
+    if stat.S_ISREG(source.st_mode) and (source.st_dev, source.st_ino) == (target.st_dev, target.st_ino):
+        raise AttnstepError(f"{path} is the input {name}: give another --output")
+
+
 def output_name(path: Path | None) -> str:
     """How messages name where :func:`output` writes."""
     return "standard output" if path is None or str(path) == STDOUT else str(path)
