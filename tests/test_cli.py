@@ -449,6 +449,22 @@ def test_a_rejected_train_does_not_block_the_corrected_one(tiny_corpus, tmp_path
     assert invoke(*common).exit_code == 0
 
 
+def test_a_run_that_never_trained_leaves_its_work_folder_to_the_next(tiny_corpus, tmp_path):
+    """The tiny corpus cannot make 300 pieces: SentencePiece's refusal in attnstep's terms, then a retry."""
+    out, work = tmp_path / "model", tmp_path / "work"
+    common = ["train", "--data", tiny_corpus, "--out", out, "--work", work, "--emb-dim", 8, "--enc-hidden", 8]
+    common += ["--dec-hidden", 16, "--batch-size", 4, "--epochs", 1]
+    failed = invoke(*common, "--tokenizer", "subword", "--vocab-size", 300)
+    assert failed.exit_code == 1 and failed.stderr.count("\n") == 1
+    assert "fewer than the 300 asked for (--vocab-size)" in failed.stderr and "character_coverage" not in failed.stderr
+    retried = invoke(*common)  # other settings: words
+    assert retried.exit_code == 0, retried.stderr
+    assert not (work / "source.spm").exists()
+    # Once a run has trained an epoch, other settings are refused, saying which.
+    changed = invoke(*[a if a != 4 else 2 for a in common])
+    assert changed.exit_code == 1 and "(--batch-size 4 → 2)" in changed.stderr
+
+
 # --- the command line itself ----------------------------------------------------------------------------
 
 

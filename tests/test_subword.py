@@ -265,6 +265,13 @@ def test_training_a_subword_model_too_large_for_its_text_is_one_error():
         train_subword(["un deux trois"], 5000, seed=1, threads=1)
 
 
+def test_a_vocabulary_too_small_for_the_characters_names_attnsteps_option():
+    """SentencePiece's own advice names --character_coverage, which attnstep does not have."""
+    with pytest.raises(AttnstepError) as info:
+        train_subword(SUBWORD_FRENCH * 3, 40, seed=1, threads=1)
+    assert "use --vocab-size" in str(info.value) and "character_coverage" not in str(info.value)
+
+
 def test_eval_counts_unk_outputs_by_id_even_when_sentencepiece_renders_it_otherwise(subword_checkpoint):
     import torch
 

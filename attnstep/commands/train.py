@@ -52,6 +52,8 @@ from attnstep.text.codec import SubwordCodec, WordCodec
 from attnstep.text.subword import SubwordModel, train_subword
 from attnstep.text.words import PAD_ID, SPECIALS, Vocab, tokenize_lenient
 
+SUBWORD_FILES = ("source.spm", "target.spm")  # a subword run's SentencePiece models, kept in its work folder
+
 
 def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Indices grouped by similar source length (less padding), in a shuffled order."""
@@ -164,7 +166,7 @@ def build_codec(settings: TrainSettings, data: Data, work: Path, console: Consol
         tgt_vocab = Vocab.build((tokenize_lenient(t) for _, t in data.train), min_freq=settings.min_freq)
         return WordCodec(src_vocab, tgt_vocab)
     models = []
-    for side, name in ((0, "source.spm"), (1, "target.spm")):
+    for side, name in enumerate(SUBWORD_FILES):
         path = work / name
         if not path.exists():
             console.print(f"training the {('source', 'target')[side]} subword model ({settings.vocab_size} pieces)")
@@ -203,15 +205,37 @@ def _comparable(settings: dict) -> dict:
     }
 
 
+def _as_options(settings: dict) -> dict[str, object]:
+    """Comparable settings by the options that set them (``--batch-size``), model settings among them."""
+    comparable = _comparable(settings)
+    flat = {**comparable, **comparable.pop("model")}
+    return {"--corpus" if key == "corpora" else "--" + key.replace("_", "-"): value for key, value in flat.items()}
+
+
+def _differences(old: dict, new: dict) -> str:
+    """What a run's settings change from another's: ``--batch-size 4 → 2, --attention "dot" → "general"``."""
+    before, after = _as_options(old), _as_options(new)
+    return ", ".join(
+        f"{option} {json.dumps(before.get(option))} → {json.dumps(after.get(option))}"
+        for option in sorted(before.keys() | after.keys())
+        if before.get(option) != after.get(option)
+    )
+
+
 def _claim_work(settings: TrainSettings, work: Path) -> None:
-    """Write the settings to ``work``, or check that they are the ones a run there already has."""
+    """Write the settings to ``work``, or check that they are the ones its run has trained with."""
     work.mkdir(parents=True, exist_ok=True)
     settings_file = work / "settings.json"
-    # A resumed run may train for longer, but anything else would silently mix two experiments.
-    if settings_file.exists() and _comparable(json.loads(settings_file.read_text())) != _comparable(asdict(settings)):
-        raise AttnstepError(
-            f"{work} holds a run with other settings; use another --work directory or the same settings"
-        )
+    if settings_file.exists() and (changes := _differences(json.loads(settings_file.read_text()), asdict(settings))):
+        # A resumed run may train for longer, but anything else would silently mix two experiments.
+        if (work / "state.json").exists():
+            raise AttnstepError(
+                f"{work} holds a run with other settings ({changes}); use another --work directory or the same settings"
+            )
+        # The run there stopped before its first epoch: nothing to resume, and its subword models
+        # may have been made for other settings.
+        for name in SUBWORD_FILES:
+            (work / name).unlink(missing_ok=True)
     settings_file.write_text(json.dumps(asdict(settings), indent=2))
 
 

@@ -96,9 +96,27 @@ def train_subword(sentences: Iterable[str], vocab_size: int, *, seed: int, threa
     writer = io.BytesIO()
     try:
         _train(sentencepiece, sentences, writer, vocab_size, threads)
-    except RuntimeError as exc:  # e.g. "Vocabulary size too high" for a small corpus
-        raise AttnstepError(f"cannot train the subword model: {first_line(exc)}") from None
+    except RuntimeError as exc:
+        raise AttnstepError(
+            f"cannot train the subword model: {_training_failure(first_line(exc), vocab_size)}"
+        ) from None
     return SubwordModel.from_bytes(writer.getvalue(), "trained subword model")
+
+
+def _training_failure(message: str, vocab_size: int) -> str:
+    """SentencePiece's reason in attnstep's terms: its own advice names options attnstep does not have."""
+    if most := re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", message):
+        return (
+            f"the text yields at most {most[1]} pieces, fewer than the {vocab_size} asked for (--vocab-size):"
+            " train on more text, or ask for fewer"
+        )
+    if least := re.search(r"Vocabulary size is smaller than required_chars\. \d+ vs (\d+)", message):
+        # Byte fallback adds 256 pieces and attnstep 4 specials to the text's own characters.
+        return (
+            f"{vocab_size} pieces cannot hold the text's characters, the 256 bytes and the 4 special tokens"
+            f" ({least[1]} pieces): use --vocab-size {least[1]} or more"
+        )
+    return message
 
 
 def _train(sentencepiece, sentences: Iterable[str], writer: io.BytesIO, vocab_size: int, threads: int) -> None:
