@@ -1,10 +1,13 @@
 """The command line on bad input (issue 22): one line and a non-zero exit, nothing of the user's lost."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+from safetensors import SafetensorError
 
 from attnstep.cli import app
 from tests.cli_helpers import invoke, runner
@@ -65,3 +68,88 @@ def test_dump_refuses_to_write_over_its_input(tiny_checkpoint, tmp_path, through
     assert result.exit_code == 1
     assert result.stderr == f"attnstep: error: {out} is the input {source}: give another --output\n"
     assert source.read_text() == SENTENCES
+
+
+# --- a full disk while a checkpoint or a run's state is saved --------------------------------------
+
+ENOSPC_MESSAGE = (
+    'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """safetensors' writes fail as they do on a full disk; → the names of the files they tried."""
+    import safetensors.torch
+
+    tried = []
+
+    def serialize_file(tensors, filename, metadata=None):
+        tried.append(os.path.basename(filename))
+        raise SafetensorError(ENOSPC_MESSAGE)
+
+    monkeypatch.setattr(safetensors.torch, "serialize_file", serialize_file)
+    return tried
+
+
+def files_in(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_convert_on_a_full_disk_is_one_line_and_keeps_the_checkpoint(tiny_checkpoint, tmp_path, full_disk):
+    copy = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoint, copy)
+    before = files_in(tmp_path)
+    for args in (["convert", copy], ["convert", copy, "--out", tmp_path / "half"]):
+        result = invoke(*args)
+        assert result.exit_code == 1
+        target = args[-1]
+        assert result.stderr == f"attnstep: error: cannot write checkpoint {target}: No space left on device\n"
+        assert files_in(tmp_path) == before
+    assert full_disk == ["model.safetensors", "model.safetensors"]
+
+
+TRAIN = ["--emb-dim", 8, "--enc-hidden", 8, "--dec-hidden", 16, "--batch-size", 4]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    fr = ["un chien noir court .", "une femme marche dans la rue .", "deux hommes dans le parc ."]
+    en = ["a black dog runs .", "a woman walks in the street .", "two men in the park ."]
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.fr").write_text("\n".join(fr * 3) + "\n")
+        (tmp_path / f"{split}.en").write_text("\n".join(en * 3) + "\n")
+    return tmp_path
+
+
+def test_train_on_a_full_disk_is_one_line(corpus, tmp_path, full_disk):
+    out, work = tmp_path / "model", tmp_path / "work"
+    result = invoke("train", "--data", corpus, "--out", out, "--work", work, "--epochs", 1, *TRAIN)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == f"attnstep: error: cannot write checkpoint {out}: No space left on device"
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]
+
+
+def test_saving_a_runs_state_on_a_full_disk_is_one_line_and_keeps_the_last(corpus, tmp_path, monkeypatch):
+    out, work = tmp_path / "model", tmp_path / "work"
+    common = ["train", "--data", corpus, "--out", out, "--work", work, *TRAIN]
+    assert invoke(*common, "--epochs", 1).exit_code == 0
+    state = {name: (work / name).read_bytes() for name in ("state.json", "state.safetensors")}
+    import safetensors.torch
+
+    real = safetensors.torch.serialize_file
+
+    def full_for_the_state(tensors, filename, metadata=None):
+        if "state" in os.path.basename(filename):
+            raise SafetensorError(ENOSPC_MESSAGE)
+        real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "serialize_file", full_for_the_state)
+    result = invoke(*common, "--epochs", 2)
+    assert result.exit_code == 1
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"attnstep: error: cannot save the run's state in {work}: No space left on device"
+    )
+    assert {name: (work / name).read_bytes() for name in state} == state
+    assert not [p.name for p in work.iterdir() if p.name.endswith(".tmp")]

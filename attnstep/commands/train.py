@@ -35,7 +35,7 @@ from typing import TypedDict
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from attnstep.commands.evaluate import Scores, score, translate_corpus
@@ -44,7 +44,7 @@ from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data.downloads import check_splits
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad, pad_target
-from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, save_checkpoint
+from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, save_checkpoint, write_safetensors
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.report.visible import visible
@@ -89,10 +89,18 @@ def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, pr
                 steps[str(index)] = float(value)
             else:
                 tensors[f"adam.{index}.{name}"] = value.contiguous()
-    save_file(tensors, work / "state.safetensors.tmp")
-    os.replace(work / "state.safetensors.tmp", work / "state.safetensors")
-    (work / "state.json.tmp").write_text(json.dumps({**progress, "adam_steps": steps}, indent=2))
-    os.replace(work / "state.json.tmp", work / "state.json")
+    # Both files are complete before either replaces its old one, so a failure (a full disk)
+    # leaves the last state whole, never new weights beside old progress.
+    temporary = (work / "state.safetensors.tmp", work / "state.json.tmp")
+    try:
+        write_safetensors(tensors, temporary[0])
+        temporary[1].write_text(json.dumps({**progress, "adam_steps": steps}, indent=2))
+        os.replace(temporary[0], work / "state.safetensors")
+        os.replace(temporary[1], work / "state.json")
+    except OSError as exc:
+        for name in temporary:
+            name.unlink(missing_ok=True)
+        raise AttnstepError(f"cannot save the run's state in {work}: {exc.strerror or exc}") from None
 
 
 def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) -> RunProgress:

@@ -10,10 +10,12 @@ before the model is built, so a damaged or hostile checkpoint ends in one clear
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -282,6 +284,22 @@ def save_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# How safetensors words the I/O error under a failed write: its Rust io::Error, debug-printed.
+_IO_ERROR = re.compile(r'Os \{ code: (?P<code>\d+),.*message: "(?P<message>[^"]*)"')
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], where: Path) -> None:
+    """``save_file``, whose failure to write (a full disk) is a SafetensorError: here the OSError
+    inside it, which callers report in one line."""
+    try:
+        save_file(tensors, where)
+    except SafetensorError as exc:
+        match = _IO_ERROR.search(str(exc))
+        if match is None:
+            raise OSError(errno.EIO, first_line(exc), str(where)) from None
+        raise OSError(int(match["code"]), match["message"], str(where)) from None
+
+
 def _write_files(
     staging: Path,
     model: Seq2Seq,
@@ -292,7 +310,7 @@ def _write_files(
 ) -> None:
     """A checkpoint's own files, in the new folder ``staging``, readable by everyone."""
     tensors = {name: t.detach().to(dtype).contiguous() for name, t in model.state_dict().items()}
-    save_file(tensors, staging / WEIGHTS_FILE)
+    write_safetensors(tensors, staging / WEIGHTS_FILE)
     for name, vocab in zip((SRC_VOCAB_FILE, TGT_VOCAB_FILE), vocabs):
         (staging / name).write_text(vocab.to_json(), encoding="utf-8")
     for name, subword_model in zip((SOURCE_SUBWORD_FILE, TARGET_SUBWORD_FILE), subword or ()):
