@@ -262,7 +262,11 @@ def evaluate(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option(help="Also write the translations here, one a line (with --beam, the beam's; - for stdout)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Also write the translations here, one a line (with --beam, the beam's); - for stdout, with the scores on stderr.",
+        ),
     ] = None,
     beam: Annotated[
         int | None,

@@ -538,6 +538,23 @@ def test_eval_reports_how_long_it_took(tiny_checkpoint, tiny_corpus):
     )
 
 
+def test_eval_refuses_an_output_it_cannot_write_before_translating(tiny_checkpoint, tiny_corpus, tmp_path, monkeypatch):
+    def no_translating(*args, **kwargs):
+        raise AssertionError("translated before the output was checked")
+
+    monkeypatch.setattr("attnstep.commands.evaluate.translate_corpus", no_translating)
+    result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus, "-o", tmp_path / "no" / "such.txt")
+    assert result.exit_code == 1
+    assert result.stderr == f"attnstep: error: cannot write {tmp_path}/no/such.txt: No such file or directory\n"
+
+
+def test_eval_with_translations_on_stdout_gives_the_scores_to_stderr(tiny_checkpoint, tiny_corpus):
+    result = invoke("eval", tiny_checkpoint, "--data", tiny_corpus, "--beam", 2, "--by-length", "-o", "-")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 4 and "BLEU" not in result.stdout  # the 4 translations only
+    assert result.stderr.count("BLEU = ") == 2 and "BLEU by source length" in result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_app_restores_the_terminal(tiny_checkpoint, tmp_path, signum):

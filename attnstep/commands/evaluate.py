@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 import sacrebleu
 import torch
@@ -14,6 +17,7 @@ from rich.console import Console
 
 from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
 from attnstep.data.downloads import check_splits, locate
+from attnstep.data.files import STDOUT
 from attnstep.data.files import output as open_output
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad
@@ -214,25 +218,20 @@ def _decode(ckpt: Checkpoint, sources: list[str], what: str, beam: int | None, a
     return decodings
 
 
-def _write_lines(path: Path, texts: list[str]) -> None:
-    with open_output(path, "w") as handle:
-        handle.write("".join(text + "\n" for text in texts))
-
-
 def _print_scores(
-    ckpt: Checkpoint, set_name: str, decoding: str, translations: Translations, references: list[str]
+    ckpt: Checkpoint, set_name: str, decoding: str, translations: Translations, references: list[str], to: IO[str]
 ) -> None:
     """BLEU and chrF of one decoding, cased for a subword model with case-insensitive BLEU as well."""
     hypotheses = translations.texts
     cased = ckpt.subword is not None  # word models write lower case only
     result = score(hypotheses, references, lowercase=not cased)
-    print(f"{visible(ckpt.name)} on {visible(set_name)} ({len(hypotheses)} sentences, {decoding})")
-    print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}")
-    print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}")
+    print(f"{visible(ckpt.name)} on {visible(set_name)} ({len(hypotheses)} sentences, {decoding})", file=to)
+    print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}", file=to)
+    print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}", file=to)
     if cased:
         lower = score(hypotheses, references, lowercase=True)
-        print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}")
-    print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs")
+        print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}", file=to)
+    print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs", file=to)
 
 
 @dataclass
@@ -246,7 +245,7 @@ class _Final:
 
 
 def _show_by_length(
-    finals: list[_Final], paths: list[Path], pairs: list[Pair], set_name: str, plot: Path | None
+    finals: list[_Final], paths: list[Path], pairs: list[Pair], set_name: str, plot: Path | None, to: IO[str]
 ) -> None:
     """BLEU per source-length bucket of every checkpoint, as a table and a chart, and in ``plot``."""
     buckets = length_buckets([source_length(s) for s, _ in pairs])
@@ -261,10 +260,10 @@ def _show_by_length(
     ]
     case = "case-insensitive" if lowercase else "cased"
     title = f"BLEU by source length on {set_name} ({finals[-1].decoding}, {case})"
-    show(Console(highlight=False), buckets, series, title)
+    show(Console(highlight=False, file=to), buckets, series, title)
     if plot is not None:
         write_picture(bleu_chart(buckets, series, title), plot)
-        print(f"chart written to {visible(str(plot))}")
+        print(f"chart written to {visible(str(plot))}", file=to)
 
 
 def run_eval(
@@ -303,14 +302,19 @@ def run_eval(
         heldout_corpus=heldout_corpus,
     )
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    # Translations on stdout (-o -) keep it for themselves, a line per sentence: the scores go to stderr.
+    scores_to = sys.stderr if output is not None and str(output) == STDOUT else sys.stdout
     finals = []
-    for ckpt, _ in itertools.chain([(first, languages)], checkpoints):
-        decodings = _decode(ckpt, sources, f"{set_name} with {ckpt.name}" if several else set_name, beam, alpha)
-        last, translations = list(decodings.items())[-1]
-        finals.append(_Final(ckpt.name, ckpt.subword is not None, last, translations.texts))
-        if output is not None:
-            _write_lines(output, translations.texts)
-        for decoding, each in decodings.items():
-            _print_scores(ckpt, set_name, decoding, each, references)
+    # Opened before any translating, so that an output that cannot be written fails at once.
+    with contextlib.nullcontext() if output is None else open_output(output, "w") as written:
+        for ckpt, _ in itertools.chain([(first, languages)], checkpoints):
+            decodings = _decode(ckpt, sources, f"{set_name} with {ckpt.name}" if several else set_name, beam, alpha)
+            last, translations = list(decodings.items())[-1]
+            finals.append(_Final(ckpt.name, ckpt.subword is not None, last, translations.texts))
+            if written is not None:
+                written.write("".join(text + "\n" for text in translations.texts))
+                written.flush()  # stdout's translations come before the scores on stderr
+            for decoding, each in decodings.items():
+                _print_scores(ckpt, set_name, decoding, each, references, scores_to)
     if by_length:
-        _show_by_length(finals, paths, pairs, set_name, plot)
+        _show_by_length(finals, paths, pairs, set_name, plot, scores_to)
