@@ -153,3 +153,45 @@ def test_saving_a_runs_state_on_a_full_disk_is_one_line_and_keeps_the_last(corpu
     )
     assert {name: (work / name).read_bytes() for name in state} == state
     assert not [p.name for p in work.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- a checkpoint whose JSON is hostile --------------------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "file, text, message",
+    [
+        ("config.json", '{"format_version": 1, "model": ' + DEEP + "}", "cannot read {}: JSON nested too deeply"),
+        ("src_vocab.json", '{"tokens": ' + DEEP + "}", "cannot read vocabulary {}: JSON nested too deeply"),
+        ("config.json", '{"format_version": 1, "model": "notadict"}', "{}: 'model' must be an object of settings"),
+    ],
+    ids=["deep config", "deep vocabulary", "model not an object"],
+)
+def test_a_hostile_checkpoint_file_is_one_line(tiny_checkpoint, tmp_path, file, text, message):
+    copy = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoint, copy)
+    (copy / file).write_text(text)
+    result = invoke("dump", "un chien", "--checkpoint", copy)
+    assert result.exit_code == 1
+    assert result.stderr == f"attnstep: error: {message.format(copy / file)}\n"
+
+
+def test_an_out_folder_with_a_deep_config_is_refused_in_one_line(tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text(DEEP)
+    result = invoke("convert", tiny_checkpoint, "--out", out)
+    assert result.exit_code == 1 and "is a folder with other files in it" in result.stderr
+
+
+def test_serve_with_a_deep_config_is_one_line(tiny_checkpoint, tmp_path):
+    copy = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoint, copy)
+    (copy / "config.json").write_text('{"format_version": 1, "model": ' + DEEP + "}")
+    result = invoke("serve", "--checkpoint", copy, "--allow-anonymous", "--host-key", tmp_path / "key", "--port", 0)
+    assert result.exit_code == 1
+    assert (
+        result.stderr.splitlines()[-1] == f"attnstep: error: cannot read {copy / 'config.json'}: JSON nested too deeply"
+    )

@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from attnstep.data.files import shared_mode
-from attnstep.data.paths import shipped_names
+from attnstep.data.paths import named_checkpoints
 from attnstep.errors import AttnstepError, first_line
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.text.codec import SubwordCodec, WordCodec
@@ -86,6 +86,8 @@ def read_config(path: Path) -> dict:
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AttnstepError(f"cannot read {path / CONFIG_FILE}: {exc}") from None
+    except RecursionError:
+        raise AttnstepError(f"cannot read {path / CONFIG_FILE}: JSON nested too deeply") from None
     if not isinstance(config, dict):
         raise AttnstepError(f"{path / CONFIG_FILE} must hold a JSON object")
     version = config.get("format_version")
@@ -170,16 +172,18 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load and validate a checkpoint directory; every failure is one AttnstepError line."""
     path = Path(path)
     if not path.exists():
-        names = ", ".join(shipped_names()) or "none"
-        raise AttnstepError(f"checkpoint {path} does not exist (names under checkpoints/: {names})")
+        raise AttnstepError(f"checkpoint {path} does not exist ({named_checkpoints()})")
     if not path.is_dir():
         _refuse_non_directory(path)
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise AttnstepError(f"checkpoint {path} is missing {', '.join(missing)}")
     config = read_config(path)
+    settings = config.get("model", {})
+    if not isinstance(settings, dict):
+        raise AttnstepError(f"{path / CONFIG_FILE}: 'model' must be an object of settings")
     try:
-        model_config = ModelConfig.from_dict(config.get("model", {}))
+        model_config = ModelConfig.from_dict(settings)
     except (TypeError, ValueError) as exc:
         raise AttnstepError(f"{path / CONFIG_FILE}: invalid model settings ({exc})") from None
     src_vocab, tgt_vocab = Vocab.load(path / SRC_VOCAB_FILE), Vocab.load(path / TGT_VOCAB_FILE)
@@ -231,7 +235,7 @@ def check_writable_checkpoint(path: Path) -> None:
 def _is_checkpoint(path: Path) -> bool:
     try:
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     return (
         isinstance(config, dict)

@@ -151,6 +151,8 @@ class Vocab:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise AttnstepError(f"cannot read vocabulary {path}: {exc}") from None
+        except RecursionError:
+            raise AttnstepError(f"cannot read vocabulary {path}: JSON nested too deeply") from None
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
             raise AttnstepError(f"vocabulary {path} must be an object with a list of non-empty strings under 'tokens'")
