@@ -111,6 +111,21 @@ def test_errors_are_one_line(tiny_checkpoint, args, message):
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
 
+def test_checkpoint_names_are_looked_up_where_attnstep_checkpoints_says(tiny_checkpoint, tmp_path, monkeypatch):
+    """After a `pip install .` the shipped models stay in the clone: the variable points there."""
+    shutil.copytree(tiny_checkpoint, tmp_path / "models" / "mine")
+    monkeypatch.setenv("ATTNSTEP_CHECKPOINTS", str(tmp_path / "models"))
+    assert invoke("dump", "un chien", "--checkpoint", "mine").exit_code == 0
+    missing = invoke("dump", "un chien", "--checkpoint", "fr-en")
+    assert missing.stderr == f"attnstep: error: checkpoint fr-en does not exist (names under {tmp_path}/models: mine)\n"
+    monkeypatch.setenv("ATTNSTEP_CHECKPOINTS", str(tmp_path / "empty"))
+    none = invoke("dump", "un chien", "--checkpoint", "fr-en")
+    assert none.exit_code == 1 and none.stderr.count("\n") == 1
+    assert (
+        f"no checkpoints under {tmp_path}/empty: set ATTNSTEP_CHECKPOINTS to the folder that holds them" in none.stderr
+    )
+
+
 def test_schema_command_prints_the_schema():
     assert json.loads(invoke("schema").stdout) == schema()
 
