@@ -568,8 +568,9 @@ def serve_add_user(
     passwords: Annotated[Path, typer.Option(help="Passwords file to write the scrypt hash to (made mode 0600).")],
 ) -> None:
     """Add NAME to the passwords file, or change its password (asked twice, never echoed)."""
-    from attnstep.serve.auth import add_user
+    from attnstep.serve.auth import add_user, check_new_user
 
+    check_new_user(passwords, name)  # before the password is asked for, twice
     password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
     add_user(passwords, name, password)
     print(f"{name} can log in with that password (stored as a scrypt hash in {passwords})")

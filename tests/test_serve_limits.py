@@ -203,6 +203,23 @@ async def test_ctrl_c_ends_the_server_with_130_and_one_line(tiny_checkpoint, tmp
             await server.wait()
 
 
+def test_a_host_that_cannot_be_listened_on_is_one_line(tiny_checkpoint, tmp_path):
+    """Not first that the session zygote has exited, nor a traceback at exit: the zygote is stopped cleanly."""
+    passwords = tmp_path / "passwords"
+    add_user(passwords, "ann", PASSWORD)
+    serve = ["serve", "--host", "999.1.1.1", "--port", "0", "--checkpoint", str(tiny_checkpoint)]
+    logins = ["--passwords", str(passwords), "--host-key", str(tmp_path / "key")]
+    result = subprocess.run(
+        [sys.executable, "-c", "from attnstep.cli import main; main()", *serve, *logins],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("attnstep: error: cannot serve on 999.1.1.1:0: ")
+    assert "zygote" not in result.stderr and "Traceback" not in result.stderr
+
+
 @async_test
 async def test_a_session_killed_outright_gives_the_terminal_back_with_a_message(tiny_checkpoint):
     async with serving(tiny_checkpoint) as server, connect(server.port) as conn:

@@ -81,6 +81,48 @@ def test_nobody_able_to_log_in_is_an_error():
         load_accounts(None, None, [], allow_anonymous=False)
 
 
+def test_a_shared_keys_file_without_a_valid_key_is_refused_or_warned_of(tmp_path, caplog):
+    keys, passwords = tmp_path / "keys", tmp_path / "pw"
+    keys.write_text("ssh-ed25519 not-base64 ann@laptop\n")
+    with pytest.raises(AttnstepError, match=f"nobody could log in: {keys} holds no valid key"):
+        load_accounts(keys, None, [], allow_anonymous=False)
+    add_user(passwords, "ann", "pw")
+    load_accounts(keys, passwords, [], allow_anonymous=False)  # passwords still let students in
+    assert f"{keys} holds no valid key" in caplog.text
+
+
+def test_a_teacher_who_could_not_log_in_is_refused(tmp_path):
+    passwords = tmp_path / "pw"
+    add_user(passwords, "ann", "pw")
+    with pytest.raises(AttnstepError) as info:
+        load_accounts(None, passwords, ["teach"], allow_anonymous=False)
+    assert str(info.value) == (
+        f"--teacher teach could not log in: {passwords} has no password for teach"
+        f" (add one with `attnstep serve add-user teach --passwords {passwords}`)"
+    )
+    # A key of the teacher's own is a way in; a shared file's never is.
+    key = asyncssh.generate_private_key("ssh-ed25519").convert_to_public()
+    (tmp_path / "teach.pub").write_bytes(key.export_public_key())
+    load_accounts(tmp_path / "%u.pub", passwords, ["teach"], allow_anonymous=False)
+    with pytest.raises(AttnstepError, match="--teacher teach could not log in"):
+        load_accounts(tmp_path / "teach.pub", passwords, ["teach"], allow_anonymous=False)
+
+
+@pytest.mark.parametrize(
+    "name, where, message",
+    [
+        ("ann", "no/such/folder/pw", "cannot write the passwords file {tmp}/no/such/folder/pw: there is no folder"),
+        ("ann", ".", "cannot read the passwords file {tmp}: Is a directory"),
+        ("../ann", "pw", "'../ann' is not a user name"),
+    ],
+)
+def test_serve_add_user_refuses_before_asking_for_the_password(tmp_path, name, where, message):
+    result = CliRunner().invoke(app, ["serve", "add-user", name, "--passwords", str(tmp_path / where)], input="")
+    assert result.exit_code == 1
+    assert "Password" not in result.output and result.output.count("\n") == 1
+    assert message.format(tmp=tmp_path) in result.output
+
+
 def test_the_host_key_is_made_once_private_and_reused(tmp_path):
     path = tmp_path / "data" / "host_key"
     first = host_key(path)

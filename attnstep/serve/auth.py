@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -65,7 +66,8 @@ def read_passwords(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise AttnstepError(f"cannot read the passwords file {path}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise AttnstepError(f"cannot read the passwords file {path}: {reason}") from None
     users = {}
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
@@ -79,17 +81,31 @@ def read_passwords(path: Path) -> dict[str, str]:
     return users
 
 
+def check_new_user(path: Path, name: str) -> dict[str, str]:
+    """The accounts of a passwords file that ``name`` can be added to; refused before anyone types a password."""
+    if not valid_username(name):
+        raise AttnstepError(f"{name!r} is not a user name: use letters, digits, '.', '_' or '-' (at most 32)")
+    users = read_passwords(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise AttnstepError(f"cannot write the passwords file {path}: there is no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AttnstepError(f"cannot write the passwords file {path}: the folder {folder} is not writable")
+    return users
+
+
 def add_user(path: Path, name: str, password: str) -> None:
     """Add or replace ``name``'s password in the file, which is (re)written with mode 0600."""
     from attnstep.data.files import atomic_writer
 
-    if not valid_username(name):
-        raise AttnstepError(f"{name!r} is not a user name: use letters, digits, '.', '_' or '-' (at most 32)")
-    users = read_passwords(path)
+    users = check_new_user(path, name)
     users[name] = hash_password(password)
-    with atomic_writer(path) as handle:
-        handle.write("".join(f"{user}:{stored}\n" for user, stored in users.items()))
-    os.chmod(path, 0o600)
+    try:
+        with atomic_writer(path) as handle:
+            handle.write("".join(f"{user}:{stored}\n" for user, stored in users.items()))
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise AttnstepError(f"cannot write the passwords file {path}: {exc.strerror or exc}") from None
 
 
 # The hash checked for an unknown name, so that a wrong name takes as long as a wrong password.
@@ -148,7 +164,40 @@ def load_accounts(keys: Path | None, passwords: Path | None, teachers: list[str]
         raise AttnstepError(
             "nobody could log in: give --authorized-keys FILE and/or --passwords FILE (or --allow-anonymous)"
         )
+    if keys is not None and accounts.shared_keys and not _holds_keys(keys):
+        if not (accounts.passwords or allow_anonymous):
+            raise AttnstepError(f"nobody could log in: {keys} holds no valid key (OpenSSH authorized_keys lines)")
+        # Read again at each login: it may be mended while the class runs.
+        logging.getLogger("attnstep.serve").warning(
+            "WARNING: %s holds no valid key (OpenSSH authorized_keys lines): nobody can log in with a key", keys
+        )
+    for name in sorted(accounts.teachers):
+        if name not in accounts.passwords and not _own_key(accounts, name):
+            raise AttnstepError(f"--teacher {name} could not log in: {_no_way_in(name, passwords)}")
     return accounts
+
+
+def _holds_keys(path: Path) -> bool:
+    try:
+        asyncssh.read_authorized_keys(str(path))
+    except (OSError, ValueError, asyncssh.KeyImportError):  # ValueError: "No valid entries found"
+        return False
+    return True
+
+
+def _own_key(accounts: Accounts, name: str) -> bool:
+    """Whether ``name`` has a key file of their own (a teacher never logs in with a shared one)."""
+    return (
+        accounts.keys_path is not None
+        and not accounts.shared_keys
+        and _holds_keys(Path(accounts.keys_path.replace("%u", name)))
+    )
+
+
+def _no_way_in(name: str, passwords: Path | None) -> str:
+    if passwords is None:
+        return "a teacher logs in with a password (--passwords FILE) or a key of their own (--authorized-keys 'keys/%u.pub')"
+    return f"{passwords} has no password for {name} (add one with `attnstep serve add-user {name} --passwords {passwords}`)"
 
 
 @dataclass

@@ -164,6 +164,10 @@ class ClassServer:
             gate.conn.close()  # after what is queued for the client: the goodbyes reach it
         if gates:
             await asyncio.wait([gate.closed for gate in gates], timeout=SHUTDOWN_GRACE)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop the zygote, the backend and the model service (all that runs once the sessions have ended)."""
         await self.zygote.close()
         await self.backend.stop()
         self.backend.service.close()
@@ -440,7 +444,11 @@ def run(settings: ServeSettings, top_k: int, beam: int | None = None) -> int:
 async def serve(settings: ServeSettings, service: ModelService) -> int:
     """Run until SIGINT, SIGTERM or SIGHUP, then end every session with a message; the signal's number."""
     server = ClassServer(settings, service)
-    port = await server.start()
+    try:
+        port = await server.start()
+    except BaseException:  # e.g. a --host that cannot be listened on: nothing to end but what start() began
+        await server.stop()
+        raise
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[int] = loop.create_future()
 
