@@ -84,12 +84,12 @@ def test_dump_file_writes_json_lines_in_order(tiny_checkpoint, tmp_path):
 
 def test_bad_line_leaves_existing_output_untouched(tiny_checkpoint, tmp_path):
     source = tmp_path / "in.txt"
-    source.write_text("un chien\n\nune voiture\n")
+    source.write_text("un chien\n" + "un " * 101 + "\nune voiture\n")
     out = tmp_path / "out.jsonl"
     out.write_text("precious")
     result = invoke("dump", "--input", source, "--output", out, "--checkpoint", tiny_checkpoint)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "attnstep: error: line 2: the sentence is empty: type some words to translate"
+    assert result.stderr.strip() == "attnstep: error: line 2: the sentence has 101 tokens; the maximum is 100"
     assert out.read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 

@@ -195,3 +195,50 @@ def test_serve_with_a_deep_config_is_one_line(tiny_checkpoint, tmp_path):
     assert (
         result.stderr.splitlines()[-1] == f"attnstep: error: cannot read {copy / 'config.json'}: JSON nested too deeply"
     )
+
+
+# --- a standard test set as it is: a stray control character, a blank line, a line not UTF-8 ---------
+
+
+def test_dump_translates_a_test_set_with_a_control_character_and_a_blank_line(tiny_checkpoint, tmp_path):
+    """newstest2014's French has a U+0096 on line 730; test sets have blank lines."""
+    source, out = tmp_path / "test.fr", tmp_path / "out.jsonl"
+    source.write_text("un chien\n\nune \x96 voiture\n")
+    result = invoke("dump", "-i", source, "-o", out, "--checkpoint", tiny_checkpoint)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "attnstep: 1 control character replaced by U+FFFD for the model, on line 3"
+    )
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[1]) is None  # a blank line: no trace, the lines stay aligned
+    third = json.loads(lines[2])
+    assert [t["surface"] for t in third["source"]] == ["une", "<U+0096>", "voiture"]
+    assert third["source"][1]["token"] == "<unk>"
+    pharaoh = invoke("dump", "-i", source, "--format", "pharaoh", "--checkpoint", tiny_checkpoint)
+    assert pharaoh.exit_code == 0 and pharaoh.stdout.split("\n")[1] == ""
+
+
+@pytest.mark.parametrize("model", ["tiny_checkpoint", "subword_checkpoint"])
+def test_dump_names_the_line_that_is_not_utf8(model, tmp_path, request):
+    source = tmp_path / "test.fr"
+    source.write_bytes(b"un chien\nune voiture\ncaf\xe9 noir\n")
+    result = invoke("dump", "-i", source, "--checkpoint", request.getfixturevalue(model))
+    assert result.exit_code == 1
+    assert result.stderr == f"attnstep: error: {source} line 3 is not UTF-8 (byte 0xE9 at byte 4)\n"
+
+
+def test_eval_names_the_line_that_is_not_utf8_and_leaves_a_blank_line_blank(tiny_checkpoint, tmp_path):
+    (tmp_path / "t.fr").write_bytes(b"un chien\n\nune \xc2\x96 voiture\n")
+    (tmp_path / "t.en").write_text("a dog\n\na car\n")
+    output = tmp_path / "hyp.txt"
+    result = invoke("eval", tiny_checkpoint, "--corpus", tmp_path / "t.{lang}", "--output", output)
+    assert result.exit_code == 0, result.stderr
+    assert "attnstep: 1 control character replaced by U+FFFD for the model, on line 3\n" in result.stderr
+    assert output.read_text().split("\n")[1] == ""  # a blank line's translation is empty
+    (tmp_path / "t.en").write_bytes(b"a dog\n\na c\xe9r\n")
+    result = invoke("eval", tiny_checkpoint, "--corpus", tmp_path / "t.{lang}")
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"attnstep: error: cannot read {tmp_path / 't.en'}: line 3 is not UTF-8 (byte 0xE9 at byte 4)\n"
+    )

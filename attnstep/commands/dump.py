@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +18,8 @@ from attnstep.data.files import output, output_name, refuse_writing_over
 from attnstep.engine.stepper import Stepper, load_stepper
 from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
+from attnstep.report.visible import visible
+from attnstep.text.words import REPLACEMENT, Replacements, is_control, replace_controls
 from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace
 from attnstep.trace.writer import trace_file_bytes
 
@@ -35,18 +37,21 @@ class Format:
 
     render: Callable[[Trace], bytes]
     noun: str
+    blank: bytes  # the line of a blank input line, which has nothing to translate
 
 
 def json_format(precision: int | None, *, indent: bool) -> Format:
     """The trace itself: indented for one sentence, a line each for a file (JSON Lines)."""
-    return Format(lambda trace: trace_file_bytes(trace, precision=precision, indent=indent), "traces")
+    return Format(lambda trace: trace_file_bytes(trace, precision=precision, indent=indent), "traces", b"null\n")
 
 
 def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
     """A line of ``i-j`` links per sentence (see :mod:`attnstep.trace.alignment`)."""
     from attnstep.trace.alignment import pharaoh_line
 
-    return Format(lambda trace: (pharaoh_line(trace, words=words, threshold=threshold) + "\n").encode(), "alignments")
+    return Format(
+        lambda trace: (pharaoh_line(trace, words=words, threshold=threshold) + "\n").encode(), "alignments", b"\n"
+    )
 
 
 def dump_sentence(
@@ -90,10 +95,13 @@ def open_input(path: Path) -> Iterator[IO[bytes]]:
 def read_sentences(handle: IO[bytes], name: str) -> Iterator[str]:
     """The sentences of an open --input, one a line, read as they are needed (a file of any length, a pipe)."""
     try:
-        for line in handle:
-            yield line.decode("utf-8").rstrip("\n")
-    except UnicodeDecodeError:
-        raise AttnstepError(f"{name} is not UTF-8 text") from None
+        for number, line in enumerate(handle, start=1):
+            try:
+                yield line.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError as exc:
+                raise AttnstepError(
+                    f"{name} line {number} is not UTF-8 (byte 0x{line[exc.start]:02X} at byte {exc.start + 1})"
+                ) from None
     except OSError as exc:
         raise AttnstepError(f"cannot read {name}: {exc.strerror or exc}") from None
 
@@ -104,11 +112,23 @@ def stream_sentences(path: Path) -> Iterator[str]:
         yield from read_sentences(handle, str(path))
 
 
-def _source(stepper: Stepper, number: int, sentence: str) -> tuple[SourceToken, ...]:
+def _source(stepper: Stepper, number: int, sentence: str, replacements: Replacements) -> tuple[SourceToken, ...]:
+    """The tokens of one input line: () for a blank line; a control character is read as
+    REPLACEMENT and shown as itself, escaped, where a token is just that character."""
+    cleaned, was = replace_controls(sentence)
+    if was:
+        replacements.add(number, sum(map(is_control, was)))
+    if not cleaned.strip():
+        return ()
     try:
-        return stepper.source_tokens(sentence)
+        tokens = stepper.source_tokens(cleaned)
     except AttnstepError as exc:
         raise AttnstepError(f"line {number}: {exc}") from None
+    stand_ins = [i for i, token in enumerate(tokens) if token.surface == REPLACEMENT]
+    if not was or len(stand_ins) != len(was):  # a subword model's pieces may split or merge them
+        return tokens
+    surfaces = dict(zip(stand_ins, map(visible, was)))
+    return tuple(replace(token, surface=surfaces.get(i, token.surface)) for i, token in enumerate(tokens))
 
 
 def line_count(handle: IO[bytes]) -> int | None:
@@ -132,11 +152,18 @@ def trace_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, pre
     return rendered_lines(stepper, sentences, batch_size, json_format(precision, indent=False))
 
 
-def rendered_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, form: Format) -> Iterator[bytes]:
-    """``form``'s line of each sentence, in input order; memory holds one window's sources, one batch's traces and at most SPOOL_BYTES of finished lines."""
+def rendered_lines(
+    stepper: Stepper,
+    sentences: Iterable[str],
+    batch_size: int,
+    form: Format,
+    replacements: Replacements | None = None,
+) -> Iterator[bytes]:
+    """``form``'s line of each sentence, in input order (``form.blank`` for a blank one); memory holds one window's sources, one batch's traces and at most SPOOL_BYTES of finished lines."""
     numbered = enumerate(sentences, start=1)
-    while window := [_source(stepper, number, sentence) for number, sentence in itertools.islice(numbered, WINDOW)]:
-        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+    replaced = Replacements() if replacements is None else replacements
+    while window := [_source(stepper, n, sentence, replaced) for n, sentence in itertools.islice(numbered, WINDOW)]:
+        order = sorted((i for i in range(len(window)) if window[i]), key=lambda i: len(window[i]))
         spans = [(0, 0)] * len(window)  # (offset, size) of each sentence's line in the spool
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
             for start in range(0, len(order), batch_size):
@@ -145,9 +172,9 @@ def rendered_lines(stepper: Stepper, sentences: Iterable[str], batch_size: int, 
                     line = form.render(trace)
                     spans[i] = (spool.tell(), len(line))
                     spool.write(line)
-            for offset, size in spans:
+            for tokens, (offset, size) in zip(window, spans):
                 spool.seek(offset)
-                yield spool.read(size)
+                yield spool.read(size) if tokens else form.blank
 
 
 def dump_file(
@@ -167,13 +194,16 @@ def dump_file(
         refuse_writing_over(source, out, _input_name(input))
         stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
         sentences = read_sentences(source, _input_name(input))
+        replacements = Replacements()
         with Meter(line_count(source), "tracing") as meter, output(out) as handle:
-            for done, line in enumerate(rendered_lines(stepper, sentences, batch_size, form), 1):
+            for done, line in enumerate(rendered_lines(stepper, sentences, batch_size, form, replacements), 1):
                 handle.write(line)
                 written += len(line)
                 meter.update(done)
             if not done:
                 raise AttnstepError(f"{_input_name(input)} has no sentences")
+    if replacements.lines:
+        meter.console.print(f"attnstep: {replacements}", markup=False, soft_wrap=True)
     meter.finish(f"{done} {form.noun}, {size_text(written)}, written to {output_name(out)}")
 
 

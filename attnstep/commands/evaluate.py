@@ -30,7 +30,7 @@ from attnstep.report.plot import bleu_chart, check_picture_path, write_picture
 from attnstep.report.progress import Meter
 from attnstep.report.visible import visible
 from attnstep.text.codec import Codec
-from attnstep.text.words import UNK_ID
+from attnstep.text.words import UNK_ID, Replacements, is_control, replace_controls
 from attnstep.trace.records import SourceToken
 
 
@@ -41,13 +41,14 @@ class Translations:
 
 
 def _source_ids(codec: Codec, sentences: list[str]) -> list[list[int]]:
-    # An empty line still gets a translation (of "."), so hypotheses stay aligned with references.
-    return [codec.corpus_source(s)[: codec.max_source_tokens] or codec.corpus_source(".") for s in sentences]
+    # A blank line has no ids: it is not decoded, and its translation is empty (see _in_batches).
+    return [codec.corpus_source(s)[: codec.max_source_tokens] for s in sentences]
 
 
 def _by_length(ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
-    """Indices of ``ids`` in batches of similar length, so that little work is spent on padding."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    """Indices of ``ids`` in batches of similar length, so that little work is spent on padding;
+    a blank sentence's (no ids) in none."""
+    order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: len(ids[i]))
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
 
@@ -58,7 +59,8 @@ BatchDecoder = Callable[[list[int]], Iterable[tuple[str, bool]]]
 
 
 def _in_batches(ids: list[list[int]], batch_size: int, decode: BatchDecoder, progress: Progress | None) -> Translations:
-    """Every sentence translated by ``decode``, in batches of similar length, in the sentences' order."""
+    """Every sentence translated by ``decode``, in batches of similar length, in the sentences' order;
+    a blank one as an empty line, which keeps the hypotheses aligned with the references."""
     out: list[str] = [""] * len(ids)
     with_unknown = done = 0
     for chunk in _by_length(ids, batch_size):
@@ -266,6 +268,20 @@ def _show_by_length(
         print(f"chart written to {visible(str(plot))}", file=to)
 
 
+def _for_the_model(sources: list[str]) -> list[str]:
+    """The sources with their control characters replaced (see replace_controls), said on stderr."""
+    replacements = Replacements()
+    cleaned = []
+    for number, sentence in enumerate(sources, start=1):
+        text, was = replace_controls(sentence)
+        if was:
+            replacements.add(number, sum(map(is_control, was)))
+        cleaned.append(text)
+    if replacements.lines:
+        print(f"attnstep: {replacements}", file=sys.stderr)
+    return cleaned
+
+
 def run_eval(
     paths: list[Path],
     *,
@@ -301,7 +317,7 @@ def run_eval(
         heldout=heldout,
         heldout_corpus=heldout_corpus,
     )
-    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    sources, references = _for_the_model([s for s, _ in pairs]), [t for _, t in pairs]
     # Translations on stdout (-o -) keep it for themselves, a line per sentence: the scores go to stderr.
     scores_to = sys.stderr if output is not None and str(output) == STDOUT else sys.stdout
     finals = []

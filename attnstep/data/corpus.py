@@ -65,9 +65,15 @@ def read_text_lines(path: Path) -> list[str]:
         if lines and lines[-1] == "":
             lines.pop()
         return [line.rstrip("\r") for line in lines]
+    except UnicodeDecodeError as exc:
+        number, line_start = data.count(b"\n", 0, exc.start) + 1, data.rfind(b"\n", 0, exc.start) + 1
+        raise AttnstepError(
+            f"cannot read {path}: line {number} is not UTF-8 "
+            f"(byte 0x{data[exc.start]:02X} at byte {exc.start - line_start + 1})"
+        ) from None
     except FileNotFoundError:
         raise AttnstepError(f"cannot read {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise AttnstepError(f"cannot read {path}: {exc}") from None
 
 

@@ -53,14 +53,54 @@ class Token:
     normalized: str  # lower-cased form that is looked up in the vocabulary
 
 
+def is_control(char: str) -> bool:
+    """A character no sentence needs: a C0/C1 control other than tab and line ends, or a bidi control."""
+    return char not in "\t\n\r" and (unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS)
+
+
+# Unicode's stand-in for a character that cannot be shown: what the model sees for a control
+# character in a corpus (the word model's <unk>, a subword model's bytes).
+REPLACEMENT = "\ufffd"
+
+
+def replace_controls(text: str) -> tuple[str, list[str]]:
+    """``text`` with each control character as :data:`REPLACEMENT`, as a corpus line is read for the
+    model rather than refused; and, if any was replaced, what each REPLACEMENT in the result was, in
+    order (one the text already had stands for itself)."""
+    was = [] if text.isprintable() else [char for char in text if char == REPLACEMENT or is_control(char)]
+    if not any(map(is_control, was)):
+        return text, []
+    return "".join(REPLACEMENT if is_control(char) else char for char in text), was
+
+
+class Replacements:
+    """The lines of a corpus whose control characters were replaced for the model, said in one line on stderr."""
+
+    SHOWN = 10  # lines named; the rest are counted
+
+    def __init__(self) -> None:
+        self.characters = 0
+        self.lines: list[int] = []
+
+    def add(self, number: int, count: int) -> None:
+        self.characters += count
+        self.lines.append(number)
+
+    def __str__(self) -> str:
+        shown = ", ".join(map(str, self.lines[: self.SHOWN]))
+        more = len(self.lines) - self.SHOWN
+        where = (
+            f"line {shown}" if len(self.lines) == 1 else f"lines {shown}" + (f" and {more} more" if more > 0 else "")
+        )
+        plural = "" if self.characters == 1 else "s"
+        return f"{self.characters} control character{plural} replaced by U+{ord(REPLACEMENT):04X} for the model, on {where}"
+
+
 def _check_characters(text: str) -> None:
     for position, char in enumerate(text):
-        if char in "\t\n\r":
-            continue
-        category = unicodedata.category(char)
-        if category == "Cs":
+        if unicodedata.category(char) == "Cs":
             raise AttnstepError(f"the sentence is not valid UTF-8 ({_undecodable(char)} at position {position})")
-        if category == "Cc" or char in _BIDI_CONTROLS:
+        if is_control(char):
             raise AttnstepError(
                 f"the sentence contains control character U+{ord(char):04X} at position {position}; "
                 "remove it and try again"
