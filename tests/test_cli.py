@@ -267,7 +267,13 @@ def test_output_to_a_device_keeps_the_device(tiny_checkpoint, tmp_path):
     assert stat.S_ISCHR(null.lstat().st_mode)
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+needs_dev_full = pytest.mark.skipif(
+    not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)),
+    reason="needs the /dev/full device",
+)
+
+
+@needs_dev_full
 def test_a_full_device_is_one_line_and_stays_a_device(tiny_checkpoint):
     result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "-o", "/dev/full")
     assert result.exit_code == 1
@@ -276,7 +282,7 @@ def test_a_full_device_is_one_line_and_stays_a_device(tiny_checkpoint):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@needs_dev_full
 @pytest.mark.parametrize(
     "args", [["dump", "un chien", "--checkpoint"], ["dump", "un chien", "-o", "-", "--checkpoint"], ["schema"]]
 )
