@@ -539,7 +539,7 @@ def serve(
     if not (checkpoint / "config.json").is_file():
         raise AttnstepError(f"no checkpoint at {checkpoint}")
     if allow_anonymous:
-        logging.warning(
+        logging.getLogger("attnstep.serve").warning(
             "WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password",
             host,
             port,

@@ -9,9 +9,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncssh
 import pytest
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 from tests.serve_helpers import (
     RIGHT,
@@ -77,15 +81,11 @@ async def test_the_session_process_has_no_torch(tiny_checkpoint):
         await screen.until("step 1 of")
         # the session process, and the zygote it was forked from, while the server has the model loaded
         for pid in [server.zygote.process.pid, *session_pids(server)]:
-            with open(f"/proc/{pid}/maps") as maps:
-                libraries = maps.read()
+            libraries = Path(f"/proc/{pid}/maps").read_text()
             assert "libtorch" not in libraries and "torch/lib" not in libraries
-        with open(f"/proc/{os.getpid()}/maps") as maps:
-            assert "libtorch" in maps.read()  # the check can see torch where it is
-        with open(f"/proc/{server.zygote.process.pid}/status") as status:
-            assert (
-                "Threads:\t1\n" in status.read()
-            )  # it forks: a thread of its warm-up left running would be copied half-way
+        assert "libtorch" in Path(f"/proc/{os.getpid()}/maps").read_text()  # the check can see torch where it is
+        # it forks: a thread of its warm-up left running would be copied half-way
+        assert "Threads:\t1\n" in Path(f"/proc/{server.zygote.process.pid}/status").read_text()
 
 
 @async_test
@@ -346,7 +346,7 @@ class Tmux:
     def __init__(self) -> None:
         self.tmux = ["tmux", "-L", f"attnstep-test-{os.getpid()}", "-f", "/dev/null"]
 
-    async def __aenter__(self) -> Tmux:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc) -> None:

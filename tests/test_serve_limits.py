@@ -214,6 +214,7 @@ def test_a_host_that_cannot_be_listened_on_is_one_line(tiny_checkpoint, tmp_path
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("attnstep: error: cannot serve on 999.1.1.1:0: ")

@@ -270,7 +270,7 @@ async def test_a_slow_student_gets_the_latest_state_not_every_step(stepper):
 
 def test_the_session_modules_do_not_import_torch():
     code = "import sys, attnstep.serve.session, attnstep.serve.remote; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_serve_add_user_writes_a_hash(tmp_path):

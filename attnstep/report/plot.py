@@ -142,8 +142,10 @@ def _points(points) -> str:
 def to_svg(picture: Picture) -> str:
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{picture.width}" height="{picture.height}" '
-        f'viewBox="0 0 {picture.width} {picture.height}" font-family={quoteattr(FONT_FAMILY)} style="background:#fff">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{picture.width}" height="{picture.height}" '
+            f'viewBox="0 0 {picture.width} {picture.height}" font-family={quoteattr(FONT_FAMILY)} style="background:#fff">'
+        ),
     ]
     for item in picture.items:
         if isinstance(item, Rect):

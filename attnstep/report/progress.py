@@ -12,6 +12,7 @@ from attnstep.report.visible import visible
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 
 class Meter:
@@ -27,7 +28,7 @@ class Meter:
         self.bar: Progress | None = None
         self.started = time.perf_counter()
 
-    def __enter__(self) -> Meter:
+    def __enter__(self) -> Self:
         self.started = time.perf_counter()
         if sys.stderr.isatty():
             from rich.progress import Progress

@@ -157,7 +157,7 @@ class _Zygote:
             try:
                 self.close_inherited()
                 status = run_session(request, pty, self.limits)
-            except Exception:
+            except Exception:  # noqa: BLE001 (whatever ends a session's start is reported, never the zygote's end)
                 # As session.main does for the app: the details to the server's log, one line to the student.
                 crash_report.write_text(traceback.format_exc(), encoding="utf-8")
                 print(

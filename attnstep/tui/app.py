@@ -115,8 +115,10 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
         "compare",
         "compare",
         "c",
-        "before/after a forced word: the model's own decoding beside the forced one; "
-        "with a second --checkpoint and no forced word, that model's decoding beside this one",
+        (
+            "before/after a forced word: the model's own decoding beside the forced one; "
+            "with a second --checkpoint and no forced word, that model's decoding beside this one"
+        ),
     ),
     (
         "number_sign",
