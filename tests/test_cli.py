@@ -522,11 +522,15 @@ def test_the_app_without_a_terminal_says_so(command, tiny_checkpoint, tmp_path):
     trace = tmp_path / "t.json"
     trace.write_bytes(invoke("dump", "un chien", "--checkpoint", tiny_checkpoint).stdout_bytes)
     args = ["translate", "un chien", "--checkpoint", tiny_checkpoint] if command == "translate" else ["replay", trace]
+    without_one = {  # replay's trace is already written: what it can still become is a picture
+        "translate": "`attnstep dump SENTENCE` writes its trace as JSON without one",
+        "replay": "`attnstep plot TRACE.json -o FILE.svg` draws its alignment without one",
+    }[command]
     result = attnstep(*args, stdin=subprocess.DEVNULL)
     assert result.returncode == 1
     assert (
         result.stderr.decode()
-        == f"attnstep: error: attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one\n"
+        == f"attnstep: error: attnstep {command} needs a terminal (stdin and stderr): run it in one; {without_one}\n"
     )
     assert result.stdout == b""
 

@@ -91,7 +91,7 @@ def run_translate(
         raise AttnstepError(
             "give at most two --checkpoint options: the model to step through and one to compare it with (c)"
         )
-    if missing := no_terminal("translate"):
+    if missing := no_terminal("translate", "`attnstep dump SENTENCE` writes its trace as JSON without one"):
         raise AttnstepError(missing)
     other = checkpoints[1] if len(checkpoints) == 2 else None
     app = translate_app(checkpoints[0], sentence, top_k, beam, reference, other)

@@ -39,16 +39,16 @@ def replay_app(trace: Trace, origin: str) -> AttnstepApp:
 
 
 def run_replay(trace: Trace, origin: str) -> tuple[int, str | None]:
-    if missing := no_terminal("replay"):
+    if missing := no_terminal("replay", "`attnstep plot TRACE.json -o FILE.svg` draws its alignment without one"):
         return 1, missing
     app = replay_app(trace, origin)
     app.run()
     return app.return_code or 0, app.error_message
 
 
-def no_terminal(command: str) -> str | None:
+def no_terminal(command: str, without_one: str) -> str | None:
     """Why the app cannot run here, if it cannot: Textual reads keys from stdin and draws on
     stderr, and without a terminal there it would wait forever."""
     if all(stream is not None and stream.isatty() for stream in (sys.__stdin__, sys.__stderr__)):
         return None
-    return f"attnstep {command} needs a terminal (stdin and stderr); `attnstep dump` writes a trace as JSON without one"
+    return f"attnstep {command} needs a terminal (stdin and stderr): run it in one; {without_one}"
