@@ -375,6 +375,23 @@ def dump(
 
     if (sentence is None) == (input is None):
         raise AttnstepError("give either a SENTENCE or --input FILE")
+    hyp: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE",
+            help="Score this file's translations, one a line, instead of translating (repeatable; no model is loaded: the checkpoint names the languages and the case).",
+        ),
+    ] = None,
+    paired_bs: Annotated[
+        bool,
+        typer.Option(
+            "--paired-bs",
+            help="sacreBLEU's paired bootstrap resampling (1000 resamples, seed 12345) of each checkpoint or --hyp file against the first: resampled means, 95% confidence intervals and p-values.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every score, signature and the paired test as one JSON object.")
+    ] = False,
     if target is not None and (input is not None or beam is not None):
         raise AttnstepError(
             "--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched"
@@ -395,6 +412,9 @@ def dump(
         )
     else:
         assert sentence is not None  # given exactly one of the two, checked above
+        hypotheses=hyp or [],
+        paired_bs=paired_bs,
+        as_json=as_json,
         dump_sentence(
             checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target
         )

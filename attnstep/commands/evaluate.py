@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -14,14 +15,16 @@ from typing import IO
 import sacrebleu
 import torch
 from rich.console import Console
+from sacrebleu.metrics.base import Metric
+from sacrebleu.significance import PairedTest, Result
 
-from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
+from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus, read_text_lines
 from attnstep.data.downloads import check_splits, locate
 from attnstep.data.files import STDOUT
 from attnstep.data.files import output as open_output
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad
-from attnstep.engine.checkpoint import Checkpoint, load_checkpoint
+from attnstep.engine.checkpoint import Checkpoint, load_checkpoint, read_config
 from attnstep.engine.stepper import Stepper
 from attnstep.errors import AttnstepError
 from attnstep.model import Seq2Seq
@@ -141,6 +144,79 @@ def bleu_by_bucket(
     )
 
 
+@dataclass
+class MetricScore:
+    metric: str  # BLEU, chrF or TER
+    score: float
+    signature: str  # sacreBLEU's, which says the case, tokenization and version
+
+
+def eval_metrics(*, lowercase: bool) -> dict[str, Metric]:
+    """sacreBLEU's BLEU, chrF and TER, all with or all without case (TER's own default ignores case)."""
+    return {
+        "BLEU": sacrebleu.metrics.BLEU(lowercase=lowercase),
+        "chrF": sacrebleu.metrics.CHRF(lowercase=lowercase),
+        "TER": sacrebleu.metrics.TER(case_sensitive=not lowercase),
+    }
+
+
+def corpus_scores(hypotheses: list[str], references: list[str], *, cased: bool) -> list[MetricScore]:
+    """BLEU, chrF and TER, cased for a subword model, which also gets case-insensitive BLEU."""
+    scored = list(eval_metrics(lowercase=not cased).items())
+    if cased:
+        scored.append(("BLEU", sacrebleu.metrics.BLEU(lowercase=True)))
+    return [
+        MetricScore(name, metric.corpus_score(hypotheses, [references]).score, str(metric.get_signature()))
+        for name, metric in scored
+    ]
+
+
+BOOTSTRAP_RESAMPLES = 1000  # sacreBLEU's default for --paired-bs; its seed is 12345 unless $SACREBLEU_SEED
+
+
+def paired_bootstrap(named: list[tuple[str, Sequence[str]]], references: list[str], *, lowercase: bool) -> dict:
+    """sacreBLEU's paired bootstrap resampling of each system against the first (the baseline): per
+    metric its signature and each system's score, resampled mean, 95% confidence interval and p-value."""
+    metrics = eval_metrics(lowercase=lowercase)
+    signatures, results = PairedTest(named, metrics, [references], test_type="bs", n_samples=BOOTSTRAP_RESAMPLES)()
+    return {
+        "baseline": named[0][0],
+        "resamples": BOOTSTRAP_RESAMPLES,
+        "metrics": {
+            metric: {
+                "signature": str(signatures[metric]),
+                "systems": [
+                    {"name": name} | {key: _number(getattr(r, key)) for key in ("score", "mean", "ci", "p_value")}
+                    for (name, _), r in zip(named, results[metric])
+                    if isinstance(r, Result)
+                ],
+            }
+            for metric in results
+            if metric != "System"
+        },
+    }
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None else float(value)  # sacreBLEU's means and intervals are NumPy's float32
+
+
+def _print_paired(test: dict, to: IO[str]) -> None:
+    print(
+        f"paired bootstrap resampling against {visible(test['baseline'])} ({test['resamples']} resamples; "
+        "score (resampled mean ± 95% CI), p-value: * where p < 0.05)",
+        file=to,
+    )
+    for metric, each in test["metrics"].items():
+        print(f"{metric}  {each['signature']}", file=to)
+        width = max(len(visible(system["name"])) for system in each["systems"])
+        for system in each["systems"]:
+            line = f"  {visible(system['name']):<{width}}  {system['score']:6.2f} ({system['mean']:.2f} ± {system['ci']:.2f})"
+            if system["p_value"] is not None:
+                line += f"  p = {system['p_value']:.4f}{'*' if system['p_value'] < 0.05 else ''}"
+            print(line, file=to)
+
+
 def evaluation_set(
     meta: dict,
     languages: list[str],
@@ -194,67 +270,87 @@ def _metered(translate: Callable[..., Translations], count: int, what: str, labe
     return translations
 
 
+def _languages(path: Path, config: dict) -> list[str]:
+    named = [config.get(key) for key in ("source_language", "target_language")]
+    languages = [language for language in named if isinstance(language, str) and language]
+    if len(languages) != 2:
+        raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
+    return languages
+
+
 def _checkpoints(paths: list[Path]) -> Iterator[tuple[Checkpoint, list[str]]]:
     """Each checkpoint with its languages, loaded when its turn comes; all must translate the same way."""
     expected = None
     for path in paths:
         ckpt = load_checkpoint(path)
-        named = [ckpt.meta.get(key) for key in ("source_language", "target_language")]
-        languages = [language for language in named if isinstance(language, str) and language]
-        if len(languages) != 2:
-            raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
+        languages = _languages(path, ckpt.meta)
         if expected is not None and languages != expected:
             raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
         expected = languages
         yield ckpt, languages
 
 
-def _decode(ckpt: Checkpoint, sources: list[str], what: str, beam: int | None, alpha: float) -> dict[str, Translations]:
-    """The sentences translated greedily, and with a beam of width ``beam`` if given, by the decoding's name."""
+@dataclass
+class _Output:
+    """Translations to score: one decoding of a checkpoint, or a --hyp file's lines."""
+
+    name: str  # the checkpoint's, or the file's path
+    cased: bool  # a subword model's, which writes upper case too
+    decoding: str
+    texts: list[str]
+    with_unknown: int | None = None  # how many hold <unk>; unknown for a file
+
+
+def _decode(ckpt: Checkpoint, sources: list[str], what: str, beam: int | None, alpha: float) -> list[_Output]:
+    """The sentences translated greedily, and with a beam of width ``beam`` if given."""
     greedy = partial(translate_corpus, ckpt.model, ckpt.codec, sources)
     decodings = {"greedy": _metered(greedy, len(sources), what, "greedy")}
     if beam is not None:
         label = f"beam {beam}, alpha {alpha:g}"
         searched = partial(beam_translate_corpus, ckpt, sources, beam, alpha)
         decodings[label] = _metered(searched, len(sources), what, label)
-    return decodings
-
-
-def _print_scores(
-    ckpt: Checkpoint, set_name: str, decoding: str, translations: Translations, references: list[str], to: IO[str]
-) -> None:
-    """BLEU and chrF of one decoding, cased for a subword model with case-insensitive BLEU as well."""
-    hypotheses = translations.texts
     cased = ckpt.subword is not None  # word models write lower case only
-    result = score(hypotheses, references, lowercase=not cased)
-    print(f"{visible(ckpt.name)} on {visible(set_name)} ({len(hypotheses)} sentences, {decoding})", file=to)
-    print(f"BLEU = {result.bleu:.2f}  {result.bleu_signature}", file=to)
-    print(f"chrF = {result.chrf:.2f}  {result.chrf_signature}", file=to)
-    if cased:
-        lower = score(hypotheses, references, lowercase=True)
-        print(f"BLEU = {lower.bleu:.2f}  {lower.bleu_signature}", file=to)
-    print(f"<unk> in {translations.with_unknown} of {len(hypotheses)} outputs", file=to)
+    return [_Output(ckpt.name, cased, label, t.texts, t.with_unknown) for label, t in decodings.items()]
 
 
-@dataclass
-class _Final:
-    """A checkpoint's last decoding (the beam's when there is one), which --by-length scores."""
+def _hypotheses(path: Path, references: list[str], set_name: str) -> list[str]:
+    lines = read_text_lines(path)
+    if len(lines) != len(references):
+        raise AttnstepError(
+            f"{path} has {len(lines)} lines; {set_name} has {len(references)} references, one a line for each"
+        )
+    return lines
 
-    name: str  # the checkpoint's
-    cased: bool  # a subword model's, which writes upper case too
-    decoding: str
-    texts: list[str]
+
+def _scored(output: _Output, set_name: str, references: list[str]) -> dict:
+    """One output's scores, as --json gives them."""
+    return {
+        "name": output.name,
+        "decoding": output.decoding,
+        "set": set_name,
+        "sentences": len(output.texts),
+        "scores": [vars(each) for each in corpus_scores(output.texts, references, cased=output.cased)],
+        "with_unknown": output.with_unknown,
+    }
+
+
+def _print_scores(scored: dict, to: IO[str]) -> None:
+    """BLEU, chrF and TER of one output, each with its signature."""
+    what = f"{visible(scored['name'])} on {visible(scored['set'])}"
+    print(f"{what} ({scored['sentences']} sentences, {visible(scored['decoding'])})", file=to)
+    for each in scored["scores"]:
+        print(f"{each['metric']} = {each['score']:.2f}  {each['signature']}", file=to)
+    if scored["with_unknown"] is not None:
+        print(f"<unk> in {scored['with_unknown']} of {scored['sentences']} outputs", file=to)
 
 
 def _show_by_length(
-    finals: list[_Final], paths: list[Path], pairs: list[Pair], set_name: str, plot: Path | None, to: IO[str]
+    finals: list[_Output], names: list[str], pairs: list[Pair], set_name: str, plot: Path | None, to: IO[str]
 ) -> None:
-    """BLEU per source-length bucket of every checkpoint, as a table and a chart, and in ``plot``."""
+    """BLEU per source-length bucket of every output, as a table and a chart, and in ``plot``."""
     buckets = length_buckets([source_length(s) for s, _ in pairs])
-    # A word model writes lower case only: compared with one, every checkpoint is scored without case.
+    # A word model writes lower case only: compared with one, every output is scored without case.
     lowercase = not all(final.cased for final in finals)
-    names = [final.name for final in finals]
-    names = names if len(set(names)) == len(names) else [str(path) for path in paths]
     references = [t for _, t in pairs]
     series = [
         Series(name, bleu_by_bucket(final.texts, references, buckets, lowercase=lowercase))
@@ -282,6 +378,29 @@ def _for_the_model(sources: list[str]) -> list[str]:
     return cleaned
 
 
+def _check_options(
+    paths: list[Path],
+    hypotheses: list[Path],
+    *,
+    output: Path | None,
+    heldout: str | None,
+    beam: int | None,
+    by_length: bool,
+    paired_bs: bool,
+    as_json: bool,
+) -> None:
+    if len(paths) > 1 and (output is not None or heldout is not None):
+        raise AttnstepError("--output and --heldout go with one checkpoint (a held-out set is one training run's)")
+    if len(paths) > 1 and hypotheses:
+        raise AttnstepError("--hyp goes with one checkpoint: its languages and case say how the files are scored")
+    if hypotheses and (output is not None or beam is not None):
+        raise AttnstepError("--hyp scores translations made already: --output and --beam go with translating")
+    if paired_bs and len(paths) + len(hypotheses) - bool(hypotheses) < 2:
+        raise AttnstepError("--paired-bs compares two or more checkpoints (or --hyp files); the first is the baseline")
+    if as_json and (by_length or (output is not None and str(output) == STDOUT)):
+        raise AttnstepError("--json is the whole of stdout: it goes without --by-length, --plot and -o -")
+
+
 def run_eval(
     paths: list[Path],
     *,
@@ -296,19 +415,36 @@ def run_eval(
     alpha: float,
     by_length: bool,
     plot: Path | None,
+    hypotheses: list[Path],
+    paired_bs: bool,
+    as_json: bool,
 ) -> None:
-    """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), print the
-    scores, and with ``by_length`` BLEU per source-length bucket as a table, a chart and ``plot``."""
-    several = len(paths) > 1
-    if several and (output is not None or heldout is not None):
-        raise AttnstepError("--output and --heldout go with one checkpoint (a held-out set is one training run's)")
+    """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), or read each of
+    ``hypotheses`` instead, and print the scores; with ``by_length`` BLEU per source-length bucket as a
+    table, a chart and ``plot``; with ``paired_bs`` sacreBLEU's paired bootstrap test of the last outputs
+    against the first; with ``as_json``, all of it as one JSON object."""
+    _check_options(
+        paths,
+        hypotheses,
+        output=output,
+        heldout=heldout,
+        beam=beam,
+        by_length=by_length,
+        paired_bs=paired_bs,
+        as_json=as_json,
+    )
     if plot is not None:
         check_picture_path(plot)  # before any translating
-    checkpoints = _checkpoints(paths)
-    first, languages = next(checkpoints)
+    checkpoints = _checkpoints([] if hypotheses else paths)
+    if hypotheses:  # scored without loading a model: its config names the languages, the case and a held-out set
+        meta = read_config(paths[0])
+        languages = _languages(paths[0], meta)
+    else:
+        first, languages = next(checkpoints)
+        meta, checkpoints = first.meta, itertools.chain([(first, languages)], checkpoints)
     # The sentences, read once for every checkpoint.
     set_name, pairs = evaluation_set(
-        first.meta,
+        meta,
         languages,
         splits=splits,
         data=data,
@@ -317,20 +453,43 @@ def run_eval(
         heldout=heldout,
         heldout_corpus=heldout_corpus,
     )
-    sources, references = _for_the_model([s for s, _ in pairs]), [t for _, t in pairs]
+    references = [t for _, t in pairs]
+    cased = meta.get("format_version") == 2  # a subword model's files, as _decode says of each checkpoint
+    finals = [_Output(str(path), cased, f"from {path}", _hypotheses(path, references, set_name)) for path in hypotheses]
     # Translations on stdout (-o -) keep it for themselves, a line per sentence: the scores go to stderr.
     scores_to = sys.stderr if output is not None and str(output) == STDOUT else sys.stdout
-    finals = []
+    report: dict = {"set": set_name, "sentences": len(pairs), "outputs": [], "paired_bs": None}
+
+    def scored(each: _Output) -> None:
+        report["outputs"].append(_scored(each, set_name, references))
+        if not as_json:
+            _print_scores(report["outputs"][-1], scores_to)
+
+    for final in finals:
+        scored(final)
+    sources = [] if hypotheses else _for_the_model([s for s, _ in pairs])
     # Opened before any translating, so that an output that cannot be written fails at once.
     with contextlib.nullcontext() if output is None else open_output(output, "w") as written:
-        for ckpt, _ in itertools.chain([(first, languages)], checkpoints):
-            decodings = _decode(ckpt, sources, f"{set_name} with {ckpt.name}" if several else set_name, beam, alpha)
-            last, translations = list(decodings.items())[-1]
-            finals.append(_Final(ckpt.name, ckpt.subword is not None, last, translations.texts))
+        for ckpt, _ in checkpoints:
+            decodings = _decode(
+                ckpt, sources, f"{set_name} with {ckpt.name}" if len(paths) > 1 else set_name, beam, alpha
+            )
+            finals.append(decodings[-1])  # the beam's when there is one
             if written is not None:
-                written.write("".join(text + "\n" for text in translations.texts))
+                written.write("".join(text + "\n" for text in decodings[-1].texts))
                 written.flush()  # stdout's translations come before the scores on stderr
-            for decoding, each in decodings.items():
-                _print_scores(ckpt, set_name, decoding, each, references, scores_to)
+            for each in decodings:
+                scored(each)
+    names = [final.name for final in finals]
+    names = names if len(set(names)) == len(names) else [str(path) for path in (hypotheses or paths)]
     if by_length:
-        _show_by_length(finals, paths, pairs, set_name, plot, scores_to)
+        _show_by_length(finals, names, pairs, set_name, plot, scores_to)
+    if paired_bs:
+        lowercase = not all(final.cased for final in finals)
+        report["paired_bs"] = paired_bootstrap(
+            [(name, final.texts) for name, final in zip(names, finals)], references, lowercase=lowercase
+        )
+        if not as_json:
+            _print_paired(report["paired_bs"], scores_to)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False), file=scores_to)
