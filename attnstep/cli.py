@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from attnstep.commands.train_settings import Attention, ModelConfig, StorageType, Tokenizer, TrainSettings
 from attnstep.data.downloads import DATASETS, default_data_dir
@@ -36,6 +37,47 @@ MULTI30K = default_data_dir("multi30k")  # eval's default --data
 
 def say_error(message: str) -> None:
     err.print(f"attnstep: error: {visible(message)}", markup=False, highlight=False, soft_wrap=True)
+
+
+class UsageError(AttnstepError):
+    """Options or arguments that do not go together: exit status 2, as for Click's usage errors."""
+
+
+# Typer checks a value with pydantic, whose messages read "Input should be greater than or equal to 1".
+PLAIN_RULES = {
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+}
+
+
+def plain_bad_value(exc: typer.BadParameter) -> str | None:
+    """A refused value in plain words ("--top-k must be at least 1, not 0"), where pydantic refused it."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if exc.param is None or not callable(errors):
+        return None
+    error = errors()[0]
+    param = exc.param
+    name = param.opts[0] if param.param_type_name == "option" else (param.metavar or param.name or "")
+    given = visible(str(error.get("input", "")))
+    if error["type"] == "value_error" and param.type_descriptor.choices:  # an Enum's names
+        choices = [getattr(choice, "value", choice) for choice in param.type_descriptor.choices]
+        return f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {given!r}"
+    rule = PLAIN_RULES.get(error["type"])
+    bounds = {key: int(bound) if float(bound).is_integer() else bound for key, bound in error.get("ctx", {}).items()}
+    return f"{name} {rule.format(**bounds)}, not {given}" if rule else None
+
+
+class Command(TyperCommand):
+    """A command whose usage line names a required argument bare (TRACE.json), as Click's and man pages
+    do: Typer's braces ({trace_file}) read as a placeholder left unfilled."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [re.sub(r"^\{(.*)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
 
 
 class Commands(TyperGroup):
@@ -63,14 +105,15 @@ class Commands(TyperGroup):
         except typer.TyperException as exc:  # Click's usage errors
             context = getattr(exc, "ctx", None)
             hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-            say_error(exc.format_message().rstrip(".") + hint)
+            plain = plain_bad_value(exc) if isinstance(exc, typer.BadParameter) else None
+            say_error((plain or exc.format_message().rstrip(".")) + hint)
             sys.exit(exc.exit_code)
         except typer.Abort:
             say_error("aborted")
             sys.exit(1)
         except AttnstepError as exc:
             say_error(str(exc))
-            sys.exit(1)
+            sys.exit(2 if isinstance(exc, UsageError) else 1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -78,7 +121,7 @@ app = typer.Typer(
     cls=Commands,
     help="A stepping debugger for attention seq2seq translation models.",
     invoke_without_command=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion: bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts are plain: "[h_t; C_t]" is a formula, not Rich markup
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -101,64 +144,87 @@ def root(
     raise typer.Exit()
 
 
-@app.command()
+@app.command(cls=Command)
 def train(
     out: Annotated[
-        Path, typer.Option(help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically).")
+        Path,
+        typer.Option(
+            metavar="DIR", help="Folder for the best checkpoint: new, empty, or a checkpoint to replace (atomically)."
+        ),
     ],
     data: Annotated[
         Path | None,
-        typer.Option(help="Folder with {train,val}.{lang}[.gz], e.g. Multi30k from `attnstep data get multi30k`."),
+        typer.Option(
+            metavar="DIR", help="Folder with {train,val}.{lang}[.gz], e.g. Multi30k from `attnstep data get multi30k`."
+        ),
     ] = None,
     corpus: Annotated[
         list[str] | None,
         typer.Option(
-            help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times."
+            metavar="FILE",
+            help="Training corpus (repeatable): FILE.tsv[.gz], or a path with {lang} for line-aligned files; append *N to repeat it N times.",
         ),
     ] = None,
     tsv_columns: Annotated[
-        str, typer.Option(help="Languages of a .tsv corpus's two columns, e.g. en,fr.")
+        str, typer.Option(metavar="LANG,LANG", help="Languages of a .tsv corpus's two columns, e.g. en,fr.")
     ] = TRAINING.tsv_columns,
     holdout: Annotated[
         int,
         typer.Option(
-            help="With --corpus: validation pairs held out of the first corpus (as many again for test).", min=0
+            metavar="N",
+            help="With --corpus: validation pairs held out of the first corpus (as many again for test).",
+            min=0,
         ),
     ] = TRAINING.holdout,
     tokenizer: Annotated[
         Tokenizer, typer.Option(help="words (lower-cased words) or subword (SentencePiece with byte fallback).")
     ] = Tokenizer[TRAINING.tokenizer],
-    vocab_size: Annotated[int, typer.Option(help="Subword pieces per language.", min=300)] = TRAINING.vocab_size,
+    vocab_size: Annotated[
+        int, typer.Option(metavar="N", help="Subword pieces per language.", min=300)
+    ] = TRAINING.vocab_size,
     max_minutes: Annotated[
-        float, typer.Option(help="Stop training after this many minutes in all, resumes included (0: no limit).", min=0)
+        float,
+        typer.Option(
+            metavar="MINUTES",
+            help="Stop training after this many minutes in all, resumes included (0: no limit).",
+            min=0,
+        ),
     ] = TRAINING.max_minutes,
-    src: Annotated[str, typer.Option(help="Source language code.")] = TRAINING.src,
-    tgt: Annotated[str, typer.Option(help="Target language code.")] = TRAINING.tgt,
-    work: Annotated[Path | None, typer.Option(help="Resume-state directory (default: runs/OUT-NAME).")] = None,
-    epochs: Annotated[int, typer.Option(help="Most epochs to train.", min=1)] = TRAINING.epochs,
-    batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.", min=1)] = TRAINING.batch_size,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = TRAINING.lr,
+    src: Annotated[str, typer.Option(metavar="LANG", help="Source language code.")] = TRAINING.src,
+    tgt: Annotated[str, typer.Option(metavar="LANG", help="Target language code.")] = TRAINING.tgt,
+    work: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Resume-state directory (default: runs/OUT-NAME).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs to train.", min=1)] = TRAINING.epochs,
+    batch_size: Annotated[
+        int, typer.Option(metavar="N", help="Sentence pairs per batch.", min=1)
+    ] = TRAINING.batch_size,
+    lr: Annotated[float, typer.Option(metavar="RATE", help="Adam learning rate.")] = TRAINING.lr,
     patience: Annotated[
-        int, typer.Option(help="Stop after this many epochs without a better val BLEU.", min=1)
+        int, typer.Option(metavar="N", help="Stop after this many epochs without a better val BLEU.", min=1)
     ] = TRAINING.patience,
     max_len: Annotated[
-        int, typer.Option(help="Skip training pairs longer than this many tokens or pieces.")
+        int, typer.Option(metavar="N", help="Skip training pairs longer than this many tokens or pieces.")
     ] = TRAINING.max_len,
     attention: Annotated[
         Attention, typer.Option(help="dot, general, concat, additive or none (no attention: the baseline).")
     ] = Attention[ModelConfig.attention],
-    emb_dim: Annotated[int, typer.Option(help="Embedding size.")] = ModelConfig.emb_dim,
-    enc_hidden: Annotated[int, typer.Option(help="Encoder GRU size per direction.")] = ModelConfig.enc_hidden,
-    dec_hidden: Annotated[int, typer.Option(help="Decoder GRU size.")] = ModelConfig.dec_hidden,
-    attn_dim: Annotated[int, typer.Option(help="Hidden size of the concat/additive scorer.")] = ModelConfig.attn_dim,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = ModelConfig.dropout,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = TRAINING.seed,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).", min=0)] = 0,
+    emb_dim: Annotated[int, typer.Option(metavar="N", help="Embedding size.")] = ModelConfig.emb_dim,
+    enc_hidden: Annotated[
+        int, typer.Option(metavar="N", help="Encoder GRU size per direction.")
+    ] = ModelConfig.enc_hidden,
+    dec_hidden: Annotated[int, typer.Option(metavar="N", help="Decoder GRU size.")] = ModelConfig.dec_hidden,
+    attn_dim: Annotated[
+        int, typer.Option(metavar="N", help="Hidden size of the concat/additive scorer.")
+    ] = ModelConfig.attn_dim,
+    dropout: Annotated[float, typer.Option(metavar="P", help="Dropout rate.")] = ModelConfig.dropout,
+    seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = TRAINING.seed,
+    threads: Annotated[int, typer.Option(metavar="N", help="CPU threads for torch (0: torch's default).", min=0)] = 0,
     dtype: Annotated[
         StorageType, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")
     ] = StorageType[TRAINING.dtype],
 ) -> None:
-    """Train a model on parallel text; resumes from --work if a run was stopped."""
+    """Train a model on parallel text. It resumes from --work if a run was stopped."""
     from attnstep.commands.train import run_train
 
     model = {
@@ -191,90 +257,110 @@ def train(
     run_train(settings, out, work or Path("runs") / out.name, threads)
 
 
-@app.command()
+@app.command(cls=Command)
 def translate(
     sentence: Annotated[
-        str | None, typer.Argument(help="Sentence to open with (else an input box with examples).")
+        str | None, typer.Argument(metavar="SENTENCE", help="Sentence to open with (else an input box with examples).")
     ] = None,
     checkpoint: Annotated[
         list[Path] | None,
-        typer.Option(help=CHECKPOINT_HELP + " Give a second one and c sets its decoding beside this one's."),
+        typer.Option(
+            metavar="CHECKPOINT", help=CHECKPOINT_HELP + " Give a second one and c sets its decoding beside this one's."
+        ),
     ] = None,
-    top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
-    beam: Annotated[int | None, typer.Option(help=BEAM_HELP + " b shows the search.", min=1, max=MAX_BEAM)] = None,
+    top_k: Annotated[int, typer.Option(metavar="N", help="Next-word candidates shown per step.", min=1, max=20)] = 5,
+    beam: Annotated[
+        int | None, typer.Option(metavar="K", help=BEAM_HELP + " b shows the search.", min=1, max=MAX_BEAM)
+    ] = None,
     target: Annotated[
         str | None,
         typer.Option(
-            help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it."
+            metavar="TRANSLATION",
+            help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.",
         ),
     ] = None,
 ) -> None:
-    """Step through a translation in the terminal: every quantity of each attention step."""
+    """Step through a translation in the terminal. Every quantity of each attention step is on screen."""
     from attnstep.commands.translate import run_translate
 
     checkpoints = [resolve_checkpoint(path) for path in checkpoint or [DEFAULT_CHECKPOINT]]
     run_translate(checkpoints, sentence, top_k=top_k, beam=beam, reference=target)
 
 
-@app.command()
+@app.command(cls=Command)
 def replay(
-    trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
+    trace_file: Annotated[
+        Path, typer.Argument(metavar="TRACE.json", help="A trace written by `attnstep dump` (one JSON object).")
+    ],
 ) -> None:
-    """Open the stepping app on a saved trace, without loading a model (forcing is unavailable)."""
+    """Open the stepping app on a saved trace. No model is loaded, so forcing is unavailable."""
     from attnstep.commands.replay import replay as run_replay
 
     run_replay(trace_file)
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 def evaluate(
-    checkpoint: Annotated[Path | None, typer.Argument(help=CHECKPOINT_HELP + " Default: fr-en.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Argument(metavar="CHECKPOINT", help=CHECKPOINT_HELP + " Default: fr-en.")
+    ] = None,
     checkpoints: Annotated[
         list[Path] | None,
         typer.Option(
             "--checkpoint",
-            metavar="<path>",
+            metavar="CHECKPOINT",
             help="Another checkpoint to evaluate on the same sentences (repeatable); several are compared side by side.",
         ),
     ] = None,
     split: Annotated[
         list[str] | None,
         typer.Option(
-            help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr (the default), test_2017_flickr, test_2017_mscoco and test_2018_flickr. Repeat it to score several splits as one set."
+            metavar="SPLIT",
+            help="Any SPLIT with SPLIT.{lang}[.gz] in --data; Multi30k has val, test_2016_flickr (the default), test_2017_flickr, test_2017_mscoco and test_2018_flickr. Repeat it to score several splits as one set.",
         ),
     ] = None,
     data: Annotated[
         Path,
-        typer.Option(help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`)."),
+        typer.Option(
+            metavar="DIR", help="Folder with {split}.{lang}[.gz] (default: Multi30k from `attnstep data get multi30k`)."
+        ),
     ] = MULTI30K,
     corpus: Annotated[
-        str | None, typer.Option(help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}.")
+        str | None,
+        typer.Option(metavar="FILE", help="Evaluate on this corpus instead: FILE.tsv[.gz] or a path with {lang}."),
     ] = None,
-    tsv_columns: Annotated[str, typer.Option(help="Languages of a .tsv corpus's columns, e.g. en,fr.")] = "src,tgt",
+    tsv_columns: Annotated[
+        str, typer.Option(metavar="LANG,LANG", help="Languages of a .tsv corpus's columns, e.g. en,fr.")
+    ] = "src,tgt",
     heldout: Annotated[
         str | None,
         typer.Option(
-            help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus)."
+            metavar="val|test",
+            help="val or test: the pairs this checkpoint's training held out (its model card says of which corpus).",
         ),
     ] = None,
     heldout_corpus: Annotated[
-        str | None, typer.Option(help="Where that corpus is, if not where training read it.")
+        str | None, typer.Option(metavar="FILE", help="Where that corpus is, if not where training read it.")
     ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE",
             help="Also write the translations here, one a line (with --beam, the beam's); - for stdout, with the scores on stderr.",
         ),
     ] = None,
     beam: Annotated[
         int | None,
         typer.Option(
-            help="Also decode with a beam of this width, and print its scores beside greedy's.", min=1, max=MAX_BEAM
+            metavar="K",
+            help="Also decode with a beam of this width, and print its scores beside greedy's.",
+            min=1,
+            max=MAX_BEAM,
         ),
     ] = None,
-    alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
+    alpha: Annotated[float, typer.Option(metavar="ALPHA", help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
     by_length: Annotated[
         bool,
         typer.Option(
@@ -285,11 +371,29 @@ def evaluate(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Save the --by-length chart as FILE.svg, or FILE.png (needs matplotlib); implies --by-length."
+            metavar="FILE",
+            help="Save the --by-length chart as FILE.svg, or FILE.png (needs matplotlib); implies --by-length.",
         ),
     ] = None,
+    hyp: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE",
+            help="Score this file's translations, one a line, instead of translating (repeatable; no model is loaded: the checkpoint names the languages and the case).",
+        ),
+    ] = None,
+    paired_bs: Annotated[
+        bool,
+        typer.Option(
+            "--paired-bs",
+            help="sacreBLEU's paired bootstrap resampling (1000 resamples, seed 12345) of each checkpoint or --hyp file against the first: resampled means, 95% confidence intervals and p-values.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every score, signature and the paired test as one JSON object.")
+    ] = False,
 ) -> None:
-    """Translate a test set greedily (and with --beam K) and print sacreBLEU BLEU and chrF with their signatures."""
+    """Score a model's translations of a test set with sacreBLEU. It translates greedily (and with --beam K), or reads --hyp files, and prints BLEU, chrF and TER with their signatures."""
     from attnstep.commands.evaluate import run_eval
 
     paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [
@@ -308,56 +412,95 @@ def evaluate(
         alpha=alpha,
         by_length=by_length or plot is not None,
         plot=plot,
+        hypotheses=hyp or [],
+        paired_bs=paired_bs,
+        as_json=as_json,
     )
 
 
 class DumpFormat(str, Enum):
     json = "json"
     pharaoh = "pharaoh"
+    text = "text"
 
 
-@app.command()
+@app.command(cls=Command)
 def dump(
-    sentence: Annotated[str | None, typer.Argument(help="Sentence to translate (or use --input).")] = None,
-    checkpoint: Annotated[Path, typer.Option(help=CHECKPOINT_HELP, callback=resolve_checkpoint)] = DEFAULT_CHECKPOINT,
+    sentence: Annotated[
+        str | None, typer.Argument(metavar="SENTENCE", help="Sentence to translate (or use --input).")
+    ] = None,
+    checkpoint: Annotated[
+        Path, typer.Option(metavar="CHECKPOINT", help=CHECKPOINT_HELP, callback=resolve_checkpoint)
+    ] = DEFAULT_CHECKPOINT,
     input: Annotated[
         Path | None,
         typer.Option(
-            "--input", "-i", help="File with one sentence a line (- or a pipe: read as it comes); writes JSON Lines."
+            "--input",
+            "-i",
+            metavar="FILE",
+            help="File with one sentence a line (- or a pipe: read as it comes); writes JSON Lines.",
         ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write here instead of stdout (a file atomically; - is stdout)."),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write here instead of stdout (a file atomically; - is stdout)."
+        ),
     ] = None,
     vectors: Annotated[
         bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")
     ] = True,
-    precision: Annotated[int | None, typer.Option(help="Round floats to this many decimals.", min=0, max=12)] = None,
-    top_k: Annotated[int, typer.Option(help="Next-word candidates kept per step.", min=1, max=100)] = 5,
-    batch_size: Annotated[int, typer.Option(help="Sentences decoded together with --input.", min=1)] = 64,
+    precision: Annotated[
+        int | None, typer.Option(metavar="N", help="Round floats to this many decimals.", min=0, max=12)
+    ] = None,
+    top_k: Annotated[int, typer.Option(metavar="N", help="Next-word candidates kept per step.", min=1, max=100)] = 5,
+    batch_size: Annotated[int, typer.Option(metavar="N", help="Sentences decoded together with --input.", min=1)] = 64,
     beam: Annotated[
         int | None,
         typer.Option(
-            help=BEAM_HELP + " The trace gets a 'beam' block; its steps are the best hypothesis.", min=1, max=MAX_BEAM
+            metavar="K",
+            help=BEAM_HELP + " The trace gets a 'beam' block; its steps are the best hypothesis.",
+            min=1,
+            max=MAX_BEAM,
         ),
     ] = None,
-    alpha: Annotated[float, typer.Option(help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
+    alpha: Annotated[float, typer.Option(metavar="ALPHA", help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
+    min_length: Annotated[
+        int, typer.Option(metavar="N", help="<eos> is not chosen at the first N steps: at least N tokens.", min=0)
+    ] = 0,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="At most N steps (<eos> counted): a translation without <eos> by then stops there, unfinished. Default: 2 × the source's tokens + 10.",
+            min=1,
+        ),
+    ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="A given translation to score: every token forced (teacher forcing), then <eos>."),
+        typer.Option(
+            metavar="TRANSLATION",
+            help="A given translation to score: every token forced (teacher forcing), then <eos>.",
+        ),
     ] = None,
     format: Annotated[
         DumpFormat,
         typer.Option(
             "--format",
-            help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them.",
+            help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them; text: the translation, a line per input line (a blank line for a blank one).",
         ),
     ] = DumpFormat.json,
+    scores: Annotated[
+        bool,
+        typer.Option(
+            "--scores",
+            help="--format text: a tab and the translation's log-probability, log p(translation | sentence), after it.",
+        ),
+    ] = False,
     align_threshold: Annotated[
         float | None,
         typer.Option(
-            metavar="<p>",
+            metavar="P",
             help="--format pharaoh: also link every source token whose weight is at least this.",
             min=0,
             max=1,
@@ -370,80 +513,66 @@ def dump(
         ),
     ] = False,
 ) -> None:
-    """Write the step-by-step trace of a translation as JSON (see `attnstep schema`), or its alignment (--format pharaoh)."""
-    from attnstep.commands.dump import dump_file, dump_sentence, json_format, pharaoh_format
+    """Write a translation's step-by-step trace, or its alignment. The trace is JSON (see `attnstep schema`); --format pharaoh writes the alignment."""
+    from attnstep.commands.dump import Decoding, dump_file, dump_sentence, json_format, pharaoh_format, text_format
 
     if (sentence is None) == (input is None):
-        raise AttnstepError("give either a SENTENCE or --input FILE")
-    hyp: Annotated[
-        list[Path] | None,
-        typer.Option(
-            metavar="FILE",
-            help="Score this file's translations, one a line, instead of translating (repeatable; no model is loaded: the checkpoint names the languages and the case).",
-        ),
-    ] = None,
-    paired_bs: Annotated[
-        bool,
-        typer.Option(
-            "--paired-bs",
-            help="sacreBLEU's paired bootstrap resampling (1000 resamples, seed 12345) of each checkpoint or --hyp file against the first: resampled means, 95% confidence intervals and p-values.",
-        ),
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print every score, signature and the paired test as one JSON object.")
-    ] = False,
+        raise UsageError("give either a SENTENCE or --input FILE")
     if target is not None and (input is not None or beam is not None):
-        raise AttnstepError(
-            "--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched"
-        )
+        raise UsageError("--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched")
     pharaoh = format == DumpFormat.pharaoh
     if not pharaoh and (words or align_threshold is not None):
-        raise AttnstepError("--words and --align-threshold go with --format pharaoh")
-    # Links need only the weights: no vectors to compute and copy.
-    form = (
-        pharaoh_format(words=words, threshold=align_threshold)
-        if pharaoh
-        else json_format(precision, indent=input is None)
+        raise UsageError("--words and --align-threshold go with --format pharaoh")
+    if scores and format != DumpFormat.text:
+        raise UsageError("--scores goes with --format text")
+    if max_length is not None and max_length <= min_length:
+        raise UsageError(f"--max-length must be over --min-length, {min_length} (the <eos> counts), not {max_length}")
+    if format == DumpFormat.json:
+        form = json_format(precision, indent=input is None)
+    elif pharaoh:
+        form = pharaoh_format(words=words, threshold=align_threshold)
+    else:
+        form = text_format(scores=scores)
+    # Links and text need no vectors to compute and copy.
+    vectors = vectors and format == DumpFormat.json
+    decoding = Decoding(
+        top_k=top_k, vectors=vectors, beam=beam, alpha=alpha, min_length=min_length, max_length=max_length
     )
-    vectors = vectors and not pharaoh
     if input is not None:
-        dump_file(
-            checkpoint, input, output, form, vectors=vectors, top_k=top_k, batch_size=batch_size, beam=beam, alpha=alpha
-        )
+        dump_file(checkpoint, input, output, form, decoding, batch_size=batch_size)
     else:
         assert sentence is not None  # given exactly one of the two, checked above
-        hypotheses=hyp or [],
-        paired_bs=paired_bs,
-        as_json=as_json,
-        dump_sentence(
-            checkpoint, sentence, output, form, vectors=vectors, top_k=top_k, beam=beam, alpha=alpha, target=target
-        )
+        dump_sentence(checkpoint, sentence, output, form, decoding, target=target)
 
 
-@app.command()
+@app.command(cls=Command)
 def compare(
-    sentence: Annotated[str, typer.Argument(help="Sentence to translate with every checkpoint.")],
+    sentence: Annotated[str, typer.Argument(metavar="SENTENCE", help="Sentence to translate with every checkpoint.")],
     checkpoint: Annotated[
         list[str],
         typer.Option(
-            help="A checkpoint to compare (give two or more): a directory, or a name under checkpoints/ such as zoo/general."
+            metavar="CHECKPOINT",
+            help="A checkpoint to compare (give two or more): a directory, or a name under checkpoints/ such as zoo/general.",
         ),
     ],
 ) -> None:
-    """One sentence through several models: their translations, each step's top choice, and their alignment grids side by side."""
+    """Translate one sentence with several models, side by side. Their translations, each step's top choice, and their alignment grids."""
     from attnstep.commands.compare import compare as comparison
 
     Console(highlight=False, markup=False).print(comparison(sentence, checkpoint))
 
 
-@app.command()
+@app.command(cls=Command)
 def plot(
-    trace_file: Annotated[Path, typer.Argument(help="A trace written by `attnstep dump` (one JSON object).")],
+    trace_file: Annotated[
+        Path, typer.Argument(metavar="TRACE.json", help="A trace written by `attnstep dump` (one JSON object).")
+    ],
     output: Annotated[
         Path,
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE",
             help='FILE.svg, or FILE.png (needs matplotlib: pip install -e ".[plot]"); written atomically.',
         ),
     ],
@@ -456,7 +585,7 @@ def plot(
         ),
     ] = True,
 ) -> None:
-    """Draw a trace's alignment for slides: source words across, output words down, a cell shaded by each weight."""
+    """Draw a trace's alignment as a picture for slides. Source words across, output words down, a cell shaded by each weight."""
     from attnstep.report.plot import check_picture_path, write_alignment
     from attnstep.trace.reader import load
 
@@ -465,9 +594,9 @@ def plot(
     print(f"alignment written to {visible(str(output))}")
 
 
-@app.command("schema")
+@app.command("schema", cls=Command)
 def print_schema() -> None:
-    """Print the JSON Schema that every trace from `attnstep dump` follows."""
+    """Print the JSON Schema of the traces `attnstep dump` writes."""
     from attnstep.data.files import output
     from attnstep.trace.reader import schema
 
@@ -475,18 +604,24 @@ def print_schema() -> None:
         handle.write(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n")
 
 
-@app.command()
+@app.command(cls=Command)
 def convert(
     checkpoint: Annotated[
         Path,
-        typer.Argument(help="Checkpoint directory (or name under checkpoints/) to read.", callback=resolve_checkpoint),
+        typer.Argument(
+            metavar="CHECKPOINT",
+            help="Checkpoint directory (or name under checkpoints/) to read.",
+            callback=resolve_checkpoint,
+        ),
     ],
     dtype: Annotated[
         StorageType, typer.Option(help="Storage type for the weights: float16, bfloat16 or float32.")
     ] = StorageType["float16"],
-    out: Annotated[Path | None, typer.Option(help="Write here instead of replacing CHECKPOINT (atomically).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Write here instead of replacing CHECKPOINT (atomically).")
+    ] = None,
 ) -> None:
-    """Re-store a checkpoint's weights in another float type (they are always computed in float32)."""
+    """Re-store a checkpoint's weights in another float type. They are always computed in float32."""
     from attnstep.commands.convert import convert as restore
 
     restore(checkpoint, dtype.value, out or checkpoint)
@@ -501,29 +636,42 @@ app.add_typer(serve_app, name="serve")
 def serve(
     context: typer.Context,
     checkpoint: Annotated[
-        Path, typer.Option(help=CHECKPOINT_HELP + " Loaded once for the whole class.", callback=resolve_checkpoint)
+        Path,
+        typer.Option(
+            metavar="CHECKPOINT",
+            help=CHECKPOINT_HELP + " Loaded once for the whole class.",
+            callback=resolve_checkpoint,
+        ),
     ] = DEFAULT_CHECKPOINT,
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="SSH port.", min=0, max=65535)] = 8022,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="SSH port.", min=0, max=65535)] = 8022,
     authorized_keys: Annotated[
-        Path | None, typer.Option(help="OpenSSH authorized_keys file; a path with %u is one file per user.")
+        Path | None,
+        typer.Option(metavar="FILE", help="OpenSSH authorized_keys file; a path with %u is one file per user."),
     ] = None,
     passwords: Annotated[
-        Path | None, typer.Option(help="Passwords file (scrypt hashes), made with `attnstep serve add-user`.")
+        Path | None,
+        typer.Option(metavar="FILE", help="Passwords file (scrypt hashes), made with `attnstep serve add-user`."),
     ] = None,
     teacher: Annotated[
-        list[str] | None, typer.Option(help="A teacher's user name (repeatable): students can follow their screen.")
+        list[str] | None,
+        typer.Option(metavar="NAME", help="A teacher's user name (repeatable): students can follow their screen."),
     ] = None,
     allow_anonymous: Annotated[
         bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")
     ] = False,
     host_key: Annotated[
-        Path | None, typer.Option(help="Server key, made once (ed25519, mode 0600) and reused.")
+        Path | None, typer.Option(metavar="FILE", help="Server key, made once (ed25519, mode 0600) and reused.")
     ] = None,
-    max_sessions: Annotated[int, typer.Option(help="Sessions at once; more are refused with a message.", min=1)] = 40,
+    max_sessions: Annotated[
+        int, typer.Option(metavar="N", help="Sessions at once; more are refused with a message.", min=1)
+    ] = 40,
     spares: Annotated[
         int | None,
         typer.Option(
+            metavar="N",
             help="Student sessions started ahead, so that a class logging in at once sees the app at once (default: --max-sessions; ~20 MB each).",
             min=0,
         ),
@@ -531,19 +679,25 @@ def serve(
     idle_timeout: Annotated[
         float,
         typer.Option(
-            help="Minutes without a key press before a session is closed (following a teacher is not idle).", min=0.05
+            metavar="MINUTES",
+            help="Minutes without a key press before a session is closed (following a teacher is not idle).",
+            min=0.05,
         ),
     ] = 60.0,
     session_memory: Annotated[
-        int, typer.Option(help="MB of memory a session may use before it is closed with a message.", min=100)
+        int,
+        typer.Option(metavar="MB", help="MB of memory a session may use before it is closed with a message.", min=100),
     ] = 400,
     session_cpu: Annotated[
-        int, typer.Option(help="Minutes of CPU time a session may use before it is closed with a message.", min=1)
+        int,
+        typer.Option(
+            metavar="MINUTES", help="Minutes of CPU time a session may use before it is closed with a message.", min=1
+        ),
     ] = 15,
-    top_k: Annotated[int, typer.Option(help="Next-word candidates shown per step.", min=1, max=20)] = 5,
-    beam: Annotated[int | None, typer.Option(help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
+    top_k: Annotated[int, typer.Option(metavar="N", help="Next-word candidates shown per step.", min=1, max=20)] = 5,
+    beam: Annotated[int | None, typer.Option(metavar="K", help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
 ) -> None:
-    """Serve the stepping app over SSH to a class: one model, one session per student, a teacher to follow."""
+    """Serve the stepping app to a class over SSH. One model, one session per student, and a teacher to follow."""
     if context.invoked_subcommand is not None:
         return
     import logging
@@ -582,12 +736,14 @@ def serve(
     raise Stopped(signum)  # the class was ended cleanly; the status and the line say how, as for any command
 
 
-@serve_app.command("add-user")
+@serve_app.command("add-user", cls=Command)
 def serve_add_user(
-    name: Annotated[str, typer.Argument(help="The user name to log in with.")],
-    passwords: Annotated[Path, typer.Option(help="Passwords file to write the scrypt hash to (made mode 0600).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user name to log in with.")],
+    passwords: Annotated[
+        Path, typer.Option(metavar="FILE", help="Passwords file to write the scrypt hash to (made mode 0600).")
+    ],
 ) -> None:
-    """Add NAME to the passwords file, or change its password (asked twice, never echoed)."""
+    """Add NAME to the passwords file, or change its password. It is asked for twice, never echoed."""
     from attnstep.serve.auth import add_user, check_new_user
 
     check_new_user(passwords, name)  # before the password is asked for, twice
@@ -596,21 +752,24 @@ def serve_add_user(
     print(f"{name} can log in with that password (stored as a scrypt hash in {passwords})")
 
 
-data_app = typer.Typer(help="Public corpora for training and evaluation, fetched into your cache.")
+data_app = typer.Typer(
+    help="Public corpora for training and evaluation. `attnstep data get NAME` fetches one into your cache."
+)
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("get")
+@data_app.command("get", cls=Command)
 def data_get(
-    name: Annotated[str, typer.Argument(help=f"Which corpus: {' or '.join(DATASETS)}.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help=f"Which corpus: {' or '.join(DATASETS)}.")],
     mirror: Annotated[
         str | None,
         typer.Option(
-            help="Fetch the same files from this base URL instead of their origin (sha256s are still checked)."
+            metavar="URL",
+            help="Fetch the same files from this base URL instead of their origin (sha256s are still checked).",
         ),
     ] = None,
 ) -> None:
-    """Download a corpus from its origin into $XDG_CACHE_HOME/attnstep/data/NAME (~/.cache/…), check every sha256, and write its license and citation beside it."""
+    """Download a corpus into your cache and check every sha256. It goes from its origin into $XDG_CACHE_HOME/attnstep/data/NAME (~/.cache/…), with its license and citation beside it."""
     from attnstep.data.downloads import get
 
     get(name, mirror=mirror, say=lambda line: print(visible(line)))

@@ -1,5 +1,6 @@
 """``attnstep dump``: traces as JSON for one sentence, or JSON Lines for a file of sentences;
-or, with ``--format pharaoh``, each sentence's alignment links as fast_align writes them."""
+with ``--format pharaoh``, each sentence's alignment links as fast_align writes them; with
+``--format text``, its translation (``--scores``: and log-probability; ``--n-best``: the N best)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from attnstep.data.files import output, output_name, refuse_writing_over
-from attnstep.engine.stepper import Stepper, load_stepper
+from attnstep.engine.stepper import DEFAULT_TOP_K, Stepper, load_stepper
 from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
 from attnstep.report.visible import visible
@@ -33,16 +34,20 @@ SPOOL_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Format:
-    """How each trace is written: its bytes, and what the summary line calls them."""
+    """How each input line's trace is written, and what the summary line calls them."""
 
-    render: Callable[[Trace], bytes]
+    # (the input line's number, its trace) → its bytes; the trace is None for a blank line,
+    # which has nothing to translate
+    render: Callable[[int, Trace | None], bytes]
     noun: str
-    blank: bytes  # the line of a blank input line, which has nothing to translate
 
 
 def json_format(precision: int | None, *, indent: bool) -> Format:
     """The trace itself: indented for one sentence, a line each for a file (JSON Lines)."""
-    return Format(lambda trace: trace_file_bytes(trace, precision=precision, indent=indent), "traces", b"null\n")
+    return Format(
+        lambda _, trace: b"null\n" if trace is None else trace_file_bytes(trace, precision=precision, indent=indent),
+        "traces",
+    )
 
 
 def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
@@ -50,8 +55,35 @@ def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
     from attnstep.trace.alignment import pharaoh_line
 
     return Format(
-        lambda trace: (pharaoh_line(trace, words=words, threshold=threshold) + "\n").encode(), "alignments", b"\n"
+        lambda _, trace: (
+            b"\n" if trace is None else (pharaoh_line(trace, words=words, threshold=threshold) + "\n").encode()
+        ),
+        "alignments",
     )
+
+
+def text_format(*, scores: bool) -> Format:
+    """The translation, a line per input line (a blank line for a blank one); ``scores``: a tab and
+    its log-probability, log p(translation | sentence), after it."""
+
+    def render(_: int, trace: Trace | None) -> bytes:
+        if trace is None:
+            return b"\n"
+        return (trace.translation + (f"\t{trace.logprob:.4f}" if scores else "") + "\n").encode()
+
+    return Format(render, "translations")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How dump decodes: :func:`~attnstep.engine.stepper.load_stepper`'s settings."""
+
+    top_k: int = DEFAULT_TOP_K
+    vectors: bool = True
+    beam: int | None = None
+    alpha: float = DEFAULT_ALPHA
+    min_length: int = 0
+    max_length: int | None = None
 
 
 def dump_sentence(
@@ -59,17 +91,14 @@ def dump_sentence(
     sentence: str,
     out: Path | None,
     form: Format,
+    decoding: Decoding,
     *,
-    vectors: bool,
-    top_k: int,
-    beam: int | None = None,
-    alpha: float = DEFAULT_ALPHA,
     target: str | None = None,
 ) -> None:
     """One trace; ``target``: the given translation forced token by token instead of decoding."""
-    stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+    stepper = load_stepper(checkpoint, **asdict(decoding))
     trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
-    data = form.render(trace)
+    data = form.render(1, trace)
     with output(out) as handle:
         handle.write(data)
 
@@ -131,14 +160,18 @@ def _source(stepper: Stepper, number: int, sentence: str, replacements: Replacem
     return tuple(replace(token, surface=surfaces.get(i, token.surface)) for i, token in enumerate(tokens))
 
 
+def is_regular(handle: IO[bytes]) -> bool:
+    """Whether an input is a regular file; a pipe or a terminal is read only once, as it comes."""
+    try:
+        return stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+    except (OSError, ValueError):  # no descriptor: a test's stdin
+        return False
+
+
 def line_count(handle: IO[bytes]) -> int | None:
     """How many lines a regular file holds, for the progress bar, counted and rewound; None for
-    a pipe or a terminal, which can be read only once."""
-    try:
-        regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
-    except (OSError, ValueError):  # no descriptor: a test's stdin
-        return None
-    if not regular:
+    a pipe or a terminal."""
+    if not is_regular(handle):
         return None
     count, last = 0, b""
     for block in iter(lambda: handle.read(1 << 20), b""):
@@ -158,23 +191,30 @@ def rendered_lines(
     batch_size: int,
     form: Format,
     replacements: Replacements | None = None,
+    window_size: int = WINDOW,
 ) -> Iterator[bytes]:
-    """``form``'s line of each sentence, in input order (``form.blank`` for a blank one); memory holds one window's sources, one batch's traces and at most SPOOL_BYTES of finished lines."""
+    """``form``'s lines of each sentence, in input order; memory holds one window's sources, one
+    batch's traces and at most SPOOL_BYTES of finished lines. A window of 1 answers each line before
+    the next is read (a pipe both ways)."""
     numbered = enumerate(sentences, start=1)
     replaced = Replacements() if replacements is None else replacements
-    while window := [_source(stepper, n, sentence, replaced) for n, sentence in itertools.islice(numbered, WINDOW)]:
+    first = 1  # the number of the window's first line
+    while window := [
+        _source(stepper, n, sentence, replaced) for n, sentence in itertools.islice(numbered, window_size)
+    ]:
         order = sorted((i for i in range(len(window)) if window[i]), key=lambda i: len(window[i]))
-        spans = [(0, 0)] * len(window)  # (offset, size) of each sentence's line in the spool
+        spans = [(0, 0)] * len(window)  # (offset, size) of each sentence's lines in the spool
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 for i, trace in zip(chunk, stepper.decode_batch([window[i] for i in chunk])):
-                    line = form.render(trace)
+                    line = form.render(first + i, trace)
                     spans[i] = (spool.tell(), len(line))
                     spool.write(line)
-            for tokens, (offset, size) in zip(window, spans):
+            for i, (tokens, (offset, size)) in enumerate(zip(window, spans)):
                 spool.seek(offset)
-                yield spool.read(size) if tokens else form.blank
+                yield spool.read(size) if tokens else form.render(first + i, None)
+        first += len(window)
 
 
 def dump_file(
@@ -182,22 +222,25 @@ def dump_file(
     input: Path,
     out: Path | None,
     form: Format,
+    decoding: Decoding,
     *,
-    vectors: bool,
-    top_k: int,
     batch_size: int,
-    beam: int | None = None,
-    alpha: float = DEFAULT_ALPHA,
 ) -> None:
     written = done = 0
     with open_input(input) as source:
         refuse_writing_over(source, out, _input_name(input))
-        stepper = load_stepper(checkpoint, top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+        stepper = load_stepper(checkpoint, **asdict(decoding))
         sentences = read_sentences(source, _input_name(input))
         replacements = Replacements()
+        # A pipe or a terminal is answered a line at a time, as fairseq-interactive does: whoever
+        # writes the next line may be waiting for this one's answer.
+        streaming = not is_regular(source)
+        lines = rendered_lines(stepper, sentences, batch_size, form, replacements, 1 if streaming else WINDOW)
         with Meter(line_count(source), "tracing") as meter, output(out) as handle:
-            for done, line in enumerate(rendered_lines(stepper, sentences, batch_size, form, replacements), 1):
+            for done, line in enumerate(lines, 1):
                 handle.write(line)
+                if streaming:
+                    handle.flush()
                 written += len(line)
                 meter.update(done)
             if not done:

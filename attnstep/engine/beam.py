@@ -143,6 +143,10 @@ class _Batch(Generic[MemoryT, StateT]):
         """Each sentence's K best one-token extensions, best first: cumulative scores, parent slots, tokens."""
         B, K = len(self.searching), self.K
         vocab_size = logprobs.size(1)
+        held = [p for p, i in enumerate(self.searching) if len(self.rows[i].prefix) <= self.t < self.rows[i].min_length]
+        if held:  # no <eos> before the minimum length
+            logprobs = logprobs.clone()
+            logprobs.view(B, K, vocab_size)[held, :, EOS_ID] = -math.inf
         extended = (self.score.view(-1, 1) + logprobs).view(B, K * vocab_size)  # (B, K·V) every one-token extension
         top_scores, top = extended.topk(K, dim=1)  # (B, K) best first
         for p, i in enumerate(self.searching):  # a step of a fixed prefix has one extension: the prefix's word

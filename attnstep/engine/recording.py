@@ -25,6 +25,7 @@ class Row:
     source: tuple[SourceToken, ...]
     prefix: tuple[Choice, ...]  # choices to make at steps 0..len-1 instead of the model's
     limit: int  # maximum number of steps
+    min_length: int = 0  # <eos> is not chosen at steps before this one
 
 
 class Numbers(NamedTuple):

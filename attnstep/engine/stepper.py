@@ -77,6 +77,8 @@ class Stepper:
         vectors: bool = True,
         beam: int | None = None,
         alpha: float = DEFAULT_ALPHA,
+        min_length: int = 0,
+        max_length: int | None = None,
     ):
         if top_k < 1:
             raise AttnstepError("top-k must be at least 1")
@@ -84,6 +86,13 @@ class Stepper:
             raise AttnstepError(f"the beam width must be 1 to {MAX_BEAM}, not {beam}")
         if alpha < 0 or not math.isfinite(alpha):
             raise AttnstepError(f"the length normalization alpha must be 0 or more, not {alpha}")
+        if min_length < 0 or (max_length is not None and max_length <= min_length):
+            raise AttnstepError(
+                f"the maximum length must be over the minimum, {min_length} (the <eos> counts), not {max_length}"
+            )
+        # <eos> is not chosen at the first min_length steps; max_length steps at most (<eos> counted),
+        # else max_output_length's for the source's length
+        self.min_length, self.max_length = min_length, max_length
         self.checkpoint = checkpoint
         self.codec = checkpoint.codec
         # The engine only ever runs the model forward. Parameters that need no gradient let it run
@@ -179,8 +188,8 @@ class Stepper:
     # --- inside ----------------------------------------------------------------------------
 
     def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> Row:
-        limit = max(max_output_length(len(source)), len(prefix))
-        return Row(source, prefix, limit)
+        limit = self.max_length or max(max_output_length(len(source)), self.min_length + 1)
+        return Row(source, prefix, max(limit, len(prefix)), self.min_length)
 
     def _source_words(self, source: tuple[SourceToken, ...]) -> tuple[tuple[SourceToken, ...], tuple[Word, ...]]:
         """The user's words over the source tokens, derived from the tokens themselves.
@@ -249,10 +258,11 @@ class Stepper:
             output, state = self.model.step(prev.view(-1), state, memory)
             c = c or self._columns(output)
             prev, numbers, chosen_column = self._choose(rows, active, t, output, c)
+            chosen_ids = prev.view(-1).tolist() if chosen_column == -1 else None  # else each row's top-1
             produced = []
             for i, row_numbers in zip(active, numbers):
                 prefix = rows[i].prefix
-                chosen_id = prefix[t][0] if t < len(prefix) else row_numbers.top_ids[0]
+                chosen_id = row_numbers.top_ids[0] if chosen_ids is None else chosen_ids[i]
                 forced = t < len(prefix) and prefix[t][1]
                 pick = Pick(t, input_ids[i], chosen_id, row_numbers.tail[chosen_column], forced)
                 produced.append((i, c.record(len(rows[i].source), row_numbers, pick)))
@@ -265,21 +275,29 @@ class Stepper:
         self, rows: list[Row], active: list[int], t: int, output: StepOutput, c: Columns
     ) -> tuple[torch.Tensor, list[Numbers], int]:
         """A greedy step's choices (B, 1), each active row's numbers, and where in a row's tail the
-        chosen token's log-probability is: the top-1, or an extra last column where a prefix forces some."""
+        chosen token's log-probability is: the top-1, or an extra last column where a prefix forces
+        some or the minimum length holds back an <eos>."""
         logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
         top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B, k)
         chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
         forcing = [i for i in active if t < len(rows[i].prefix)]
-        if forcing:  # the forced words' log-probabilities become an extra, last column
+        held = [i for i in active if t < rows[i].min_length and t >= len(rows[i].prefix)]
+        if held:  # the best token but <eos>; the candidates stay the model's own
+            without_eos = logprobs[held].clone()  # (H, V)
+            without_eos[:, EOS_ID] = -math.inf
+            chosen = chosen.clone()
+            chosen[held, 0] = without_eos.topk(1, dim=-1).indices[:, 0]
+        if forcing:
             chosen = chosen.clone()
             chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
+        if forcing or held:  # the chosen words' log-probabilities become an extra, last column
             table = c.numbers(output, top_logprobs, logprobs.gather(1, chosen))  # (B, C + 1)
         else:
             table = c.numbers(output, top_logprobs)  # (B, C)
         top = top_ids.tolist()
         if len(active) < len(rows):
             table = table[torch.tensor(active)]
-        return chosen, c.split(table, [top[i] for i in active]), -1 if forcing else 2 * c.S
+        return chosen, c.split(table, [top[i] for i in active]), -1 if forcing or held else 2 * c.S
 
 
 def load_stepper(
@@ -289,6 +307,8 @@ def load_stepper(
     vectors: bool = True,
     beam: int | None = None,
     alpha: float = DEFAULT_ALPHA,
+    min_length: int = 0,
+    max_length: int | None = None,
 ) -> Stepper:
     """A stepper over the checkpoint folder ``checkpoint``, for a process that then decodes for long.
 
@@ -297,7 +317,15 @@ def load_stepper(
     which relays every student's keys, stood still for 0.15-0.2 s at each one. Frozen, after one
     collection so that no garbage is kept with them, the collector skips them.
     """
-    stepper = Stepper(load_checkpoint(checkpoint), top_k=top_k, vectors=vectors, beam=beam, alpha=alpha)
+    stepper = Stepper(
+        load_checkpoint(checkpoint),
+        top_k=top_k,
+        vectors=vectors,
+        beam=beam,
+        alpha=alpha,
+        min_length=min_length,
+        max_length=max_length,
+    )
     gc.collect()
     gc.freeze()
     return stepper
