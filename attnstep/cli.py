@@ -76,7 +76,7 @@ class Command(TyperCommand):
     """A command whose usage line names a required argument bare (TRACE.json), as Click's and man pages
     do: Typer's braces ({trace_file}) read as a placeholder left unfilled."""
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # Click's Context, which Typer does not export
         return [re.sub(r"^\{(.*)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
 
 

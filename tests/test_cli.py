@@ -98,7 +98,6 @@ def test_bad_line_leaves_existing_output_untouched(tiny_checkpoint, tmp_path):
     "args, message",
     [
         (["dump", "un\x1b[2Jchien"], "control character U+001B"),
-        (["dump"], "give either a SENTENCE or --input FILE"),
         (["dump", "x", "--checkpoint", "/nonexistent"], "checkpoint /nonexistent does not exist"),
         (["dump", "--input", "/nonexistent.txt"], "cannot read /nonexistent.txt"),
     ],
@@ -207,7 +206,7 @@ def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
     with safe_open(out / "model.safetensors", "pt") as weights:
         assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F16"}  # noqa: SIM118 (safe_open has keys(), no iteration)
     refused = invoke("train", "--data", tiny_corpus, "--out", tmp_path / "x", "--dtype", "int8")
-    assert refused.exit_code == 2 and "'int8' is not one of 'float16', 'bfloat16', 'float32'" in refused.stderr
+    assert refused.exit_code == 2 and "--dtype must be float16, bfloat16 or float32, not 'int8'" in refused.stderr
 
 
 def test_the_dtype_choices_are_the_engines_storage_types():
@@ -493,6 +492,73 @@ def test_help_shows_formulas_as_written():
     assert "[h_t; C_t]" in invoke("dump", "--help").stdout
 
 
+COMMANDS = ["train", "translate", "replay", "eval", "dump", "compare", "plot", "schema", "convert", "serve"]
+COMMANDS += ["serve add-user", "data", "data get"]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("group", ["", "serve", "data"])
+def test_command_lists_give_whole_summaries(group, columns, monkeypatch):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    listing = invoke(*group.split(), "--help").stdout.split("Commands:\n")[1]
+    summaries = [line.split(maxsplit=1)[1] for line in listing.splitlines() if line.strip()]
+    assert summaries and all(summary.endswith(".") and not summary.endswith("...") for summary in summaries)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_says_what_to_type(command, monkeypatch):
+    """Every option's value has a name a newcomer can fill in (FILE, N), not a Python type or a parameter's name."""
+    monkeypatch.setenv("COLUMNS", "80")
+    help = invoke(*command.split(), "--help").stdout
+    usage, options = help.splitlines()[0], help.split("Options:\n")[1]
+    assert not re.search(r"[{}_]", usage), usage
+    assert not re.search(r"<(str|path|int|float|list)\b", options), options
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["dump", "x", "--top-k", "0"], "--top-k must be at least 1, not 0"),
+        (["dump", "x", "--top-k", "2.5"], "--top-k must be a whole number, not 2.5"),
+        (["dump", "x", "--align-threshold", "2"], "--align-threshold must be at most 1, not 2"),
+        (["dump", "x", "--alpha", "much"], "--alpha must be a number, not much"),
+        (
+            ["train", "--out", "o", "--attention", "luong"],
+            "--attention must be dot, general, concat, additive or none, not 'luong'",
+        ),
+        (["train", "--out", "o", "--tokenizer", "bpe"], "--tokenizer must be words or subword, not 'bpe'"),
+        (["serve", "--port", "70000"], "--port must be at most 65535, not 70000"),
+    ],
+)
+def test_a_refused_value_is_said_in_plain_words(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"attnstep: error: {message} (see `") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["x", "--input", "f.txt"], ["x", "--target", "y", "--beam", "2"], ["x", "--words"]],
+)
+def test_options_that_do_not_go_together_are_a_usage_error(args):
+    result = invoke("dump", *args)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+
+
+def test_shell_completion_is_offered():
+    assert "--install-completion" in invoke("--help").stdout
+    command = os.path.join(os.path.dirname(sys.executable), "attnstep")  # completion is keyed to the program's name
+    script = subprocess.run([command, "--show-completion", "bash"], capture_output=True, check=True).stdout.decode()
+    assert "_ATTNSTEP_COMPLETE=complete_bash" in script
+    env = {
+        **os.environ,
+        "_ATTNSTEP_COMPLETE": "complete_bash",
+        "COMP_WORDS": "attnstep train --tokenizer ",
+        "COMP_CWORD": "3",
+    }
+    assert subprocess.run([command], env=env, capture_output=True, check=True).stdout.split() == [b"words", b"subword"]
+
+
 @pytest.mark.slow
 def test_version_and_short_help():
     assert attnstep("--version").stdout.decode() == f"attnstep {__version__}\n"
@@ -504,8 +570,8 @@ def test_version_and_short_help():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["dump", "x", "--top-k", "0"], "Invalid value for '--top-k'"),
-        (["replay"], "Missing argument"),
+        (["dump", "x", "--top-k", "0"], "--top-k must be at least 1, not 0"),
+        (["replay"], "Missing argument 'TRACE.json'"),
         (["bogus"], "No such command 'bogus'"),
     ],
 )
