@@ -176,6 +176,15 @@ def test_train_resume_and_eval(tiny_corpus, tmp_path):
     assert "BLEU = " in result.stdout and "nrefs:1|case:lc" in result.stdout and "chrF = " in result.stdout
 
 
+def test_the_train_log_is_not_wrapped_in_a_pipe(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = tmp_path / "a-checkpoint-folder-whose-path-makes-the-last-line-longer-than-80-columns"
+    args = ["--data", tiny_corpus, "--out", out, "--work", tmp_path / "w", "--epochs", 1, "--emb-dim", 8]
+    result = invoke("train", *args, "--enc-hidden", 8, "--dec-hidden", 16)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1].startswith("done: ") and result.stdout.endswith(f"checkpoint in {out}\n")
+
+
 def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
     out = tmp_path / "half"
     result = invoke(

@@ -479,7 +479,8 @@ def run_train(settings: TrainSettings, out: Path, work: Path, threads: int) -> N
     if threads:
         torch.set_num_threads(threads)
     try:
-        train(settings, out, work, Console(highlight=False, markup=False), command_line())
+        # A log line stays one line in a file or a pipe, where Rich would wrap it at 80 columns.
+        train(settings, out, work, Console(highlight=False, markup=False, soft_wrap=True), command_line())
     except ValueError as exc:
         raise AttnstepError(str(exc)) from None
 
