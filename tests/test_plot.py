@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from itertools import pairwise
@@ -120,6 +121,30 @@ def test_png_has_the_pictures_size(trace, tmp_path):
     write_alignment(trace, target)
     picture = alignment_picture(trace)
     assert png_size(target) == (picture.width * PNG_SCALE, picture.height * PNG_SCALE)
+
+
+def test_png_text_no_font_has_is_one_note_not_matplotlibs_warnings(trace, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from attnstep.report import plot
+
+    monkeypatch.setattr(plot, "PNG_FONTS", ("DejaVu Sans",))  # as on a system without a CJK font
+    cat = replace(trace, source=(replace(trace.source[0], surface="猫"), *trace.source[1:]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_alignment(cat, tmp_path / "grid.png")
+    assert caught == []
+    assert capsys.readouterr().err == (
+        f"attnstep: note: no installed font has 猫, drawn as boxes in {tmp_path}/grid.png; "
+        "the PNG's fonts are tried in this order: DejaVu Sans (the SVG leaves fonts to its viewer)\n"
+    )
+
+
+def test_png_fonts_are_the_installed_ones_of_the_fallback_list(monkeypatch):
+    pytest.importorskip("matplotlib")
+    from attnstep.report import plot
+
+    monkeypatch.setattr(plot, "PNG_FONTS", ("No Such Font", "DejaVu Sans"))
+    assert list(plot.png_fonts()) == ["DejaVu Sans"]  # matplotlib's own, always there
 
 
 def test_png_without_matplotlib_is_one_line(trace, tmp_path, monkeypatch):

@@ -12,9 +12,13 @@ to dark (1). Every text that comes from a trace or a file is data: made visible
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import re
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,21 @@ from attnstep.trace.records import Trace
 MATPLOTLIB_MISSING = 'PNG needs matplotlib (not installed): pip install -e ".[plot]"'
 SUFFIXES = (".svg", ".png")
 FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, sans-serif"  # DejaVu Sans is matplotlib's own: PNG and SVG match
+# PNG text is drawn glyph by glyph from the first of these that is installed and has it (matplotlib's
+# fallback): DejaVu Sans has Latin, Greek and Cyrillic but no CJK, which the others have.
+PNG_FONTS = (
+    "DejaVu Sans",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "Hiragino Sans",
+    "PingFang SC",
+    "Microsoft YaHei",
+    "Malgun Gothic",
+    "Arial Unicode MS",
+)
 FONT = 13  # label size, px
 SMALL = 10  # numbers in cells, px
 PAD = 12
@@ -118,10 +137,37 @@ def check_picture_path(path: Path) -> None:
 
 
 def write_picture(picture: Picture, path: Path) -> None:
-    """The picture as SVG or PNG, by ``path``'s suffix, written atomically."""
-    data = to_png(picture) if picture_suffix(path) == ".png" else to_svg(picture).encode("utf-8")
+    """The picture as SVG or PNG, by ``path``'s suffix, written atomically. A PNG whose text has
+    characters no installed font has is written all the same, and one line on stderr says so."""
+    png = picture_suffix(path) == ".png"
+    data = to_png(picture) if png else to_svg(picture).encode("utf-8")
     with output(path) as handle:
         handle.write(data)
+    if png and (missing := missing_glyphs(picture)):
+        print(
+            f"attnstep: note: no installed font has {visible(missing)}, drawn as boxes in {visible(str(path))}; "
+            f"the PNG's fonts are tried in this order: {', '.join(PNG_FONTS)} (the SVG leaves fonts to its viewer)",
+            file=sys.stderr,
+        )
+
+
+def png_fonts() -> dict[str, str]:
+    """The installed fonts of PNG_FONTS, in its order: name → file."""
+    from matplotlib import font_manager
+
+    files = {font.name: font.fname for font in font_manager.fontManager.ttflist}
+    return {name: files[name] for name in PNG_FONTS if name in files}
+
+
+def missing_glyphs(picture: Picture) -> str:
+    """The characters of the picture's labels that none of the installed PNG fonts has, in order."""
+    from matplotlib.ft2font import FT2Font
+
+    covered: set[int] = set()
+    for file in png_fonts().values():
+        covered |= set(FT2Font(file).get_charmap())
+    text = "".join(visible(item.text) for item in picture.items if isinstance(item, Label))
+    return "".join(dict.fromkeys(c for c in text if not c.isspace() and ord(c) not in covered))
 
 
 _NON_CHARACTERS = re.compile("[\ufffe\uffff]")  # XML refuses these even escaped
@@ -203,6 +249,7 @@ def to_png(picture: Picture) -> bytes:
         )
     )
     aligned = {"start": "left", "middle": "center", "end": "right"}
+    families = list(png_fonts())
     for item in picture.items:
         if isinstance(item, Polyline):
             (line,) = axes.plot(*zip(*item.points), color=item.stroke, linewidth=item.width * PT_PER_PX)
@@ -220,11 +267,28 @@ def to_png(picture: Picture) -> bytes:
                 rotation=90 if item.vertical else 0,
                 rotation_mode="anchor",
                 fontweight="bold" if item.bold else "normal",
+                fontfamily=families,
                 parse_math=False,
             )
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100 * PNG_SCALE)
+    with _font_messages_kept():
+        figure.savefig(buffer, format="png", dpi=100 * PNG_SCALE)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _font_messages_kept():
+    """matplotlib's warnings of a missing glyph (a box: write_picture's note says so) and of a
+    font's nearest weight (WenQuanYi Zen Hei has 500 for normal) kept off stderr."""
+    font_log = logging.getLogger("matplotlib.font_manager")
+    level = font_log.level
+    font_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+            yield
+    finally:
+        font_log.setLevel(level)
 
 
 def _corners(rect: Rect) -> tuple[tuple[float, float], ...]:
