@@ -660,7 +660,8 @@ def serve(
         typer.Option(metavar="NAME", help="A teacher's user name (repeatable): students can follow their screen."),
     ] = None,
     allow_anonymous: Annotated[
-        bool, typer.Option(help="Let anyone in without a key or password (teachers still need one).")
+        bool,
+        typer.Option("--allow-anonymous", help="Let anyone in without a key or password (teachers still need one)."),
     ] = False,
     host_key: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Server key, made once (ed25519, mode 0600) and reused.")

@@ -522,6 +522,7 @@ def test_help_says_what_to_type(command, monkeypatch):
     usage, options = help.splitlines()[0], help.split("Options:\n")[1]
     assert not re.search(r"[{}_]", usage), usage
     assert not re.search(r"<(str|path|int|float|list)\b", options), options
+    assert "--no-allow-anonymous" not in options  # a switch off unless given, as --by-length is
 
 
 @pytest.mark.parametrize(
