@@ -67,21 +67,22 @@ def test_dump_target_forces_the_reference(tiny_checkpoint):
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [
-        (["dump", "un chien", "--target", "a dog", "--beam", "2"], "--target goes with one SENTENCE and no --beam"),
-        (["dump", "--input", "in.txt", "--target", "a dog"], "--target goes with one SENTENCE"),
-        (["dump", "un chien", "--target", ""], "the reference: the sentence is empty"),
-        (["translate", "--target", "a dog"], "--target needs the SENTENCE it translates"),
+    "args, message, status",
+    [  # options that do not go together are a usage error, status 2
+        (["dump", "un chien", "--target", "a dog", "--beam", "2"], "--target goes with one SENTENCE and no --beam", 2),
+        (["dump", "--input", "in.txt", "--target", "a dog"], "--target goes with one SENTENCE", 2),
+        (["dump", "un chien", "--target", ""], "the reference: the sentence is empty", 1),
+        (["translate", "--target", "a dog"], "--target needs the SENTENCE it translates", 1),
         (
             ["translate", "un chien", "--target", "a\x1b[2Jdog"],
             "the reference: the sentence contains control character U+001B",
+            1,
         ),
     ],
 )
-def test_target_and_beam_mistakes_are_one_line(tiny_checkpoint, args, message):
+def test_target_and_beam_mistakes_are_one_line(tiny_checkpoint, args, message, status):
     result = invoke(*args, "--checkpoint", tiny_checkpoint)
-    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert result.exit_code == status and result.stderr.count("\n") == 1 and message in result.stderr
 
 
 @pytest.fixture
