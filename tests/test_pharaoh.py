@@ -98,7 +98,7 @@ def test_words_of_a_subword_model(subword_checkpoint, tmp_path):
 )
 def test_pharaoh_options_without_pharaoh_are_one_line(tiny_checkpoint, args, message):
     result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, *args)
-    assert result.exit_code == 1 and result.stderr == f"attnstep: error: {message}\n"
+    assert result.exit_code == 2 and result.stderr == f"attnstep: error: {message}\n"
 
 
 def test_a_bad_format_is_a_usage_error(tiny_checkpoint):
