@@ -35,6 +35,19 @@ TRAINING = TrainSettings()  # train's defaults; the model's are ModelConfig's
 MULTI30K = default_data_dir("multi30k")  # eval's default --data
 
 
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+# The same two options on every command that runs the model; the engine applies them (use_device).
+Threads = Annotated[int, typer.Option(metavar="N", help="CPU threads for torch (0: torch's default).", min=0)]
+OnDevice = Annotated[
+    Device, typer.Option(help="auto (cuda where torch sees a GPU, else cpu), cpu or cuda: where the model runs.")
+]
+
+
 def say_error(message: str) -> None:
     err.print(f"attnstep: error: {visible(message)}", markup=False, highlight=False, soft_wrap=True)
 
@@ -219,7 +232,8 @@ def train(
     ] = ModelConfig.attn_dim,
     dropout: Annotated[float, typer.Option(metavar="P", help="Dropout rate.")] = ModelConfig.dropout,
     seed: Annotated[int, typer.Option(metavar="N", help="Random seed.")] = TRAINING.seed,
-    threads: Annotated[int, typer.Option(metavar="N", help="CPU threads for torch (0: torch's default).", min=0)] = 0,
+    threads: Threads = 0,
+    device: OnDevice = Device.auto,
     dtype: Annotated[
         StorageType, typer.Option(help="Storage type of the saved weights: float16, bfloat16 or float32.")
     ] = StorageType[TRAINING.dtype],
@@ -254,7 +268,7 @@ def train(
         model=model,
         dtype=dtype.value,
     )
-    run_train(settings, out, work or Path("runs") / out.name, threads)
+    run_train(settings, out, work or Path("runs") / out.name, threads, device.value)
 
 
 @app.command(cls=Command)
@@ -279,12 +293,14 @@ def translate(
             help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.",
         ),
     ] = None,
+    threads: Threads = 0,
+    device: OnDevice = Device.auto,
 ) -> None:
     """Step through a translation in the terminal. Every quantity of each attention step is on screen."""
     from attnstep.commands.translate import run_translate
 
     checkpoints = [resolve_checkpoint(path) for path in checkpoint or [DEFAULT_CHECKPOINT]]
-    run_translate(checkpoints, sentence, top_k=top_k, beam=beam, reference=target)
+    run_translate(checkpoints, sentence, top_k=top_k, beam=beam, reference=target, device=device.value, threads=threads)
 
 
 @app.command(cls=Command)
@@ -392,6 +408,8 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print every score, signature and the paired test as one JSON object.")
     ] = False,
+    threads: Threads = 0,
+    device: OnDevice = Device.auto,
 ) -> None:
     """Score a model's translations of a test set with sacreBLEU. It translates greedily (and with --beam K), or reads --hyp files, and prints BLEU, chrF and TER with their signatures."""
     from attnstep.commands.evaluate import run_eval
@@ -415,6 +433,8 @@ def evaluate(
         hypotheses=hyp or [],
         paired_bs=paired_bs,
         as_json=as_json,
+        device=device.value,
+        threads=threads,
     )
 
 
@@ -512,6 +532,8 @@ def dump(
             "--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces."
         ),
     ] = False,
+    threads: Threads = 0,
+    device: OnDevice = Device.auto,
 ) -> None:
     """Write a translation's step-by-step trace, or its alignment. The trace is JSON (see `attnstep schema`); --format pharaoh writes the alignment."""
     from attnstep.commands.dump import Decoding, dump_file, dump_sentence, json_format, pharaoh_format, text_format
@@ -536,7 +558,14 @@ def dump(
     # Links and text need no vectors to compute and copy.
     vectors = vectors and format == DumpFormat.json
     decoding = Decoding(
-        top_k=top_k, vectors=vectors, beam=beam, alpha=alpha, min_length=min_length, max_length=max_length
+        top_k=top_k,
+        vectors=vectors,
+        beam=beam,
+        alpha=alpha,
+        min_length=min_length,
+        max_length=max_length,
+        device=device.value,
+        threads=threads,
     )
     if input is not None:
         dump_file(checkpoint, input, output, form, decoding, batch_size=batch_size)
@@ -697,6 +726,11 @@ def serve(
     ] = 15,
     top_k: Annotated[int, typer.Option(metavar="N", help="Next-word candidates shown per step.", min=1, max=20)] = 5,
     beam: Annotated[int | None, typer.Option(metavar="K", help=BEAM_HELP, min=1, max=MAX_BEAM)] = None,
+    threads: Annotated[
+        int,
+        typer.Option(metavar="N", help="CPU threads for the model (0: one, leaving the cores to the sessions).", min=0),
+    ] = 0,
+    device: OnDevice = Device.auto,
 ) -> None:
     """Serve the stepping app to a class over SSH. One model, one session per student, and a teacher to follow."""
     if context.invoked_subcommand is not None:
@@ -731,7 +765,7 @@ def serve(
         spares=max_sessions if spares is None else spares,
     )
     try:
-        signum = run(settings, top_k, beam)
+        signum = run(settings, top_k, beam, device=device.value, threads=threads)
     except OSError as exc:
         raise AttnstepError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     raise Stopped(signum)  # the class was ended cleanly; the status and the line say how, as for any command

@@ -84,6 +84,8 @@ class Decoding:
     alpha: float = DEFAULT_ALPHA
     min_length: int = 0
     max_length: int | None = None
+    device: str = "cpu"  # auto, cpu or cuda
+    threads: int = 0  # torch's CPU threads (0: its default)
 
 
 def dump_sentence(

@@ -25,6 +25,7 @@ from attnstep.data.files import output as open_output
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad
 from attnstep.engine.checkpoint import Checkpoint, load_checkpoint, read_config
+from attnstep.engine.device import use_device
 from attnstep.engine.stepper import Stepper
 from attnstep.errors import AttnstepError
 from attnstep.model import Seq2Seq
@@ -84,7 +85,7 @@ def translate_corpus(
     tokens = codec.target_tokens
 
     def decode(chunk: list[int]) -> Iterator[tuple[str, bool]]:
-        src, lengths = pad([ids[i] for i in chunk])
+        src, lengths = pad([ids[i] for i in chunk], next(model.parameters()).device)
         for hypothesis in model.greedy(src, lengths):
             yield codec.detokenize([tokens[t] for t in hypothesis]), UNK_ID in hypothesis
 
@@ -278,11 +279,11 @@ def _languages(path: Path, config: dict) -> list[str]:
     return languages
 
 
-def _checkpoints(paths: list[Path]) -> Iterator[tuple[Checkpoint, list[str]]]:
-    """Each checkpoint with its languages, loaded when its turn comes; all must translate the same way."""
+def _checkpoints(paths: list[Path], device: torch.device) -> Iterator[tuple[Checkpoint, list[str]]]:
+    """Each checkpoint with its languages, loaded onto ``device`` when its turn comes; all must translate the same way."""
     expected = None
     for path in paths:
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, device)
         languages = _languages(path, ckpt.meta)
         if expected is not None and languages != expected:
             raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
@@ -388,6 +389,8 @@ def _check_options(
     by_length: bool,
     paired_bs: bool,
     as_json: bool,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> None:
     if len(paths) > 1 and (output is not None or heldout is not None):
         raise AttnstepError("--output and --heldout go with one checkpoint (a held-out set is one training run's)")
@@ -418,6 +421,8 @@ def run_eval(
     hypotheses: list[Path],
     paired_bs: bool,
     as_json: bool,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> None:
     """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), or read each of
     ``hypotheses`` instead, and print the scores; with ``by_length`` BLEU per source-length bucket as a
@@ -435,7 +440,7 @@ def run_eval(
     )
     if plot is not None:
         check_picture_path(plot)  # before any translating
-    checkpoints = _checkpoints([] if hypotheses else paths)
+    checkpoints = _checkpoints([] if hypotheses else paths, use_device(device, threads))
     if hypotheses:  # scored without loading a model: its config names the languages, the case and a held-out set
         meta = read_config(paths[0])
         languages = _languages(paths[0], meta)

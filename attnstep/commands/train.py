@@ -45,6 +45,7 @@ from attnstep.data.downloads import check_splits
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad, pad_target
 from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, save_checkpoint, write_safetensors
+from attnstep.engine.device import use_device
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.report.visible import visible
@@ -81,14 +82,14 @@ class RunProgress(TypedDict):
 
 def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: RunProgress) -> None:
     """Everything needed to resume, written atomically and without pickle."""
-    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.cpu().contiguous() for k, v in model.state_dict().items()}
     steps = {}
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
             if name == "step":
                 steps[str(index)] = float(value)
             else:
-                tensors[f"adam.{index}.{name}"] = value.contiguous()
+                tensors[f"adam.{index}.{name}"] = value.cpu().contiguous()
     # Both files are complete before either replaces its old one, so a failure (a full disk)
     # leaves the last state whole, never new weights beside old progress.
     temporary = (work / "state.safetensors.tmp", work / "state.json.tmp")
@@ -260,13 +261,13 @@ def _encoded_pairs(
 
 
 def _start_or_resume(
-    settings: TrainSettings, codec: WordCodec | SubwordCodec, work: Path, console: Console
+    settings: TrainSettings, codec: WordCodec | SubwordCodec, work: Path, console: Console, device: torch.device
 ) -> tuple[Seq2Seq, torch.optim.Optimizer, RunProgress]:
-    """A new seeded model and optimizer, or the ones a run in ``work`` left after its last epoch."""
+    """A new seeded model and optimizer on ``device``, or the ones a run in ``work`` left after its last epoch."""
     src_vocab, tgt_vocab = _vocabularies(codec)
     torch.manual_seed(settings.seed)
     config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
-    model = Seq2Seq(config)
+    model = Seq2Seq(config).to(device)  # seeded on the CPU, so the first weights are the same on any device
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     progress = RunProgress(epoch=0, lr=settings.lr, best_bleu=-1.0, best_epoch=0, history=[], seconds=0.0)
     if (work / "state.json").exists():
@@ -314,8 +315,9 @@ def _train_step(
     model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: list[tuple[list[int], list[int]]], settings: TrainSettings
 ) -> tuple[float, int]:
     """One update on ``batch``: its summed loss and its number of target tokens."""
-    src, lengths = pad([s for s, _ in batch])
-    tgt_in, gold = pad_target([t for _, t in batch])
+    device = next(model.parameters()).device
+    src, lengths = pad([s for s, _ in batch], device)
+    tgt_in, gold = pad_target([t for _, t in batch], device)
     logits = model(src, lengths, tgt_in)  # (B, T, V)
     loss = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)),
@@ -442,14 +444,21 @@ def _decay_learning_rate(optimizer: torch.optim.Optimizer, progress: RunProgress
         group["lr"] = progress["lr"]
 
 
-def train(settings: TrainSettings, out: Path, work: Path, console: Console, command: str) -> RunProgress:
-    """A run in ``work``, new or resumed, epoch by epoch until it stops; each new best is saved to ``out``."""
+def train(
+    settings: TrainSettings,
+    out: Path,
+    work: Path,
+    console: Console,
+    command: str,
+    device: torch.device = torch.device("cpu"),  # noqa: B008 (a constant: torch.device is immutable)
+) -> RunProgress:
+    """A run in ``work``, new or resumed, on ``device``, epoch by epoch until it stops; each new best is saved to ``out``."""
     check_settings(settings)
     data = load_data(settings)
     _claim_work(settings, work)
     codec = build_codec(settings, data, work, console)
     pairs = _encoded_pairs(codec, data.train, settings.max_len)
-    model, optimizer, progress = _start_or_resume(settings, codec, work, console)
+    model, optimizer, progress = _start_or_resume(settings, codec, work, console, device)
     console.print(_run_summary(settings, len(pairs), model))
     while _keep_training(progress, settings):
         epoch, started = progress["epoch"] + 1, time.monotonic()
@@ -470,17 +479,16 @@ def train(settings: TrainSettings, out: Path, work: Path, console: Console, comm
     return progress
 
 
-def run_train(settings: TrainSettings, out: Path, work: Path, threads: int) -> None:
-    """``attnstep train``: refuse missing splits or an --out that cannot be replaced before anything is
-    written, then train on ``threads`` CPU threads (0: torch's default)."""
+def run_train(settings: TrainSettings, out: Path, work: Path, threads: int = 0, device: str = "cpu") -> None:
+    """``attnstep train``: refuse missing splits, an --out that cannot be replaced or a missing GPU before
+    anything is written, then train on ``device`` with ``threads`` CPU threads (0: torch's default)."""
     if settings.data:
         check_splits(Path(settings.data), ["train", "val"], [settings.src, settings.tgt])
     check_writable_checkpoint(out)
-    if threads:
-        torch.set_num_threads(threads)
+    on = use_device(device, threads)
     try:
         # A log line stays one line in a file or a pipe, where Rich would wrap it at 80 columns.
-        train(settings, out, work, Console(highlight=False, markup=False, soft_wrap=True), command_line())
+        train(settings, out, work, Console(highlight=False, markup=False, soft_wrap=True), command_line(), on)
     except ValueError as exc:
         raise AttnstepError(str(exc)) from None
 

@@ -19,14 +19,17 @@ if TYPE_CHECKING:
     from attnstep.tui.app import AttnstepApp
 
 
-def local_source(checkpoint: Path, top_k: int, beam: int | None = None) -> Callable[[], Stepper]:
-    """A factory that imports torch and loads ``checkpoint`` (a Stepper is a TraceSource)."""
+def local_source(
+    checkpoint: Path, top_k: int, beam: int | None = None, device: str = "cpu", threads: int = 0
+) -> Callable[[], Stepper]:
+    """A factory that imports torch and loads ``checkpoint`` onto ``device`` (a Stepper is a TraceSource)."""
 
     def load() -> Stepper:
         from attnstep.engine.checkpoint import load_checkpoint
+        from attnstep.engine.device import use_device
         from attnstep.engine.stepper import Stepper
 
-        return Stepper(load_checkpoint(checkpoint), top_k=top_k, beam=beam)
+        return Stepper(load_checkpoint(checkpoint, use_device(device, threads)), top_k=top_k, beam=beam)
 
     return load
 
@@ -38,6 +41,8 @@ def translate_app(
     beam: int | None = None,
     reference: str | None = None,
     other: Path | None = None,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> AttnstepApp:
     """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
     translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
@@ -46,12 +51,12 @@ def translate_app(
     from attnstep.tui import make_app
 
     return make_app(
-        source_factory=local_source(checkpoint, top_k, beam),
+        source_factory=local_source(checkpoint, top_k, beam, device, threads),
         sentence=sentence,
         examples=model_card_examples(checkpoint),
         origin=display_name(checkpoint),
         reference=reference,
-        other_factory=None if other is None else local_source(other, top_k),
+        other_factory=None if other is None else local_source(other, top_k, device=device, threads=threads),
         other_origin="" if other is None else display_name(other),
     )
 
@@ -80,8 +85,10 @@ def run_translate(
     top_k: int,
     beam: int | None = None,
     reference: str | None = None,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> None:
-    """``attnstep translate``: the app over the first checkpoint, with the second (if any) for c."""
+    """``attnstep translate``: the app over the first checkpoint, with the second (if any) for c, on ``device``."""
     from attnstep.tui import no_terminal
 
     problem = translate_input_problem(sentence, reference)
@@ -91,10 +98,14 @@ def run_translate(
         raise AttnstepError(
             "give at most two --checkpoint options: the model to step through and one to compare it with (c)"
         )
+    if device == "cuda":  # refused before the screen opens; else torch is first imported in the app's worker
+        from attnstep.engine.device import use_device
+
+        use_device(device, threads)
     if missing := no_terminal("translate", "`attnstep dump SENTENCE` writes its trace as JSON without one"):
         raise AttnstepError(missing)
     other = checkpoints[1] if len(checkpoints) == 2 else None
-    app = translate_app(checkpoints[0], sentence, top_k, beam, reference, other)
+    app = translate_app(checkpoints[0], sentence, top_k, beam, reference, other, device, threads)
     app.run()
     check_app_ended_well(app.return_code, app.error_message)
 

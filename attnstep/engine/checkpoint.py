@@ -168,8 +168,8 @@ def check_finite(where: Path, weights: dict[str, torch.Tensor]) -> None:
             raise AttnstepError(f"{where}: tensor {name} contains NaN or infinite values")
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Load and validate a checkpoint directory; every failure is one AttnstepError line."""
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint directory, its model onto ``device``; every failure is one AttnstepError line."""
     path = Path(path)
     if not path.exists():
         raise AttnstepError(f"checkpoint {path} does not exist ({named_checkpoints()})")
@@ -204,7 +204,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             model = Seq2Seq(model_config)
     except (RuntimeError, MemoryError) as exc:
         raise AttnstepError(f"cannot build the model of {path}: {first_line(exc)}") from None
-    model.load_state_dict({name: tensor.float() for name, tensor in weights.items()}, assign=True)
+    model.load_state_dict({name: tensor.float().to(device) for name, tensor in weights.items()}, assign=True)
     model.eval()
     meta = {key: value for key, value in config.items() if key != "model"}
     return Checkpoint(path, model, src_vocab, tgt_vocab, meta, file_digest(path / WEIGHTS_FILE), subword)
@@ -313,7 +313,7 @@ def _write_files(
     subword: tuple[SubwordModel, SubwordModel] | None,
 ) -> None:
     """A checkpoint's own files, in the new folder ``staging``, readable by everyone."""
-    tensors = {name: t.detach().to(dtype).contiguous() for name, t in model.state_dict().items()}
+    tensors = {name: t.detach().to("cpu", dtype).contiguous() for name, t in model.state_dict().items()}
     write_safetensors(tensors, staging / WEIGHTS_FILE)
     for name, vocab in zip((SRC_VOCAB_FILE, TGT_VOCAB_FILE), vocabs):
         (staging / name).write_text(vocab.to_json(), encoding="utf-8")

@@ -135,6 +135,6 @@ def check_finite(logprob: float) -> None:
 
 def floats(tensor: torch.Tensor) -> tuple[Floats, ...]:
     """The rows of a float32 (R, D) tensor, as Floats: one copy out of torch."""
-    raw = tensor.contiguous().numpy().tobytes()
+    raw = tensor.cpu().contiguous().numpy().tobytes()
     width = tensor.size(1)
     return tuple(Floats(raw, i, i + width) for i in range(0, len(raw) // 4, width))

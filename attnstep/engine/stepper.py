@@ -39,6 +39,7 @@ import torch
 from attnstep.engine.batch import pad
 from attnstep.engine.beam import BeamSearch
 from attnstep.engine.checkpoint import Checkpoint, load_checkpoint
+from attnstep.engine.device import use_device
 from attnstep.engine.recording import Choice, Columns, Numbers, Pick, Row, floats
 from attnstep.errors import AttnstepError
 from attnstep.model.family import Family, StepOutput
@@ -98,6 +99,7 @@ class Stepper:
         # The engine only ever runs the model forward. Parameters that need no gradient let it run
         # without a no_grad context, whose wrapper around the step generator costs ~25 µs a step.
         self.model: Family[Opaque, Opaque] = checkpoint.model.eval().requires_grad_(False)
+        self.device = next(checkpoint.model.parameters()).device  # inputs are made where the model is
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
         v_a = self.model.v_a if vectors else None  # (A,)
@@ -235,7 +237,7 @@ class Stepper:
 
     def _encode(self, rows: list[Row]) -> tuple[Opaque, Opaque, list[_Encoded]]:
         """Encode a batch: (the family's memory, its first decoder state, each row's _Encoded)."""
-        src, lengths = pad([[t.id for t in row.source] for row in rows])
+        src, lengths = pad([[t.id for t in row.source] for row in rows], self.device)
         memory, state = self.model.encode(src, lengths)
         states, keys = self.model.encoder_vectors(memory) if self.vectors else (None, None)  # (B, S, M), (B, S, K)
 
@@ -249,7 +251,7 @@ class Stepper:
 
     def _run(self, rows: list[Row], memory: Opaque, state: Opaque) -> Iterator[list[tuple[int, Step]]]:
         """The greedy batched loop over an encoded batch: yields [(row index, step record), ...] per time step."""
-        prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long)  # (B, 1)
+        prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long, device=self.device)  # (B, 1)
         input_ids = [BOS_ID] * len(rows)
         active = list(range(len(rows)))
         c: Columns | None = None
@@ -289,14 +291,14 @@ class Stepper:
             chosen[held, 0] = without_eos.topk(1, dim=-1).indices[:, 0]
         if forcing:
             chosen = chosen.clone()
-            chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing])
+            chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing], device=self.device)
         if forcing or held:  # the chosen words' log-probabilities become an extra, last column
             table = c.numbers(output, top_logprobs, logprobs.gather(1, chosen))  # (B, C + 1)
         else:
             table = c.numbers(output, top_logprobs)  # (B, C)
         top = top_ids.tolist()
         if len(active) < len(rows):
-            table = table[torch.tensor(active)]
+            table = table[torch.tensor(active, device=self.device)]
         return chosen, c.split(table, [top[i] for i in active]), -1 if forcing or held else 2 * c.S
 
 
@@ -309,16 +311,19 @@ def load_stepper(
     alpha: float = DEFAULT_ALPHA,
     min_length: int = 0,
     max_length: int | None = None,
+    device: str = "cpu",
+    threads: int = 0,
 ) -> Stepper:
     """A stepper over the checkpoint folder ``checkpoint``, for a process that then decodes for long.
 
     torch and the model leave ~10^5 long-lived objects, and every full collection would walk them
     again: `dump` allocates millions of tuples (frozen: ~10% faster), and the SSH server's event loop,
     which relays every student's keys, stood still for 0.15-0.2 s at each one. Frozen, after one
-    collection so that no garbage is kept with them, the collector skips them.
+    collection so that no garbage is kept with them, the collector skips them. ``device`` and
+    ``threads``: where it computes (see :func:`~attnstep.engine.device.use_device`).
     """
     stepper = Stepper(
-        load_checkpoint(checkpoint),
+        load_checkpoint(checkpoint, use_device(device, threads)),
         top_k=top_k,
         vectors=vectors,
         beam=beam,

@@ -436,9 +436,10 @@ class Session:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def run(settings: ServeSettings, top_k: int, beam: int | None = None) -> int:
-    """Load the model once, then serve until a stop signal (what `attnstep serve` runs); the signal's number."""
-    return asyncio.run(serve(settings, ModelService.load(settings.checkpoint, top_k, beam)))
+def run(settings: ServeSettings, top_k: int, beam: int | None = None, *, device: str = "cpu", threads: int = 0) -> int:
+    """Load the model once (onto ``device``), then serve until a stop signal (what `attnstep serve` runs); the signal's number."""
+    service = ModelService.load(settings.checkpoint, top_k, beam, device, threads)
+    return asyncio.run(serve(settings, service))
 
 
 async def serve(settings: ServeSettings, service: ModelService) -> int:

@@ -50,15 +50,14 @@ class ModelService:
         self._answers: OrderedDict[tuple, asyncio.Future[bytes]] = OrderedDict()
 
     @classmethod
-    def load(cls, checkpoint, top_k: int, beam: int | None = None) -> ModelService:
-        import torch
-
+    def load(
+        cls, checkpoint, top_k: int, beam: int | None = None, device: str = "cpu", threads: int = 0
+    ) -> ModelService:
         from attnstep.engine.stepper import load_stepper
 
-        # One thread: a sentence is a batch of one, too small for intra-op threads to pay off,
-        # and the other core is needed by the session processes.
-        torch.set_num_threads(1)
-        return cls(load_stepper(checkpoint, top_k=top_k, beam=beam))
+        # One thread unless told (``threads``): a sentence is a batch of one, too small for intra-op
+        # threads to pay off, and the other core is needed by the session processes.
+        return cls(load_stepper(checkpoint, top_k=top_k, beam=beam, device=device, threads=threads or 1))
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -67,9 +67,9 @@ class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
         """Plain batched greedy decoding: token ids per sentence, without <eos>."""
         memory, state = self.encode(src, lengths)
         batch = src.size(0)
-        prev = torch.full((batch,), BOS_ID, dtype=torch.long)
-        finished = torch.zeros(batch, dtype=torch.bool)
-        limits = torch.tensor([max_output_length(int(n)) for n in lengths])
+        prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        limits = torch.tensor([max_output_length(int(n)) for n in lengths], device=src.device)
         outputs: list[Tensor] = []
         for t in range(int(limits.max())):
             output, state = self.step(prev, state, memory)
