@@ -485,6 +485,16 @@ def dump(
         ),
     ] = None,
     alpha: Annotated[float, typer.Option(metavar="ALPHA", help=ALPHA_HELP, min=0)] = DEFAULT_ALPHA,
+    n_best: Annotated[
+        int | None,
+        typer.Option(
+            "--n-best",
+            metavar="N",
+            help="With --beam K: the search's N best results (N at most K), best first. JSON: the beam's 'n_best' list, each result's step, index, translation, score and normalized score; --format text: N lines per input line, LINE<TAB>translation (<TAB>score with --scores), LINE the input line's number.",
+            min=1,
+            max=MAX_BEAM,
+        ),
+    ] = None,
     min_length: Annotated[
         int, typer.Option(metavar="N", help="<eos> is not chosen at the first N steps: at least N tokens.", min=0)
     ] = 0,
@@ -547,6 +557,12 @@ def dump(
         raise UsageError("--words and --align-threshold go with --format pharaoh")
     if scores and format != DumpFormat.text:
         raise UsageError("--scores goes with --format text")
+    if n_best is not None and beam is None:
+        raise UsageError("--n-best goes with --beam K: it lists the beam search's best results")
+    if n_best is not None and beam is not None and n_best > beam:
+        raise UsageError(f"--n-best must be at most --beam, {beam}, not {n_best}")
+    if n_best is not None and pharaoh:
+        raise UsageError("--n-best goes with --format json or text")
     if max_length is not None and max_length <= min_length:
         raise UsageError(f"--max-length must be over --min-length, {min_length} (the <eos> counts), not {max_length}")
     if format == DumpFormat.json:
@@ -554,7 +570,7 @@ def dump(
     elif pharaoh:
         form = pharaoh_format(words=words, threshold=align_threshold)
     else:
-        form = text_format(scores=scores)
+        form = text_format(scores=scores, n_best=n_best is not None)
     # Links and text need no vectors to compute and copy.
     vectors = vectors and format == DumpFormat.json
     decoding = Decoding(
@@ -564,6 +580,7 @@ def dump(
         alpha=alpha,
         min_length=min_length,
         max_length=max_length,
+        n_best=n_best,
         device=device.value,
         threads=threads,
     )

@@ -4,12 +4,16 @@ import json
 import select
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
 from attnstep.engine.checkpoint import load_checkpoint
 from attnstep.engine.stepper import Stepper
+from attnstep.errors import AttnstepError
 from attnstep.text.words import EOS_ID
+from attnstep.trace.reader import InconsistentTrace, parse
+from attnstep.trace.writer import trace_file_bytes
 from tests.cli_helpers import invoke
 from tests.conftest import build_tiny_checkpoint
 
@@ -122,3 +126,93 @@ def test_dump_passes_the_lengths_on(tmp_path):
     result = invoke("dump", "un chien", "--min-length", "2", "--checkpoint", str(checkpoint))
     assert result.exit_code == 0, result.stderr
     assert len(json.loads(result.stdout)["steps"]) == 3
+
+
+def n_best_trace(checkpoint, *args: str) -> dict:
+    result = invoke(
+        "dump", "une voiture rouge .", "--beam", "4", "--n-best", "3", *args, "--checkpoint", str(checkpoint)
+    )
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+# none finished by the length limit; two finished, then one the limit stopped
+@pytest.mark.parametrize(("eos_bias", "limit"), [(0.0, ()), (1.0, ("--max-length", "2"))])
+def test_n_best_lists_the_beams_best_results_first(tmp_path, eos_bias, limit):
+    data = n_best_trace(build_tiny_checkpoint(tmp_path / "tiny", eos_bias=eos_bias), "--no-vectors", *limit)
+    listed = data["beam"]["n_best"]
+    steps = data["beam"]["steps"]
+    assert len(listed) == 3
+    assert listed[0]["translation"] == data["translation"]
+    assert (listed[0]["step"], listed[0]["index"]) == (len(data["steps"]) - 1, data["beam"]["best"])
+    hypotheses = [steps[r["step"]][r["index"]] for r in listed]
+    assert [(h["score"], h["normalized"]) for h in hypotheses] == [(r["score"], r["normalized"]) for r in listed]
+    finished = [h["status"] == "finished" for h in hypotheses]
+    assert finished == sorted(finished, reverse=True)  # the finished ones first
+    for part in (True, False):
+        ranked = [r["normalized"] for r, f in zip(listed, finished) if f == part]
+        assert ranked == sorted(ranked, reverse=True)
+    trace = parse(json.dumps(data))
+    assert trace.beam is not None and [asdict(r) for r in trace.beam.n_best] == listed
+    assert json.loads(trace_file_bytes(trace))["beam"]["n_best"] == listed
+
+
+def test_without_n_best_a_trace_has_no_list(tiny_checkpoint):
+    result = invoke("dump", "une voiture", "--beam", "3", "--checkpoint", str(tiny_checkpoint))
+    assert result.exit_code == 0, result.stderr
+    assert "n_best" not in json.loads(result.stdout)["beam"]
+
+
+def test_the_reader_refuses_an_n_best_list_that_does_not_start_with_the_best(tiny_checkpoint):
+    data = n_best_trace(tiny_checkpoint, "--no-vectors")
+    data["beam"]["n_best"].reverse()
+    with pytest.raises(InconsistentTrace, match="does not start with the beam's best"):
+        parse(json.dumps(data))
+    data["beam"]["n_best"][0]["index"] = 99
+    with pytest.raises(InconsistentTrace, match="is not a result of the search"):
+        parse(json.dumps(data))
+
+
+def test_n_best_text_is_n_numbered_lines_per_input_line(tmp_path):
+    checkpoint = build_tiny_checkpoint(tmp_path / "tiny", eos_bias=3.0)
+    source = tmp_path / "in.fr"
+    source.write_text(SENTENCES)
+    common = ("dump", "-i", str(source), "--beam", "4", "--checkpoint", str(checkpoint))
+    traces = invoke(*common, "--n-best", "2")
+    text = invoke(*common, "--n-best", "2", "--format", "text", "--scores")
+    assert traces.exit_code == text.exit_code == 0, text.stderr
+    expected = [json.loads(line) for line in traces.stdout.splitlines()]
+    assert expected[1] is None
+    lines = [line.split("\t") for line in text.stdout.splitlines()]
+    assert [line[0] for line in lines] == ["1", "1", "2", "3", "3"]
+    assert lines[2] == ["2", ""]  # a blank line: one empty translation
+    for got, trace in zip((lines[0:2], lines[3:5]), expected[::2]):
+        assert [line[1] for line in got] == [r["translation"] for r in trace["beam"]["n_best"]]
+        assert [float(line[2]) for line in got] == pytest.approx(
+            [r["score"] for r in trace["beam"]["n_best"]], abs=1e-4
+        )
+        assert got[0][1] == trace["translation"]
+        assert float(got[0][2]) == pytest.approx(sum(s["chosen"]["logprob"] for s in trace["steps"]), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--n-best", "2"), "--n-best goes with --beam K"),
+        (("--beam", "2", "--n-best", "3"), "--n-best must be at most --beam, 2, not 3"),
+        (("--beam", "2", "--n-best", "2", "--format", "pharaoh"), "--n-best goes with --format json or text"),
+        (("--beam", "2", "--n-best", "0"), "--n-best must be at least 1, not 0"),
+    ],
+)
+def test_n_best_mistakes_are_usage_errors(tiny_checkpoint, args, message):
+    result = invoke("dump", "un chien", *args, "--checkpoint", str(tiny_checkpoint))
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_the_stepper_refuses_an_n_best_list_it_cannot_fill(tiny_checkpoint):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    with pytest.raises(AttnstepError, match="needs a beam search"):
+        Stepper(checkpoint, n_best=2)
+    with pytest.raises(AttnstepError, match="1 to the beam's width, 2, not 3"):
+        Stepper(checkpoint, beam=2, n_best=3)

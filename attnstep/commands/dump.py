@@ -62,14 +62,22 @@ def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
     )
 
 
-def text_format(*, scores: bool) -> Format:
+def text_format(*, scores: bool, n_best: bool) -> Format:
     """The translation, a line per input line (a blank line for a blank one); ``scores``: a tab and
-    its log-probability, log p(translation | sentence), after it."""
+    its log-probability, log p(translation | sentence), after it. ``n_best``: a line per result of
+    the beam's n-best list, best first, each the input line's number and a tab before it (a blank
+    input line has one, its translation empty)."""
 
-    def render(_: int, trace: Trace | None) -> bytes:
+    def score(logprob: float) -> str:
+        return f"\t{logprob:.4f}" if scores else ""
+
+    def render(number: int, trace: Trace | None) -> bytes:
+        if not n_best:
+            return b"\n" if trace is None else (trace.translation + score(trace.logprob) + "\n").encode()
         if trace is None:
-            return b"\n"
-        return (trace.translation + (f"\t{trace.logprob:.4f}" if scores else "") + "\n").encode()
+            return f"{number}\t\n".encode()
+        assert trace.beam is not None  # an n-best list comes from a beam search
+        return "".join(f"{number}\t{r.translation}{score(r.score)}\n" for r in trace.beam.n_best).encode()
 
     return Format(render, "translations")
 
@@ -84,6 +92,7 @@ class Decoding:
     alpha: float = DEFAULT_ALPHA
     min_length: int = 0
     max_length: int | None = None
+    n_best: int | None = None
     device: str = "cpu"  # auto, cpu or cuda
     threads: int = 0  # torch's CPU threads (0: its default)
 

@@ -22,7 +22,7 @@ import torch
 from attnstep.engine.recording import Columns, Pick, Row, check_finite
 from attnstep.model.family import Family, MemoryT, StateT, StepOutput, select
 from attnstep.text.words import BOS_ID, EOS_ID
-from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, Step, length_penalty
+from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, Step, length_penalty, ranking
 
 Tables = list[tuple[torch.Tensor, torch.Tensor]]  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
 # A sentence's K extensions, best first: cumulative scores, parent slots, tokens, token log-probs, weights a_t
@@ -77,8 +77,23 @@ class BeamSearch(Generic[MemoryT, StateT]):
 
     def _result(self, row: Row, steps: list[list[_Live]], tables: Tables, c: Columns) -> tuple[list[Step], Beam]:
         """One sentence's search: the records of its best hypothesis, and the whole beam."""
-        normalized = [[h.score / length_penalty(t + 1, self.alpha) for h in kept] for t, kept in enumerate(steps)]
-        best_t, best_j = _best(steps, normalized)
+        hypotheses = tuple(
+            tuple(
+                Hypothesis(
+                    h.parent,
+                    c.vocab[h.id],
+                    h.id,
+                    h.logprob,
+                    h.score,
+                    h.score / length_penalty(t + 1, self.alpha),
+                    h.status,
+                    h.weights,
+                )
+                for h in kept
+            )
+            for t, kept in enumerate(steps)
+        )
+        best_t, best_j = ranking(hypotheses)[0]
         records = []
         input_id = BOS_ID
         for t, j in enumerate(_chain(steps, best_t, best_j)):
@@ -88,13 +103,6 @@ class BeamSearch(Generic[MemoryT, StateT]):
             forced = t < len(row.prefix) and row.prefix[t][1]
             records.append(c.record(len(row.source), numbers, Pick(t, input_id, h.id, h.logprob, forced)))
             input_id = h.id
-        hypotheses = tuple(
-            tuple(
-                Hypothesis(h.parent, c.vocab[h.id], h.id, h.logprob, h.score, normalized[t][j], h.status, h.weights)
-                for j, h in enumerate(kept)
-            )
-            for t, kept in enumerate(steps)
-        )
         return records, Beam(width=self.width, alpha=self.alpha, start=len(row.prefix), steps=hypotheses, best=best_j)
 
 
@@ -202,15 +210,6 @@ class _Batch(Generic[MemoryT, StateT]):
         self.memory, self.state = select(self.memory, keep), select(self.state, keep)  # (B'·K, S, ·), (B'·K, ·)
         self.prev, self.score = self.prev[keep], self.score[stay]  # (B'·K,), (B', K)
         self.searching = [self.searching[p] for p in stay]
-
-
-def _best(steps: list[list[_Live]], normalized: list[list[float]]) -> tuple[int, int]:
-    """(step, index) of the search's result: the finished hypothesis best by normalized score, or where
-    none finished, the best of those the length limit stopped."""
-    finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
-    last = len(steps) - 1
-    contenders = finished or [(last, j) for j in range(len(steps[last]))]
-    return max(contenders, key=lambda tj: normalized[tj[0]][tj[1]])
 
 
 def _chain(steps: list[list[_Live]], t: int, j: int) -> list[int]:

@@ -52,10 +52,12 @@ from attnstep.trace.records import (
     Beam,
     CheckpointInfo,
     Floats,
+    Ranked,
     SourceToken,
     Step,
     Trace,
     Word,
+    ranking,
 )
 
 DEFAULT_TOP_K = 5
@@ -80,6 +82,7 @@ class Stepper:
         alpha: float = DEFAULT_ALPHA,
         min_length: int = 0,
         max_length: int | None = None,
+        n_best: int | None = None,
     ):
         if top_k < 1:
             raise AttnstepError("top-k must be at least 1")
@@ -91,6 +94,11 @@ class Stepper:
             raise AttnstepError(
                 f"the maximum length must be over the minimum, {min_length} (the <eos> counts), not {max_length}"
             )
+        if n_best is not None and beam is None:
+            raise AttnstepError("an n-best list needs a beam search")
+        if n_best is not None and beam is not None and not 1 <= n_best <= beam:
+            raise AttnstepError(f"an n-best list must be 1 to the beam's width, {beam}, not {n_best}")
+        self.n_best = n_best  # the beam's this many best results are listed in the trace
         # <eos> is not chosen at the first min_length steps; max_length steps at most (<eos> counted),
         # else max_output_length's for the source's length
         self.min_length, self.max_length = min_length, max_length
@@ -225,7 +233,18 @@ class Stepper:
             return self._greedy(rows)
         memory, state, encoded = self._encode(rows)
         found = self.search.run(rows, memory, state)
+        if self.n_best is not None:
+            found = [(steps, replace(beam, n_best=self._n_best(beam))) for steps, beam in found]
         return [self._trace(row, e, steps, beam) for row, e, (steps, beam) in zip(rows, encoded, found)]
+
+    def _n_best(self, beam: Beam) -> tuple[Ranked, ...]:
+        """The beam's best results, as many as asked for (fewer where the search ended with fewer)."""
+        listed = []
+        for t, j in ranking(beam.steps)[: self.n_best]:
+            h = beam.steps[t][j]
+            tokens = [step.token for step in beam.history(t, j) if step.id != EOS_ID]
+            listed.append(Ranked(t, j, self.codec.detokenize(tokens), h.score, h.normalized))
+        return tuple(listed)
 
     def _greedy(self, rows: list[Row]) -> list[Trace]:
         memory, state, encoded = self._encode(rows)
@@ -311,6 +330,7 @@ def load_stepper(
     alpha: float = DEFAULT_ALPHA,
     min_length: int = 0,
     max_length: int | None = None,
+    n_best: int | None = None,
     device: str = "cpu",
     threads: int = 0,
 ) -> Stepper:
@@ -330,6 +350,7 @@ def load_stepper(
         alpha=alpha,
         min_length=min_length,
         max_length=max_length,
+        n_best=n_best,
     )
     gc.collect()
     gc.freeze()

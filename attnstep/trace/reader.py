@@ -35,6 +35,7 @@ from attnstep.trace.records import (
     CheckpointInfo,
     Floats,
     Hypothesis,
+    Ranked,
     SourceToken,
     Step,
     Trace,
@@ -340,6 +341,8 @@ def _beam(data: dict[str, Any], trace: Trace) -> Beam:
     _check_beam_links(beam_steps)
     beam = Beam(data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"])
     _check_best(beam, trace)
+    if "n_best" in data:
+        beam = replace(beam, n_best=_n_best(data["n_best"], beam, len(trace.steps) - 1))
     return beam
 
 
@@ -375,6 +378,22 @@ def _check_best(beam: Beam, trace: Trace) -> None:
     best = beam.history(last, beam.best)
     if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
         raise InconsistentTrace("the beam's best hypothesis is not the words and weights of the steps")
+
+
+def _n_best(items: list[dict[str, Any]], beam: Beam, last: int) -> tuple[Ranked, ...]:
+    """An n-best list of results the search ended with (finished, or stopped at its last step), with
+    their scores, whose first is the trace's own (the beam's best, at the trace's last step ``last``)."""
+    listed = tuple(Ranked(r["step"], r["index"], r["translation"], r["score"], r["normalized"]) for r in items)
+    for r in listed:
+        h = beam.steps[r.step][r.index] if r.step < len(beam.steps) and r.index < len(beam.steps[r.step]) else None
+        ended = h is not None and (h.status == FINISHED or (h.status == ALIVE and r.step == len(beam.steps) - 1))
+        if not (h is not None and ended and (h.score, h.normalized) == (r.score, r.normalized)):
+            raise InconsistentTrace(
+                f"the n-best entry of beam step {r.step}, index {r.index}, is not a result of the search"
+            )
+    if (listed[0].step, listed[0].index) != (last, beam.best):
+        raise InconsistentTrace("the n-best list does not start with the beam's best hypothesis")
+    return listed
 
 
 def _reference(data: dict[str, Any], trace: Trace) -> str:

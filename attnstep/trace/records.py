@@ -218,6 +218,17 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
+class Ranked:
+    """One of a beam search's N best results (dump --n-best): hypothesis ``index`` of beam step ``step``."""
+
+    step: int
+    index: int
+    translation: str  # its tokens, <eos> left out, detokenized
+    score: float  # log p(translation | source)
+    normalized: float  # what it is ranked by
+
+
+@dataclass(frozen=True)
 class Beam:
     """A whole beam search: each step's hypotheses, highest score first."""
 
@@ -226,6 +237,7 @@ class Beam:
     start: int  # steps before this one were a fixed prefix (a forced word and the choices before it)
     steps: tuple[tuple[Hypothesis, ...], ...]
     best: int  # index, in beam step len(trace.steps) - 1, of the hypothesis that trace.steps records
+    n_best: tuple[Ranked, ...] = ()  # the best results, best first, when asked for (the first is ``best``)
 
     def lineage(self, t: int, index: int) -> tuple[int, ...]:
         """Indices, at beam steps 0..t, of hypothesis ``index`` of step ``t`` and its ancestors."""
@@ -239,6 +251,20 @@ class Beam:
     def history(self, t: int, index: int) -> tuple[Hypothesis, ...]:
         """The hypotheses along ``lineage(t, index)``: its tokens and attention rows, step by step."""
         return tuple(self.steps[step][i] for step, i in enumerate(self.lineage(t, index)))
+
+
+def ranking(steps: Sequence[Sequence[Hypothesis]]) -> list[tuple[int, int]]:
+    """(step, index) of each result a search ended with, best first: the finished hypotheses by
+    normalized score, then those the length limit stopped (an unfinished one wins only where none
+    finished)."""
+    finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
+    stopped = [(len(steps) - 1, j) for j, h in enumerate(steps[-1]) if h.status == ALIVE]
+
+    def normalized(tj: tuple[int, int]) -> float:
+        return steps[tj[0]][tj[1]].normalized
+
+    # sorted is stable, so of equal scores the first found ranks first
+    return sorted(finished, key=normalized, reverse=True) + sorted(stopped, key=normalized, reverse=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ JSON layout (``format_version`` 2; the schema is ``attnstep/trace/schema.json``)
     steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional, query?,
            candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
     output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
-    beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]]}?,
+    beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
+         n_best[{step, index, translation, score, normalized}]?}?,
     reference{text, logprob, average, mismatches[{step, token, id, prob}]}?
 
 Version 1 traces (word-level models, no ``words``) are still read: each token is then its own word.
@@ -158,6 +159,16 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
 
 def _beam_dict(beam: Beam, form: _NumberForm) -> dict[str, Any]:
     one = form.number
+    n_best = [
+        {
+            "step": r.step,
+            "index": r.index,
+            "translation": r.translation,
+            "score": one(r.score),
+            "normalized": one(r.normalized),
+        }
+        for r in beam.n_best
+    ]
     return {
         "width": beam.width,
         "alpha": beam.alpha,
@@ -179,7 +190,7 @@ def _beam_dict(beam: Beam, form: _NumberForm) -> dict[str, Any]:
             ]
             for hypotheses in beam.steps
         ],
-    }
+    } | ({"n_best": n_best} if n_best else {})
 
 
 def _reference_dict(trace: Trace, one: Callable[[float], float]) -> dict[str, Any]:
