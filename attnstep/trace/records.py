@@ -7,6 +7,14 @@ and the SSH server — can read it without importing torch. The model's state ve
 form, :mod:`attnstep.trace.reader` reads and checks it, and the UI only moves a
 :class:`~attnstep.trace.cursor.StepCursor` over them.
 
+A Transformer's trace (format 3) records, per step, every decoder layer (:class:`LayerStep`):
+each cross-attention head's scores q·k_i/√d and weights (:class:`HeadStep`), the self-attention's
+weights, and with vectors each sublayer's output; once per trace the heads' keys and values of
+every source token. Its :class:`Architecture` says how many layers and heads there are, and its
+:class:`View` which cross-attention the step-level ``scores``/``weights`` (and so the alignment,
+the grid and every picture) show: one head, or the mean of a layer's heads.
+:meth:`Trace.with_view` shows another.
+
 Two views of the same decoding: ``source`` and ``steps`` are the tokens the model saw and
 wrote (subword pieces for a SentencePiece model); ``words`` and ``output_words`` group them
 into the words a person reads, as spans [start, end) of tokens or steps
@@ -34,12 +42,14 @@ from attnstep.text.words import detokenize
 WORD_TOKENIZER = "attnstep-words"
 EOS_TOKEN = "<eos>"
 NO_ATTENTION = "none"  # the attention of an encoder–decoder that has none (Cho et al. 2014)
+MULTI_HEAD = "multi-head"  # a Transformer's: scaled dot-product attention, h heads in each of L layers
 SCORER_NAMES = {
     "dot": "Luong dot",
     "general": "Luong general",
     "concat": "Luong concat",
     "additive": "Bahdanau additive",
     NO_ATTENTION: "no attention",
+    MULTI_HEAD: "multi-head scaled dot-product",
 }
 # Sub-steps of one decoder step: RNN, score, softmax, weight, sum, [h_t; C_t], the feed-forward
 # layer (h~_t), the output layer (W_s and softmax: the distribution), the pick.
@@ -120,6 +130,42 @@ class Floats(Sequence[float]):
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """A Transformer's shape, as its trace records it (an RNN trace has none)."""
+
+    family: str  # "marian"
+    layers: int  # decoder layers L
+    heads: int  # cross-attention heads per layer h
+    head_dim: int  # d: numbers per head's query, key, value and context
+    d_model: int  # D = h·d: every layer's width
+    encoder_layers: int
+
+
+@dataclass(frozen=True)
+class View:
+    """Which cross-attention a Transformer trace's step ``scores`` and ``weights`` are: one head of a
+    layer, or (``head`` None) the mean of that layer's heads. 0-based here and in the JSON; people
+    read them 1-based (:meth:`label`)."""
+
+    layer: int
+    head: int | None = None
+
+    def label(self, architecture: Architecture) -> str:
+        """ "layer 5/6, head 3/8" or "layer 5/6, mean of 8 heads": what every picture says it shows."""
+        where = f"layer {self.layer + 1}/{architecture.layers}"
+        if self.head is None:
+            return f"{where}, mean of {architecture.heads} heads"
+        return f"{where}, head {self.head + 1}/{architecture.heads}"
+
+
+def default_view(architecture: Architecture) -> View:
+    """The mean of the penultimate decoder layer's heads (the last one's, with a single layer): the
+    attention that aligns best of a Transformer's, by Garg et al. 2019 ("Jointly Learning to Align
+    and Translate with Transformer Models", §4: layer 5 of 6, heads averaged)."""
+    return View(max(architecture.layers - 2, 0))
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     name: str  # checkpoint directory name
     sha256: str  # of model.safetensors: which exact weights made this trace
@@ -129,6 +175,7 @@ class CheckpointInfo:
     target_language: str
     tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece
     target_vocab_size: int = 0  # the tokens W_s scores; 0: not recorded (older traces)
+    architecture: Architecture | None = None  # a Transformer's layers and heads; None: an RNN
 
     @property
     def attends(self) -> bool:
@@ -165,6 +212,31 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class HeadStep:
+    """One cross-attention head of one decoder layer at one step."""
+
+    scores: Vector  # q·k_i / √d per source token
+    weights: Vector  # softmax of the scores over the source
+    query: Floats | None = None  # q = W_q x + b_q, this head's d numbers (None when vectors were dropped)
+    context: Floats | None = None  # Σ_i a_i v_i: this head's context (d)
+
+
+@dataclass(frozen=True)
+class LayerStep:
+    """One decoder layer of a Transformer at one step: self-attention, cross-attention, feed-forward,
+    each followed by its residual and LayerNorm (post-norm, as Marian computes it)."""
+
+    cross: tuple[HeadStep, ...]  # the h cross-attention heads
+    self_weights: tuple[Vector, ...]  # per head: softmax weights over the t + 1 target positions read so far
+    # With vectors (each D numbers), bottom to top:
+    input: Floats | None = None  # x: what the layer reads (the embedding plus position, at the first)
+    self_output: Floats | None = None  # LayerNorm(x + SelfAttn(x)): the cross-attention's query side
+    joined: Floats | None = None  # W_o [c_1; …; c_h] + b_o: the heads' contexts joined
+    cross_output: Floats | None = None  # LayerNorm(self_output + joined)
+    output: Floats | None = None  # LayerNorm(cross_output + FFN(cross_output)): the layer's output
+
+
+@dataclass(frozen=True)
 class Step:
     """Everything the decoder computed at time step ``index`` (0-based)."""
 
@@ -185,6 +257,12 @@ class Step:
     # concat/additive, with vectors: the scorer's query term, W_q h_t (Luong concat) or
     # W_a s_{t-1} (Bahdanau); e_ti = v_aᵀ tanh(query + keys_i). dot/general score h_t itself.
     query: Floats | None = None
+    # A Transformer's step: every decoder layer, bottom first (() for an RNN). ``scores`` and
+    # ``weights`` above are then the trace's View of them; ``hidden`` is the top layer's output,
+    # what the output layer reads, and context/concat/attentional are None (an RNN's quantities).
+    layers: tuple[LayerStep, ...] = ()
+    embedding: Floats | None = None  # E[y_{t-1}] (times √D where the model scales it), with vectors
+    position: Floats | None = None  # the sinusoid of position t, with vectors
 
     @property
     def chosen_prob(self) -> float:
@@ -284,6 +362,30 @@ class Trace:
     # keys are the encoder states themselves.
     keys: tuple[Floats, ...] | None = None
     v_a: Floats | None = None  # concat/additive: e_ti = v_aᵀ tanh(…)
+    # A Transformer's: which cross-attention the steps' scores and weights show, and (with vectors)
+    # each layer's heads' keys W_k m_i + b_k and values W_v m_i + b_v, [layer][head][source token].
+    view: View | None = None
+    cross_keys: tuple[tuple[tuple[Floats, ...], ...], ...] | None = None
+    cross_values: tuple[tuple[tuple[Floats, ...], ...], ...] | None = None
+
+    @property
+    def architecture(self) -> Architecture | None:
+        return self.checkpoint.architecture
+
+    def with_view(self, view: View) -> Trace:
+        """The same decoding with the steps' scores and weights (the alignment) read off another
+        cross-attention: head ``view.head`` of layer ``view.layer``, or that layer's mean of heads
+        (whose scores are then the heads' mean scores: the weights are not their softmax)."""
+        architecture = self.architecture
+        if architecture is None:
+            raise ValueError("only a Transformer's trace has layers and heads to view")
+        if not 0 <= view.layer < architecture.layers or not (view.head is None or 0 <= view.head < architecture.heads):
+            raise ValueError(f"{architecture.layers} layers of {architecture.heads} heads have no {view}")
+        steps = []
+        for step in self.steps:
+            scores, weights = _viewed(step.layers[view.layer], view.head)
+            steps.append(replace(step, scores=scores, weights=weights))
+        return replace(self, steps=tuple(steps), view=view)
 
     @property
     def output_tokens(self) -> list[str]:
@@ -334,6 +436,32 @@ class Trace:
 
     def without_vectors(self) -> Trace:
         steps = tuple(
-            replace(s, hidden=None, context=None, concat=None, attentional=None, query=None) for s in self.steps
+            replace(
+                s,
+                hidden=None,
+                context=None,
+                concat=None,
+                attentional=None,
+                query=None,
+                embedding=None,
+                position=None,
+                layers=tuple(_layer_without_vectors(layer) for layer in s.layers),
+            )
+            for s in self.steps
         )
-        return replace(self, encoder_states=None, keys=None, v_a=None, steps=steps)
+        return replace(self, encoder_states=None, keys=None, v_a=None, cross_keys=None, cross_values=None, steps=steps)
+
+
+def _viewed(layer: LayerStep, head: int | None) -> tuple[Vector, Vector]:
+    """A step's scores and weights as ``head`` of ``layer`` has them, or the means over its heads."""
+    if head is not None:
+        return layer.cross[head].scores, layer.cross[head].weights
+    count = len(layer.cross)
+    return (
+        tuple(sum(column) / count for column in zip(*(h.scores for h in layer.cross))),
+        tuple(sum(column) / count for column in zip(*(h.weights for h in layer.cross))),
+    )
+
+
+def _layer_without_vectors(layer: LayerStep) -> LayerStep:
+    return LayerStep(cross=tuple(HeadStep(h.scores, h.weights) for h in layer.cross), self_weights=layer.self_weights)

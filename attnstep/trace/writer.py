@@ -99,7 +99,7 @@ def _trace_dict(trace: Trace, form: _NumberForm) -> dict[str, Any]:
     steps = _steps_list(trace, form)
     out: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "checkpoint": vars(trace.checkpoint).copy(),
+        "checkpoint": {key: value for key, value in vars(trace.checkpoint).items() if key != "architecture"},
         "vectors": trace.has_vectors,
         "source": [{"surface": t.surface, "token": t.token, "id": t.id, "word": t.word} for t in trace.source],
         "words": [_word_dict(w) for w in trace.source_words],
