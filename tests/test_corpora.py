@@ -8,7 +8,7 @@ import json
 import pytest
 
 from attnstep.commands.train import TrainSettings, load_data
-from attnstep.data.corpus import CorpusSpec, hold_out, read_corpus
+from attnstep.data.corpus import NEAR_TWIN_RULE, CorpusSpec, hold_out, read_corpus
 from attnstep.data.multi30k import read_parallel
 from attnstep.errors import AttnstepError
 from tests.cli_helpers import invoke
@@ -140,7 +140,13 @@ def test_subword_training_run_resumes_and_evaluates_on_its_held_out_pairs(corpor
     assert first.exit_code == 0, first.output
     config = json.loads((out / "config.json").read_text())
     assert config["format_version"] == 2 and config["tokenizer"]["name"] == "sentencepiece"
-    assert config["heldout"] == {"corpus": str(folder / "pairs.tsv.gz"), "tsv_columns": "en,fr", "size": 1, "seed": 1}
+    assert config["heldout"] == {
+        "corpus": str(folder / "pairs.tsv.gz"),
+        "tsv_columns": "en,fr",
+        "size": 1,
+        "seed": 1,
+        "near_twins": NEAR_TWIN_RULE,
+    }
     assert (out / "source.spm").read_bytes() == (work / "source.spm").read_bytes()
     resumed = invoke(*common, "--epochs", 2)
     assert resumed.exit_code == 0 and "resuming after epoch 1" in resumed.stdout

@@ -40,7 +40,7 @@ from torch.nn import functional as F
 
 from attnstep.commands.evaluate import Scores, score, translate_corpus
 from attnstep.commands.train_settings import TOKENIZERS, TrainSettings
-from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus
+from attnstep.data.corpus import NEAR_TWIN_RULE, CorpusSpec, NearTwins, Pair, hold_out, read_corpus
 from attnstep.data.downloads import check_splits
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad, pad_target
@@ -157,12 +157,12 @@ def _load_corpora(settings: TrainSettings, columns: tuple[str, str]) -> Data:
     specs = [CorpusSpec.parse(spec) for spec in settings.corpora]
     corpora = [read_corpus(spec, settings.src, settings.tgt, columns) for spec in specs]
     held = hold_out(corpora[0], settings.holdout, settings.holdout, settings.seed)
-    held_sentences = {sentence for pair in held.val + held.test for sentence in pair}
+    twins = NearTwins.of(held.val + held.test)
     train_pairs: list[Pair] = []
     parts = []
     for spec, pairs in zip(specs, [held.train, *corpora[1:]]):
-        # No held-out sentence may be seen in training, from whichever corpus.
-        unseen = [(s, t) for s, t in pairs if s and t and s not in held_sentences and t not in held_sentences]
+        # No held-out sentence, nor a near-twin of one, may be seen in training, from whichever corpus.
+        unseen = [(s, t) for s, t in pairs if s and t and not twins.twin_of((s, t))]
         train_pairs.extend(unseen * spec.times)
         parts.append(f"{spec.path} ({len(unseen)} pairs" + (f", ×{spec.times})" if spec.times > 1 else ")"))
     return Data(train_pairs, held.val, held.test, "; ".join(parts))
@@ -426,6 +426,7 @@ def _card(
             "tsv_columns": settings.tsv_columns,
             "size": settings.holdout,
             "seed": settings.seed,
+            "near_twins": NEAR_TWIN_RULE,  # what was kept out of training besides the held-out sentences
         }
     if settings.dtype != "float32":
         meta["storage_dtype"] = settings.dtype

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import random
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,3 +158,48 @@ def hold_out(pairs: list[Pair], val_size: int, test_size: int, seed: int) -> Hel
         val=[pairs[i] for i in val],
         test=[pairs[i] for i in test],
     )
+
+
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+NEAR_TWIN_RULE = (
+    "two sentences are near-twins when, lower-cased and without punctuation, they are equal once at most one "
+    "word is removed from each (a word of a sentence of three words or more)"
+)
+
+
+def near_twin_keys(sentence: str) -> set[str]:
+    """Keys that two sentences share exactly when they are near-twins (:data:`NEAR_TWIN_RULE`).
+
+    Tatoeba keeps many variants of one sentence ("Tom is tired." / "Tom was tired." / "Tom is very
+    tired."): a held-out sentence with a variant in training measures recall, not translation. The keys
+    are the normalised sentence and, for three words or more, each way of leaving one word out, so a
+    word changed, added or removed gives a shared key; one- and two-word sentences are too short for
+    a word's difference to make them twins, and keep their own key only.
+    """
+    words = _PUNCTUATION.sub(" ", unicodedata.normalize("NFKC", sentence).casefold()).split()
+    keys = {" ".join(words)}
+    if len(words) >= 3:
+        keys.update(" ".join(words[:i] + words[i + 1 :]) for i in range(len(words)))
+    return keys
+
+
+@dataclass(frozen=True)
+class NearTwins:
+    """The near-twin keys of a set of pairs' sources and targets, to find other pairs that repeat one."""
+
+    source_keys: frozenset[str]
+    target_keys: frozenset[str]
+
+    @classmethod
+    def of(cls, pairs: list[Pair]) -> NearTwins:
+        return cls(
+            frozenset(key for source, _ in pairs for key in near_twin_keys(source)),
+            frozenset(key for _, target in pairs for key in near_twin_keys(target)),
+        )
+
+    def twin_of(self, pair: Pair) -> bool:
+        """Whether the pair's source or target is a near-twin of one of the set's (same side)."""
+        source, target = pair
+        return not self.source_keys.isdisjoint(near_twin_keys(source)) or not self.target_keys.isdisjoint(
+            near_twin_keys(target)
+        )
