@@ -7,10 +7,12 @@ import torch
 from attnstep.text.words import BOS_ID, EOS_ID, PAD_ID
 
 
-def pad(sequences: list[list[int]], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """→ ids (B, S) padded with <pad>, on ``device``; lengths (B,), on the CPU, where packing wants them."""
+def pad(
+    sequences: list[list[int]], device: torch.device | str = "cpu", pad_id: int = PAD_ID
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """→ ids (B, S) padded with ``pad_id``, on ``device``; lengths (B,), on the CPU, where packing wants them."""
     lengths = torch.tensor([len(s) for s in sequences])
-    ids = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)
+    ids = torch.full((len(sequences), int(lengths.max())), pad_id, dtype=torch.long)
     for row, sequence in enumerate(sequences):
         ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
     return ids.to(device), lengths

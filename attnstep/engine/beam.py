@@ -20,8 +20,7 @@ from typing import Generic
 import torch
 
 from attnstep.engine.recording import Columns, Pick, Row, check_finite
-from attnstep.model.family import Family, MemoryT, StateT, StepOutput, select
-from attnstep.text.words import BOS_ID, EOS_ID
+from attnstep.model.family import Family, MemoryT, Specials, StateT, StepOutput, select
 from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, Step, length_penalty, ranking
 
 Tables = list[tuple[torch.Tensor, torch.Tensor]]  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
@@ -62,7 +61,7 @@ class BeamSearch(Generic[MemoryT, StateT]):
         Each step's numbers are kept as one tensor; only the best hypothesis's rows become
         records, at the end. Memory: B·K rows × steps × a row's numbers.
         """
-        batch = _Batch(rows, self.width, memory, state)
+        batch = _Batch(rows, self.width, memory, state, self.model.specials)
         tables: Tables = []
         c: Columns | None = None
         while batch.searching:
@@ -95,7 +94,7 @@ class BeamSearch(Generic[MemoryT, StateT]):
         )
         best_t, best_j = ranking(hypotheses)[0]
         records = []
-        input_id = BOS_ID
+        input_id = self.model.specials.start
         for t, j in enumerate(_chain(steps, best_t, best_j)):
             h = steps[t][j]
             table, top_ids = tables[t]
@@ -109,11 +108,11 @@ class BeamSearch(Generic[MemoryT, StateT]):
 class _Batch(Generic[MemoryT, StateT]):
     """A batch's search in progress: its rows' decoder inputs and scores, and each sentence's hypotheses."""
 
-    def __init__(self, rows: list[Row], K: int, memory: MemoryT, state: StateT):
-        self.rows, self.K, self.t = rows, K, 0
+    def __init__(self, rows: list[Row], K: int, memory: MemoryT, state: StateT, specials: Specials):
+        self.rows, self.K, self.t, self.end = rows, K, 0, specials.end
         keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
         self.memory, self.state = select(memory, keep), select(state, keep)  # (B·K, S, ·), (B·K, ·)
-        self.prev = torch.full((len(keep),), BOS_ID, dtype=torch.long)  # (B·K,)
+        self.prev = torch.full((len(keep),), specials.start, dtype=torch.long)  # (B·K,)
         self.score = torch.full((len(rows), K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
         self.score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
         self.searching = list(range(len(rows)))  # the sentences in the batch, in batch order
@@ -130,7 +129,7 @@ class _Batch(Generic[MemoryT, StateT]):
         token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
         weights = weights[parent_row].view(B, K, weights.size(1))  # (B, K, S) a_t, computed from each parent
         reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
-        self.prev = torch.full((B * K,), EOS_ID, dtype=torch.long)  # (B·K,) rows left empty read <eos>
+        self.prev = torch.full((B * K,), self.end, dtype=torch.long)  # (B·K,) rows left empty read <eos>
         self.score = torch.full((B, K), -math.inf)
         candidates = zip(
             top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist()
@@ -154,7 +153,7 @@ class _Batch(Generic[MemoryT, StateT]):
         held = [p for p, i in enumerate(self.searching) if len(self.rows[i].prefix) <= self.t < self.rows[i].min_length]
         if held:  # no <eos> before the minimum length
             logprobs = logprobs.clone()
-            logprobs.view(B, K, vocab_size)[held, :, EOS_ID] = -math.inf
+            logprobs.view(B, K, vocab_size)[held, :, self.end] = -math.inf
         extended = (self.score.view(-1, 1) + logprobs).view(B, K * vocab_size)  # (B, K·V) every one-token extension
         top_scores, top = extended.topk(K, dim=1)  # (B, K) best first
         for p, i in enumerate(self.searching):  # a step of a fixed prefix has one extension: the prefix's word
@@ -178,7 +177,7 @@ class _Batch(Generic[MemoryT, StateT]):
                 break
             check_finite(scores[j])
             parent = self.occupants[i][slots[j]] if self.t else None
-            status = FINISHED if tokens[j] == EOS_ID else ALIVE
+            status = FINISHED if tokens[j] == self.end else ALIVE
             kept.append(
                 _Live(parent, p * self.K + slots[j], tokens[j], logprobs[j], scores[j], tuple(weights[j][:n]), status)
             )

@@ -44,7 +44,6 @@ from attnstep.engine.recording import Choice, Columns, Numbers, Pick, Row, float
 from attnstep.errors import AttnstepError
 from attnstep.model.family import Family, StepOutput
 from attnstep.model.rnn.seq2seq import max_output_length
-from attnstep.text.words import BOS, BOS_ID, EOS_ID, PAD
 from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import (
     DEFAULT_ALPHA,
@@ -108,6 +107,7 @@ class Stepper:
         # without a no_grad context, whose wrapper around the step generator costs ~25 µs a step.
         self.model: Family[Opaque, Opaque] = checkpoint.model.eval().requires_grad_(False)
         self.device = next(checkpoint.model.parameters()).device  # inputs are made where the model is
+        self.specials = self.model.specials  # the model's own start, end and padding ids
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
         v_a = self.model.v_a if vectors else None  # (A,)
@@ -160,7 +160,7 @@ class Stepper:
                 raise AttnstepError(f"target id {word} is outside the vocabulary (size {len(vocab)})")
             return (word,)
         ids = tuple(self.codec.target_ids(word))
-        if not ids or any(vocab.tokens[i] in (BOS, PAD) for i in ids):
+        if not ids or any(i in (self.specials.start, self.specials.pad) for i in ids):
             raise AttnstepError(
                 f"{word!r} is not a {self.codec.unit} the model can output (not in the target vocabulary)"
             )
@@ -184,7 +184,7 @@ class Stepper:
             ids = self.codec.reference_ids(reference)
         except AttnstepError as exc:
             raise AttnstepError(f"the reference: {exc}") from None
-        prefix = (*((i, True) for i in ids), (EOS_ID, True))
+        prefix = (*((i, True) for i in ids), (self.specials.end, True))
         trace = self._greedy([self._row(source, prefix)])[0]
         return replace(trace, reference=reference)
 
@@ -213,7 +213,8 @@ class Stepper:
 
     def _trace(self, row: Row, encoded: _Encoded, steps: list[Step], beam: Beam | None = None) -> Trace:
         source, words = self._source_words(row.source)
-        tokens = [s.chosen_token for s in steps if s.chosen_id != EOS_ID]
+        end = self.specials.end
+        tokens = [s.chosen_token for s in steps if s.chosen_id != end]
         return Trace(
             checkpoint=self.info,
             source=source,
@@ -221,7 +222,7 @@ class Stepper:
             keys=encoded.keys,
             v_a=self.v_a,
             steps=tuple(steps),
-            finished=bool(steps) and steps[-1].chosen_id == EOS_ID,
+            finished=bool(steps) and steps[-1].chosen_id == end,
             words=words,
             output_words=tuple(Word(*span) for span in self.codec.target_words(tokens)),
             translation_text=self.codec.detokenize(tokens),
@@ -242,7 +243,7 @@ class Stepper:
         listed = []
         for t, j in ranking(beam.steps)[: self.n_best]:
             h = beam.steps[t][j]
-            tokens = [step.token for step in beam.history(t, j) if step.id != EOS_ID]
+            tokens = [step.token for step in beam.history(t, j) if step.id != self.specials.end]
             listed.append(Ranked(t, j, self.codec.detokenize(tokens), h.score, h.normalized))
         return tuple(listed)
 
@@ -256,7 +257,7 @@ class Stepper:
 
     def _encode(self, rows: list[Row]) -> tuple[Opaque, Opaque, list[_Encoded]]:
         """Encode a batch: (the family's memory, its first decoder state, each row's _Encoded)."""
-        src, lengths = pad([[t.id for t in row.source] for row in rows], self.device)
+        src, lengths = pad([[t.id for t in row.source] for row in rows], self.device, self.specials.pad)
         memory, state = self.model.encode(src, lengths)
         states, keys = self.model.encoder_vectors(memory) if self.vectors else (None, None)  # (B, S, M), (B, S, K)
 
@@ -270,8 +271,9 @@ class Stepper:
 
     def _run(self, rows: list[Row], memory: Opaque, state: Opaque) -> Iterator[list[tuple[int, Step]]]:
         """The greedy batched loop over an encoded batch: yields [(row index, step record), ...] per time step."""
-        prev = torch.full((len(rows), 1), BOS_ID, dtype=torch.long, device=self.device)  # (B, 1)
-        input_ids = [BOS_ID] * len(rows)
+        start, end, _ = self.specials
+        prev = torch.full((len(rows), 1), start, dtype=torch.long, device=self.device)  # (B, 1)
+        input_ids = [start] * len(rows)
         active = list(range(len(rows)))
         c: Columns | None = None
         t = 0
@@ -289,7 +291,7 @@ class Stepper:
                 produced.append((i, c.record(len(rows[i].source), row_numbers, pick)))
                 input_ids[i] = chosen_id
             yield produced
-            active = [i for i in active if input_ids[i] != EOS_ID and t + 1 < rows[i].limit]
+            active = [i for i in active if input_ids[i] != end and t + 1 < rows[i].limit]
             t += 1
 
     def _choose(
@@ -305,7 +307,7 @@ class Stepper:
         held = [i for i in active if t < rows[i].min_length and t >= len(rows[i].prefix)]
         if held:  # the best token but <eos>; the candidates stay the model's own
             without_eos = logprobs[held].clone()  # (H, V)
-            without_eos[:, EOS_ID] = -math.inf
+            without_eos[:, self.specials.end] = -math.inf
             chosen = chosen.clone()
             chosen[held, 0] = without_eos.topk(1, dim=-1).indices[:, 0]
         if forcing:

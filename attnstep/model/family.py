@@ -16,13 +16,26 @@ M2M100/NLLB or mBART would be one more module satisfying the same protocol.
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from torch import Tensor
+
+from attnstep.text.words import BOS_ID, EOS_ID, PAD_ID
 
 MemoryT = TypeVar("MemoryT", bound=tuple[Tensor, ...])
 StateT = TypeVar("StateT", bound=tuple[Tensor, ...])
 RowsT = TypeVar("RowsT", bound=tuple[Tensor, ...])
+
+
+class Specials(NamedTuple):
+    """A model's own ids for what decoding needs: the decoder's first input, the end, the padding."""
+
+    start: int  # read at the first step (<bos>; Marian's decoder start token)
+    end: int  # ends an output (<eos>, </s>)
+    pad: int  # fills a batch's shorter rows
+
+
+ATTNSTEP_SPECIALS = Specials(BOS_ID, EOS_ID, PAD_ID)  # attnstep's checkpoints (text/words.py's ids)
 
 
 class StepOutput(Protocol):
@@ -64,6 +77,9 @@ class Family(Protocol[MemoryT, StateT]):
 
     @property
     def v_a(self) -> Tensor | None: ...  # (A,) v_a of a v_aᵀ tanh(…) score; None for scores without one
+
+    @property
+    def specials(self) -> Specials: ...  # its start, end and padding ids
 
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[MemoryT, StateT]:
         """src (B, S) padded ids, lengths (B,) → the encoder's memory and the decoder's first state."""

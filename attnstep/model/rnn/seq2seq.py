@@ -6,12 +6,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attnstep.model.family import Family
+from attnstep.model.family import ATTNSTEP_SPECIALS, Family, Specials
 from attnstep.model.rnn.attention import FORMULAS, ConcatScorer
 from attnstep.model.rnn.config import ModelConfig
 from attnstep.model.rnn.decoder import Decoder, DecoderState, Memory, StepOutput
 from attnstep.model.rnn.encoder import Encoder
-from attnstep.text.words import BOS_ID, EOS_ID, PAD_ID
 
 
 def max_output_length(source_length: int) -> int:
@@ -20,9 +19,10 @@ def max_output_length(source_length: int) -> int:
 
 
 class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, specials: Specials = ATTNSTEP_SPECIALS):
         super().__init__()
         self.config = config
+        self._specials = specials  # another toolkit's checkpoint numbers them its own way
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
 
@@ -39,11 +39,15 @@ class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
         scorer = self.decoder.scorer  # concat and additive score with v_aᵀ tanh(…)
         return scorer.v_a.weight[0] if isinstance(scorer, ConcatScorer) else None  # (A,)
 
+    @property
+    def specials(self) -> Specials:
+        return self._specials
+
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
         states, summary, first_hidden = self.encoder(src, lengths)  # (B, S, M), (B, M), (B, H)
         scorer = self.decoder.scorer
         keys = states[:, :, :0] if scorer is None else scorer.prepare(states)  # (B, S, K); K = 0 without attention
-        memory = Memory(states, keys, src != PAD_ID, summary)
+        memory = Memory(states, keys, src != self.specials.pad, summary)
         return memory, self.decoder.initial_state(first_hidden)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
@@ -67,7 +71,8 @@ class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
         """Plain batched greedy decoding: token ids per sentence, without <eos>."""
         memory, state = self.encode(src, lengths)
         batch = src.size(0)
-        prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+        start, end, _ = self.specials
+        prev = torch.full((batch,), start, dtype=torch.long, device=src.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
         limits = torch.tensor([max_output_length(int(n)) for n in lengths], device=src.device)
         outputs: list[Tensor] = []
@@ -75,12 +80,12 @@ class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
             output, state = self.step(prev, state, memory)
             prev = output.logits.argmax(dim=-1)  # (B,)
             outputs.append(prev)
-            finished |= (prev == EOS_ID) | (t + 1 >= limits)
+            finished |= (prev == end) | (t + 1 >= limits)
             if bool(finished.all()):
                 break
         rows = torch.stack(outputs, dim=1).tolist()  # (B, T)
         result = []
         for row, limit in zip(rows, limits.tolist()):
             row = row[:limit]
-            result.append(row[: row.index(EOS_ID)] if EOS_ID in row else row)
+            result.append(row[: row.index(end)] if end in row else row)
         return result
