@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from attnstep.commands.train_settings import Attention, ModelConfig, StorageType, Tokenizer, TrainSettings
 from attnstep.data.downloads import DATASETS, default_data_dir
-from attnstep.data.files import discard_stdout
+from attnstep.data.files import STDOUT, discard_stdout
 from attnstep.data.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.report.by_length import BUCKETS_HELP
@@ -442,6 +442,7 @@ class DumpFormat(str, Enum):
     json = "json"
     pharaoh = "pharaoh"
     text = "text"
+    npz = "npz"
 
 
 @app.command(cls=Command)
@@ -468,7 +469,10 @@ def dump(
         ),
     ] = None,
     vectors: Annotated[
-        bool, typer.Option("--vectors/--no-vectors", help="Include encoder states and h_t, C_t, [h_t; C_t], h~_t.")
+        bool,
+        typer.Option(
+            "--vectors/--no-vectors", help="Include h_t, C_t, [h_t; C_t], h~_t and the encoder states (json and npz)."
+        ),
     ] = True,
     precision: Annotated[
         int | None, typer.Option(metavar="N", help="Round floats to this many decimals.", min=0, max=12)
@@ -517,7 +521,7 @@ def dump(
         DumpFormat,
         typer.Option(
             "--format",
-            help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them; text: the translation, a line per input line (a blank line for a blank one).",
+            help="json: the whole trace; pharaoh: a line of i-j links per sentence (source token i, target token j, 0-based; each target token's most attended source token; <eos> left out), as fast_align writes them; text: the translation, a line per input line (a blank line for a blank one); npz: every sentence's numbers as NumPy arrays in one file (-o FILE.npz), read by numpy.load(FILE, allow_pickle=False); with --beam, the best hypothesis's steps (not the beam's other hypotheses).",
         ),
     ] = DumpFormat.json,
     scores: Annotated[
@@ -545,8 +549,16 @@ def dump(
     threads: Threads = 0,
     device: OnDevice = Device.auto,
 ) -> None:
-    """Write a translation's step-by-step trace, or its alignment. The trace is JSON (see `attnstep schema`); --format pharaoh writes the alignment."""
-    from attnstep.commands.dump import Decoding, dump_file, dump_sentence, json_format, pharaoh_format, text_format
+    """Write a translation's step-by-step trace, or its alignment. The trace is JSON (see `attnstep schema`); --format pharaoh writes the alignment, --format npz arrays."""
+    from attnstep.commands.dump import (
+        Decoding,
+        dump_file,
+        dump_sentence,
+        json_format,
+        npz_format,
+        pharaoh_format,
+        text_format,
+    )
 
     if (sentence is None) == (input is None):
         raise UsageError("give either a SENTENCE or --input FILE")
@@ -561,18 +573,24 @@ def dump(
         raise UsageError("--n-best goes with --beam K: it lists the beam search's best results")
     if n_best is not None and beam is not None and n_best > beam:
         raise UsageError(f"--n-best must be at most --beam, {beam}, not {n_best}")
-    if n_best is not None and pharaoh:
+    if n_best is not None and format in (DumpFormat.pharaoh, DumpFormat.npz):
         raise UsageError("--n-best goes with --format json or text")
+    if format == DumpFormat.npz and (output is None or str(output) == STDOUT):
+        raise UsageError("--format npz writes a file, not standard output: give --output FILE.npz")
+    if format == DumpFormat.npz and precision is not None:
+        raise UsageError("--precision goes with --format json: npz keeps every number as the model computed it")
     if max_length is not None and max_length <= min_length:
         raise UsageError(f"--max-length must be over --min-length, {min_length} (the <eos> counts), not {max_length}")
     if format == DumpFormat.json:
         form = json_format(precision, indent=input is None)
     elif pharaoh:
         form = pharaoh_format(words=words, threshold=align_threshold)
+    elif format == DumpFormat.npz:
+        form = npz_format()
     else:
         form = text_format(scores=scores, n_best=n_best is not None)
     # Links and text need no vectors to compute and copy.
-    vectors = vectors and format == DumpFormat.json
+    vectors = vectors and format in (DumpFormat.json, DumpFormat.npz)
     decoding = Decoding(
         top_k=top_k,
         vectors=vectors,

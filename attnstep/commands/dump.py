@@ -40,6 +40,8 @@ class Format:
     # which has nothing to translate
     render: Callable[[int, Trace | None], bytes]
     noun: str
+    # what is written after the last line, and its size: npz's archive of what render gathered
+    end: Callable[[IO[bytes]], int] = lambda _: 0
 
 
 def json_format(precision: int | None, *, indent: bool) -> Format:
@@ -60,6 +62,20 @@ def pharaoh_format(*, words: bool, threshold: float | None) -> Format:
         ),
         "alignments",
     )
+
+
+def npz_format() -> Format:
+    """Every trace's numbers in one NumPy archive (see :mod:`attnstep.trace.arrays`), written at the
+    end: nothing goes out line by line."""
+    from attnstep.trace.arrays import ArrayWriter
+
+    arrays = ArrayWriter()
+
+    def render(number: int, trace: Trace | None) -> bytes:
+        arrays.add(number, trace)
+        return b""
+
+    return Format(render, "traces", end=arrays.write)
 
 
 def text_format(*, scores: bool, n_best: bool) -> Format:
@@ -112,6 +128,7 @@ def dump_sentence(
     data = form.render(1, trace)
     with output(out) as handle:
         handle.write(data)
+        form.end(handle)
 
 
 STDIN = "-"  # the --input that means standard input
@@ -256,6 +273,7 @@ def dump_file(
                 meter.update(done)
             if not done:
                 raise AttnstepError(f"{_input_name(input)} has no sentences")
+            written += form.end(handle)
     if replacements.lines:
         meter.console.print(f"attnstep: {replacements}", markup=False, soft_wrap=True)
     meter.finish(f"{done} {form.noun}, {size_text(written)}, written to {output_name(out)}")
