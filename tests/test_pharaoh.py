@@ -116,4 +116,4 @@ def test_a_model_without_attention_has_no_links(no_attention_checkpoint, tmp_pat
 
 def test_json_stays_the_default(tiny_checkpoint):
     data = json.loads(invoke("dump", "un chien", "--checkpoint", tiny_checkpoint).stdout)
-    assert data["format_version"] == 2
+    assert data["format_version"] == 3

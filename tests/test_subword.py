@@ -113,7 +113,7 @@ def test_trace_round_trips_and_validates_against_the_schema(subword_stepper):
     trace = subword_stepper.translate("Une voiture rouge est garée devant la maison.")
     data = json.loads(dumps(trace))
     jsonschema.validate(data, schema())
-    assert data["format_version"] == 2 and data["checkpoint"]["tokenizer"] == "sentencepiece"
+    assert data["format_version"] == 3 and data["checkpoint"]["tokenizer"] == "sentencepiece"
     again = parse(dumps(trace))
     assert again == trace
 

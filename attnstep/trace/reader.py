@@ -3,7 +3,9 @@
 Trace files are untrusted: :func:`parse` and :func:`load` take only the documented form
 (:mod:`attnstep.trace.writer`), valid against ``schema.json`` beside this module, and then check
 that its parts fit together — as many weights as source tokens, summing to 1; each step's input
-the word chosen before; a beam whose hypotheses link up. Every problem is one line of
+the word chosen before; a beam whose hypotheses link up; a Transformer's layers and heads as many
+as its architecture says, each vector as long as it should be, and step-level weights that are
+its view's. Every problem is one line of
 :class:`~attnstep.errors.AttnstepError` that names the file (:class:`InconsistentTrace` for parts
 that do not fit). :func:`from_wire_dict` reads what the SSH server's model service sends, packed
 vectors included, with the same consistency checks but not the schema.
@@ -28,19 +30,25 @@ from attnstep.trace.records import (
     ALIVE,
     EOS_TOKEN,
     FINISHED,
+    MULTI_HEAD,
     NO_ATTENTION,
     PRUNED,
+    Architecture,
     Beam,
     Candidate,
     CheckpointInfo,
     Floats,
+    HeadStep,
     Hypothesis,
+    LayerStep,
     Ranked,
     SourceToken,
     Step,
     Trace,
+    View,
     Word,
 )
+from attnstep.trace.writer import LAYER_VECTORS
 
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
@@ -48,6 +56,10 @@ MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
 # on numbers beyond this range overflows to NaN.
 FLOAT32_MAX = 3.4028234663852886e38
 STATE_KEYS = ("hidden", "context", "concat", "attentional")  # a step's state vectors: all or none
+# What only a Transformer's trace has, at the top and in a step.
+TRANSFORMER_KEYS = ("view", "cross_keys", "cross_values")
+TRANSFORMER_STEP_KEYS = ("layers", "embedding", "position")
+WEIGHT_SUM_TOLERANCE = 1e-3  # softmax weights, written unrounded, sum to 1 within this
 
 JsonVector = list[float] | str  # a state vector as numbers, or packed (see writer.to_wire_dict)
 
@@ -73,8 +85,39 @@ def parse(text: str | bytes, *, origin: str = "trace") -> Trace:
     """Parse and validate untrusted JSON into a Trace; every problem is one AttnstepError line."""
     if len(text) > MAX_TRACE_BYTES:
         raise AttnstepError(f"{origin} is {len(text)} bytes; the limit is {MAX_TRACE_BYTES}")
+    data, depth = _fast_json(text)
+    if depth:
+        if depth > MAX_JSON_DEPTH:
+            raise AttnstepError(f"{origin} is nested too deeply to be a trace")
+    else:
+        data = _json(text, origin)
+        if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise AttnstepError(f"{origin} is nested too deeply to be a trace")
+    import fastjsonschema
+
     try:
-        data = json.loads(
+        _schema_validator()(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise AttnstepError(f"{origin} does not match the trace schema: {exc.message[:200]}") from None
+    return _checked_trace(data, origin)
+
+
+def _fast_json(text: str | bytes) -> tuple[Any, int]:
+    """orjson's reading of ``text`` and its depth, where orjson takes it and its numbers are within
+    float32's range, about 3× faster than :func:`_json` on a Transformer's vectors; else (None, 0)."""
+    import orjson
+
+    try:
+        data = orjson.loads(text)
+        return data, _depth(data, MAX_JSON_DEPTH, ranged=True)
+    except (orjson.JSONDecodeError, _OutOfRange):
+        return None, 0
+
+
+def _json(text: str | bytes, origin: str) -> Any:
+    """The JSON value of ``text``, read with a check of every number, and errors that say what is wrong."""
+    try:
+        return json.loads(
             text, parse_constant=_reject_constant, parse_float=_number, parse_int=functools.partial(_number, kind=int)
         )
     except RecursionError:
@@ -85,15 +128,6 @@ def parse(text: str | bytes, *, origin: str = "trace") -> Trace:
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise AttnstepError(f"{origin} is not valid JSON: {exc}") from None
-    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise AttnstepError(f"{origin} is nested too deeply to be a trace")
-    import fastjsonschema
-
-    try:
-        _schema_validator()(data)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        raise AttnstepError(f"{origin} does not match the trace schema: {exc.message[:200]}") from None
-    return _checked_trace(data, origin)
 
 
 def from_wire_dict(data: dict[str, Any], *, origin: str) -> Trace:
@@ -123,8 +157,9 @@ def _number(text: str, kind: Callable[[str], float] = float) -> float:
     return value
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth, giving up (returning limit + 1) as soon as it exceeds limit."""
+def _depth(value: Any, limit: int, *, ranged: bool = False) -> int:
+    """Nesting depth, giving up (returning limit + 1) as soon as it exceeds limit; ``ranged``: raising
+    _OutOfRange at a number beyond float32's range."""
     stack = [(value, 1)]
     deepest = 0
     while stack:
@@ -132,7 +167,18 @@ def _depth(value: Any, limit: int) -> int:
         deepest = max(deepest, depth)
         if deepest > limit:
             return deepest
+        if isinstance(item, list) and item and type(item[0]) in (int, float):
+            try:  # a vector's thousands of numbers, compared in C: min and max refuse anything else
+                low, high = min(item), max(item)
+            except TypeError:
+                pass
+            else:
+                if ranged and not -FLOAT32_MAX <= low <= high <= FLOAT32_MAX:
+                    raise _OutOfRange
+                continue
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if ranged and not all(-FLOAT32_MAX <= x <= FLOAT32_MAX for x in children if type(x) is float):
+            raise _OutOfRange
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
@@ -158,19 +204,22 @@ def _checked_trace(data: dict[str, Any], origin: str) -> Trace:
 def _trace(data: dict[str, Any]) -> Trace:
     """Build a Trace from schema-valid data, checking that its numbers fit together."""
     version = data["format_version"]
+    architecture = _architecture(data, version)
     source = tuple(
         SourceToken(t["surface"], t["token"], t["id"], t.get("word", i)) for i, t in enumerate(data["source"])
     )
     states = _optional_vectors(data.get("encoder_states"))
     words = _source_words(data["words"], source) if version >= 2 else ()
-    _check_encoder_states(states, data["vectors"], len(source))
-    steps = _steps(data, len(source))
+    _check_encoder_states(states, data["vectors"], len(source), architecture)
+    decimals = _written_decimals(data["steps"])
+    steps = _steps(data, len(source), architecture, decimals)
     if data["alignment"] != [s["weights"] for s in data["steps"]]:
         raise InconsistentTrace("alignment does not equal the steps' weights")
     keys, v_a = _scorer_terms(data, steps, len(source))
     info = data["checkpoint"]
+    fields = {k: info[k] for k in CheckpointInfo.__dataclass_fields__ if k in info}
     trace = Trace(
-        checkpoint=CheckpointInfo(**{k: info[k] for k in CheckpointInfo.__dataclass_fields__ if k in info}),
+        checkpoint=CheckpointInfo(**fields | {"architecture": architecture}),
         source=source,
         encoder_states=states,
         steps=steps,
@@ -179,6 +228,8 @@ def _trace(data: dict[str, Any]) -> Trace:
         keys=keys,
         v_a=v_a,
     )
+    if architecture is not None:
+        trace = _transformer_parts(data, trace, architecture, decimals)
     _check_ending(trace, data["output_tokens"])
     if version >= 2:
         output_words = _words(data["output_words"], len(trace.output_tokens), "output")
@@ -228,7 +279,9 @@ def _source_words(items: list[dict[str, Any]], source: tuple[SourceToken, ...]) 
     return words
 
 
-def _check_encoder_states(states: tuple[Floats, ...] | None, has_vectors: bool, n: int) -> None:
+def _check_encoder_states(
+    states: tuple[Floats, ...] | None, has_vectors: bool, n: int, architecture: Architecture | None
+) -> None:
     if has_vectors != (states is not None):
         raise InconsistentTrace("'vectors' does not match whether encoder_states is present")
     if states is not None:
@@ -236,29 +289,47 @@ def _check_encoder_states(states: tuple[Floats, ...] | None, has_vectors: bool, 
             raise InconsistentTrace(f"{len(states)} encoder states for {n} source tokens")
         if len({len(v) for v in states}) > 1:
             raise InconsistentTrace("encoder states have different sizes")
+        if architecture is not None and len(states[0]) != architecture.d_model:
+            raise InconsistentTrace(f"encoder states of {len(states[0])} numbers, not d_model {architecture.d_model}")
 
 
-def _steps(data: dict[str, Any], n: int) -> tuple[Step, ...]:
+def _steps(data: dict[str, Any], n: int, architecture: Architecture | None, decimals: int) -> tuple[Step, ...]:
     """The steps in order, each fed the word chosen at the step before, none after <eos>."""
     attends = data["checkpoint"]["attention"] != NO_ATTENTION
     width = n if attends else 0  # a model without attention scores nothing
+    tolerance = _sum_tolerance(width, decimals)
     steps: list[Step] = []
     for position, s in enumerate(data["steps"]):
-        expected_input = "<bos>" if position == 0 else steps[-1].chosen_token
-        steps.append(_step(s, position, width, attends, data["vectors"], expected_input))
-    if any(s.chosen_token == EOS_TOKEN for s in steps[:-1]):
-        raise InconsistentTrace("a step after <eos>")
+        # a Transformer starts from its own decoder start token (Marian's is <pad>)
+        first = s["input"]["token"] if architecture is not None else "<bos>"
+        expected_input = first if position == 0 else steps[-1].chosen_token
+        if architecture is not None and any(key in s for key in STATE_KEYS):
+            raise InconsistentTrace(f"step {position} has an RNN's state vectors in a Transformer's trace")
+        rnn_vectors = data["vectors"] and architecture is None
+        step = _step(s, position, width, tolerance if attends else 0.0, rnn_vectors, expected_input)
+        if architecture is not None:
+            step = _transformer_step(s, step, architecture, data["vectors"], decimals)
+        elif any(key in s for key in TRANSFORMER_STEP_KEYS):
+            raise InconsistentTrace(f"step {position} has a Transformer's layers in the trace of an RNN")
+        steps.append(step)
+    # A Transformer's end token is its own (Marian's </s>): the one that finished it, if it did.
+    end = steps[-1].chosen_token if architecture is not None and data["finished"] and steps else EOS_TOKEN
+    if any(s.chosen_token == end for s in steps[:-1]):
+        raise InconsistentTrace(f"a step after {end}")
     return tuple(steps)
 
 
-def _step(s: dict[str, Any], position: int, width: int, attends: bool, has_vectors: bool, expected_input: str) -> Step:
-    """Step ``position``, with ``width`` scores and weights (summing to 1 where the model ``attends``)."""
+def _step(
+    s: dict[str, Any], position: int, width: int, tolerance: float, has_vectors: bool, expected_input: str
+) -> Step:
+    """Step ``position``, with ``width`` scores and weights (summing to 1 within ``tolerance``, where it is
+    not 0: a model without attention has none)."""
     if s["step"] != position:
         raise InconsistentTrace(f"step number {s['step']} at position {position}: steps out of order")
     if len(s["scores"]) != width or len(s["weights"]) != width:
         raise InconsistentTrace(f"step {position} has {len(s['weights'])} weights for {width} source tokens")
-    if attends and abs(sum(s["weights"]) - 1.0) > 1e-3:
-        raise InconsistentTrace(f"step {position}'s weights sum to {sum(s['weights']):.4f}, not 1")
+    if tolerance:
+        _check_sum(s["weights"], tolerance, f"step {position}'s weights")
     hidden, context, concat, attentional = _step_states(s, position, has_vectors) or (None, None, None, None)
     if s["input"]["token"] != expected_input:
         raise InconsistentTrace(f"step {position}'s input is not the word chosen at the step before")
@@ -294,8 +365,39 @@ def _step_states(s: dict[str, Any], position: int, has_vectors: bool) -> tuple[F
     return hidden, context, concat, attentional
 
 
+def _written_decimals(steps: list[dict[str, Any]]) -> int:
+    """The precision the steps' scores and weights were written with: the most decimals any has
+    (``--precision`` P gives at most P; unrounded numbers have about 17)."""
+    most = 0
+    for s in steps:
+        for x in itertools.chain(s["scores"], s["weights"]):
+            mantissa, _, exponent = repr(float(x)).partition("e")  # 1.5e-07: 1 + 7 decimals
+            most = max(most, len(mantissa.partition(".")[2].rstrip("0")) - int(exponent or 0))
+    return most
+
+
+def _rounding(decimals: int) -> float:
+    """How far a number written with ``decimals`` decimals may be from the one it was rounded from, twice
+    over (an average of rounded numbers, itself rounded)."""
+    return 10.0**-decimals
+
+
+def _sum_tolerance(width: int, decimals: int) -> float:
+    """How far from 1 ``width`` weights written with ``decimals`` decimals may sum."""
+    return max(WEIGHT_SUM_TOLERANCE, width * _rounding(decimals) / 2)
+
+
+def _check_sum(weights: list[float], tolerance: float, what: str) -> None:
+    if abs(sum(weights) - 1.0) > tolerance:
+        raise InconsistentTrace(f"{what} sum to {sum(weights):.4f}, not 1")
+
+
 def _check_ending(trace: Trace, output_tokens: list[str]) -> None:
-    if trace.finished != bool(trace.steps and trace.steps[-1].chosen_token == EOS_TOKEN):
+    if trace.architecture is None:
+        ended = bool(trace.steps) and trace.steps[-1].chosen_token == EOS_TOKEN
+    else:  # a Transformer's end token is its own (Marian's </s>): only its trace says it chose it
+        ended = trace.finished and bool(trace.steps)
+    if trace.finished != ended:
         raise InconsistentTrace("'finished' does not match whether the last step chose <eos>")
     if output_tokens != trace.output_tokens:
         raise InconsistentTrace("output_tokens do not equal the steps' chosen words")
@@ -325,6 +427,133 @@ def _check_scorer_term_sizes(
         raise InconsistentTrace("v_a and the steps' query terms come together, one per step")
     if v_a is not None and ({len(q) for q in queries} != {len(v_a)} or (keys is not None and len(keys[0]) != len(v_a))):
         raise InconsistentTrace("query terms, keys and v_a have different sizes")
+
+
+# --- a Transformer's layers, heads and view --------------------------------------------------
+
+
+def _architecture(data: dict[str, Any], version: int) -> Architecture | None:
+    """A Transformer trace's architecture, whose sizes agree; None for an RNN's trace, which has no
+    Transformer block."""
+    info = data["checkpoint"]
+    if "architecture" not in info:
+        if info["attention"] == MULTI_HEAD:
+            raise InconsistentTrace("a multi-head attention trace without an architecture")
+        if present := [key for key in TRANSFORMER_KEYS if key in data]:
+            raise InconsistentTrace(f"{present[0]} in the trace of an RNN, which has no layers and heads")
+        return None
+    architecture = Architecture(**info["architecture"])
+    if info["attention"] != MULTI_HEAD or version < 3:
+        raise InconsistentTrace(f"an architecture in a format {version} trace of {info['attention']} attention")
+    if architecture.d_model != architecture.heads * architecture.head_dim:
+        raise InconsistentTrace(
+            f"d_model {architecture.d_model} is not {architecture.heads} heads of {architecture.head_dim}"
+        )
+    return architecture
+
+
+def _transformer_parts(data: dict[str, Any], trace: Trace, architecture: Architecture, decimals: int) -> Trace:
+    """``trace`` with its view, whose scores and weights the steps' are (within the written precision),
+    and its heads' keys and values of every source token."""
+    if "view" not in data:
+        raise InconsistentTrace("a Transformer's trace without a view")
+    view = View(data["view"]["layer"], data["view"]["head"])
+    if view.layer >= architecture.layers or (view.head is not None and view.head >= architecture.heads):
+        raise InconsistentTrace(
+            f"the view (layer {view.layer}, head {view.head}: 0-based) is out of range for "
+            f"{architecture.layers} layers of {architecture.heads} heads"
+        )
+    viewed = trace.with_view(view)
+    rounding = _rounding(decimals)
+    for step, expected in zip(trace.steps, viewed.steps):
+        for written, computed in ((step.scores, expected.scores), (step.weights, expected.weights)):
+            if any(abs(w - c) > max(rounding, 1e-6 * max(1.0, abs(c))) for w, c in zip(written, computed)):
+                raise InconsistentTrace(
+                    f"step {step.index}'s scores or weights are not the view's: {view.label(architecture)}"
+                )
+    n = len(trace.source)
+    tables = [_head_table(data.get(name), name, architecture, n) for name in ("cross_keys", "cross_values")]
+    if any((table is None) == data["vectors"] for table in tables):
+        raise InconsistentTrace(f"cross_keys and cross_values do not match 'vectors': {data['vectors']}")
+    return replace(trace, view=view, cross_keys=tables[0], cross_values=tables[1])
+
+
+def _head_table(
+    value: list[list[list[JsonVector]]] | None, name: str, architecture: Architecture, n: int
+) -> tuple[tuple[tuple[Floats, ...], ...], ...] | None:
+    """cross_keys or cross_values: [layer][head][source token], each head_dim numbers."""
+    if value is None:
+        return None
+    table = tuple(tuple(tuple(map(_vector, head)) for head in layer) for layer in value)
+    shape = (architecture.layers, architecture.heads, n, architecture.head_dim)
+    if len(table) != shape[0] or any(
+        len(layer) != shape[1] or any(len(head) != n or any(len(v) != shape[3] for v in head) for head in layer)
+        for layer in table
+    ):
+        raise InconsistentTrace(
+            f"{name} is not {' × '.join(map(str, shape))} numbers (layers × heads × tokens × head_dim)"
+        )
+    return table
+
+
+def _transformer_step(
+    s: dict[str, Any], step: Step, architecture: Architecture, has_vectors: bool, decimals: int
+) -> Step:
+    """``step`` with its decoder layers, embedding and position, each as many and as long as
+    ``architecture`` says; h_t is the top layer's output."""
+    t = step.index
+    items = s.get("layers", [])
+    if len(items) != architecture.layers:
+        raise InconsistentTrace(f"step {t} has {len(items)} layers, not {architecture.layers}")
+    n = len(step.weights)
+    layers = tuple(_layer(item, t, layer, architecture.heads, n, decimals) for layer, item in enumerate(items))
+    embedding = _optional_vector(s.get("embedding"))
+    position = _optional_vector(s.get("position"))
+    vectors = [embedding, position] + [getattr(layer, name) for layer in layers for name in LAYER_VECTORS]
+    heads = [v for layer in layers for head in layer.cross for v in (head.query, head.context)]
+    if any((v is None) == has_vectors for v in vectors + heads):
+        raise InconsistentTrace(f"step {t} has layer vectors that do not match 'vectors': {has_vectors}")
+    if has_vectors and (
+        any(len(v) != architecture.d_model for v in vectors if v is not None)
+        or any(len(v) != architecture.head_dim for v in heads if v is not None)
+    ):
+        raise InconsistentTrace(
+            f"step {t} has a vector that is not d_model {architecture.d_model} or, a head's, "
+            f"head_dim {architecture.head_dim} numbers long"
+        )
+    return replace(step, layers=layers, embedding=embedding, position=position, hidden=layers[-1].output)
+
+
+def _layer(item: dict[str, Any], t: int, layer: int, heads: int, n: int, decimals: int) -> LayerStep:
+    """Layer ``layer`` (0-based) of step ``t``: ``heads`` heads' n scores and weights, and as many
+    self-attention rows of t + 1 weights, every row summing to 1."""
+    where = f"step {t}, layer {layer + 1}"
+    if len(item["cross"]) != heads or len(item["self_weights"]) != heads:
+        raise InconsistentTrace(
+            f"{where} has {len(item['cross'])} cross- and {len(item['self_weights'])} self-attention heads, not {heads}"
+        )
+    cross_tolerance, self_tolerance = _sum_tolerance(n, decimals), _sum_tolerance(t + 1, decimals)
+    for head, h in enumerate(item["cross"]):
+        if len(h["scores"]) != n or len(h["weights"]) != n:
+            raise InconsistentTrace(f"{where}, head {head + 1} has {len(h['weights'])} weights for {n} source tokens")
+        _check_sum(h["weights"], cross_tolerance, f"{where}, head {head + 1}'s weights")
+    for head, row in enumerate(item["self_weights"]):
+        if len(row) != t + 1:
+            raise InconsistentTrace(f"{where}, head {head + 1} has {len(row)} self-attention weights, not {t + 1}")
+        _check_sum(row, self_tolerance, f"{where}, head {head + 1}'s self-attention weights")
+    return LayerStep(
+        cross=tuple(
+            HeadStep(
+                tuple(h["scores"]),
+                tuple(h["weights"]),
+                _optional_vector(h.get("query")),
+                _optional_vector(h.get("context")),
+            )
+            for h in item["cross"]
+        ),
+        self_weights=tuple(map(tuple, item["self_weights"])),
+        **{name: _optional_vector(item.get(name)) for name in LAYER_VECTORS},
+    )
 
 
 def _beam(data: dict[str, Any], trace: Trace) -> Beam:

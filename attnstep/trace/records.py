@@ -389,7 +389,8 @@ class Trace:
 
     @property
     def output_tokens(self) -> list[str]:
-        return [s.chosen_token for s in self.steps if s.chosen_token != EOS_TOKEN]
+        """The tokens written, without the end token that finished them (<eos>; a Marian's </s>)."""
+        return [s.chosen_token for s in (self.steps[:-1] if self.finished else self.steps)]
 
     @property
     def translation(self) -> str:

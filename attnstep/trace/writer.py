@@ -1,23 +1,40 @@
 """A trace's JSON form: the documented one that files hold, and the packed one the SSH server's model service sends.
 
-JSON layout (``format_version`` 2; the schema is ``attnstep/trace/schema.json``)::
+JSON layout (``format_version`` 3; the schema is ``attnstep/trace/schema.json``)::
 
-    format_version, checkpoint{…, tokenizer, target_vocab_size}, source[{surface, token, id, word}],
-    words[{text, start, end}], encoder_states[n][M], keys[n][K]?, v_a[A]?,
+    format_version, checkpoint{…, tokenizer, target_vocab_size, architecture?}, view?,
+    source[{surface, token, id, word}], words[{text, start, end}], encoder_states[n][M],
+    keys[n][K]?, v_a[A]?, cross_keys[L][h][n][d]?, cross_values[L][h][n][d]?,
     steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional, query?,
+           layers[{cross[{scores[n], weights[n], query[d]?, context[d]?}], self_weights[h][t+1],
+                   input[D]?, self_output[D]?, joined[D]?, cross_output[D]?, output[D]?}]?,
+           embedding[D]?, position[D]?,
            candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
     output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
     beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
          n_best[{step, index, translation, score, normalized}]?}?,
     reference{text, logprob, average, mismatches[{step, token, id, prob}]}?
 
-Version 1 traces (word-level models, no ``words``) are still read: each token is then its own word.
-``beam`` and ``reference`` are there when the trace has them (the reference's numbers are
-recomputed from the steps when read).
+A Transformer's trace (``checkpoint.attention`` ``multi-head``) has ``checkpoint.architecture``
+{family, layers L, heads h, head_dim d, d_model D, encoder_layers}, and per step its L decoder
+``layers``, bottom first: each cross-attention head's scores q·k_i/√d and softmax weights (with
+vectors its query q and context Σ a_i v_i), the self-attention's weights per head over the t + 1
+positions read so far, and with vectors each sublayer's output; ``embedding`` and ``position``
+are what the first layer's input adds up. ``cross_keys``/``cross_values`` are each head's keys
+and values of every source token. Its step-level ``scores`` and ``weights``, and so ``alignment``,
+are those of ``view`` {layer, head}: head ``head`` of decoder layer ``layer`` (both 0-based), or
+with ``head`` null the mean of that layer's heads (the means of their scores and of their weights).
+Its steps have no ``hidden``/``context``/``concat``/``attentional`` (RNN quantities): h_t, what
+the output layer reads, is the top layer's ``output``. An RNN's trace has none of these blocks.
 
-``--no-vectors`` drops ``encoder_states``, ``keys``, ``v_a`` and the per-step ``hidden``/``context``/
-``concat``/``attentional``/``query`` (the schema makes them optional); ``vectors`` says which form a
-file has.
+Formats 1 (word-level models, no ``words``) and 2 (no Transformer blocks) are still read: in
+version 1 each token is its own word. ``beam`` and ``reference`` are there when the trace has them
+(the reference's numbers are recomputed from the steps when read).
+
+``--no-vectors`` drops ``encoder_states``, ``keys``, ``v_a``, ``cross_keys``, ``cross_values``,
+the per-step ``hidden``/``context``/``concat``/``attentional``/``query``/``embedding``/``position``,
+and each layer's sublayer outputs and heads' query and context (the schema makes them optional);
+``vectors`` says which form a file has. ``--precision`` rounds every float, these included.
 
 The wire form (:func:`to_wire_dict`) is the same layout with each state vector a base64 string
 of its float32 bytes: not the documented form, and files may not use it.
@@ -30,9 +47,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from attnstep.trace.records import Beam, Floats, Trace, Word
+from attnstep.trace.records import Beam, Floats, HeadStep, LayerStep, Trace, Word
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# A Transformer layer's vectors (D numbers each), bottom to top: LayerStep's fields of the same names.
+LAYER_VECTORS = ("input", "self_output", "joined", "cross_output", "output")
 T = TypeVar("T")
 
 
@@ -99,17 +118,22 @@ def _trace_dict(trace: Trace, form: _NumberForm) -> dict[str, Any]:
     steps = _steps_list(trace, form)
     out: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "checkpoint": {key: value for key, value in vars(trace.checkpoint).items() if key != "architecture"},
+        "checkpoint": _checkpoint_dict(trace),
         "vectors": trace.has_vectors,
         "source": [{"surface": t.surface, "token": t.token, "id": t.id, "word": t.word} for t in trace.source],
         "words": [_word_dict(w) for w in trace.source_words],
     }
+    if trace.view is not None:
+        out["view"] = {"layer": trace.view.layer, "head": trace.view.head}
     if trace.encoder_states is not None:
         out["encoder_states"] = [form.state(v) for v in trace.encoder_states]
     if trace.keys is not None:
         out["keys"] = [form.state(v) for v in trace.keys]
     if trace.v_a is not None:
         out["v_a"] = form.state(trace.v_a)
+    for name, table in (("cross_keys", trace.cross_keys), ("cross_values", trace.cross_values)):
+        if table is not None:
+            out[name] = [[[form.state(v) for v in head] for head in layer] for layer in table]
     out.update(
         steps=steps,
         output_tokens=trace.output_tokens,
@@ -135,7 +159,7 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
             "scores": form.row(s.scores),
             "weights": form.row(s.weights),
         }
-        if s.hidden is not None:
+        if s.hidden is not None and not s.layers:  # a Transformer's h_t is its top layer's output
             assert s.context is not None and s.concat is not None and s.attentional is not None  # all or none
             step.update(
                 hidden=form.state(s.hidden),
@@ -145,6 +169,12 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
             )
         if s.query is not None:
             step["query"] = form.state(s.query)
+        if s.layers:
+            step["layers"] = [_layer_dict(layer, form) for layer in s.layers]
+        if s.embedding is not None:
+            step["embedding"] = form.state(s.embedding)
+        if s.position is not None:
+            step["position"] = form.state(s.position)
         step["candidates"] = [{"token": c.token, "id": c.id, "prob": one(c.prob)} for c in s.candidates]
         step["chosen"] = {
             "token": s.chosen_token,
@@ -155,6 +185,33 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
         step["forced"] = s.forced
         steps.append(step)
     return steps
+
+
+def _checkpoint_dict(trace: Trace) -> dict[str, Any]:
+    info = {key: value for key, value in vars(trace.checkpoint).items() if key != "architecture"}
+    if trace.architecture is not None:
+        info["architecture"] = dict(vars(trace.architecture))
+    return info
+
+
+def _layer_dict(layer: LayerStep, form: _NumberForm) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "cross": [_head_dict(head, form) for head in layer.cross],
+        "self_weights": [form.row(row) for row in layer.self_weights],
+    }
+    for name in LAYER_VECTORS:
+        if (vector := getattr(layer, name)) is not None:
+            out[name] = form.state(vector)
+    return out
+
+
+def _head_dict(head: HeadStep, form: _NumberForm) -> dict[str, Any]:
+    out: dict[str, Any] = {"scores": form.row(head.scores), "weights": form.row(head.weights)}
+    if head.query is not None:
+        out["query"] = form.state(head.query)
+    if head.context is not None:
+        out["context"] = form.state(head.context)
+    return out
 
 
 def _beam_dict(beam: Beam, form: _NumberForm) -> dict[str, Any]:

@@ -1,0 +1,223 @@
+"""Trace format 3: a Transformer's layers, heads and view in JSON and on the wire, and the reader's
+refusals of one that does not hold together (on tests/transformer_traces.py's synthetic trace)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+
+from attnstep.errors import AttnstepError
+from attnstep.trace import reader, writer
+from attnstep.trace.records import View
+from tests.transformer_traces import transformer_trace
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return transformer_trace(layers=2, heads=4, head_dim=4)
+
+
+def _data(trace, **options):
+    return json.loads(writer.dumps(trace, **options))
+
+
+def test_json_round_trip_is_exact(trace):
+    assert reader.parse(writer.dumps(trace)) == trace
+    lean = trace.without_vectors()
+    assert reader.parse(writer.dumps(lean)) == lean
+    other = trace.with_view(View(0, 2))
+    assert reader.parse(writer.dumps(other)) == other
+
+
+def test_wire_round_trip_is_exact_and_packs_the_vectors(trace):
+    packed = writer.dumps_wire(trace)
+    data = json.loads(packed)
+    assert isinstance(data["steps"][0]["layers"][0]["output"], str)
+    assert isinstance(data["cross_keys"][0][0][0], str) and isinstance(data["steps"][0]["embedding"], str)
+    assert isinstance(data["steps"][0]["layers"][0]["cross"][0]["query"], str)
+    assert reader.from_wire_dict(data, origin="the service") == trace
+    assert len(packed) < len(writer.dumps(trace))
+
+
+def test_the_json_holds_the_architecture_view_layers_and_heads(trace):
+    data = _data(trace)
+    jsonschema.validate(data, reader.schema())
+    assert data["format_version"] == 3
+    assert data["checkpoint"]["architecture"] == {
+        "family": "marian",
+        "layers": 2,
+        "heads": 4,
+        "head_dim": 4,
+        "d_model": 16,
+        "encoder_layers": 2,
+    }
+    assert data["view"] == {"layer": 0, "head": None}  # the penultimate layer's mean, of 2 layers
+    step = data["steps"][1]
+    assert len(step["layers"]) == 2 and len(step["layers"][0]["cross"]) == 4
+    head = step["layers"][1]["cross"][3]
+    assert head["weights"] == list(trace.steps[1].layers[1].cross[3].weights)
+    assert head["query"] == trace.steps[1].layers[1].cross[3].query.tolist()
+    assert [len(row) for row in step["layers"][0]["self_weights"]] == [2] * 4  # t + 1 positions at t = 1
+    assert len(step["embedding"]) == len(step["layers"][0]["output"]) == 16
+    assert "hidden" not in step and "context" not in step  # h_t is the top layer's output
+    assert len(data["cross_keys"]) == 2 and len(data["cross_values"][1][3]) == len(data["source"])
+    # the steps' weights, and so the alignment, are the view's: here the mean of layer 1's heads
+    heads = [h["weights"] for h in step["layers"][0]["cross"]]
+    assert step["weights"] == pytest.approx([sum(column) / 4 for column in zip(*heads)], abs=1e-15)
+    assert data["alignment"][1] == step["weights"]
+
+
+def test_no_vectors_drops_every_vector_and_keeps_the_weights(trace):
+    data = _data(trace.without_vectors())
+    jsonschema.validate(data, reader.schema())
+    assert data["vectors"] is False
+    for key in ("encoder_states", "cross_keys", "cross_values"):
+        assert key not in data
+    step = data["steps"][0]
+    assert "embedding" not in step and "position" not in step
+    layer = step["layers"][0]
+    assert set(layer) == {"cross", "self_weights"} and set(layer["cross"][0]) == {"scores", "weights"}
+
+
+def test_precision_rounds_the_new_numbers_and_still_reads(trace):
+    data = _data(trace, precision=3)
+    jsonschema.validate(data, reader.schema())
+    step = data["steps"][2]
+    layer = step["layers"][1]
+    numbers = (
+        layer["cross"][0]["scores"]
+        + layer["cross"][0]["weights"]
+        + layer["cross"][0]["query"]
+        + layer["self_weights"][0]
+        + layer["output"]
+        + step["embedding"]
+        + data["cross_values"][0][0][0]
+    )
+    assert all(round(x, 3) == x for x in numbers)
+    assert any(round(x, 2) != x for x in numbers)
+    for precision in (0, 1, 3, 6):  # the view's rounded means, and rounded weights' sums, within the precision
+        again = reader.parse(writer.dumps(trace, precision=precision))
+        assert again.view == trace.view and len(again.steps[0].layers) == 2
+
+
+def test_formats_1_and_2_still_read(stepper):
+    """An RNN's trace has no Transformer blocks: as format 2 wrote it, or format 3, it reads the same."""
+    rnn = stepper.translate("un chien noir .")
+    data = _data(rnn)
+    assert data["format_version"] == 3 and "view" not in data and "architecture" not in data["checkpoint"]
+    assert "layers" not in data["steps"][0]
+    data["format_version"] = 2
+    assert reader.parse(json.dumps(data)) == rnn
+    for key in ("words", "output_words"):
+        del data[key]
+    del data["checkpoint"]["tokenizer"]
+    for token in data["source"]:
+        del token["word"]
+    data["format_version"] = 1
+    assert reader.parse(json.dumps(data)).steps == rnn.steps
+
+
+def _rnn_with(stepper, edit):
+    data = _data(stepper.translate("un chien noir ."))
+    edit(data)
+    return json.dumps(data)
+
+
+def _set(path, value):
+    """An edit that sets data[path[0]][path[1]]… to value."""
+
+    def edit(data):
+        *parents, last = path
+        for key in parents:
+            data = data[key]
+        data[last] = value
+
+    return edit
+
+
+def _scale_view_weight(data):
+    """Step 1's view weights moved off the heads' mean, still summing to 1."""
+    weights = data["steps"][1]["weights"]
+    weights[0], weights[1] = weights[0] + 0.01, weights[1] - 0.01
+    data["alignment"][1] = list(weights)
+
+
+LAYER = ("steps", 1, "layers", 0)
+ARCHITECTURE = ("checkpoint", "architecture")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["steps"][1]["layers"].pop(), "step 1 has 1 layers, not 2"),
+        (lambda d: d["steps"][1]["layers"][0]["cross"].pop(), "step 1, layer 1 has 3 cross- and 4 self-attention"),
+        (lambda d: d["steps"][1]["layers"][0]["self_weights"].pop(), "has 4 cross- and 3 self-attention heads"),
+        (_set((*ARCHITECTURE, "heads"), 2), "d_model 16 is not 2 heads of 4"),
+        (_set((*ARCHITECTURE, "layers"), 3), "step 0 has 2 layers, not 3"),
+        (lambda d: d["steps"][1]["layers"][1]["cross"][2]["scores"].pop(), "layer 2, head 3 has 4 weights for 4"),
+        (lambda d: d["steps"][1]["layers"][1]["cross"][2]["weights"].pop(), "layer 2, head 3 has 3 weights for 4"),
+        (lambda d: d["steps"][2]["layers"][0]["self_weights"][1].append(0.0), "4 self-attention weights, not 3"),
+        (lambda d: d["steps"][1]["layers"][0]["output"].pop(), "not d_model 16 or, a head's, head_dim 4"),
+        (lambda d: d["steps"][1]["layers"][0]["cross"][0]["context"].pop(), "not d_model 16 or, a head's, head_dim 4"),
+        (lambda d: d["steps"][3]["embedding"].append(0.5), "step 3 has a vector that is not d_model 16"),
+        (lambda d: d["encoder_states"][0].pop(), "encoder states have different sizes"),
+        (lambda d: [v.pop() for v in d["encoder_states"]], "encoder states of 15 numbers, not d_model 16"),
+        (lambda d: d["cross_keys"][1][0].pop(), "cross_keys is not 2 × 4 × 4 × 4 numbers"),
+        (lambda d: d["cross_values"][0][0][0].pop(), "cross_values is not 2 × 4 × 4 × 4 numbers"),
+        (lambda d: d.pop("cross_values"), "cross_keys and cross_values do not match 'vectors': True"),
+        (lambda d: d["steps"][2]["layers"][1].pop("joined"), "step 2 has layer vectors that do not match 'vectors'"),
+        (lambda d: d["steps"][0].pop("position"), "step 0 has layer vectors that do not match 'vectors'"),
+        (lambda d: d["steps"][0].update(hidden=[0.0] * 16), "an RNN's state vectors in a Transformer's trace"),
+        (
+            lambda d: d["steps"][1]["layers"][0]["cross"][1]["weights"].__setitem__(0, 0.9),
+            "step 1, layer 1, head 2's weights sum to",
+        ),
+        (
+            lambda d: d["steps"][2]["layers"][1]["self_weights"][0].__setitem__(0, 0.9),
+            "head 1's self-attention weights sum to",
+        ),
+        (_scale_view_weight, "step 1's scores or weights are not the view's: layer 1/2, mean of 4 heads"),
+        (_set(("view", "head"), 1), "step 0's scores or weights are not the view's: layer 1/2, head 2/4"),
+        (_set(("view", "layer"), 2), "the view (layer 2, head None: 0-based) is out of range for 2 layers"),
+        (_set(("view", "head"), 4), "the view (layer 0, head 4: 0-based) is out of range"),
+        (lambda d: d.pop("view"), "schema"),
+        (lambda d: d["checkpoint"].pop("architecture"), "schema"),
+        (_set(("format_version",), 2), "schema"),
+        (lambda d: d["steps"][1].pop("layers"), "schema"),
+        (_set((*ARCHITECTURE, "heads"), 10**6), "schema"),
+    ],
+)
+def test_a_transformer_trace_that_does_not_hold_together_is_refused_in_one_line(trace, edit, message):
+    data = _data(trace)
+    edit(data)
+    with pytest.raises(AttnstepError, match=re.escape(message)) as info:
+        reader.parse(json.dumps(data), origin="t.json")
+    assert "\n" not in str(info.value) and str(info.value).startswith("t.json ")
+
+
+def test_a_transformer_block_in_an_rnn_trace_is_refused(stepper, trace):
+    transformer = _data(trace)
+    for edit, message in [
+        (_set(("view",), {"layer": 0, "head": None}), "view in the trace of an RNN"),
+        (_set(("cross_keys",), transformer["cross_keys"]), "cross_keys in the trace of an RNN"),
+        (_set(("steps", 0, "layers"), transformer["steps"][0]["layers"]), "step 0 has a Transformer's layers"),
+        (_set(("steps", 1, "embedding"), [0.0] * 16), "step 1 has a Transformer's layers in the trace of an RNN"),
+        (_set(("checkpoint", "architecture"), transformer["checkpoint"]["architecture"]), "architecture in a format"),
+    ]:
+        with pytest.raises(AttnstepError, match=message):
+            reader.parse(_rnn_with(stepper, edit), origin="t.json")
+
+
+def test_a_transformer_trace_keeps_its_own_end_token(trace):
+    """Marian ends with </s>, not <eos>: the output leaves it out and a step after it is refused."""
+    assert trace.steps[-1].chosen_token == "</s>" and trace.finished
+    assert trace.output_tokens == ["▁The", "▁black", "▁cat"]
+    data = _data(trace)
+    assert data["output_tokens"] == ["▁The", "▁black", "▁cat"]
+    data["steps"][1]["chosen"]["token"] = "</s>"
+    data["steps"][2]["input"]["token"] = "</s>"
+    with pytest.raises(AttnstepError, match="a step after </s>"):
+        reader.parse(json.dumps(data), origin="t.json")
