@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -25,6 +25,7 @@ from attnstep.data.paths import DEFAULT_CHECKPOINT, resolve_checkpoint
 from attnstep.errors import AttnstepError
 from attnstep.report.by_length import BUCKETS_HELP
 from attnstep.report.visible import visible
+from attnstep.trace.alignment import AS_RECORDED, ViewChoice, ViewChoiceError
 from attnstep.trace.records import DEFAULT_ALPHA, MAX_BEAM
 
 err = Console(stderr=True, highlight=False)
@@ -46,6 +47,23 @@ Threads = Annotated[int, typer.Option(metavar="N", help="CPU threads for torch (
 OnDevice = Annotated[
     Device, typer.Option(help="auto (cuda where torch sees a GPU, else cpu), cpu or cuda: where the model runs.")
 ]
+# Which of a Transformer's attentions an alignment is (trace.alignment.ViewChoice), where one is exported.
+AlignLayer = Annotated[
+    int | None,
+    typer.Option(
+        "--align-layer",
+        metavar="N",
+        help="A Transformer's alignment from its decoder layer N (1 to L). Default: the trace's; a new trace's is the mean of the penultimate layer's heads.",
+    ),
+]
+AlignHead = Annotated[
+    str | None,
+    typer.Option(
+        "--align-head",
+        metavar="N|mean",
+        help="A Transformer's alignment from head N (1 to h) of that layer, or mean: the mean of its heads.",
+    ),
+]
 
 
 def say_error(message: str) -> None:
@@ -54,6 +72,16 @@ def say_error(message: str) -> None:
 
 class UsageError(AttnstepError):
     """Options or arguments that do not go together: exit status 2, as for Click's usage errors."""
+
+
+@contextlib.contextmanager
+def as_usage_error(kind: type[AttnstepError]) -> Iterator[None]:
+    """A ``kind`` error raised inside, where only the command's work can find out that its options do
+    not fit (the model's layers, once it is loaded), as a UsageError."""
+    try:
+        yield
+    except kind as exc:
+        raise UsageError(str(exc)) from None
 
 
 # Typer checks a value with pydantic, whose messages read "Input should be greater than or equal to 1".
@@ -546,6 +574,8 @@ def dump(
             "--words", help="--format pharaoh: link the sentence's words rather than a subword model's pieces."
         ),
     ] = False,
+    align_layer: AlignLayer = None,
+    align_head: AlignHead = None,
     threads: Threads = 0,
     device: OnDevice = Device.auto,
 ) -> None:
@@ -581,6 +611,13 @@ def dump(
         raise UsageError("--precision goes with --format json: npz keeps every number as the model computed it")
     if max_length is not None and max_length <= min_length:
         raise UsageError(f"--max-length must be over --min-length, {min_length} (the <eos> counts), not {max_length}")
+    view = ViewChoice(align_layer, align_head)
+    if view != AS_RECORDED and format == DumpFormat.text:
+        raise UsageError("--align-layer and --align-head go with --format json, pharaoh or npz")
+    if view != AS_RECORDED and format == DumpFormat.json and beam is not None:
+        raise UsageError(
+            "--align-layer and --align-head go with --beam only in --format pharaoh or npz: the beam's hypotheses keep the default view's weights"
+        )
     if format == DumpFormat.json:
         form = json_format(precision, indent=input is None)
     elif pharaoh:
@@ -602,11 +639,12 @@ def dump(
         device=device.value,
         threads=threads,
     )
-    if input is not None:
-        dump_file(checkpoint, input, output, form, decoding, batch_size=batch_size)
-    else:
-        assert sentence is not None  # given exactly one of the two, checked above
-        dump_sentence(checkpoint, sentence, output, form, decoding, target=target)
+    with as_usage_error(ViewChoiceError):  # an RNN model, or a layer or head it lacks
+        if input is not None:
+            dump_file(checkpoint, input, output, form, decoding, batch_size=batch_size, view=view)
+        else:
+            assert sentence is not None  # given exactly one of the two, checked above
+            dump_sentence(checkpoint, sentence, output, form, decoding, target=target, view=view)
 
 
 @app.command(cls=Command)
@@ -648,13 +686,17 @@ def plot(
             help="A subword model's pieces gathered into words, or its pieces as the model saw them.",
         ),
     ] = True,
+    align_layer: AlignLayer = None,
+    align_head: AlignHead = None,
 ) -> None:
     """Draw a trace's alignment as a picture for slides. Source words across, output words down, a cell shaded by each weight."""
     from attnstep.report.plot import check_picture_path, write_alignment
     from attnstep.trace.reader import load
 
     check_picture_path(output)
-    write_alignment(load(trace_file), output, words=words, numbers=numbers)
+    with as_usage_error(ViewChoiceError):  # an RNN's trace, or a layer or head it lacks
+        trace = ViewChoice(align_layer, align_head).applied(load(trace_file))
+    write_alignment(trace, output, words=words, numbers=numbers)
     print(f"alignment written to {visible(str(output))}")
 
 

@@ -221,3 +221,153 @@ def test_a_transformer_trace_keeps_its_own_end_token(trace):
     data["steps"][2]["input"]["token"] = "</s>"
     with pytest.raises(AttnstepError, match="a step after </s>"):
         reader.parse(json.dumps(data), origin="t.json")
+
+
+# --- which attention an alignment shows: --align-layer, --align-head --------------------------
+
+
+def test_with_view_changes_the_alignment_and_the_plot_caption(trace):
+    from attnstep.report.plot import alignment_svg
+    from attnstep.trace.alignment import alignment, pharaoh_line
+
+    default = alignment(trace)
+    assert default.attention == "cross-attention, layer 1/2, mean of 4 heads"
+    head = trace.with_view(View(1, 2))
+    grid = alignment(head)
+    assert grid.attention == "cross-attention, layer 2/2, head 3/4"
+    assert grid.rows == tuple(s.layers[1].cross[2].weights for s in trace.steps) != default.rows
+    assert "cross-attention, layer 2/2, head 3/4" in alignment_svg(head)
+    assert "cross-attention, layer 1/2, mean of 4 heads" in alignment_svg(trace)
+    # each target token's link is its strongest source token in the viewed head
+    links = [tuple(map(int, link.split("-"))) for link in pharaoh_line(head).split()]
+    rows = grid.rows[:-1]  # </s> is left out
+    assert links == [(max(range(4), key=row.__getitem__), j) for j, row in enumerate(rows)]
+
+
+def test_an_rnn_alignment_says_its_one_attention(stepper):
+    from attnstep.trace.alignment import alignment
+
+    assert alignment(stepper.translate("un chien noir .")).attention == "general attention"
+
+
+@pytest.mark.parametrize(
+    "layer, head, view",
+    [
+        (None, None, None),
+        (2, None, View(1, None)),  # the trace's head choice (its mean) kept
+        (None, "3", View(0, 2)),  # the trace's layer kept
+        (1, "mean", View(0, None)),
+        (2, "4", View(1, 3)),
+    ],
+)
+def test_align_options_choose_a_view_one_based(trace, layer, head, view):
+    from attnstep.trace.alignment import ViewChoice
+
+    assert ViewChoice(layer, head).view(trace.architecture, trace.view) == view
+    assert ViewChoice(layer, head).applied(trace) == (trace if view is None else trace.with_view(view))
+
+
+@pytest.mark.parametrize(
+    "layer, head, message",
+    [
+        (0, None, "--align-layer must be 1 to 2 (the decoder's layers), not 0"),
+        (3, None, "--align-layer must be 1 to 2 (the decoder's layers), not 3"),
+        (None, "0", "--align-head must be a head, 1 to 4, or mean (their mean), not '0'"),
+        (None, "5", "--align-head must be a head, 1 to 4, or mean (their mean), not '5'"),
+        (None, "Mean", "not 'Mean'"),
+        (None, "²", "not '²'"),
+    ],
+)
+def test_align_options_out_of_range_are_refused(trace, layer, head, message):
+    from attnstep.trace.alignment import ViewChoice, ViewChoiceError
+
+    with pytest.raises(ViewChoiceError, match=re.escape(message)):
+        ViewChoice(layer, head).view(trace.architecture, trace.view)
+
+
+def test_dump_writes_each_trace_in_the_chosen_view(trace):
+    from attnstep.commands.dump import json_format, viewed_format
+
+    form = viewed_format(json_format(None, indent=False), View(1, 0))
+    data = json.loads(form.render(1, trace))
+    assert data["view"] == {"layer": 1, "head": 0}
+    assert data["alignment"] == [list(s.layers[1].cross[0].weights) for s in trace.steps]
+    assert reader.parse(json.dumps(data)) == trace.with_view(View(1, 0))
+    assert form.render(2, None) == b"null\n"  # a blank input line
+
+
+@pytest.fixture
+def trace_file(trace, tmp_path):
+    path = tmp_path / "t.json"
+    path.write_bytes(writer.trace_file_bytes(trace))
+    return path
+
+
+def test_plot_draws_the_chosen_attention_and_says_which(trace_file, tmp_path):
+    from tests.cli_helpers import invoke
+
+    for options, label in [
+        ((), "cross-attention, layer 1/2, mean of 4 heads"),
+        (("--align-layer", 2), "cross-attention, layer 2/2, mean of 4 heads"),
+        (("--align-head", 3), "cross-attention, layer 1/2, head 3/4"),
+        (("--align-layer", 2, "--align-head", "mean"), "cross-attention, layer 2/2, mean of 4 heads"),
+    ]:
+        out = tmp_path / "a.svg"
+        result = invoke("plot", trace_file, "-o", out, "--pieces", "--numbers", *options)
+        assert result.exit_code == 0, result.output
+        svg = out.read_text()
+        assert f"tiny-marian · {label} · fr→en" in svg
+    # the last: layer 2's mean, each weight in its cell
+    trace = reader.load(trace_file).with_view(View(1))
+    assert f">{trace.steps[0].weights[1]:.2f}<" in svg
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--align-layer", 3), "--align-layer must be 1 to 2 (the decoder's layers), not 3"),
+        (("--align-head", "all"), "--align-head must be a head, 1 to 4, or mean (their mean), not 'all'"),
+    ],
+)
+def test_plot_refuses_a_view_the_trace_lacks(trace_file, tmp_path, options, message):
+    from tests.cli_helpers import invoke
+
+    result = invoke("plot", trace_file, "-o", tmp_path / "a.svg", *options)
+    assert result.exit_code == 2 and result.stderr == f"attnstep: error: {message}\n"
+    assert not (tmp_path / "a.svg").exists()
+
+
+def test_align_options_are_usage_errors_for_an_rnn(stepper, tiny_checkpoint, tmp_path):
+    from tests.cli_helpers import invoke
+
+    rnn = tmp_path / "rnn.json"
+    rnn.write_bytes(writer.trace_file_bytes(stepper.translate("un chien noir .")))
+    expected = (
+        "attnstep: error: --align-layer and --align-head choose among a Transformer's layers and heads; "
+        "this is an RNN model, with one attention\n"
+    )
+    result = invoke("plot", rnn, "-o", tmp_path / "a.svg", "--align-layer", 1)
+    assert result.exit_code == 2 and result.stderr == expected
+    for fmt in ("json", "pharaoh"):
+        result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "--format", fmt, "--align-head", "mean")
+        assert result.exit_code == 2 and result.stderr == expected and result.stdout == ""
+    lines = tmp_path / "in.txt"
+    lines.write_text("un chien\n")
+    result = invoke(
+        "dump", "-i", lines, "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o.jsonl", "--align-layer", 1
+    )
+    assert result.exit_code == 2 and result.stderr == expected and not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--format", "text"), "--align-layer and --align-head go with --format json, pharaoh or npz"),
+        (("--beam", 2), "--align-layer and --align-head go with --beam only in --format pharaoh or npz"),
+    ],
+)
+def test_align_options_that_do_not_go_with_dumps_other_options(tiny_checkpoint, options, message):
+    from tests.cli_helpers import invoke
+
+    result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "--align-layer", 1, *options)
+    assert result.exit_code == 2 and result.stderr.startswith(f"attnstep: error: {message}")

@@ -21,7 +21,8 @@ from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
 from attnstep.report.visible import visible
 from attnstep.text.words import REPLACEMENT, Replacements, is_control, replace_controls
-from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace
+from attnstep.trace.alignment import AS_RECORDED, ViewChoice
+from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace, View
 from attnstep.trace.writer import trace_file_bytes
 
 # Sentences sorted by length inside a window of this many are batched together (little padding),
@@ -78,6 +79,16 @@ def npz_format() -> Format:
     return Format(render, "traces", end=arrays.write)
 
 
+def viewed_format(form: Format, view: View | None) -> Format:
+    """``form`` writing each trace with its steps' scores and weights, its alignment, read off a
+    Transformer's ``view`` (None: as the engine recorded them, its default view)."""
+    if view is None:
+        return form
+    return replace(
+        form, render=lambda number, trace: form.render(number, None if trace is None else trace.with_view(view))
+    )
+
+
 def text_format(*, scores: bool, n_best: bool) -> Format:
     """The translation, a line per input line (a blank line for a blank one); ``scores``: a tab and
     its log-probability, log p(translation | sentence), after it. ``n_best``: a line per result of
@@ -121,9 +132,12 @@ def dump_sentence(
     decoding: Decoding,
     *,
     target: str | None = None,
+    view: ViewChoice = AS_RECORDED,
 ) -> None:
-    """One trace; ``target``: the given translation forced token by token instead of decoding."""
+    """One trace; ``target``: the given translation forced token by token instead of decoding; ``view``:
+    a Transformer's alignment."""
     stepper = load_stepper(checkpoint, **asdict(decoding))
+    form = viewed_format(form, view.view(stepper.info.architecture, None))
     trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
     data = form.render(1, trace)
     with output(out) as handle:
@@ -253,11 +267,13 @@ def dump_file(
     decoding: Decoding,
     *,
     batch_size: int,
+    view: ViewChoice = AS_RECORDED,
 ) -> None:
     written = done = 0
     with open_input(input) as source:
         refuse_writing_over(source, out, _input_name(input))
         stepper = load_stepper(checkpoint, **asdict(decoding))
+        form = viewed_format(form, view.view(stepper.info.architecture, None))
         sentences = read_sentences(source, _input_name(input))
         replacements = Replacements()
         # A pipe or a terminal is answered a line at a time, as fairseq-interactive does: whoever

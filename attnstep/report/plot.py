@@ -6,7 +6,9 @@ matplotlib (the optional ``plot`` extra) at twice the size, so the two files loo
 
 The heatmap is drawn the way attention papers draw it (Bahdanau et al. 2014, fig. 3): source
 words across the top, output words down the side, each weight a cell shaded from white (0)
-to dark (1). Every text that comes from a trace or a file is data: made visible
+to dark (1). Its caption names the attention drawn: an RNN's one, or a Transformer's trace's
+view — one cross-attention head of one decoder layer, or the mean of a layer's heads
+(:func:`attnstep.trace.alignment.attention_shown`). Every text that comes from a trace or a file is data: made visible
 (:func:`attnstep.report.visible.visible`) and XML-escaped, and never read as matplotlib's mathtext.
 """
 
@@ -306,10 +308,11 @@ def shade(weight: float) -> str:
 
 
 def captions(trace: Trace, grid: Alignment) -> list[str]:
-    """What the picture says under the grid: the model, how the decoding ended, what the marks mean."""
+    """What the picture says under the grid: the model, which of its attentions the grid is (a
+    Transformer's layer and head, or mean of heads), how the decoding ended, what the marks mean."""
     info = trace.checkpoint
     lines = [
-        f"{info.name} · {info.attention} attention · {info.source_language}→{info.target_language}",
+        f"{info.name} · {grid.attention} · {info.source_language}→{info.target_language}",
         "finished with <eos>" if grid.finished else "stopped at the length limit, without <eos>",
     ]
     if "*" in grid.marks:
