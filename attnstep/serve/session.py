@@ -33,6 +33,7 @@ from attnstep.errors import AttnstepError
 from attnstep.serve.remote import ClassCount, ClassLink, Notice, RemoteTraceSource, TeacherShows
 from attnstep.serve.wire import SharedView, crash_report_name
 from attnstep.trace.records import STAGE_COUNT
+from attnstep.trace.records import View as AttentionView
 from attnstep.tui import make_app
 from attnstep.tui.app import AttnstepApp
 from attnstep.tui.messages import SourceReady, TraceReady
@@ -42,10 +43,17 @@ from attnstep.tui.panels.worked import WorkedScoreDialog
 from attnstep.tui.screens.alignment import AlignmentMap, AlignmentScreen, CompareScreen, MapScreen
 from attnstep.tui.screens.beam import BeamScreen
 from attnstep.tui.screens.dialogs import TextDialog
+from attnstep.tui.screens.heads import HeadsScreen
 
 # Actions that move the student's own view: doing one leaves follow mode.
 EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}
-SHARED_SCREENS = {"worked": WorkedScoreDialog, "map": MapScreen, "compare": CompareScreen, "beam": BeamScreen}
+SHARED_SCREENS = {
+    "worked": WorkedScoreDialog,
+    "map": MapScreen,
+    "compare": CompareScreen,
+    "beam": BeamScreen,
+    "heads": HeadsScreen,
+}
 # Seconds between two looks at the teacher's view: what changes it (a dialog opened or closed, a
 # click, a toggle) happens in a dozen widgets; the step itself is sent as it moves.
 VIEW_SAMPLE = 0.1
@@ -131,9 +139,9 @@ class ServedApp(AttnstepApp):
             self.send_view()
 
     def send_view(self) -> None:
-        if self.cursor is None or not isinstance(self.source, RemoteTraceSource):
+        if self.cursor is None or self.given is None or not isinstance(self.source, RemoteTraceSource):
             return
-        version = self.source.version_of(self.cursor.trace)
+        version = self.source.version_of(self.given)  # the trace as decoded, whichever head it is seen through
         if version is None:
             return
         move = (version, self.cursor.position, self.cursor.stage, self.shared_view())
@@ -144,11 +152,14 @@ class ServedApp(AttnstepApp):
     def shared_view(self) -> SharedView:
         """What this screen shows besides the step, as students' apps can show it."""
         source, grid, screen = self.query_one(SourcePanel), self.query_one(AlignmentGrid), self.screen
+        heads = self.cursor.trace.view if self.cursor is not None else None  # a Transformer's layer and head
         view = SharedView(
             words=self.words,
             numbers=self.numbers,
             word=source.selected if source.has_focus else None,
             cell=grid.pointed,
+            layer=heads.layer if heads is not None else None,
+            head=heads.head if heads is not None else None,
         )
         if isinstance(screen, AlignmentScreen):  # # there is the screen's own
             view = replace(view, numbers=screen.query(AlignmentMap).first().numbers)
@@ -193,11 +204,20 @@ class ServedApp(AttnstepApp):
         """Show what the teacher shows, when following; either way, say on the status line which it is."""
         shown = self.shown
         if self.following and shown is not None and shown.trace is not None:
-            if self.cursor is None or self.cursor.trace is not shown.trace:
+            view = shown.view
+            if view.layer is not None:  # the teacher's head (or layer's mean) of a Transformer
+                self.attention_view = AttentionView(view.layer, view.head)
+            heads = self.attention_view
+            if (
+                self.cursor is None
+                or self.given is not shown.trace
+                or (
+                    heads is not None and self.cursor.trace.architecture is not None and self.cursor.trace.view != heads
+                )
+            ):
                 self.set_trace(shown.trace, shown.position)
             assert self.cursor is not None  # set by set_trace
             self.cursor.goto(shown.position, shown.stage or STAGE_COUNT)
-            view = shown.view
             self.words = view.words and self.cursor.trace.subword
             if view.screen is None:
                 self.numbers = view.numbers

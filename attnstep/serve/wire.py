@@ -44,7 +44,7 @@ def with_trace(head: dict[str, Any], trace_json: bytes) -> bytes:
     return orjson.dumps(head)[:-1] + (b',"trace":' if head else b'"trace":') + trace_json + b"}\n"
 
 
-SCREENS = ("worked", "map", "compare", "beam")  # the views over the steps a teacher can open for the class
+SCREENS = ("worked", "map", "compare", "beam", "heads")  # the views over the steps a teacher can open for the class
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,12 @@ class SharedView:
     word: int | None = None  # the source word selected (the Source panel, or the worked score's)
     cell: tuple[int, int] | None = None  # (step, source word): the grid cell selected
     beam: tuple[int, int] | None = None  # (step, hypothesis) the beam view shows
+    layer: int | None = None  # a Transformer's decoder layer in view (a, d); None: the trace's own view
+    head: int | None = None  # its head in view; None, with a layer: the layer's mean of heads
 
     def to_wire(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if value not in (None, False)}
+        # "is", not "in (None, False)": 0 == False, and layer 0 or word 0 is a value to send
+        return {name: value for name, value in asdict(self).items() if value is not None and value is not False}
 
     @classmethod
     def from_wire(cls, data: object) -> SharedView:
@@ -85,6 +88,8 @@ class SharedView:
             word=index(data.get("word")),
             cell=pair(data.get("cell")),
             beam=pair(data.get("beam")),
+            layer=index(data.get("layer")),
+            head=index(data.get("head")),
         )
 
 

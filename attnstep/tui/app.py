@@ -30,6 +30,7 @@ from attnstep.text.codec import surface
 from attnstep.trace.cursor import StepCursor
 from attnstep.trace.forcing import forced_word_start
 from attnstep.trace.records import NO_ATTENTION_STAGE_COUNT, STAGE_COUNT, Trace
+from attnstep.trace.records import View as AttentionView
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LineStyles, LinesView
@@ -43,6 +44,7 @@ from attnstep.tui.panels.worked import WorkedScoreDialog
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.alignment import CompareScreen, MapScreen
 from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog, on_answer
+from attnstep.tui.screens.heads import HeadsGrid, HeadsScreen
 from attnstep.tui.stages import View, quote
 from attnstep.tui.trace_source import ScoringSource, SourceFactory, TraceSource
 
@@ -87,6 +89,23 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
         f"next sub-step: the {STAGE_COUNT} stages of one step ({NO_ATTENTION_STAGE_COUNT} without attention), one at a time",
     ),
     ("S", "stage(-1)", "", "S", "previous sub-step"),
+    (
+        "a",
+        "head(1)",
+        "head",
+        "a",
+        "a Transformer's cross-attention: the next head of this layer, after the last the layer's mean of heads",
+    ),
+    ("A", "head(-1)", "", "A", "the previous head (or the mean of heads)"),
+    ("d", "layer(1)", "layer", "d", "a Transformer's next decoder layer, the same head (or mean)"),
+    ("D", "layer(-1)", "", "D", "the previous decoder layer"),
+    (
+        "o",
+        "heads",
+        "heads",
+        "o",
+        "heads overview: every head of every layer's weights at this step (↑/↓ choose one, Esc back)",
+    ),
     ("g", "goto", "go to", "g", "go to step N"),
     ("f", "force", "force", "f", "force a different word at this step (top-k or typed)"),
     ("u", "unforce", "undo", "u", "return to the model's own choice (undo the last forced word, from any step)"),
@@ -137,6 +156,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
 ]
 NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
 NEEDS_ATTENTION = {"map", "worked", "compare", "words"}  # off for a model without attention
+NEEDS_HEADS = {"head", "layer", "heads"}  # only a Transformer's trace has layers and heads to choose from
 PANEL_KEYS = [
     ("Tab", "next panel (on small terminals the panels are tabs)"),
     ("↑ / ↓", "in Source: select a word and list its h_i; in Next word: select, Enter forces it"),
@@ -219,6 +239,10 @@ class AttnstepApp(App[None]):
         self.other: TraceSource | None = None
         self.source: TraceSource | None = None
         self.cursor: StepCursor | None = None
+        self.given: Trace | None = None  # the cursor's trace as it came, in its own View (the cursor's may be another)
+        self.attention_view: AttentionView | None = (
+            None  # a, d: a Transformer's layer and head chosen; None: the trace's
+        )
         self.original: Trace | None = None
         self.state_scale = 1.0
         self.numbers = False  # #: numbers beside (or instead of) the pictures
@@ -309,7 +333,8 @@ class AttnstepApp(App[None]):
     # --- what is shown ----------------------------------------------------------------------
 
     def set_trace(self, trace: Trace, position: int) -> None:
-        self.cursor = StepCursor(trace, position)
+        self.given = trace
+        self.cursor = StepCursor(self.viewed(trace), position)
         if not any(s.forced for s in trace.steps):
             self.original = trace  # the model's own decoding: what c compares a forced one with
         if self.is_running:
@@ -317,6 +342,24 @@ class AttnstepApp(App[None]):
             self.refresh_bindings()  # u is offered only once a word is forced
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
         self.state_scale = max_abs([mean_bins(h) for h in trace.encoder_states]) if trace.encoder_states else 1.0
+
+    def viewed(self, trace: Trace) -> Trace:
+        """``trace`` with the layer and head chosen (a, d), where it is a Transformer's that has them."""
+        view, architecture = self.attention_view, trace.architecture
+        if view is None or architecture is None or view == trace.view:
+            return trace
+        try:
+            return trace.with_view(view)
+        except ValueError:  # another model's shape (a new sentence decoded by another model): its own view
+            return trace
+
+    def choose_view(self, view: AttentionView) -> None:
+        """Show a Transformer's head ``view.head`` of layer ``view.layer`` (or its mean), at the same step and sub-step."""
+        cursor, given = self.cursor, self.given
+        assert cursor is not None and given is not None  # a and d are offered only over a Transformer's trace
+        self.attention_view = view
+        self.cursor = StepCursor(self.viewed(given), cursor.position, cursor.stage)
+        self.show_view()
 
     @property
     def view(self) -> View | None:
@@ -336,7 +379,7 @@ class AttnstepApp(App[None]):
                 panel.defer(view)
         for widget in self.bars:
             widget.show(view)
-        if isinstance(self.screen, MapScreen):  # the map follows s, e, r, g… while it is open
+        if isinstance(self.screen, MapScreen | HeadsScreen):  # they follow s, e, r, g, a, d… while open
             self.screen.show(view)
         stage = view.partial_stage if view is not None else None
         for pid, panel in self.panels.items():
@@ -500,6 +543,10 @@ class AttnstepApp(App[None]):
         pieces = self.cursor is not None and self.cursor.trace.subword
         self.push_screen(ForceDialog(step, pieces=pieces), on_answer(lambda word: self.force(source, word)))
 
+    @on(HeadsGrid.Chosen)
+    def head_chosen(self, message: HeadsGrid.Chosen) -> None:
+        self.choose_view(message.view)
+
     @on(CandidatesPanel.Chosen)
     def candidate_chosen(self, message: CandidatesPanel.Chosen) -> None:
         source = self.model_for("Forcing a word")
@@ -520,7 +567,8 @@ class AttnstepApp(App[None]):
                     f"{quote(word)} is the model's own choice at step {step.index + 1}: nothing to force.", markup=False
                 )
             return
-        trace, t = cursor.trace, step.index
+        # The trace as the model made it: a forced decoding keeps its steps before t.
+        trace, t = self.given or cursor.trace, step.index
         self.set_busy("decoding…")
 
         def forced() -> TraceReady:
@@ -545,7 +593,7 @@ class AttnstepApp(App[None]):
     def unforce(self, source: TraceSource, t: int) -> None:
         cursor = self.cursor
         assert cursor is not None  # step t, to undo, is one of its trace's
-        trace = cursor.trace
+        trace = self.given or cursor.trace
         self.set_busy("decoding…")
         # Stay on the current step if it comes before the one undone; steps after it may change.
         position = min(cursor.position, t + 1)
@@ -628,6 +676,29 @@ class AttnstepApp(App[None]):
         self.numbers = not self.numbers
         self.show_view()
 
+    def action_head(self, delta: int) -> None:
+        """The next (``delta`` 1) or previous head of the layer in view, the layer's mean after its last head."""
+        trace = self.cursor.trace if self.cursor else None
+        if trace is None or trace.architecture is None or trace.view is None:
+            return
+        heads: list[int | None] = [*range(trace.architecture.heads), None]
+        head = heads[(heads.index(trace.view.head) + delta) % len(heads)]
+        self.choose_view(AttentionView(trace.view.layer, head))
+
+    def action_layer(self, delta: int) -> None:
+        """The same head (or mean) of the next or previous decoder layer."""
+        trace = self.cursor.trace if self.cursor else None
+        if trace is None or trace.architecture is None or trace.view is None:
+            return
+        self.choose_view(AttentionView((trace.view.layer + delta) % trace.architecture.layers, trace.view.head))
+
+    def action_heads(self) -> None:
+        if self.cursor is None:
+            return
+        if not self.is_screen_installed("heads"):
+            self.install_screen(HeadsScreen(lambda: self.view), "heads")
+        self.push_screen("heads")
+
     def action_words(self) -> None:
         if self.cursor is not None and not self.cursor.trace.subword:
             self.notify("This model reads whole words: there are no pieces to gather.", markup=False)
@@ -658,7 +729,7 @@ class AttnstepApp(App[None]):
                 markup=False,
             )
         else:
-            self.push_screen(CompareScreen(self.original, trace))
+            self.push_screen(CompareScreen(self.viewed(self.original), trace))
 
     def action_worked(self) -> None:
         if self.cursor is None or self.cursor.current is None:
@@ -669,7 +740,13 @@ class AttnstepApp(App[None]):
         self.push_screen(WorkedScoreDialog(self.cursor.trace, step.index, best))
 
     def action_help(self) -> None:
-        hidden = {key for _, action, _, key, _ in KEYS if action in NEEDS_MODEL and self.source_factory is None}
+        trace = self.cursor.trace if self.cursor else None
+        hidden = {
+            key
+            for _, action, _, key, _ in KEYS
+            if (action in NEEDS_MODEL and self.source_factory is None)
+            or (action.split("(")[0] in NEEDS_HEADS and (trace is None or trace.architecture is None))
+        }
         self.push_screen(HelpDialog([(key, text) for key, text in self.KEY_HELP if key not in hidden]))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -678,6 +755,8 @@ class AttnstepApp(App[None]):
         translation every word is the reference's, none the user's to undo)."""
         if action in NEEDS_MODEL and self.source_factory is None:
             return False
+        if action in NEEDS_HEADS:
+            return self.cursor is not None and self.cursor.trace.architecture is not None
         if action in NEEDS_ATTENTION and self.cursor is not None and not self.cursor.trace.checkpoint.attends:
             return action == "compare" and self.other_factory is not None  # c can still set a second model beside it
         if action == "unforce":

@@ -8,7 +8,15 @@ from attnstep.report.glyphs import num, prob
 from attnstep.trace.records import Trace
 from attnstep.tui.lines import LinesView, ViewT
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View, attention_in_words, narrate, output_pieces, piece_text, source_word
+from attnstep.tui.stages import (
+    View,
+    attention_in_words,
+    narrate,
+    output_pieces,
+    piece_text,
+    short_label,
+    source_word,
+)
 
 SUMMARY_ITEMS = 3  # weights and candidates listed on the summary line
 
@@ -162,7 +170,8 @@ class SummaryLine(Bar[View]):
         assert step is not None  # the same step, its weights gathered into words
         if view.shows("softmax"):
             order = sorted(range(len(step.weights)), key=lambda i: -step.weights[i])[:items]
-            line.append("attends: ", "bold")
+            heads = view.trace.view  # a Transformer's: which head (or mean) attends
+            line.append(f"attends ({short_label(heads)}): " if heads is not None else "attends: ", "bold")
             for i in order:
                 line.append_text(safe_text(source_word(view.trace.source[i])))
                 line.append(f" {num(step.weights[i])}  ")

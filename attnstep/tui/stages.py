@@ -7,6 +7,12 @@ first and score its new state h_t; Bahdanau et al. (2014), the "additive" checkp
 the *previous* state s_{t-1}, build C_t, and only then run the RNN on [y_{t-1}; C_t]. The
 stage order follows the checkpoint, so the narration never describes a computation the model
 did not do in that order.
+
+A Transformer's nine (Marian, post-norm) are those of the decoder layer the trace's View shows:
+the embedding and position, the layers below run whole and then this one's self-attention with
+its residual and norm, the cross-attention's scores q·k_i/√d, softmax, each head's Σ a_i v_i,
+the heads joined by W_o with the residual and norm, the feed-forward block with its own, then the
+layers above and the output distribution, and the pick: the order the model computes them in.
 """
 
 from __future__ import annotations
@@ -21,7 +27,20 @@ from attnstep.text.codec import surface
 from attnstep.text.subword import WORD_START, is_byte_piece
 from attnstep.text.words import UNK, detokenize
 from attnstep.trace.cursor import StepCursor
-from attnstep.trace.records import EOS_TOKEN, NO_ATTENTION, STAGE_COUNT, Floats, SourceToken, Step, Trace
+from attnstep.trace.records import (
+    EOS_TOKEN,
+    MULTI_HEAD,
+    NO_ATTENTION,
+    STAGE_COUNT,
+    Architecture,
+    Floats,
+    LayerStep,
+    SourceToken,
+    Step,
+    Trace,
+    Vector,
+)
+from attnstep.trace.records import View as AttentionView
 from attnstep.trace.word_view import word_alignment, word_states, word_weights
 from attnstep.tui.safe import visible
 
@@ -56,10 +75,25 @@ LUONG_STAGES = (_RNN, *_ATTEND, _CONCAT, *_LAST)
 BAHDANAU_STAGES = (*_ATTEND, Stage("rnn", "RNN → s_t", "decoder"), Stage("concat", "[s_t; C_t]", "decoder"), *_LAST)
 # Without attention nothing is scored: the context stage shows the one c every step gets.
 NO_ATTENTION_STAGES = (_RNN, Stage("sum", "context c", "decoder"), _CONCAT, *_LAST)
+# A Transformer's, for the decoder layer in view: "weight" is each head's weighting and sum of
+# its values (its context c), so the keys the panels ask for (score, softmax, weight, output,
+# pick) mean what they mean for an RNN.
+TRANSFORMER_STAGES = (
+    Stage("embed", "embedding + position", "decoder"),
+    Stage("self_attention", "self-attention", "decoder"),
+    Stage("score", "q·k/√d", "attention"),
+    Stage("softmax", "softmax", "attention"),
+    Stage("weight", "Σ a·v → c", "attention"),
+    Stage("join", "W_o, residual, norm", "decoder"),
+    Stage("feed_forward", "FFN, residual, norm", "decoder"),
+    Stage("output", "W_s, softmax → p(y_t)", "candidates"),
+    Stage("pick", "pick", "candidates"),
+)
 
 
 def stages_for(attention: str) -> tuple[Stage, ...]:
-    return {"additive": BAHDANAU_STAGES, NO_ATTENTION: NO_ATTENTION_STAGES}.get(attention, LUONG_STAGES)
+    stages = {"additive": BAHDANAU_STAGES, NO_ATTENTION: NO_ATTENTION_STAGES, MULTI_HEAD: TRANSFORMER_STAGES}
+    return stages.get(attention, LUONG_STAGES)
 
 
 @dataclass(frozen=True)
@@ -194,6 +228,13 @@ def narrate(view: View) -> str:
                 f"The encoder has read {read} and hands over only its final states, "
                 f"c = [h→_n; h←_1]: the decoder sees nothing else. → decodes the first {first}; s goes stage by stage."
             )
+        architecture = trace.architecture
+        if architecture is not None:
+            return (
+                f"The encoder's {architecture.encoder_layers} layers have read {read} and hand over {n} states "
+                f"m_1…m_{n}; each decoder layer's heads make keys k_i = W_k m_i and values v_i = W_v m_i of them. "
+                f"→ decodes the first {first}; s goes stage by stage."
+            )
         return (
             f"The encoder has read {read} and hands over {n} states h_1…h_{n}. "
             f"→ decodes the first {first}; s goes stage by stage."
@@ -208,18 +249,21 @@ def narrate(view: View) -> str:
     words = [source_word(s) for s in trace.source]
     best = max(range(len(words)), key=lambda i: step.weights[i])
     stage = view.partial_stage
+    where = f" ({view_label(trace)})" if trace.architecture is not None else ""  # which head or heads attended
     if stage is None and trace.reference is not None:
         return (
-            f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}); the reference's "
+            f"Step {t}: attended most{where} to {quote(words[best])} ({num(step.weights[best])}); the reference's "
             f"{quote(step.chosen_token)} gets p = {num(step.chosen_prob)}. {model_choice(step)}"
         )
     if stage is None:
         forced = " (forced)" if step.forced else ""
         return (
-            f"Step {t}: attended most to {quote(words[best])} ({num(step.weights[best])}) and output "
+            f"Step {t}: attended most{where} to {quote(words[best])} ({num(step.weights[best])}) and output "
             f"{output_token(trace, step.chosen_token)}{forced}, p = {num(step.chosen_prob)}{beam_choice(trace, step)}. "
             "s: stage by stage."
         )
+    if trace.architecture is not None:
+        return _narrate_transformer(view, step, stage.key, words)
     additive = trace.checkpoint.attention == "additive"
     query = "s_{t-1} (the state before this step's RNN)" if additive else "h_t"
     key = stage.key
@@ -240,6 +284,100 @@ def narrate(view: View) -> str:
         return f"Each h_i is multiplied by its weight a_i: {quote(words[best])} keeps {num(step.weights[best])} of its state, the others shrink."
     size = "" if step.context is None else f" (‖C_t‖ = {num(norm(step.context))})"
     return f"The weighted states are added up into the context vector C_t = Σ a_i·h_i{size}."
+
+
+def view_label(trace: Trace) -> str:
+    """Which cross-attention a Transformer's trace shows, "layer 1/6, head 3/8" (View.label); "" for an RNN's."""
+    architecture, view = trace.architecture, trace.view
+    return "" if architecture is None or view is None else view.label(architecture)
+
+
+def viewed_layer(trace: Trace, step: Step) -> tuple[Architecture, int, int | None, LayerStep]:
+    """A Transformer step's layer in view: the architecture, layer and head (None: the mean) and its record."""
+    architecture, view = trace.architecture, trace.view
+    assert architecture is not None and view is not None  # a Transformer's trace always has its view
+    return architecture, view.layer, view.head, step.layers[view.layer]
+
+
+def self_weights(layer: LayerStep, head: int | None) -> Vector:
+    """The self-attention's weights over the target positions so far: one head's, or the mean of the heads'."""
+    if head is not None:
+        return layer.self_weights[head]
+    return tuple(sum(column) / len(layer.self_weights) for column in zip(*layer.self_weights))
+
+
+def short_label(view: AttentionView) -> str:
+    """ "L5 h3", "L5 mean": a View in few cells (1-based), where its label does not fit."""
+    return f"L{view.layer + 1} " + ("mean" if view.head is None else f"h{view.head + 1}")
+
+
+def _narrate_transformer(view: View, step: Step, key: str, words: list[str]) -> str:
+    """A Transformer's sub-steps (Marian: post-norm, each sublayer x → LayerNorm(x + sublayer(x))),
+    for the layer in view; the layers below it run whole before its self-attention, those above after its FFN.
+    Two lines of an 80-column terminal each."""
+    trace = view.trace
+    architecture, layer, head, record = viewed_layer(trace, step)
+    n, last, d, heads = layer + 1, architecture.layers, architecture.head_dim, architecture.heads
+    best = max(range(len(words)), key=lambda i: step.weights[i])
+
+    def size(name: str, vector: Floats | None) -> str:
+        return "" if vector is None else f" ‖{name}‖ = {num(norm(vector))}."
+
+    if key == "embed":
+        return (
+            f"x = E[{quote(step.input_token)}]·√{architecture.d_model} + PE({step.index}): the embedding, scaled as "
+            f"Marian does, plus position {step.index}'s sinusoid; layer 1 reads it.{size('x', step.layers[0].input)}"
+        )
+    if key == "self_attention":
+        below = f"Layers 1–{layer} run whole. " if layer > 1 else ("Layer 1 runs whole. " if layer else "")
+        own = self_weights(record, head)
+        most = max(range(len(own)), key=lambda j: own[j])
+        who = "the heads' mean" if head is None else f"head {head + 1}"
+        return (
+            f"{below}Layer {n}'s masked self-attention over the {len(own)} tokens so far ({who} puts {num(own[most])} "
+            f"on {quote(trace.steps[most].input_token)}), then LayerNorm(x + SelfAttn(x))."
+        )
+    if key == "score":
+        worst = min(range(len(words)), key=lambda i: step.scores[i])
+        highest = max(range(len(words)), key=lambda i: step.scores[i])
+        whose = "the heads' mean" if head is None else f"head {head + 1}"
+        return (
+            f"Layer {n}'s {heads} heads score each source token, e_i = q·k_i/√d (d = {d}); {whose}: highest "
+            f"{quote(words[highest])} {num(step.scores[highest])}, lowest {quote(words[worst])} {num(step.scores[worst])}."
+        )
+    if key == "softmax":
+        if head is None:
+            return (
+                f"Each head's softmax sums to 1; the mean of heads is their weights' mean, no softmax of one score: "
+                f"{quote(words[best])} gets {num(step.weights[best])}."
+            )
+        return (
+            f"softmax turns head {head + 1}'s scores into weights that sum to 1: "
+            f"{quote(words[best])} gets {num(step.weights[best])}."
+        )
+    if key == "weight":
+        if head is None:
+            return f"Each head adds up its values by its own weights: c_h = Σ a_i v_i, {d} numbers (a: one head's)."
+        return (
+            f"Head {head + 1}'s context c = Σ a_i v_i (v_i = W_v m_i, {d} numbers): {quote(words[best])} gives "
+            f"{num(step.weights[best])} of its value.{size('c', record.cross[head].context)}"
+        )
+    if key == "join":
+        return (
+            f"The {heads} heads' contexts [c_1; …; c_{heads}] ({heads} × {d} = {architecture.d_model}) through W_o, "
+            f"plus the residual, then LayerNorm.{size('x', record.cross_output)}"
+        )
+    if key == "feed_forward":
+        return (
+            f"Layer {n}'s feed-forward W_2 act(W_1 x + b_1) + b_2, plus the residual, then LayerNorm: "
+            f"the layer's output.{size('x', record.output)}"
+        )
+    above = f"Layers {n + 1}–{last} run whole; " if n + 1 < last else (f"Layer {last} runs whole; " if n < last else "")
+    top = step.candidates[0]
+    return (
+        f"{above}W_s (the tied embeddings, + the logits bias) scores the {vocabulary_size(trace)} tokens from the "
+        f"top layer's output; softmax: most likely {quote(top.token)} {num(top.prob)}."
+    )
 
 
 def _narrate_without_attention(view: View, step: Step) -> str:
@@ -367,25 +505,59 @@ def attention_in_words(view: View) -> View:
     A word's weight is the sum of its pieces' weights, and its score the log-sum-exp of their
     scores, so that softmax over the words' scores gives exactly those sums. Its state is the
     pieces' states averaged by weight, so weight × state = Σ a_i h_i: the word's share of C_t.
+    A Transformer's heads are gathered so, each with its own weights (its values v_i for h_i),
+    and a layer's mean is the mean of its heads' gathered scores and weights.
     """
     trace, step = view.trace, view.step
     if step is None:
         return replace(view, trace=replace(trace, source=word_tokens(trace), words=(), encoder_states=None))
-    words = trace.source_words
-    weights = word_weights(trace, step.weights)
-    scores = tuple(_logsumexp(step.scores[w.start : w.end]) for w in words)
-    states: tuple[Floats, ...] | None = None
-    if trace.encoder_states is not None:
-        averaged = []
-        for word, total in zip(words, weights):
-            span = range(word.start, word.end)
-            share = [step.weights[i] / total if total > 0 else 1 / len(span) for i in span]
-            pieces = [trace.encoder_states[i] for i in span]
-            averaged.append(Floats.of(sum(a * x for a, x in zip(share, column)) for column in zip(*pieces)))
-        states = tuple(averaged)
+    scores, weights, states = _in_words(trace, step.scores, step.weights, trace.encoder_states)
     current = replace(step, scores=scores, weights=weights)
+    values = trace.cross_values
+    if step.layers:
+        gathered = [
+            [
+                _in_words(trace, h.scores, h.weights, None if values is None else values[n][k])
+                for k, h in enumerate(layer.cross)
+            ]
+            for n, layer in enumerate(step.layers)
+        ]
+        layers = tuple(
+            replace(layer, cross=tuple(replace(h, scores=g[0], weights=g[1]) for h, g in zip(layer.cross, heads)))
+            for layer, heads in zip(step.layers, gathered)
+        )
+        if values is not None:
+            values = tuple(tuple(g[2] or () for g in heads) for heads in gathered)
+        _, _, head, record = viewed_layer(trace, replace(step, layers=layers))
+        shown = record.cross if head is None else (record.cross[head],)
+        current = replace(
+            current, layers=layers, scores=_mean([h.scores for h in shown]), weights=_mean([h.weights for h in shown])
+        )
     steps = (*trace.steps[: step.index], current, *trace.steps[step.index + 1 :])
-    return replace(view, trace=replace(trace, source=word_tokens(trace), words=(), steps=steps, encoder_states=states))
+    words = replace(trace, source=word_tokens(trace), words=(), steps=steps, encoder_states=states, cross_values=values)
+    return replace(view, trace=words)
+
+
+def _in_words(
+    trace: Trace, scores: Vector, weights: Vector, vectors: Sequence[Floats] | None
+) -> tuple[Vector, Vector, tuple[Floats, ...] | None]:
+    """One attention's scores, weights and vectors over the pieces gathered into the user's words."""
+    words = trace.source_words
+    summed = word_weights(trace, weights)
+    gathered = tuple(_logsumexp(scores[w.start : w.end]) for w in words)
+    if vectors is None:
+        return gathered, summed, None
+    averaged = []
+    for word, total in zip(words, summed):
+        span = range(word.start, word.end)
+        share = [weights[i] / total if total > 0 else 1 / len(span) for i in span]
+        pieces = [vectors[i] for i in span]
+        averaged.append(Floats.of(sum(a * x for a, x in zip(share, column)) for column in zip(*pieces)))
+    return gathered, summed, tuple(averaged)
+
+
+def _mean(vectors: Sequence[Vector]) -> Vector:
+    return tuple(sum(column) / len(vectors) for column in zip(*vectors))
 
 
 def _logsumexp(values: Sequence[float]) -> float:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.text import Text
 
-from attnstep.report.glyphs import STATE_CELLS, bar, mean_bins, norm, num
+from attnstep.report.glyphs import STATE_CELLS, bar, max_abs, mean_bins, norm, num
 from attnstep.trace.records import Trace
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import NO_ATTENTION_NOTE, View, attention_in_words, source_word, unknown_legend, word_brackets
+from attnstep.tui.stages import (
+    NO_ATTENTION_NOTE,
+    View,
+    attention_in_words,
+    source_word,
+    unknown_legend,
+    view_label,
+    word_brackets,
+)
 
 MAX_WORD_WIDTH = 14
 
@@ -29,14 +37,11 @@ class AttentionPanel(LinesView[View]):
         trace, step = view.trace, view.step
         if not trace.checkpoint.attends:
             return self.without_attention(view)
+        if trace.architecture is not None:
+            return self.transformer(view)
         self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
-        # A word cut into pieces is bracketed (┌ │ └) so its pieces read as one word.
-        brackets = word_brackets(trace)
-        grouped = any(mark != " " for mark in brackets)
-        names = [mark + source_word(t) if grouped else source_word(t) for mark, t in zip(brackets, trace.source)]
-        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(name)) for name in names)))
-        self.frozen_columns = word_width + 1
+        names, word_width = self.names(trace)
         wide = self.size.width >= 90
         bar_width = 16 if wide else 10
         room = max(STATE_CELLS, self.size.width - word_width - bar_width - 25)  # 25: the number columns
@@ -114,6 +119,120 @@ class AttentionPanel(LinesView[View]):
         if show_weight:
             best = max(range(len(trace.source)), key=lambda i: step.weights[i])
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
+        return lines + legend
+
+    def names(self, trace: Trace) -> tuple[list[str], int]:
+        """The rows' source tokens, and the cells of their column (set as the frozen labels)."""
+        # A word cut into pieces is bracketed (┌ │ └) so its pieces read as one word.
+        brackets = word_brackets(trace)
+        grouped = any(mark != " " for mark in brackets)
+        names = [mark + source_word(t) if grouped else source_word(t) for mark, t in zip(brackets, trace.source)]
+        word_width = min(MAX_WORD_WIDTH, max(4, *(cell_len(visible(name)) for name in names)))
+        self.frozen_columns = word_width + 1
+        return names, word_width
+
+    def transformer(self, view: View) -> list[Text]:
+        """A Transformer's cross-attention in view: one head's scores q·k_i/√d, weights, weighted values
+        a_i·v_i and context c = Σ a_i v_i; or a layer's mean of heads, beside each head's weight."""
+        trace, step = view.trace, view.step
+        architecture, shown = trace.architecture, trace.view
+        assert architecture is not None and shown is not None  # a Transformer's trace has both
+        layer, head = shown.layer, shown.head
+        label, dim, plain, changed = (self.style_of(name) for name in ("label", "dim", "text", "changed"))
+        where = view_label(trace)
+        names, word_width = self.names(trace)
+        bar_width = 16 if self.size.width >= 90 else 10
+        unit = "piece" if trace.subword and not view.in_words else "word"
+        values = None if trace.cross_values is None or head is None else trace.cross_values[layer][head]
+        if head is None:
+            self.set_titles(f"Attention, {where}: the heads' mean score and weight", "no softmax of one score")
+            columns = ("mean e", "mean a", "".join(f" {f'h{h + 1}':>3}" for h in range(architecture.heads)), "")
+        else:
+            self.set_titles(f"Attention, {where}: score, weight, weighted value a·v_i", trace.checkpoint.formula)
+            columns = ("q·k/√d", "weight a", "‖a·v‖", "a·v_i")
+        header = Text.assemble(
+            fit(unit, word_width + 1, label),
+            fit(columns[0], 8, label, right=True),
+            "  ",
+            fit(columns[1], 5 + bar_width, label),
+            "  ",
+            (columns[2], label) if head is None else fit(columns[2], 5, label, right=True),
+            "  ",
+            (columns[3], label),
+        )
+        legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
+        if step is None:
+            waiting = (Text.assemble(fit(name, word_width + 1, plain), fit("·", 8, dim, right=True)) for name in names)
+            return [header, *waiting, *legend]
+        record = step.layers[layer]
+        show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
+        scale = max_abs([mean_bins(v) for v in values]) if values else 1.0
+        lines = [header]
+        for i in range(len(trace.source)):
+            weight = step.weights[i]
+            numbers = Text(style=plain, end="")
+            numbers.append(f"{num(step.scores[i]):>8}" if show_score else fit("·", 8, dim, right=True))
+            numbers.append("  ")
+            numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
+            numbers.append(" ")
+            if view.just_done("score"):
+                numbers.stylize(changed, 0, 8)
+            elif view.just_done("softmax"):
+                numbers.stylize(changed, 10, 14)
+            row = Text.assemble(
+                fit(names[i], word_width + 1, plain),
+                numbers,
+                (bar(weight, bar_width) if show_weight else " " * bar_width, self.style_of("bar")),
+                "  ",
+            )
+            if head is None:  # each head's own weight of this token, of which the mean is the weight
+                for h in record.cross:
+                    row.append(" ")
+                    row.append_text(self.weight_cell(h.weights[i], 3) if show_weight else fit("·", 3, dim, right=True))
+            elif show_sum and values is not None:
+                size = "·" if num(weight) == num(0) else num(weight * norm(values[i]))
+                if view.numbers:
+                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in values[i][:6]) + " …", style=plain)
+                else:
+                    cells = self.vector([weight * x for x in mean_bins(values[i])], STATE_CELLS, scale)
+                row.append_text(Text.assemble((f"{size:>5}  ", plain), cells))
+                if view.just_done("weight"):
+                    row.stylize(changed, len(row) - len(cells) - 7)
+            else:
+                row.append(("·" if values is not None else "(no vectors in this trace)"), dim)
+            lines.append(row)
+        if show_weight:
+            best = max(range(len(trace.source)), key=lambda i: step.weights[i])
+            lines[best + 1].stylize(self.style_of("current"), 0, word_width)
+        lines.append(Text(""))
+        context = None if head is None else record.cross[head].context
+        if head is None:
+            note = (
+                f"h1…h{architecture.heads}: each head's weights, a softmax of its own scores; mean a is their mean "
+                "(no softmax of the mean score). a: one head's scores, values and context; o: every head."
+            )
+            lines += Text(note, style=label).wrap(self.app.console, max(20, self.size.width - 1))
+        elif show_sum and context is not None:
+            cells = (
+                Text(" ".join(f"{x:6.2f}" for x in context[:6]) + " …", style=plain)
+                if view.numbers
+                else self.vector(mean_bins(context), STATE_CELLS, scale)
+            )
+            line = Text.assemble(
+                fit("c = Σ a_i·v_i", word_width + 1 + 8 + 2 + 5 + bar_width + 2 + 7, label),
+                cells,
+                (f"  ‖c‖ {num(norm(context))}, {len(context)} numbers: head {head + 1}'s context", label),
+            )
+            lines.append(line)
+            lines.append(
+                Text(
+                    f"v_i = W_v m_i, this head's value of each source {unit}; W_o joins the heads (Decoder)", style=dim
+                )
+            )
+        else:
+            lines.append(
+                Text(f"c = Σ a_i·v_i, head {head + 1}'s context: at stage {view.stage_number('weight')}", style=dim)
+            )
         return lines + legend
 
     def without_attention(self, view: View) -> list[Text]:

@@ -1,5 +1,5 @@
 """The decoder side of the current step: input word, h_t, C_t, [h_t; C_t], the feed-forward layer W_c and its
-h~_t, and the output layer W_s."""
+h~_t, and the output layer W_s; for a Transformer, the embedding and position and each layer's vectors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
+from attnstep.trace.records import LayerStep
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import safe_text
-from attnstep.tui.stages import View, piece_text, state_name, vocabulary_size
+from attnstep.tui.stages import View, piece_text, quote, self_weights, state_name, viewed_layer, vocabulary_size
 
 LABEL_WIDTH = 11
 TANH_SCALE = 1.0  # h_t (a GRU state) and h~_t (a tanh) lie in (-1, 1)
@@ -28,10 +29,21 @@ NO_ATTENTION_STRIP_LEGEND = (
 
 
 class DecoderPanel(LinesView[View]):
+    shown_row: int | None = None  # a Transformer's: the line of the layer in view, kept on screen
+    ROW_ANCHOR = 0.85  # the layer's last row near the bottom, its heading above it
+
+    def show(self, view: View | None) -> None:
+        super().show(view)
+        if self.shown_row is not None and view is not None and view.trace.architecture is not None:
+            # its rows below the heading: the layer's 5 vectors and its self-attention's weights
+            self.scroll_into_view(self.shown_row + 6)
+
     def build(self, view: View | None) -> list[Text]:
         if view is None:
             return []
         trace, step = view.trace, view.step
+        if trace.architecture is not None:
+            return self.transformer(view)
         h = state_name(trace.checkpoint.attention)
         self.set_titles("Decoder")
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
@@ -120,3 +132,103 @@ class DecoderPanel(LinesView[View]):
             style=dim,
         )
         return lines + list(legend.wrap(self.app.console, max(20, self.size.width - 1)))
+
+    def transformer(self, view: View) -> list[Text]:
+        """A Transformer's step: x = E[y]·√D + PE, then each layer's vectors (post-norm: each sublayer's
+        LayerNorm(x + sublayer(x))), the layer in view marked ▶, shown as far as its stage; below it the
+        layers run whole before its self-attention, above it after its feed-forward block."""
+        trace, step = view.trace, view.step
+        label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
+        self.set_titles("Decoder: the layers' vectors (post-norm)")
+        if step is None:
+            return [Text.assemble(fit("input", LABEL_WIDTH, label), ("→ takes step 1", dim))]
+        architecture, shown, head, _ = viewed_layer(trace, step)
+        unit = "piece" if trace.subword else "word"
+        previous = "the start symbol" if step.index == 0 else f"the {unit} chosen at step {step.index}"
+        lines = [
+            Text.assemble(
+                fit("input", LABEL_WIDTH, label),
+                safe_text(piece_text(trace, step.input_token), self.style_of("chosen")),
+                (f"  ({previous})", label),
+            )
+        ]
+
+        def row(name: str, stage: str, vector: Sequence[float] | None, note: str) -> list[Text]:
+            """One vector's strip (scaled to its own largest cell) and norm, once its stage is shown; with #,
+            its first numbers. Nothing where the trace has no vectors: the note at the end says so."""
+            if step.embedding is None:
+                return []
+            if not view.shows(stage):
+                return [Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))]
+            assert vector is not None  # a trace's vectors are kept or dropped together
+            cells = mean_bins(vector)
+            line = Text.assemble(
+                fit(name, LABEL_WIDTH, label),
+                self.vector(cells, STATE_CELLS, max(map(abs, cells)) or 1.0),
+                (f"  {num(norm(vector)):>5}  {note}", label),
+            )
+            if view.just_done(stage):
+                line.stylize(changed, 0, LABEL_WIDTH)
+            if not view.numbers:
+                return [line]
+            count = max(2, (self.size.width - LABEL_WIDTH - 3) // 7)
+            return [line, Text(" " * LABEL_WIDTH + "".join(f"{x:7.2f}" for x in vector[:count]) + " …", style=label)]
+
+        d_model = architecture.d_model
+        lines += row("E[y]·√D", "embed", step.embedding, f"embedding × √{d_model}")
+        lines += row("+ PE", "embed", step.position, f"position {step.index}")
+        for n, layer in enumerate(step.layers):
+            # Layers below the one in view run whole before its self-attention; those above after its FFN.
+            stages = (
+                ("self_attention",) * 4
+                if n < shown
+                else ("output",) * 4
+                if n > shown
+                else ("self_attention", "join", "join", "feed_forward")
+            )
+            mark = "▶ " if n == shown else "  "
+            if n == shown:
+                self.shown_row = len(lines)
+            lines.append(
+                Text(
+                    f"{mark}layer {n + 1}/{architecture.layers}",
+                    style=self.style_of("current" if n == shown else "label"),
+                )
+            )
+            lines += row("  x", "embed" if n == 0 else stages[0], layer.input, "layer input")
+            lines += row("  self", stages[0], layer.self_output, "LN(x + SelfAttn)")
+            if n == shown and view.shows("self_attention"):
+                lines.append(self.self_attention(view, layer, head))
+            lines += row("  W_o c", stages[1], layer.joined, "W_o[c_1…c_h]")
+            lines += row("  cross", stages[2], layer.cross_output, "LN(self + W_o c)")
+            lines += row("  out", stages[3], layer.output, "LN(cross + FFN)")
+        lines.append(
+            Text.assemble(
+                fit("W_s", LABEL_WIDTH, label),
+                (f"p(y_t) = softmax(W_s x + b), {d_model} → {vocabulary_size(trace)}", label),
+            )
+            if view.shows("output")
+            else Text.assemble(fit("W_s", LABEL_WIDTH, label), ("·", dim))
+        )
+        if step.embedding is None:
+            note = "The vectors are not in this trace (dumped with --no-vectors): the weights are."
+            lines += Text(note, style=dim).wrap(self.app.console, max(20, self.size.width - 1))
+        else:
+            note = (
+                "The numbers are norms ‖·‖. Each strip is on its own scale (its largest cell full), "
+                "a cell the mean of its components; # lists them."
+            )
+            lines += [Text(""), *Text(note, style=dim).wrap(self.app.console, max(20, self.size.width - 1))]
+        return lines
+
+    def self_attention(self, view: View, layer: LayerStep, head: int | None) -> Text:
+        """The layer in view's self-attention weights over the target tokens read so far (this head's, or their mean)."""
+        step = view.step
+        assert step is not None  # shown from stage 2 of a step
+        weights = self_weights(layer, head)
+        read = [s.input_token for s in view.trace.steps[: len(weights)]]
+        who = "mean a" if head is None else f"h{head + 1} a"
+        line = Text.assemble(fit(f"  {who}", LABEL_WIDTH, self.style_of("label")))
+        for token, weight in zip(read, weights):
+            line.append_text(safe_text(f"{quote(piece_text(view.trace, token))} {num(weight)}  "))
+        return line

@@ -65,7 +65,9 @@ class SourcePanel(LinesView[View]):
         self.redraw()
 
     def build(self, view: View | None) -> list[Text]:
-        self.set_titles(self.TITLE)
+        # A Transformer's encoder outputs are m_i (its keys and values are made of them), an RNN's states h_i.
+        h = "m" if view is not None and view.trace.architecture is not None else "h"
+        self.set_titles(self.TITLE if h == "h" else "Source: encoder outputs m_i")
         if view is None:
             return [Text("No sentence yet: press n to type one.", style=self.style_of("dim"))]
         trace = self.sentence(view)
@@ -75,7 +77,10 @@ class SourcePanel(LinesView[View]):
         width = STATE_CELLS  # binned as a·h_i and C_t are, so the three can be compared cell by cell
         lines = [
             Text.assemble(
-                fit(" #", 3, label), fit(unit, WORD_WIDTH + 1, label), fit("h_i", width + 2, label), ("‖h_i‖", label)
+                fit(" #", 3, label),
+                fit(unit, WORD_WIDTH + 1, label),
+                fit(f"{h}_i", width + 2, label),
+                (f"‖{h}_i‖", label),
             )
         ]
         if states is None:
@@ -101,11 +106,11 @@ class SourcePanel(LinesView[View]):
         if legend:
             lines.append(Text(legend, style=label))
         if view.in_words:
-            lines.append(Text("v: a word's h is the mean of its pieces' h_i", style=label))
+            lines.append(Text(f"v: a word's {h} is the mean of its pieces' {h}_i", style=label))
         token, state = trace.source[self.selected], states[self.selected]
         lines.append(
             Text.assemble(
-                (f"h_{self.selected + 1} ", label),
+                (f"{h}_{self.selected + 1} ", label),
                 fit(source_word(token), WORD_WIDTH),
                 (f" {len(state)} numbers (↑/↓: other {unit})", label),
             )

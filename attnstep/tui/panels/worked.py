@@ -5,8 +5,11 @@ products h_t[j]·k_i[j], of which the largest are listed with their partial sum.
 and Bahdanau additive, e_ti = v_a · tanh(q_t + k_i), with q_t the query term (W_q h_t, or
 W_a s_{t-1}) and k_i = W_k h_i + b (U_a h_i + b in Bahdanau's notation, as its formula writes
 it): the products are v_a[j]·tanh(…)[j]. Then the softmax: exp(e_ti), Z = Σ_i exp(e_ti),
-a_ti = exp(e_ti)/Z. Everything comes from the trace, so replay
-shows it too; the arithmetic is plain Python, apart from the screen, so tests can check it.
+a_ti = exp(e_ti)/Z. For a Transformer's head in view, e_i = q·k_i/√d: the head's query
+q = W_q x + b_q and the token's key k_i = W_k m_i + b_k (Trace.cross_keys); for a layer's mean
+of heads, each head's weight and their mean, which no softmax makes. Everything comes from the
+trace, so replay shows it too; the arithmetic is plain Python, apart from the screen, so tests
+can check it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from attnstep.report.glyphs import norm, num
 from attnstep.trace.records import Trace, Vector
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.dialogs import Dialog
-from attnstep.tui.stages import quote, source_word
+from attnstep.tui.stages import quote, source_word, view_label, viewed_layer
 
 TOP_TERMS = 8  # products listed, largest |value| first
 SHOWN = 6  # first components of each vector listed
@@ -42,6 +45,7 @@ class Vectors:
     rows: tuple[Row, ...]  # in the order they are shown
     factors: tuple[str, str]  # the two rows whose products are summed, e.g. ("h_t", "k")
     terms: Vector  # the products, one per component j
+    divisor: float = 1.0  # e = Σ_j terms / divisor: √d for a Transformer's scaled dot product
 
     @property
     def top(self) -> list[int]:
@@ -75,6 +79,8 @@ class WorkedScore:
 def worked_score(trace: Trace, t: int, i: int) -> WorkedScore:
     """The arithmetic of e_ti for the trace's scorer, from the trace's own numbers."""
     step, attention = trace.steps[t], trace.checkpoint.attention
+    if trace.architecture is not None:
+        return _worked_head(trace, t, i)
     if trace.encoder_states is None or step.hidden is None:
         return WorkedScore(trace, t, i, None, "this trace has no vectors (written with --no-vectors)")
     if attention in ("dot", "general"):
@@ -99,6 +105,48 @@ def worked_score(trace: Trace, t: int, i: int) -> WorkedScore:
         ("v_a", "", trace.v_a),
     )
     return WorkedScore(trace, t, i, Vectors(rows, ("v_a", "tanh(q + k)"), terms), "")
+
+
+def _worked_head(trace: Trace, t: int, i: int) -> WorkedScore:
+    """A Transformer's e_i = q·k_i/√d for the head in view (none for a layer's mean: see mean_lines)."""
+    _, layer, head, record = viewed_layer(trace, trace.steps[t])
+    if head is None:
+        return WorkedScore(trace, t, i, None, "a layer's mean of heads has no score of its own")
+    query = record.cross[head].query
+    if trace.cross_keys is None or query is None:
+        return WorkedScore(trace, t, i, None, "this trace has no vectors (written with --no-vectors)")
+    key = trace.cross_keys[layer][head][i]
+    rows: tuple[Row, ...] = (
+        ("k", f"W_k m_{i + 1} + b_k, head {head + 1}'s key", key),
+        ("q", f"W_q x + b_q, head {head + 1}'s query", query),
+    )
+    terms = tuple(q * k for q, k in zip(query, key))
+    return WorkedScore(trace, t, i, Vectors(rows, ("q", "k"), terms, math.sqrt(len(key))), "")
+
+
+def mean_lines(work: WorkedScore, words: list[str]) -> list[Text]:
+    """A layer's mean: each head's score and softmax weight of the word, and the mean of the weights."""
+    trace, step, i = work.trace, work.trace.steps[work.t], work.i
+    _, _, _, record = viewed_layer(trace, step)
+    weights = [h.weights[i] for h in record.cross]
+    out = [
+        Text(
+            f"  The mean of heads is no softmax of one score: each head weighs {quote(words[i])} by the softmax of "
+            "its own scores, and the weights are averaged.",
+            style="dim",
+        )
+    ]
+    for n, h in enumerate(record.cross):
+        out.append(Text(f"  head {n + 1:<3} e = q·k/√d {h.scores[i]:>7.2f}   a {num(h.weights[i])}"))
+    total = " + ".join(num(w) for w in weights)
+    out.append(Text.assemble(f"  a = ({total}) / {len(weights)} = ", (num(sum(weights) / len(weights)), "bold")))
+    out.append(
+        Text(
+            f"      recorded in the trace: a {num(step.weights[i])}; a shows one head, whose score this works out",
+            style="dim",
+        )
+    )
+    return out
 
 
 def signed(value: float) -> str:
@@ -130,14 +178,18 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
     """The worked score as lines of text about ``width`` cells wide (untrusted words made safe)."""
     trace, step, i = work.trace, work.trace.steps[work.t], work.i
     words = [visible(source_word(token)) for token in trace.source]
+    heads = view_label(trace)
     out = [
         Text.assemble(
             ("How ", "bold"),
             (quote(words[i]), "bold"),
             (f" got its weight at step {work.t + 1}", "bold"),
             ("   " + visible(trace.checkpoint.formula), "dim"),
+            (f"   {heads}" if heads else "", "bold"),
         )
     ]
+    if trace.view is not None and trace.view.head is None:
+        return out + mean_lines(work, words)
     if work.vectors is None:
         out.append(Text(f"The products behind e are not shown: {work.missing}. From the scores alone:", style="dim"))
     else:
@@ -157,7 +209,15 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         out.append(terms)
         top_listed = vectors.top[:listed]  # the partial sum is of the terms the line above lists
         top, total = sum(vectors.terms[j] for j in top_listed), sum(vectors.terms)
-        out.append(Text.assemble(f"  e = Σ_j {a}[j]·{b}[j] = ", (num(total), "bold")))
+        if vectors.divisor == 1.0:
+            out.append(Text.assemble(f"  e = Σ_j {a}[j]·{b}[j] = ", (num(total), "bold")))
+        else:
+            out.append(
+                Text.assemble(
+                    f"  e = Σ_j {a}[j]·{b}[j] / √d = {num(total)} / √{len(vectors.terms)} = ",
+                    (num(total / vectors.divisor), "bold"),
+                )
+            )
         out.append(
             Text(
                 f"      the {len(top_listed)} largest give {num(top)}; the other {len(vectors.terms) - len(top_listed)} give {num(total - top)}",

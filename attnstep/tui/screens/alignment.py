@@ -38,6 +38,7 @@ class AlignmentMap(AlignmentGrid):
     """The alignment grid as a heatmap: shades, or numbers when ``numbers`` is set."""
 
     TITLE = "Alignment a_ti: output words × source words"
+    VIEW_TITLE = "Alignment a_ti, {}: output words × source words"
     ROW_ANCHOR = 0.85  # rows after the current one are empty: show the ones before it
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("left", "page_sideways(-1)", "columns", show=False),

@@ -1,0 +1,323 @@
+"""The app over a Transformer's trace: the layer and head selector, the Attention panel for a head or a
+layer's mean, the heads overview, the worked score q·k/√d, the nine sub-steps and their narration, and
+follow mode carrying the head; an RNN's trace offers none of it.
+
+The trace is tests/transformer_traces.py's (2 layers of 4 heads, d = 4): consistent numbers with no
+model behind them, fed to the app as replay feeds a saved trace.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from attnstep.report.glyphs import cell_number, num
+from attnstep.serve.remote import RemoteTraceSource, TeacherShows
+from attnstep.serve.wire import SharedView
+from attnstep.trace.records import MULTI_HEAD, STAGE_COUNT, Trace, View, default_view
+from attnstep.tui import make_app, replay_app
+from attnstep.tui.keybar import KeyBar
+from attnstep.tui.panels.worked import lines, worked_score
+from attnstep.tui.screens.dialogs import HelpDialog
+from attnstep.tui.screens.heads import HeadsGrid, HeadsScreen
+from attnstep.tui.stages import stages_for
+from tests.test_serve_parts import SilentLink
+from tests.transformer_traces import transformer_trace
+from tests.tui_helpers import app_on, async_test, settle
+
+WIDE, SMALL = (160, 48), (80, 24)
+LAYERS, HEADS = 2, 4
+
+
+@pytest.fixture(scope="module")
+def trace() -> Trace:
+    return transformer_trace(layers=LAYERS, heads=HEADS)
+
+
+def token_row(lines: list[str], surface: str) -> str:
+    """The Attention panel's row of a source token (after the bracket that groups a word's pieces)."""
+    return next(line for line in lines[1:] if line.lstrip(" ┌│└").startswith(surface + " "))
+
+
+def panel_text(app, pid: str) -> str:
+    return "\n".join(app.panels[pid].plain_lines)
+
+
+def test_a_transformer_step_has_nine_stages_in_the_order_it_computes(trace):
+    stages = stages_for(MULTI_HEAD)
+    assert trace.stage_count == len(stages) == STAGE_COUNT == 9
+    assert [s.key for s in stages] == [
+        "embed",
+        "self_attention",
+        "score",
+        "softmax",
+        "weight",
+        "join",
+        "feed_forward",
+        "output",
+        "pick",
+    ]
+    assert [s.panel for s in stages] == ["decoder"] * 2 + ["attention"] * 3 + ["decoder"] * 2 + ["candidates"] * 2
+
+
+@async_test
+async def test_the_stages_are_narrated_with_the_heads_numbers(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "a")  # step 1 whole, then head 1 of layer 1 (the default is layer 1's mean)
+        step = app.cursor.trace.steps[1]
+        head = step.layers[0].cross[0]
+        said = {}
+        for _ in range(STAGE_COUNT - 1):
+            await pilot.press("s")
+            stage = app.view.current_stage
+            said[stage.key] = app.bars[3].plain.replace("\n", " ")
+            assert app.panels[stage.panel].has_class("-stage")
+            assert f"stage {app.cursor.stage}/9 {stage.name}" in app.status.plain
+        best = max(range(4), key=lambda i: head.weights[i])
+        highest = max(range(4), key=lambda i: head.scores[i])
+        assert "√16" in said["embed"] and "PE(1)" in said["embed"]  # D = 16, step 2 reads position 1
+        assert "Layer 1's masked self-attention over the 2 tokens so far" in said["self_attention"]
+        assert f"highest “{trace.source[highest].surface}” {num(head.scores[highest])}" in said["score"]
+        assert f"“{trace.source[best].surface}” gets {num(head.weights[best])}" in said["softmax"]
+        assert f"‖c‖ = {num(math.hypot(*head.context))}" in said["weight"]
+        assert "[c_1; …; c_4] (4 × 4 = 16) through W_o" in said["join"]
+        assert "feed-forward" in said["feed_forward"] and "LayerNorm" in said["feed_forward"]
+        assert "Layer 2 runs whole" in said["output"] and "most likely" in said["output"]
+        await pilot.press("s")  # the pick completes the step
+        assert "attended most (layer 1/2, head 1/4)" in app.bars[3].plain.replace("\n", " ")
+
+
+@async_test
+async def test_the_selector_keys_change_the_view_titles_and_panel_keeping_the_place(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        assert app.cursor.trace.view == default_view(trace.architecture) == View(0)
+        await pilot.press("right", "right", "s", "s", "s", "s")  # step 3, stage 4 (softmax)
+        assert "layer 1/2, mean of 4 heads" in app.panels["attention"].border_title
+        assert app.panels["grid"].border_title == "Alignment so far, layer 1/2, mean of 4 heads"
+        place = (app.cursor.position, app.cursor.stage)
+        chosen = []
+        for key in ["a", "a", "a", "a", "a", "A", "d", "d", "D"]:
+            await pilot.press(key)
+            chosen.append(app.cursor.trace.view)
+            assert (app.cursor.position, app.cursor.stage) == place
+        assert chosen == [
+            View(0, 0),
+            View(0, 1),
+            View(0, 2),
+            View(0, 3),
+            View(0),
+            View(0, 3),
+            View(1, 3),
+            View(0, 3),
+            View(1, 3),
+        ]
+        step = app.cursor.current
+        head = step.layers[1].cross[3]
+        assert step.weights == head.weights and step.scores == head.scores  # the cursor's trace is that head's
+        assert str(app.panels["attention"].border_title).startswith("Attention, layer 2/2, head 4/4")
+        assert app.panels["grid"].border_title == "Alignment so far, layer 2/2, head 4/4"
+        for token, score, weight in zip(trace.source, head.scores, head.weights):
+            row = token_row(app.panels["attention"].plain_lines, token.surface)
+            assert f"{num(score)}  {num(weight)}" in row
+        grid_row = app.panels["grid"].plain_lines[3]  # the current step's row, under the header and two steps
+        assert [cell_number(w) for w in head.weights] == grid_row.split()[-len(trace.source) :]
+        await pilot.press("m")
+        assert "layer 2/2, head 4/4" in app.screen.query_one("#map").border_title
+
+
+@async_test
+async def test_the_attention_panel_shows_a_heads_weighted_values_and_context_or_the_heads_of_a_mean(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right")
+        text = panel_text(app, "attention")
+        header = app.panels["attention"].plain_lines[0]
+        assert "mean e" in header and "h1  h2  h3  h4" in header
+        step = app.cursor.current
+        for i, token in enumerate(trace.source):
+            row = token_row(app.panels["attention"].plain_lines, token.surface)
+            assert row.split()[-4:] == [cell_number(h.weights[i]) for h in step.layers[0].cross]
+        assert "no softmax of the mean score" in " ".join(text.split())
+        assert app.panels["attention"].border_subtitle == "no softmax of one score"
+        await pilot.press("a", "a")  # head 2
+        text = panel_text(app, "attention")
+        context = app.cursor.current.layers[0].cross[1].context
+        assert "c = Σ a_i·v_i" in text and f"‖c‖ {num(math.hypot(*context))}, 4 numbers: head 2's context" in text
+        assert "a·v_i" in app.panels["attention"].plain_lines[0]
+
+
+@async_test
+async def test_the_heads_overview_shows_every_layer_and_head_and_chooses_one(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("right", "o")
+        assert isinstance(app.screen, HeadsScreen)
+        grid = app.screen.query_one(HeadsGrid)
+        rows = grid.plain_lines[1:]
+        names = [" ".join(row.lstrip("▶ ").split()[:2]) for row in rows[: LAYERS * (HEADS + 1)]]
+        assert names == [f"L{n} {h}" for n in (1, 2) for h in ("h1", "h2", "h3", "h4", "mean")]
+        assert rows[HEADS].startswith("▶ L1 mean")  # the view shown: layer 1's mean
+        step = trace.steps[0]
+        for n in range(LAYERS):
+            for h in range(HEADS):
+                cells = rows[n * (HEADS + 1) + h].split()[-len(trace.source) :]
+                assert cells == [cell_number(w) for w in step.layers[n].cross[h].weights]
+        await pilot.press("down")  # layer 2, head 1: the panels follow
+        assert app.cursor.trace.view == View(1, 0)
+        assert grid.plain_lines[HEADS + 2].startswith("▶ L2 h1") and "layer 2/2, head 1/4" in grid.border_title
+        await pilot.press("right")  # the app's → steps the overview
+        assert app.cursor.position == 2 and "at step 2" in grid.border_title
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HeadsScreen)
+        assert "layer 2/2, head 1/4" in app.panels["attention"].border_title
+
+
+def test_the_worked_score_of_a_head_is_q_dot_k_over_root_d(trace):
+    for view in (View(0, 2), View(1, 0)):
+        shown = trace.with_view(view)
+        for t in range(len(shown.steps)):
+            for i in range(len(shown.source)):
+                work = worked_score(shown, t, i)
+                assert work.vectors is not None and work.vectors.divisor == 2.0  # √4
+                assert math.isclose(sum(work.vectors.terms) / 2.0, shown.steps[t].scores[i], abs_tol=1e-6)
+    text = "\n".join(line.plain for line in lines(worked_score(trace.with_view(View(1, 0)), 2, 1), 120))
+    assert "head 1's query" in text and "/ √4 = " in text and "layer 2/2, head 1/4" in text
+
+
+def test_the_worked_score_of_a_mean_is_the_mean_of_the_heads_weights(trace):
+    step = trace.steps[1]
+    text = "\n".join(line.plain for line in lines(worked_score(trace, 1, 2), 120))
+    weights = [h.weights[2] for h in step.layers[0].cross]
+    assert "no softmax of one score" in text
+    assert f"a = ({' + '.join(num(w) for w in weights)}) / 4 = {num(sum(weights) / 4)}" in text
+    assert f"recorded in the trace: a {num(step.weights[2])}" in text
+
+
+@async_test
+async def test_without_vectors_the_panels_keep_the_weights(trace):
+    app = replay_app(trace.without_vectors(), "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "a")
+        assert "(no vectors in this trace)" in panel_text(app, "attention")
+        decoder = panel_text(app, "decoder")
+        assert "not in this trace" in decoder and "--no-vectors" in decoder and "h1 a" in decoder  # self-attention's
+        await pilot.press("w")
+        assert "no vectors" in "\n".join(str(s.render()) for s in app.screen.query("Static"))
+
+
+@async_test
+async def test_the_word_view_gathers_each_heads_pieces(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "a", "v")  # head 1; "noir" is pieces 3 and 4
+        head = trace.steps[0].layers[0].cross[0]
+        row = token_row(app.panels["attention"].plain_lines, "noir")
+        assert f"  {num(head.weights[2] + head.weights[3])} " in row
+
+
+@async_test
+async def test_an_rnn_trace_offers_no_selector(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right")
+        before = app.cursor.trace
+        for key in ("a", "d", "o"):
+            assert not app.check_action({"a": "head", "d": "layer", "o": "heads"}[key], ())
+            await pilot.press(key)
+        assert app.cursor.trace is before and not isinstance(app.screen, HeadsScreen)
+        labels = [entry.plain for entry, _ in app.query_one(KeyBar).entries()]
+        assert not any(label.startswith(("a ", "d ", "o ")) for label in labels)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpDialog)
+        assert not any(key in ("a", "A", "d", "D", "o") for key, _ in app.screen.keys)
+
+
+@async_test
+async def test_a_transformer_trace_offers_the_selector_in_the_key_line_and_help(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        labels = [entry.plain for entry, _ in app.query_one(KeyBar).entries()]
+        assert {"a head", "d layer", "o heads"} <= set(labels)
+        await pilot.press("question_mark")
+        assert {"a", "A", "d", "D", "o"} <= {key for key, _ in app.screen.keys}
+
+
+class Decoding:
+    """A model over the synthetic trace: what force and unforce were handed is kept."""
+
+    def __init__(self, trace: Trace):
+        self.trace, self.handed = trace, []
+
+    def translate(self, sentence):
+        return self.trace
+
+    def force(self, trace, t, word):
+        self.handed.append(trace)
+        return self.trace
+
+    def unforce(self, trace, t):
+        self.handed.append(trace)
+        return self.trace
+
+
+@async_test
+async def test_the_head_chosen_stays_over_a_forced_word_and_the_model_gets_its_own_trace(trace):
+    source = Decoding(trace)
+    app = make_app(source_factory=lambda: source, sentence="Le chat noir", origin="tiny-marian")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "d", "a")  # layer 2's mean, then its head 1
+        assert app.cursor.trace.view == View(1, 0)
+        await pilot.press("f", "down", "enter")
+        await settle(pilot)
+        assert source.handed == [trace]  # as the model made it, not the view
+        assert app.cursor.trace.view == View(1, 0)
+
+
+def test_the_shared_view_carries_layer_0_and_a_mean():
+    for view in (SharedView(layer=0), SharedView(layer=1, head=0), SharedView(word=0)):
+        assert SharedView.from_wire(view.to_wire()) == view
+
+
+@pytest.mark.slow
+@async_test
+async def test_a_follower_sees_the_teachers_head_and_overview(trace):
+    from attnstep.serve.session import ServedApp
+
+    app = make_app(ServedApp, origin="tiny-marian", open_on_sentence_box=False)
+    app.join_class(SilentLink(), teacher=False, follow=True, user="ann")
+    async with app.run_test(size=WIDE) as pilot:
+        app.teacher_shows(TeacherShows("teach", trace, 2, 0, SharedView(layer=1, head=2)))
+        await pilot.pause()
+        assert app.cursor.trace.view == View(1, 2) and app.cursor.position == 2
+        assert "layer 2/2, head 3/4" in app.panels["attention"].border_title
+        app.teacher_shows(TeacherShows("teach", None, 2, 0, SharedView(layer=0, screen="heads")))
+        await pilot.pause()
+        assert app.cursor.trace.view == View(0) and isinstance(app.screen, HeadsScreen)
+
+
+@pytest.mark.slow
+@async_test
+async def test_the_teachers_head_goes_to_the_class(trace):
+    from attnstep.serve.session import ServedApp
+
+    class Served(RemoteTraceSource):
+        def __init__(self):
+            self.versions = []
+
+        def translate(self, sentence):
+            self.versions.append((trace, 1))
+            return trace
+
+    link = SilentLink()
+    app = make_app(ServedApp, source_factory=Served, sentence="Le chat noir", origin="tiny-marian")
+    app.join_class(link, teacher=True, follow=False, user="teach")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "d", "a")
+        version, position, stage, view = link.moves[-1]
+        assert (version, position, stage) == (1, 1, STAGE_COUNT) and (view.layer, view.head) == (1, 0)
