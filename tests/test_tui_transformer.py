@@ -321,3 +321,45 @@ async def test_the_teachers_head_goes_to_the_class(trace):
         await pilot.press("right", "d", "a")
         version, position, stage, view = link.moves[-1]
         assert (version, position, stage) == (1, 1, STAGE_COUNT) and (view.layer, view.head) == (1, 0)
+
+
+def pressed(*keys: str):
+    """A run_before that presses ``keys`` in a replay of the synthetic trace."""
+
+    async def run(pilot) -> None:
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause()
+
+    return run
+
+
+@pytest.mark.slow
+class TestScreens:
+    """The new screens as pictures: for the lead to look at as PNG and pin (no SVG is committed with them)."""
+
+    def test_a_head_at_its_weighted_values(self, snap_compare, trace):
+        # → a a, then s ×5: step 2 at stage 5 (Σ a·v → c), head 2 of layer 1, every panel at once
+        keys = ("right", "a", "a", "s", "s", "s", "s", "s")
+        assert snap_compare(replay_app(trace, "t.json"), terminal_size=WIDE, run_before=pressed(*keys))
+
+    def test_a_layers_mean_on_a_small_terminal(self, snap_compare, trace):
+        # →: step 1, the default view (layer 1's mean of heads) in the Attention tab
+        assert snap_compare(replay_app(trace, "t.json"), terminal_size=SMALL, run_before=pressed("right"))
+
+    def test_the_decoder_tab_at_self_attention(self, snap_compare):
+        # → s s: step 2 at stage 2, a base-sized model's (6 layers of 8 heads) Decoder tab, layer 5 in view
+        app = replay_app(transformer_trace(layers=6, heads=8, head_dim=64), "t.json")
+        assert snap_compare(app, terminal_size=SMALL, run_before=pressed("right", "s", "s"))
+
+    @pytest.mark.parametrize("no_color", [False, True], ids=["colour", "no-color"])
+    def test_the_heads_overview(self, snap_compare, monkeypatch, no_color):
+        # → → o: every head of 6 layers of 8 at step 2, layer 5's mean marked
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        app = replay_app(transformer_trace(layers=6, heads=8, head_dim=64), "t.json")
+        assert snap_compare(app, terminal_size=SMALL, run_before=pressed("right", "right", "o"))
+
+    def test_the_worked_score_of_a_head(self, snap_compare, trace):
+        # → a w: q·k/√d of head 1 of layer 1 for the most attended piece at step 1
+        assert snap_compare(replay_app(trace, "t.json"), terminal_size=WIDE, run_before=pressed("right", "a", "w"))

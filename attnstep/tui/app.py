@@ -663,7 +663,9 @@ class AttnstepApp(App[None]):
             return
         from attnstep.tui.screens.beam import BeamScreen
 
-        self.push_screen(BeamScreen(self.cursor.trace, self.cursor.trace.beam, self.cursor.position - 1))
+        # As decoded: the hypotheses' weights are of the trace's own view, whichever head a shows.
+        trace = self.given or self.cursor.trace
+        self.push_screen(BeamScreen(trace, self.cursor.trace.beam, self.cursor.position - 1))
 
     def action_map(self) -> None:
         if self.cursor is None:

@@ -29,7 +29,7 @@ from attnstep.tui.bars import Bar
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import quote
+from attnstep.tui.stages import quote, view_label
 
 NUMBERS_WIDTH = 26  # " log p  score   norm" after the prefix
 BAR_WIDTH = 10
@@ -150,7 +150,9 @@ class RowPanel(LinesView[BeamView]):
         if view is None:
             return []
         h = view.hypothesis
-        self.set_titles(f"a_t of #{view.selected + 1}")
+        # A Transformer's search keeps the weights of the view it decoded with (the trace's own), not a's choice.
+        heads = view_label(view.trace)
+        self.set_titles(f"a_t of #{view.selected + 1}" + (f", {heads}" if heads else ""))
         source = view.trace.source
         if not view.trace.checkpoint.attends:
             return [Text("No attention: this model has no a_t.", style=self.style_of("label"))]
