@@ -371,3 +371,11 @@ def test_align_options_that_do_not_go_with_dumps_other_options(tiny_checkpoint, 
 
     result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "--align-layer", 1, *options)
     assert result.exit_code == 2 and result.stderr.startswith(f"attnstep: error: {message}")
+
+
+def test_a_base_size_transformer_trace_of_100_steps_is_within_the_size_limit():
+    """6 layers of 8 heads of 64, every vector, indented as dump writes one sentence: ~1 MB a step."""
+    base = transformer_trace(layers=6, heads=8, head_dim=64)
+    per_step = len(writer.trace_file_bytes(base)) / len(base.steps)
+    assert per_step > 0.9e6
+    assert 100 * per_step < reader.MAX_TRACE_BYTES

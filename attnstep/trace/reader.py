@@ -50,7 +50,10 @@ from attnstep.trace.records import (
 )
 from attnstep.trace.writer import LAYER_VECTORS
 
-MAX_TRACE_BYTES = 64 * 1024 * 1024  # a 100-word sentence with all vectors is ~10 MB
+# An RNN trace of 100 words with all vectors is ~10 MB; a base-size Marian's (6 layers of 8 heads, d_model
+# 512) is 1.1 MB a step as dump indents it (measured: 33 MB for 30 steps, read in ~1 s at a peak of ~4×
+# its size in memory), so this is ~230 steps of it.
+MAX_TRACE_BYTES = 256 * 1024 * 1024
 MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
 # Every number a float32 model can write; 1e999 would parse to infinity, and the app's arithmetic
 # on numbers beyond this range overflows to NaN.
