@@ -244,6 +244,8 @@ async def test_a_transformer_trace_offers_the_selector_in_the_key_line_and_help(
         assert {"a head", "d layer", "o heads"} <= set(labels)
         await pilot.press("question_mark")
         assert {"a", "A", "d", "D", "o"} <= {key for key, _ in app.screen.keys}
+        help_text = " ".join(str(static.render()) for static in app.screen.query("Static"))
+        assert "A Transformer's (Marian, post-norm)" in help_text and "q·k/√d → softmax → Σ a·v" in help_text
 
 
 class Decoding:

@@ -749,7 +749,8 @@ class AttnstepApp(App[None]):
             if (action in NEEDS_MODEL and self.source_factory is None)
             or (action.split("(")[0] in NEEDS_HEADS and (trace is None or trace.architecture is None))
         }
-        self.push_screen(HelpDialog([(key, text) for key, text in self.KEY_HELP if key not in hidden]))
+        keys = [(key, text) for key, text in self.KEY_HELP if key not in hidden]
+        self.push_screen(HelpDialog(keys, transformer=trace is not None and trace.architecture is not None))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys the footer offers (a key it does not offer does nothing): none that needs a model in a

@@ -167,6 +167,7 @@ class AttentionPanel(LinesView[View]):
         record = step.layers[layer]
         show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
         scale = max_abs([mean_bins(v) for v in values]) if values else 1.0
+        listed = max(2, (self.size.width - word_width - bar_width - 28) // 7)  # with #: the numbers that fit
         lines = [header]
         for i in range(len(trace.source)):
             weight = step.weights[i]
@@ -192,7 +193,7 @@ class AttentionPanel(LinesView[View]):
             elif show_sum and values is not None:
                 size = "·" if num(weight) == num(0) else num(weight * norm(values[i]))
                 if view.numbers:
-                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in values[i][:6]) + " …", style=plain)
+                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in values[i][:listed]) + " …", style=plain)
                 else:
                     cells = self.vector([weight * x for x in mean_bins(values[i])], STATE_CELLS, scale)
                 row.append_text(Text.assemble((f"{size:>5}  ", plain), cells))
@@ -214,7 +215,7 @@ class AttentionPanel(LinesView[View]):
             lines += Text(note, style=label).wrap(self.app.console, max(20, self.size.width - 1))
         elif show_sum and context is not None:
             cells = (
-                Text(" ".join(f"{x:6.2f}" for x in context[:6]) + " …", style=plain)
+                Text(" ".join(f"{x:6.2f}" for x in context[:listed]) + " …", style=plain)
                 if view.numbers
                 else self.vector(mean_bins(context), STATE_CELLS, scale)
             )
@@ -224,11 +225,8 @@ class AttentionPanel(LinesView[View]):
                 (f"  ‖c‖ {num(norm(context))}, {len(context)} numbers: head {head + 1}'s context", label),
             )
             lines.append(line)
-            lines.append(
-                Text(
-                    f"v_i = W_v m_i, this head's value of each source {unit}; W_o joins the heads (Decoder)", style=dim
-                )
-            )
+            note = f"v_i = W_v m_i, this head's value of each source {unit}; W_o joins the heads (Decoder)."
+            lines += Text(note, style=dim).wrap(self.app.console, max(20, self.size.width - 1))
         else:
             lines.append(
                 Text(f"c = Σ a_i·v_i, head {head + 1}'s context: at stage {view.stage_number('weight')}", style=dim)

@@ -289,9 +289,10 @@ class TextDialog(Dialog):
 class HelpDialog(Dialog):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "cancel", "close")]
 
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
+    def __init__(self, keys: list[tuple[str, str]], *, transformer: bool = False) -> None:
         super().__init__()
         self.keys = keys
+        self.transformer = transformer  # the trace is a Transformer's: its sub-steps are said too
 
     def compose(self) -> ComposeResult:
         width = max(len(k) for k, _ in self.keys) + 2
@@ -304,5 +305,10 @@ class HelpDialog(Dialog):
             "\nSub-steps follow the textbook: RNN → score → softmax → weight → sum → [h_t; C_t] → FF → pick. "
             "Bahdanau (additive) models score s_{t-1} first and run the RNN after C_t."
         )
+        if self.transformer:
+            text.append(
+                " A Transformer's (Marian, post-norm), for the layer a and d choose: embedding + position → "
+                "self-attention → q·k/√d → softmax → Σ a·v → W_o, residual, norm → FFN, residual, norm → W_s → pick."
+            )
         with VerticalScroll(classes="dialog help"):
             yield Static(text)
