@@ -614,6 +614,10 @@ def dump(
     view = ViewChoice(align_layer, align_head)
     if view != AS_RECORDED and format == DumpFormat.text:
         raise UsageError("--align-layer and --align-head go with --format json, pharaoh or npz")
+    if view != AS_RECORDED and format == DumpFormat.json and beam is not None:
+        raise UsageError(
+            "--align-layer and --align-head go with --beam only in --format pharaoh or npz: the beam's hypotheses keep the default view's weights"
+        )
     if format == DumpFormat.json:
         form = json_format(precision, indent=input is None)
     elif pharaoh:
@@ -749,6 +753,19 @@ def serve(
         str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every interface).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="SSH port.", min=0, max=65535)] = 8022,
+    web: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT", help="Also serve the app to browsers on this port, on the same accounts.", min=0, max=65535
+        ),
+    ] = None,
+    no_ssh: Annotated[bool, typer.Option("--no-ssh", help="Serve browsers only (with --web): no SSH port.")] = False,
+    certfile: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="With --web: serve HTTPS with this certificate (PEM).")
+    ] = None,
+    keyfile: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="With --certfile: its private key, if not in the same file.")
+    ] = None,
     authorized_keys: Annotated[
         Path | None,
         typer.Option(metavar="FILE", help="OpenSSH authorized_keys file; a path with %u is one file per user."),
@@ -808,6 +825,10 @@ def serve(
     """Serve the stepping app to a class over SSH. One model, one session per student, and a teacher to follow."""
     if context.invoked_subcommand is not None:
         return
+    if web is None and (no_ssh or certfile or keyfile):
+        raise UsageError(f"{'--no-ssh' if no_ssh else '--certfile' if certfile else '--keyfile'} goes with --web PORT")
+    if keyfile is not None and certfile is None:
+        raise UsageError("--keyfile goes with --certfile FILE")
     import logging
 
     from attnstep.serve.auth import default_host_key, load_accounts
@@ -815,23 +836,32 @@ def serve(
     from attnstep.serve.server import ServeSettings, run
     from attnstep.serve.zygote import Limits
 
+    web_tls = None
+    if certfile is not None:
+        from attnstep.serve.web import tls_context
+
+        web_tls = tls_context(certfile, keyfile)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     accounts = load_accounts(authorized_keys, passwords, teacher or [], allow_anonymous)
     key = read_host_key(host_key or default_host_key())
     if not (checkpoint / "config.json").is_file():
         raise AttnstepError(f"no checkpoint at {checkpoint}")
+    ports = " or ".join([*([] if no_ssh else [str(port)]), *([] if web is None else [str(web)])])
     if allow_anonymous:
         logging.getLogger("attnstep.serve").warning(
-            "WARNING: --allow-anonymous: anyone who can reach %s:%d gets a session without a key or password",
+            "WARNING: --allow-anonymous: anyone who can reach %s:%s gets a session without a key or password",
             host,
-            port,
+            ports,
         )
     settings = ServeSettings(
         checkpoint=checkpoint,
         accounts=accounts,
         host_key=key,
         host=host,
-        port=port,
+        port=None if no_ssh else port,
+        web_port=web,
+        web_tls=web_tls,
         max_sessions=max_sessions,
         idle_timeout=idle_timeout * 60,
         limits=Limits(memory_mb=session_memory, cpu_seconds=session_cpu * 60),
@@ -840,7 +870,7 @@ def serve(
     try:
         signum = run(settings, top_k, beam, device=device.value, threads=threads)
     except OSError as exc:
-        raise AttnstepError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        raise AttnstepError(f"cannot serve on {host}:{ports}: {exc.strerror or exc}") from None
     raise Stopped(signum)  # the class was ended cleanly; the status and the line say how, as for any command
 
 

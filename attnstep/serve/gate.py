@@ -83,26 +83,9 @@ class Gate(asyncssh.SSHServer):
         return bool(self.accounts.passwords)
 
     async def validate_password(self, username: str, password: str) -> bool:
-        # Unknown names share one throttle per address, so that trying names is no way around it.
-        name = username if username in self.accounts.passwords else ""
-        throttle = self.server.throttle
-        wait = throttle.turn(self.peer, name)
-        # A turn too far away is refused unchecked, but not at once: a guesser that got its answers
-        # quickly would spend them on new connections, and the server its CPU on their handshakes.
-        await asyncio.sleep(throttle.most if wait is None else wait)
-        ok = wait is not None and await asyncio.get_running_loop().run_in_executor(
-            self.server.password_checks, self.accounts.password_ok, username, password
-        )
-        if ok:
-            throttle.succeeded(self.peer, name)
+        if await self.server.check_password(self.peer, username, password):
             return True
         self.failures += 1
-        log.info(
-            "refused password for %r from %s%s",
-            username,
-            self.peer,
-            "" if wait is not None else " unchecked: too many guesses",
-        )
         if self.failures >= MAX_PASSWORDS:
             self.conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many wrong passwords")
         return False

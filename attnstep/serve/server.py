@@ -21,11 +21,14 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncssh
 
@@ -51,6 +54,9 @@ from attnstep.serve.spares import Spares
 from attnstep.serve.wire import crash_report_name
 from attnstep.serve.zygote import Limits, SessionProcess, Zygote, ZygoteError
 
+if TYPE_CHECKING:
+    from attnstep.serve.web import WebFront
+
 log = logging.getLogger("attnstep.serve")
 
 MIN_COLUMNS, MIN_ROWS = 40, 10
@@ -70,7 +76,9 @@ class ServeSettings:
     accounts: Accounts
     host_key: asyncssh.SSHKey
     host: str = "127.0.0.1"
-    port: int = 8022
+    port: int | None = 8022  # None: no SSH, only the web page
+    web_port: int | None = None  # the browsers' port (attnstep.serve.web); None: SSH only
+    web_tls: ssl.SSLContext | None = None  # the web page over HTTPS (--certfile, --keyfile)
     max_sessions: int = 40
     idle_timeout: float = 60 * 60.0  # seconds without a key, unless following a teacher who shows something
     wait_timeout: float = 2 * 60.0  # seconds for a window to grow large enough, and for a login to open a session
@@ -99,12 +107,22 @@ class ClassServer:
         self.spares = Spares(self)
         self.last_login = 0.0
         self.acceptor: asyncssh.SSHAcceptor | None = None
+        self.web: WebFront | None = None
 
-    async def start(self) -> int:
-        """Start the session zygote and listen; returns the port (useful with port 0)."""
+    async def start(self) -> int | None:
+        """Start the session zygote and listen; returns the SSH port (useful with port 0), None without SSH."""
         await self.backend.start(self.socket_path)
         await self.zygote.start(self.folder.name, zygote_environment())
         s = self.settings
+        if s.web_port is not None:
+            # Imported here: aiohttp only where a class is served to browsers (and web.py imports this module).
+            from attnstep.serve.web import WebFront
+
+            self.web = WebFront(self)
+            await self.web.start(s.host, s.web_port, s.web_tls)
+        self.spares.start()
+        if s.port is None:
+            return None
         self.acceptor = await asyncssh.create_server(
             lambda: Gate(self),
             s.host,
@@ -121,7 +139,6 @@ class ClassServer:
             keepalive_interval=s.keepalive,
             keepalive_count_max=3,
         )
-        self.spares.start()
         return self.acceptor.sockets[0].getsockname()[1]
 
     def session_argv(self, session_id: int, user: str, teacher: bool) -> list[str]:
@@ -150,6 +167,8 @@ class ClassServer:
         """Stop listening, end every session with ``message`` and close every connection, then stop."""
         if self.acceptor is not None:
             self.acceptor.close()
+        if self.web is not None:
+            await self.web.stop_listening()
         await self.spares.close()
         sessions = list(self.sessions)
         for session in sessions:
@@ -168,11 +187,35 @@ class ClassServer:
 
     async def stop(self) -> None:
         """Stop the zygote, the backend and the model service (all that runs once the sessions have ended)."""
+        if self.web is not None:
+            await self.web.close()
         await self.zygote.close()
         await self.backend.stop()
         self.backend.service.close()
         self.password_checks.shutdown(wait=False, cancel_futures=True)
         self.folder.cleanup()
+
+    async def check_password(self, peer: str, username: str, password: str) -> bool:
+        """Whether ``password`` is ``username``'s, checked in turn (over SSH or from the login page): guessing waits."""
+        # Unknown names share one throttle per address, so that trying names is no way around it.
+        name = username if username in self.settings.accounts.passwords else ""
+        wait = self.throttle.turn(peer, name)
+        # A turn too far away is refused unchecked, but not at once: a guesser that got its answers
+        # quickly would spend them on new connections, and the server its CPU on their handshakes.
+        await asyncio.sleep(self.throttle.most if wait is None else wait)
+        ok = wait is not None and await asyncio.get_running_loop().run_in_executor(
+            self.password_checks, self.settings.accounts.password_ok, username, password
+        )
+        if ok:
+            self.throttle.succeeded(peer, name)
+            return True
+        log.info(
+            "refused password for %r from %s%s",
+            username,
+            peer,
+            "" if wait is not None else " unchecked: too many guesses",
+        )
+        return False
 
     async def session(self, process: asyncssh.SSHServerProcess) -> None:
         gate = self.connections.get(process.get_extra_info("connection"))
@@ -196,13 +239,16 @@ class ClassServer:
                 process,
                 f"the stepping app needs a terminal that can move its cursor, and TERM={term} cannot: connect from a terminal emulator.",
             )
+        await self.host(SSHSession(self, process, user, term))
+
+    async def host(self, session: Session) -> None:
+        """Run ``session`` (over SSH or from a browser) in one of the class's slots, or refuse it when all are taken."""
         if len(self.sessions) >= self.settings.max_sessions:
-            log.info("refused %s: %d sessions already", user, len(self.sessions))
-            return await refuse(
-                process, f"The class is full ({self.settings.max_sessions} sessions). Try again in a few minutes."
+            log.info("refused %s: %d sessions already", session.user, len(self.sessions))
+            return await session.refuse(
+                f"The class is full ({self.settings.max_sessions} sessions). Try again in a few minutes."
             )
         self.last_login = time.monotonic()
-        session = Session(self, process, user, term)
         self.sessions.add(session)
         try:
             await session.run()
@@ -218,14 +264,18 @@ async def refuse(process: asyncssh.SSHServerProcess, message: str) -> None:
         process.exit(1)
 
 
-class Session:
-    """One SSH session, from its window's size to its exit status: the app's process, its pty, the bridge."""
+class Session(ABC):
+    """One session, from its window's size to its exit status: the app's process, its pty, the bridge.
 
-    def __init__(self, server: ClassServer, process: asyncssh.SSHServerProcess, user: str, term: str) -> None:
+    The client's side is the few abstract methods below: an SSH channel (:class:`SSHSession`) or
+    a browser's websocket (:class:`attnstep.serve.web.WebSession`); the rest is the same for both.
+    """
+
+    def __init__(self, server: ClassServer, user: str, term: str, peer: str) -> None:
         self.server = server
-        self.process = process
         self.user = user
         self.term = term
+        self.peer = peer  # the client's address, for the log
         settings = server.settings
         self.teacher = user in settings.accounts.teachers
         self.child: SessionProcess | None = None
@@ -236,16 +286,49 @@ class Session:
         self.ending: asyncio.Future = asyncio.get_running_loop().create_future()  # result: message to show
         self.finished: asyncio.Future = asyncio.get_running_loop().create_future()  # done once run() has returned
 
+    # --- the client's side
+
+    @abstractmethod
+    def window(self) -> tuple[int, int]:
+        """The client's window as the session starts: columns, rows."""
+
+    @abstractmethod
+    def environment(self) -> dict[str, str]:
+        """The app process's environment, from what the client says of its terminal."""
+
+    @abstractmethod
+    async def receive(self) -> bytes | tuple[int, int]:
+        """The client's next keys, or its window's new size (columns, rows); b"" once it has gone."""
+
+    @abstractmethod
+    async def gone(self) -> None:
+        """Return once the client has gone, even while nobody reads its keys."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the client's screen, returning once it has taken it: only then is more read from the pty."""
+
+    @abstractmethod
+    def exit(self, status: int) -> None:
+        """End the client's side with ``status`` (an SSH client's exit status); never raises."""
+
+    async def refuse(self, message: str) -> None:
+        """One line, and the end (status 1)."""
+        with contextlib.suppress(OSError, asyncssh.Error):
+            await self.write(f"attnstep: {message}\r\n".encode())
+        self.exit(1)
+
+    # --- the session
+
     async def run(self) -> None:
-        columns, rows = self.process.get_terminal_size()[:2]
+        columns, rows = self.window()
         if columns < MIN_COLUMNS or rows < MIN_ROWS:
             size = await self.wait_for_room(columns, rows)
             if size is None:
                 if self.ending.done():
-                    await refuse(self.process, self.ending.result())
+                    await self.refuse(self.ending.result())
                 else:
-                    with contextlib.suppress(OSError, asyncssh.Error):
-                        self.process.exit(0)
+                    self.exit(0)
                 return
             columns, rows = size
         status = 1
@@ -265,8 +348,7 @@ class Session:
                 log.error("session %d: the app crashed:\n%s", self.session_id, crash.read_text(encoding="utf-8"))
                 crash.unlink()
             log.info("session %d ended", self.session_id)
-        with contextlib.suppress(OSError, asyncssh.Error):
-            self.process.exit(status)
+        self.exit(status)
 
     async def wait_for_room(self, columns: int, rows: int) -> tuple[int, int] | None:
         """Ask for a larger window; the size once it is large enough, None if the user leaves or the wait ends."""
@@ -282,18 +364,15 @@ class Session:
         )
         try:
             while not self.ending.done():
-                read = asyncio.ensure_future(self.process.stdin.read(1024))
+                read = asyncio.ensure_future(self.receive())
                 await asyncio.wait([read, self.ending], return_when=asyncio.FIRST_COMPLETED)
                 if not read.done():
                     read.cancel()
                     return None
-                try:
-                    data = read.result()
-                except asyncssh.TerminalSizeChanged as change:
-                    if change.width >= MIN_COLUMNS and change.height >= MIN_ROWS:
-                        return change.width, change.height
-                    continue
-                except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                data = read.result()
+                if isinstance(data, tuple):
+                    if data[0] >= MIN_COLUMNS and data[1] >= MIN_ROWS:
+                        return data
                     continue
                 if not data or data[:1] in (b"q", b"Q", b"\x03", b"\x04"):
                     return None
@@ -303,7 +382,7 @@ class Session:
 
     async def start_child(self, columns: int, rows: int) -> None:
         """A spare if one fits, else a new session process; either way on its own pty, at the window's size."""
-        server, env = self.server, child_environment(self.term, self.process.env)
+        server, env = self.server, self.environment()
         spare = None if self.teacher else await server.spares.take(env)
         self.session_id = spare.session_id if spare is not None else server.backend.admit(self.user, self.teacher)
         log.info(
@@ -311,7 +390,7 @@ class Session:
             self.session_id,
             self.user,
             " (teacher)" if self.teacher else "",
-            self.process.get_extra_info("peername")[0],
+            self.peer,
             " (a spare)" if spare is not None else "",
         )
         if spare is not None:
@@ -341,7 +420,7 @@ class Session:
         """Copy bytes both ways until the app exits or the session is ended; the exit status."""
         output = asyncio.ensure_future(self.pump_output())
         # The client leaving ends the session even while the app is too busy to read its keys.
-        gone = asyncio.ensure_future(self.process.channel.wait_closed())
+        gone = asyncio.ensure_future(self.gone())
         pumps = [output, asyncio.ensure_future(self.pump_input()), asyncio.ensure_future(self.watch_idle()), gone]
         child = self.child
         assert child is not None  # started by start_child
@@ -396,21 +475,11 @@ class Session:
             while data := os.read(self.master, READ_CHUNK):
                 await self.write(data)
 
-    async def write(self, data: bytes) -> None:
-        self.process.stdout.write(data)
-        await self.process.stdout.drain()  # the client has taken it: only then read more from the pty
-
     async def pump_input(self) -> None:
-        while True:
-            try:
-                data = await self.process.stdin.read(READ_CHUNK)
-            except asyncssh.TerminalSizeChanged as change:
-                self.resize(change.width, change.height)
+        while data := await self.receive():  # b"": the client closed the channel or vanished
+            if isinstance(data, tuple):
+                self.resize(*data)
                 continue
-            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
-                continue
-            if not data:
-                return  # the client closed the channel or vanished
             self.active = time.monotonic()
             await write_input(self.master, data)
 
@@ -431,6 +500,41 @@ class Session:
             # Reads and writes of a closed fd must not be left registered with the loop.
             os.close(self.master)
             self.master = -1
+
+
+class SSHSession(Session):
+    """A session over SSH: the client's pty request, its channel's bytes, its exit status."""
+
+    def __init__(self, server: ClassServer, process: asyncssh.SSHServerProcess, user: str, term: str) -> None:
+        super().__init__(server, user, term, process.get_extra_info("peername")[0])
+        self.process = process
+
+    def window(self) -> tuple[int, int]:
+        columns, rows = self.process.get_terminal_size()[:2]
+        return columns, rows
+
+    def environment(self) -> dict[str, str]:
+        return child_environment(self.term, self.process.env)
+
+    async def receive(self) -> bytes | tuple[int, int]:
+        while True:
+            try:
+                return await self.process.stdin.read(READ_CHUNK)
+            except asyncssh.TerminalSizeChanged as change:
+                return change.width, change.height
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                continue
+
+    async def gone(self) -> None:
+        await self.process.channel.wait_closed()
+
+    async def write(self, data: bytes) -> None:
+        self.process.stdout.write(data)
+        await self.process.stdout.drain()
+
+    def exit(self, status: int) -> None:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            self.process.exit(status)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -460,15 +564,18 @@ async def serve(settings: ServeSettings, service: ModelService) -> int:
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stopped_by, sig)
     teachers = ", ".join(sorted(settings.accounts.teachers)) or "none"
-    log.info(
-        "serving %s on %s port %d; host key %s; teachers: %s",
-        settings.checkpoint.name,
-        settings.host,
-        port,
-        settings.host_key.get_fingerprint(),
-        teachers,
-    )
-    log.info("students connect with: ssh -p %d NAME@%s", port, settings.host)
+    if port is None:
+        log.info("serving %s on %s to browsers only; teachers: %s", settings.checkpoint.name, settings.host, teachers)
+    else:
+        log.info(
+            "serving %s on %s port %d; host key %s; teachers: %s",
+            settings.checkpoint.name,
+            settings.host,
+            port,
+            settings.host_key.get_fingerprint(),
+            teachers,
+        )
+        log.info("students connect with: ssh -p %d NAME@%s", port, settings.host)
     if settings.spares:
         log.info("starting %d spare sessions, for students who log in at once", settings.spares)
     try:
