@@ -614,10 +614,6 @@ def dump(
     view = ViewChoice(align_layer, align_head)
     if view != AS_RECORDED and format == DumpFormat.text:
         raise UsageError("--align-layer and --align-head go with --format json, pharaoh or npz")
-    if view != AS_RECORDED and format == DumpFormat.json and beam is not None:
-        raise UsageError(
-            "--align-layer and --align-head go with --beam only in --format pharaoh or npz: the beam's hypotheses keep the default view's weights"
-        )
     if format == DumpFormat.json:
         form = json_format(precision, indent=input is None)
     elif pharaoh:

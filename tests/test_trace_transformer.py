@@ -4,14 +4,16 @@ refusals of one that does not hold together (on tests/transformer_traces.py's sy
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import replace
 
 import jsonschema
 import pytest
 
 from attnstep.errors import AttnstepError
 from attnstep.trace import reader, writer
-from attnstep.trace.records import View
+from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, View, length_penalty
 from tests.transformer_traces import transformer_trace
 
 
@@ -363,10 +365,9 @@ def test_align_options_are_usage_errors_for_an_rnn(stepper, tiny_checkpoint, tmp
     "options, message",
     [
         (("--format", "text"), "--align-layer and --align-head go with --format json, pharaoh or npz"),
-        (("--beam", 2), "--align-layer and --align-head go with --beam only in --format pharaoh or npz"),
     ],
 )
-def test_align_options_that_do_not_go_with_dumps_other_options(tiny_checkpoint, options, message):
+def test_align_options_do_not_go_with_text(tiny_checkpoint, options, message):
     from tests.cli_helpers import invoke
 
     result = invoke("dump", "un chien", "--checkpoint", tiny_checkpoint, "--align-layer", 1, *options)
@@ -379,3 +380,47 @@ def test_a_base_size_transformer_trace_of_100_steps_is_within_the_size_limit():
     per_step = len(writer.trace_file_bytes(base)) / len(base.steps)
     assert per_step > 0.9e6
     assert 100 * per_step < reader.MAX_TRACE_BYTES
+
+
+def _beamed(trace):
+    """``trace`` as a beam search of width 2 found it: its steps, and at step 1 a pruned rival."""
+    steps, score = [], 0.0
+    for t, s in enumerate(trace.steps):
+        score += s.chosen_logprob
+        status = FINISHED if t == len(trace.steps) - 1 else ALIVE
+        best = Hypothesis(
+            None if t == 0 else 0, s.chosen_token, s.chosen_id, s.chosen_logprob, score, 0.0, status, s.weights
+        )
+        steps.append([replace(best, normalized=score / length_penalty(t + 1, 0.6))])
+    rival = trace.steps[1].candidates[1]
+    logprob = math.log(rival.prob)
+    score = trace.steps[0].chosen_logprob + logprob
+    steps[1].append(
+        Hypothesis(
+            0, rival.token, rival.id, logprob, score, score / length_penalty(2, 0.6), PRUNED, trace.steps[1].weights
+        )
+    )
+    return replace(trace, beam=Beam(2, 0.6, 0, tuple(map(tuple, steps)), 0))
+
+
+def test_a_transformer_beam_keeps_its_default_views_rows_in_any_view(trace):
+    """The beam's hypotheses have only the view they were decoded with (the default); the steps, with
+    every layer, can show another, and the file still reads."""
+    beamed = _beamed(trace)
+    assert reader.parse(writer.dumps(beamed)) == beamed
+    other = beamed.with_view(View(1, 2))
+    assert other.beam == beamed.beam and other.steps[0].weights != beamed.steps[0].weights
+    assert reader.parse(writer.dumps(other)) == other
+    assert reader.parse(writer.dumps(other, precision=3)).view == View(1, 2)
+    assert reader.from_wire_dict(json.loads(writer.dumps_wire(other)), origin="the service") == other
+    data = _data(other)
+    data["beam"]["steps"][2][0]["weights"] = data["steps"][2]["weights"]  # head 3's row, not the default view's
+    with pytest.raises(AttnstepError, match="the beam's best hypothesis is not the words and weights of the steps"):
+        reader.parse(json.dumps(data), origin="t.json")
+
+
+def test_a_transformer_beam_finishes_with_its_own_end_token(trace):
+    data = _data(_beamed(trace))
+    data["beam"]["steps"][1][1]["token"] = "</s>"  # a rival that ends with </s> but is not finished
+    with pytest.raises(AttnstepError, match="a hypothesis of beam step 1 has a status or attention row"):
+        reader.parse(json.dumps(data), origin="t.json")

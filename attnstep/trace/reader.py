@@ -45,8 +45,10 @@ from attnstep.trace.records import (
     SourceToken,
     Step,
     Trace,
+    Vector,
     View,
     Word,
+    default_view,
 )
 from attnstep.trace.writer import LAYER_VECTORS
 
@@ -238,7 +240,7 @@ def _trace(data: dict[str, Any]) -> Trace:
         output_words = _words(data["output_words"], len(trace.output_tokens), "output")
         trace = replace(trace, output_words=output_words, translation_text=data["translation"])
     if "beam" in data:
-        trace = replace(trace, beam=_beam(data["beam"], trace))
+        trace = replace(trace, beam=_beam(data["beam"], trace, decimals))
     if "reference" in data:
         trace = replace(trace, reference=_reference(data["reference"], trace))
     return trace
@@ -390,6 +392,13 @@ def _sum_tolerance(width: int, decimals: int) -> float:
     return max(WEIGHT_SUM_TOLERANCE, width * _rounding(decimals) / 2)
 
 
+def _close(written: Vector, computed: Vector, decimals: int) -> bool:
+    """Whether numbers written with ``decimals`` decimals are those computed from others written so (a
+    float32 mean's last digits aside)."""
+    rounding = _rounding(decimals)
+    return all(abs(w - c) <= max(rounding, 1e-6 * max(1.0, abs(c))) for w, c in zip(written, computed))
+
+
 def _check_sum(weights: list[float], tolerance: float, what: str) -> None:
     if abs(sum(weights) - 1.0) > tolerance:
         raise InconsistentTrace(f"{what} sum to {sum(weights):.4f}, not 1")
@@ -466,14 +475,11 @@ def _transformer_parts(data: dict[str, Any], trace: Trace, architecture: Archite
             f"the view (layer {view.layer}, head {view.head}: 0-based) is out of range for "
             f"{architecture.layers} layers of {architecture.heads} heads"
         )
-    viewed = trace.with_view(view)
-    rounding = _rounding(decimals)
-    for step, expected in zip(trace.steps, viewed.steps):
-        for written, computed in ((step.scores, expected.scores), (step.weights, expected.weights)):
-            if any(abs(w - c) > max(rounding, 1e-6 * max(1.0, abs(c))) for w, c in zip(written, computed)):
-                raise InconsistentTrace(
-                    f"step {step.index}'s scores or weights are not the view's: {view.label(architecture)}"
-                )
+    for step, expected in zip(trace.steps, trace.with_view(view).steps):
+        if not (_close(step.scores, expected.scores, decimals) and _close(step.weights, expected.weights, decimals)):
+            raise InconsistentTrace(
+                f"step {step.index}'s scores or weights are not the view's: {view.label(architecture)}"
+            )
     n = len(trace.source)
     tables = [_head_table(data.get(name), name, architecture, n) for name in ("cross_keys", "cross_values")]
     if any((table is None) == data["vectors"] for table in tables):
@@ -559,33 +565,45 @@ def _layer(item: dict[str, Any], t: int, layer: int, heads: int, n: int, decimal
     )
 
 
-def _beam(data: dict[str, Any], trace: Trace) -> Beam:
+def _beam(data: dict[str, Any], trace: Trace, decimals: int) -> Beam:
     """A Beam whose hypotheses link up: parents that were alive, statuses that match the children, and a
     best hypothesis whose tokens and attention rows are the trace's steps."""
     n = len(trace.source) if trace.checkpoint.attends else 0
+    end = _beam_end(data, trace)
     beam_steps: list[tuple[Hypothesis, ...]] = []
     for t, items in enumerate(data["steps"]):
         before = beam_steps[-1] if beam_steps else ()
-        hypotheses = tuple(_hypothesis(h, t, before, n) for h in items)
+        hypotheses = tuple(_hypothesis(h, t, before, n, end) for h in items)
         if not hypotheses or len(hypotheses) > data["width"]:
             raise InconsistentTrace(f"beam step {t} has {len(hypotheses)} hypotheses for a beam of {data['width']}")
         beam_steps.append(hypotheses)
     _check_beam_links(beam_steps)
     beam = Beam(data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"])
-    _check_best(beam, trace)
+    _check_best(beam, trace, decimals)
     if "n_best" in data:
         beam = replace(beam, n_best=_n_best(data["n_best"], beam, len(trace.steps) - 1))
     return beam
 
 
-def _hypothesis(h: dict[str, Any], t: int, before: tuple[Hypothesis, ...], n: int) -> Hypothesis:
-    """A hypothesis of beam step ``t`` extending an alive one of ``before``, with an attention row over ``n`` tokens."""
+def _beam_end(data: dict[str, Any], trace: Trace) -> str | None:
+    """The token that finishes a hypothesis: <eos>; a Transformer's own (Marian's </s>), which its trace
+    says only by ending with it or by a finished hypothesis (None: none finished)."""
+    if trace.architecture is None:
+        return EOS_TOKEN
+    if trace.finished:
+        return trace.steps[-1].chosen_token
+    return next((h["token"] for step in data["steps"] for h in step if h["status"] == FINISHED), None)
+
+
+def _hypothesis(h: dict[str, Any], t: int, before: tuple[Hypothesis, ...], n: int, end: str | None) -> Hypothesis:
+    """A hypothesis of beam step ``t`` extending an alive one of ``before``, with an attention row over
+    ``n`` tokens, finished where its token is ``end``."""
     parent = h["parent"]
     if (parent is None) != (t == 0) or (
         parent is not None and not (parent < len(before) and before[parent].status == ALIVE)
     ):
         raise InconsistentTrace(f"a hypothesis of beam step {t} extends one that is not alive in the step before")
-    if (h["token"] == EOS_TOKEN) != (h["status"] == FINISHED) or len(h["weights"]) != n:
+    if (h["token"] == end) != (h["status"] == FINISHED) or len(h["weights"]) != n:
         raise InconsistentTrace(f"a hypothesis of beam step {t} has a status or attention row that does not fit it")
     return Hypothesis(
         parent, h["token"], h["id"], h["logprob"], h["score"], h["normalized"], h["status"], tuple(h["weights"])
@@ -602,14 +620,26 @@ def _check_beam_links(beam_steps: list[tuple[Hypothesis, ...]]) -> None:
         raise InconsistentTrace("the last beam step has a pruned hypothesis")
 
 
-def _check_best(beam: Beam, trace: Trace) -> None:
-    """The beam's best hypothesis, at the trace's last step, is the trace's words and weights."""
+def _check_best(beam: Beam, trace: Trace, decimals: int) -> None:
+    """The beam's best hypothesis, at the trace's last step, is the trace's words and weights (a
+    Transformer's: its default view's, within the written precision)."""
     last = len(trace.steps) - 1
     if not (0 <= last < len(beam.steps) and beam.best < len(beam.steps[last]) and beam.start <= len(trace.steps)):
         raise InconsistentTrace("the beam's best hypothesis is not at the trace's last step")
     best = beam.history(last, beam.best)
-    if [(h.id, h.token, h.weights) for h in best] != [(s.chosen_id, s.chosen_token, s.weights) for s in trace.steps]:
-        raise InconsistentTrace("the beam's best hypothesis is not the words and weights of the steps")
+    if trace.architecture is None:
+        if [(h.id, h.token, h.weights) for h in best] == [
+            (s.chosen_id, s.chosen_token, s.weights) for s in trace.steps
+        ]:
+            return
+    # A Transformer's beam rows are its default view's, whichever view the steps show (Trace.with_view
+    # has only the best hypothesis's layers to read another off).
+    elif [(h.id, h.token) for h in best] == [(s.chosen_id, s.chosen_token) for s in trace.steps] and all(
+        _close(h.weights, s.weights, decimals)
+        for h, s in zip(best, trace.with_view(default_view(trace.architecture)).steps)
+    ):
+        return
+    raise InconsistentTrace("the beam's best hypothesis is not the words and weights of the steps")
 
 
 def _n_best(items: list[dict[str, Any]], beam: Beam, last: int) -> tuple[Ranked, ...]:

@@ -25,7 +25,9 @@ and values of every source token. Its step-level ``scores`` and ``weights``, and
 are those of ``view`` {layer, head}: head ``head`` of decoder layer ``layer`` (both 0-based), or
 with ``head`` null the mean of that layer's heads (the means of their scores and of their weights).
 Its steps have no ``hidden``/``context``/``concat``/``attentional`` (RNN quantities): h_t, what
-the output layer reads, is the top layer's ``output``. An RNN's trace has none of these blocks.
+the output layer reads, is the top layer's ``output``. Its beam's hypotheses' ``weights`` are the
+default view's in any view (only the best hypothesis's layers are recorded), and its end token is
+its own (Marian's ``</s>``). An RNN's trace has none of these blocks.
 
 Formats 1 (word-level models, no ``words``) and 2 (no Transformer blocks) are still read: in
 version 1 each token is its own word. ``beam`` and ``reference`` are there when the trace has them
