@@ -758,7 +758,7 @@ class AttnstepApp(App[None]):
         translation every word is the reference's, none the user's to undo)."""
         if action in NEEDS_MODEL and self.source_factory is None:
             return False
-        if action in NEEDS_HEADS:
+        if action.split("(")[0] in NEEDS_HEADS:  # Textual passes the name; KEYS' readers the whole "head(1)"
             return self.cursor is not None and self.cursor.trace.architecture is not None
         if action in NEEDS_ATTENTION and self.cursor is not None and not self.cursor.trace.checkpoint.attends:
             return action == "compare" and self.other_factory is not None  # c can still set a second model beside it
