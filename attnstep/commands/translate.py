@@ -25,11 +25,11 @@ def local_source(
     """A factory that imports torch and loads ``checkpoint`` onto ``device`` (a Stepper is a TraceSource)."""
 
     def load() -> Stepper:
-        from attnstep.engine.checkpoint import load_checkpoint
         from attnstep.engine.device import use_device
+        from attnstep.engine.marian_checkpoint import load_any
         from attnstep.engine.stepper import Stepper
 
-        return Stepper(load_checkpoint(checkpoint, use_device(device, threads)), top_k=top_k, beam=beam)
+        return Stepper(load_any(checkpoint, use_device(device, threads)), top_k=top_k, beam=beam)
 
     return load
 

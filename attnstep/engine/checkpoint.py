@@ -65,6 +65,15 @@ class Checkpoint:
         return self.model.config
 
     @property
+    def family(self) -> Seq2Seq:
+        """What the stepper drives (the model itself: it is a Family)."""
+        return self.model
+
+    architecture = None  # an RNN's trace has no layers and heads
+    generation = None  # no generation settings: the stepper's own lengths
+    positions = None  # no position table: any length
+
+    @property
     def name(self) -> str:
         return self.path.name
 

@@ -137,7 +137,7 @@ def process(log_probs: Tensor, sequences: Tensor, settings: GenerationSettings) 
         if not prefix:
             scores[:, last] = BANNED
         elif length >= len(prefix):
-            matches = (sequences[:, length - len(prefix) :] == torch.tensor(prefix)).all(dim=1)  # (N,)
+            matches = (sequences[:, length - len(prefix) :] == sequences.new_tensor(prefix)).all(dim=1)  # (N,)
             scores[matches, last] = BANNED
     if length < settings.min_length:
         scores[:, list(settings.eos_token_ids)] = BANNED

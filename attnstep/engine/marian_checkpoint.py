@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -23,10 +25,16 @@ import torch
 from attnstep.data.files import read_limited
 from attnstep.engine.checkpoint import Checkpoint, check_finite, file_digest, load_checkpoint, read_safetensors
 from attnstep.engine.generate import GenerationSettings
+from attnstep.engine.joeynmt_checkpoint import is_joeynmt, load_joeynmt
+from attnstep.engine.opennmt_checkpoint import is_opennmt, load_opennmt
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError, first_line
 from attnstep.model.marian.config import MODEL_TYPE, MarianConfig
+from attnstep.model.marian.family import MarianFamily
 from attnstep.model.marian.model import Marian
+from attnstep.text.codec import MAX_SOURCE_PIECES, MarianCodec
 from attnstep.text.marian import MarianTokenizer
+from attnstep.trace.records import Architecture
 
 CONFIG_FILE, GENERATION_FILE = "config.json", "generation_config.json"
 SAFETENSORS_FILE, PICKLE_FILE = "model.safetensors", "pytorch_model.bin"
@@ -51,6 +59,48 @@ class MarianCheckpoint:
     def name(self) -> str:
         return self.path.name
 
+    # --- what the stepper reads of a checkpoint, as of attnstep's (engine.checkpoint.Checkpoint) ---
+
+    @cached_property
+    def family(self) -> MarianFamily:
+        return MarianFamily(self.model)
+
+    @cached_property
+    def codec(self) -> MarianCodec:
+        # the source's pieces and </s> must fit the position table
+        return MarianCodec(self.tokenizer, min(MAX_SOURCE_PIECES, self.config.max_position_embeddings - 1))
+
+    @property
+    def src_vocab(self) -> MarianTokenizer:
+        return self.tokenizer  # one vocab.json numbers both sides' pieces (its tokens, by id)
+
+    @property
+    def tgt_vocab(self) -> MarianTokenizer:
+        return self.tokenizer
+
+    @property
+    def meta(self) -> dict[str, str]:
+        """The languages, read off an opus-mt-xx-yy folder's name ("" where it says none)."""
+        named = re.fullmatch(r"opus-mt-([a-z]{2,3})-([a-z]{2,3})", self.name)
+        return {"source_language": named[1] if named else "", "target_language": named[2] if named else ""}
+
+    @property
+    def architecture(self) -> Architecture:
+        config = self.config
+        return Architecture(
+            MODEL_TYPE,
+            config.decoder_layers,
+            config.decoder_attention_heads,
+            config.head_dim,
+            config.d_model,
+            config.encoder_layers,
+        )
+
+    @property
+    def positions(self) -> int:
+        """The most target positions the model has (its position table's rows)."""
+        return self.config.max_position_embeddings
+
 
 def _read_json(path: Path) -> dict:
     data = read_limited(path, MAX_CONFIG_BYTES, "{path} is {size} bytes; a config is at most {limit}")
@@ -63,12 +113,19 @@ def _read_json(path: Path) -> dict:
     return value
 
 
-def load_any(path: str | os.PathLike) -> Checkpoint | MarianCheckpoint:
-    """An attnstep checkpoint or a Marian folder, told apart by config.json: a model_type is Hugging Face's."""
+def load_any(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> Checkpoint | MarianCheckpoint | ToolkitCheckpoint:
+    """An attnstep checkpoint or a Marian folder, told apart by config.json (a model_type is Hugging Face's),
+    a JoeyNMT folder or .ckpt (config.yaml beside it), or an OpenNMT-py .pt (or its .safetensors)."""
     path = Path(path)
+    if is_joeynmt(path):
+        return load_joeynmt(path, device)
+    if is_opennmt(path):
+        return load_opennmt(path, device)
     if path.is_dir() and (path / CONFIG_FILE).is_file() and "model_type" in _read_json(path / CONFIG_FILE):
-        return load_marian(path)
-    return load_checkpoint(path)
+        return load_marian(path, device)
+    return load_checkpoint(path, device)
 
 
 def _expected_shapes(config: MarianConfig) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
@@ -180,8 +237,9 @@ def _check_positions(weights: dict[str, torch.Tensor], model: Marian, where: Pat
             raise AttnstepError(f"{where}: the {side}'s position table is not Marian's sinusoid")
 
 
-def load_marian(path: str | os.PathLike) -> MarianCheckpoint:
-    """Load and validate a Marian folder; every failure is one AttnstepError line, and nothing is half-loaded."""
+def load_marian(path: str | os.PathLike, device: torch.device | str = "cpu") -> MarianCheckpoint:
+    """Load and validate a Marian folder, its model onto ``device``; every failure is one AttnstepError line,
+    and nothing is half-loaded."""
     path = Path(path)
     raw = _read_json(path / CONFIG_FILE)
     if raw.get("model_type") != MODEL_TYPE:
@@ -217,5 +275,5 @@ def load_marian(path: str | os.PathLike) -> MarianCheckpoint:
     model.load_state_dict(ours, assign=True)
     model.fill_positions()
     _check_positions(weights, model, where)
-    model.eval()
+    model.to(device).eval()
     return MarianCheckpoint(path, model, tokenizer, settings, file_digest(where))

@@ -1,19 +1,21 @@
 """What the greedy loop (stepper.py) and the beam search (beam.py) share: a sentence's place in a
 batch, and the way from a decoder step's tensors to :class:`~attnstep.trace.records.Step` records,
-with one copy out of torch per step."""
+with one copy out of torch per step: :class:`Columns` for an RNN's step, :class:`LayerColumns` for
+a Transformer's (every layer and head)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 
 from attnstep.errors import AttnstepError
 from attnstep.model.family import StepOutput
-from attnstep.trace.records import Candidate, Floats, SourceToken, Step
+from attnstep.model.marian.model import DecoderStep
+from attnstep.trace.records import Candidate, Floats, HeadStep, LayerStep, SourceToken, Step, View, _viewed
 
 Choice = tuple[int, bool]  # (target token id, forced by the user)
 
@@ -64,6 +66,12 @@ class Columns:
     S: int  # padded source length (0 for a model without attention: nothing is scored)
     k: int  # top-k candidates
     Q: int  # the scorer's query term, just before V (0 but for concat/additive with vectors)
+    grows: ClassVar[bool] = False  # the same columns at every step: measured once per batch
+
+    @property
+    def top(self) -> int:
+        """Where the top-k log-probabilities start in a row's tail."""
+        return 2 * self.S
 
     @classmethod
     def of(cls, output: StepOutput, vocab: Sequence[str], k: int, vectors: bool, queried: bool) -> Columns:
@@ -82,14 +90,7 @@ class Columns:
         return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
 
     def split(self, table: torch.Tensor, top_ids: list[list[int]]) -> list[Numbers]:
-        """Each row of a step's (B, C) numbers, with its top-k ids."""
-        raw = table.numpy().tobytes()
-        numbers = memoryview(raw).cast("f")
-        width = table.size(1)
-        starts = range(0, len(numbers), width)
-        return [
-            Numbers(raw, i, tuple(numbers[i + self.V : i + width].tolist()), ids) for i, ids in zip(starts, top_ids)
-        ]
+        return split_rows(table, top_ids, self.V)
 
     def record(self, n: int, numbers: Numbers, pick: Pick) -> Step:
         """The record of a sentence's step from its numbers; ``n`` is the sentence's own source length."""
@@ -116,15 +117,139 @@ class Columns:
             context=Floats(data, H, M) if vectors else None,
             concat=Floats(data, start, M) if vectors else None,
             attentional=Floats(data, M, V - self.Q) if vectors else None,
-            candidates=tuple(
-                Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, tail[2 * S : 2 * S + self.k])
-            ),
+            candidates=candidates(vocab, top_ids, tail[2 * S : 2 * S + self.k]),
             chosen_token=vocab[pick.chosen_id],
             chosen_id=pick.chosen_id,
             chosen_logprob=pick.logprob,
             forced=pick.forced,
             query=Floats(data, V - self.Q, V) if self.Q else None,
         )
+
+
+@dataclass(frozen=True)
+class LayerColumns:
+    """Where each quantity sits in a Transformer step's row of numbers (a
+    :class:`~attnstep.model.marian.model.DecoderStep`), with vectors:
+    [E[y] | position | per layer: x, self_output, joined, cross_output, output, q per head, c per head]
+    (each D numbers), then the tail: per layer [cross scores (h × S) | cross weights (h × S) |
+    self weights (h × T)], then the top-k log-probabilities. T, the tokens read so far, grows by one
+    a step, so the columns are measured at every step (:attr:`grows`).
+    """
+
+    vocab: Sequence[str]
+    L: int  # decoder layers
+    h: int  # heads
+    d: int  # numbers per head
+    S: int  # padded source length
+    T: int  # target positions read so far, this one included
+    k: int
+    vectors: bool
+    view: View  # which cross-attention the step's scores and weights show
+    grows: ClassVar[bool] = True
+
+    @classmethod
+    def of(cls, output: DecoderStep, vocab: Sequence[str], k: int, vectors: bool, view: View) -> LayerColumns:
+        cross, own = output.layers[0].cross_attention, output.layers[0].self_attention
+        _, h, S = cross.weights.shape
+        return cls(vocab, len(output.layers), h, cross.query.size(2), S, own.weights.size(2), k, vectors, view)
+
+    @property
+    def D(self) -> int:
+        return self.h * self.d
+
+    @property
+    def V(self) -> int:
+        """Where the vectors end (0 without them)."""
+        return self.D * (2 + 7 * self.L) if self.vectors else 0
+
+    @property
+    def width(self) -> int:
+        """A layer's numbers in the tail."""
+        return self.h * (2 * self.S + self.T)
+
+    @property
+    def top(self) -> int:
+        return self.L * self.width
+
+    def numbers(self, output: DecoderStep, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """A step's rows of numbers, with ``extra`` columns appended: (B, C)."""
+        columns: list[torch.Tensor] = []
+        if self.vectors:
+            x = output.token_embedding + output.position  # (B, D) what the first layer reads
+            columns += [output.token_embedding, output.position.expand_as(x)]
+            for layer in output.layers:
+                own, cross, ffn = layer.self_attention, layer.cross_attention, layer.feed_forward
+                columns += [x, own.normed, cross.output, cross.normed, ffn.normed]  # (B, D) each
+                columns += [cross.query.flatten(1), cross.context.flatten(1)]  # (B, h·d) each
+                x = ffn.normed
+        for layer in output.layers:
+            own, cross = layer.self_attention, layer.cross_attention
+            columns += [cross.scores.flatten(1), cross.weights.flatten(1), own.weights.flatten(1)]  # (B, h·N) each
+        return torch.cat([*columns, top_logprobs, *extra], dim=1)
+
+    def split(self, table: torch.Tensor, top_ids: list[list[int]]) -> list[Numbers]:
+        return split_rows(table, top_ids, self.V)
+
+    def record(self, n: int, numbers: Numbers, pick: Pick) -> Step:
+        """The record of a sentence's step; ``n`` is its own source length (padding is left out)."""
+        data, start, tail, top_ids = numbers
+        check_finite(pick.logprob)
+        D, d, h, S, T = self.D, self.d, self.h, self.S, self.T
+
+        def span(at: int, size: int) -> Floats | None:  # numbers at..at+size of the row's vectors
+            return Floats(data, start + at, start + at + size) if self.vectors else None
+
+        layers = []
+        for layer in range(self.L):
+            b, v = layer * self.width, D * (2 + 7 * layer)  # where the layer's tail and vectors start
+            heads = tuple(
+                HeadStep(
+                    tail[b + j * S : b + j * S + n],
+                    tail[b + (h + j) * S : b + (h + j) * S + n],
+                    span(v + 5 * D + j * d, d),
+                    span(v + 6 * D + j * d, d),
+                )
+                for j in range(h)
+            )
+            own = b + 2 * h * S
+            self_weights = tuple(tail[own + j * T : own + (j + 1) * T] for j in range(h))
+            parts = (span(v + i * D, D) for i in range(5))
+            layers.append(LayerStep(heads, self_weights, *parts))
+        scores, weights = _viewed(layers[self.view.layer], self.view.head)
+        return Step(
+            index=pick.t,
+            input_token=self.vocab[pick.input_id],
+            input_id=pick.input_id,
+            scores=scores,
+            weights=weights,
+            hidden=layers[-1].output,  # the top layer's output: what the output layer reads
+            context=None,
+            concat=None,
+            attentional=None,
+            candidates=candidates(self.vocab, top_ids, tail[self.top : self.top + self.k]),
+            chosen_token=self.vocab[pick.chosen_id],
+            chosen_id=pick.chosen_id,
+            chosen_logprob=pick.logprob,
+            forced=pick.forced,
+            layers=tuple(layers),
+            embedding=span(0, D),
+            position=span(D, D),
+        )
+
+
+def split_rows(table: torch.Tensor, top_ids: list[list[int]], vectors_end: int) -> list[Numbers]:
+    """Each row of a step's (B, C) numbers, with its top-k ids: the one copy out of torch."""
+    raw = table.cpu().numpy().tobytes()
+    numbers = memoryview(raw).cast("f")
+    width = table.size(1)
+    starts = range(0, len(numbers), width)
+    return [
+        Numbers(raw, i, tuple(numbers[i + vectors_end : i + width].tolist()), ids) for i, ids in zip(starts, top_ids)
+    ]
+
+
+def candidates(vocab: Sequence[str], top_ids: list[int], logprobs: Sequence[float]) -> tuple[Candidate, ...]:
+    return tuple(Candidate(vocab[i], i, math.exp(logprob)) for i, logprob in zip(top_ids, logprobs))
 
 
 def check_finite(logprob: float) -> None:

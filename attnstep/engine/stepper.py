@@ -23,7 +23,19 @@ Greedy decoding goes through one batched loop over the model's step function; a 
 is a batch of one, so stepping and batched decoding cannot drift apart. Beam search
 (:mod:`attnstep.engine.beam`) is a second loop over the same step function that builds the same
 records through the same :class:`~attnstep.engine.recording.Columns`, and with K = 1 makes the
-greedy choices. The model is used only through :class:`~attnstep.model.family.Family`.
+greedy choices. The model is used only through :class:`~attnstep.model.family.Family`: attnstep's
+RNN, or a Marian Transformer (:class:`~attnstep.model.marian.family.MarianFamily`), whose steps
+become records through :class:`~attnstep.engine.recording.LayerColumns` (every layer and head).
+
+Each step's choice goes through ``generate``'s logits processors
+(:func:`~attnstep.engine.generate.process`) where any applies: banned tokens (a Marian folder's
+``bad_words_ids``: its <pad> is never emitted), no end before the minimum length, the end forced
+at the last step where the folder says so (``forced_eos_token_id``); the candidates stay the
+model's own distribution. A Marian folder's generation settings give the lengths: ``max_length``
+less the decoder start token (generate counts it), its ``min_length`` likewise; a Stepper's
+``max_length``/``min_length`` (dump's --max-length/--min-length, counted in steps, the end
+included), where given, replace them. attnstep's checkpoints: no minimum, and at most
+2 × the source's tokens + 10 steps, unless given.
 """
 
 from __future__ import annotations
@@ -32,17 +44,21 @@ import gc
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from functools import cached_property
+from typing import Any, NamedTuple, cast
 
 import torch
 
 from attnstep.engine.batch import pad
 from attnstep.engine.beam import BeamSearch
-from attnstep.engine.checkpoint import Checkpoint, load_checkpoint
+from attnstep.engine.checkpoint import Checkpoint
 from attnstep.engine.device import use_device
-from attnstep.engine.recording import Choice, Columns, Numbers, Pick, Row, floats
+from attnstep.engine.generate import GenerationSettings, process
+from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
+from attnstep.engine.recording import Choice, Columns, LayerColumns, Numbers, Pick, Row, floats
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError
-from attnstep.model.family import Family, StepOutput
+from attnstep.model.family import Family, LayeredFamily, StepOutput
 from attnstep.model.rnn.seq2seq import max_output_length
 from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import (
@@ -56,24 +72,28 @@ from attnstep.trace.records import (
     Step,
     Trace,
     Word,
+    default_view,
     ranking,
 )
 
 DEFAULT_TOP_K = 5
 Opaque = Any  # a family's memory or decoder state: the engine hands it back to the model unread
+PerHead = tuple[tuple[tuple[Floats, ...], ...], ...]  # [layer][head][source token]
 
 
 class _Encoded(NamedTuple):
-    """One sentence's encoding, as the trace records it (both None without vectors)."""
+    """One sentence's encoding, as the trace records it (all None without vectors)."""
 
-    states: tuple[Floats, ...] | None  # h_i per source token
+    states: tuple[Floats, ...] | None  # h_i per source token (a Transformer's: the encoder's top layer)
     keys: tuple[Floats, ...] | None  # the scorer's key per source token (None for dot: the keys are the states)
+    cross_keys: PerHead | None = None  # a Transformer's: each layer's heads' keys W_k m_i + b_k
+    cross_values: PerHead | None = None  # and values
 
 
 class Stepper:
     def __init__(
         self,
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | MarianCheckpoint | ToolkitCheckpoint,
         *,
         top_k: int = DEFAULT_TOP_K,
         vectors: bool = True,
@@ -89,10 +109,20 @@ class Stepper:
             raise AttnstepError(f"the beam width must be 1 to {MAX_BEAM}, not {beam}")
         if alpha < 0 or not math.isfinite(alpha):
             raise AttnstepError(f"the length normalization alpha must be 0 or more, not {alpha}")
+        if checkpoint.architecture is not None and beam is not None:
+            raise AttnstepError(
+                f"beam search is not supported for a Transformer ({checkpoint.name}) yet: decode greedily"
+            )
+        generation = checkpoint.generation
+        if isinstance(checkpoint, MarianCheckpoint):  # the folder's lengths unless given (less its start token)
+            min_length = min_length or max(checkpoint.generation.min_length - 1, 0)
+            max_length = max_length or min(checkpoint.generation.max_length - 1, checkpoint.positions)
         if min_length < 0 or (max_length is not None and max_length <= min_length):
             raise AttnstepError(
                 f"the maximum length must be over the minimum, {min_length} (the <eos> counts), not {max_length}"
             )
+        if max_length is not None and checkpoint.positions is not None and max_length > checkpoint.positions:
+            raise AttnstepError(f"the model has positions for {checkpoint.positions} tokens, not {max_length}")
         if n_best is not None and beam is None:
             raise AttnstepError("an n-best list needs a beam search")
         if n_best is not None and beam is not None and not 1 <= n_best <= beam:
@@ -105,9 +135,17 @@ class Stepper:
         self.codec = checkpoint.codec
         # The engine only ever runs the model forward. Parameters that need no gradient let it run
         # without a no_grad context, whose wrapper around the step generator costs ~25 µs a step.
-        self.model: Family[Opaque, Opaque] = checkpoint.model.eval().requires_grad_(False)
-        self.device = next(checkpoint.model.parameters()).device  # inputs are made where the model is
-        self.specials = self.model.specials  # the model's own start, end and padding ids
+        self.model = cast(Family[Opaque, Opaque], checkpoint.family.eval().requires_grad_(False))
+        self.device = next(checkpoint.family.parameters()).device  # inputs are made where the model is
+        self.specials = start, end, pad = self.model.specials  # the model's own start, end and padding ids
+        # generate's processing of each step's choice (no forced end for attnstep's: max_length unread)
+        self.rules = replace(
+            generation or GenerationSettings(start, pad, (end,)),
+            min_length=min_length + 1,
+            max_length=(max_length or 0) + 1,
+        )
+        self.architecture = checkpoint.architecture  # a Transformer's layers and heads; None: an RNN
+        self.view = None if self.architecture is None else default_view(self.architecture)
         self.top_k = min(top_k, len(checkpoint.tgt_vocab))
         self.vectors = vectors  # False skips h_t, C_t, [h_t; C_t], h~_t and encoder states (dump --no-vectors)
         v_a = self.model.v_a if vectors else None  # (A,)
@@ -115,7 +153,7 @@ class Stepper:
         self.v_a = None if v_a is None else floats(v_a.view(1, -1))[0]
         # None: greedy; else a beam search of width K (capped by the vocabulary, which bounds the extensions)
         width = None if beam is None else min(beam, len(checkpoint.tgt_vocab))
-        self.search = None if width is None else BeamSearch(self.model, width, alpha, self._columns)
+        self.search = None if width is None else BeamSearch(self.model, width, alpha, self._rnn_columns)
         self.info = CheckpointInfo(
             name=checkpoint.name,
             sha256=checkpoint.digest,
@@ -125,6 +163,7 @@ class Stepper:
             target_language=str(checkpoint.meta.get("target_language", "")),
             tokenizer=self.codec.kind,
             target_vocab_size=len(checkpoint.tgt_vocab),
+            architecture=self.architecture,
         )
 
     # --- what the UI may call -------------------------------------------------------------
@@ -173,6 +212,10 @@ class Stepper:
         """Traces of already-tokenized sources, decoded together."""
         return self._decode([self._row(tuple(source), ()) for source in sources])
 
+    def limit(self, source_length: int) -> int:
+        """The most steps a decoding of a source this long takes, but for a longer forced prefix."""
+        return self.max_length or max(max_output_length(source_length), self.min_length + 1)
+
     def score_reference(self, sentence: str, reference: str) -> Trace:
         """Teacher forcing: each token of ``reference`` (cut by the checkpoint's codec), then <eos>, forced.
 
@@ -198,8 +241,11 @@ class Stepper:
     # --- inside ----------------------------------------------------------------------------
 
     def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> Row:
-        limit = self.max_length or max(max_output_length(len(source)), self.min_length + 1)
-        return Row(source, prefix, max(limit, len(prefix)), self.min_length)
+        limit = max(self.limit(len(source)), len(prefix))
+        positions = self.checkpoint.positions
+        if positions is not None and limit > positions:
+            raise AttnstepError(f"the model has positions for {positions} tokens; the forced ones are {len(prefix)}")
+        return Row(source, prefix, limit, self.min_length)
 
     def _source_words(self, source: tuple[SourceToken, ...]) -> tuple[tuple[SourceToken, ...], tuple[Word, ...]]:
         """The user's words over the source tokens, derived from the tokens themselves.
@@ -227,6 +273,9 @@ class Stepper:
             output_words=tuple(Word(*span) for span in self.codec.target_words(tokens)),
             translation_text=self.codec.detokenize(tokens),
             beam=beam,
+            view=self.view,
+            cross_keys=encoded.cross_keys,
+            cross_values=encoded.cross_values,
         )
 
     def _decode(self, rows: list[Row]) -> list[Trace]:
@@ -264,23 +313,42 @@ class Stepper:
         def per_row(tensor: torch.Tensor | None) -> list[tuple[Floats, ...] | None]:  # (B, S, D) → each row's tokens'
             return [None if tensor is None else floats(tensor[i, : len(row.source)]) for i, row in enumerate(rows)]
 
-        return memory, state, [_Encoded(*pair) for pair in zip(per_row(states), per_row(keys))]
+        encoded = [_Encoded(*pair) for pair in zip(per_row(states), per_row(keys))]
+        if self.architecture is not None and self.vectors:
+            cross = cast(LayeredFamily, self.model).cross_vectors(memory)  # (B, L, h, S, d) keys, values
+            encoded = [
+                e._replace(cross_keys=_per_head(cross[0][i], n), cross_values=_per_head(cross[1][i], n))
+                for i, (e, n) in enumerate(zip(encoded, (len(row.source) for row in rows)))
+            ]
+        return memory, state, encoded
 
-    def _columns(self, output: StepOutput) -> Columns:
-        return Columns.of(output, self.checkpoint.tgt_vocab.tokens, self.top_k, self.vectors, self.queried)
+    @cached_property
+    def _vocab(self) -> list[str]:
+        return self.codec.target_tokens
+
+    def _columns(self, output: Any) -> Columns | LayerColumns:
+        """Where a step's quantities go in its rows of numbers: a StepOutput's, or a Transformer's DecoderStep's."""
+        if self.view is not None:
+            return LayerColumns.of(output, self._vocab, self.top_k, self.vectors, self.view)
+        return self._rnn_columns(output)
+
+    def _rnn_columns(self, output: StepOutput) -> Columns:
+        return Columns.of(output, self._vocab, self.top_k, self.vectors, self.queried)
 
     def _run(self, rows: list[Row], memory: Opaque, state: Opaque) -> Iterator[list[tuple[int, Step]]]:
         """The greedy batched loop over an encoded batch: yields [(row index, step record), ...] per time step."""
         start, end, _ = self.specials
         prev = torch.full((len(rows), 1), start, dtype=torch.long, device=self.device)  # (B, 1)
+        sequences = prev  # (B, t + 1) what each row has read: generate's processors look back over it
         input_ids = [start] * len(rows)
         active = list(range(len(rows)))
-        c: Columns | None = None
+        c: Columns | LayerColumns | None = None
         t = 0
         while active:
             output, state = self.model.step(prev.view(-1), state, memory)
-            c = c or self._columns(output)
-            prev, numbers, chosen_column = self._choose(rows, active, t, output, c)
+            c = self._columns(output) if c is None or c.grows else c
+            prev, numbers, chosen_column = self._choose(rows, active, t, output, c, sequences)
+            sequences = torch.cat([sequences, prev], dim=1)  # (B, t + 2)
             chosen_ids = prev.view(-1).tolist() if chosen_column == -1 else None  # else each row's top-1
             produced = []
             for i, row_numbers in zip(active, numbers):
@@ -294,33 +362,46 @@ class Stepper:
             active = [i for i in active if input_ids[i] != end and t + 1 < rows[i].limit]
             t += 1
 
+    def _ruled(self, t: int) -> bool:
+        """Whether one of generate's processors may change step t's choice."""
+        rules = self.rules
+        return bool(
+            rules.bad_words_ids
+            or t + 1 < rules.min_length
+            or (rules.forced_eos_token_id is not None and t + 2 == rules.max_length)
+            or (rules.forced_bos_token_id is not None and t == 0)
+        )
+
     def _choose(
-        self, rows: list[Row], active: list[int], t: int, output: StepOutput, c: Columns
+        self,
+        rows: list[Row],
+        active: list[int],
+        t: int,
+        output: Any,
+        c: Columns | LayerColumns,
+        sequences: torch.Tensor,
     ) -> tuple[torch.Tensor, list[Numbers], int]:
         """A greedy step's choices (B, 1), each active row's numbers, and where in a row's tail the
         chosen token's log-probability is: the top-1, or an extra last column where a prefix forces
-        some or the minimum length holds back an <eos>."""
+        some or generate's processors rule (a banned token, an end held back or forced)."""
         logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
         top_logprobs, top_ids = logprobs.topk(c.k, dim=-1)  # (B, k)
         chosen = top_ids.narrow(1, 0, 1)  # (B, 1) greedy
         forcing = [i for i in active if t < len(rows[i].prefix)]
-        held = [i for i in active if t < rows[i].min_length and t >= len(rows[i].prefix)]
-        if held:  # the best token but <eos>; the candidates stay the model's own
-            without_eos = logprobs[held].clone()  # (H, V)
-            without_eos[:, self.specials.end] = -math.inf
-            chosen = chosen.clone()
-            chosen[held, 0] = without_eos.topk(1, dim=-1).indices[:, 0]
+        ruled = self._ruled(t)
+        if ruled:  # the best token the processors leave; the candidates stay the model's own
+            chosen = process(logprobs, sequences, self.rules).argmax(dim=-1, keepdim=True)  # (B, 1)
         if forcing:
             chosen = chosen.clone()
             chosen[forcing, 0] = torch.tensor([rows[i].prefix[t][0] for i in forcing], device=self.device)
-        if forcing or held:  # the chosen words' log-probabilities become an extra, last column
+        if forcing or ruled:  # the chosen words' log-probabilities become an extra, last column
             table = c.numbers(output, top_logprobs, logprobs.gather(1, chosen))  # (B, C + 1)
         else:
             table = c.numbers(output, top_logprobs)  # (B, C)
         top = top_ids.tolist()
         if len(active) < len(rows):
             table = table[torch.tensor(active, device=self.device)]
-        return chosen, c.split(table, [top[i] for i in active]), -1 if forcing or held else 2 * c.S
+        return chosen, c.split(table, [top[i] for i in active]), -1 if forcing or ruled else c.top
 
 
 def load_stepper(
@@ -345,7 +426,7 @@ def load_stepper(
     ``threads``: where it computes (see :func:`~attnstep.engine.device.use_device`).
     """
     stepper = Stepper(
-        load_checkpoint(checkpoint, use_device(device, threads)),
+        load_any(checkpoint, use_device(device, threads)),
         top_k=top_k,
         vectors=vectors,
         beam=beam,
@@ -357,3 +438,10 @@ def load_stepper(
     gc.collect()
     gc.freeze()
     return stepper
+
+
+def _per_head(vectors: torch.Tensor, n: int) -> PerHead:
+    """One sentence's (L, h, S, d) keys or values as [layer][head][token] Floats, its n tokens only: one copy."""
+    L, h, _, d = vectors.shape
+    rows = floats(vectors[:, :, :n].reshape(-1, d))  # (L·h·n) rows of d
+    return tuple(tuple(rows[(layer * h + j) * n : (layer * h + j + 1) * n] for j in range(h)) for layer in range(L))

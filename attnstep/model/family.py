@@ -95,6 +95,14 @@ class Family(Protocol[MemoryT, StateT]):
         ...
 
 
+class LayeredFamily(Family[MemoryT, StateT], Protocol):
+    """A Transformer's family: it also has keys and values per decoder layer and head for a trace."""
+
+    def cross_vectors(self, memory: MemoryT) -> tuple[Tensor, Tensor]:
+        """Each decoder layer's cross-attention keys and values per head: (B, L, h, S, d) each."""
+        ...
+
+
 class TransformerStep(Protocol):
     """The part of a Transformer family's step record that decoding reads; the record holds far more."""
 

@@ -102,8 +102,6 @@ class ModelService:
     def _decode_arguments(self, request: dict[str, Any]):
         """Check a decode request against the vocabularies: ids in range, tokens that match them.
         Returns the source and the prefix, the forced word's pieces (if any) at its end."""
-        from attnstep.model.rnn.seq2seq import max_output_length
-
         src, tgt = self.stepper.checkpoint.src_vocab, self.stepper.checkpoint.tgt_vocab
         raw_source, raw_prefix, word = request.get("source"), request.get("prefix"), request.get("word")
         limit = self.stepper.codec.max_source_tokens  # 100 words, or 200 subword pieces
@@ -122,7 +120,7 @@ class ModelService:
             ):
                 raise AttnstepError("a source token of the request does not match the model's vocabulary")
             source.append(SourceToken(*item))
-        if not isinstance(raw_prefix, list) or len(raw_prefix) >= max_output_length(len(source)):
+        if not isinstance(raw_prefix, list) or len(raw_prefix) >= self.stepper.limit(len(source)):
             raise AttnstepError("the request's prefix is longer than a decoding of this source can be")
         prefix = []
         for item in raw_prefix:
@@ -139,6 +137,6 @@ class ModelService:
             if not (isinstance(word, str) and len(word) <= 200):
                 raise AttnstepError("the forced word must be a short string")
             prefix += [(i, True) for i in self.stepper.target_ids(word)]  # a word of several pieces: each in turn
-            if len(prefix) > max_output_length(len(source)):
+            if len(prefix) > self.stepper.limit(len(source)):
                 raise AttnstepError("the forced word does not fit in a decoding of this source")
         return tuple(source), tuple(prefix)

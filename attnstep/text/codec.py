@@ -1,4 +1,5 @@
-"""Text ↔ token ids for a checkpoint: attnstep's word tokenizer (format 1) or SentencePiece pieces (format 2).
+"""Text ↔ token ids for a checkpoint: attnstep's word tokenizer (format 1), SentencePiece pieces (format 2),
+or a Hugging Face Marian folder's pieces and vocab.json (:class:`MarianCodec`).
 
 Training, evaluation and the engine all go through a codec, so that a checkpoint's way of
 cutting text is decided in one place, by its ``config.json``.
@@ -6,9 +7,10 @@ cutting text is decided in one place, by its ``config.json``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
+from attnstep.text.marian import MarianTokenizer
 from attnstep.text.subword import WORD_START, SubwordModel, is_byte_piece
 from attnstep.text.words import MAX_SOURCE_TOKENS, Vocab, detokenize, tokenize, tokenize_lenient
 
@@ -96,7 +98,7 @@ class SubwordCodec:
         return self.tgt_model.encode(text)
 
     def source_pieces(self, sentence: str) -> list[tuple[str, str, int, int]]:
-        ids = _encode_sentence(self.src_model, sentence)
+        ids = _encode_sentence(self.src_model.encode, sentence)
         pieces = [self.src_model.pieces[i] for i in ids]
         words = split_words(pieces)
         word_of = [w for w, (_, start, end) in enumerate(words) for _ in range(start, end)]
@@ -115,7 +117,7 @@ class SubwordCodec:
 
     def reference_ids(self, text: str) -> list[int]:
         """A given translation as target pieces, as the model's outputs are cut."""
-        return _encode_sentence(self.tgt_model, text)
+        return _encode_sentence(self.tgt_model.encode, text)
 
     @property
     def target_tokens(self) -> list[str]:
@@ -134,18 +136,91 @@ class SubwordCodec:
         return self.tgt_model.encode(word)
 
 
-def _encode_sentence(model: SubwordModel, sentence: str) -> list[int]:
-    """A user's sentence as piece ids, refusing what the word tokenizer refuses (and too many pieces)."""
+class MarianCodec:
+    """A Marian folder's tokenization (:class:`~attnstep.text.marian.MarianTokenizer`): source.spm's pieces
+    looked up in vocab.json (a piece it lacks is <unk>), </s> appended; outputs joined by target.spm.
+
+    The source tokens are the pieces the encoder reads, </s> included (its own word); they group into
+    words as a SentencePiece model's do, an <unk> starting one (its piece's "▁" is not in the token).
+    """
+
+    kind = "marian"
+    unit = "piece"
+
+    def __init__(self, tokenizer: MarianTokenizer, max_source_tokens: int = MAX_SOURCE_PIECES):
+        self.tokenizer = tokenizer
+        self.max_source_tokens = max_source_tokens  # </s> left out: the model's positions allow one more
+
+    def source_pieces(self, sentence: str) -> list[tuple[str, str, int, int]]:
+        pieces = _encode_sentence(self.tokenizer.source_pieces, sentence, self.max_source_tokens)
+        tokenizer = self.tokenizer
+        ids = [*tokenizer.ids(pieces), tokenizer.eos_id]
+        surfaces = [*(surface(p) for p in pieces), tokenizer.piece(tokenizer.eos_id)]
+        words = self._words([tokenizer.piece(i) for i in ids])
+        word_of = [w for w, (_, start, end) in enumerate(words) for _ in range(start, end)]
+        return [(s, tokenizer.piece(i), i, w) for s, i, w in zip(surfaces, ids, word_of)]
+
+    def source_words(self, tokens: Sequence[SourcePiece]) -> list[tuple[str, int, int]]:
+        # An unknown piece's text is its surface, as the user typed it.
+        pieces = [WORD_START + t.surface if t.id == self.tokenizer.unk_id else t.token for t in tokens]
+        eos = self.tokenizer.piece(self.tokenizer.eos_id)
+        return [
+            (eos if pieces[s:e] == [eos] else self.tokenizer.source_text(pieces[s:e]), s, e)
+            for _, s, e in self._words([t.token for t in tokens])
+        ]
+
+    def _words(self, tokens: list[str]) -> list[tuple[str, int, int]]:
+        """split_words over vocabulary tokens, the final </s> a word of its own, an <unk> starting one (unless
+        it follows a lone "▁", which starts it: SentencePiece cuts "▁" off a word it has no piece for)."""
+        tokenizer = self.tokenizer
+        unk, eos = tokenizer.piece(tokenizer.unk_id), tokenizer.piece(tokenizer.eos_id)
+        body = tokens[:-1] if tokens and tokens[-1] == eos else tokens
+        starts = [t == unk and (i == 0 or body[i - 1] != WORD_START) for i, t in enumerate(body)]
+        words = split_words([WORD_START + t if start else t for t, start in zip(body, starts)])
+        return words + ([(eos, len(body), len(tokens))] if len(body) < len(tokens) else [])
+
+    def target_words(self, tokens: list[str]) -> list[tuple[str, int, int]]:
+        return [(self.detokenize(tokens[s:e]), s, e) for _, s, e in split_words(tokens)]
+
+    def detokenize(self, tokens: list[str]) -> str:
+        return self.tokenizer.decode(self.tokenizer.ids(tokens))
+
+    def reference_ids(self, text: str) -> list[int]:
+        """A given translation as target pieces, as the model's outputs are cut (unknown ones <unk>)."""
+        return self.tokenizer.ids(_encode_sentence(self.tokenizer.target_pieces, text, MAX_SOURCE_PIECES))
+
+    @property
+    def target_tokens(self) -> list[str]:
+        return self.tokenizer.tokens
+
+    def target_ids(self, word: str) -> list[int]:
+        """As :meth:`SubwordCodec.target_ids`; [] where a piece is not in vocab.json."""
+        word = word.strip()
+        if not word:
+            return []
+        vocab = self.tokenizer.vocab
+        for piece in (WORD_START + word, word):
+            if piece in vocab:
+                return [vocab[piece]]
+        pieces = self.tokenizer.target_pieces(word)
+        return [vocab[p] for p in pieces] if all(p in vocab for p in pieces) else []
+
+
+Item = TypeVar("Item")
+
+
+def _encode_sentence(encode: Callable[[str], list[Item]], sentence: str, most: int = MAX_SOURCE_PIECES) -> list[Item]:
+    """A user's sentence as pieces (or their ids), refusing what the word tokenizer refuses (and over ``most``)."""
     from attnstep.errors import AttnstepError
     from attnstep.text.words import check_sentence
 
     check_sentence(sentence)
-    ids = model.encode(sentence)
-    if not ids:
+    pieces = encode(sentence)
+    if not pieces:
         raise AttnstepError("the sentence is empty: type some words to translate")
-    if len(ids) > MAX_SOURCE_PIECES:
-        raise AttnstepError(f"the sentence has {len(ids)} subword pieces; the maximum is {MAX_SOURCE_PIECES}")
-    return ids
+    if len(pieces) > most:
+        raise AttnstepError(f"the sentence has {len(pieces)} subword pieces; the maximum is {most}")
+    return pieces
 
 
 def split_words(pieces: list[str]) -> list[tuple[str, int, int]]:

@@ -59,9 +59,9 @@ class MarianTokenizer:
 
     def __init__(self, source, target, vocab: dict[str, int], origin: str):
         self._source, self._target, self.vocab, self.origin = source, target, vocab, origin
-        self.pieces = [""] * len(vocab)  # id → piece
+        self.tokens = [""] * len(vocab)  # id → piece, both sides' (the vocabulary a trace names tokens by)
         for piece, index in vocab.items():
-            self.pieces[index] = piece
+            self.tokens[index] = piece
         self.unk_id, self.eos_id, self.pad_id = vocab[UNK], vocab[EOS], vocab[PAD]
         self.special_ids = frozenset((self.unk_id, self.eos_id, self.pad_id))  # skipped when decoding
 
@@ -94,14 +94,26 @@ class MarianTokenizer:
             code, text = [text[: end + 2]], text[end + 2 :]
         return code + self._source.encode(text, out_type=str)
 
+    def ids(self, pieces: Iterable[str]) -> list[int]:
+        """Pieces → vocab.json ids; a piece it lacks is <unk>."""
+        return [self.vocab.get(piece, self.unk_id) for piece in pieces]
+
     def encode(self, text: str) -> list[int]:
         """The encoder's ids, </s> at the end, as MarianTokenizer(text).input_ids."""
-        return [self.vocab.get(piece, self.unk_id) for piece in self.source_pieces(text)] + [self.eos_id]
+        return [*self.ids(self.source_pieces(text)), self.eos_id]
+
+    def target_pieces(self, text: str) -> list[str]:
+        """A translation cut as the decoder writes it, by target.spm (MarianTokenizer(text_target=…), no </s>)."""
+        return self._target.encode(text, out_type=str)
 
     def piece(self, index: int) -> str:
-        return self.pieces[index]
+        return self.tokens[index]
+
+    def source_text(self, pieces: list[str]) -> str:
+        """Source pieces joined back into the text they cut (a word's, for the word view)."""
+        return self._source.decode_pieces(pieces).replace("\u2581", " ").strip()
 
     def decode(self, ids: Iterable[int]) -> str:
         """Target ids → text, special tokens left out (decode(…, skip_special_tokens=True))."""
-        pieces = [self.pieces[i] for i in ids if i not in self.special_ids]
+        pieces = [self.tokens[i] for i in ids if i not in self.special_ids]
         return self._target.decode_pieces(pieces).replace("\u2581", " ").strip()
