@@ -36,6 +36,16 @@ def grid_width(trace: Trace, columns: int | None = None) -> int:
     return label_width(trace) + sum(width + 1 for width in column_widths(trace)[:columns])
 
 
+def reach_last_column(header: Text, starts: list[int], labels: int, room: int) -> None:
+    """Pad ``header`` (``labels`` cells, then columns starting at ``starts`` after them) so that a
+    scroll that stops at column starts (snap_x), the last page too, can reach the first start
+    that shows the last column whole in ``room`` cells."""
+    body = header.cell_len - labels
+    if body > room:
+        last = min((start for start in starts if start >= body - room), default=body - room)
+        header.append(" " * (last + room - body))
+
+
 class AlignmentGrid(LinesView[View]):
     """The header of source words and the column of target words stay put; the cells scroll."""
 
@@ -75,14 +85,7 @@ class AlignmentGrid(LinesView[View]):
         for word in trace.source_words if trace.subword else ():
             if word.end - word.start > 1:  # one underline under all of a word's pieces groups them
                 header.stylize("underline", self.columns[word.start][0], self.columns[word.end - 1][1])
-        body = header.cell_len - labels
-        if body > room:
-            # Scrolling stops at column starts (snap_x), the last page too: pad the lines so the
-            # scroll can reach the first column start that shows the last column whole.
-            last = min(
-                (start - labels for start, _ in self.columns if start - labels >= body - room), default=body - room
-            )
-            header.append(" " * (last + room - body))
+        reach_last_column(header, [start - labels for start, _ in self.columns], labels, room)
         lines = [header]
         rows = view.position if view.shows("softmax") or not view.step else view.position - 1
         # Rows not decoded yet are blank lines, so the panel's size stays that of the whole

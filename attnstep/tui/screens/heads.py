@@ -23,7 +23,7 @@ from attnstep.trace.records import Architecture, HeadStep, Trace, Vector
 from attnstep.trace.records import View as AttentionView
 from attnstep.trace.word_view import word_weights
 from attnstep.tui.lines import LinesView, fit
-from attnstep.tui.panels.grid import column_widths
+from attnstep.tui.panels.grid import column_widths, reach_last_column
 from attnstep.tui.stages import View, short_label, source_word, view_label, word_tokens
 
 LABEL_WIDTH = 11  # "▶ L12 mean "
@@ -37,6 +37,10 @@ def rows_of(architecture: Architecture) -> list[AttentionView]:
 
 class HeadsGrid(LinesView[View]):
     FROZEN_ROWS = 1  # the source tokens
+
+    def __init__(self, *, id: str, classes: str = "") -> None:
+        super().__init__(id=id, classes=classes)
+        self.starts: list[int] = []  # where each column starts, right of the labels (set by build)
 
     @dataclass
     class Chosen(Message):
@@ -63,9 +67,12 @@ class HeadsGrid(LinesView[View]):
         room = self.scrollable_content_region.width - LABEL_WIDTH
         tokens, widths = columns.source, column_widths(columns, room, glyphs=not self.shows_ramp)
         header = Text.assemble(fit("", LABEL_WIDTH))
+        self.starts = []
         for token, width in zip(tokens, widths):
+            self.starts.append(header.cell_len - LABEL_WIDTH)
             header.append_text(fit(source_word(token), width, label))
             header.append(" ")
+        reach_last_column(header, self.starts, LABEL_WIDTH, room)
         lines = [header]
         shown = step is not None and view.shows("softmax")
         for row in rows_of(architecture):
@@ -96,6 +103,10 @@ class HeadsGrid(LinesView[View]):
         else:
             weights = tuple(sum(column) / len(heads) for column in zip(*(h.weights for h in heads)))
         return word_weights(trace, weights) if view.in_words else weights
+
+    def snap_x(self, x: int) -> int:
+        """Scroll to the start of a column, as the grid does, so no token in the header is cut in two."""
+        return max((start for start in self.starts if start <= x), default=0)
 
     def action_choose(self, delta: int) -> None:
         view = self.view
