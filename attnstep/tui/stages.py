@@ -505,8 +505,8 @@ def attention_in_words(view: View) -> View:
     A word's weight is the sum of its pieces' weights, and its score the log-sum-exp of their
     scores, so that softmax over the words' scores gives exactly those sums. Its state is the
     pieces' states averaged by weight, so weight × state = Σ a_i h_i: the word's share of C_t.
-    A Transformer's heads are gathered so, each with its own weights (its values v_i for h_i),
-    and a layer's mean is the mean of its heads' gathered scores and weights.
+    A Transformer's layer in view has each head gathered so, with its own weights (the head in
+    view's values v_i as the states h_i), and its mean is the mean of the gathered heads.
     """
     trace, step = view.trace, view.step
     if step is None:
@@ -515,21 +515,21 @@ def attention_in_words(view: View) -> View:
     current = replace(step, scores=scores, weights=weights)
     values = trace.cross_values
     if step.layers:
-        gathered = [
-            [
-                _in_words(trace, h.scores, h.weights, None if values is None else values[n][k])
-                for k, h in enumerate(layer.cross)
-            ]
-            for n, layer in enumerate(step.layers)
-        ]
-        layers = tuple(
-            replace(layer, cross=tuple(replace(h, scores=g[0], weights=g[1]) for h, g in zip(layer.cross, heads)))
-            for layer, heads in zip(step.layers, gathered)
+        # Only the layer in view is gathered, and only its head in view's values (the others' left
+        # empty): no panel reads them, and a base model's 48 heads' values cost more than the step.
+        _, layer, head, record = viewed_layer(trace, step)
+        heads = [_in_words(trace, h.scores, h.weights, None) for h in record.cross]
+        cross = tuple(
+            replace(h, scores=scores, weights=weights) for h, (scores, weights, _) in zip(record.cross, heads)
         )
-        if values is not None:
-            values = tuple(tuple(g[2] or () for g in heads) for heads in gathered)
-        _, _, head, record = viewed_layer(trace, replace(step, layers=layers))
-        shown = record.cross if head is None else (record.cross[head],)
+        layers = (*step.layers[:layer], replace(record, cross=cross), *step.layers[layer + 1 :])
+        if values is not None and head is not None:
+            own = _in_words(trace, record.cross[head].scores, record.cross[head].weights, values[layer][head])[2]
+            values = tuple(
+                tuple(own or () if (n, k) == (layer, head) else () for k in range(len(per_layer)))
+                for n, per_layer in enumerate(values)
+            )
+        shown = cross if head is None else (cross[head],)
         current = replace(
             current, layers=layers, scores=_mean([h.scores for h in shown]), weights=_mean([h.weights for h in shown])
         )
