@@ -440,19 +440,22 @@ def evaluate(
     device: OnDevice = Device.auto,
 ) -> None:
     """Score a model's translations of a test set with sacreBLEU. It translates greedily (and with --beam K), or reads --hyp files, and prints BLEU, chrF and TER with their signatures."""
-    from attnstep.commands.evaluate import run_eval
+    from attnstep.commands.evaluate import EvalSet, run_eval
 
     paths = [resolve_checkpoint(path) for path in [*([checkpoint] if checkpoint else []), *(checkpoints or [])]] or [
         DEFAULT_CHECKPOINT
     ]
-    run_eval(
-        paths,
-        splits=split or ["test_2016_flickr"],
+    chosen = EvalSet(
+        splits=tuple(split or ["test_2016_flickr"]),
         data=data,
         corpus=corpus,
         tsv_columns=tsv_columns,
         heldout=heldout,
         heldout_corpus=heldout_corpus,
+    )
+    run_eval(
+        paths,
+        chosen,
         output=output,
         beam=beam,
         alpha=alpha,

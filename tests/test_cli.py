@@ -16,6 +16,8 @@ import termios
 import threading
 import time
 import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
 
 import jsonschema
 import pyte
@@ -23,7 +25,7 @@ import pytest
 
 from attnstep import __version__
 from attnstep.trace.reader import schema
-from tests.cli_helpers import invoke
+from tests.cli_helpers import TINY_MODEL, invoke, write_parallel
 
 
 def attnstep(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -135,32 +137,26 @@ def tiny_corpus(tmp_path):
     fr = ["un chien noir court .", "une femme marche dans la rue .", "deux hommes dans le parc .", "un homme court ."]
     en = ["a black dog runs .", "a woman walks in the street .", "two men in the park .", "a man runs ."]
     for split in ("train", "val", "test_2016_flickr"):
-        (tmp_path / f"{split}.fr").write_text("\n".join(fr * (5 if split == "train" else 1)) + "\n")
-        (tmp_path / f"{split}.en").write_text("\n".join(en * (5 if split == "train" else 1)) + "\n")
+        write_parallel(tmp_path, split, list(zip(fr, en)) * (5 if split == "train" else 1))
     return tmp_path
 
 
-def test_train_resume_and_eval(tiny_corpus, tmp_path):
+@dataclass(frozen=True)
+class Training:
+    args: list  # attnstep train … of a tiny model on the tiny corpus, batches of 4
+    out: Path  # its --out
+    work: Path  # its --work
+
+
+@pytest.fixture
+def training(tiny_corpus, tmp_path) -> Training:
     out, work = tmp_path / "model", tmp_path / "work"
-    common = [
-        "train",
-        "--data",
-        tiny_corpus,
-        "--out",
-        out,
-        "--work",
-        work,
-        "--emb-dim",
-        8,
-        "--enc-hidden",
-        8,
-        "--dec-hidden",
-        16,
-        "--batch-size",
-        4,
-        "--patience",
-        5,
-    ]
+    return Training(["train", "--data", tiny_corpus, "--out", out, "--work", work, *TINY_MODEL], out, work)
+
+
+def test_train_resume_and_eval(training, tiny_corpus):
+    out, work = training.out, training.work
+    common = [*training.args, "--patience", 5]
     assert invoke(*common, "--epochs", 1).exit_code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["provenance"]["epoch"] == 1 and "val_bleu" in config["metrics"]
@@ -185,29 +181,9 @@ def test_the_train_log_is_not_wrapped_in_a_pipe(tiny_corpus, tmp_path, monkeypat
     assert result.stdout.splitlines()[-1].startswith("done: ") and result.stdout.endswith(f"checkpoint in {out}\n")
 
 
-def test_train_stores_float16_weights_when_asked(tiny_corpus, tmp_path):
-    out = tmp_path / "half"
-    result = invoke(
-        "train",
-        "--data",
-        tiny_corpus,
-        "--out",
-        out,
-        "--work",
-        tmp_path / "work",
-        "--emb-dim",
-        8,
-        "--enc-hidden",
-        8,
-        "--dec-hidden",
-        16,
-        "--batch-size",
-        4,
-        "--epochs",
-        1,
-        "--dtype",
-        "float16",
-    )
+def test_train_stores_float16_weights_when_asked(training, tiny_corpus, tmp_path):
+    out = training.out
+    result = invoke(*training.args, "--epochs", 1, "--dtype", "float16")
     assert result.exit_code == 0, result.stderr
     assert json.loads((out / "config.json").read_text())["storage_dtype"] == "float16"
     from safetensors import safe_open
@@ -449,46 +425,25 @@ def test_train_refuses_an_out_file_before_training(tiny_corpus, tmp_path):
     assert out.read_text() == "mine" and not (tmp_path / "work").exists()
 
 
-def test_a_rejected_train_does_not_block_the_corrected_one(tiny_corpus, tmp_path):
-    out, work = tmp_path / "model", tmp_path / "work"
-    common = [
-        "train",
-        "--data",
-        tiny_corpus,
-        "--out",
-        out,
-        "--work",
-        work,
-        "--emb-dim",
-        8,
-        "--enc-hidden",
-        8,
-        "--dec-hidden",
-        16,
-        "--batch-size",
-        4,
-        "--epochs",
-        1,
-    ]
+def test_a_rejected_train_does_not_block_the_corrected_one(training):
+    common = [*training.args, "--epochs", 1]
     # A name that is not a choice is a usage error (status 2); a value the model refuses, a failed run (1).
     for bad, status in ((["--attention", "bogus"], 2), (["--lr", "-1"], 1)):
         rejected = invoke(*common, *bad)
         assert rejected.exit_code == status and rejected.stderr.count("\n") == 1
-    assert not work.exists()
+    assert not training.work.exists()
     assert invoke(*common).exit_code == 0
 
 
-def test_a_run_that_never_trained_leaves_its_work_folder_to_the_next(tiny_corpus, tmp_path):
+def test_a_run_that_never_trained_leaves_its_work_folder_to_the_next(training):
     """The tiny corpus cannot make 300 pieces: SentencePiece's refusal in attnstep's terms, then a retry."""
-    out, work = tmp_path / "model", tmp_path / "work"
-    common = ["train", "--data", tiny_corpus, "--out", out, "--work", work, "--emb-dim", 8, "--enc-hidden", 8]
-    common += ["--dec-hidden", 16, "--batch-size", 4, "--epochs", 1]
+    common = [*training.args, "--epochs", 1]
     failed = invoke(*common, "--tokenizer", "subword", "--vocab-size", 300)
     assert failed.exit_code == 1 and failed.stderr.count("\n") == 1
     assert "fewer than the 300 asked for (--vocab-size)" in failed.stderr and "character_coverage" not in failed.stderr
     retried = invoke(*common)  # other settings: words
     assert retried.exit_code == 0, retried.stderr
-    assert not (work / "source.spm").exists()
+    assert not (training.work / "source.spm").exists()
     # Once a run has trained an epoch, other settings are refused, saying which.
     changed = invoke(*[a if a != 4 else 2 for a in common])
     assert changed.exit_code == 1 and "(--batch-size 4 → 2)" in changed.stderr

@@ -11,7 +11,7 @@ from attnstep.commands.train import TrainSettings, load_data
 from attnstep.data.corpus import NEAR_TWIN_RULE, CorpusSpec, hold_out, read_corpus
 from attnstep.data.multi30k import read_parallel
 from attnstep.errors import AttnstepError
-from tests.cli_helpers import invoke
+from tests.cli_helpers import TINY_MODEL, invoke, write_parallel
 from tests.conftest import SUBWORD_ENGLISH, SUBWORD_FRENCH
 
 
@@ -23,8 +23,7 @@ def corpora(tmp_path):
     tsv = tmp_path / "pairs.tsv.gz"
     with gzip.open(tsv, "wt", encoding="utf-8") as handle:
         handle.write("".join(f"{en}\t{fr}\n" for en, fr in rows))
-    (tmp_path / "extra.fr").write_text("Un chien noir.\nUne maison rouge.\n", encoding="utf-8")
-    (tmp_path / "extra.en").write_text("A black dog.\nA red house.\n", encoding="utf-8")
+    write_parallel(tmp_path, "extra", [("Un chien noir.", "A black dog."), ("Une maison rouge.", "A red house.")])
     return tmp_path, rows
 
 
@@ -53,8 +52,7 @@ def test_misaligned_files_are_refused(corpora):
 
 
 def test_a_line_separator_inside_a_sentence_does_not_shift_the_pairs(tmp_path):
-    (tmp_path / "x.fr").write_text("un\u2028deux\ntrois\n", encoding="utf-8")
-    (tmp_path / "x.en").write_text("one two\nthree\n", encoding="utf-8")
+    write_parallel(tmp_path, "x", [("un\u2028deux", "one two"), ("trois", "three")])
     assert read_corpus(CorpusSpec.parse(str(tmp_path / "x.{lang}")), "fr", "en")[1] == ("trois", "three")
 
 
@@ -91,8 +89,7 @@ def test_held_out_pairs_share_no_sentence_with_training():
 def test_load_data_upsamples_and_keeps_held_out_sentences_out_of_every_corpus(corpora):
     folder, _ = corpora
     # The second corpus repeats a held-out-able sentence; it must not reach training.
-    (folder / "extra.fr").write_text("Un chien noir.\nJe suis étudiant.\n", encoding="utf-8")
-    (folder / "extra.en").write_text("A black dog.\nI'm a student.\n", encoding="utf-8")
+    write_parallel(folder, "extra", [("Un chien noir.", "A black dog."), ("Je suis étudiant.", "I'm a student.")])
     settings = TrainSettings(
         corpora=[str(folder / "pairs.tsv.gz"), str(folder / "extra.{lang}") + "*2"],
         tsv_columns="en,fr",
@@ -127,14 +124,7 @@ def test_subword_training_run_resumes_and_evaluates_on_its_held_out_pairs(corpor
         out,
         "--work",
         work,
-        "--emb-dim",
-        8,
-        "--enc-hidden",
-        8,
-        "--dec-hidden",
-        16,
-        "--batch-size",
-        4,
+        *TINY_MODEL,
     ]
     first = invoke(*common, "--epochs", 1)
     assert first.exit_code == 0, first.output

@@ -218,31 +218,33 @@ def _print_paired(test: dict, to: IO[str]) -> None:
             print(line, file=to)
 
 
-def evaluation_set(
-    meta: dict,
-    languages: list[str],
-    *,
-    splits: list[str],
-    data: Path,
-    corpus: str | None,
-    tsv_columns: str,
-    heldout: str | None,
-    heldout_corpus: str | None,
-) -> tuple[str, list[Pair]]:
-    """(name, pairs) of what ``attnstep eval`` was asked to score; several splits are one set, in order,
-    and each must be in ``data``."""
-    if heldout is not None:
-        return _heldout_set(meta, languages, heldout, heldout_corpus)
+@dataclass(frozen=True)
+class EvalSet:
+    """The sentences ``attnstep eval`` is asked to score: the pairs a checkpoint's training held out
+    (``heldout``), else a ``corpus``, else ``splits`` of the ``data`` folder."""
+
+    splits: tuple[str, ...]  # several are one set, in order; each must be in ``data``
+    data: Path
+    corpus: str | None  # FILE.tsv[.gz], or a path with {lang}
+    tsv_columns: str  # the languages of a .tsv corpus's columns, "en,fr"
+    heldout: str | None  # val or test
+    heldout_corpus: str | None  # where the held-out set's corpus is, if not where training read it
+
+
+def evaluation_set(meta: dict, languages: list[str], chosen: EvalSet) -> tuple[str, list[Pair]]:
+    """(name, pairs) of the set ``chosen`` names, for a checkpoint with ``meta`` translating ``languages``."""
+    if chosen.heldout is not None:
+        return _heldout_set(meta, languages, chosen.heldout, chosen.heldout_corpus)
     src, tgt = languages
-    if corpus is not None:
-        spec = CorpusSpec.parse(corpus)
-        return Path(spec.path).name, read_corpus(spec, src, tgt, tuple(tsv_columns.split(",")))
-    check_splits(data, splits, languages)
+    if chosen.corpus is not None:
+        spec = CorpusSpec.parse(chosen.corpus)
+        return Path(spec.path).name, read_corpus(spec, src, tgt, tuple(chosen.tsv_columns.split(",")))
+    check_splits(chosen.data, chosen.splits, languages)
     pairs: list[Pair] = []
-    for split in splits:
-        sources, references = read_parallel(data, split, src, tgt)
+    for split in chosen.splits:
+        sources, references = read_parallel(chosen.data, split, src, tgt)
         pairs += zip(sources, references)
-    return "+".join(splits), pairs
+    return "+".join(chosen.splits), pairs
 
 
 def _heldout_set(meta: dict, languages: list[str], heldout: str, corpus: str | None) -> tuple[str, list[Pair]]:
@@ -406,13 +408,8 @@ def _check_options(
 
 def run_eval(
     paths: list[Path],
+    chosen: EvalSet,
     *,
-    splits: list[str],
-    data: Path,
-    corpus: str | None,
-    tsv_columns: str,
-    heldout: str | None,
-    heldout_corpus: str | None,
     output: Path | None,
     beam: int | None,
     alpha: float,
@@ -424,7 +421,7 @@ def run_eval(
     device: str = "cpu",
     threads: int = 0,
 ) -> None:
-    """``attnstep eval``: translate the set once per checkpoint (greedy, and with ``beam``), or read each of
+    """``attnstep eval``: translate the ``chosen`` set once per checkpoint (greedy, and with ``beam``), or read each of
     ``hypotheses`` instead, and print the scores; with ``by_length`` BLEU per source-length bucket as a
     table, a chart and ``plot``; with ``paired_bs`` sacreBLEU's paired bootstrap test of the last outputs
     against the first; with ``as_json``, all of it as one JSON object."""
@@ -432,7 +429,7 @@ def run_eval(
         paths,
         hypotheses,
         output=output,
-        heldout=heldout,
+        heldout=chosen.heldout,
         beam=beam,
         by_length=by_length,
         paired_bs=paired_bs,
@@ -448,16 +445,7 @@ def run_eval(
         first, languages = next(checkpoints)
         meta, checkpoints = first.meta, itertools.chain([(first, languages)], checkpoints)
     # The sentences, read once for every checkpoint.
-    set_name, pairs = evaluation_set(
-        meta,
-        languages,
-        splits=splits,
-        data=data,
-        corpus=corpus,
-        tsv_columns=tsv_columns,
-        heldout=heldout,
-        heldout_corpus=heldout_corpus,
-    )
+    set_name, pairs = evaluation_set(meta, languages, chosen)
     references = [t for _, t in pairs]
     cased = meta.get("format_version") == 2  # a subword model's files, as _decode says of each checkpoint
     finals = [_Output(str(path), cased, f"from {path}", _hypotheses(path, references, set_name)) for path in hypotheses]
