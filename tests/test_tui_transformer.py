@@ -365,3 +365,21 @@ class TestScreens:
     def test_the_worked_score_of_a_head(self, snap_compare, trace):
         # → a w: q·k/√d of head 1 of layer 1 for the most attended piece at step 1
         assert snap_compare(replay_app(trace, "t.json"), terminal_size=WIDE, run_before=pressed("right", "a", "w"))
+
+
+@async_test
+async def test_the_decoder_panel_keeps_the_sub_steps_rows_on_a_small_terminal():
+    app = replay_app(transformer_trace(layers=6, heads=8, head_dim=8), "t.json")
+    async with app.run_test(size=SMALL) as pilot:
+        decoder = app.panels["decoder"]
+
+        def on_screen(text: str) -> bool:
+            top, rows = decoder.scroll_offset.y, decoder.scrollable_content_region.height
+            return any(text in line for line in decoder.plain_lines[top : top + rows])
+
+        await pilot.press("right", "s")  # stage 1: the embedding, at the top
+        assert app.panel_index == 1 and on_screen("E[y]·√D")
+        for _ in range(6):  # stage 7: layer 5's feed-forward, far below the embedding
+            await pilot.press("s")
+        assert on_screen("▶ layer 5/6") and on_screen("LN(cross + FFN)")
+        assert not on_screen("E[y]·√D")

@@ -29,14 +29,15 @@ NO_ATTENTION_STRIP_LEGEND = (
 
 
 class DecoderPanel(LinesView[View]):
-    shown_row: int | None = None  # a Transformer's: the line of the layer in view, kept on screen
-    ROW_ANCHOR = 0.85  # the layer's last row near the bottom, its heading above it
+    # A Transformer's: the line kept on screen, the last of the layer in view (its heading above it),
+    # or where the sub-step just shown is (the embedding, W_s).
+    focus_row: int | None = None
+    ROW_ANCHOR = 0.85  # that line near the bottom, the rows before it above
 
     def show(self, view: View | None) -> None:
         super().show(view)
-        if self.shown_row is not None and view is not None and view.trace.architecture is not None:
-            # its rows below the heading: the layer's 5 vectors and its self-attention's weights
-            self.scroll_into_view(self.shown_row + 6)
+        if self.focus_row is not None and view is not None and view.trace.architecture is not None:
+            self.scroll_into_view(self.focus_row)
 
     def build(self, view: View | None) -> list[Text]:
         if view is None:
@@ -187,8 +188,8 @@ class DecoderPanel(LinesView[View]):
                 else ("self_attention", "join", "join", "feed_forward")
             )
             mark = "▶ " if n == shown else "  "
-            if n == shown:
-                self.shown_row = len(lines)
+            if n == shown:  # its heading, 5 vectors and, from stage 2, the self-attention's weights
+                self.focus_row = len(lines) + 6
             lines.append(
                 Text(
                     f"{mark}layer {n + 1}/{architecture.layers}",
@@ -202,6 +203,8 @@ class DecoderPanel(LinesView[View]):
             lines += row("  W_o c", stages[1], layer.joined, "W_o[c_1…c_h]")
             lines += row("  cross", stages[2], layer.cross_output, "LN(self + W_o c)")
             lines += row("  out", stages[3], layer.output, "LN(cross + FFN)")
+        if view.just_done("embed") or view.just_done("output"):
+            self.focus_row = 1 if view.just_done("embed") else len(lines)
         lines.append(
             Text.assemble(
                 fit("W_s", LABEL_WIDTH, label),
