@@ -12,6 +12,7 @@ from attnstep.cli import app
 from attnstep.trace.arrays import ArrayWriter
 from tests.cli_helpers import invoke, runner
 from tests.conftest import build_tiny_checkpoint
+from tests.marian_helpers import marian_folder_fixture  # noqa: F401  (a fixture)
 from tests.transformer_traces import transformer_trace
 
 SENTENCES = "un chien noir .\n\nune voiture rouge\nun chat\n"
@@ -231,3 +232,23 @@ def test_a_transformer_trace_keeps_every_layer_and_head():
         tokens = a["sentence_token_offsets"][i]
         assert a["cross_keys"][tokens + n - 1, 1, 2].tobytes() == trace.cross_keys[1][2][n - 1].tobytes()
         assert a["cross_values"][tokens, 0, 3].tobytes() == trace.cross_values[0][3][0].tobytes()
+
+
+@pytest.mark.slow  # the Marian folder is built with transformers and SentencePiece (~5 s)
+def test_a_marian_dump_keeps_every_layer_and_head_as_its_json(marian_folder, tmp_path):
+    traces, a, _ = json_and_npz(marian_folder, tmp_path, sentences="le chat noir\n\nun chien\n")
+    steps = [step for t in traces if t for step in t["steps"]]
+    layers = [step["layers"] for step in steps]
+    assert a["chosen_ids"].tolist() == [step["chosen"]["id"] for step in steps]
+    assert np.array_equal(a["layer_outputs"], f32([[layer["output"] for layer in each] for each in layers]))
+    assert np.array_equal(
+        a["head_contexts"], f32([[[h["context"] for h in layer["cross"]] for layer in each] for each in layers])
+    )
+    offsets, selves = a["step_weight_offsets"], a["step_self_offsets"]
+    for t, each in enumerate(layers):
+        heads = np.array([[h["weights"] for h in layer["cross"]] for layer in each])  # (L, h, n)
+        assert np.array_equal(a["head_weights"][offsets[t] : offsets[t + 1]].transpose(1, 2, 0), heads)
+        own = np.array([layer["self_weights"] for layer in each])  # (L, h, t + 1)
+        assert np.array_equal(a["self_weights"][selves[t] : selves[t + 1]].transpose(1, 2, 0), own)
+    keys = [np.array(t["cross_keys"], np.float32).transpose(2, 0, 1, 3) for t in traces if t]  # (n, L, h, d)
+    assert np.array_equal(a["cross_keys"], np.concatenate(keys))
