@@ -383,3 +383,36 @@ async def test_the_decoder_panel_keeps_the_sub_steps_rows_on_a_small_terminal():
             await pilot.press("s")
         assert on_screen("▶ layer 5/6") and on_screen("LN(cross + FFN)")
         assert not on_screen("E[y]·√D")
+
+
+@pytest.mark.slow  # builds a tiny Marian with transformers (~5 s)
+@async_test
+async def test_a_real_marians_step_in_the_app(tmp_path):
+    from attnstep.commands.translate import translate_app
+    from tests.marian_helpers import build_tiny_marian
+
+    folder = build_tiny_marian(tmp_path / "opus-mt-tiny")
+    app = translate_app(folder, "Un chien noir court dans la rue.")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right")
+        trace = app.cursor.trace
+        architecture = trace.architecture
+        assert architecture is not None and trace.view == default_view(architecture)
+        for layer in range(architecture.layers):  # the worked score adds up from the engine's own q and k
+            for head in range(architecture.heads):
+                shown = trace.with_view(View(layer, head))
+                for i in range(len(shown.source)):
+                    work = worked_score(shown, 1, i)
+                    assert work.vectors is not None
+                    total = sum(work.vectors.terms) / work.vectors.divisor
+                    assert math.isclose(total, shown.steps[1].scores[i], abs_tol=1e-4)
+        for _ in range(STAGE_COUNT):  # every sub-step of step 3 narrated, head 2 of the layer in view
+            await pilot.press("s")
+        await pilot.press("a", "a", "o")
+        grid = app.screen.query_one(HeadsGrid)
+        assert len([row for row in grid.plain_lines[1:] if row.lstrip("▶ ").startswith("L")]) == architecture.layers * (
+            architecture.heads + 1
+        )
+        await pilot.press("escape", "w")
+        assert "/ √" in "\n".join(str(static.render()) for static in app.screen.query("Static"))
