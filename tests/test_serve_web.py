@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import ipaddress
 import os
 import re
 import secrets
+import shutil
 import signal
 import ssl
 import subprocess
@@ -17,7 +19,10 @@ import time
 from pathlib import Path
 
 import aiohttp
+import matplotlib.image
+import numpy
 import orjson
+import pyte
 import pytest
 import yarl
 
@@ -410,3 +415,89 @@ async def test_https_with_a_certificate_and_a_secure_cookie(tiny_checkpoint, tmp
         async with browser() as client:  # plain HTTP on the HTTPS port gets nothing
             with pytest.raises(aiohttp.ClientError):
                 await client.get(f"http://127.0.0.1:{server.web.port}/")
+
+
+# --- a real browser -----------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)"
+)
+
+
+class BrowserScreen:
+    """What a real browser's page was sent over its websocket, drawn by pyte at the size its xterm.js asked for.
+
+    xterm.js draws on a canvas, and textual.js keeps its terminal to itself: the screen is read
+    from the frames the page received (and the page's own screenshot shows what it drew)."""
+
+    def __init__(self) -> None:
+        self.screen = pyte.Screen(80, 24)
+        self.stream = pyte.ByteStream(self.screen)
+        self.sockets: list[str] = []
+
+    def watch(self, socket) -> None:
+        self.sockets.append(socket.url)
+        match = re.search(r"width=(\d+)&height=(\d+)", socket.url)
+        if match:
+            self.screen.resize(int(match[2]), int(match[1]))
+        socket.on("framereceived", lambda payload: isinstance(payload, bytes) and self.stream.feed(payload))
+        socket.on("framesent", self.sent)
+
+    def sent(self, payload: str | bytes) -> None:
+        kind, *rest = orjson.loads(payload)
+        if kind == "resize":
+            self.screen.resize(rest[0]["height"], rest[0]["width"])
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    async def until(self, text: str) -> str:
+        await wait_until(lambda: text in self.text(), f"{text!r} on the page's screen", self.text)
+        return self.text()
+
+
+@NEEDS_CHROMIUM
+@async_test
+async def test_a_real_browser_logs_in_types_steps_and_fetches_nothing_from_elsewhere(tiny_checkpoint, tmp_path):
+    from playwright.async_api import async_playwright
+
+    async with serving(tiny_checkpoint, web_port=0) as server, async_playwright() as playwright:
+        url = url_of(server)
+        # --no-sandbox: the tests run as root, where chromium's sandbox will not start
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await chromium.new_page(viewport={"width": 1400, "height": 900})
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            screen = BrowserScreen()
+            page.on("websocket", screen.watch)
+            await page.goto(url)
+            await page.fill("#user", "ann")
+            await page.fill("#password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_selector("body.-first-byte", timeout=60_000)  # textual.js has drawn the app's bytes
+            await screen.until("Type a French sentence")
+            await page.focus(".xterm-helper-textarea")  # the keyboard's focus, as a click gives it, without the click
+            await page.keyboard.type(SENTENCE)
+            await page.keyboard.press("Enter")
+            await screen.until("step 0 of")
+            await screen.until("Next word")  # the panels are drawn: the keys go to the stepper
+            await page.keyboard.press("ArrowRight")
+            await screen.until("step 1 of")
+            await page.keyboard.press("l")
+            text = await screen.until("step 2 of")
+            assert "Output: " in text
+            [session] = server.sessions
+            assert session.user == "ann"
+            shot = await page.screenshot(path=str(tmp_path / "browser.png"))
+            pixels = matplotlib.image.imread(io.BytesIO(shot))
+            assert len(numpy.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 8  # the app's colours, drawn
+            [socket] = screen.sockets
+            assert socket.startswith(f"ws://127.0.0.1:{server.web.port}/ws?")
+            elsewhere = [address for address in requested if not address.startswith(url)]
+            assert not elsewhere, elsewhere
+            assert f"{url}static/fonts/RobotoMono-VariableFont_wght.ttf" in requested  # the font, from the server
+        finally:
+            await chromium.close()
+        await settle(server)  # the browser closed: the session ended
