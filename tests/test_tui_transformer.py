@@ -416,3 +416,24 @@ async def test_a_real_marians_step_in_the_app(tmp_path):
         )
         await pilot.press("escape", "w")
         assert "/ √" in "\n".join(str(static.render()) for static in app.screen.query("Static"))
+
+
+@async_test
+async def test_hostile_tokens_stay_text_in_the_new_panels(trace):
+    from dataclasses import replace
+
+    from tests.test_tui_untrusted import EVIL, RAW
+
+    source = tuple(replace(token, surface=EVIL[i % len(EVIL)]) for i, token in enumerate(trace.source))
+    steps = tuple(replace(step, input_token=EVIL[(step.index + 3) % len(EVIL)]) for step in trace.steps)
+    app = replay_app(replace(trace, source=source, steps=steps), "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "right", "a", "o")  # head 1 at step 2, then the overview
+        shown = [*app.screen.query_one(HeadsGrid).plain_lines]
+        await pilot.press("escape")
+        for pid in ("attention", "decoder"):
+            shown += app.panels[pid].plain_lines
+        shown.append(app.bars[3].plain)
+        text = "\n".join(shown)
+        assert "[bold]b" in text and "[link=http://x]hi[/link]" in text  # as typed, not applied
+        assert not any(raw in text for raw in RAW)
