@@ -1,0 +1,148 @@
+"""JoeyNMT and OpenNMT-py models, as the toolkits trained and saved them, reproduced by attnstep.
+
+The fixtures (tests/fixtures/toolkits/, rebuilt by make_fixtures.py there with the toolkits installed)
+hold each toolkit's own greedy translations of ten sentences and its attention matrices; attnstep,
+with no toolkit installed, must produce every token and every attention weight within 1e-5. The
+hostile checkpoints are made here: they must be refused in one line with nothing of them run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from attnstep.engine.joeynmt_checkpoint import load_joeynmt
+from attnstep.engine.opennmt_checkpoint import load_opennmt
+from attnstep.engine.stepper import Stepper
+from attnstep.engine.stepper import Stepper
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
+from attnstep.errors import AttnstepError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "toolkits"
+JOEYNMT = ["joeynmt_gru_bahdanau", "joeynmt_lstm_luong"]
+OPENNMT = ["opennmt_brnn_lstm", "opennmt_gru_mlp"]
+TOLERANCE = 1e-5
+
+
+def expected(name: str) -> list[dict]:
+    return json.loads((FIXTURES / name / "expected.json").read_text(encoding="utf-8"))["sentences"]
+
+
+def load(name: str) -> ToolkitCheckpoint:
+    folder = FIXTURES / name
+    if name in JOEYNMT:
+        return load_joeynmt(folder)
+    return load_opennmt(next(p for p in sorted(folder.iterdir()) if p.suffix == ".pt"))
+
+
+@torch.no_grad()
+def family_greedy(checkpoint: ToolkitCheckpoint, ids: list[int], steps: int) -> tuple[list[int], list[list[float]]]:
+    """Greedy decoding by the family's own step, as the toolkits do it: the argmax, <s> and <pad> never chosen
+    (JoeyNMT bans them; the trained models never want them), until </s> or ``steps`` steps."""
+    model = checkpoint.model
+    start, end, pad = model.specials
+    memory, state = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+    prev = torch.tensor([start])
+    tokens, weights = [], []
+    for _ in range(steps):
+        output, state = model.step(prev, state, memory)
+        logits = output.logits.clone()  # (1, V)
+        logits[:, [start, pad]] = float("-inf")
+        prev = logits.argmax(dim=-1)  # (1,)
+        tokens.append(int(prev))
+        weights.append(output.weights[0].tolist())
+        if tokens[-1] == end:
+            break
+    return tokens, weights
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_the_source_is_cut_as_the_toolkit_cut_it(name):
+    codec = load(name).codec
+    for sentence in expected(name):
+        assert [piece[2] for piece in codec.source_pieces(sentence["source"])] == sentence["source_ids"]
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_every_token_and_attention_weight_of_the_toolkit(name):
+    checkpoint = load(name)
+    for sentence in expected(name):
+        tokens, weights = family_greedy(checkpoint, sentence["source_ids"], len(sentence["ids"]))
+        assert tokens == sentence["ids"], sentence["source"]
+        assert len(weights) == len(sentence["attention"])
+        for ours, theirs in zip(weights, sentence["attention"]):
+            assert ours == pytest.approx(theirs, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_the_stepper_traces_the_toolkits_translations(name):
+    """Through the engine: the stepper's greedy traces (JoeyNMT's translate never ends at the first step:
+    its min_output_length is 1), batched, as translate, dump and the app see them."""
+    checkpoint = load(name)
+    stepper = Stepper(checkpoint, min_length=1 if name in JOEYNMT else 0, max_length=30)
+    sentences = expected(name)
+    for trace, sentence in zip(stepper.translate_batch([s["source"] for s in sentences]), sentences):
+        assert [step.chosen_id for step in trace.steps] == sentence["ids"]
+        assert [step.chosen_token for step in trace.steps] == sentence["tokens"]
+        for step, theirs in zip(trace.steps, sentence["attention"]):
+            assert list(step.weights) == pytest.approx(theirs, abs=TOLERANCE)
+        assert trace.translation_text == sentence["translation"]
+
+
+# --- hostile files ---------------------------------------------------------------------------------
+
+
+class _RunsCommand:
+    """Unpickled by a full unpickler, this runs os.system: the marker file says whether it did."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _joeynmt_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURES / "joeynmt_gru_bahdanau", folder, symlinks=True)
+    return folder
+
+
+def test_a_joeynmt_checkpoint_asking_for_os_system_is_refused_unrun(tmp_path):
+    folder, marker = _joeynmt_copy(tmp_path), tmp_path / "ran"
+    (folder / "best.ckpt").unlink()
+    torch.save({"model_state": _RunsCommand(marker)}, folder / "best.ckpt")
+    with pytest.raises(AttnstepError, match=r"posix\.system|os\.system") as caught:
+        load_joeynmt(folder)
+    assert "\n" not in str(caught.value)
+    assert not marker.exists()
+
+
+def test_an_opennmt_checkpoint_asking_for_os_system_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"opt": argparse.Namespace(), "vocab": {}, "model": _RunsCommand(marker)}, tmp_path / "model_step_1.pt")
+    with pytest.raises(AttnstepError, match=r"posix\.system|os\.system"):
+        load_opennmt(tmp_path / "model_step_1.pt")
+    assert not marker.exists()
+
+
+def test_a_namespace_pickle_presented_as_a_joeynmt_checkpoint_is_refused(tmp_path):
+    folder = _joeynmt_copy(tmp_path)
+    (folder / "best.ckpt").unlink()
+    torch.save({"model_state": {}, "opt": argparse.Namespace(rnn_type="GRU")}, folder / "best.ckpt")
+    with pytest.raises(AttnstepError, match=r"argparse\.Namespace"):
+        load_joeynmt(folder)
+
+
+def test_a_yaml_with_python_tags_is_refused_unrun(tmp_path):
+    folder, marker = _joeynmt_copy(tmp_path), tmp_path / "ran"
+    (folder / "config.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(AttnstepError, match=r"python/object/apply:os\.system"):
+        load_joeynmt(folder)
+    assert not marker.exists()
