@@ -219,8 +219,8 @@ class AttentionPanel(LinesView[View]):
                 if view.numbers
                 else self.vector(mean_bins(context), STATE_CELLS, scale)
             )
-            line = Text.assemble(
-                fit("c = Σ a_i·v_i", word_width + 1 + 8 + 2 + 5 + bar_width + 2 + 7, label),
+            line = Text.assemble(  # its strip under the a·v_i column: after the word, numbers, bar and ‖a·v‖
+                fit("c = Σ a_i·v_i", word_width + 1 + 15 + bar_width + 2 + 7, label),
                 cells,
                 (f"  ‖c‖ {num(norm(context))}, {len(context)} numbers: head {head + 1}'s context", label),
             )
