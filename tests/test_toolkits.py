@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from attnstep.engine.joeynmt_checkpoint import load_joeynmt
+from attnstep.engine.marian_checkpoint import load_any
 from attnstep.engine.opennmt_checkpoint import load_opennmt
-from attnstep.engine.stepper import Stepper
 from attnstep.engine.stepper import Stepper
 from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError
+from tests.cli_helpers import invoke
 
 FIXTURES = Path(__file__).parent / "fixtures" / "toolkits"
 JOEYNMT = ["joeynmt_gru_bahdanau", "joeynmt_lstm_luong"]
@@ -145,4 +146,45 @@ def test_a_yaml_with_python_tags_is_refused_unrun(tmp_path):
     (folder / "config.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
     with pytest.raises(AttnstepError, match=r"python/object/apply:os\.system"):
         load_joeynmt(folder)
+    assert not marker.exists()
+
+
+# --- through load_any and the command line -------------------------------------------------------
+
+
+def _checkpoint_argument(name: str) -> Path:
+    """What a user passes to --checkpoint: the JoeyNMT folder, OpenNMT-py's .pt (or its .safetensors)."""
+    folder = FIXTURES / name
+    if name in JOEYNMT:
+        return folder
+    weights = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors")
+    return weights[0] if weights else next(p for p in folder.iterdir() if p.suffix == ".pt")
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_load_any_recognises_the_toolkits_checkpoints(name):
+    assert isinstance(load_any(_checkpoint_argument(name)), ToolkitCheckpoint)
+
+
+def test_a_joeynmt_ckpt_file_loads_its_folder():
+    checkpoint = load_any(FIXTURES / "joeynmt_lstm_luong" / "best.ckpt")
+    assert isinstance(checkpoint, ToolkitCheckpoint) and checkpoint.meta["weights"] == "best.ckpt"
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_dump_writes_the_toolkits_translations(name, tmp_path):
+    sentences = expected(name)
+    source = tmp_path / "in.txt"
+    source.write_text("".join(s["source"] + "\n" for s in sentences), encoding="utf-8")
+    result = invoke("dump", "-i", source, "--format", "text", "--checkpoint", _checkpoint_argument(name))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [s["translation"] for s in sentences]
+
+
+def test_dump_refuses_a_hostile_checkpoint_in_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"opt": argparse.Namespace(), "vocab": {}, "model": _RunsCommand(marker)}, tmp_path / "model_step_1.pt")
+    result = invoke("dump", "--checkpoint", tmp_path / "model_step_1.pt", "Un chat.")
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "refusing" in result.stderr
     assert not marker.exists()
