@@ -453,3 +453,13 @@ async def test_the_heads_overview_gathers_pieces_into_words(trace):
             cell_number(weights[1]),
             cell_number(weights[2] + weights[3]),
         ]
+
+
+@async_test
+async def test_every_heads_column_of_a_mean_fits_a_projector():
+    app = replay_app(transformer_trace(layers=6, heads=8, head_dim=8), "t.json")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("right")
+        panel = app.panels["attention"]
+        widest = max(len(line.rstrip()) for line in panel.plain_lines[:5])
+        assert "h8" in panel.plain_lines[0] and widest <= panel.scrollable_content_region.width
