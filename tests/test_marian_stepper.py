@@ -259,8 +259,8 @@ def test_without_vectors_the_same_decoding_lighter(marian_folder, stepper):
 def test_refusals_are_one_line(marian_folder, ours):
     with pytest.raises(AttnstepError, match="positions for 64"):
         load_stepper(marian_folder, max_length=65)
-    with pytest.raises(AttnstepError, match="beam search is not supported for a Transformer"):
-        Stepper(ours, beam=3)
+    with pytest.raises(AttnstepError, match="n-best list is not supported for a Transformer"):
+        Stepper(ours, beam=3, n_best=2)
     stepper = Stepper(ours)
     with pytest.raises(AttnstepError, match="empty"):
         stepper.translate("   ")
@@ -272,3 +272,57 @@ def test_refusals_are_one_line(marian_folder, ours):
     words = stepper.translate("日本 est loin.").words
     assert [w.text for w in words] == ["日本", "est", "loin.", "</s>"]
     assert load_marian(marian_folder).codec.max_source_tokens == 63  # the positions, less </s>
+
+
+def _beamed(theirs, source, prefix=(), **options) -> list[list[int]]:
+    """generate(num_beams=K)'s best hypotheses for a batch of traces' sources, from a prefix as decoder_input_ids."""
+    rows = [[t.id for t in s] for s in source]
+    width = max(map(len, rows))
+    pad = theirs.config.pad_token_id
+    src = torch.tensor([row + [pad] * (width - len(row)) for row in rows])  # (B, S)
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])  # (B, S)
+    if prefix:
+        options["decoder_input_ids"] = torch.tensor([[theirs.config.decoder_start_token_id, *prefix]] * len(rows))
+    with torch.no_grad():
+        out = theirs.generate(input_ids=src, attention_mask=mask, do_sample=False, **options)
+    return generated_rows(out, END)
+
+
+def test_a_beams_best_hypothesis_is_generates(marian_folder, theirs, stepper):
+    beam = load_stepper(marian_folder, beam=4)
+    sources = [stepper.source_tokens(s) for s in SENTENCES]
+    traces = beam.decode_batch(sources)
+    expected = _beamed(theirs, sources, num_beams=4)
+    assert [[s.chosen_id for s in t.steps] for t in traces] == expected
+    assert expected != [[s.chosen_id for s in stepper.translate(x).steps] for x in SENTENCES]  # not greedy's
+    compared = 0
+    for sentence, batched in zip(SENTENCES, traces):
+        trace = beam.translate(sentence)
+        _assert_close(trace, batched)
+        assert not any(s.forced for s in trace.steps) and trace.beam is None
+        # the records are the model's at each step of that hypothesis, as teacher forcing computes them
+        forced = stepper.score_reference(sentence, trace.translation) if trace.finished else None
+        if forced is not None and [s.chosen_id for s in forced.steps] == [s.chosen_id for s in trace.steps]:
+            assert [s.layers for s in forced.steps] == [s.layers for s in trace.steps]
+            compared += 1
+    assert compared
+
+
+def test_a_beam_follows_the_folders_length_penalty_and_forcing(marian_folder, tmp_path):
+    import transformers
+
+    folder = tmp_path / "long"
+    shutil.copytree(marian_folder, folder)
+    settings = json.loads((folder / "generation_config.json").read_text())
+    settings.update(length_penalty=2.0, early_stopping="never")
+    (folder / "generation_config.json").write_text(json.dumps(settings))
+    theirs = transformers.MarianMTModel.from_pretrained(folder).eval()
+    beam = load_stepper(folder, beam=3)
+    sources = [beam.source_tokens(s) for s in SENTENCES]
+    assert [[s.chosen_id for s in t.steps] for t in beam.decode_batch(sources)] == _beamed(theirs, sources, num_beams=3)
+    trace = beam.translate(SENTENCES[4])
+    word = next(c.id for c in trace.steps[1].candidates if c.id != trace.steps[1].chosen_id)
+    forced = beam.force(trace, 1, word)
+    prefix = [trace.steps[0].chosen_id, word]
+    assert forced.steps[1].forced and forced.steps[1].chosen_id == word
+    assert [s.chosen_id for s in forced.steps] == _beamed(theirs, [trace.source], prefix, num_beams=3)[0]

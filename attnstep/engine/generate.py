@@ -17,6 +17,7 @@ beat the worst finished one (by ``early_stopping``'s rule), or at ``max_length``
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -152,7 +153,7 @@ def process(log_probs: Tensor, sequences: Tensor, settings: GenerationSettings) 
 
 
 def _ends(tokens: Tensor, settings: GenerationSettings) -> Tensor:
-    return torch.isin(tokens, torch.tensor(settings.eos_token_ids))  # like tokens, bool
+    return torch.isin(tokens, tokens.new_tensor(settings.eos_token_ids))  # like tokens, bool
 
 
 def greedy(
@@ -185,24 +186,35 @@ def _trim(row: list[int], settings: GenerationSettings) -> list[int]:
 
 
 def beam_search(
-    model: EncoderDecoder[MemoryT, CacheT, TransformerStep], src: Tensor, mask: Tensor, settings: GenerationSettings
+    model: EncoderDecoder[MemoryT, CacheT, TransformerStep],
+    src: Tensor,
+    mask: Tensor,
+    settings: GenerationSettings,
+    prompt: Sequence[int] = (),
 ) -> list[Hypothesis]:
-    """generate(num_beams=K) for a batch of B sentences: each one's best hypothesis."""
+    """generate(num_beams=K) for a batch of B sentences: each one's best hypothesis. ``prompt``: tokens every
+    sentence's output starts with after the start token, as generate's ``decoder_input_ids`` give them (scores
+    and the length penalty count only what follows them)."""
     beams, batch, limit = settings.num_beams, src.size(0), settings.max_length
     keep = max(2, 1 + len(settings.eos_token_ids)) * beams  # candidates per step: enough to leave K unfinished
-    rows = torch.arange(batch).repeat_interleave(beams)  # (B·K,) each sentence's K rows together
+    device = src.device
+    rows = torch.arange(batch, device=device).repeat_interleave(beams)  # (B·K,) each sentence's K rows together
     memory = select(model.encode(src, mask), rows)
     cache = model.empty_cache(batch * beams)
-    running = torch.full((batch, beams, limit), settings.pad_token_id)  # (B, K, limit)
+    running = torch.full((batch, beams, limit), settings.pad_token_id, device=device)  # (B, K, limit)
     running[:, :, 0] = settings.decoder_start_token_id
-    running_scores = torch.zeros(batch, beams)  # (B, K) only the first beam is live at the start
+    prompt_length = 1 + len(prompt)  # generate's decoder_prompt_len: the start token and the prompt
+    running[:, :, 1:prompt_length] = torch.tensor(prompt, dtype=torch.long, device=device)
+    for position in range(prompt_length - 1):  # the prompt read into the cache, all but its last token
+        _, cache = model.step(running[:, :, position].flatten(), cache, memory)
+    running_scores = torch.zeros(batch, beams, device=device)  # (B, K) only the first beam is live at the start
     running_scores[:, 1:] = FINISHED_OUT
     finished = running.clone()  # (B, K, limit)
-    finished_scores = torch.full((batch, beams), FINISHED_OUT)  # (B, K)
-    is_finished = torch.zeros(batch, beams, dtype=torch.bool)  # (B, K)
-    improvable = torch.ones(batch, 1, dtype=torch.bool)  # (B, 1)
-    first_k = torch.arange(keep) < beams  # (2K,)
-    length = 1
+    finished_scores = torch.full((batch, beams), FINISHED_OUT, device=device)  # (B, K)
+    is_finished = torch.zeros(batch, beams, dtype=torch.bool, device=device)  # (B, K)
+    improvable = torch.ones(batch, 1, dtype=torch.bool, device=device)  # (B, 1)
+    first_k = torch.arange(keep, device=device) < beams  # (2K,)
+    length = prompt_length
     while True:
         step, cache = model.step(running[:, :, length - 1].flatten(), cache, memory)
         vocab = step.log_probs.size(1)
@@ -222,7 +234,7 @@ def beam_search(
 
         # Those that ended among the first K are finished candidates, ranked with the length penalty.
         just_finished = ends & first_k[None, :]  # (B, 2K)
-        ranked = top_scores / (length**settings.length_penalty)  # (B, 2K)
+        ranked = top_scores / ((length + 1 - prompt_length) ** settings.length_penalty)  # (B, 2K)
         ranked = ranked + (is_finished.all(dim=1, keepdim=True) & (settings.early_stopping is True)) * FINISHED_OUT
         ranked = ranked + (~improvable).float() * FINISHED_OUT + (~just_finished).float() * FINISHED_OUT
         merged = torch.cat([finished_scores, ranked], dim=1).topk(beams, dim=1).indices  # (B, K)
@@ -230,9 +242,16 @@ def beam_search(
         finished_scores = torch.cat([finished_scores, ranked], dim=1).gather(1, merged)
         is_finished = torch.cat([is_finished, just_finished], dim=1).gather(1, merged)
 
-        cache = select(cache, (chosen_parents + torch.arange(batch)[:, None] * beams).flatten())
+        cache = select(cache, (chosen_parents + torch.arange(batch, device=device)[:, None] * beams).flatten())
         length += 1
-        improvable = improvable & _can_improve(running_scores, finished_scores, is_finished, length, settings)
+        improvable = improvable & _can_improve(
+            running_scores,
+            finished_scores,
+            is_finished,
+            length - prompt_length,
+            settings.max_length - prompt_length,
+            settings,
+        )
         stop_all = bool(is_finished.all()) and settings.early_stopping is True
         if not bool(improvable.any()) or stop_all or bool(ends.all()):
             break
@@ -241,11 +260,17 @@ def beam_search(
 
 
 def _can_improve(
-    running_scores: Tensor, finished_scores: Tensor, is_finished: Tensor, length: int, settings: GenerationSettings
+    running_scores: Tensor,
+    finished_scores: Tensor,
+    is_finished: Tensor,
+    generated: int,
+    most: int,
+    settings: GenerationSettings,
 ) -> Tensor:
-    """(B, 1): whether the best running hypothesis could still beat the worst finished one."""
+    """(B, 1): whether the best running hypothesis could still beat the worst finished one; ``generated``:
+    the tokens the running ones have after the prompt, ``most``: the most they can have."""
     penalty = settings.length_penalty
-    best_length = settings.max_length - 1 if settings.early_stopping == "never" and penalty > 0 else length - 1
+    best_length = most if settings.early_stopping == "never" and penalty > 0 else generated
     best_possible = running_scores[:, :1] / (best_length**penalty)  # (B, 1)
     worst = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, FINISHED_OUT)  # (B, K)
     return (best_possible > worst).any(dim=1, keepdim=True)

@@ -36,6 +36,11 @@ less the decoder start token (generate counts it), its ``min_length`` likewise; 
 ``max_length``/``min_length`` (dump's --max-length/--min-length, counted in steps, the end
 included), where given, replace them. attnstep's checkpoints: no minimum, and at most
 2 × the source's tokens + 10 steps, unless given.
+
+A Transformer's beam search is ``generate``'s (:func:`~attnstep.engine.generate.beam_search`, with
+the folder's ``length_penalty`` and ``early_stopping``; ``alpha`` is GNMT's, for attnstep's beam):
+its best hypothesis is then decoded by the greedy loop as an unforced prefix, so that its steps
+are recorded as every other decoding's; the beam's other hypotheses are not (``trace.beam`` is None).
 """
 
 from __future__ import annotations
@@ -53,12 +58,12 @@ from attnstep.engine.batch import pad
 from attnstep.engine.beam import BeamSearch
 from attnstep.engine.checkpoint import Checkpoint
 from attnstep.engine.device import use_device
-from attnstep.engine.generate import GenerationSettings, process
+from attnstep.engine.generate import GenerationSettings, beam_search, process
 from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
 from attnstep.engine.recording import Choice, Columns, LayerColumns, Numbers, Pick, Row, floats
-from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError
 from attnstep.model.family import Family, LayeredFamily, StepOutput
+from attnstep.model.marian.family import real_tokens
 from attnstep.model.rnn.seq2seq import max_output_length
 from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import (
@@ -93,7 +98,7 @@ class _Encoded(NamedTuple):
 class Stepper:
     def __init__(
         self,
-        checkpoint: Checkpoint | MarianCheckpoint | ToolkitCheckpoint,
+        checkpoint: Checkpoint | MarianCheckpoint,
         *,
         top_k: int = DEFAULT_TOP_K,
         vectors: bool = True,
@@ -109,10 +114,8 @@ class Stepper:
             raise AttnstepError(f"the beam width must be 1 to {MAX_BEAM}, not {beam}")
         if alpha < 0 or not math.isfinite(alpha):
             raise AttnstepError(f"the length normalization alpha must be 0 or more, not {alpha}")
-        if checkpoint.architecture is not None and beam is not None:
-            raise AttnstepError(
-                f"beam search is not supported for a Transformer ({checkpoint.name}) yet: decode greedily"
-            )
+        if checkpoint.architecture is not None and n_best is not None:
+            raise AttnstepError(f"an n-best list is not supported for a Transformer ({checkpoint.name}) yet")
         generation = checkpoint.generation
         if isinstance(checkpoint, MarianCheckpoint):  # the folder's lengths unless given (less its start token)
             min_length = min_length or max(checkpoint.generation.min_length - 1, 0)
@@ -153,7 +156,11 @@ class Stepper:
         self.v_a = None if v_a is None else floats(v_a.view(1, -1))[0]
         # None: greedy; else a beam search of width K (capped by the vocabulary, which bounds the extensions)
         width = None if beam is None else min(beam, len(checkpoint.tgt_vocab))
-        self.search = None if width is None else BeamSearch(self.model, width, alpha, self._rnn_columns)
+        self.search = None
+        if width is not None and self.architecture is None:
+            self.search = BeamSearch(self.model, width, alpha, self._rnn_columns)
+        # A Transformer's beam: generate's, with the folder's length_penalty and early_stopping (not alpha)
+        self.generated = replace(self.rules, num_beams=width) if width and self.architecture is not None else None
         self.info = CheckpointInfo(
             name=checkpoint.name,
             sha256=checkpoint.digest,
@@ -279,6 +286,8 @@ class Stepper:
         )
 
     def _decode(self, rows: list[Row]) -> list[Trace]:
+        if self.generated is not None:
+            return self._greedy(self._searched(rows))
         if self.search is None:
             return self._greedy(rows)
         memory, state, encoded = self._encode(rows)
@@ -286,6 +295,25 @@ class Stepper:
         if self.n_best is not None:
             found = [(steps, replace(beam, n_best=self._n_best(beam))) for steps, beam in found]
         return [self._trace(row, e, steps, beam) for row, e, (steps, beam) in zip(rows, encoded, found)]
+
+    def _searched(self, rows: list[Row]) -> list[Row]:
+        """A Transformer's beam search, generate's (:func:`~attnstep.engine.generate.beam_search`): the rows
+        with its best hypothesis as their prefix, unforced after their own, so that the greedy loop records
+        its steps (the beam's other hypotheses are not recorded: trace.beam is None). Rows with the same
+        prefix are searched together, from it, as generate continues ``decoder_input_ids``."""
+        assert self.generated is not None
+        marian = cast(MarianCheckpoint, self.checkpoint).model
+        by_prefix: dict[tuple[int, ...], list[int]] = {}
+        for i, row in enumerate(rows):
+            by_prefix.setdefault(tuple(choice[0] for choice in row.prefix), []).append(i)
+        searched = list(rows)
+        for prompt, members in by_prefix.items():
+            src, lengths = pad([[t.id for t in rows[i].source] for i in members], self.device, self.specials.pad)
+            hypotheses = beam_search(marian, src, real_tokens(src, lengths), self.generated, prompt)
+            for i, best in zip(members, hypotheses):
+                found = tuple((token, False) for token in best.tokens[len(prompt) :])
+                searched[i] = replace(rows[i], prefix=rows[i].prefix + found)
+        return searched
 
     def _n_best(self, beam: Beam) -> tuple[Ranked, ...]:
         """The beam's best results, as many as asked for (fewer where the search ended with fewer)."""

@@ -240,8 +240,9 @@ class AttnstepApp(App[None]):
         self.source: TraceSource | None = None
         self.cursor: StepCursor | None = None
         self.given: Trace | None = None  # the cursor's trace as it came, in its own View (the cursor's may be another)
-        # a, d: a Transformer's layer and head chosen, kept over new decodings; None: each trace's own
-        self.attention_view: AttentionView | None = None
+        self.attention_view: AttentionView | None = (
+            None  # a, d: a Transformer's layer and head chosen; None: the trace's
+        )
         self.original: Trace | None = None
         self.state_scale = 1.0
         self.numbers = False  # #: numbers beside (or instead of) the pictures
@@ -349,7 +350,7 @@ class AttnstepApp(App[None]):
             return trace
         try:
             return trace.with_view(view)
-        except ValueError:  # a layer or head this model has not (a malformed class message): the trace's own
+        except ValueError:  # another model's shape (a new sentence decoded by another model): its own view
             return trace
 
     def choose_view(self, view: AttentionView) -> None:

@@ -17,6 +17,11 @@ ATTENTION = "multi-head"  # as a trace names it (trace.records.MULTI_HEAD)
 FORMULA = "e_i = q·k_i / √d"
 
 
+def real_tokens(src: Tensor, lengths: Tensor) -> Tensor:
+    """The mask (B, S) of a right-padded batch src (B, S) with lengths (B,): True at its real tokens."""
+    return torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]
+
+
 class MarianFamily(nn.Module):
     """A :class:`Marian` behind the Family protocol (``Family[Memory, DecoderCache]``)."""
 
@@ -37,8 +42,7 @@ class MarianFamily(nn.Module):
 
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderCache]:
         """src (B, S) right-padded ids, lengths (B,) → the encoded source and an empty cache."""
-        mask = torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]  # (B, S)
-        return self.marian.encode(src, mask), self.marian.empty_cache(src.size(0))
+        return self.marian.encode(src, real_tokens(src, lengths)), self.marian.empty_cache(src.size(0))
 
     def step(self, prev_tokens: Tensor, state: DecoderCache, memory: Memory) -> tuple[DecoderStep, DecoderCache]:
         return self.marian.step(prev_tokens, state, memory)
