@@ -437,3 +437,55 @@ async def test_hostile_tokens_stay_text_in_the_new_panels(trace):
         text = "\n".join(shown)
         assert "[bold]b" in text and "[link=http://x]hi[/link]" in text  # as typed, not applied
         assert not any(raw in text for raw in RAW)
+
+
+@async_test
+async def test_the_heads_overview_gathers_pieces_into_words(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("right", "v", "o")  # "noir" is pieces 3 and 4
+        grid = app.screen.query_one(HeadsGrid)
+        assert grid.plain_lines[0].split() == ["Le", "chat", "noir"]
+        weights = trace.steps[0].layers[1].cross[2].weights
+        row = next(line for line in grid.plain_lines if line.lstrip("▶ ").startswith("L2 h3"))
+        assert row.split()[-3:] == [
+            cell_number(weights[0]),
+            cell_number(weights[1]),
+            cell_number(weights[2] + weights[3]),
+        ]
+
+
+@async_test
+async def test_every_heads_column_of_a_mean_fits_a_projector():
+    app = replay_app(transformer_trace(layers=6, heads=8, head_dim=8), "t.json")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("right")
+        panel = app.panels["attention"]
+        widest = max(len(line.rstrip()) for line in panel.plain_lines[:5])
+        assert "h8" in panel.plain_lines[0] and widest <= panel.scrollable_content_region.width
+
+
+@async_test
+async def test_the_beam_view_says_its_rows_are_the_default_views_whichever_head_is_shown(trace):
+    from dataclasses import replace
+
+    from attnstep.trace.records import ALIVE, FINISHED, Beam, Hypothesis
+
+    score, hypotheses = 0.0, []
+    for step in trace.steps:  # a beam of one: the decoding itself, each row the default view's weights
+        score += step.chosen_logprob
+        status = FINISHED if step.index == len(trace.steps) - 1 else ALIVE
+        parent = None if step.index == 0 else 0
+        hypotheses.append(
+            (
+                Hypothesis(
+                    parent, step.chosen_token, step.chosen_id, step.chosen_logprob, score, score, status, step.weights
+                ),
+            )
+        )
+    searched = replace(trace, beam=Beam(1, 0.6, 0, tuple(hypotheses), 0))
+    app = replay_app(searched, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "right", "a", "a", "b")  # head 2 shown, then the beam view
+        for panel in ("#beam-row", "#beam-history"):
+            assert "layer 1/2, mean of 4 heads" in str(app.screen.query_one(panel).border_title)

@@ -240,9 +240,8 @@ class AttnstepApp(App[None]):
         self.source: TraceSource | None = None
         self.cursor: StepCursor | None = None
         self.given: Trace | None = None  # the cursor's trace as it came, in its own View (the cursor's may be another)
-        self.attention_view: AttentionView | None = (
-            None  # a, d: a Transformer's layer and head chosen; None: the trace's
-        )
+        # a, d: a Transformer's layer and head chosen, kept over new decodings; None: each trace's own
+        self.attention_view: AttentionView | None = None
         self.original: Trace | None = None
         self.state_scale = 1.0
         self.numbers = False  # #: numbers beside (or instead of) the pictures
@@ -350,7 +349,7 @@ class AttnstepApp(App[None]):
             return trace
         try:
             return trace.with_view(view)
-        except ValueError:  # another model's shape (a new sentence decoded by another model): its own view
+        except ValueError:  # a layer or head this model has not (a malformed class message): the trace's own
             return trace
 
     def choose_view(self, view: AttentionView) -> None:
@@ -663,9 +662,7 @@ class AttnstepApp(App[None]):
             return
         from attnstep.tui.screens.beam import BeamScreen
 
-        # As decoded: the hypotheses' weights are of the trace's own view, whichever head a shows.
-        trace = self.given or self.cursor.trace
-        self.push_screen(BeamScreen(trace, self.cursor.trace.beam, self.cursor.position - 1))
+        self.push_screen(BeamScreen(self.cursor.trace, self.cursor.trace.beam, self.cursor.position - 1))
 
     def action_map(self) -> None:
         if self.cursor is None:

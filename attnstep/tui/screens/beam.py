@@ -24,12 +24,12 @@ from textual.screen import ModalScreen
 from attnstep.report.glyphs import bar, fit_columns, num
 from attnstep.text.subword import WORD_START
 from attnstep.text.words import detokenize
-from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Beam, Hypothesis, Trace
+from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Beam, Hypothesis, Trace, default_view
 from attnstep.tui.bars import Bar
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import quote, view_label
+from attnstep.tui.stages import quote
 
 NUMBERS_WIDTH = 26  # " log p  score   norm" after the prefix
 BAR_WIDTH = 10
@@ -74,6 +74,13 @@ class BeamView:
         """Hypothesis ``index``'s words so far, detokenized as the translation is."""
         tokens = [h.token for h in self.beam.history(self.t, index) if h.token != EOS_TOKEN]
         return "".join(tokens).replace(WORD_START, " ").strip() if self.trace.subword else detokenize(tokens)
+
+
+def searched_view(trace: Trace) -> str:
+    """ ", layer 5/6, mean of 8 heads": whose weights a Transformer's hypotheses keep, its default view's
+    whichever head a shows (trace.reader checks it so); "" for an RNN's."""
+    architecture = trace.architecture
+    return "" if architecture is None else f", {default_view(architecture).label(architecture)}"
 
 
 def tail(text: str, width: int) -> Text:
@@ -150,9 +157,7 @@ class RowPanel(LinesView[BeamView]):
         if view is None:
             return []
         h = view.hypothesis
-        # A Transformer's search keeps the weights of the view it decoded with (the trace's own), not a's choice.
-        heads = view_label(view.trace)
-        self.set_titles(f"a_t of #{view.selected + 1}" + (f", {heads}" if heads else ""))
+        self.set_titles(f"a_t of #{view.selected + 1}{searched_view(view.trace)}")
         source = view.trace.source
         if not view.trace.checkpoint.attends:
             return [Text("No attention: this model has no a_t.", style=self.style_of("label"))]
@@ -176,7 +181,10 @@ class HistoryPanel(FollowingPanel):
         if view is None:
             return []
         attends = view.trace.checkpoint.attends
-        self.set_titles(f"History of #{view.selected + 1}: its words × source words", self.legend() if attends else "")
+        self.set_titles(
+            f"History of #{view.selected + 1}{searched_view(view.trace)}: its words × source words",
+            self.legend() if attends else "",
+        )
         label = self.style_of("label")
         source = view.trace.source if attends else ()  # no attention: its words alone
         history = view.history
