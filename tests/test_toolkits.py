@@ -1,0 +1,240 @@
+"""JoeyNMT and OpenNMT-py models, as the toolkits trained and saved them, reproduced by attnstep.
+
+The fixtures (tests/fixtures/toolkits/, rebuilt by make_fixtures.py there with the toolkits installed)
+hold each toolkit's own greedy translations of ten sentences and its attention matrices; attnstep,
+with no toolkit installed, must produce every token and every attention weight within 1e-5. The
+hostile checkpoints are made here: they must be refused in one line with nothing of them run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from attnstep.engine.joeynmt_checkpoint import load_joeynmt
+from attnstep.engine.marian_checkpoint import load_any
+from attnstep.engine.opennmt_checkpoint import load_opennmt
+from attnstep.engine.stepper import Stepper
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
+from attnstep.errors import AttnstepError
+from tests.cli_helpers import invoke
+
+FIXTURES = Path(__file__).parent / "fixtures" / "toolkits"
+JOEYNMT = ["joeynmt_gru_bahdanau", "joeynmt_lstm_luong"]
+OPENNMT = ["opennmt_brnn_lstm", "opennmt_gru_mlp"]
+TOLERANCE = 1e-5
+
+
+def expected(name: str) -> list[dict]:
+    return json.loads((FIXTURES / name / "expected.json").read_text(encoding="utf-8"))["sentences"]
+
+
+def load(name: str) -> ToolkitCheckpoint:
+    folder = FIXTURES / name
+    if name in JOEYNMT:
+        return load_joeynmt(folder)
+    return load_opennmt(next(p for p in sorted(folder.iterdir()) if p.suffix == ".pt"))
+
+
+@torch.no_grad()
+def family_greedy(checkpoint: ToolkitCheckpoint, ids: list[int], steps: int) -> tuple[list[int], list[list[float]]]:
+    """Greedy decoding by the family's own step, as the toolkits do it: the argmax, <s> and <pad> never chosen
+    (JoeyNMT bans them; the trained models never want them), until </s> or ``steps`` steps."""
+    model = checkpoint.model
+    start, end, pad = model.specials
+    memory, state = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+    prev = torch.tensor([start])
+    tokens, weights = [], []
+    for _ in range(steps):
+        output, state = model.step(prev, state, memory)
+        logits = output.logits.clone()  # (1, V)
+        logits[:, [start, pad]] = float("-inf")
+        prev = logits.argmax(dim=-1)  # (1,)
+        tokens.append(int(prev))
+        weights.append(output.weights[0].tolist())
+        if tokens[-1] == end:
+            break
+    return tokens, weights
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_the_source_is_cut_as_the_toolkit_cut_it(name):
+    codec = load(name).codec
+    for sentence in expected(name):
+        assert [piece[2] for piece in codec.source_pieces(sentence["source"])] == sentence["source_ids"]
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_every_token_and_attention_weight_of_the_toolkit(name):
+    checkpoint = load(name)
+    for sentence in expected(name):
+        tokens, weights = family_greedy(checkpoint, sentence["source_ids"], len(sentence["ids"]))
+        assert tokens == sentence["ids"], sentence["source"]
+        assert len(weights) == len(sentence["attention"])
+        for ours, theirs in zip(weights, sentence["attention"]):
+            assert ours == pytest.approx(theirs, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_the_stepper_traces_the_toolkits_translations(name):
+    """Through the engine: the stepper's greedy traces (JoeyNMT's translate never ends at the first step:
+    its min_output_length is 1), batched, as translate, dump and the app see them."""
+    checkpoint = load(name)
+    stepper = Stepper(checkpoint, min_length=1 if name in JOEYNMT else 0, max_length=30)
+    sentences = expected(name)
+    for trace, sentence in zip(stepper.translate_batch([s["source"] for s in sentences]), sentences):
+        assert [step.chosen_id for step in trace.steps] == sentence["ids"]
+        assert [step.chosen_token for step in trace.steps] == sentence["tokens"]
+        for step, theirs in zip(trace.steps, sentence["attention"]):
+            assert list(step.weights) == pytest.approx(theirs, abs=TOLERANCE)
+        assert trace.translation_text == sentence["translation"]
+
+
+# --- hostile files ---------------------------------------------------------------------------------
+
+
+class _RunsCommand:
+    """Unpickled by a full unpickler, this runs os.system: the marker file says whether it did."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _joeynmt_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURES / "joeynmt_gru_bahdanau", folder, symlinks=True)
+    return folder
+
+
+def test_a_joeynmt_checkpoint_asking_for_os_system_is_refused_unrun(tmp_path):
+    folder, marker = _joeynmt_copy(tmp_path), tmp_path / "ran"
+    (folder / "best.ckpt").unlink()
+    torch.save({"model_state": _RunsCommand(marker)}, folder / "best.ckpt")
+    with pytest.raises(AttnstepError, match=r"posix\.system|os\.system") as caught:
+        load_joeynmt(folder)
+    assert "\n" not in str(caught.value)
+    assert not marker.exists()
+
+
+def test_an_opennmt_checkpoint_asking_for_os_system_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"opt": argparse.Namespace(), "vocab": {}, "model": _RunsCommand(marker)}, tmp_path / "model_step_1.pt")
+    with pytest.raises(AttnstepError, match=r"posix\.system|os\.system"):
+        load_opennmt(tmp_path / "model_step_1.pt")
+    assert not marker.exists()
+
+
+def test_a_namespace_pickle_presented_as_a_joeynmt_checkpoint_is_refused(tmp_path):
+    folder = _joeynmt_copy(tmp_path)
+    (folder / "best.ckpt").unlink()
+    torch.save({"model_state": {}, "opt": argparse.Namespace(rnn_type="GRU")}, folder / "best.ckpt")
+    with pytest.raises(AttnstepError, match=r"argparse\.Namespace"):
+        load_joeynmt(folder)
+
+
+def test_a_yaml_with_python_tags_is_refused_unrun(tmp_path):
+    folder, marker = _joeynmt_copy(tmp_path), tmp_path / "ran"
+    (folder / "config.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(AttnstepError, match=r"python/object/apply:os\.system"):
+        load_joeynmt(folder)
+    assert not marker.exists()
+
+
+# --- through load_any and the command line -------------------------------------------------------
+
+
+def _checkpoint_argument(name: str) -> Path:
+    """What a user passes to --checkpoint: the JoeyNMT folder, OpenNMT-py's .pt (or its .safetensors)."""
+    folder = FIXTURES / name
+    if name in JOEYNMT:
+        return folder
+    weights = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors")
+    return weights[0] if weights else next(p for p in folder.iterdir() if p.suffix == ".pt")
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_load_any_recognises_the_toolkits_checkpoints(name):
+    assert isinstance(load_any(_checkpoint_argument(name)), ToolkitCheckpoint)
+
+
+def test_a_joeynmt_ckpt_file_loads_its_folder():
+    checkpoint = load_any(FIXTURES / "joeynmt_lstm_luong" / "best.ckpt")
+    assert isinstance(checkpoint, ToolkitCheckpoint) and checkpoint.meta["weights"] == "best.ckpt"
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_dump_writes_the_toolkits_translations(name, tmp_path):
+    sentences = expected(name)
+    source = tmp_path / "in.txt"
+    source.write_text("".join(s["source"] + "\n" for s in sentences), encoding="utf-8")
+    result = invoke("dump", "-i", source, "--format", "text", "--checkpoint", _checkpoint_argument(name))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [s["translation"] for s in sentences]
+
+
+def test_dump_refuses_a_hostile_checkpoint_in_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"opt": argparse.Namespace(), "vocab": {}, "model": _RunsCommand(marker)}, tmp_path / "model_step_1.pt")
+    result = invoke("dump", "--checkpoint", tmp_path / "model_step_1.pt", "Un chat.")
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "refusing" in result.stderr
+    assert not marker.exists()
+
+
+def test_a_plain_pickle_as_a_pt_is_refused_unrun(tmp_path):
+    """Not torch.save's zip: the legacy pickle format goes through the same weights-only unpickler."""
+    import pickle
+
+    marker = tmp_path / "ran"
+    (tmp_path / "model.pt").write_bytes(pickle.dumps(_RunsCommand(marker)))
+    with pytest.raises(AttnstepError, match="refusing"):
+        load_any(tmp_path / "model.pt")
+    assert not marker.exists()
+
+
+def test_a_joeynmt_transformer_is_refused_naming_it(tmp_path):
+    folder = _joeynmt_copy(tmp_path)
+    config = (folder / "config.yaml").read_text()
+    (folder / "config.yaml").write_text(config.replace("type: recurrent", "type: transformer"))
+    with pytest.raises(AttnstepError, match="type is transformer"):
+        load_joeynmt(folder)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("copy_attn", True),
+        ("coverage_attn", True),
+        ("context_gate", "both"),
+        ("global_attention_function", "sparsemax"),
+    ],
+)
+def test_opennmt_options_attnstep_does_not_compute_are_refused_by_name(tmp_path, option, value):
+    source = FIXTURES / "opennmt_brnn_lstm"
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = torch.load(source / "model_step_400.pt", weights_only=True)
+    setattr(checkpoint["opt"], option, value)
+    for model in source.glob("spm.*.model"):
+        shutil.copy(model, tmp_path / model.name)
+    torch.save(checkpoint, tmp_path / "model_step_400.pt")
+    with pytest.raises(AttnstepError, match=f"{option} {value} is not done by attnstep"):
+        load_opennmt(tmp_path / "model_step_400.pt")
+
+
+def test_an_sru_is_refused_by_name(tmp_path):
+    source = FIXTURES / "opennmt_gru_mlp"
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = torch.load(source / "model_step_400.pt", weights_only=True)
+    checkpoint["opt"].rnn_type = "SRU"
+    torch.save(checkpoint, tmp_path / "model_step_400.pt")
+    with pytest.raises(AttnstepError, match="rnn_type SRU"):
+        load_opennmt(tmp_path / "model_step_400.pt")
