@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import yarl
 
 from attnstep.serve.auth import add_user
 from attnstep.serve.web import COOKIE, tls_context
+from attnstep.serve.zygote import Limits
 from tests.serve_helpers import (
     PASSWORD,
     RIGHT,
@@ -305,6 +307,19 @@ async def test_a_teacher_over_ssh_and_a_student_in_a_browser_and_the_reverse(tin
 
 
 @async_test
+async def test_an_idle_tab_and_a_session_over_its_memory_are_closed_as_over_ssh(tiny_checkpoint):
+    async with serving(tiny_checkpoint, web_port=0, idle_timeout=1.5) as server:
+        async with web_session(server) as screen:
+            await screen.until("Type a French sentence")
+            assert b"attnstep: closed after 1.5 seconds without a key press." in await screen.rest()
+        assert session_pids(server) == []
+    async with serving(tiny_checkpoint, web_port=0, limits=Limits(memory_mb=1)) as server:
+        async with web_session(server) as screen:
+            assert b"this session used more than 1 MB of memory and was closed." in await screen.rest()
+        await settle(server)
+
+
+@async_test
 async def test_browsers_and_ssh_share_the_session_limit(tiny_checkpoint):
     async with serving(tiny_checkpoint, web_port=0, max_sessions=1) as server, connect(server.port) as conn:
         ssh = await Screen.open(conn)
@@ -367,6 +382,27 @@ async def test_the_command_serves_browsers_alone_warns_of_plain_http_and_says_go
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+def test_a_web_port_in_use_is_one_line(tiny_checkpoint, tmp_path):
+    passwords = tmp_path / "passwords"
+    add_user(passwords, "ann", PASSWORD)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = ["serve", "--port", "0", "--web", str(port), "--checkpoint", str(tiny_checkpoint), "--spares", "0"]
+        logins = ["--passwords", str(passwords), "--host-key", str(tmp_path / "key")]
+        result = subprocess.run(
+            [sys.executable, "-c", "from attnstep.cli import main; main()", *serve, *logins],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"attnstep: error: cannot serve on 127.0.0.1:0 or {port}: ")
+    assert "zygote" not in result.stderr and "Traceback" not in result.stderr
 
 
 def self_signed(tmp_path) -> tuple[Path, Path]:
