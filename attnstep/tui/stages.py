@@ -301,9 +301,7 @@ def viewed_layer(trace: Trace, step: Step) -> tuple[Architecture, int, int | Non
 
 def self_weights(layer: LayerStep, head: int | None) -> Vector:
     """The self-attention's weights over the target positions so far: one head's, or the mean of the heads'."""
-    if head is not None:
-        return layer.self_weights[head]
-    return tuple(sum(column) / len(layer.self_weights) for column in zip(*layer.self_weights))
+    return layer.self_weights[head] if head is not None else mean_vector(layer.self_weights)
 
 
 def short_label(view: AttentionView) -> str:
@@ -531,7 +529,10 @@ def attention_in_words(view: View) -> View:
             )
         shown = cross if head is None else (cross[head],)
         current = replace(
-            current, layers=layers, scores=_mean([h.scores for h in shown]), weights=_mean([h.weights for h in shown])
+            current,
+            layers=layers,
+            scores=mean_vector([h.scores for h in shown]),
+            weights=mean_vector([h.weights for h in shown]),
         )
     steps = (*trace.steps[: step.index], current, *trace.steps[step.index + 1 :])
     words = replace(trace, source=word_tokens(trace), words=(), steps=steps, encoder_states=states, cross_values=values)
@@ -556,7 +557,8 @@ def _in_words(
     return gathered, summed, tuple(averaged)
 
 
-def _mean(vectors: Sequence[Vector]) -> Vector:
+def mean_vector(vectors: Sequence[Vector]) -> Vector:
+    """The componentwise mean: a layer's mean of its heads' weights (or scores)."""
     return tuple(sum(column) / len(vectors) for column in zip(*vectors))
 
 

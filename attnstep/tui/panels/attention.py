@@ -145,6 +145,9 @@ class AttentionPanel(LinesView[View]):
         unit = "piece" if trace.subword and not view.in_words else "word"
         values = None if trace.cross_values is None or head is None else trace.cross_values[layer][head]
         if head is None:
+            # Every head's column on screen (8 of them at a projector's 120 columns): the bar gives way first.
+            spare = self.scrollable_content_region.width - (word_width + 1 + 15 + 2 + 4 * architecture.heads)
+            bar_width = max(0, min(bar_width, spare))
             self.set_titles(f"Attention, {where}: the heads' mean score and weight", "no softmax of one score")
             columns = ("mean e", "mean a", "".join(f" {f'h{h + 1}':>3}" for h in range(architecture.heads)), "")
         else:
@@ -219,8 +222,8 @@ class AttentionPanel(LinesView[View]):
                 if view.numbers
                 else self.vector(mean_bins(context), STATE_CELLS, scale)
             )
-            line = Text.assemble(
-                fit("c = Σ a_i·v_i", word_width + 1 + 8 + 2 + 5 + bar_width + 2 + 7, label),
+            line = Text.assemble(  # its strip under the a·v_i column: after the word, numbers, bar and ‖a·v‖
+                fit("c = Σ a_i·v_i", word_width + 1 + 15 + bar_width + 2 + 7, label),
                 cells,
                 (f"  ‖c‖ {num(norm(context))}, {len(context)} numbers: head {head + 1}'s context", label),
             )

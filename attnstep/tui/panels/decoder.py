@@ -226,8 +226,6 @@ class DecoderPanel(LinesView[View]):
 
     def self_attention(self, view: View, layer: LayerStep, head: int | None) -> Text:
         """The layer in view's self-attention weights over the target tokens read so far (this head's, or their mean)."""
-        step = view.step
-        assert step is not None  # shown from stage 2 of a step
         weights = self_weights(layer, head)
         read = [s.input_token for s in view.trace.steps[: len(weights)]]
         who = "mean a" if head is None else f"h{head + 1} a"

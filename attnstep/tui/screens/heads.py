@@ -24,7 +24,7 @@ from attnstep.trace.records import View as AttentionView
 from attnstep.trace.word_view import word_weights
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.panels.grid import column_widths, reach_last_column
-from attnstep.tui.stages import View, short_label, source_word, view_label, word_tokens
+from attnstep.tui.stages import View, mean_vector, short_label, source_word, view_label, word_tokens
 
 LABEL_WIDTH = 11  # "▶ L12 mean "
 
@@ -98,10 +98,7 @@ class HeadsGrid(LinesView[View]):
     @staticmethod
     def weights(trace: Trace, heads: Sequence[HeadStep], head: int | None, view: View) -> Vector:
         """One row's weights: a head's, or the mean of the layer's heads; per word with v."""
-        if head is not None:
-            weights = heads[head].weights
-        else:
-            weights = tuple(sum(column) / len(heads) for column in zip(*(h.weights for h in heads)))
+        weights = heads[head].weights if head is not None else mean_vector([h.weights for h in heads])
         return word_weights(trace, weights) if view.in_words else weights
 
     def snap_x(self, x: int) -> int:
