@@ -25,6 +25,9 @@ import torch
 from attnstep.data.files import read_limited
 from attnstep.engine.checkpoint import Checkpoint, check_finite, file_digest, load_checkpoint, read_safetensors
 from attnstep.engine.generate import GenerationSettings
+from attnstep.engine.joeynmt_checkpoint import is_joeynmt, load_joeynmt
+from attnstep.engine.opennmt_checkpoint import is_opennmt, load_opennmt
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError, first_line
 from attnstep.model.marian.config import MODEL_TYPE, MarianConfig
 from attnstep.model.marian.family import MarianFamily
@@ -110,9 +113,16 @@ def _read_json(path: Path) -> dict:
     return value
 
 
-def load_any(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint | MarianCheckpoint:
-    """An attnstep checkpoint or a Marian folder, told apart by config.json: a model_type is Hugging Face's."""
+def load_any(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> Checkpoint | MarianCheckpoint | ToolkitCheckpoint:
+    """An attnstep checkpoint or a Marian folder, told apart by config.json (a model_type is Hugging Face's),
+    a JoeyNMT folder or .ckpt (config.yaml beside it), or an OpenNMT-py .pt (or its .safetensors)."""
     path = Path(path)
+    if is_joeynmt(path):
+        return load_joeynmt(path, device)
+    if is_opennmt(path):
+        return load_opennmt(path, device)
     if path.is_dir() and (path / CONFIG_FILE).is_file() and "model_type" in _read_json(path / CONFIG_FILE):
         return load_marian(path, device)
     return load_checkpoint(path, device)

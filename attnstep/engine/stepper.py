@@ -61,6 +61,7 @@ from attnstep.engine.device import use_device
 from attnstep.engine.generate import GenerationSettings, beam_search, process
 from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
 from attnstep.engine.recording import Choice, Columns, LayerColumns, Numbers, Pick, Row, floats
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError
 from attnstep.model.family import Family, LayeredFamily, StepOutput
 from attnstep.model.marian.family import real_tokens
@@ -98,7 +99,7 @@ class _Encoded(NamedTuple):
 class Stepper:
     def __init__(
         self,
-        checkpoint: Checkpoint | MarianCheckpoint,
+        checkpoint: Checkpoint | MarianCheckpoint | ToolkitCheckpoint,
         *,
         top_k: int = DEFAULT_TOP_K,
         vectors: bool = True,

@@ -56,12 +56,16 @@ class GeneralScorer(DotScorer):
 
 
 class ConcatScorer(nn.Module):
-    """v_aᵀ tanh(W_a [q; h_i]), computed as v_aᵀ tanh(W_q q + W_k h_i) so W_k h_i is done once."""
+    """v_aᵀ tanh(W_a [q; h_i]), computed as v_aᵀ tanh(W_q q + W_k h_i) so W_k h_i is done once.
 
-    def __init__(self, query_dim: int, memory_dim: int, attn_dim: int):
+    attnstep's models learn the bias b on W_k; JoeyNMT's bahdanau has none, OpenNMT-py's mlp has it on W_q."""
+
+    def __init__(
+        self, query_dim: int, memory_dim: int, attn_dim: int, *, query_bias: bool = False, key_bias: bool = True
+    ):
         super().__init__()
-        self.W_q = nn.Linear(query_dim, attn_dim, bias=False)
-        self.W_k = nn.Linear(memory_dim, attn_dim, bias=True)
+        self.W_q = nn.Linear(query_dim, attn_dim, bias=query_bias)
+        self.W_k = nn.Linear(memory_dim, attn_dim, bias=key_bias)
         self.v_a = nn.Linear(attn_dim, 1, bias=False)
 
     def prepare(self, memory: Tensor) -> Tensor:
