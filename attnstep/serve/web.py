@@ -53,8 +53,9 @@ log = logging.getLogger("attnstep.serve")
 COOKIE = "attnstep-ticket"
 STATIC = Path(textual_serve.__file__).parent / "static"  # textual.js, xterm.css, the Roboto Mono fonts
 MAX_FORM = 16 * 1024  # bytes of a login form (and of any request body)
-# Bytes of one websocket message: a 50 KB paste, JSON-escaped, fits; a larger one closes the socket (1009).
-MAX_MESSAGE = 256 * 1024
+# Bytes of one websocket message (textual.js sends a paste as one): a 50 KB paste, JSON-escaped, fits
+# many times over; a larger message closes the socket (1009), and so ends the session.
+MAX_MESSAGE = 1024 * 1024
 GONE_POLL = 1.0  # seconds between two looks at whether a browser's connection has closed
 TICKETS_PER_SLOT = 4  # logins waiting for their websocket, per session slot: more are refused
 # The page's rules for the browser: its own files only, the one inline script by its nonce, no frames.
@@ -122,7 +123,7 @@ class WebFront:
         try:
             await self.site.start()
         except BaseException:
-            await self.runner.cleanup()
+            await self.close()
             raise
         self.port = self.runner.addresses[0][1]  # the port it got, for port 0
         scheme = "https" if self.secure else "http"
