@@ -14,6 +14,7 @@ import pytest
 from attnstep.errors import AttnstepError
 from attnstep.trace import reader, writer
 from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, View, length_penalty
+from tests.marian_helpers import marian_folder_fixture  # noqa: F401  (a fixture)
 from tests.transformer_traces import transformer_trace
 
 
@@ -424,3 +425,46 @@ def test_a_transformer_beam_finishes_with_its_own_end_token(trace):
     data["beam"]["steps"][1][1]["token"] = "</s>"  # a rival that ends with </s> but is not finished
     with pytest.raises(AttnstepError, match="a hypothesis of beam step 1 has a status or attention row"):
         reader.parse(json.dumps(data), origin="t.json")
+
+
+# --- a real (tiny, seeded) Marian's traces, as dump writes them --------------------------------
+
+
+@pytest.mark.slow  # the Marian folder is built with transformers and SentencePiece (~5 s)
+def test_dump_of_a_marian_writes_format_3_in_the_chosen_view(marian_folder, tmp_path):
+    from attnstep.trace.alignment import pharaoh_line
+    from tests.cli_helpers import invoke
+
+    def dumped(*options):
+        out = tmp_path / "t.json"
+        result = invoke("dump", "le chat noir", "--checkpoint", marian_folder, "--min-length", 4, "-o", out, *options)
+        assert result.exit_code == 0, result.output
+        jsonschema.validate(json.loads(out.read_text()), reader.schema())
+        return reader.load(out)
+
+    default = dumped()
+    assert default.view == View(0) and default.architecture.layers == 2 and len(default.steps) >= 5
+    assert default.steps[0].input_token == "<pad>" and default.finished  # Marian's own start and end tokens
+    assert default.steps[-1].chosen_token == "</s>" and "</s>" not in default.output_tokens
+    chosen = dumped("--align-layer", 2, "--align-head", 3)
+    assert chosen == default.with_view(View(1, 2))
+    assert [list(s.weights) for s in chosen.steps] == [list(s.layers[1].cross[2].weights) for s in default.steps]
+    assert dumped("--no-vectors", "--align-head", "mean") == default.without_vectors()
+    beam = dumped("--beam", 2, "--align-head", 1)
+    assert beam.view == View(0, 0)  # a Marian beam search records its best hypothesis only (no beam block)
+    links = invoke(
+        "dump",
+        "le chat noir",
+        "--checkpoint",
+        marian_folder,
+        "--min-length",
+        4,
+        "--format",
+        "pharaoh",
+        "--align-layer",
+        2,
+    )
+    assert links.stdout == pharaoh_line(default.with_view(View(1))) + "\n"
+    refused = invoke("dump", "le chat noir", "--checkpoint", marian_folder, "--align-layer", 3)
+    assert refused.exit_code == 2
+    assert refused.stderr == "attnstep: error: --align-layer must be 1 to 2 (the decoder's layers), not 3\n"
