@@ -489,3 +489,11 @@ async def test_the_beam_view_says_its_rows_are_the_default_views_whichever_head_
         await pilot.press("right", "right", "a", "a", "b")  # head 2 shown, then the beam view
         for panel in ("#beam-row", "#beam-history"):
             assert "layer 1/2, mean of 4 heads" in str(app.screen.query_one(panel).border_title)
+
+
+@async_test
+async def test_b_says_a_transformers_trace_steps_only_the_searchs_best(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "b")
+        assert any("steps only the search's best hypothesis" in str(n.message) for n in app._notifications)
