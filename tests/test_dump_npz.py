@@ -128,6 +128,15 @@ def test_it_needs_no_pickle_and_no_attnstep(tiny_checkpoint, tmp_path):
         assert sorted(archive.namelist()) == sorted(f"{key}.npy" for key in a)
 
 
+def test_arrays_spooled_to_disk_are_the_same(tiny_checkpoint, tmp_path, monkeypatch):
+    """Past SPOOL_BYTES an array's rows wait in a temporary file: the archive is the same."""
+    _, in_memory, _ = json_and_npz(tiny_checkpoint, tmp_path)
+    monkeypatch.setattr("attnstep.trace.arrays.SPOOL_BYTES", 64)
+    _, on_disk, _ = json_and_npz(tiny_checkpoint, tmp_path)
+    assert on_disk.keys() == in_memory.keys()
+    assert all(np.array_equal(on_disk[k], in_memory[k]) for k in on_disk)
+
+
 def test_no_vectors_leaves_the_vectors_out(tiny_checkpoint, tmp_path):
     traces, a, _ = json_and_npz(tiny_checkpoint, tmp_path, "--no-vectors")
     assert json.loads(a["meta"][0])["vectors"] is False

@@ -93,12 +93,12 @@ class _Spool:
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
         np.lib.format.write_array_header_1_0(entry, header)
         for line in lines:
-            offset, size = self.spans.get(line, (0, 0))
+            offset, left = self.spans.get(line, (0, 0))
             self.file.seek(offset)
-            while size:
-                block = self.file.read(min(size, _COPY_BYTES))
+            while left:
+                block = self.file.read(min(left, _COPY_BYTES))
                 entry.write(block)
-                size -= len(block)
+                left -= len(block)
 
 
 class _Counted(io.RawIOBase):
@@ -247,9 +247,9 @@ def trace_arrays(trace: Trace) -> dict[str, np.ndarray]:
         out["keys"] = _floats(trace.keys)  # (n, K)
     for name, key in _STEP_VECTORS:
         vectors = [getattr(s, name) for s in steps]
-        if vectors[0] is not None:
+        if vectors and vectors[0] is not None:
             out[key] = _floats(vectors)  # (T, ·)
-    if steps[0].layers:
+    if steps and steps[0].layers:
         out.update(_layer_arrays(trace))
     return out
 
