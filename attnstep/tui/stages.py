@@ -323,8 +323,9 @@ def _narrate_transformer(view: View, step: Step, key: str, words: list[str]) -> 
 
     if key == "embed":
         return (
-            f"x = E[{quote(step.input_token)}]·√{architecture.d_model} + PE({step.index}): the embedding, scaled as "
-            f"Marian does, plus position {step.index}'s sinusoid; layer 1 reads it.{size('x', step.layers[0].input)}"
+            f"x = E[{quote(step.input_token)}]·√{architecture.d_model} + PE({step.index}): the embedding (× √D, as "
+            f"opus-mt's scale_embedding asks) plus position {step.index}'s sinusoid; layer 1 reads it."
+            f"{size('x', step.layers[0].input)}"
         )
     if key == "self_attention":
         below = f"Layers 1–{layer} run whole. " if layer > 1 else ("Layer 1 runs whole. " if layer else "")
