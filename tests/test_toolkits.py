@@ -9,6 +9,7 @@ hostile checkpoints are made here: they must be refused in one line with nothing
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ def expected(name: str) -> list[dict]:
     return json.loads((FIXTURES / name / "expected.json").read_text(encoding="utf-8"))["sentences"]
 
 
+@functools.cache  # read-only fixtures: each loaded once per session
 def load(name: str) -> ToolkitCheckpoint:
     folder = FIXTURES / name
     if name in JOEYNMT:
@@ -171,6 +173,7 @@ def test_a_joeynmt_ckpt_file_loads_its_folder():
     assert isinstance(checkpoint, ToolkitCheckpoint) and checkpoint.meta["weights"] == "best.ckpt"
 
 
+@pytest.mark.slow  # the command line in-process, about a second a model
 @pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
 def test_dump_writes_the_toolkits_translations(name, tmp_path):
     sentences = expected(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -20,10 +21,13 @@ def make_rnn(cell: str, input_size: int, hidden: int, layers: int, bidirectional
 
 
 class Embedding(nn.Embedding):
-    """A lookup table, times √d where JoeyNMT's ``scale: true`` says so."""
+    """A lookup table, times √d where JoeyNMT's ``scale: true`` says so.
+
+    Its weights are left unset (``_weight``): they are always a checkpoint's, and the random ones
+    nn.Embedding would draw cost 3 s when built on the meta device, where normal_ imports torch._dynamo."""
 
     def __init__(self, vocab_size: int, dim: int, pad: int, scale: bool):
-        super().__init__(vocab_size, dim, padding_idx=pad)
+        super().__init__(vocab_size, dim, padding_idx=pad, _weight=torch.empty(vocab_size, dim))
         self.factor = math.sqrt(dim) if scale else 1.0
 
     def forward(self, ids: Tensor) -> Tensor:
