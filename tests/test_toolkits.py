@@ -241,3 +241,33 @@ def test_an_sru_is_refused_by_name(tmp_path):
     torch.save(checkpoint, tmp_path / "model_step_400.pt")
     with pytest.raises(AttnstepError, match="rnn_type SRU"):
         load_opennmt(tmp_path / "model_step_400.pt")
+
+
+def test_source_words_are_what_the_user_typed():
+    """Pieces gather into words ("@@" goes on, "▁" starts one); JoeyNMT's </s> is a word of its own, and a
+    lower-casing model's tokens keep the case they were typed in."""
+    cases = {
+        "joeynmt_gru_bahdanau": ["Deux", "enfants", "jouent", "dans", "le", "parc.", "</s>"],
+        "joeynmt_lstm_luong": ["Deux", "enfants", "jouent", "dans", "le", "parc", ".", "</s>"],
+        "opennmt_brnn_lstm": ["Deux", "enfants", "jouent", "dans", "le", "parc."],
+    }
+    for name, words in cases.items():
+        stepper = Stepper(load(name))
+        sentence = (
+            "Deux enfants jouent dans le parc ."
+            if name == "joeynmt_lstm_luong"
+            else "Deux enfants jouent dans le parc."
+        )
+        trace = stepper.translate(sentence)
+        assert [w.text for w in trace.words] == words, name
+        assert (trace.source[-1].token == "</s>") == (name in JOEYNMT)
+    lowered = Stepper(load("joeynmt_lstm_luong")).translate("Deux chiens .").source
+    assert (lowered[0].surface, lowered[0].token) == ("Deux", "deux")
+
+
+def test_bpe_pieces_split_further_where_joeynmt_s_vocabulary_lacks_them():
+    """JoeyNMT gives subword-nmt its vocabulary: a merge whose result the model does not know is undone."""
+    codec = load("joeynmt_gru_bahdanau").codec
+    pieces = codec.source.pieces("enfants")
+    assert all(p in codec.src_vocab for p in pieces)
+    assert codec.source.join(pieces) == "enfants"

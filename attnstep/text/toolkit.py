@@ -193,11 +193,13 @@ class ToolkitCodec:
             raise AttnstepError("the sentence is empty: type some words to translate")
         if len(pieces) > self.max_source_tokens:
             raise AttnstepError(f"the sentence has {len(pieces)} {self.unit}s; the maximum is {self.max_source_tokens}")
+        # pre-tokenized text: a token's surface is as typed, before lower-casing
+        surfaces = sentence.split() if self.source.kind == "none" else [self.source.surface(p) for p in pieces]
         rows = []
         for w, (start, end) in enumerate(self.source.words(pieces)):
-            for piece in pieces[start:end]:
+            for piece, shown in zip(pieces[start:end], surfaces[start:end]):
                 i = self.src_vocab.id(piece)
-                rows.append((self.source.surface(piece), self.src_vocab.tokens[i], i, w))
+                rows.append((shown, self.src_vocab.tokens[i], i, w))
         if self.source_eos:
             rows.append((EOS, EOS, self.src_vocab.id(EOS), rows[-1][3] + 1))
         return rows
@@ -205,7 +207,8 @@ class ToolkitCodec:
     def source_words(self, tokens: Sequence[SourcePiece]) -> list[tuple[str, int, int]]:
         # An unknown piece's text is its surface, as the user typed it; JoeyNMT's </s> is a word of its own.
         body = list(tokens[:-1]) if self.source_eos and tokens and tokens[-1].token == EOS else list(tokens)
-        pieces = [t.surface if t.id == UNK_ID else t.token for t in body]
+        typed = self.source.kind == "none"  # then every token's surface is as typed
+        pieces = [t.surface if typed or t.id == UNK_ID else t.token for t in body]
         words = [(self.source.join(pieces[s:e]), s, e) for s, e in self.source.words(pieces)]
         return words + ([(EOS, len(body), len(tokens))] if len(body) < len(tokens) else [])
 
