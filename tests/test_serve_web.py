@@ -391,7 +391,7 @@ def test_a_web_port_in_use_is_one_line(tiny_checkpoint, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        serve = ["serve", "--port", "0", "--web", str(port), "--checkpoint", str(tiny_checkpoint), "--spares", "0"]
+        serve = ["serve", "--port", "0", "--web", str(port), "--checkpoint", str(tiny_checkpoint)]
         logins = ["--passwords", str(passwords), "--host-key", str(tmp_path / "key")]
         result = subprocess.run(
             [sys.executable, "-c", "from attnstep.cli import main; main()", *serve, *logins],

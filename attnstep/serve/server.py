@@ -120,26 +120,25 @@ class ClassServer:
 
             self.web = WebFront(self)
             await self.web.start(s.host, s.web_port, s.web_tls)
-        self.spares.start()
-        if s.port is None:
-            return None
-        self.acceptor = await asyncssh.create_server(
-            lambda: Gate(self),
-            s.host,
-            s.port,
-            server_host_keys=[s.host_key],
-            process_factory=self.session,
-            encoding=None,
-            line_editor=False,
-            allow_scp=False,
-            sftp_factory=None,
-            agent_forwarding=False,
-            x11_forwarding=False,
-            login_timeout=60,
-            keepalive_interval=s.keepalive,
-            keepalive_count_max=3,
-        )
-        return self.acceptor.sockets[0].getsockname()[1]
+        if s.port is not None:
+            self.acceptor = await asyncssh.create_server(
+                lambda: Gate(self),
+                s.host,
+                s.port,
+                server_host_keys=[s.host_key],
+                process_factory=self.session,
+                encoding=None,
+                line_editor=False,
+                allow_scp=False,
+                sftp_factory=None,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                login_timeout=60,
+                keepalive_interval=s.keepalive,
+                keepalive_count_max=3,
+            )
+        self.spares.start()  # once listening: a port that cannot be had leaves no spare half-started
+        return None if self.acceptor is None else self.acceptor.sockets[0].getsockname()[1]
 
     def session_argv(self, session_id: int, user: str, teacher: bool) -> list[str]:
         """What a session process is told: who it is for, and whether it starts out following a teacher."""
