@@ -7,7 +7,7 @@ cutting text is decided in one place, by its ``config.json``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from attnstep.text.marian import MarianTokenizer
@@ -124,16 +124,7 @@ class SubwordCodec:
         return self.tgt_model.pieces
 
     def target_ids(self, word: str) -> list[int]:
-        """A typed word as the pieces that write it: one piece if there is one ("student" is looked up
-        as the word-initial "▁student" first, then as typed, which may continue a word), else the
-        pieces SentencePiece cuts it into ("pupil" → "▁pu", "pil"), to be written in turn."""
-        word = word.strip()
-        if not word:
-            return []
-        for piece in (WORD_START + word, word):
-            if piece in self._tgt_index:
-                return [self._tgt_index[piece]]
-        return self.tgt_model.encode(word)
+        return _word_ids(word, self._tgt_index, self.tgt_model.encode)
 
 
 class MarianCodec:
@@ -194,16 +185,26 @@ class MarianCodec:
         return self.tokenizer.tokens
 
     def target_ids(self, word: str) -> list[int]:
-        """As :meth:`SubwordCodec.target_ids`; [] where a piece is not in vocab.json."""
-        word = word.strip()
-        if not word:
-            return []
+        return _word_ids(word, self.tokenizer.vocab, self._known_pieces)
+
+    def _known_pieces(self, word: str) -> list[int]:
+        """target.spm's pieces of ``word``; [] where one is not in vocab.json (the model cannot write it)."""
         vocab = self.tokenizer.vocab
-        for piece in (WORD_START + word, word):
-            if piece in vocab:
-                return [vocab[piece]]
         pieces = self.tokenizer.target_pieces(word)
         return [vocab[p] for p in pieces] if all(p in vocab for p in pieces) else []
+
+
+def _word_ids(word: str, index: Mapping[str, int], cut: Callable[[str], list[int]]) -> list[int]:
+    """A typed word as the pieces that write it: one piece if there is one ("student" is looked up
+    as the word-initial "▁student" first, then as typed, which may continue a word), else the
+    pieces ``cut`` cuts it into ("pupil" → "▁pu", "pil"), to be written in turn."""
+    word = word.strip()
+    if not word:
+        return []
+    for piece in (WORD_START + word, word):
+        if piece in index:
+            return [index[piece]]
+    return cut(word)
 
 
 Item = TypeVar("Item")
