@@ -537,7 +537,7 @@ def dump(
         int | None,
         typer.Option(
             metavar="N",
-            help="At most N steps (<eos> counted): a translation without <eos> by then stops there, unfinished. Default: 2 × the source's tokens + 10.",
+            help="At most N steps (<eos> counted): a translation without <eos> by then stops there, unfinished. Default: 2 × the source's tokens + 10; a Marian folder's max_length less its start token (N replaces it).",
             min=1,
         ),
     ] = None,
