@@ -189,6 +189,22 @@ async def test_the_websocket_is_refused_without_a_cookie_with_a_forged_one_and_o
 
 
 @async_test
+async def test_another_sites_page_can_neither_log_in_nor_open_the_websocket(tiny_checkpoint):
+    async with serving(tiny_checkpoint, web_port=0) as server, browser() as client:
+        url, elsewhere = url_of(server), {"Origin": "http://attacker.example"}
+        form = {"user": "ann", "password": PASSWORD}
+        async with client.post(f"{url}login", data=form, headers=elsewhere, allow_redirects=False) as response:
+            assert response.status == 403 and COOKIE not in response.cookies
+        await log_in(client, url)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(url + "ws", headers=elsewhere)
+        assert refused.value.status == 403
+        screen = await WebScreen.open_ws(client, url)  # the cookie was not spent by the refusal
+        await screen.until("Type a French sentence")
+        await screen.close()
+
+
+@async_test
 async def test_a_cookie_opens_nothing_from_another_address(tiny_checkpoint):
     async with serving(tiny_checkpoint, web_port=0) as server:
         url = url_of(server)

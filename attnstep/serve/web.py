@@ -176,6 +176,8 @@ class WebFront:
         return self.page(app_page(nonce), nonce=nonce)
 
     async def login(self, request: web.Request) -> web.Response:
+        if not same_origin(request):  # another site's form would log its visitor in under a name of its own
+            raise web.HTTPForbidden(text="attnstep: log in on this server's own page")
         form = await request.post()
         user, password = str(form.get("user", "")), str(form.get("password", ""))
         peer = request.remote or "?"
@@ -214,8 +216,7 @@ class WebFront:
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         token = request.cookies.get(COOKIE, "")
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:
+        if not same_origin(request):
             raise web.HTTPForbidden(text="attnstep: this page's websocket is for this server's own page")
         ticket = self.valid(token, request)
         if ticket is None:
@@ -234,6 +235,12 @@ class WebFront:
             del self.tickets[token]
             await socket.close()
         return socket
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether the request comes from this server's own page (or says nothing of where it comes from)."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin.split("://", 1)[-1] == request.host
 
 
 def window(request: web.Request) -> tuple[int, int]:
