@@ -271,3 +271,15 @@ def test_bpe_pieces_split_further_where_joeynmt_s_vocabulary_lacks_them():
     pieces = codec.source.pieces("enfants")
     assert all(p in codec.src_vocab for p in pieces)
     assert codec.source.join(pieces) == "enfants"
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_a_toolkit_models_trace_reads_back(name):
+    """dump's JSON of a toolkit model is a valid trace (replay, plot, pharaoh and serve read it back)."""
+    from attnstep.trace import reader, writer
+
+    trace = Stepper(load(name)).translate(expected(name)[1]["source"])
+    again = reader.parse(writer.dumps(trace))
+    assert again.checkpoint == trace.checkpoint
+    assert [s.weights for s in again.steps] == pytest.approx([s.weights for s in trace.steps], abs=1e-6)
+    assert again.subword == (name != "opennmt_gru_mlp" and name != "joeynmt_lstm_luong")

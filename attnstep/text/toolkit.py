@@ -174,7 +174,8 @@ class ToolkitCodec:
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.source, self.target = source, target
         self.source_eos = source_eos  # JoeyNMT reads </s> at the end of every source
-        self.kind = source.kind if source.kind == target.kind else f"{source.kind}/{target.kind}"
+        # what a trace names it: a subword side's kind, else "words" (tokens separated by spaces)
+        self.kind = next((side.kind for side in (source, target) if side.kind != "none"), "words")
         self.unit = "word" if target.kind == "none" else "piece"
         self.description = source.description  # for the status line
 

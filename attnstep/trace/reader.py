@@ -33,6 +33,7 @@ from attnstep.trace.records import (
     MULTI_HEAD,
     NO_ATTENTION,
     PRUNED,
+    RNN_ENDS,
     Architecture,
     Beam,
     Candidate,
@@ -305,8 +306,8 @@ def _steps(data: dict[str, Any], n: int, architecture: Architecture | None, deci
     tolerance = _sum_tolerance(width, decimals)
     steps: list[Step] = []
     for position, s in enumerate(data["steps"]):
-        # a Transformer starts from its own decoder start token (Marian's is <pad>)
-        first = s["input"]["token"] if architecture is not None else "<bos>"
+        # a Transformer starts from its own decoder start token (Marian's is <pad>), an RNN from one of RNN_ENDS
+        first = s["input"]["token"] if architecture is not None or s["input"]["token"] in RNN_ENDS else "<bos>"
         expected_input = first if position == 0 else steps[-1].chosen_token
         if architecture is not None and any(key in s for key in STATE_KEYS):
             raise InconsistentTrace(f"step {position} has an RNN's state vectors in a Transformer's trace")
@@ -318,7 +319,10 @@ def _steps(data: dict[str, Any], n: int, architecture: Architecture | None, deci
             raise InconsistentTrace(f"step {position} has a Transformer's layers in the trace of an RNN")
         steps.append(step)
     # A Transformer's end token is its own (Marian's </s>): the one that finished it, if it did.
-    end = steps[-1].chosen_token if architecture is not None and data["finished"] and steps else EOS_TOKEN
+    if architecture is not None:
+        end = steps[-1].chosen_token if data["finished"] and steps else EOS_TOKEN
+    else:
+        end = RNN_ENDS[steps[0].input_token] if steps else EOS_TOKEN
     if any(s.chosen_token == end for s in steps[:-1]):
         raise InconsistentTrace(f"a step after {end}")
     return tuple(steps)
@@ -406,7 +410,7 @@ def _check_sum(weights: list[float], tolerance: float, what: str) -> None:
 
 def _check_ending(trace: Trace, output_tokens: list[str]) -> None:
     if trace.architecture is None:
-        ended = bool(trace.steps) and trace.steps[-1].chosen_token == EOS_TOKEN
+        ended = bool(trace.steps) and trace.steps[-1].chosen_token == RNN_ENDS[trace.steps[0].input_token]
     else:  # a Transformer's end token is its own (Marian's </s>): only its trace says it chose it
         ended = trace.finished and bool(trace.steps)
     if trace.finished != ended:
@@ -589,7 +593,7 @@ def _beam_end(data: dict[str, Any], trace: Trace) -> str | None:
     """The token that finishes a hypothesis: <eos>; a Transformer's own (Marian's </s>), which its trace
     says only by ending with it or by a finished hypothesis (None: none finished)."""
     if trace.architecture is None:
-        return EOS_TOKEN
+        return RNN_ENDS[trace.steps[0].input_token] if trace.steps else EOS_TOKEN
     if trace.finished:
         return trace.steps[-1].chosen_token
     return next((h["token"] for step in data["steps"] for h in step if h["status"] == FINISHED), None)

@@ -40,7 +40,10 @@ from typing import cast, overload
 from attnstep.text.words import detokenize
 
 WORD_TOKENIZER = "attnstep-words"
+WORD_TOKENIZERS = (WORD_TOKENIZER, "words")  # a token is a word ("words": a toolkit model's pre-tokenized text)
 EOS_TOKEN = "<eos>"
+# An RNN trace's first input → the token that ends it: attnstep's own <bos>/<eos>, JoeyNMT's and OpenNMT-py's <s>/</s>
+RNN_ENDS = {"<bos>": EOS_TOKEN, "<s>": "</s>"}
 NO_ATTENTION = "none"  # the attention of an encoder–decoder that has none (Cho et al. 2014)
 MULTI_HEAD = "multi-head"  # a Transformer's: scaled dot-product attention, h heads in each of L layers
 SCORER_NAMES = {
@@ -173,7 +176,7 @@ class CheckpointInfo:
     formula: str  # the scorer's formula, for display
     source_language: str
     target_language: str
-    tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece
+    tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece | marian | subword-nmt | words
     target_vocab_size: int = 0  # the tokens W_s scores; 0: not recorded (older traces)
     architecture: Architecture | None = None  # a Transformer's layers and heads; None: an RNN
 
@@ -424,7 +427,7 @@ class Trace:
 
     @property
     def subword(self) -> bool:
-        return self.checkpoint.tokenizer != WORD_TOKENIZER
+        return self.checkpoint.tokenizer not in WORD_TOKENIZERS
 
     @property
     def stage_count(self) -> int:
