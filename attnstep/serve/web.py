@@ -154,7 +154,7 @@ class WebFront:
         response.headers.setdefault("Content-Security-Policy", POLICY.format(nonce="-"))
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would make a form's Origin "null"
         if not request.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response
