@@ -154,7 +154,9 @@ class ArrayWriter:
             if rows.dtype.kind == "U" or key in _COUNTS:
                 self._small.setdefault(key, {})[line] = rows
             else:
-                self._spools.setdefault(key, _Spool(rows.dtype, rows.shape[1:])).add(line, rows)
+                if key not in self._spools:  # not setdefault: each _Spool opens a temporary file
+                    self._spools[key] = _Spool(rows.dtype, rows.shape[1:])
+                self._spools[key].add(line, rows)
         self._counts[line] = (len(trace.source), len(trace.steps), len(trace.source_words), len(trace.target_words))
         self._sentences[line] = (trace.translation, trace.reference or "", trace.finished)
 
@@ -313,10 +315,10 @@ def _words(prefix: str, words: Sequence[Word]) -> dict[str, np.ndarray]:
 
 def _floats(vectors: Sequence[Floats | None]) -> np.ndarray:
     """Equal-length float32 vectors as the rows of one array, their bytes copied once: (len, size)."""
-    data = b"".join(v.tobytes() for v in vectors if v is not None)
-    if len(data) != 4 * sum(len(v) for v in vectors if v is not None) or None in vectors:
-        raise ValueError("vectors missing from some rows")
-    return np.frombuffer(data, np.float32).reshape(len(vectors), -1)
+    present = [v for v in vectors if v is not None]  # `is`, not `in`: Floats compare by value
+    if len(present) != len(vectors) or len({len(v) for v in present}) > 1:
+        raise ValueError("vectors missing from some rows, or of different lengths")
+    return np.frombuffer(b"".join(v.tobytes() for v in present), np.float32).reshape(len(vectors), -1)
 
 
 def _text(values: Iterable[Any]) -> np.ndarray:
