@@ -85,10 +85,11 @@ def test_every_token_and_attention_weight_of_the_toolkit(name):
 
 @pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
 def test_the_stepper_traces_the_toolkits_translations(name):
-    """Through the engine: the stepper's greedy traces (JoeyNMT's translate never ends at the first step:
-    its min_output_length is 1), batched, as translate, dump and the app see them."""
+    """Through the engine: the stepper's greedy traces, batched, as translate, dump and the app see them;
+    JoeyNMT's lengths from its config (testing.min_output_length 1, max_output_length 30), OpenNMT-py's
+    from the -max_length 30 its translate was given (they are not in the checkpoint)."""
     checkpoint = load(name)
-    stepper = Stepper(checkpoint, min_length=1 if name in JOEYNMT else 0, max_length=30)
+    stepper = Stepper(checkpoint) if name in JOEYNMT else Stepper(checkpoint, max_length=30)
     sentences = expected(name)
     for trace, sentence in zip(stepper.translate_batch([s["source"] for s in sentences]), sentences):
         assert [step.chosen_id for step in trace.steps] == sentence["ids"]
@@ -283,3 +284,16 @@ def test_a_toolkit_models_trace_reads_back(name):
     assert again.checkpoint == trace.checkpoint
     assert [s.weights for s in again.steps] == pytest.approx([s.weights for s in trace.steps], abs=1e-6)
     assert again.subword == (name != "opennmt_gru_mlp" and name != "joeynmt_lstm_luong")
+
+
+def test_joeynmt_s_translation_lengths_are_the_stepper_s(tmp_path):
+    """min_output_length (default 1) and max_output_length from config.yaml's testing section; without one,
+    JoeyNMT's 1.5 × the source is left to attnstep's own 2 × + 10."""
+    stepper = Stepper(load("joeynmt_gru_bahdanau"))
+    assert (stepper.min_length, stepper.max_length) == (1, 30)
+    assert Stepper(load("joeynmt_gru_bahdanau"), max_length=12).max_length == 12
+    folder = _joeynmt_copy(tmp_path)
+    config = (folder / "config.yaml").read_text()
+    (folder / "config.yaml").write_text(config.replace("max_output_length: 30", "max_output_length: -1"))
+    checkpoint = load_joeynmt(folder)
+    assert (checkpoint.min_length, checkpoint.max_length) == (1, None)

@@ -208,4 +208,15 @@ def load_joeynmt(path: str | os.PathLike, device: torch.device | str = "cpu") ->
         "target_language": str(sides["trg"].get("lang", "")),
         "weights": where.name,
     }
-    return ToolkitCheckpoint(folder, model, codec, file_digest(where), meta)
+    lengths = _lengths(_section(config, str(folder / CONFIG_FILE), "testing"), folder / CONFIG_FILE)
+    return ToolkitCheckpoint(folder, model, codec, file_digest(where), meta, *lengths)
+
+
+def _lengths(testing: dict, where: Path) -> tuple[int, int | None]:
+    """JoeyNMT's translation lengths: min_output_length (default 1: </s> never first) and max_output_length
+    (unset or -1: JoeyNMT's 1.5 × the source's length; attnstep then keeps its own, 2 × + 10)."""
+    try:
+        shortest, longest = int(testing.get("min_output_length", 1)), int(testing.get("max_output_length", -1))
+    except (TypeError, ValueError):
+        raise AttnstepError(f"{where}: testing.min_output_length and max_output_length must be numbers") from None
+    return max(shortest, 0), longest if longest > shortest else None

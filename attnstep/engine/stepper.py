@@ -121,6 +121,8 @@ class Stepper:
         if isinstance(checkpoint, MarianCheckpoint):  # the folder's lengths unless given (less its start token)
             min_length = min_length or max(checkpoint.generation.min_length - 1, 0)
             max_length = max_length or min(checkpoint.generation.max_length - 1, checkpoint.positions)
+        if isinstance(checkpoint, ToolkitCheckpoint):  # its toolkit's translation lengths unless given
+            min_length, max_length = min_length or checkpoint.min_length, max_length or checkpoint.max_length
         if min_length < 0 or (max_length is not None and max_length <= min_length):
             raise AttnstepError(
                 f"the maximum length must be over the minimum, {min_length} (the <eos> counts), not {max_length}"

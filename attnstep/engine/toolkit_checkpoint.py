@@ -34,6 +34,8 @@ class ToolkitCheckpoint:
     codec: ToolkitCodec
     digest: str  # sha256 of the weights file: identifies the exact weights in traces
     meta: dict = field(default_factory=dict)  # source_language, target_language, toolkit, weights (the file)
+    min_length: int = 0  # </s> is not chosen at the first min_length steps (JoeyNMT's min_output_length)
+    max_length: int | None = None  # steps at most, </s> counted (JoeyNMT's max_output_length); None: attnstep's
 
     @property
     def config(self) -> RecurrentConfig:
