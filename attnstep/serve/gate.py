@@ -7,7 +7,6 @@ after a few guesses; a connection that never opens a session is closed after ``w
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 import asyncssh
@@ -16,8 +15,6 @@ from attnstep.serve.auth import valid_username
 
 if TYPE_CHECKING:
     from attnstep.serve.server import ClassServer
-
-log = logging.getLogger("attnstep.serve")
 
 MAX_PASSWORDS = 6  # wrong passwords one connection may try before it is cut off (as OpenSSH's MaxAuthTries)
 
