@@ -12,6 +12,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -297,3 +298,52 @@ def test_joeynmt_s_translation_lengths_are_the_stepper_s(tmp_path):
     (folder / "config.yaml").write_text(config.replace("max_output_length: 30", "max_output_length: -1"))
     checkpoint = load_joeynmt(folder)
     assert (checkpoint.min_length, checkpoint.max_length) == (1, None)
+
+
+def _broken(folder: Path, change: str) -> None:
+    config = folder / "config.yaml"
+    if change == "truncated":
+        data = (folder / "200.ckpt").read_bytes()
+        (folder / "best.ckpt").unlink()
+        (folder / "best.ckpt").write_bytes(data[: len(data) // 2])
+    elif change == "vocabulary":
+        (folder / "src_vocab.txt").write_text("<pad>\n<unk>\n<s>\n</s>\nle\n")
+    elif change == "yaml":
+        config.write_text("model: [unclosed\n")
+    elif change == "codes":
+        (folder / "codes.fr").unlink()
+    elif change == "sizes":
+        config.write_text(config.read_text().replace("hidden_size: 16", "hidden_size: 17"))
+    elif change == "missing":
+        config.write_text(config.read_text().replace("hidden_size: 16", "size: 16"))
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("truncated", "truncated or corrupt"),
+        ("vocabulary", "must start with <unk> <pad> <s> </s>"),
+        ("yaml", "refusing"),
+        ("codes", "lacks codes.fr"),
+        ("sizes", "has shape"),
+        ("missing", "hidden_size is missing"),
+    ],
+)
+def test_a_broken_joeynmt_folder_is_one_line(tmp_path, change, said):
+    folder = _joeynmt_copy(tmp_path)
+    _broken(folder, change)
+    with pytest.raises(AttnstepError, match=re.escape(said)) as caught:
+        load_joeynmt(folder)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_non_finite_opennmt_weight_is_refused(tmp_path):
+    source = FIXTURES / "opennmt_gru_mlp"
+    shutil.copy(source / "model_step_400.pt", tmp_path / "model_step_400.pt")
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(source / "model_step_400.safetensors")
+    weights["generator.bias"][0] = float("nan")
+    save_file(weights, tmp_path / "model_step_400.safetensors")
+    with pytest.raises(AttnstepError, match="NaN or infinite"):
+        load_opennmt(tmp_path / "model_step_400.safetensors")
