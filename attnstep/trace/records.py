@@ -24,6 +24,12 @@ Two optional parts: ``beam`` when the decoding was a beam search (``steps`` are 
 records of its best hypothesis), ``reference`` when every step was forced to a given
 translation (teacher forcing).
 
+An edited step (:class:`StepEdit`, ``Step.edit``): the user replaced the model's attention weights
+a_t of step t by others (:class:`Edit`: zero a token and renormalise, all on one token, uniform, a
+temperature, reverse, permute, or typed weights; for a Transformer one head or a whole layer), and
+the rest of the step was computed from them. Steps after it are the decoding that continues from
+it, as after a forced word. The step keeps the model's own record of it (``before``).
+
 The scorer's own terms, for a worked score: ``keys`` (W_a h_i, or W_k h_i + b), and for
 concat/additive ``v_a`` and each step's ``query`` term. :meth:`Trace.without_vectors` drops
 them with the other state vectors (``--no-vectors``).
@@ -239,6 +245,48 @@ class LayerStep:
     output: Floats | None = None  # LayerNorm(cross_output + FFN(cross_output)): the layer's output
 
 
+EDIT_OPERATIONS = ("zero", "one", "uniform", "temperature", "reverse", "permute", "weights")
+EDIT_MARK = "~"  # after a word whose step's attention the user edited, as "*" after a forced one
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What the user did to step t's attention weights a_t, before C_t = Σ_i a'_ti h_i is summed.
+
+    ``operation`` is one of :data:`EDIT_OPERATIONS`:
+        zero         a'_i = 0 at ``tokens`` (a word's pieces), the others renormalised to sum 1
+        one          all the weight on ``tokens``, shared as the model's weights share it among them
+        uniform      a'_i = 1/n
+        temperature  a' = softmax(e_t / τ) (``temperature`` τ > 0: under 1 sharpens, over 1 flattens)
+        reverse      a'_i = a_{n-1-i}
+        permute      the weights shuffled by ``seed`` (Python's random.Random(seed).shuffle)
+        weights      typed weights (``weights``: one per source token, non-negative, summing to 1)
+    A Transformer's edit names a decoder ``layer`` and a ``head`` of it, or every head of the layer
+    (``head`` None), each edited alike; an RNN's has neither. Indices are 0-based, as in the JSON.
+    """
+
+    operation: str
+    tokens: tuple[int, ...] = ()  # zero, one: indices in Trace.source
+    temperature: float | None = None  # temperature: τ
+    seed: int | None = None  # permute
+    weights: Vector = ()  # weights: the typed a'_t
+    layer: int | None = None  # a Transformer's decoder layer (0-based); None for an RNN
+    head: int | None = None  # a head of ``layer`` (0-based); None: every head of it
+
+
+@dataclass(frozen=True)
+class StepEdit:
+    """An edited step's edit, with the weights before and after it and the model's own step."""
+
+    edit: Edit
+    # per edited head (one row for an RNN; a Transformer's layer edit: its h heads, in order)
+    own: tuple[Vector, ...]  # the model's weights a_t
+    edited: tuple[Vector, ...]  # the weights the step used, a'_t
+    # The model's own record of this step (unedited, with the same input): the "before" beside the
+    # step's "after". Its own ``edit`` is None.
+    before: Step
+
+
 @dataclass(frozen=True)
 class Step:
     """Everything the decoder computed at time step ``index`` (0-based)."""
@@ -266,6 +314,9 @@ class Step:
     layers: tuple[LayerStep, ...] = ()
     embedding: Floats | None = None  # E[y_{t-1}] (times √D where the model scales it), with vectors
     position: Floats | None = None  # the sinusoid of position t, with vectors
+    # The user's edit of this step's attention (None: the model's own); the rest of the step, and
+    # the steps after it, were computed from the edited weights
+    edit: StepEdit | None = None
 
     @property
     def chosen_prob(self) -> float:
@@ -410,10 +461,12 @@ class Trace:
         return tuple(s for s in self.steps if s.candidates[0].id != s.chosen_id)
 
     def mark(self, step: Step) -> str:
-        """ "*" after a word the user forced; in a given translation (all forced), "≠" where the model disagrees."""
+        """ "*" after a word the user forced, "~" after one whose attention the user edited; in a given
+        translation (all forced), "≠" where the model disagrees."""
+        edited = EDIT_MARK if step.edit is not None else ""
         if self.reference is not None:
-            return "≠" if step.candidates[0].id != step.chosen_id else ""
-        return "*" if step.forced else ""
+            return ("≠" if step.candidates[0].id != step.chosen_id else "") + edited
+        return ("*" if step.forced else "") + edited
 
     @property
     def source_words(self) -> tuple[Word, ...]:
@@ -439,21 +492,29 @@ class Trace:
         return self.encoder_states is not None
 
     def without_vectors(self) -> Trace:
-        steps = tuple(
-            replace(
-                s,
-                hidden=None,
-                context=None,
-                concat=None,
-                attentional=None,
-                query=None,
-                embedding=None,
-                position=None,
-                layers=tuple(_layer_without_vectors(layer) for layer in s.layers),
-            )
-            for s in self.steps
-        )
+        steps = tuple(_step_without_vectors(s) for s in self.steps)
         return replace(self, encoder_states=None, keys=None, v_a=None, cross_keys=None, cross_values=None, steps=steps)
+
+    @property
+    def edits(self) -> dict[int, Edit]:
+        """The user's edits by step index: what a decoding of the same prefix must apply again."""
+        return {s.index: s.edit.edit for s in self.steps if s.edit is not None}
+
+
+def _step_without_vectors(step: Step) -> Step:
+    edit = step.edit and replace(step.edit, before=_step_without_vectors(step.edit.before))
+    return replace(
+        step,
+        hidden=None,
+        context=None,
+        concat=None,
+        attentional=None,
+        query=None,
+        embedding=None,
+        position=None,
+        layers=tuple(_layer_without_vectors(layer) for layer in step.layers),
+        edit=edit,
+    )
 
 
 def _viewed(layer: LayerStep, head: int | None) -> tuple[Vector, Vector]:
