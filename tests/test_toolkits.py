@@ -347,3 +347,26 @@ def test_a_non_finite_opennmt_weight_is_refused(tmp_path):
     save_file(weights, tmp_path / "model_step_400.safetensors")
     with pytest.raises(AttnstepError, match="NaN or infinite"):
         load_opennmt(tmp_path / "model_step_400.safetensors")
+
+
+@pytest.mark.slow  # the app in a headless terminal
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_the_app_steps_a_toolkit_model(name):
+    """Through the whole decoding and back, by sub-step, in the word view and with numbers, and on every
+    panel: the app the CLI builds, over a toolkit model's stepper, never fails."""
+    from tests.tui_helpers import app_on, async_test, settle
+
+    stepper = Stepper(load(name))
+
+    @async_test
+    async def run():
+        app = app_on(stepper, sentence=expected(name)[1]["source"])
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(pilot)
+            for key in ["right", "right", "s", "s", "v", "numbersign", "e", "left", "v", *["tab"] * 6, "r"]:
+                await pilot.press(key)
+                await settle(pilot)
+            assert app.return_code is None and app.cursor is not None
+            assert len(app.cursor.trace.steps) == len(expected(name)[1]["ids"])
+
+    run()
