@@ -21,7 +21,7 @@ from attnstep.tui.keybar import KeyBar
 from attnstep.tui.panels.worked import lines, worked_score
 from attnstep.tui.screens.dialogs import HelpDialog
 from attnstep.tui.screens.heads import HeadsGrid, HeadsScreen
-from attnstep.tui.stages import stages_for
+from attnstep.tui.stages import source_word, stages_for
 from tests.test_serve_parts import SilentLink
 from tests.transformer_traces import transformer_trace
 from tests.tui_helpers import app_on, async_test, settle
@@ -185,6 +185,41 @@ def test_the_worked_score_of_a_head_is_q_dot_k_over_root_d(trace):
                 assert math.isclose(sum(work.vectors.terms) / 2.0, shown.steps[t].scores[i], abs_tol=1e-6)
     text = "\n".join(line.plain for line in lines(worked_score(trace.with_view(View(1, 0)), 2, 1), 120))
     assert "head 1's query" in text and "/ √4 = " in text and "layer 2/2, head 1/4" in text
+
+
+def listed(values) -> str:
+    """Numbers as the panels and the worked score list them."""
+    return " ".join(f"{x:6.2f}" for x in values)
+
+
+@async_test
+async def test_the_worked_score_of_a_small_head_lists_every_term_and_says_so(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "a", "w")  # head 1 of layer 1 at step 1; its d = 4 numbers all fit
+        text = "\n".join(str(static.render()) for static in app.screen.query("Static"))
+    i = max(range(len(trace.source)), key=lambda i: trace.steps[0].layers[0].cross[0].weights[i])
+    assert f"[{listed(trace.cross_keys[0][0][i])}]  ‖k‖" in text  # no "…": no component is left out
+    assert f"[{listed(trace.steps[0].layers[0].cross[0].query)}]  ‖q‖" in text
+    assert "terms q[j]·k[j], largest first:" in text and "largest terms" not in text
+    assert "the other 0" not in text and "largest give" not in text  # no partial sum when every term is listed
+
+
+@async_test
+async def test_with_numbers_only_a_vector_cut_short_ends_in_an_ellipsis(trace):
+    app = replay_app(trace, "t.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "a", "a", *"sssss", "number_sign")  # head 2 at stage 5, its d = 4 numbers
+        attention, decoder = app.panels["attention"].plain_lines, app.panels["decoder"].plain_lines
+    head = trace.steps[1].layers[0].cross[1]
+    values = trace.cross_values[0][1]
+    for i in range(len(trace.source)):
+        row = next(line for line in attention[1:] if line[1:].startswith(source_word(trace.source[i])))
+        assert row.endswith(listed([head.weights[i] * x for x in values[i]]))
+    context = next(line for line in attention if line.startswith("c = Σ a_i·v_i"))
+    assert f"{listed(head.context)}  ‖c‖" in context
+    embedding = decoder[decoder.index(next(line for line in decoder if line.startswith("E[y]"))) + 1]
+    assert embedding.endswith(" …") and len(embedding.split()) < 1 + 16  # 16 numbers, those that fit listed
 
 
 def test_the_worked_score_of_a_mean_is_the_mean_of_the_heads_weights(trace):

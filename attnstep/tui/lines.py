@@ -395,6 +395,12 @@ class LinesView(ScrollView, Generic[ViewT], can_focus=True, inherit_bindings=Fal
             self.scroll_to(scroll_x, scroll_y, animate=False, immediate=True)
 
 
+def first_numbers(values: Sequence[float], count: int) -> str:
+    """The first ``count`` of ``values`` ("  0.50  -0.31"), then " …" only where some are left out."""
+    listed = " ".join(f"{x:6.2f}" for x in values[:count])
+    return listed + " …" if len(values) > count else listed
+
+
 def fit(text: str | Text, width: int, style: str | Style = "", *, right: bool = False) -> Text:
     """``text`` (untrusted strings made safe) cut or padded to exactly ``width`` cells."""
     out = safe_text(text, style) if isinstance(text, str) else text.copy()

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, bar, max_abs, mean_bins, norm, num
 from attnstep.trace.records import Trace
-from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.lines import LinesView, first_numbers, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import (
     NO_ATTENTION_NOTE,
@@ -104,9 +104,7 @@ class AttentionPanel(LinesView[View]):
                 # visible: "·", like the grid. With # the first components are written out.
                 size = "·" if num(weight) == num(0) else num(weight * state_norms[i])
                 if view.numbers:
-                    cells = Text(
-                        " ".join(f"{weight * x:6.2f}" for x in states[i][: strip_width // 7]) + " …", style=plain
-                    )
+                    cells = Text(first_numbers([weight * x for x in states[i]], strip_width // 7), style=plain)
                 else:
                     cells = self.vector([weight * x for x in state_bins[i]], STATE_CELLS, scale)
                 scaled = Text.assemble((f"  {size:>5}  ", plain), cells)
@@ -196,7 +194,7 @@ class AttentionPanel(LinesView[View]):
             elif show_sum and values is not None:
                 size = "·" if num(weight) == num(0) else num(weight * norm(values[i]))
                 if view.numbers:
-                    cells = Text(" ".join(f"{weight * x:6.2f}" for x in values[i][:listed]) + " …", style=plain)
+                    cells = Text(first_numbers([weight * x for x in values[i]], listed), style=plain)
                 else:
                     cells = self.vector([weight * x for x in mean_bins(values[i])], STATE_CELLS, scale)
                 row.append_text(Text.assemble((f"{size:>5}  ", plain), cells))
@@ -218,7 +216,7 @@ class AttentionPanel(LinesView[View]):
             lines += Text(note, style=label).wrap(self.app.console, max(20, self.size.width - 1))
         elif show_sum and context is not None:
             cells = (
-                Text(" ".join(f"{x:6.2f}" for x in context[:listed]) + " …", style=plain)
+                Text(first_numbers(context, listed), style=plain)
                 if view.numbers
                 else self.vector(mean_bins(context), STATE_CELLS, scale)
             )

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
 from attnstep.trace.records import LayerStep
-from attnstep.tui.lines import LinesView, fit
+from attnstep.tui.lines import LinesView, first_numbers, fit
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, piece_text, quote, self_weights, state_name, viewed_layer, vocabulary_size
 
@@ -78,7 +78,7 @@ class DecoderPanel(LinesView[View]):
             if not (view.numbers and vector):
                 return [line]
             shown = max(2, (self.size.width - LABEL_WIDTH - 3) // 7)
-            return [line, Text(" " * LABEL_WIDTH + "".join(f"{x:7.2f}" for x in vector[:shown]) + " …", style=label)]
+            return [line, Text(" " * (LABEL_WIDTH + 1) + first_numbers(vector, shown), style=label)]
 
         hidden_size = len(hidden)
         made = "Σ a_i·h_i" if trace.checkpoint.attends else "c, at every step (no attention)"
@@ -173,7 +173,7 @@ class DecoderPanel(LinesView[View]):
             if not view.numbers:
                 return [line]
             count = max(2, (self.size.width - LABEL_WIDTH - 3) // 7)
-            return [line, Text(" " * LABEL_WIDTH + "".join(f"{x:7.2f}" for x in vector[:count]) + " …", style=label)]
+            return [line, Text(" " * (LABEL_WIDTH + 1) + first_numbers(vector, count), style=label)]
 
         d_model = architecture.d_model
         lines += row("E[y]·√D", "embed", step.embedding, f"embedding × √{d_model}")

@@ -27,6 +27,7 @@ from textual.widgets import Static
 
 from attnstep.report.glyphs import norm, num
 from attnstep.trace.records import Trace, Vector
+from attnstep.tui.lines import first_numbers
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.dialogs import Dialog
 from attnstep.tui.stages import quote, source_word, view_label, viewed_layer
@@ -198,13 +199,16 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         label_width = max(map(len, labels)) + 2
         shown = max(2, min(SHOWN, (width - label_width - 30) // 7))  # components that fit beside the label
         for label, (name, _, vector) in zip(labels, vectors.rows):
-            numbers = " ".join(f"{x:6.2f}" for x in vector[:shown])
+            numbers = first_numbers(vector, shown)
             out.append(
-                Text(f"  {label:<{label_width}}[{numbers} …]  ‖{name}‖ {num(norm(vector))}, {len(vector)} numbers")
+                Text(f"  {label:<{label_width}}[{numbers}]  ‖{name}‖ {num(norm(vector))}, {len(vector)} numbers")
             )
         a, b = vectors.factors
+        every = len(vectors.terms) <= TOP_TERMS  # if they fit, the line lists them all
         terms, listed = fitted(
-            f"  largest terms {a}[j]·{b}[j]:  ", [f"j={j} {signed(vectors.terms[j])}  " for j in vectors.top], width
+            f"  {'terms' if every else 'largest terms'} {a}[j]·{b}[j]{', largest first' if every else ''}:  ",
+            [f"j={j} {signed(vectors.terms[j])}  " for j in vectors.top],
+            width,
         )
         out.append(terms)
         top_listed = vectors.top[:listed]  # the partial sum is of the terms the line above lists
@@ -218,12 +222,14 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
                     (num(total / vectors.divisor), "bold"),
                 )
             )
-        out.append(
-            Text(
-                f"      the {len(top_listed)} largest give {num(top)}; the other {len(vectors.terms) - len(top_listed)} give {num(total - top)}",
-                style="dim",
+        left = len(vectors.terms) - len(top_listed)
+        if left:  # with every term listed, e above is their sum already
+            out.append(
+                Text(
+                    f"      the {len(top_listed)} largest give {num(top)}; the other {left} give {num(total - top)}",
+                    style="dim",
+                )
             )
-        )
     exps, shift = work.exps, work.shift
     z = sum(exps)
     exp_e, exp_ei = ("exp(e)", "exp(e_i)") if not shift else (f"exp(e − {num(shift)})", f"exp(e_i − {num(shift)})")
