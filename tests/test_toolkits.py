@@ -368,5 +368,7 @@ def test_the_app_steps_a_toolkit_model(name):
                 await settle(pilot)
             assert app.return_code is None and app.cursor is not None
             assert len(app.cursor.trace.steps) == len(expected(name)[1]["ids"])
+            spaced = name in ("joeynmt_lstm_luong", "opennmt_gru_mlp")  # trained on pre-tokenized words
+            assert ("the model reads tokens separated by spaces" in app.status.plain) == spaced
 
     run()

@@ -63,8 +63,17 @@ class StatusLine(Bar[View]):
         # Where the line is too long the names give way, the scorer's first, then the mode's
         # words, so that the step and the class's mode stay whole.
         scorer = view.trace.checkpoint.scorer_name if view is not None else ""
+        # a toolkit model trained on pre-tokenized text reads what is typed as tokens separated by spaces
+        spaced = view is not None and view.trace.checkpoint.tokenizer == "words"
+        note = "the model reads tokens separated by spaces" if spaced else ""
         mode, short = self.mode, self.short_mode or self.mode
-        for names in ((mode, self.origin, scorer), (mode, self.origin), (mode,), (short,)):
+        for names in (
+            (mode, self.origin, scorer, note),
+            (mode, self.origin, note),
+            (mode, self.origin),
+            (mode,),
+            (short,),
+        ):
             line = self.assemble(view, *names)
             if line.cell_len <= self.scrollable_content_region.width:
                 break
