@@ -6,8 +6,8 @@ a Transformer's (every layer and head)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -15,7 +15,7 @@ import torch
 from attnstep.errors import AttnstepError
 from attnstep.model.family import StepOutput
 from attnstep.model.marian.model import DecoderStep
-from attnstep.trace.records import Candidate, Floats, HeadStep, LayerStep, SourceToken, Step, View, _viewed
+from attnstep.trace.records import Candidate, Edit, Floats, HeadStep, LayerStep, SourceToken, Step, View, _viewed
 
 Choice = tuple[int, bool]  # (target token id, forced by the user)
 
@@ -28,6 +28,7 @@ class Row:
     prefix: tuple[Choice, ...]  # choices to make at steps 0..len-1 instead of the model's
     limit: int  # maximum number of steps
     min_length: int = 0  # <eos> is not chosen at steps before this one
+    edits: Mapping[int, Edit] = field(default_factory=dict)  # step → the user's edit of its attention weights
 
 
 class Numbers(NamedTuple):

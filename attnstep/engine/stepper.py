@@ -11,8 +11,11 @@ What the UI may call:
                                        on after it (a new beam starts from that prefix); steps before
                                        t are kept as they were
     ``unforce(trace, t)``              back to the model's own choice from step t on
-    ``decode(source, prefix)``         the trace of already-tokenized source whose first steps make the
-                                       given choices (what a model in another process is asked for)
+    ``edit(trace, t, edit)``           step t recomputed with its attention weights edited (an
+                                       :class:`~attnstep.trace.records.Edit`), decoding on greedily
+                                       from it; ``unedit(trace, t)`` decodes from step t without it
+    ``decode(source, prefix, edits)``  the trace of already-tokenized source whose first steps make the
+                                       given choices and edits (what a model in another process is asked for)
     ``translate_batch(sentences)``     many traces in one batched decoding (``decode_batch`` for
                                        sources already tokenized, as ``dump --input`` has them)
     ``iter_steps(sentence, prefix)``   the greedy records one at a time, as they are computed
@@ -38,16 +41,17 @@ included), where given, replace them. attnstep's checkpoints: no minimum, and at
 2 × the source's tokens + 10 steps, unless given.
 
 A Transformer's beam search is ``generate``'s (:func:`~attnstep.engine.generate.beam_search`, with
-the folder's ``length_penalty`` and ``early_stopping``; ``alpha`` is GNMT's, for attnstep's beam):
-its best hypothesis is then decoded by the greedy loop as an unforced prefix, so that its steps
-are recorded as every other decoding's; the beam's other hypotheses are not (``trace.beam`` is None).
+the folder's ``length_penalty`` and ``early_stopping``; ``alpha`` is GNMT's, for attnstep's beam),
+recorded whole as the trace's beam (:func:`~attnstep.engine.beam.generated_beams`: every step's
+hypotheses, their scores and the default view's a_t); its best hypothesis is then decoded by the
+greedy loop as an unforced prefix, so that its steps are recorded as every other decoding's.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import Any, NamedTuple, cast
@@ -55,10 +59,11 @@ from typing import Any, NamedTuple, cast
 import torch
 
 from attnstep.engine.batch import pad
-from attnstep.engine.beam import BeamSearch
+from attnstep.engine.beam import BeamSearch, generated_beams
 from attnstep.engine.checkpoint import Checkpoint
 from attnstep.engine.device import use_device
-from attnstep.engine.generate import GenerationSettings, beam_search, process
+from attnstep.engine.edit import Reweighing
+from attnstep.engine.generate import GenerationSettings, Trail, beam_search, process
 from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
 from attnstep.engine.recording import Choice, Columns, LayerColumns, Numbers, Pick, Row, floats
 from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
@@ -66,16 +71,19 @@ from attnstep.errors import AttnstepError
 from attnstep.model.family import Family, LayeredFamily, StepOutput
 from attnstep.model.marian.family import real_tokens
 from attnstep.model.rnn.seq2seq import max_output_length
+from attnstep.trace.edits import check_edit
 from attnstep.trace.forcing import check_forceable
 from attnstep.trace.records import (
     DEFAULT_ALPHA,
     MAX_BEAM,
     Beam,
     CheckpointInfo,
+    Edit,
     Floats,
     Ranked,
     SourceToken,
     Step,
+    StepEdit,
     Trace,
     Word,
     default_view,
@@ -115,8 +123,6 @@ class Stepper:
             raise AttnstepError(f"the beam width must be 1 to {MAX_BEAM}, not {beam}")
         if alpha < 0 or not math.isfinite(alpha):
             raise AttnstepError(f"the length normalization alpha must be 0 or more, not {alpha}")
-        if checkpoint.architecture is not None and n_best is not None:
-            raise AttnstepError(f"an n-best list is not supported for a Transformer ({checkpoint.name}) yet")
         generation = checkpoint.generation
         if isinstance(checkpoint, MarianCheckpoint):  # the folder's lengths unless given (less its start token)
             min_length = min_length or max(checkpoint.generation.min_length - 1, 0)
@@ -190,15 +196,34 @@ class Stepper:
         a subword model writes as several pieces is forced piece by piece, from step ``t`` on."""
         check_forceable(trace, t)
         kept = tuple((s.chosen_id, s.forced) for s in trace.steps[:t])
-        return self.decode(trace.source, (*kept, *((i, True) for i in self.target_ids(word))))
+        edits = {k: e for k, e in trace.edits.items() if k <= t}  # step t's edited weights stay with its new word
+        return self.decode(trace.source, (*kept, *((i, True) for i in self.target_ids(word))), edits)
 
     def unforce(self, trace: Trace, t: int) -> Trace:
         """Keep steps before ``t`` and let the model choose from step ``t`` on."""
-        return self.decode(trace.source, tuple((s.chosen_id, s.forced) for s in trace.steps[:t]))
+        kept = tuple((s.chosen_id, s.forced) for s in trace.steps[:t])
+        return self.decode(trace.source, kept, {k: e for k, e in trace.edits.items() if k < t})
 
-    def decode(self, source: tuple[SourceToken, ...], prefix: Sequence[Choice] = ()) -> Trace:
-        """The trace of ``source`` with ``prefix``'s choices made at its first steps, greedy after them."""
-        return self._decode([self._row(tuple(source), tuple(prefix))])[0]
+    def edit(self, trace: Trace, t: int, edit: Edit) -> Trace:
+        """Step ``t`` with its attention weights edited and the rest of it computed from them (its word the
+        model's choice from the edited distribution, unless the user forced one there), decoding on from it;
+        the steps before ``t`` and their edits as they were."""
+        check_edit(trace, t, edit)
+        kept = tuple((s.chosen_id, s.forced) for s in trace.steps[: t + 1 if trace.steps[t].forced else t])
+        edits = {k: e for k, e in trace.edits.items() if k < t}
+        return self.decode(trace.source, kept, {**edits, t: edit})
+
+    def unedit(self, trace: Trace, t: int) -> Trace:
+        """Step ``t`` as the model computes it (a word forced there stays), decoding on from it."""
+        kept = tuple((s.chosen_id, s.forced) for s in trace.steps[: t + 1 if trace.steps[t].forced else t])
+        return self.decode(trace.source, kept, {k: e for k, e in trace.edits.items() if k < t})
+
+    def decode(
+        self, source: tuple[SourceToken, ...], prefix: Sequence[Choice] = (), edits: Mapping[int, Edit] | None = None
+    ) -> Trace:
+        """The trace of ``source`` with ``prefix``'s choices made at its first steps, greedy after them;
+        ``edits`` edit the attention of the steps they name (0-based)."""
+        return self._decode([self._row(tuple(source), tuple(prefix), dict(edits or {}))])[0]
 
     def target_ids(self, word: str | int) -> tuple[int, ...]:
         """The target vocabulary ids that write ``word`` (a token, an id, or a word a subword model
@@ -250,12 +275,16 @@ class Stepper:
 
     # --- inside ----------------------------------------------------------------------------
 
-    def _row(self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...]) -> Row:
-        limit = max(self.limit(len(source)), len(prefix))
+    def _row(
+        self, source: tuple[SourceToken, ...], prefix: tuple[Choice, ...], edits: dict[int, Edit] | None = None
+    ) -> Row:
+        limit = max(self.limit(len(source)), len(prefix), max(edits or (), default=-1) + 1)
         positions = self.checkpoint.positions
         if positions is not None and limit > positions:
             raise AttnstepError(f"the model has positions for {positions} tokens; the forced ones are {len(prefix)}")
-        return Row(source, prefix, limit, self.min_length)
+        if edits and (self.search is not None or self.generated is not None):
+            raise AttnstepError("an edited attention decodes greedily: not with a beam search (--beam)")
+        return Row(source, prefix, limit, self.min_length, edits or {})
 
     def _source_words(self, source: tuple[SourceToken, ...]) -> tuple[tuple[SourceToken, ...], tuple[Word, ...]]:
         """The user's words over the source tokens, derived from the tokens themselves.
@@ -290,38 +319,55 @@ class Stepper:
 
     def _decode(self, rows: list[Row]) -> list[Trace]:
         if self.generated is not None:
-            return self._greedy(self._searched(rows))
+            searched = self._searched(rows)
+            traces = self._greedy([row for row, _ in searched])
+            return [replace(trace, beam=self._listed(beam)) for trace, (_, beam) in zip(traces, searched)]
         if self.search is None:
             return self._greedy(rows)
         memory, state, encoded = self._encode(rows)
         found = self.search.run(rows, memory, state)
-        if self.n_best is not None:
-            found = [(steps, replace(beam, n_best=self._n_best(beam))) for steps, beam in found]
-        return [self._trace(row, e, steps, beam) for row, e, (steps, beam) in zip(rows, encoded, found)]
+        return [self._trace(row, e, steps, self._listed(beam)) for row, e, (steps, beam) in zip(rows, encoded, found)]
 
-    def _searched(self, rows: list[Row]) -> list[Row]:
-        """A Transformer's beam search, generate's (:func:`~attnstep.engine.generate.beam_search`): the rows
-        with its best hypothesis as their prefix, unforced after their own, so that the greedy loop records
-        its steps (the beam's other hypotheses are not recorded: trace.beam is None). Rows with the same
-        prefix are searched together, from it, as generate continues ``decoder_input_ids``."""
-        assert self.generated is not None
+    def _searched(self, rows: list[Row]) -> list[tuple[Row, Beam]]:
+        """A Transformer's beam search, generate's (:func:`~attnstep.engine.generate.beam_search`): each row
+        with its best hypothesis as its prefix, unforced after its own, so that the greedy loop records its
+        steps, and the whole search as a Beam. Rows with the same prefix are searched together, from it, as
+        generate continues ``decoder_input_ids``."""
+        settings = self.generated
+        assert settings is not None
         marian = cast(MarianCheckpoint, self.checkpoint).model
         by_prefix: dict[tuple[int, ...], list[int]] = {}
         for i, row in enumerate(rows):
             by_prefix.setdefault(tuple(choice[0] for choice in row.prefix), []).append(i)
-        searched = list(rows)
+        searched: dict[int, tuple[Row, Beam]] = {}
         for prompt, members in by_prefix.items():
             src, lengths = pad([[t.id for t in rows[i].source] for i in members], self.device, self.specials.pad)
-            hypotheses = beam_search(marian, src, real_tokens(src, lengths), self.generated, prompt)
-            for i, best in zip(members, hypotheses):
-                found = tuple((token, False) for token in best.tokens[len(prompt) :])
-                searched[i] = replace(rows[i], prefix=rows[i].prefix + found)
-        return searched
+            trail = Trail(self._watched)
+            beam_search(marian, src, real_tokens(src, lengths), settings, prompt, trail)
+            sources = [len(rows[i].source) for i in members]
+            beams = generated_beams(
+                trail, prompt, sources, self._vocab, settings.num_beams, settings.length_penalty, settings.eos_token_ids
+            )
+            for i, (beam, tokens) in zip(members, beams):
+                found = tuple((token, False) for token in tokens[len(prompt) :])
+                searched[i] = (replace(rows[i], prefix=rows[i].prefix + found), beam)
+        return [searched[i] for i in range(len(rows))]
+
+    def _watched(self, output: Any) -> torch.Tensor:
+        """(N, S) the cross-attention weights of the trace's view in a Transformer's DecoderStep: what a
+        beam hypothesis keeps."""
+        assert self.view is not None
+        weights = output.layers[self.view.layer].cross_attention.weights  # (N, h, S)
+        return weights.mean(dim=1) if self.view.head is None else weights[:, self.view.head]  # (N, S)
+
+    def _listed(self, beam: Beam) -> Beam:
+        """The beam with its n-best list, where one is asked for."""
+        return beam if self.n_best is None else replace(beam, n_best=self._n_best(beam))
 
     def _n_best(self, beam: Beam) -> tuple[Ranked, ...]:
         """The beam's best results, as many as asked for (fewer where the search ended with fewer)."""
         listed = []
-        for t, j in ranking(beam.steps)[: self.n_best]:
+        for t, j in ranking(beam.steps, beam.normalization)[: self.n_best]:
             h = beam.steps[t][j]
             tokens = [step.token for step in beam.history(t, j) if step.id != self.specials.end]
             listed.append(Ranked(t, j, self.codec.detokenize(tokens), h.score, h.normalized))
@@ -376,22 +422,49 @@ class Stepper:
         c: Columns | LayerColumns | None = None
         t = 0
         while active:
-            output, state = self.model.step(prev.view(-1), state, memory)
+            output, next_state = self.model.step(prev.view(-1), state, memory)
             c = self._columns(output) if c is None or c.grows else c
+            edited = [(i, rows[i].edits[t], len(rows[i].source)) for i in active if t in rows[i].edits]
+            before: dict[int, Step] = {}
+            if edited:  # the model's own step is each edited row's "before"; the step again with the edits
+                own_chosen, own_numbers, own_column = self._choose(rows, active, t, output, c, sequences)
+                before = dict(self._records(rows, active, t, input_ids, c, own_numbers, own_column, own_chosen))
+                reweighing = Reweighing(edited)
+                output, next_state = self.model.step(prev.view(-1), state, memory, reweighing)
+            state = next_state
             prev, numbers, chosen_column = self._choose(rows, active, t, output, c, sequences)
             sequences = torch.cat([sequences, prev], dim=1)  # (B, t + 2)
-            chosen_ids = prev.view(-1).tolist() if chosen_column == -1 else None  # else each row's top-1
-            produced = []
-            for i, row_numbers in zip(active, numbers):
-                prefix = rows[i].prefix
-                chosen_id = row_numbers.top_ids[0] if chosen_ids is None else chosen_ids[i]
-                forced = t < len(prefix) and prefix[t][1]
-                pick = Pick(t, input_ids[i], chosen_id, row_numbers.tail[chosen_column], forced)
-                produced.append((i, c.record(len(rows[i].source), row_numbers, pick)))
-                input_ids[i] = chosen_id
+            produced = self._records(rows, active, t, input_ids, c, numbers, chosen_column, prev)
+            for k, (i, step) in enumerate(produced):
+                if i in before:
+                    made = StepEdit(rows[i].edits[t], reweighing.own[i], reweighing.edited[i], before[i])
+                    produced[k] = (i, replace(step, edit=made))
+                input_ids[i] = step.chosen_id
             yield produced
             active = [i for i in active if input_ids[i] != end and t + 1 < rows[i].limit]
             t += 1
+
+    def _records(
+        self,
+        rows: list[Row],
+        active: list[int],
+        t: int,
+        input_ids: list[int],
+        c: Columns | LayerColumns,
+        numbers: list[Numbers],
+        chosen_column: int,
+        chosen: torch.Tensor,
+    ) -> list[tuple[int, Step]]:
+        """Each active row's step record from its numbers and its choice (chosen (B, 1))."""
+        chosen_ids = chosen.view(-1).tolist() if chosen_column == -1 else None  # else each row's top-1
+        produced = []
+        for i, row_numbers in zip(active, numbers):
+            prefix = rows[i].prefix
+            chosen_id = row_numbers.top_ids[0] if chosen_ids is None else chosen_ids[i]
+            forced = t < len(prefix) and prefix[t][1]
+            pick = Pick(t, input_ids[i], chosen_id, row_numbers.tail[chosen_column], forced)
+            produced.append((i, c.record(len(rows[i].source), row_numbers, pick)))
+        return produced
 
     def _ruled(self, t: int) -> bool:
         """Whether one of generate's processors may change step t's choice."""

@@ -16,6 +16,7 @@ M2M100/NLLB or mBART would be one more module satisfying the same protocol.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple, Protocol, TypeVar
 
 from torch import Tensor
@@ -36,6 +37,13 @@ class Specials(NamedTuple):
 
 
 ATTNSTEP_SPECIALS = Specials(BOS_ID, EOS_ID, PAD_ID)  # attnstep's checkpoints (text/words.py's ids)
+
+# An edit of a step's attention (the user's, or the probe experiment's): called where the step has its
+# weights, with (decoder layer, scores, weights): an RNN's layer 0 and (B, S) each, a Transformer's
+# cross-attention of each layer and (B, h, S) each; it returns the weights the step goes on with, the
+# same shape (the rows and heads it leaves alone as they were). The rest of the step, and its next
+# state, are computed from them: the one seam for "what if it had looked elsewhere".
+Reweigh = Callable[[int, Tensor, Tensor], Tensor]
 
 
 class StepOutput(Protocol):
@@ -85,8 +93,11 @@ class Family(Protocol[MemoryT, StateT]):
         """src (B, S) padded ids, lengths (B,) → the encoder's memory and the decoder's first state."""
         ...
 
-    def step(self, prev_tokens: Tensor, state: StateT, memory: MemoryT) -> tuple[StepOutput, StateT]:
-        """One decoder step for the batch: prev_tokens (B,) are the tokens chosen at the previous step."""
+    def step(
+        self, prev_tokens: Tensor, state: StateT, memory: MemoryT, reweigh: Reweigh | None = None
+    ) -> tuple[StepOutput, StateT]:
+        """One decoder step for the batch: prev_tokens (B,) are the tokens chosen at the previous step;
+        ``reweigh`` replaces its attention weights (see :data:`Reweigh`)."""
         ...
 
     def encoder_vectors(self, memory: MemoryT) -> tuple[Tensor, Tensor | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attnstep.model.family import Specials
+from attnstep.model.family import Reweigh, Specials
 from attnstep.model.marian.model import DecoderCache, DecoderStep, Marian, Memory
 
 ATTENTION = "multi-head"  # as a trace names it (trace.records.MULTI_HEAD)
@@ -44,8 +44,10 @@ class MarianFamily(nn.Module):
         """src (B, S) right-padded ids, lengths (B,) → the encoded source and an empty cache."""
         return self.marian.encode(src, real_tokens(src, lengths)), self.marian.empty_cache(src.size(0))
 
-    def step(self, prev_tokens: Tensor, state: DecoderCache, memory: Memory) -> tuple[DecoderStep, DecoderCache]:
-        return self.marian.step(prev_tokens, state, memory)
+    def step(
+        self, prev_tokens: Tensor, state: DecoderCache, memory: Memory, reweigh: Reweigh | None = None
+    ) -> tuple[DecoderStep, DecoderCache]:
+        return self.marian.step(prev_tokens, state, memory, reweigh)
 
     def encoder_vectors(self, memory: Memory) -> tuple[Tensor, Tensor | None]:
         return memory.states, None  # (B, S, D); the keys are per layer and head: cross_vectors

@@ -13,6 +13,7 @@ the :class:`Memory`, so a step computes one query per layer, and it returns ever
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import NamedTuple, cast
 import torch
 from torch import Tensor, nn
 
+from attnstep.model.family import Reweigh
 from attnstep.model.marian.config import MarianConfig
 
 ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
@@ -133,13 +135,22 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context.transpose(1, 2).flatten(2))  # (B, S, D)
 
     def position(
-        self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, norm: nn.LayerNorm
+        self,
+        x: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        mask: Tensor | None,
+        norm: nn.LayerNorm,
+        reweigh: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> AttentionStep:
-        """One query x (B, D) over keys and values (B, h, N, d); mask (B, N) or None where nothing is padding."""
+        """One query x (B, D) over keys and values (B, h, N, d); mask (B, N) or None where nothing is padding;
+        ``reweigh`` (scores, weights) → the weights to attend with, (B, h, N)."""
         query = self.split(self.q_proj(x)[:, None, :])  # (B, h, 1, d)
         scores = torch.matmul(query, keys.transpose(2, 3)).squeeze(2) * self.scaling  # (B, h, N)
         masked = scores if mask is None else scores.masked_fill(~mask[:, None, :], -math.inf)  # (B, h, N)
         weights = masked.softmax(dim=-1)  # (B, h, N)
+        if reweigh is not None:
+            weights = reweigh(scores, weights)  # (B, h, N)
         context = torch.matmul(weights[:, :, None, :], values).squeeze(2)  # (B, h, d)
         concat = context.flatten(1)  # (B, D)
         output = self.out_proj(concat)  # (B, D)
@@ -179,13 +190,17 @@ class DecoderLayer(nn.Module):
         source_keys: Tensor,
         source_values: Tensor,
         mask: Tensor,
+        reweigh: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> DecoderLayerStep:
-        """x (B, D) at position t; past (B, h, t, d); source (B, h, S, d), mask (B, S)."""
+        """x (B, D) at position t; past (B, h, t, d); source (B, h, S, d), mask (B, S); ``reweigh`` edits the
+        cross-attention's weights (the sublayers above it, and what the cache keeps above this layer, follow)."""
         new_keys, new_values = self.self_attn.keys_values(x[:, None, :])  # (B, h, 1, d)
         keys = torch.cat([past_keys, new_keys], dim=2)  # (B, h, t + 1, d)
         values = torch.cat([past_values, new_values], dim=2)  # (B, h, t + 1, d)
         own = self.self_attn.position(x, keys, values, None, self.self_attn_layer_norm)
-        cross = self.encoder_attn.position(own.normed, source_keys, source_values, mask, self.encoder_attn_layer_norm)
+        cross = self.encoder_attn.position(
+            own.normed, source_keys, source_values, mask, self.encoder_attn_layer_norm, reweigh
+        )
         hidden = self.activation(self.fc1(cross.normed))  # (B, F)
         output = self.fc2(hidden)  # (B, D)
         return DecoderLayerStep(
@@ -236,8 +251,11 @@ class Marian(nn.Module):
         shape = (batch, config.decoder_layers, config.decoder_attention_heads, 0, config.head_dim)
         return DecoderCache(self.positions.new_zeros(shape), self.positions.new_zeros(shape))  # (B, L, h, 0, d)
 
-    def step(self, prev_tokens: Tensor, cache: DecoderCache, memory: Memory) -> tuple[DecoderStep, DecoderCache]:
-        """One decoder position for the batch: prev_tokens (B,) are the tokens read at this position."""
+    def step(
+        self, prev_tokens: Tensor, cache: DecoderCache, memory: Memory, reweigh: Reweigh | None = None
+    ) -> tuple[DecoderStep, DecoderCache]:
+        """One decoder position for the batch: prev_tokens (B,) are the tokens read at this position;
+        ``reweigh`` (layer, scores, weights) edits each layer's cross-attention weights (B, h, S)."""
         t = cache.keys.size(3)
         if t >= self.config.max_position_embeddings:
             raise ValueError(f"the model has positions for {self.config.max_position_embeddings} tokens")
@@ -246,8 +264,9 @@ class Marian(nn.Module):
         x = token + position  # (B, D)
         layers = []
         for i, layer in enumerate(self.decoder):
+            edit = None if reweigh is None else functools.partial(reweigh, i)
             record = layer.step(
-                x, cache.keys[:, i], cache.values[:, i], memory.keys[:, i], memory.values[:, i], memory.mask
+                x, cache.keys[:, i], cache.values[:, i], memory.keys[:, i], memory.values[:, i], memory.mask, edit
             )
             layers.append(record)
             x = record.feed_forward.normed  # (B, D)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from attnstep.model.family import Reweigh
 from attnstep.model.rnn.config import ModelConfig
 
 FORMULAS = {
@@ -93,12 +94,15 @@ def make_scorer(config: ModelConfig) -> Scorer | None:
 
 
 def attend(
-    scorer: Scorer, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor
+    scorer: Scorer, query: Tensor, memory: Tensor, keys: Tensor, mask: Tensor, reweigh: Reweigh | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Score, softmax and sum: returns the query term, raw scores e_t, weights a_t and context C_t = Σ_i a_ti h_i."""
+    """Score, softmax and sum: returns the query term, raw scores e_t, weights a_t and context C_t = Σ_i a_ti h_i;
+    with ``reweigh``, the weights are its a'_t and C_t = Σ_i a'_ti h_i."""
     term = scorer.query_term(query)  # (B, K)
     scores = scorer(term, keys)  # (B, S)
     masked = scores.masked_fill(~mask, float("-inf"))  # (B, S) padding gets no weight
     weights = torch.softmax(masked, dim=-1)  # (B, S)
+    if reweigh is not None:
+        weights = reweigh(0, scores, weights)  # (B, S) a'_t
     context = torch.bmm(weights.unsqueeze(1), memory).squeeze(1)  # (B, M)
     return term, scores, weights, context

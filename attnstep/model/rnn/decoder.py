@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from attnstep.model.family import Reweigh
 from attnstep.model.rnn.attention import attend, make_scorer
 from attnstep.model.rnn.config import ModelConfig
 from attnstep.text.words import PAD_ID
@@ -80,12 +81,17 @@ class Decoder(nn.Module):
         feed = first_hidden.new_zeros(first_hidden.size(0), self.config.out_dim)  # (B, O)
         return DecoderState(first_hidden, feed)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
-        """One time step for a batch: prev_tokens (B,) are the words chosen at the previous step."""
+    def step(
+        self, prev_tokens: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None = None
+    ) -> tuple[StepOutput, DecoderState]:
+        """One time step for a batch: prev_tokens (B,) are the words chosen at the previous step; ``reweigh``
+        edits a_t (Bahdanau's C_t then enters the RNN, Luong's h~_t the next step's input feeding)."""
         embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
         if self.feeds_context:
             assert self.scorer is not None  # additive is a scorer
-            term, scores, weights, context = attend(self.scorer, state.hidden, memory.states, memory.keys, memory.mask)
+            term, scores, weights, context = attend(
+                self.scorer, state.hidden, memory.states, memory.keys, memory.mask, reweigh
+            )
             hidden = self.rnn(torch.cat([embedded, context], dim=-1), state.hidden)  # (B, H)
         else:
             hidden = self.rnn(torch.cat([embedded, state.feed], dim=-1), state.hidden)  # (B, H)
@@ -93,7 +99,9 @@ class Decoder(nn.Module):
                 term = scores = weights = hidden[:, :0]  # (B, 0): nothing is scored
                 context = memory.summary  # (B, M) the same at every step
             else:
-                term, scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask)
+                term, scores, weights, context = attend(
+                    self.scorer, hidden, memory.states, memory.keys, memory.mask, reweigh
+                )
         concat = torch.cat([hidden, context], dim=-1)  # (B, H + M)
         attentional = torch.tanh(self.W_c(concat))  # (B, O)
         output_weight = self.embedding.weight if self.W_s is None else self.W_s.weight  # (V, O)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attnstep.model.family import ATTNSTEP_SPECIALS, Family, Specials
+from attnstep.model.family import ATTNSTEP_SPECIALS, Family, Reweigh, Specials
 from attnstep.model.rnn.attention import FORMULAS, ConcatScorer
 from attnstep.model.rnn.config import ModelConfig
 from attnstep.model.rnn.decoder import Decoder, DecoderState, Memory, StepOutput
@@ -50,8 +50,10 @@ class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
         memory = Memory(states, keys, src != self.specials.pad, summary)
         return memory, self.decoder.initial_state(first_hidden)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
-        return self.decoder.step(prev_tokens, state, memory)
+    def step(
+        self, prev_tokens: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None = None
+    ) -> tuple[StepOutput, DecoderState]:
+        return self.decoder.step(prev_tokens, state, memory, reweigh)
 
     def encoder_vectors(self, memory: Memory) -> tuple[Tensor, Tensor | None]:
         distinct = self.config.attention not in ("dot", "none")  # dot's keys are the states; none has none

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from attnstep.model.family import Reweigh
 from attnstep.model.rnn.attention import ConcatScorer, DotScorer, GeneralScorer, Scorer, attend
 from attnstep.model.rnn.decoder import StepOutput
 from attnstep.model.toolkits.config import JOEYNMT, RecurrentConfig
@@ -92,12 +93,14 @@ class Decoder(nn.Module):
         stacked = torch.stack(hidden, dim=1)  # (B, L, H)
         return stacked, torch.stack(cells, dim=1) if cells else stacked[:, :, :0]  # (B, L, H), (B, L, H or 0)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
+    def step(
+        self, prev_tokens: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None = None
+    ) -> tuple[StepOutput, DecoderState]:
         embedded = self.embedding(prev_tokens)  # (B, E)
         inputs = torch.cat([embedded, state.feed], dim=-1) if self.config.input_feeding else embedded  # (B, E + O)
         layers, cells = self.rnn(inputs, state)  # (B, L, H), (B, L, H or 0)
         hidden = layers[:, -1]  # (B, H) the top layer's h_t: the query
-        term, scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask)
+        term, scores, weights, context = attend(self.scorer, hidden, memory.states, memory.keys, memory.mask, reweigh)
         concat = torch.cat([hidden, context], dim=-1)  # (B, H + M) [h_t; C_t]
         # (B, O); OpenNMT-py's W_c reads [C_t; h_t]
         joined = self.W_c(concat if self.config.toolkit == JOEYNMT else torch.cat([context, hidden], dim=-1))

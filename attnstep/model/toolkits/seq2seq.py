@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from attnstep.model.family import Family, Specials
+from attnstep.model.family import Family, Reweigh, Specials
 from attnstep.model.rnn.attention import ConcatScorer
 from attnstep.model.rnn.decoder import StepOutput
 from attnstep.model.toolkits.config import JOEYNMT, RecurrentConfig
@@ -99,8 +99,10 @@ class ToolkitSeq2Seq(nn.Module, Family[Memory, DecoderState]):
         mixed = F.relu(linear(rows.view(-1, width)))  # (B·D, L·He)
         return mixed.view(rows.shape).transpose(0, 1).contiguous()  # (L·D, B, He)
 
-    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[StepOutput, DecoderState]:
-        return self.decoder.step(prev_tokens, state, memory)
+    def step(
+        self, prev_tokens: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None = None
+    ) -> tuple[StepOutput, DecoderState]:
+        return self.decoder.step(prev_tokens, state, memory, reweigh)
 
     def encoder_vectors(self, memory: Memory) -> tuple[Tensor, Tensor | None]:
         distinct = self.config.attention != "dot"  # dot's keys are the states themselves

@@ -1,0 +1,154 @@
+"""Editing a step's attention (issue 23): the rest of the step from the edited weights, decoding on from it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from attnstep.engine.checkpoint import load_checkpoint
+from attnstep.engine.stepper import Stepper
+from attnstep.errors import AttnstepError
+from attnstep.trace.edits import edited_weights, parse_edit
+from attnstep.trace.records import Edit, Trace
+
+SENTENCE = "une voiture rouge dans la rue ."
+
+
+def _unedited(trace: Trace) -> tuple:
+    return tuple(replace(s, edit=None) for s in trace.steps)
+
+
+def _by_hand(checkpoint, trace: Trace, t: int, edited: list[float]) -> list[torch.Tensor]:
+    """An independent decoder pass over the trace's own words, a'_t put in at step t: each step's
+    (context, log-probabilities), from the modules' weights (Luong eq. 5–8; Bahdanau's context into the RNN)."""
+    model = checkpoint.family
+    dec = model.decoder
+    src = torch.tensor([[tok.id for tok in trace.source]])  # (1, S)
+    states, _, hidden = model.encoder(src, torch.tensor([src.size(1)]))  # (1, S, M), _, (1, H)
+    feed = hidden.new_zeros(1, dec.config.out_dim)  # (1, O)
+    keys = dec.scorer.prepare(states)  # (1, S, K)
+    additive = model.config.attention == "additive"
+    out = []
+    for step in trace.steps:
+        embedded = dec.embedding(torch.tensor([step.input_id]))  # (1, E)
+        query = hidden if additive else dec.rnn(torch.cat([embedded, feed], -1), hidden)  # (1, H)
+        weights = torch.softmax(dec.scorer(dec.scorer.query_term(query), keys), -1)  # (1, S)
+        if step.index == t:
+            weights = torch.tensor([edited])
+        context = (weights[0, :, None] * states[0]).sum(0, keepdim=True)  # (1, M) Σ_i a'_i h_i
+        hidden = dec.rnn(torch.cat([embedded, context], -1), hidden) if additive else query  # (1, H)
+        feed = torch.tanh(dec.W_c(torch.cat([hidden, context], -1)))  # (1, O) h~_t
+        weight = dec.embedding.weight if dec.W_s is None else dec.W_s.weight  # (V, O)
+        out.append((context[0], torch.log_softmax(feed @ weight.T + dec.out_bias, -1)[0]))
+    return out
+
+
+def test_edited_step_is_computed_from_the_edited_weights(any_attention_checkpoint):
+    checkpoint = load_checkpoint(any_attention_checkpoint)
+    stepper = Stepper(checkpoint)
+    with torch.no_grad():
+        trace = stepper.translate(SENTENCE)
+        t = 1
+        edited = stepper.edit(
+            trace, t, Edit("zero", tokens=(trace.steps[t].weights.index(max(trace.steps[t].weights)),))
+        )
+        step = edited.steps[t]
+        assert step.edit is not None and step.edit.before == replace(trace.steps[t], edit=None)
+        weights = step.edit.edited[0]
+        assert step.weights == weights and step.edit.own[0] == trace.steps[t].weights
+        assert step.weights != trace.steps[t].weights
+        assert edited.steps[:t] == trace.steps[:t]
+        # C_t = Σ_i a'_i h_i with the edited weights
+        assert edited.encoder_states is not None and step.context is not None
+        for j, c in enumerate(step.context):
+            assert c == pytest.approx(sum(a * h[j] for a, h in zip(weights, edited.encoder_states)), abs=1e-5)
+        # each step's context and distribution, from step t on, as an independent pass computes them
+        for s, (context, logprobs) in zip(edited.steps, _by_hand(checkpoint, edited, t, list(weights))):
+            assert list(s.context) == pytest.approx(context.tolist(), abs=1e-5)
+            assert s.chosen_logprob == pytest.approx(float(logprobs[s.chosen_id]), abs=1e-5)
+            assert s.candidates[0].id == int(logprobs.argmax())
+
+
+def test_identity_edit_reproduces_the_trace_and_undo_restores_it(stepper):
+    trace = stepper.translate(SENTENCE)
+    for t in range(len(trace.steps)):
+        same = stepper.edit(trace, t, Edit("weights", weights=trace.steps[t].weights))
+        assert same.steps[t].edit is not None and same.mark(same.steps[t]) == "~"
+        assert _unedited(same) == trace.steps and same.translation == trace.translation
+    changed = stepper.edit(trace, 0, Edit("one", tokens=(len(trace.source) - 1,)))
+    assert changed.steps[0].weights[-1] == 1.0
+    assert stepper.unedit(changed, 0).steps == trace.steps
+    # an edit after a forced word keeps the word; unforcing before it drops the edit
+    forced = stepper.force(trace, 0, "two")
+    both = stepper.edit(forced, 0, Edit("uniform"))
+    assert both.steps[0].chosen_token == "two" and both.steps[0].forced and both.steps[0].edit is not None
+    assert stepper.unedit(both, 0).steps == forced.steps
+
+
+def test_every_operation(stepper):
+    trace = stepper.translate(SENTENCE)
+    step = trace.steps[2]
+    n = len(step.weights)
+    for spec, check in [
+        ("3:uniform", lambda w: w == pytest.approx([1 / n] * n)),
+        ("3:reverse", lambda w: w == pytest.approx(step.weights[::-1])),
+        ("3:temperature=1", lambda w: w == pytest.approx(step.weights, abs=1e-6)),
+        ("3:one=rouge", lambda w: w[2] == 1.0),
+        ("3:zero=2", lambda w: w[1] == 0 and sum(w) == pytest.approx(1)),
+        ("3:permute=4", lambda w: sorted(w) == pytest.approx(sorted(step.weights))),
+    ]:
+        t, edit = parse_edit(spec, trace)
+        assert t == 2
+        weights = stepper.edit(trace, t, edit).steps[t].weights
+        assert check(list(weights)), spec
+    sharp = edited_weights(Edit("temperature", temperature=0.1), step.scores, step.weights)
+    assert max(sharp) > max(step.weights)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("99:uniform", "step 99 is past the end"),
+        ("1:zero=étudiant", "'étudiant' is not a word of the sentence"),
+        ("1:weights=0.5,0.1,0,0,0,0,0", "must sum to 1"),
+        ("1:weights=-0.5,1.5,0,0,0,0,0", "non-negative"),
+        ("1:weights=1", "1 weights for 7 source tokens"),
+        ("1:temperature=0", "over 0"),
+        ("1:shuffle", "unknown operation"),
+        ("0:uniform", "from 1"),
+        ("1@L2:uniform", "no layers or heads"),
+        ("uniform", "expected STEP"),
+        ("1:uniform=3", "takes no value"),
+    ],
+)
+def test_bad_specs_say_one_line(stepper, spec, message):
+    trace = stepper.translate(SENTENCE)
+    with pytest.raises(AttnstepError, match=message) as caught:
+        parse_edit(spec, trace)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_model_without_attention_has_nothing_to_edit(no_attention_checkpoint):
+    stepper = Stepper(load_checkpoint(no_attention_checkpoint))
+    trace = stepper.translate(SENTENCE)
+    with pytest.raises(AttnstepError, match="no attention to edit"):
+        parse_edit("1:uniform", trace)
+    with pytest.raises(AttnstepError, match="no attention to edit"):
+        stepper.edit(trace, 0, Edit("uniform"))
+
+
+def test_an_edit_decodes_greedily_only(tiny_checkpoint):
+    stepper = Stepper(load_checkpoint(tiny_checkpoint), beam=3)
+    trace = stepper.translate(SENTENCE)
+    with pytest.raises(AttnstepError, match="not with a beam search"):
+        stepper.edit(trace, 0, Edit("uniform"))
+
+
+def test_weights_sum_to_one_after_each_operation(stepper):
+    trace = stepper.translate(SENTENCE)
+    step = trace.steps[0]
+    for edit in [Edit("zero", tokens=(0, 1)), Edit("one", tokens=(3,)), Edit("permute", seed=1)]:
+        assert math.fsum(edited_weights(edit, step.scores, step.weights)) == pytest.approx(1)
