@@ -209,11 +209,12 @@ async def main() -> None:
             ("browsers, stepping", BrowserStudent, web_port, args.sessions, True),
             ("SSH, stepping", Student, ssh_port, args.sessions, True),
         ]
-        for name, kind, port, n, stepping in phases:
+        for number, (name, kind, port, n, stepping) in enumerate(phases, 1):
             students = [kind(i, port, examples[i % len(examples)], random.Random(rng.random())) for i in range(n)]
             busy = await (steady(students, args.seconds, server.pid) if stepping else burst(students, server.pid))
             results[name] = report(name, students, alone, busy, stepping)
-            ready = await spares_ready(folder / "server.log", ready)
+            if number < len(phases):
+                ready = await spares_ready(folder / "server.log", ready)
         load_after = load_average()
     finally:
         log = stop_server(server, folder)
