@@ -152,3 +152,40 @@ def test_weights_sum_to_one_after_each_operation(stepper):
     step = trace.steps[0]
     for edit in [Edit("zero", tokens=(0, 1)), Edit("one", tokens=(3,)), Edit("permute", seed=1)]:
         assert math.fsum(edited_weights(edit, step.scores, step.weights)) == pytest.approx(1)
+
+
+def test_an_edited_trace_reads_back_from_json_and_the_wire(stepper):
+    from attnstep.trace import reader, writer
+
+    trace = stepper.translate(SENTENCE)
+    edited = stepper.edit(trace, 1, Edit("zero", tokens=(0, 1)))
+    edited = stepper.edit(edited, 3, Edit("permute", seed=5))
+    assert set(edited.edits) == {1, 3}
+    assert reader.parse(writer.dumps(edited)) == edited
+    assert reader.from_wire_dict(writer.to_wire_dict(edited), origin="wire") == edited
+    assert reader.parse(writer.dumps(edited.without_vectors())) == edited.without_vectors()
+    data = writer.to_json_dict(edited)
+    assert data["steps"][1]["edit"]["operation"] == "zero" and data["steps"][1]["edit"]["tokens"] == [0, 1]
+    assert data["steps"][1]["weights"] == data["steps"][1]["edit"]["edited"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda e: e.update(edited=[[0.5] * len(e["edited"][0])]), "edited weights sum to"),
+        (lambda e: e.update(own=[e["own"][0][:-1]]), "own weights that are not 1 rows"),
+        (lambda e: e.update(edited=[list(reversed(e["edited"][0]))]), "not its edit's edited weights"),
+        (lambda e: e.update(layer=1), "names a layer"),
+        (lambda e: e["before"].update(step=0), "out of order"),
+    ],
+)
+def test_the_reader_checks_the_edit_block(stepper, change, message):
+    import json
+
+    from attnstep.trace import reader, writer
+
+    trace = stepper.translate(SENTENCE)
+    data = writer.to_json_dict(stepper.edit(trace, 1, Edit("one", tokens=(0,))))
+    change(data["steps"][1]["edit"])
+    with pytest.raises(AttnstepError, match=message):
+        reader.parse(json.dumps(data))

@@ -38,6 +38,7 @@ from attnstep.trace.records import (
     Beam,
     Candidate,
     CheckpointInfo,
+    Edit,
     Floats,
     HeadStep,
     Hypothesis,
@@ -45,6 +46,7 @@ from attnstep.trace.records import (
     Ranked,
     SourceToken,
     Step,
+    StepEdit,
     Trace,
     Vector,
     View,
@@ -317,6 +319,15 @@ def _steps(data: dict[str, Any], n: int, architecture: Architecture | None, deci
             step = _transformer_step(s, step, architecture, data["vectors"], decimals)
         elif any(key in s for key in TRANSFORMER_STEP_KEYS):
             raise InconsistentTrace(f"step {position} has a Transformer's layers in the trace of an RNN")
+        if "edit" in s:
+            if not attends:
+                raise InconsistentTrace(f"step {position} has an attention edit, but the model has no attention")
+            if "edit" in s["edit"]["before"]:
+                raise InconsistentTrace(f"step {position}'s 'before' is the model's own step: it has no edit")
+            before = _step(s["edit"]["before"], position, width, tolerance, rnn_vectors, expected_input)
+            if architecture is not None:
+                before = _transformer_step(s["edit"]["before"], before, architecture, data["vectors"], decimals)
+            step = replace(step, edit=_step_edit(s["edit"], step, before, architecture, tolerance, decimals))
         steps.append(step)
     # A Transformer's end token is its own (Marian's </s>): the one that finished it, if it did.
     if architecture is not None:
@@ -359,6 +370,48 @@ def _step(
         forced=s["forced"],
         query=_optional_vector(s.get("query")),
     )
+
+
+def _step_edit(
+    item: dict[str, Any], step: Step, before: Step, architecture: Architecture | None, tolerance: float, decimals: int
+) -> StepEdit:
+    """An edited step's edit: the model's and the edited weights, a row per edited head, each one weight per
+    source token summing to 1, the edited ones those the step has."""
+    t, n = step.index, len(step.weights)
+    layer, head = item.get("layer"), item.get("head")
+    if architecture is None and layer is not None:
+        raise InconsistentTrace(f"step {t}'s edit names a layer, in the trace of an RNN")
+    if architecture is not None and not (
+        layer is not None and layer < architecture.layers and (head is None or head < architecture.heads)
+    ):
+        raise InconsistentTrace(f"step {t}'s edit is not of one of the model's layers and heads")
+    rows = 1 if architecture is None or head is not None else architecture.heads
+    own, edited = (tuple(tuple(row) for row in item[key]) for key in ("own", "edited"))
+    for name, table in (("own", own), ("edited", edited)):
+        if len(table) != rows or any(len(row) != n for row in table):
+            raise InconsistentTrace(f"step {t}'s edit has {name} weights that are not {rows} rows of {n}")
+        for row in table:
+            _check_sum(list(row), tolerance, f"step {t}'s {name} weights")
+    if architecture is None:
+        used = [step.weights]
+    else:
+        assert layer is not None
+        heads = range(architecture.heads) if head is None else [head]
+        used = [step.layers[layer].cross[j].weights for j in heads]
+    if not all(_close(u, e, decimals) for u, e in zip(used, edited)):
+        raise InconsistentTrace(f"step {t}'s weights are not its edit's edited weights")
+    if any(i >= n for i in item.get("tokens", ())):
+        raise InconsistentTrace(f"step {t}'s edit names a source token past the sentence's {n}")
+    edit = Edit(
+        item["operation"],
+        tokens=tuple(item.get("tokens", ())),
+        temperature=item.get("temperature"),
+        seed=item.get("seed"),
+        weights=tuple(item.get("typed", ())),
+        layer=layer,
+        head=head,
+    )
+    return StepEdit(edit, own, edited, before)
 
 
 def _step_states(s: dict[str, Any], position: int, has_vectors: bool) -> tuple[Floats, Floats, Floats, Floats] | None:

@@ -9,7 +9,9 @@ JSON layout (``format_version`` 3; the schema is ``attnstep/trace/schema.json``)
            layers[{cross[{scores[n], weights[n], query[d]?, context[d]?}], self_weights[h][t+1],
                    input[D]?, self_output[D]?, joined[D]?, cross_output[D]?, output[D]?}]?,
            embedding[D]?, position[D]?,
-           candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced}],
+           candidates[{token, id, prob}], chosen{token, id, logprob, prob}, forced,
+           edit{operation, tokens?, temperature?, seed?, typed?, layer?, head?, own[k][n], edited[k][n],
+                before{a step}}?}],
     output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
     beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
          n_best[{step, index, translation, score, normalized}]?}?,
@@ -29,6 +31,13 @@ the output layer reads, is the top layer's ``output``. Its beam's hypotheses' ``
 default view's in any view (only the best hypothesis's layers are recorded), and its end token is
 its own (Marian's ``</s>``). An RNN's trace has none of these blocks.
 
+A step whose attention the user edited has ``edit``: the operation (zero, one, uniform, temperature,
+reverse, permute, weights) and its parameters (``tokens`` 0-based, ``temperature``, ``seed``, the
+``typed`` weights), a Transformer's ``layer`` and ``head`` (null: every head of the layer), the
+model's weights (``own``) and the ones the step used (``edited``), one row per edited head (one for an
+RNN), and ``before``, the model's own record of the step. The step's numbers are the edited ones;
+the steps after it continue from it.
+
 Formats 1 (word-level models, no ``words``) and 2 (no Transformer blocks) are still read: in
 version 1 each token is its own word. ``beam`` and ``reference`` are there when the trace has them
 (the reference's numbers are recomputed from the steps when read).
@@ -46,10 +55,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from attnstep.trace.records import Beam, Floats, HeadStep, LayerStep, Trace, Word
+from attnstep.trace.records import Beam, Floats, HeadStep, LayerStep, StepEdit, Trace, Word
 
 FORMAT_VERSION = 3
 # A Transformer layer's vectors (D numbers each), bottom to top: LayerStep's fields of the same names.
@@ -185,8 +194,29 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
             "prob": one(s.chosen_prob),
         }
         step["forced"] = s.forced
+        if s.edit is not None:
+            step["edit"] = _edit_dict(s.edit, trace, form)
         steps.append(step)
     return steps
+
+
+def _edit_dict(made: StepEdit, trace: Trace, form: _NumberForm) -> dict[str, Any]:
+    edit = made.edit
+    out: dict[str, Any] = {"operation": edit.operation}
+    if edit.tokens:
+        out["tokens"] = list(edit.tokens)
+    if edit.temperature is not None:
+        out["temperature"] = edit.temperature
+    if edit.seed is not None:
+        out["seed"] = edit.seed
+    if edit.weights:
+        out["typed"] = list(edit.weights)
+    if edit.layer is not None:
+        out.update(layer=edit.layer, head=edit.head)
+    out["own"] = [form.row(row) for row in made.own]
+    out["edited"] = [form.row(row) for row in made.edited]
+    out["before"] = _steps_list(replace(trace, steps=(made.before,)), form)[0]  # the one step, written alike
+    return out
 
 
 def _checkpoint_dict(trace: Trace) -> dict[str, Any]:
