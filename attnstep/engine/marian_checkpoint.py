@@ -128,11 +128,11 @@ def load_any(
     return load_checkpoint(path, device)
 
 
-def _expected_shapes(config: MarianConfig) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+def _expected_shapes(model: Marian) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
     """The tensors a folder must hold, and those it may (tied copies, the position tables), by transformers'
-    names, from a model on the meta device: nothing is allocated."""
-    with torch.device("meta"):
-        ours = {name: tuple(t.shape) for name, t in Marian(config).state_dict().items()}
+    names, from the model built on the meta device: nothing is allocated."""
+    config = model.config
+    ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     required = {transformers_name(name): shape for name, shape in ours.items() if not name.endswith("_embed.weight")}
     embedding = ours["encoder_embed.weight"]
     positions = (config.max_position_embeddings, config.d_model)
@@ -257,7 +257,12 @@ def load_marian(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
     settings = GenerationSettings.from_files(
         generation, raw, str(generation_file if generation else path / CONFIG_FILE)
     )
-    required, optional = _expected_shapes(config)
+    try:
+        with torch.device("meta"):
+            model = Marian(config)
+    except (RuntimeError, MemoryError) as exc:
+        raise AttnstepError(f"cannot build the model of {path}: {first_line(exc)}") from None
+    required, optional = _expected_shapes(model)
     if (path / SAFETENSORS_FILE).is_file():
         where = path / SAFETENSORS_FILE
         weights = read_safetensors(where, required, optional)
@@ -267,13 +272,7 @@ def load_marian(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
     else:
         raise AttnstepError(f"{path} has neither {SAFETENSORS_FILE} nor {PICKLE_FILE}")
     ours = _our_weights(weights, config, where)
-    try:
-        with torch.device("meta"):
-            model = Marian(config)
-    except (RuntimeError, MemoryError) as exc:
-        raise AttnstepError(f"cannot build the model of {path}: {first_line(exc)}") from None
     model.load_state_dict(ours, assign=True)
-    model.fill_positions()
     _check_positions(weights, model, where)
     model.to(device).eval()
     return MarianCheckpoint(path, model, tokenizer, settings, file_digest(where))

@@ -38,12 +38,15 @@ ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
 
 def sinusoidal_positions(count: int, dim: int) -> Tensor:
     """Marian's position table (count, dim): sin(p / 10000^(2⌊j/2⌋/dim)) for the even j in the first half,
-    cos of the odd j in the second; computed in float64 as transformers does, then stored as float32."""
-    position = torch.arange(count, dtype=torch.float64)[:, None]  # (P, 1)
-    rate = torch.pow(10000.0, 2 * (torch.arange(dim, dtype=torch.float64) // 2) / dim)  # (dim,)
+    cos of the odd j in the second; computed in float64 as transformers does, then stored as float32.
+
+    On the CPU even while the model is built on the meta device: it is no weight a file gives, and arange on
+    the meta device would import torch._dynamo (seconds)."""
+    position = torch.arange(count, dtype=torch.float64, device="cpu")[:, None]  # (P, 1)
+    rate = torch.pow(10000.0, 2 * (torch.arange(dim, dtype=torch.float64, device="cpu") // 2) / dim)  # (dim,)
     angle = position / rate  # (P, dim)
     half = (dim + 1) // 2
-    table = torch.empty(count, dim, dtype=torch.float32)
+    table = torch.empty(count, dim, dtype=torch.float32, device="cpu")
     table[:, :half] = torch.sin(angle[:, 0::2]).float()
     table[:, half:] = torch.cos(angle[:, 1::2]).float()
     return table
@@ -211,14 +214,21 @@ class DecoderLayer(nn.Module):
 class Marian(nn.Module):
     """The encoder–decoder; :meth:`encode` once per batch, then :meth:`step` once per target position."""
 
+    positions: Tensor  # (P, D) a buffer: the sinusoid of each position
+
     def __init__(self, config: MarianConfig):
         super().__init__()
         self.config = config
         dim = config.d_model
         self.embed_scale = math.sqrt(dim) if config.scale_embedding else 1.0
-        self.encoder_embed = nn.Embedding(config.vocab_size, dim)
+        # attnstep only loads Marian weights, never trains them: the tables are left unset (_weight), since
+        # nn.Embedding's random ones cost seconds on the meta device (the first normal_ there imports torch._dynamo).
+        self.encoder_embed = nn.Embedding(config.vocab_size, dim, _weight=torch.empty(config.vocab_size, dim))
         shared = config.share_encoder_decoder_embeddings
-        self.decoder_embed = self.encoder_embed if shared else nn.Embedding(config.decoder_vocab_size, dim)
+        decoder_table = torch.empty(config.decoder_vocab_size, dim)
+        self.decoder_embed = (
+            self.encoder_embed if shared else nn.Embedding(config.decoder_vocab_size, dim, _weight=decoder_table)
+        )
         self.output = None if config.tie_word_embeddings else nn.Linear(dim, config.decoder_vocab_size, bias=False)
         self.register_buffer("final_logits_bias", torch.zeros(config.decoder_vocab_size))  # (V,)
         # Not a weight: transformers leaves the table out of the files it writes and recomputes it.
@@ -275,7 +285,3 @@ class Marian(nn.Module):
         values = torch.stack([record.self_attention.values for record in layers], dim=1)  # (B, L, h, t + 1, d)
         step = DecoderStep(token, position, tuple(layers), logits, logits.log_softmax(dim=-1))
         return step, DecoderCache(keys, values)
-
-    def fill_positions(self) -> None:
-        """Compute the position table (P, D) of a model built on the meta device, where it is left empty."""
-        self.positions = sinusoidal_positions(self.config.max_position_embeddings, self.config.d_model)
