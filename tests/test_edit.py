@@ -13,6 +13,7 @@ from attnstep.engine.stepper import Stepper
 from attnstep.errors import AttnstepError
 from attnstep.trace.edits import edited_weights, parse_edit
 from attnstep.trace.records import Edit, Trace
+from tests.marian_helpers import SENTENCES, marian_folder_fixture, theirs_fixture  # noqa: F401  (fixtures)
 
 SENTENCE = "une voiture rouge dans la rue ."
 
@@ -189,3 +190,52 @@ def test_the_reader_checks_the_edit_block(stepper, change, message):
     change(data["steps"][1]["edit"])
     with pytest.raises(AttnstepError, match=message):
         reader.parse(json.dumps(data))
+
+
+@pytest.mark.slow  # the tiny Marian is built with transformers and SentencePiece
+def test_a_transformer_heads_edit_is_transformers_forward_pass_with_those_weights(marian_folder, theirs, monkeypatch):
+    """Head 2 of layer 1 edited at step 1: every step's log p equals transformers' eager teacher-forced pass
+    with that head's weights at that position replaced (the layers above, and later positions, follow)."""
+    import transformers.models.marian.modeling_marian as modeling
+
+    from attnstep.engine.stepper import load_stepper
+
+    stepper = load_stepper(marian_folder)
+    trace = stepper.translate(SENTENCES[0])
+    t, layer, head = 1, 0, 1
+    edited = stepper.edit(trace, t, Edit("uniform", layer=layer, head=head))
+    step = edited.steps[t]
+    assert step.edit is not None and step.edit.own[0] == trace.steps[t].layers[layer].cross[head].weights
+    n = len(edited.source)
+    assert step.layers[layer].cross[head].weights == pytest.approx([1 / n] * n)
+    assert step.layers[layer].cross[0].weights == trace.steps[t].layers[layer].cross[0].weights  # other heads kept
+    assert max(abs(a.prob - b.prob) for a, b in zip(step.candidates, step.edit.before.candidates)) > 1e-3
+    values = edited.cross_values[layer][head]  # v_i of the head
+    assert list(step.layers[layer].cross[head].context) == pytest.approx(
+        [sum(v[k] for v in values) / n for k in range(len(values[0]))], abs=1e-5
+    )
+    target = theirs.model.decoder.layers[layer].encoder_attn
+    eager = modeling.eager_attention_forward
+
+    def patched(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        output, weights = eager(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
+        if module is target:
+            weights = weights.clone()  # (B, h, T, S)
+            weights[0, head, t] = torch.tensor(step.edit.edited[0])
+            output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, h, d)
+        return output, weights
+
+    monkeypatch.setattr(modeling, "eager_attention_forward", patched)
+    inputs = torch.tensor([[stepper.specials.start, *(s.chosen_id for s in edited.steps[:-1])]])  # (1, T)
+    with torch.no_grad():
+        out = theirs(input_ids=torch.tensor([[tok.id for tok in edited.source]]), decoder_input_ids=inputs)
+    logprobs = torch.log_softmax(out.logits[0], -1)  # (T, V)
+    for s in edited.steps:
+        assert s.chosen_logprob == pytest.approx(float(logprobs[s.index, s.chosen_id]), abs=1e-4)
+    assert stepper.unedit(edited, t).steps == trace.steps
+    same = stepper.edit(
+        trace, t, Edit("weights", weights=trace.steps[t].layers[layer].cross[head].weights, layer=layer, head=head)
+    )
+    assert _unedited(same) == trace.steps
+    whole = stepper.edit(trace, t, Edit("reverse", layer=layer))
+    assert len(whole.steps[t].edit.edited) == stepper.architecture.heads
