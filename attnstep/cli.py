@@ -26,6 +26,7 @@ from attnstep.errors import AttnstepError
 from attnstep.report.by_length import BUCKETS_HELP
 from attnstep.report.visible import visible
 from attnstep.trace.alignment import AS_RECORDED, ViewChoice, ViewChoiceError
+from attnstep.trace.edits import EditError
 from attnstep.trace.records import DEFAULT_ALPHA, MAX_BEAM
 
 err = Console(stderr=True, highlight=False)
@@ -548,6 +549,14 @@ def dump(
             help="A given translation to score: every token forced (teacher forcing), then <eos>.",
         ),
     ] = None,
+    edit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--edit",
+            metavar="SPEC",
+            help="Edit a step's attention weights and decode on from it (repeatable; one SENTENCE, greedy). SPEC is STEP[@L<layer>[H<head>]]:OPERATION[=VALUE], steps, source positions, layers and heads counted from 1: 3:zero=WORD (or =POSITION; the rest renormalised), 3:one=WORD|POSITION (all the weight on it), 3:uniform, 3:temperature=0.5 (softmax(e/T)), 3:reverse, 3:permute=SEED, 3:weights=0.1,0.9,... (one per source token, summing to 1); a Transformer's names a layer and head, 3@L5H2:uniform, or every head of a layer, 3@L5:uniform. The trace's edited steps have an 'edit' block: the operation, the model's weights and the edited ones, and the model's own step ('before').",
+        ),
+    ] = None,
     format: Annotated[
         DumpFormat,
         typer.Option(
@@ -597,6 +606,8 @@ def dump(
         raise UsageError("give either a SENTENCE or --input FILE")
     if target is not None and (input is not None or beam is not None):
         raise UsageError("--target goes with one SENTENCE and no --beam: every step is forced, so nothing is searched")
+    if edit and (input is not None or beam is not None or target is not None):
+        raise UsageError("--edit goes with one SENTENCE, greedy: no --input, --beam or --target")
     pharaoh = format == DumpFormat.pharaoh
     if not pharaoh and (words or align_threshold is not None):
         raise UsageError("--words and --align-threshold go with --format pharaoh")
@@ -638,12 +649,14 @@ def dump(
         device=device.value,
         threads=threads,
     )
-    with as_usage_error(ViewChoiceError):  # an RNN model, or a layer or head it lacks
+    with as_usage_error(ViewChoiceError), as_usage_error(EditError):  # a layer or head it lacks; a bad --edit
         if input is not None:
             dump_file(checkpoint, input, output, form, decoding, batch_size=batch_size, view=view)
         else:
             assert sentence is not None  # given exactly one of the two, checked above
-            dump_sentence(checkpoint, sentence, output, form, decoding, target=target, view=view)
+            dump_sentence(
+                checkpoint, sentence, output, form, decoding, target=target, view=view, edits=tuple(edit or ())
+            )
 
 
 @app.command(cls=Command)

@@ -239,3 +239,45 @@ def test_a_transformer_heads_edit_is_transformers_forward_pass_with_those_weight
     assert _unedited(same) == trace.steps
     whole = stepper.edit(trace, t, Edit("reverse", layer=layer))
     assert len(whole.steps[t].edit.edited) == stepper.architecture.heads
+
+
+def test_dump_edit_writes_the_edited_trace(tiny_checkpoint, stepper):
+    import json
+
+    from tests.cli_helpers import invoke
+
+    result = invoke("dump", SENTENCE, "--checkpoint", tiny_checkpoint, "--edit", "4:uniform", "--edit", "2:zero=rouge")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    edits = {s["step"]: s["edit"] for s in data["steps"] if "edit" in s}
+    assert sorted(edits) == [1, 3] and edits[1]["operation"] == "zero" and edits[1]["tokens"] == [2]
+    assert edits[1]["edited"][0][2] == 0 and edits[3]["operation"] == "uniform"
+    trace = stepper.translate(SENTENCE)
+    expected = stepper.edit(stepper.edit(trace, 1, Edit("zero", tokens=(2,))), 3, Edit("uniform"))
+    assert data["translation"] == expected.translation
+    assert [s["chosen"]["id"] for s in data["steps"]] == [s.chosen_id for s in expected.steps]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--edit", "40:uniform"], "step 40 is past the end"),
+        (["--edit", "1:zero=étudiant"], "'étudiant' is not a word of the sentence"),
+        (["--edit", "1:weights=0.2,0.2"], "2 weights for 7 source tokens"),
+        (["--edit", "1:uniform", "--edit", "1:reverse"], "step 1 is edited twice"),
+        (["--edit", "1:uniform", "--beam", "2"], "--edit goes with one SENTENCE"),
+    ],
+)
+def test_dump_refuses_a_bad_edit_in_one_line(tiny_checkpoint, args, message):
+    from tests.cli_helpers import invoke
+
+    result = invoke("dump", SENTENCE, "--checkpoint", tiny_checkpoint, *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dump_refuses_an_edit_without_attention(no_attention_checkpoint):
+    from tests.cli_helpers import invoke
+
+    result = invoke("dump", SENTENCE, "--checkpoint", no_attention_checkpoint, "--edit", "1:uniform")
+    assert result.exit_code == 2 and "has no attention to edit" in result.stderr

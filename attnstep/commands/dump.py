@@ -1,6 +1,7 @@
 """``attnstep dump``: traces as JSON for one sentence, or JSON Lines for a file of sentences;
 with ``--format pharaoh``, each sentence's alignment links as fast_align writes them; with
-``--format text``, its translation (``--scores``: and log-probability; ``--n-best``: the N best)."""
+``--format text``, its translation (``--scores``: and log-probability; ``--n-best``: the N best);
+``--edit SPEC``: one sentence's decoding with steps' attention edited (:mod:`attnstep.trace.edits`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from attnstep.report.progress import Meter, size_text
 from attnstep.report.visible import visible
 from attnstep.text.words import REPLACEMENT, Replacements, is_control, replace_controls
 from attnstep.trace.alignment import AS_RECORDED, ViewChoice
+from attnstep.trace.edits import apply_edits
 from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace, View
 from attnstep.trace.writer import trace_file_bytes
 
@@ -133,12 +135,14 @@ def dump_sentence(
     *,
     target: str | None = None,
     view: ViewChoice = AS_RECORDED,
+    edits: tuple[str, ...] = (),
 ) -> None:
     """One trace; ``target``: the given translation forced token by token instead of decoding; ``view``:
-    a Transformer's alignment."""
+    a Transformer's alignment; ``edits``: --edit SPECs, each step's attention edited and decoding on from it."""
     stepper = load_stepper(checkpoint, **asdict(decoding))
     form = viewed_format(form, view.view(stepper.info.architecture, None))
     trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
+    trace = apply_edits(trace, edits, stepper.edit)
     data = form.render(1, trace)
     with output(out) as handle:
         handle.write(data)

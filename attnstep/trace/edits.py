@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from attnstep.errors import AttnstepError
 from attnstep.trace.records import EDIT_OPERATIONS, Edit, Trace, Vector
+
+
+class EditError(AttnstepError):
+    """An attention edit that the step or its model cannot take, or a SPEC that does not parse: a usage error."""
+
 
 SUM_TOLERANCE = 1e-3  # typed weights must sum to 1 within this (a person types a few decimals)
 EDIT_GRAMMAR = (
@@ -63,39 +68,39 @@ def edited_weights(edit: Edit, scores: Sequence[float], weights: Sequence[float]
         return tuple(weights[j] for j in order)
     if operation == "weights":
         return tuple(edit.weights)
-    raise AttnstepError(f"unknown attention edit {operation!r} (one of {', '.join(EDIT_OPERATIONS)})")
+    raise EditError(f"unknown attention edit {operation!r} (one of {', '.join(EDIT_OPERATIONS)})")
 
 
 def check_edit(trace: Trace, t: int, edit: Edit) -> None:
     """Refuse, in one line, an edit that step ``t`` (0-based) of ``trace`` cannot take."""
     if not trace.checkpoint.attends:
-        raise AttnstepError(f"{trace.checkpoint.name} has no attention to edit (a model without attention)")
+        raise EditError(f"{trace.checkpoint.name} has no attention to edit (a model without attention)")
     if not 0 <= t < len(trace.steps):
-        raise AttnstepError(f"step {t + 1} is past the end: the decoding has {len(trace.steps)} steps")
+        raise EditError(f"step {t + 1} is past the end: the decoding has {len(trace.steps)} steps")
     if trace.reference is not None:
-        raise AttnstepError("a given translation's steps are all forced: its attention is not edited here")
+        raise EditError("a given translation's steps are all forced: its attention is not edited here")
     n = len(trace.source)
     architecture = trace.architecture
     if edit.operation not in EDIT_OPERATIONS:
-        raise AttnstepError(f"unknown attention edit {edit.operation!r} (one of {', '.join(EDIT_OPERATIONS)})")
+        raise EditError(f"unknown attention edit {edit.operation!r} (one of {', '.join(EDIT_OPERATIONS)})")
     if architecture is None and edit.layer is not None:
-        raise AttnstepError("an RNN's attention has no layers or heads: leave out @L…H…")
+        raise EditError("an RNN's attention has no layers or heads: leave out @L…H…")
     if architecture is not None:
         if edit.layer is None:
-            raise AttnstepError(
+            raise EditError(
                 f"say which layer (and head) to edit: {architecture.layers} layers @L1 to @L{architecture.layers}"
             )
         if not 0 <= edit.layer < architecture.layers:
-            raise AttnstepError(f"layer {edit.layer + 1} is not one of the model's {architecture.layers}")
+            raise EditError(f"layer {edit.layer + 1} is not one of the model's {architecture.layers}")
         if edit.head is not None and not 0 <= edit.head < architecture.heads:
-            raise AttnstepError(f"head {edit.head + 1} is not one of the layer's {architecture.heads}")
+            raise EditError(f"head {edit.head + 1} is not one of the layer's {architecture.heads}")
     if edit.operation in ("zero", "one"):
         if not edit.tokens or any(not 0 <= i < n for i in edit.tokens):
-            raise AttnstepError(f"source token {edit.tokens} is outside the sentence's {n} tokens")
+            raise EditError(f"source token {edit.tokens} is outside the sentence's {n} tokens")
         if edit.operation == "zero" and len(set(edit.tokens)) >= n:
-            raise AttnstepError("zeroing every source token leaves no weight to renormalise")
+            raise EditError("zeroing every source token leaves no weight to renormalise")
     if edit.operation == "temperature" and not (edit.temperature is not None and edit.temperature > 0):
-        raise AttnstepError(f"the temperature must be over 0, not {edit.temperature}")
+        raise EditError(f"the temperature must be over 0, not {edit.temperature}")
     if edit.operation == "weights":
         check_weights(edit.weights, n)
 
@@ -103,35 +108,35 @@ def check_edit(trace: Trace, t: int, edit: Edit) -> None:
 def check_weights(weights: Sequence[float], n: int) -> None:
     """Typed weights: one per source token, finite, non-negative, summing to 1."""
     if len(weights) != n:
-        raise AttnstepError(f"{len(weights)} weights for {n} source tokens: give one per token")
+        raise EditError(f"{len(weights)} weights for {n} source tokens: give one per token")
     if any(not math.isfinite(w) or w < 0 for w in weights):
-        raise AttnstepError("attention weights must be non-negative numbers")
+        raise EditError("attention weights must be non-negative numbers")
     if abs(sum(weights) - 1) > SUM_TOLERANCE:
-        raise AttnstepError(f"attention weights must sum to 1, not {sum(weights):.6g}")
+        raise EditError(f"attention weights must sum to 1, not {sum(weights):.6g}")
 
 
 def parse_edit(spec: str, trace: Trace) -> tuple[int, Edit]:
     """A SPEC of the grammar above, read against ``trace`` (its words, its length): (0-based step, edit)."""
     where, colon, operation = spec.partition(":")
     if not colon:
-        raise AttnstepError(f"attention edit {spec!r}: expected {EDIT_GRAMMAR}")
+        raise EditError(f"attention edit {spec!r}: expected {EDIT_GRAMMAR}")
     step_text, at, place = where.partition("@")
     t = _positive(step_text, spec, "step") - 1
     layer = head = None
     if at:
         layer_text, h, head_text = place.upper().removeprefix("L").partition("H")
         if not place.upper().startswith("L"):
-            raise AttnstepError(f"attention edit {spec!r}: a layer is written @L5 or @L5H2")
+            raise EditError(f"attention edit {spec!r}: a layer is written @L5 or @L5H2")
         layer = _positive(layer_text, spec, "layer") - 1
         head = _positive(head_text, spec, "head") - 1 if h else None
     name, equals, value = operation.partition("=")
     name = name.strip()
     if name not in EDIT_OPERATIONS:
-        raise AttnstepError(f"attention edit {spec!r}: unknown operation {name!r}; expected {EDIT_GRAMMAR}")
+        raise EditError(f"attention edit {spec!r}: unknown operation {name!r}; expected {EDIT_GRAMMAR}")
     valued = name not in ("uniform", "reverse")
     if valued != bool(value.strip()) or (equals and not valued):
         need = f"needs a value ({name}=…)" if valued else "takes no value"
-        raise AttnstepError(f"attention edit {spec!r}: {name} {need}")
+        raise EditError(f"attention edit {spec!r}: {name} {need}")
     edit = Edit(
         name,
         tokens=_tokens(value.strip(), trace, spec) if name in ("zero", "one") else (),
@@ -143,15 +148,31 @@ def parse_edit(spec: str, trace: Trace) -> tuple[int, Edit]:
     )
     try:
         check_edit(trace, t, edit)
-    except AttnstepError as exc:
-        raise AttnstepError(f"attention edit {spec!r}: {exc}") from None
+    except EditError as exc:
+        raise EditError(f"attention edit {spec!r}: {exc}") from None
     return t, edit
+
+
+def apply_edits(trace: Trace, specs: Sequence[str], edit: Callable[[Trace, int, Edit], Trace]) -> Trace:
+    """``trace`` with each SPEC applied by ``edit`` (the engine's), the earliest step first: an edit
+    decodes the steps after it again, so a later step is read from the decoding it continues."""
+
+    def step_of(spec: str) -> int:
+        digits = spec.partition(":")[0].partition("@")[0].strip()
+        return int(digits) if digits.isdigit() else 0  # parse_edit refuses it, in order
+
+    for spec in sorted(specs, key=step_of):
+        t, made = parse_edit(spec, trace)
+        if t in trace.edits:
+            raise EditError(f"attention edit {spec!r}: step {t + 1} is edited twice")
+        trace = edit(trace, t, made)
+    return trace
 
 
 def _positive(text: str, spec: str, what: str, *, zero: bool = False) -> int:
     text = text.strip()
     if not text.isdigit() or (int(text) < 1 and not zero):
-        raise AttnstepError(f"attention edit {spec!r}: the {what} must be a whole number from {0 if zero else 1}")
+        raise EditError(f"attention edit {spec!r}: the {what} must be a whole number from {0 if zero else 1}")
     return int(text)
 
 
@@ -159,7 +180,7 @@ def _number(text: str, spec: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise AttnstepError(f"attention edit {spec!r}: {text.strip()!r} is not a number") from None
+        raise EditError(f"attention edit {spec!r}: {text.strip()!r} is not a number") from None
 
 
 def _tokens(value: str, trace: Trace, spec: str) -> tuple[int, ...]:
@@ -172,7 +193,7 @@ def _tokens(value: str, trace: Trace, spec: str) -> tuple[int, ...]:
     for i, token in enumerate(trace.source):  # a piece or a vocabulary form, as the grid shows them
         if value in (token.surface, token.token):
             return (i,)
-    raise AttnstepError(f"attention edit {spec!r}: {value!r} is not a word of the sentence")
+    raise EditError(f"attention edit {spec!r}: {value!r} is not a word of the sentence")
 
 
 def describe(edit: Edit, trace: Trace) -> str:
@@ -189,9 +210,5 @@ def describe(edit: Edit, trace: Trace) -> str:
     }.get(edit.operation, edit.operation)
     if edit.layer is None:
         return what
-    where = (
-        f"layer {edit.layer + 1}"
-        + ("" if edit.head is None else f", head {edit.head + 1}")
-        + (", every head" if edit.head is None else "")
-    )
-    return f"{where}: {what}"
+    heads = "every head" if edit.head is None else f"head {edit.head + 1}"
+    return f"layer {edit.layer + 1}, {heads}: {what}"
