@@ -63,3 +63,19 @@ def test_training_keeps_no_near_twin_of_a_held_out_sentence(tmp_path):
     assert not any(held.twin_of(pair) for pair in data.train)
     kept_variants = [pair for pair in data.train if pair in [(fr, en) for en, fr in variants]]
     assert len(kept_variants) == len(variants) - 2  # the two held-out pairs' variants are left out
+
+
+def test_an_older_models_held_out_set_keeps_only_pairs_without_a_near_twin_in_training(tmp_path):
+    from attnstep.commands.evaluate import _heldout_set
+
+    rows = [(f"Sentence number {n} is here.", f"Phrase numéro {n} est là.") for n in range(40)]
+    corpus = tmp_path / "pairs.tsv.gz"
+    with gzip.open(corpus, "wt", encoding="utf-8") as handle:
+        handle.write("".join(f"{en}\t{fr}\n" for en, fr in rows))
+    recipe = {"corpus": str(corpus), "tsv_columns": "en,fr", "size": 3, "seed": 1}
+    # Every pair differs from the others by one word: each held-out pair has near-twins in training.
+    label, pairs = _heldout_set({"heldout": recipe}, ["fr", "en"], "test", None)
+    assert pairs == [] and "the 0 of 3 pairs with no near-twin in training" in label
+    # A model trained with the rule kept them out of training: its held-out set is whole.
+    label, pairs = _heldout_set({"heldout": {**recipe, "near_twins": "…"}}, ["fr", "en"], "test", None)
+    assert len(pairs) == 3 and label.endswith("held-out test")

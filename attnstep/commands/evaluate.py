@@ -18,7 +18,7 @@ from rich.console import Console
 from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest, Result
 
-from attnstep.data.corpus import CorpusSpec, Pair, hold_out, read_corpus, read_text_lines
+from attnstep.data.corpus import CorpusSpec, NearTwins, Pair, hold_out, read_corpus, read_text_lines
 from attnstep.data.downloads import check_splits, locate
 from attnstep.data.files import STDOUT
 from attnstep.data.files import output as open_output
@@ -262,7 +262,15 @@ def _heldout_set(meta: dict, languages: list[str], heldout: str, corpus: str | N
     spec = CorpusSpec(CorpusSpec.parse(corpus or recipe["corpus"]).path)
     pairs = read_corpus(spec, src, tgt, tuple(recipe["tsv_columns"].split(",")))
     held = hold_out(pairs, recipe["size"], recipe["size"], recipe["seed"])
-    return f"{Path(spec.path).name} held-out {heldout}", held.val if heldout == "val" else held.test
+    label, chosen = f"{Path(spec.path).name} held-out {heldout}", held.val if heldout == "val" else held.test
+    if "near_twins" not in recipe:
+        # Trained before near-twins of the held-out sentences were kept out of training: only the pairs
+        # with none in the corpus's training part measure translation rather than recall.
+        twins = NearTwins.of(held.train)
+        honest = [pair for pair in chosen if not twins.twin_of(pair)]
+        label += f", the {len(honest)} of {len(chosen)} pairs with no near-twin in training"
+        chosen = honest
+    return label, chosen
 
 
 def _metered(translate: Callable[..., Translations], count: int, what: str, label: str) -> Translations:
