@@ -281,3 +281,38 @@ def test_dump_refuses_an_edit_without_attention(no_attention_checkpoint):
 
     result = invoke("dump", SENTENCE, "--checkpoint", no_attention_checkpoint, "--edit", "1:uniform")
     assert result.exit_code == 2 and "has no attention to edit" in result.stderr
+
+
+def test_the_model_service_decodes_edits_as_the_stepper_does(stepper):
+    import asyncio
+
+    import orjson
+
+    from attnstep.serve.remote import RemoteTraceSource
+    from attnstep.serve.service import ModelService
+    from attnstep.serve.wire import trace_from_wire
+
+    service = ModelService(stepper)
+    trace = stepper.translate(SENTENCE)
+    earlier = stepper.edit(trace, 1, Edit("temperature", temperature=0.25))
+    wanted = stepper.edit(earlier, 3, Edit("weights", weights=(0.5, 0.5, 0, 0, 0, 0, 0)))
+    request = RemoteTraceSource._decode(earlier, 3, {**earlier.edits, 3: wanted.steps[3].edit.edit})
+    assert [e["step"] for e in request["edits"]] == [1, 3]  # what a served session's edit sends
+
+    def ask(request):
+        return trace_from_wire(orjson.loads(asyncio.run(service.answer(request))))
+
+    try:
+        assert ask(request) == wanted
+        for bad, message in [
+            ([{"step": 3, "operation": "zero", "tokens": [99]}], "outside the sentence"),
+            ([{"step": -1, "operation": "uniform"}], "not of one step"),
+            ([{"step": 1, "operation": "uniform"}, {"step": 1, "operation": "reverse"}], "not of one step"),
+            ([{"step": 1, "operation": "explode"}], "an object with an operation"),
+            ([{"step": 1, "operation": "weights", "typed": ["a"]}], "list of numbers"),
+            ([{"step": 1, "operation": "uniform", "layer": 0}], "no layers or heads"),
+        ]:
+            with pytest.raises(AttnstepError, match=message):
+                ask(request | {"edits": bad})
+    finally:
+        service.close()

@@ -17,8 +17,9 @@ import orjson
 
 from attnstep.errors import AttnstepError
 from attnstep.serve.wire import MAX_ANSWER, SharedView, line, source_to_wire, trace_from_wire
+from attnstep.trace.edits import check_edit, edit_to_json
 from attnstep.trace.forcing import check_forceable
-from attnstep.trace.records import Trace
+from attnstep.trace.records import Edit, Trace
 
 
 def connect(path: str, session: int, channel: str) -> socket.socket:
@@ -53,10 +54,21 @@ class RemoteTraceSource:
 
     def force(self, trace: Trace, t: int, word: str) -> Trace:
         check_forceable(trace, t)
-        return self._ask(self._decode(trace, t) | {"word": word})
+        edits = {k: e for k, e in trace.edits.items() if k <= t}  # step t's edit stays with its new word
+        return self._ask(self._decode(trace, t, edits) | {"word": word})
 
     def unforce(self, trace: Trace, t: int) -> Trace:
-        return self._ask(self._decode(trace, t))
+        return self._ask(self._decode(trace, t, {k: e for k, e in trace.edits.items() if k < t}))
+
+    def edit(self, trace: Trace, t: int, edit: Edit) -> Trace:
+        """Step ``t``'s attention edited, decoding on from it (as :meth:`~attnstep.engine.stepper.Stepper.edit`)."""
+        check_edit(trace, t, edit)
+        kept = t + 1 if trace.steps[t].forced else t  # a word forced at the edited step stays
+        return self._ask(self._decode(trace, kept, {k: e for k, e in trace.edits.items() if k < t} | {t: edit}))
+
+    def unedit(self, trace: Trace, t: int) -> Trace:
+        kept = t + 1 if trace.steps[t].forced else t
+        return self._ask(self._decode(trace, kept, {k: e for k, e in trace.edits.items() if k < t}))
 
     def version_of(self, trace: Trace) -> int | None:
         """The class version the server gave ``trace`` (None for a student's, or an old one)."""
@@ -66,9 +78,12 @@ class RemoteTraceSource:
         self.sock.close()
 
     @staticmethod
-    def _decode(trace: Trace, t: int) -> dict[str, Any]:
+    def _decode(trace: Trace, t: int, edits: dict[int, Edit] | None = None) -> dict[str, Any]:
         prefix = [[s.chosen_id, s.forced] for s in trace.steps[:t]]
-        return {"op": "decode", "source": source_to_wire(trace.source), "prefix": prefix}
+        request: dict[str, Any] = {"op": "decode", "source": source_to_wire(trace.source), "prefix": prefix}
+        if edits:
+            request["edits"] = [{"step": k} | edit_to_json(e) for k, e in sorted(edits.items())]
+        return request
 
     def _ask(self, request: dict[str, Any]) -> Trace:
         with self.lock:

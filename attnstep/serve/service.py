@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from attnstep.errors import AttnstepError
-from attnstep.trace.records import SourceToken
+from attnstep.trace.edits import edit_from_json
+from attnstep.trace.records import Edit, SourceToken
 from attnstep.trace.writer import dumps_wire
 
 
@@ -73,8 +74,9 @@ class ModelService:
             compute = lambda: self.stepper.translate(sentence)  # noqa: E731
         elif op == "decode":
             source, prefix = self._decode_arguments(request)
-            key = (op, tuple(source), tuple(prefix))
-            compute = lambda: self.stepper.decode(source, prefix)  # noqa: E731
+            edits = self._edits(request, len(source))
+            key = (op, tuple(source), tuple(prefix), tuple(sorted(edits.items())))
+            compute = lambda: self.stepper.decode(source, prefix, edits)  # noqa: E731
         else:
             raise AttnstepError(f"unknown request {str(op)[:40]!r}")
         answer = self._answers.get(key)
@@ -98,6 +100,21 @@ class ModelService:
             kept += len(future.result()) if future.done() else 0
             if kept > ANSWERS_KEPT_BYTES and old != key:
                 del self._answers[old]
+
+    def _edits(self, request: dict[str, Any], source_length: int) -> dict[int, Edit]:
+        """A decode request's attention edits, [{"step": t, operation…}, …] (none: []), each of a step
+        a decoding of this source can have and fitting it (the stepper checks the rest)."""
+        items = request.get("edits", [])
+        limit = self.stepper.limit(source_length)
+        if not isinstance(items, list) or len(items) > limit:
+            raise AttnstepError("a decode request's edits are a list, one per step at most")
+        edits = {}
+        for item in items:
+            step = item.get("step") if isinstance(item, dict) else None
+            if not (isinstance(step, int) and not isinstance(step, bool) and 0 <= step < limit) or step in edits:
+                raise AttnstepError("an edit of the request is not of one step of this decoding")
+            edits[step] = edit_from_json(item)
+        return edits
 
     def _decode_arguments(self, request: dict[str, Any]):
         """Check a decode request against the vocabularies: ids in range, tokens that match them.

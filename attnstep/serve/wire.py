@@ -6,8 +6,10 @@ and role by ID, so a child cannot promote itself to teacher.
 
 ``model`` — request, then one answer line:
     {"op": "translate", "sentence": S}
-    {"op": "decode", "source": [[surface, token, id], …], "prefix": [[id, forced], …], "word": W?}
-        the trace of that source with those choices at its first steps (then W, forced)
+    {"op": "decode", "source": [[surface, token, id], …], "prefix": [[id, forced], …], "word": W?,
+     "edits": [{"step": t, "operation": …, …}, …]?}
+        the trace of that source with those choices at its first steps (then W, forced), and those
+        steps' attention edited (each edit as a trace's edit block has it, without its weights)
     answer: {"trace": {…}, "version": V} or {"error": "one line"}; V numbers a teacher's traces.
     Traces here have their state vectors packed (base64 float32: see trace.writer.to_wire_dict).
 

@@ -23,15 +23,17 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from attnstep.errors import AttnstepError
-from attnstep.trace.records import EDIT_OPERATIONS, Edit, Trace, Vector
+from attnstep.trace.records import EDIT_OPERATIONS, Architecture, Edit, Trace, Vector
 
 
 class EditError(AttnstepError):
     """An attention edit that the step or its model cannot take, or a SPEC that does not parse: a usage error."""
 
 
+MAX_TOKENS = 200  # the schema's limit on source tokens
 SUM_TOLERANCE = 1e-3  # typed weights must sum to 1 within this (a person types a few decimals)
 EDIT_GRAMMAR = (
     "STEP[@L<layer>[H<head>]]:OPERATION[=VALUE], steps, positions, layers and heads from 1: "
@@ -79,11 +81,15 @@ def check_edit(trace: Trace, t: int, edit: Edit) -> None:
         raise EditError(f"step {t + 1} is past the end: the decoding has {len(trace.steps)} steps")
     if trace.reference is not None:
         raise EditError("a given translation's steps are all forced: its attention is not edited here")
-    n = len(trace.source)
-    architecture = trace.architecture
+    check_edit_fits(edit, len(trace.source), trace.architecture)
+
+
+def check_edit_fits(edit: Edit, n: int, architecture: Architecture | None) -> None:
+    """Refuse, in one line, an edit that a step over ``n`` source tokens of a model of ``architecture``
+    (None: an RNN) cannot take: what a decoding asked for from another process is checked by."""
     if edit.operation not in EDIT_OPERATIONS:
         raise EditError(f"unknown attention edit {edit.operation!r} (one of {', '.join(EDIT_OPERATIONS)})")
-    if architecture is None and edit.layer is not None:
+    if architecture is None and (edit.layer is not None or edit.head is not None):
         raise EditError("an RNN's attention has no layers or heads: leave out @L…H…")
     if architecture is not None:
         if edit.layer is None:
@@ -113,6 +119,54 @@ def check_weights(weights: Sequence[float], n: int) -> None:
         raise EditError("attention weights must be non-negative numbers")
     if abs(sum(weights) - 1) > SUM_TOLERANCE:
         raise EditError(f"attention weights must sum to 1, not {sum(weights):.6g}")
+
+
+def edit_to_json(edit: Edit) -> dict[str, Any]:
+    """An edit as the trace's JSON and a decode request write it: the operation, its parameters, a layer and head."""
+    out: dict[str, Any] = {"operation": edit.operation}
+    if edit.tokens:
+        out["tokens"] = list(edit.tokens)
+    if edit.temperature is not None:
+        out["temperature"] = edit.temperature
+    if edit.seed is not None:
+        out["seed"] = edit.seed
+    if edit.weights:
+        out["typed"] = list(edit.weights)
+    if edit.layer is not None:
+        out.update(layer=edit.layer, head=edit.head)
+    return out
+
+
+def edit_from_json(item: object) -> Edit:
+    """:func:`edit_to_json`'s form back, its types checked (a request from another process is untrusted)."""
+    if not isinstance(item, dict) or item.get("operation") not in EDIT_OPERATIONS:
+        raise EditError("an attention edit is an object with an operation")
+
+    def numbers(key: str, kind: type | tuple[type, ...]) -> tuple:
+        value = item.get(key, [])
+        if not isinstance(value, list) or len(value) > MAX_TOKENS or not all(_is(v, kind) for v in value):
+            raise EditError(f"an attention edit's {key} must be a list of numbers")
+        return tuple(value)
+
+    def number(key: str, kind: type | tuple[type, ...]) -> Any:
+        value = item.get(key)
+        if value is not None and not _is(value, kind):
+            raise EditError(f"an attention edit's {key} must be a number")
+        return value
+
+    return Edit(
+        item["operation"],
+        tokens=numbers("tokens", int),
+        temperature=number("temperature", (int, float)),
+        seed=number("seed", int),
+        weights=tuple(float(w) for w in numbers("typed", (int, float))),
+        layer=number("layer", int),
+        head=number("head", int),
+    )
+
+
+def _is(value: object, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 def parse_edit(spec: str, trace: Trace) -> tuple[int, Edit]:

@@ -26,12 +26,11 @@ from typing import Any, NoReturn
 
 from attnstep.data.files import read_limited
 from attnstep.errors import AttnstepError
+from attnstep.trace.edits import edit_from_json
 from attnstep.trace.records import (
     ALIVE,
     EOS_TOKEN,
     FINISHED,
-    GNMT,
-    LENGTH_PENALTY,
     MULTI_HEAD,
     NO_ATTENTION,
     PRUNED,
@@ -40,7 +39,6 @@ from attnstep.trace.records import (
     Beam,
     Candidate,
     CheckpointInfo,
-    Edit,
     Floats,
     HeadStep,
     Hypothesis,
@@ -404,16 +402,7 @@ def _step_edit(
         raise InconsistentTrace(f"step {t}'s weights are not its edit's edited weights")
     if any(i >= n for i in item.get("tokens", ())):
         raise InconsistentTrace(f"step {t}'s edit names a source token past the sentence's {n}")
-    edit = Edit(
-        item["operation"],
-        tokens=tuple(item.get("tokens", ())),
-        temperature=item.get("temperature"),
-        seed=item.get("seed"),
-        weights=tuple(item.get("typed", ())),
-        layer=layer,
-        head=head,
-    )
-    return StepEdit(edit, own, edited, before)
+    return StepEdit(edit_from_json(item), own, edited, before)
 
 
 def _step_states(s: dict[str, Any], position: int, has_vectors: bool) -> tuple[Floats, Floats, Floats, Floats] | None:
@@ -629,21 +618,15 @@ def _beam(data: dict[str, Any], trace: Trace, decimals: int) -> Beam:
     best hypothesis whose tokens and attention rows are the trace's steps."""
     n = len(trace.source) if trace.checkpoint.attends else 0
     end = _beam_end(data, trace)
-    normalization = data.get("normalization", GNMT)  # absent: written before generate's beams were
-    if normalization == GNMT and data["alpha"] < 0:
-        raise InconsistentTrace(f"GNMT's length normalization alpha must be 0 or more, not {data['alpha']}")
     beam_steps: list[tuple[Hypothesis, ...]] = []
     for t, items in enumerate(data["steps"]):
         before = beam_steps[-1] if beam_steps else ()
         hypotheses = tuple(_hypothesis(h, t, before, n, end) for h in items)
-        # generate's keeps its K running hypotheses and the finished ones among its K best candidates
-        if not hypotheses or len(hypotheses) > data["width"] * (2 if normalization == LENGTH_PENALTY else 1):
+        if not hypotheses or len(hypotheses) > data["width"]:
             raise InconsistentTrace(f"beam step {t} has {len(hypotheses)} hypotheses for a beam of {data['width']}")
         beam_steps.append(hypotheses)
-    _check_beam_links(beam_steps, normalization)
-    beam = Beam(
-        data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"], normalization=normalization
-    )
+    _check_beam_links(beam_steps)
+    beam = Beam(data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"])
     _check_best(beam, trace, decimals)
     if "n_best" in data:
         beam = replace(beam, n_best=_n_best(data["n_best"], beam, len(trace.steps) - 1))
@@ -675,14 +658,13 @@ def _hypothesis(h: dict[str, Any], t: int, before: tuple[Hypothesis, ...], n: in
     )
 
 
-def _check_beam_links(beam_steps: list[tuple[Hypothesis, ...]], normalization: str) -> None:
-    """Alive hypotheses, and only they, are extended at the next step; the last step prunes none but in
-    generate's search, which ends with its running hypotheses pruned when none can beat the finished ones."""
+def _check_beam_links(beam_steps: list[tuple[Hypothesis, ...]]) -> None:
+    """Alive hypotheses, and only they, are extended at the next step; the last step prunes none."""
     for t, (hypotheses, after) in enumerate(itertools.pairwise(beam_steps)):
         parents = {h.parent for h in after}
         if any((i in parents) != (h.status == ALIVE) for i, h in enumerate(hypotheses)):
             raise InconsistentTrace(f"beam step {t}: an alive hypothesis has no extension, or a pruned one has one")
-    if normalization == GNMT and beam_steps and any(h.status == PRUNED for h in beam_steps[-1]):
+    if beam_steps and any(h.status == PRUNED for h in beam_steps[-1]):
         raise InconsistentTrace("the last beam step has a pruned hypothesis")
 
 

@@ -13,8 +13,7 @@ JSON layout (``format_version`` 3; the schema is ``attnstep/trace/schema.json``)
            edit{operation, tokens?, temperature?, seed?, typed?, layer?, head?, own[k][n], edited[k][n],
                 before{a step}}?}],
     output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
-    beam{width, alpha, normalization, start, best,
-         steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
+    beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
          n_best[{step, index, translation, score, normalized}]?}?,
     reference{text, logprob, average, mismatches[{step, token, id, prob}]}?
 
@@ -30,8 +29,7 @@ with ``head`` null the mean of that layer's heads (the means of their scores and
 Its steps have no ``hidden``/``context``/``concat``/``attentional`` (RNN quantities): h_t, what
 the output layer reads, is the top layer's ``output``. Its beam's hypotheses' ``weights`` are the
 default view's in any view (only the best hypothesis's layers are recorded), and its end token is
-its own (Marian's ``</s>``); its beam is generate's, ``normalization`` ``length_penalty`` (a beam
-without one, as before it was written, is attnstep's ``gnmt``). An RNN's trace has none of these blocks.
+its own (Marian's ``</s>``). An RNN's trace has none of these blocks.
 
 A step whose attention the user edited has ``edit``: the operation (zero, one, uniform, temperature,
 reverse, permute, weights) and its parameters (``tokens`` 0-based, ``temperature``, ``seed``, the
@@ -60,6 +58,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from attnstep.trace.edits import edit_to_json
 from attnstep.trace.records import Beam, Floats, HeadStep, LayerStep, StepEdit, Trace, Word
 
 FORMAT_VERSION = 3
@@ -203,18 +202,7 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
 
 
 def _edit_dict(made: StepEdit, trace: Trace, form: _NumberForm) -> dict[str, Any]:
-    edit = made.edit
-    out: dict[str, Any] = {"operation": edit.operation}
-    if edit.tokens:
-        out["tokens"] = list(edit.tokens)
-    if edit.temperature is not None:
-        out["temperature"] = edit.temperature
-    if edit.seed is not None:
-        out["seed"] = edit.seed
-    if edit.weights:
-        out["typed"] = list(edit.weights)
-    if edit.layer is not None:
-        out.update(layer=edit.layer, head=edit.head)
+    out = edit_to_json(made.edit)
     out["own"] = [form.row(row) for row in made.own]
     out["edited"] = [form.row(row) for row in made.edited]
     out["before"] = _steps_list(replace(trace, steps=(made.before,)), form)[0]  # the one step, written alike
@@ -263,7 +251,6 @@ def _beam_dict(beam: Beam, form: _NumberForm) -> dict[str, Any]:
     return {
         "width": beam.width,
         "alpha": beam.alpha,
-        "normalization": beam.normalization,
         "start": beam.start,
         "best": beam.best,
         "steps": [
