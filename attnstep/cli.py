@@ -377,6 +377,13 @@ def evaluate(
     tsv_columns: Annotated[
         str, typer.Option(metavar="LANG,LANG", help="Languages of a .tsv corpus's columns, e.g. en,fr.")
     ] = "src,tgt",
+    languages: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SRC,TGT",
+            help="The languages the model translates, e.g. fr,en, where its files do not say them (an OpenNMT-py checkpoint, a Marian folder not named opus-mt-SRC-TGT).",
+        ),
+    ] = None,
     heldout: Annotated[
         str | None,
         typer.Option(
@@ -467,6 +474,7 @@ def evaluate(
         as_json=as_json,
         device=device.value,
         threads=threads,
+        languages=languages,
     )
 
 

@@ -28,7 +28,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("attnstep.commands.evaluate.load_checkpoint", refuse)
+    monkeypatch.setattr("attnstep.commands.evaluate.load_any", refuse)
 
 
 def test_hyp_is_scored_without_a_model_with_bleu_chrf_and_ter(tiny_checkpoint, test_set, tmp_path, no_model):

@@ -24,16 +24,19 @@ from attnstep.data.files import STDOUT
 from attnstep.data.files import output as open_output
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad
-from attnstep.engine.checkpoint import Checkpoint, load_checkpoint, read_config
+from attnstep.engine.checkpoint import Checkpoint, read_config
 from attnstep.engine.device import use_device
+from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
 from attnstep.engine.stepper import Stepper
+from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
 from attnstep.errors import AttnstepError
 from attnstep.model import Seq2Seq
 from attnstep.report.by_length import Bucket, Series, length_buckets, show, source_length
 from attnstep.report.plot import bleu_chart, check_picture_path, write_picture
 from attnstep.report.progress import Meter
 from attnstep.report.visible import visible
-from attnstep.text.codec import Codec
+from attnstep.text.codec import Codec, MarianCodec
+from attnstep.text.toolkit import ToolkitCodec
 from attnstep.text.words import UNK_ID, Replacements, is_control, replace_controls
 from attnstep.trace.records import SourceToken
 
@@ -44,9 +47,10 @@ class Translations:
     with_unknown: int  # how many of them contain the <unk> token (a subword model's decoder renders it " ⁇ ")
 
 
-def _source_ids(codec: Codec, sentences: list[str]) -> list[list[int]]:
-    # A blank line has no ids: it is not decoded, and its translation is empty (see _in_batches).
-    return [codec.corpus_source(s)[: codec.max_source_tokens] for s in sentences]
+def _source_ids(codec: Codec | MarianCodec | ToolkitCodec, sentences: list[str]) -> list[list[int]]:
+    # A blank line has no ids (not even the </s> a JoeyNMT or Marian source ends with): it is not
+    # decoded, and its translation is empty (see _in_batches).
+    return [codec.corpus_source(s)[: codec.max_source_tokens] if s.strip() else [] for s in sentences]
 
 
 def _by_length(ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
@@ -94,23 +98,28 @@ def translate_corpus(
         return _in_batches(ids, batch_size, decode, progress)
 
 
-def beam_translate_corpus(
-    checkpoint: Checkpoint,
+Loaded = Checkpoint | MarianCheckpoint | ToolkitCheckpoint  # what load_any loads
+
+
+def engine_translate_corpus(
+    checkpoint: Loaded,
     sentences: list[str],
-    width: int,
+    width: int | None,
     alpha: float,
     batch_size: int = 32,
     progress: Progress | None = None,
 ) -> Translations:
-    """Beam search translations: the engine's search (:class:`~attnstep.engine.stepper.Stepper`) without vectors."""
+    """Translations by the engine's decoding (:class:`~attnstep.engine.stepper.Stepper`) without vectors: a beam
+    search of ``width``, or greedy (None), with the model's own lengths and end token, as dump decodes."""
     stepper = Stepper(checkpoint, top_k=1, vectors=False, beam=width, alpha=alpha)
     ids = _source_ids(checkpoint.codec, sentences)
     names = checkpoint.src_vocab.tokens
+    unknown = checkpoint.tokenizer.unk_id if isinstance(checkpoint, MarianCheckpoint) else UNK_ID
 
     def decode(chunk: list[int]) -> Iterator[tuple[str, bool]]:
         sources = [tuple(SourceToken(names[t], names[t], t) for t in ids[i]) for i in chunk]
         for trace in stepper.decode_batch(sources):
-            yield trace.translation, any(s.chosen_id == UNK_ID for s in trace.steps)
+            yield trace.translation, any(s.chosen_id == unknown for s in trace.steps)
 
     return _in_batches(ids, batch_size, decode, progress)
 
@@ -281,20 +290,34 @@ def _metered(translate: Callable[..., Translations], count: int, what: str, labe
     return translations
 
 
-def _languages(path: Path, config: dict) -> list[str]:
-    named = [config.get(key) for key in ("source_language", "target_language")]
+def _languages(path: Path, meta: dict, given: str | None) -> list[str]:
+    """``given`` ("SRC,TGT", --languages), else the languages ``meta`` names; one line where neither says them."""
+    if given is not None:
+        languages = [language.strip() for language in given.split(",")]
+        if len(languages) != 2 or not all(languages):
+            raise AttnstepError(f"--languages takes two languages, SRC,TGT (e.g. fr,en), not {given!r}")
+        return languages
+    named = [meta.get(key) for key in ("source_language", "target_language")]
     languages = [language for language in named if isinstance(language, str) and language]
     if len(languages) != 2:
-        raise AttnstepError(f"{path}/config.json does not name its source_language and target_language")
+        raise AttnstepError(f"{path} does not say which languages it translates: give them with --languages SRC,TGT")
     return languages
 
 
-def _checkpoints(paths: list[Path], device: torch.device) -> Iterator[tuple[Checkpoint, list[str]]]:
+def _cased(ckpt: Loaded) -> bool:
+    """Whether the model writes upper case, and is scored with case: attnstep's subword models, a Marian
+    folder's, and a toolkit model whose configuration does not lower-case the target side."""
+    if isinstance(ckpt, ToolkitCheckpoint):
+        return not ckpt.codec.target.lowercase
+    return isinstance(ckpt, MarianCheckpoint) or ckpt.subword is not None  # attnstep's word models write lower case
+
+
+def _checkpoints(paths: list[Path], device: torch.device, given: str | None) -> Iterator[tuple[Loaded, list[str]]]:
     """Each checkpoint with its languages, loaded onto ``device`` when its turn comes; all must translate the same way."""
     expected = None
     for path in paths:
-        ckpt = load_checkpoint(path, device)
-        languages = _languages(path, ckpt.meta)
+        ckpt = load_any(path, device)
+        languages = _languages(path, ckpt.meta, given)
         if expected is not None and languages != expected:
             raise AttnstepError(f"{path} translates {'→'.join(languages)}, not {'→'.join(expected)} as {paths[0]} does")
         expected = languages
@@ -312,16 +335,33 @@ class _Output:
     with_unknown: int | None = None  # how many hold <unk>; unknown for a file
 
 
-def _decode(ckpt: Checkpoint, sources: list[str], what: str, beam: int | None, alpha: float) -> list[_Output]:
-    """The sentences translated greedily, and with a beam of width ``beam`` if given."""
-    greedy = partial(translate_corpus, ckpt.model, ckpt.codec, sources)
+def _decode(ckpt: Loaded, sources: list[str], what: str, beam: int | None, alpha: float) -> list[_Output]:
+    """The sentences translated greedily, and with a beam of width ``beam`` if given: attnstep's own models
+    greedily by ``Seq2Seq.greedy``'s plain loop, the others (and every beam) by the engine's decoding."""
+    if isinstance(ckpt, Checkpoint):
+        greedy = partial(translate_corpus, ckpt.model, ckpt.codec, sources)
+    else:
+        greedy = partial(engine_translate_corpus, ckpt, sources, None, alpha)
     decodings = {"greedy": _metered(greedy, len(sources), what, "greedy")}
     if beam is not None:
         label = f"beam {beam}, alpha {alpha:g}"
-        searched = partial(beam_translate_corpus, ckpt, sources, beam, alpha)
+        if isinstance(ckpt, MarianCheckpoint):  # generate's beam search, with the folder's length_penalty
+            label = f"beam {beam}, length penalty {ckpt.generation.length_penalty:g}"
+        searched = partial(engine_translate_corpus, ckpt, sources, beam, alpha)
         decodings[label] = _metered(searched, len(sources), what, label)
-    cased = ckpt.subword is not None  # word models write lower case only
+    cased = _cased(ckpt)
     return [_Output(ckpt.name, cased, label, t.texts, t.with_unknown) for label, t in decodings.items()]
+
+
+def _hypotheses_model(path: Path) -> tuple[dict, bool]:
+    """(meta, cased) of the checkpoint that --hyp files are scored for: an attnstep checkpoint's from its
+    config.json alone, without loading the model; any other kind's (a toolkit's, a Marian folder) loaded."""
+    try:
+        meta = read_config(path)
+    except AttnstepError:  # not attnstep's (or broken: then loading it says why in one line)
+        ckpt = load_any(path)
+        return ckpt.meta, _cased(ckpt)
+    return meta, meta.get("format_version") == 2  # a subword model's files, as _cased says of a loaded one
 
 
 def _hypotheses(path: Path, references: list[str], set_name: str) -> list[str]:
@@ -428,6 +468,7 @@ def run_eval(
     as_json: bool,
     device: str = "cpu",
     threads: int = 0,
+    languages: str | None = None,
 ) -> None:
     """``attnstep eval``: translate the ``chosen`` set once per checkpoint (greedy, and with ``beam``), or read each of
     ``hypotheses`` instead, and print the scores; with ``by_length`` BLEU per source-length bucket as a
@@ -445,17 +486,16 @@ def run_eval(
     )
     if plot is not None:
         check_picture_path(plot)  # before any translating
-    checkpoints = _checkpoints([] if hypotheses else paths, use_device(device, threads))
-    if hypotheses:  # scored without loading a model: its config names the languages, the case and a held-out set
-        meta = read_config(paths[0])
-        languages = _languages(paths[0], meta)
+    checkpoints = _checkpoints([] if hypotheses else paths, use_device(device, threads), languages)
+    if hypotheses:
+        meta, cased = _hypotheses_model(paths[0])
+        said = _languages(paths[0], meta, languages)
     else:
-        first, languages = next(checkpoints)
-        meta, checkpoints = first.meta, itertools.chain([(first, languages)], checkpoints)
+        first, said = next(checkpoints)
+        meta, cased, checkpoints = first.meta, _cased(first), itertools.chain([(first, said)], checkpoints)
     # The sentences, read once for every checkpoint.
-    set_name, pairs = evaluation_set(meta, languages, chosen)
+    set_name, pairs = evaluation_set(meta, said, chosen)
     references = [t for _, t in pairs]
-    cased = meta.get("format_version") == 2  # a subword model's files, as _decode says of each checkpoint
     finals = [_Output(str(path), cased, f"from {path}", _hypotheses(path, references, set_name)) for path in hypotheses]
     # Translations on stdout (-o -) keep it for themselves, a line per sentence: the scores go to stderr.
     scores_to = sys.stderr if output is not None and str(output) == STDOUT else sys.stdout

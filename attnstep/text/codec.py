@@ -142,6 +142,11 @@ class MarianCodec:
         self.tokenizer = tokenizer
         self.max_source_tokens = max_source_tokens  # </s> left out: the model's positions allow one more
 
+    def corpus_source(self, text: str) -> list[int]:
+        """A corpus line's ids, unrefused: its pieces (as many as fit with </s>), then </s>."""
+        pieces = self.tokenizer.source_pieces(text)[: self.max_source_tokens - 1]
+        return [*self.tokenizer.ids(pieces), self.tokenizer.eos_id]
+
     def source_pieces(self, sentence: str) -> list[tuple[str, str, int, int]]:
         pieces = _encode_sentence(self.tokenizer.source_pieces, sentence, self.max_source_tokens)
         tokenizer = self.tokenizer
