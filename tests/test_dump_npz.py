@@ -146,7 +146,8 @@ def test_no_vectors_leaves_the_vectors_out(tiny_checkpoint, tmp_path):
 
 def test_a_beam_search_keeps_its_best_hypothesis_steps(tiny_checkpoint, tmp_path):
     traces, a, _ = json_and_npz(tiny_checkpoint, tmp_path, "--beam", "3")
-    assert json.loads(a["meta"][0])["beam"] == {"width": 3, "alpha": traces[0]["beam"]["alpha"]}
+    beam = traces[0]["beam"]
+    assert json.loads(a["meta"][0])["beam"] == {"width": 3, "alpha": beam["alpha"], "normalization": "gnmt"}
     chosen = [step["chosen"]["id"] for t in traces if t for step in t["steps"]]
     assert a["chosen_ids"].tolist() == chosen
     assert np.array_equal(a["hidden"], f32([step["hidden"] for t in traces if t for step in t["steps"]]))

@@ -10,7 +10,7 @@ Layout (``layout_version`` 1). N sentences (one per input line, a blank line one
 and no steps), S source tokens, T steps, R = Σ_t n_t weights (n_t: the step's source tokens; 0
 without attention)::
 
-    meta (1,) str: JSON {layout, layout_version, checkpoint{…, architecture}, vectors, beam{width, alpha}?,
+    meta (1,) str: JSON {layout, layout_version, checkpoint{…, architecture}, vectors, beam{width, alpha, normalization}?,
                          view{layer, head}?, sentences, steps}
     sentence_token_offsets (N+1,), sentence_step_offsets (N+1,), sentence_word_offsets (N+1,),
     sentence_output_word_offsets (N+1,), step_weight_offsets (T+1,)        int64
@@ -214,7 +214,11 @@ class ArrayWriter:
             "steps": steps,
         }
         if first is not None and first.beam is not None:
-            meta["beam"] = {"width": first.beam.width, "alpha": first.beam.alpha}
+            meta["beam"] = {
+                "width": first.beam.width,
+                "alpha": first.beam.alpha,
+                "normalization": first.beam.normalization,  # what alpha is: GNMT's or generate's exponent
+            }
         if first is not None and first.view is not None:
             meta["view"] = asdict(first.view)
         return meta
