@@ -8,20 +8,37 @@ ranking them needs no normalization; the finished ones, of different lengths, ar
 score / lp with GNMT's lp = ((5 + length) / 6)^α (Wu et al. 2016, eq. 14; OpenNMT-py's
 ``-length_penalty wu``), length counting <eos>. An unfinished hypothesis wins only where none
 finished. With K = 1 it makes the greedy choices.
+
+A Transformer's beam search is ``generate``'s (:func:`attnstep.engine.generate.beam_search`), whose
+:class:`~attnstep.engine.generate.Trail` :func:`generated_beams` makes into the same :class:`Beam`
+records (:data:`LENGTH_PENALTY` normalization): a step keeps its K running hypotheses and the
+finished candidates among its first K, up to 2K.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic
 
 import torch
 
+from attnstep.engine.generate import Trail
 from attnstep.engine.recording import Columns, Pick, Row, check_finite
 from attnstep.model.family import Family, MemoryT, Specials, StateT, StepOutput, select
-from attnstep.trace.records import ALIVE, FINISHED, PRUNED, Beam, Hypothesis, Step, length_penalty, ranking
+from attnstep.trace.records import (
+    ALIVE,
+    FINISHED,
+    GNMT,
+    LENGTH_PENALTY,
+    PRUNED,
+    Beam,
+    Hypothesis,
+    Step,
+    length_penalty,
+    ranking,
+)
 
 Tables = list[tuple[torch.Tensor, torch.Tensor]]  # per step: rows of numbers (B·K, C), top-k ids (B·K, k)
 # A sentence's K extensions, best first: cumulative scores, parent slots, tokens, token log-probs, weights a_t
@@ -37,6 +54,7 @@ class _Live:
     id: int
     logprob: float
     score: float
+    normalized: float
     weights: tuple[float, ...]
     status: str = ALIVE
 
@@ -61,7 +79,7 @@ class BeamSearch(Generic[MemoryT, StateT]):
         Each step's numbers are kept as one tensor; only the best hypothesis's rows become
         records, at the end. Memory: B·K rows × steps × a row's numbers.
         """
-        batch = _Batch(rows, self.width, memory, state, self.model.specials)
+        batch = _Batch(rows, self.width, self.alpha, memory, state, self.model.specials)
         tables: Tables = []
         c: Columns | None = None
         while batch.searching:
@@ -76,40 +94,96 @@ class BeamSearch(Generic[MemoryT, StateT]):
 
     def _result(self, row: Row, steps: list[list[_Live]], tables: Tables, c: Columns) -> tuple[list[Step], Beam]:
         """One sentence's search: the records of its best hypothesis, and the whole beam."""
-        hypotheses = tuple(
-            tuple(
-                Hypothesis(
-                    h.parent,
-                    c.vocab[h.id],
-                    h.id,
-                    h.logprob,
-                    h.score,
-                    h.score / length_penalty(t + 1, self.alpha),
-                    h.status,
-                    h.weights,
-                )
-                for h in kept
-            )
-            for t, kept in enumerate(steps)
-        )
-        best_t, best_j = ranking(hypotheses)[0]
+        beam, best_t = _beam(steps, c.vocab, self.width, self.alpha, len(row.prefix), GNMT)
         records = []
         input_id = self.model.specials.start
-        for t, j in enumerate(_chain(steps, best_t, best_j)):
+        for t, j in enumerate(beam.lineage(best_t, beam.best)):
             h = steps[t][j]
             table, top_ids = tables[t]
             numbers = c.split(table[h.row : h.row + 1], [top_ids[h.row].tolist()])[0]
             forced = t < len(row.prefix) and row.prefix[t][1]
             records.append(c.record(len(row.source), numbers, Pick(t, input_id, h.id, h.logprob, forced)))
             input_id = h.id
-        return records, Beam(width=self.width, alpha=self.alpha, start=len(row.prefix), steps=hypotheses, best=best_j)
+        return records, beam
+
+
+def _beam(
+    steps: list[list[_Live]], vocab: Sequence[str], width: int, alpha: float, start: int, normalization: str
+) -> tuple[Beam, int]:
+    """A search's hypotheses as a Beam whose best is its first result, and the beam step of that result."""
+    hypotheses = tuple(
+        tuple(
+            Hypothesis(h.parent, vocab[h.id], h.id, h.logprob, h.score, h.normalized, h.status, h.weights) for h in kept
+        )
+        for kept in steps
+    )
+    best_t, best_j = ranking(hypotheses, normalization)[0]
+    return Beam(width, alpha, start, hypotheses, best_j, normalization=normalization), best_t
+
+
+def generated_beams(
+    trail: Trail, prompt: Sequence[int], sources: Sequence[int], vocab: Sequence[str], width: int, lp: float, ends
+) -> list[tuple[Beam, list[int]]]:
+    """Each sentence's Beam of ``generate``'s search that filled ``trail``, from ``prompt`` (a fixed
+    prefix: a hypothesis a step, with the model's own log-probabilities), and its best result's tokens.
+    ``sources``: each sentence's source length, ``lp``: the length_penalty, ``ends``: the end token ids.
+
+    Scores are cumulative from the first step, so that each is its parent's plus its log-probability;
+    normalized ones are generate's own, which count only what follows the prompt. A hypothesis that
+    ended at the limit without </s> stays alive; the running ones of a search that ended before the
+    limit (none could beat the finished ones) are pruned.
+    """
+    results = []
+    for b, n in enumerate(sources):
+        steps: list[list[_Live]] = []
+        score = 0.0
+        for t, (given, rows) in enumerate(trail.prompt):
+            logprob = float(given[b])
+            score += logprob
+            status = FINISHED if prompt[t] in ends else ALIVE
+            steps.append(
+                [_Live(0 if t else None, b, prompt[t], logprob, score, score, tuple(rows[b, :n].tolist()), status)]
+            )
+        # the running slots' indices in the previous step (at the first, every slot is the prompt's end)
+        prefix_score, occupants = score, [0] * width
+        for step in trail.steps:
+            live = [] if step.last else step.live[b].tolist()  # at the limit what runs on is nothing
+            kept_at = [i for i, e in enumerate(step.entered[b].tolist()) if e or i in live]
+            ended = bool(step.ended[b])
+            tokens, parents, logprobs, scores, normalized = (
+                x[b].tolist() for x in (step.tokens, step.parents, step.logprobs, step.scores, step.normalized)
+            )
+            weights = step.weights[b, :, :n].tolist()  # (2K, n)
+            kept = []
+            for i in kept_at:
+                status = PRUNED if ended and i in live else FINISHED if tokens[i] in ends else ALIVE
+                parent = occupants[parents[i]] if steps else None
+                total = prefix_score + scores[i]
+                kept.append(_Live(parent, b, tokens[i], logprobs[i], total, normalized[i], tuple(weights[i]), status))
+            _prune(steps, kept)
+            steps.append(kept)
+            if ended:
+                break
+            occupants = [kept_at.index(i) for i in live]
+        beam, best_t = _beam(steps, vocab, width, lp, len(prompt), LENGTH_PENALTY)
+        results.append((beam, [h.id for h in beam.history(best_t, beam.best)]))
+    return results
+
+
+def _prune(steps: list[list[_Live]], kept: list[_Live]) -> None:
+    """The last step's alive hypotheses that ``kept`` (the next step's) does not extend end there."""
+    if steps:
+        extended = {h.parent for h in kept}
+        for index, parent in enumerate(steps[-1]):
+            if parent.status == ALIVE and index not in extended:
+                parent.status = PRUNED
 
 
 class _Batch(Generic[MemoryT, StateT]):
     """A batch's search in progress: its rows' decoder inputs and scores, and each sentence's hypotheses."""
 
-    def __init__(self, rows: list[Row], K: int, memory: MemoryT, state: StateT, specials: Specials):
-        self.rows, self.K, self.t, self.end = rows, K, 0, specials.end
+    def __init__(self, rows: list[Row], K: int, alpha: float, memory: MemoryT, state: StateT, specials: Specials):
+        self.rows, self.K, self.alpha, self.t, self.end = rows, K, alpha, 0, specials.end
         keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
         self.memory, self.state = select(memory, keep), select(state, keep)  # (B·K, S, ·), (B·K, ·)
         self.prev = torch.full((len(keep),), specials.start, dtype=torch.long)  # (B·K,)
@@ -178,19 +252,25 @@ class _Batch(Generic[MemoryT, StateT]):
             check_finite(scores[j])
             parent = self.occupants[i][slots[j]] if self.t else None
             status = FINISHED if tokens[j] == self.end else ALIVE
+            normalized = scores[j] / length_penalty(self.t + 1, self.alpha)
             kept.append(
-                _Live(parent, p * self.K + slots[j], tokens[j], logprobs[j], scores[j], tuple(weights[j][:n]), status)
+                _Live(
+                    parent,
+                    p * self.K + slots[j],
+                    tokens[j],
+                    logprobs[j],
+                    scores[j],
+                    normalized,
+                    tuple(weights[j][:n]),
+                    status,
+                )
             )
         return kept
 
     def _settle(self, i: int, kept: list[_Live]) -> list[int]:
         """Add sentence i's step: prune the parents it did not extend; → which kept ones go on (none once it ends)."""
         steps = self.hypotheses[i]
-        if steps:
-            extended = {h.parent for h in kept}
-            for index, parent in enumerate(steps[-1]):  # none of its extensions was kept: it ends here
-                if parent.status == ALIVE and index not in extended:
-                    parent.status = PRUNED
+        _prune(steps, kept)
         steps.append(kept)
         alive = [j for j, h in enumerate(kept) if h.status == ALIVE]
         self.seeking[i] -= len(kept) - len(alive)
@@ -209,14 +289,3 @@ class _Batch(Generic[MemoryT, StateT]):
         self.memory, self.state = select(self.memory, keep), select(self.state, keep)  # (B'·K, S, ·), (B'·K, ·)
         self.prev, self.score = self.prev[keep], self.score[stay]  # (B'·K,), (B', K)
         self.searching = [self.searching[p] for p in stay]
-
-
-def _chain(steps: list[list[_Live]], t: int, j: int) -> list[int]:
-    """The index at each step 0..t of hypothesis j of step t and its ancestors."""
-    chain = [j]
-    for s in range(t, 0, -1):
-        parent = steps[s][chain[-1]].parent
-        assert parent is not None  # only step 0's hypotheses have none
-        chain.append(parent)
-    chain.reverse()
-    return chain

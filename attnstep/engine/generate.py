@@ -11,14 +11,16 @@ The beam search is ``generate``'s (transformers 5): at each step the 2K best ext
 running hypotheses by summed log-probability; those ending in </s> among the first K become
 finished candidates scored sum / length^length_penalty (length: tokens generated, </s>
 included), the K best unfinished ones run on; the search stops when no running hypothesis can
-beat the worst finished one (by ``early_stopping``'s rule), or at ``max_length``.
+beat the worst finished one (by ``early_stopping``'s rule), or at ``max_length``. Given a
+:class:`Trail`, it also keeps what each step did, from which :func:`attnstep.engine.beam.generated_beams`
+records the search as a trace's Beam.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -127,6 +129,31 @@ class Hypothesis:
     score: float  # beam search's: sum log p / length^length_penalty; greedy's: sum log p
 
 
+@dataclass(frozen=True)
+class SearchStep:
+    """One position of a batch's beam search: its 2K candidates, best first, and what became of them."""
+
+    scores: Tensor  # (B, 2K) summed log-probabilities, the prompt's left out (generate's running scores)
+    normalized: Tensor  # (B, 2K) scores / length^length_penalty, length: the tokens after the prompt
+    parents: Tensor  # (B, 2K) the running slot (0 .. K - 1) each extends
+    tokens: Tensor  # (B, 2K)
+    logprobs: Tensor  # (B, 2K) the log-probability each added: the model's, after the processors
+    weights: Tensor  # (B, 2K, S) the attention row (Trail.watch's) of the step that wrote each
+    live: Tensor  # (B, K) the candidates that run on (none at the last position)
+    entered: Tensor  # (B, 2K) the finished candidates: ended among the first K while the sentence could improve
+    ended: Tensor  # (B,) the sentence's search ends here: nothing can enter its finished ones after this step
+    last: bool  # max_length reached: the first K all became finished candidates, ended or not
+
+
+@dataclass
+class Trail:
+    """What a beam search did, step by step: given to :func:`beam_search`, which fills it."""
+
+    watch: Callable[[Any], Tensor]  # a step's (N, S) attention row that the records show, from its step record
+    prompt: list[tuple[Tensor, Tensor]] = field(default_factory=list)  # per prompt token: (B,) log p, (B, S) a_t
+    steps: list[SearchStep] = field(default_factory=list)
+
+
 def process(log_probs: Tensor, sequences: Tensor, settings: GenerationSettings) -> Tensor:
     """generate's logits processors, in its order: log_probs (N, V) for the next token after sequences (N, T)."""
     scores = log_probs.clone()  # (N, V)
@@ -191,10 +218,12 @@ def beam_search(
     mask: Tensor,
     settings: GenerationSettings,
     prompt: Sequence[int] = (),
+    trail: Trail | None = None,
 ) -> list[Hypothesis]:
     """generate(num_beams=K) for a batch of B sentences: each one's best hypothesis. ``prompt``: tokens every
     sentence's output starts with after the start token, as generate's ``decoder_input_ids`` give them (scores
-    and the length penalty count only what follows them)."""
+    and the length penalty count only what follows them); one that ends with </s> is the result, unsearched
+    (generate would write on after it). ``trail``: filled with each step's candidates."""
     beams, batch, limit = settings.num_beams, src.size(0), settings.max_length
     keep = max(2, 1 + len(settings.eos_token_ids)) * beams  # candidates per step: enough to leave K unfinished
     device = src.device
@@ -206,7 +235,12 @@ def beam_search(
     prompt_length = 1 + len(prompt)  # generate's decoder_prompt_len: the start token and the prompt
     running[:, :, 1:prompt_length] = torch.tensor(prompt, dtype=torch.long, device=device)
     for position in range(prompt_length - 1):  # the prompt read into the cache, all but its last token
-        _, cache = model.step(running[:, :, position].flatten(), cache, memory)
+        step, cache = model.step(running[:, :, position].flatten(), cache, memory)
+        if trail is not None:  # each sentence's first row: its K rows read the same tokens
+            first = step.log_probs[::beams]  # (B, V)
+            trail.prompt.append((first[:, prompt[position]], trail.watch(step)[::beams]))  # (B,), (B, S)
+    if prompt and prompt[-1] in settings.eos_token_ids:
+        return [Hypothesis(list(prompt), 0.0) for _ in range(batch)]
     running_scores = torch.zeros(batch, beams, device=device)  # (B, K) only the first beam is live at the start
     running_scores[:, 1:] = FINISHED_OUT
     finished = running.clone()  # (B, K, limit)
@@ -234,9 +268,11 @@ def beam_search(
 
         # Those that ended among the first K are finished candidates, ranked with the length penalty.
         just_finished = ends & first_k[None, :]  # (B, 2K)
-        ranked = top_scores / ((length + 1 - prompt_length) ** settings.length_penalty)  # (B, 2K)
-        ranked = ranked + (is_finished.all(dim=1, keepdim=True) & (settings.early_stopping is True)) * FINISHED_OUT
+        normalized = top_scores / ((length + 1 - prompt_length) ** settings.length_penalty)  # (B, 2K)
+        complete = is_finished.all(dim=1, keepdim=True) & (settings.early_stopping is True)  # (B, 1)
+        ranked = normalized + complete * FINISHED_OUT
         ranked = ranked + (~improvable).float() * FINISHED_OUT + (~just_finished).float() * FINISHED_OUT
+        entered = just_finished & improvable & ~complete  # (B, 2K)
         merged = torch.cat([finished_scores, ranked], dim=1).topk(beams, dim=1).indices  # (B, K)
         finished = torch.cat([finished, candidates], dim=1).gather(1, merged[:, :, None].expand(-1, -1, limit))
         finished_scores = torch.cat([finished_scores, ranked], dim=1).gather(1, merged)
@@ -252,6 +288,23 @@ def beam_search(
             settings.max_length - prompt_length,
             settings,
         )
+        if trail is not None:
+            parent_rows = (parents + torch.arange(batch, device=device)[:, None] * beams).flatten()  # (B·2K,)
+            full = is_finished.all(dim=1) & (settings.early_stopping is True)  # (B,) early_stopping's end
+            trail.steps.append(
+                SearchStep(
+                    scores=top_scores,
+                    normalized=normalized,
+                    parents=parents,
+                    tokens=candidates[:, :, length - 1],
+                    logprobs=scores[parent_rows, candidates[:, :, length - 1].flatten()].view(batch, keep),
+                    weights=trail.watch(step)[parent_rows].view(batch, keep, -1),  # (B, 2K, S)
+                    live=live,
+                    entered=entered,
+                    ended=~improvable[:, 0] | full | (length >= limit),
+                    last=length >= limit,
+                )
+            )
         stop_all = bool(is_finished.all()) and settings.early_stopping is True
         if not bool(improvable.any()) or stop_all or bool(ends.all()):
             break

@@ -41,9 +41,10 @@ included), where given, replace them. attnstep's checkpoints: no minimum, and at
 2 × the source's tokens + 10 steps, unless given.
 
 A Transformer's beam search is ``generate``'s (:func:`~attnstep.engine.generate.beam_search`, with
-the folder's ``length_penalty`` and ``early_stopping``; ``alpha`` is GNMT's, for attnstep's beam):
-its best hypothesis is then decoded by the greedy loop as an unforced prefix, so that its steps
-are recorded as every other decoding's; the beam's other hypotheses are not (``trace.beam`` is None).
+the folder's ``length_penalty`` and ``early_stopping``; ``alpha`` is GNMT's, for attnstep's beam),
+recorded whole as the trace's beam (:func:`~attnstep.engine.beam.generated_beams`: every step's
+hypotheses, their scores and the default view's a_t); its best hypothesis is then decoded by the
+greedy loop as an unforced prefix, so that its steps are recorded as every other decoding's.
 """
 
 from __future__ import annotations
@@ -58,11 +59,11 @@ from typing import Any, NamedTuple, cast
 import torch
 
 from attnstep.engine.batch import pad
-from attnstep.engine.beam import BeamSearch
+from attnstep.engine.beam import BeamSearch, generated_beams
 from attnstep.engine.checkpoint import Checkpoint
 from attnstep.engine.device import use_device
 from attnstep.engine.edit import Reweighing
-from attnstep.engine.generate import GenerationSettings, beam_search, process
+from attnstep.engine.generate import GenerationSettings, Trail, beam_search, process
 from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
 from attnstep.engine.recording import Choice, Columns, LayerColumns, Numbers, Pick, Row, floats
 from attnstep.engine.toolkit_checkpoint import ToolkitCheckpoint
@@ -122,8 +123,6 @@ class Stepper:
             raise AttnstepError(f"the beam width must be 1 to {MAX_BEAM}, not {beam}")
         if alpha < 0 or not math.isfinite(alpha):
             raise AttnstepError(f"the length normalization alpha must be 0 or more, not {alpha}")
-        if checkpoint.architecture is not None and n_best is not None:
-            raise AttnstepError(f"an n-best list is not supported for a Transformer ({checkpoint.name}) yet")
         generation = checkpoint.generation
         if isinstance(checkpoint, MarianCheckpoint):  # the folder's lengths unless given (less its start token)
             min_length = min_length or max(checkpoint.generation.min_length - 1, 0)
@@ -324,38 +323,55 @@ class Stepper:
 
     def _decode(self, rows: list[Row]) -> list[Trace]:
         if self.generated is not None:
-            return self._greedy(self._searched(rows))
+            searched = self._searched(rows)
+            traces = self._greedy([row for row, _ in searched])
+            return [replace(trace, beam=self._listed(beam)) for trace, (_, beam) in zip(traces, searched)]
         if self.search is None:
             return self._greedy(rows)
         memory, state, encoded = self._encode(rows)
         found = self.search.run(rows, memory, state)
-        if self.n_best is not None:
-            found = [(steps, replace(beam, n_best=self._n_best(beam))) for steps, beam in found]
-        return [self._trace(row, e, steps, beam) for row, e, (steps, beam) in zip(rows, encoded, found)]
+        return [self._trace(row, e, steps, self._listed(beam)) for row, e, (steps, beam) in zip(rows, encoded, found)]
 
-    def _searched(self, rows: list[Row]) -> list[Row]:
-        """A Transformer's beam search, generate's (:func:`~attnstep.engine.generate.beam_search`): the rows
-        with its best hypothesis as their prefix, unforced after their own, so that the greedy loop records
-        its steps (the beam's other hypotheses are not recorded: trace.beam is None). Rows with the same
-        prefix are searched together, from it, as generate continues ``decoder_input_ids``."""
-        assert self.generated is not None
+    def _searched(self, rows: list[Row]) -> list[tuple[Row, Beam]]:
+        """A Transformer's beam search, generate's (:func:`~attnstep.engine.generate.beam_search`): each row
+        with its best hypothesis as its prefix, unforced after its own, so that the greedy loop records its
+        steps, and the whole search as a Beam. Rows with the same prefix are searched together, from it, as
+        generate continues ``decoder_input_ids``."""
+        settings = self.generated
+        assert settings is not None
         marian = cast(MarianCheckpoint, self.checkpoint).model
         by_prefix: dict[tuple[int, ...], list[int]] = {}
         for i, row in enumerate(rows):
             by_prefix.setdefault(tuple(choice[0] for choice in row.prefix), []).append(i)
-        searched = list(rows)
+        searched: dict[int, tuple[Row, Beam]] = {}
         for prompt, members in by_prefix.items():
             src, lengths = pad([[t.id for t in rows[i].source] for i in members], self.device, self.specials.pad)
-            hypotheses = beam_search(marian, src, real_tokens(src, lengths), self.generated, prompt)
-            for i, best in zip(members, hypotheses):
-                found = tuple((token, False) for token in best.tokens[len(prompt) :])
-                searched[i] = replace(rows[i], prefix=rows[i].prefix + found)
-        return searched
+            trail = Trail(self._watched)
+            beam_search(marian, src, real_tokens(src, lengths), settings, prompt, trail)
+            sources = [len(rows[i].source) for i in members]
+            beams = generated_beams(
+                trail, prompt, sources, self._vocab, settings.num_beams, settings.length_penalty, settings.eos_token_ids
+            )
+            for i, (beam, tokens) in zip(members, beams):
+                found = tuple((token, False) for token in tokens[len(prompt) :])
+                searched[i] = (replace(rows[i], prefix=rows[i].prefix + found), beam)
+        return [searched[i] for i in range(len(rows))]
+
+    def _watched(self, output: Any) -> torch.Tensor:
+        """(N, S) the cross-attention weights of the trace's view in a Transformer's DecoderStep: what a
+        beam hypothesis keeps."""
+        assert self.view is not None
+        weights = output.layers[self.view.layer].cross_attention.weights  # (N, h, S)
+        return weights.mean(dim=1) if self.view.head is None else weights[:, self.view.head]  # (N, S)
+
+    def _listed(self, beam: Beam) -> Beam:
+        """The beam with its n-best list, where one is asked for."""
+        return beam if self.n_best is None else replace(beam, n_best=self._n_best(beam))
 
     def _n_best(self, beam: Beam) -> tuple[Ranked, ...]:
         """The beam's best results, as many as asked for (fewer where the search ended with fewer)."""
         listed = []
-        for t, j in ranking(beam.steps)[: self.n_best]:
+        for t, j in ranking(beam.steps, beam.normalization)[: self.n_best]:
             h = beam.steps[t][j]
             tokens = [step.token for step in beam.history(t, j) if step.id != self.specials.end]
             listed.append(Ranked(t, j, self.codec.detokenize(tokens), h.score, h.normalized))

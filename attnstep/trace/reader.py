@@ -31,6 +31,8 @@ from attnstep.trace.records import (
     ALIVE,
     EOS_TOKEN,
     FINISHED,
+    GNMT,
+    LENGTH_PENALTY,
     MULTI_HEAD,
     NO_ATTENTION,
     PRUNED,
@@ -618,15 +620,21 @@ def _beam(data: dict[str, Any], trace: Trace, decimals: int) -> Beam:
     best hypothesis whose tokens and attention rows are the trace's steps."""
     n = len(trace.source) if trace.checkpoint.attends else 0
     end = _beam_end(data, trace)
+    normalization = data.get("normalization", GNMT)  # absent: written before generate's beams were
+    if normalization == GNMT and data["alpha"] < 0:
+        raise InconsistentTrace(f"GNMT's length normalization alpha must be 0 or more, not {data['alpha']}")
     beam_steps: list[tuple[Hypothesis, ...]] = []
     for t, items in enumerate(data["steps"]):
         before = beam_steps[-1] if beam_steps else ()
         hypotheses = tuple(_hypothesis(h, t, before, n, end) for h in items)
-        if not hypotheses or len(hypotheses) > data["width"]:
+        # generate's keeps its K running hypotheses and the finished ones among its K best candidates
+        if not hypotheses or len(hypotheses) > data["width"] * (2 if normalization == LENGTH_PENALTY else 1):
             raise InconsistentTrace(f"beam step {t} has {len(hypotheses)} hypotheses for a beam of {data['width']}")
         beam_steps.append(hypotheses)
-    _check_beam_links(beam_steps)
-    beam = Beam(data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"])
+    _check_beam_links(beam_steps, normalization)
+    beam = Beam(
+        data["width"], data["alpha"], data["start"], tuple(beam_steps), data["best"], normalization=normalization
+    )
     _check_best(beam, trace, decimals)
     if "n_best" in data:
         beam = replace(beam, n_best=_n_best(data["n_best"], beam, len(trace.steps) - 1))
@@ -658,13 +666,14 @@ def _hypothesis(h: dict[str, Any], t: int, before: tuple[Hypothesis, ...], n: in
     )
 
 
-def _check_beam_links(beam_steps: list[tuple[Hypothesis, ...]]) -> None:
-    """Alive hypotheses, and only they, are extended at the next step; the last step prunes none."""
+def _check_beam_links(beam_steps: list[tuple[Hypothesis, ...]], normalization: str) -> None:
+    """Alive hypotheses, and only they, are extended at the next step; the last step prunes none but in
+    generate's search, which ends with its running hypotheses pruned when none can beat the finished ones."""
     for t, (hypotheses, after) in enumerate(itertools.pairwise(beam_steps)):
         parents = {h.parent for h in after}
         if any((i in parents) != (h.status == ALIVE) for i, h in enumerate(hypotheses)):
             raise InconsistentTrace(f"beam step {t}: an alive hypothesis has no extension, or a pruned one has one")
-    if beam_steps and any(h.status == PRUNED for h in beam_steps[-1]):
+    if normalization == GNMT and beam_steps and any(h.status == PRUNED for h in beam_steps[-1]):
         raise InconsistentTrace("the last beam step has a pruned hypothesis")
 
 

@@ -325,7 +325,11 @@ class Step:
 
 ALIVE, FINISHED, PRUNED = "alive", "finished", "pruned"
 DEFAULT_ALPHA = 0.6  # GNMT's length normalization exponent (Wu et al. 2016 found 0.6–0.7 best)
-MAX_BEAM = 100  # the schema's limit on hypotheses per step
+# A beam's length normalization: attnstep's beam divides by GNMT's ((5 + length) / 6)^α (Wu et al.
+# 2016, eq. 14), a Transformer's (generate's) by length^length_penalty, length counting the tokens after
+# the fixed prefix (generate's decoder_input_ids) with the end token
+GNMT, LENGTH_PENALTY = "gnmt", "length_penalty"
+MAX_BEAM = 100  # the schema's limit on K (a step of generate's search keeps up to 2K hypotheses: 200)
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -340,11 +344,14 @@ class Hypothesis:
     parent: int | None  # index in the previous beam step (None at step 0)
     token: str  # the token it adds
     id: int
-    logprob: float  # log p(token | the parent's tokens, x)
+    # log p(token | the parent's tokens, x) as the search scored it: a Transformer's after generate's
+    # processors (renormalized after its bans, 0 for a forced end), so not always its step's chosen_logprob
+    logprob: float
     score: float  # cumulative log-probability: the parent's score + logprob
-    normalized: float  # score / lp(length): what finished hypotheses are ranked by (see Beam.alpha)
+    normalized: float  # the score normalized for length: what results are ranked by (see Beam.normalization)
     # alive: extended at the next step, or still in the beam when the length limit ended the search;
-    # finished: ends with <eos>; pruned: none of its extensions stayed in the beam.
+    # finished: ends with <eos>; pruned: none of its extensions stayed in the beam (a Transformer's
+    # search also ends with its running ones pruned once none of them can beat the finished ones).
     status: str
     weights: Vector  # a_t of the step that wrote ``token`` (computed from the parent's state)
 
@@ -365,11 +372,15 @@ class Beam:
     """A whole beam search: each step's hypotheses, highest score first."""
 
     width: int  # K
-    alpha: float  # length normalization: normalized = score / ((5 + length) / 6) ** alpha (GNMT)
+    alpha: float  # the length normalization's exponent: GNMT's α, or generate's length_penalty
     start: int  # steps before this one were a fixed prefix (a forced word and the choices before it)
     steps: tuple[tuple[Hypothesis, ...], ...]
     best: int  # index, in beam step len(trace.steps) - 1, of the hypothesis that trace.steps records
     n_best: tuple[Ranked, ...] = ()  # the best results, best first, when asked for (the first is ``best``)
+    # GNMT: normalized = score / ((5 + length) / 6)^alpha; LENGTH_PENALTY (generate's): normalized =
+    # (score - the fixed prefix's) / (length - start)^alpha, and a hypothesis the length limit stopped
+    # ranks among the finished ones
+    normalization: str = GNMT
 
     def lineage(self, t: int, index: int) -> tuple[int, ...]:
         """Indices, at beam steps 0..t, of hypothesis ``index`` of step ``t`` and its ancestors."""
@@ -385,10 +396,10 @@ class Beam:
         return tuple(self.steps[step][i] for step, i in enumerate(self.lineage(t, index)))
 
 
-def ranking(steps: Sequence[Sequence[Hypothesis]]) -> list[tuple[int, int]]:
+def ranking(steps: Sequence[Sequence[Hypothesis]], normalization: str = GNMT) -> list[tuple[int, int]]:
     """(step, index) of each result a search ended with, best first: the finished hypotheses by
     normalized score, then those the length limit stopped (an unfinished one wins only where none
-    finished)."""
+    finished); generate's (LENGTH_PENALTY) ranks both together, as it finishes what the limit stops."""
     finished = [(t, j) for t, kept in enumerate(steps) for j, h in enumerate(kept) if h.status == FINISHED]
     stopped = [(len(steps) - 1, j) for j, h in enumerate(steps[-1]) if h.status == ALIVE]
 
@@ -396,6 +407,8 @@ def ranking(steps: Sequence[Sequence[Hypothesis]]) -> list[tuple[int, int]]:
         return steps[tj[0]][tj[1]].normalized
 
     # sorted is stable, so of equal scores the first found ranks first
+    if normalization == LENGTH_PENALTY:
+        return sorted(finished + stopped, key=normalized, reverse=True)
     return sorted(finished, key=normalized, reverse=True) + sorted(stopped, key=normalized, reverse=True)
 
 

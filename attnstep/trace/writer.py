@@ -13,7 +13,8 @@ JSON layout (``format_version`` 3; the schema is ``attnstep/trace/schema.json``)
            edit{operation, tokens?, temperature?, seed?, typed?, layer?, head?, own[k][n], edited[k][n],
                 before{a step}}?}],
     output_tokens, output_words[{text, start, end}], translation, alignment[T][n], finished,
-    beam{width, alpha, start, best, steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
+    beam{width, alpha, normalization, start, best,
+         steps[[{parent, token, id, logprob, score, normalized, status, weights}]],
          n_best[{step, index, translation, score, normalized}]?}?,
     reference{text, logprob, average, mismatches[{step, token, id, prob}]}?
 
@@ -29,7 +30,8 @@ with ``head`` null the mean of that layer's heads (the means of their scores and
 Its steps have no ``hidden``/``context``/``concat``/``attentional`` (RNN quantities): h_t, what
 the output layer reads, is the top layer's ``output``. Its beam's hypotheses' ``weights`` are the
 default view's in any view (only the best hypothesis's layers are recorded), and its end token is
-its own (Marian's ``</s>``). An RNN's trace has none of these blocks.
+its own (Marian's ``</s>``); its beam is generate's, ``normalization`` ``length_penalty`` (a beam
+without one, as before it was written, is attnstep's ``gnmt``). An RNN's trace has none of these blocks.
 
 A step whose attention the user edited has ``edit``: the operation (zero, one, uniform, temperature,
 reverse, permute, weights) and its parameters (``tokens`` 0-based, ``temperature``, ``seed``, the
@@ -251,6 +253,7 @@ def _beam_dict(beam: Beam, form: _NumberForm) -> dict[str, Any]:
     return {
         "width": beam.width,
         "alpha": beam.alpha,
+        "normalization": beam.normalization,
         "start": beam.start,
         "best": beam.best,
         "steps": [

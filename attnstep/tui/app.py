@@ -657,13 +657,6 @@ class AttnstepApp(App[None]):
             raise AttnstepError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def action_beam(self) -> None:
-        if self.cursor is not None and self.cursor.trace.beam is None and self.cursor.trace.architecture is not None:
-            # A Marian's --beam K records the search's best hypothesis as its steps, not the search (18fa41a).
-            self.notify(
-                "No beam search in this trace: a Transformer's --beam K steps only the search's best hypothesis.",
-                markup=False,
-            )
-            return
         if self.cursor is None or self.cursor.trace.beam is None:
             self.notify("This decoding is greedy: translate with --beam K to step through a beam search.", markup=False)
             return

@@ -5,7 +5,8 @@ works in replay too and never asks the model for anything. → / ← move throug
 steps and ↑ / ↓ select a hypothesis; the selection follows its line, to its first extension
 on →, to the hypothesis it extends on ←. Three panels: the step's hypotheses (prefix, score,
 normalized score, status), the selected one's attention row a_t over the source words, and its
-whole attention history, one row per word it wrote.
+whole attention history, one row per word it wrote. The titles say how the search normalized for
+length: attnstep's beam by GNMT's α, a Transformer's (generate's) by its length_penalty.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from textual.screen import ModalScreen
 from attnstep.report.glyphs import bar, fit_columns, num
 from attnstep.text.subword import WORD_START
 from attnstep.text.words import detokenize
-from attnstep.trace.records import ALIVE, EOS_TOKEN, FINISHED, Beam, Hypothesis, Trace, default_view
+from attnstep.trace.records import ALIVE, FINISHED, GNMT, PRUNED, Beam, Hypothesis, Trace, default_view
 from attnstep.tui.bars import Bar
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LinesView, fit
@@ -71,9 +72,18 @@ class BeamView:
         return t == len(self.trace.steps) - 1 and index == self.beam.best
 
     def prefix(self, index: int) -> str:
-        """Hypothesis ``index``'s words so far, detokenized as the translation is."""
-        tokens = [h.token for h in self.beam.history(self.t, index) if h.token != EOS_TOKEN]
+        """Hypothesis ``index``'s words so far, detokenized as the translation is (a finished one's end token
+        left out, as the translation leaves it)."""
+        tokens = [h.token for h in self.beam.history(self.t, index) if h.status != FINISHED]
         return "".join(tokens).replace(WORD_START, " ").strip() if self.trace.subword else detokenize(tokens)
+
+
+def normalization(beam: Beam) -> str:
+    """How the search's normalized scores were computed, as a title says it."""
+    if beam.normalization == GNMT:
+        return f"normalized = score / ((5 + length) / 6)^{beam.alpha:g}"
+    after = " after the fixed prefix" if beam.start else ""
+    return f"generate's: normalized = score{after} / length{after}^{beam.alpha:g}"
 
 
 def searched_view(trace: Trace) -> str:
@@ -114,7 +124,7 @@ class HypothesesPanel(FollowingPanel):
         fixed = " · a fixed prefix: one hypothesis" if view.t < beam.start else ""
         self.set_titles(
             f"Beam step {view.t + 1}: hypotheses, best score first{fixed}",
-            f"K = {beam.width} · normalized = score / ((5 + length) / 6)^{beam.alpha:g}",
+            f"K = {beam.width} · {normalization(beam)}",
         )
         label, chosen = self.style_of("label"), self.style_of("chosen")
         width = max(12, min(60, self.size.width - 2 - 11 - NUMBERS_WIDTH - 9))  # 60: the numbers stay near the words
@@ -136,7 +146,7 @@ class HypothesesPanel(FollowingPanel):
             row = Text.assemble(
                 fit(f"{marker} #{i + 1}", 6),
                 fit("—" if h.parent is None else f"#{h.parent + 1}", 5),
-                tail(view.prefix(i) + (f" {EOS_TOKEN}" if h.token == EOS_TOKEN else ""), width),
+                tail(view.prefix(i) + (f" {h.token}" if h.status == FINISHED else ""), width),
                 f"{num(h.logprob):>7}{num(h.score):>7}{num(h.normalized):>7}  ",
                 (h.status, chosen if h.status == FINISHED else self.style_of("dim") if h.status != ALIVE else ""),
             )
@@ -220,7 +230,7 @@ class BeamStatus(Bar[BeamView]):
         at = f"step {view.t + 1} of {steps}" if view.t < steps else f"step {view.t + 1}, past the translation's {steps}"
         return Text.assemble(
             ("beam search", "bold"),
-            f" · K = {beam.width} · α = {beam.alpha:g}   ",
+            f" · K = {beam.width} · {'α' if beam.normalization == GNMT else 'length_penalty'} = {beam.alpha:g}   ",
             (at, "bold"),
             f" · the search ran {searched}" if searched != steps else "",
             f" · {finished} finished so far",
@@ -235,17 +245,29 @@ class BeamNarration(Bar[BeamView]):
 def narrate_beam(view: BeamView) -> str:
     """One or two sentences on the selected hypothesis: where it comes from, its numbers, what became of it."""
     h, t = view.hypothesis, view.t
-    origin = "from <bos>" if h.parent is None else f"extends #{h.parent + 1}"
+    beam = view.beam
+    origin = f"from {visible(view.trace.steps[0].input_token)}" if h.parent is None else f"extends #{h.parent + 1}"
+    last = t + 1 == len(beam.steps)
     fate = {
-        ALIVE: "alive: the search extends it at the next step"
-        if t + 1 < len(view.beam.steps)
-        else "alive when the length limit ended the search",
-        FINISHED: "finished: it ends with <eos> and leaves the beam",
-    }.get(h.status, "pruned: none of its extensions ranked among the best, so its line ends here")
+        ALIVE: "alive when the length limit ended the search"
+        if last
+        else "alive: the search extends it at the next step",
+        FINISHED: f"finished: it ends with {visible(h.token)} and leaves the beam",
+        # generate's search ends once no running hypothesis can beat the finished ones
+        PRUNED: "pruned: the search ended, none of the running hypotheses could beat the finished ones"
+        if last
+        else "pruned: none of its extensions ranked among the best, so its line ends here",
+    }[h.status]
+    if beam.normalization == GNMT or not beam.start:
+        over = f" over {t + 1} tokens"
+    elif t >= beam.start:  # generate's lengths and scores count what follows a fixed prefix
+        over = f" over the {t + 1 - beam.start} tokens after the fixed prefix"
+    else:
+        over = " (a fixed prefix's: not normalized)"
     best = " ★ The best: the main view's steps." if view.is_best(t, view.selected) else ""
     return (
         f"#{view.selected + 1} {origin} with {quote(h.token)} (log p = {num(h.logprob)}): score {num(h.score)}, "
-        f"normalized {num(h.normalized)} over {t + 1} tokens; {fate}.{best}"
+        f"normalized {num(h.normalized)}{over}; {fate}.{best}"
     )
 
 
