@@ -322,7 +322,12 @@ def translate(
             help="A given translation of SENTENCE to step through: every token forced, with the model's own choice beside it.",
         ),
     ] = None,
-    threads: Threads = 0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="CPU threads for the model (0: one; a sentence at a time gains nothing from more).", min=0
+        ),
+    ] = 0,
     device: OnDevice = Device.auto,
 ) -> None:
     """Step through a translation in the terminal. Every quantity of each attention step is on screen."""

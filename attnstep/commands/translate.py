@@ -29,7 +29,10 @@ def local_source(
         from attnstep.engine.marian_checkpoint import load_any
         from attnstep.engine.stepper import Stepper
 
-        return Stepper(load_any(checkpoint, use_device(device, threads)), top_k=top_k, beam=beam)
+        # One thread unless told: a sentence is a batch of one, too small for intra-op threads to pay off,
+        # and they wait on each other when the cores are busy (a base-size Marian's 31 steps: 0.8 s on one
+        # thread, 3.8-10 s on two, on the loaded 2-core development machine).
+        return Stepper(load_any(checkpoint, use_device(device, threads or 1)), top_k=top_k, beam=beam)
 
     return load
 
