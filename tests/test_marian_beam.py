@@ -111,6 +111,23 @@ def test_the_n_best_are_generates_returned_sequences(traces, theirs):
         assert [r.score for r in listed] == [trace.beam.steps[r.step][r.index].score for r in listed]
 
 
+@pytest.mark.parametrize(
+    "settings", [{"early_stopping": True}, {"length_penalty": -0.5, "early_stopping": "never"}], ids=["early", "never"]
+)
+def test_the_n_best_are_generates_under_each_stopping_rule(marian_folder, tmp_path, settings):
+    """early_stopping true ends a search once K have finished, "never" with a negative length_penalty runs on
+    while a running one could still win: the beams' results are still generate's."""
+    shutil.copytree(marian_folder, tmp_path / "m")
+    config = tmp_path / "m" / "generation_config.json"
+    config.write_text(json.dumps(json.loads(config.read_text()) | settings))
+    theirs = transformers_model(tmp_path / "m")
+    for trace in load_stepper(tmp_path / "m", beam=K, n_best=K).translate_batch(SENTENCES[:6]):
+        rows, scores = _generate(theirs, trace, n=K)
+        assert [_ids(trace, r.step, r.index) for r in trace.beam.n_best] == rows
+        assert [r.normalized for r in trace.beam.n_best] == pytest.approx(scores, abs=1e-4)
+        assert parse(dumps(trace)) == trace
+
+
 def test_scores_are_their_log_probs_summed_and_normalized_by_length(long_folder, theirs):
     """Every hypothesis's score is its parent's plus its log-probability, and its normalized score generate's
     (score less the fixed prefix's) / (its length after the prefix)^2; its log-probability and a_t are the
