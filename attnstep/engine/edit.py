@@ -1,5 +1,6 @@
 """Editing a step's attention inside a batched decoder step: the family's :data:`~attnstep.model.family.Reweigh`
-for the rows of a batch that have an edit at this step.
+for the rows of a batch that have an edit at this step; and the probe experiment's manipulations and
+measures (``Stepper.probe``).
 
 The weights a'_t are made by :func:`~attnstep.trace.edits.edited_weights` (one definition for the engine,
 the app and the probe) from the scores and weights the step itself computed, where it computed them: an
@@ -9,12 +10,15 @@ depend on the edit. Padding keeps no weight.
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from attnstep.errors import AttnstepError
 from attnstep.trace.edits import edited_weights
 from attnstep.trace.records import Edit, Vector
 
@@ -51,3 +55,47 @@ class Reweighing:
                 made.append(tuple(after.tolist()))
             self.own[b], self.edited[b] = tuple(own), tuple(made)
         return weights
+
+
+# The probe experiment's manipulations (Serrano & Smith 2019; Jain & Wallace 2019; Moradi et al. 2019):
+# each makes, of a step's weights a_t (a Transformer's: the mean of the probed layer's heads), one edit
+# of that step only. zero-random is the baseline: a weight chosen at random, not the largest.
+MANIPULATIONS = ("zero-max", "zero-random", "uniform", "permute")
+
+
+def manipulation(name: str, weights: Sequence[float], rng: random.Random) -> Edit:
+    """The edit ``name`` makes of a step whose weights are ``weights``; ``rng`` draws the random ones."""
+    if name == "zero-max":
+        return Edit("zero", tokens=(max(range(len(weights)), key=weights.__getitem__),))
+    if name == "zero-random":
+        return Edit("zero", tokens=(rng.randrange(len(weights)),))
+    if name == "uniform":
+        return Edit("uniform")
+    if name == "permute":
+        return Edit("permute", seed=rng.randrange(2**31))
+    raise AttnstepError(f"unknown manipulation {name!r} (one of {', '.join(MANIPULATIONS)})")
+
+
+def probe_random(seed: int, sentence: int, t: int, name: str) -> random.Random:
+    """The draws of one manipulation of one step: the same whatever the batching (a string seeds by its bytes)."""
+    return random.Random(f"{seed}/{sentence}/{t}/{name}")
+
+
+@dataclass(frozen=True)
+class Probed:
+    """One step of a sentence's greedy decoding, and what each manipulation of its attention did there."""
+
+    sentence: int  # index among the sources probed
+    step: int
+    chosen_id: int  # the model's own choice
+    changed: tuple[bool, ...]  # per manipulation (MANIPULATIONS' order): the edited step chose another word
+    divergence: tuple[float, ...]  # per manipulation: JSD(p ‖ p'), in bits (0 to 1)
+
+
+def jensen_shannon(logp: Tensor, logq: Tensor) -> Tensor:
+    """JSD(p ‖ q) in bits of each row of two (B, V) log-distributions: ½ KL(p ‖ m) + ½ KL(q ‖ m), m = ½ (p + q)."""
+    logm = torch.logaddexp(logp, logq) - math.log(2)  # (B, V)
+    p, q = logp.exp(), logq.exp()  # (B, V)
+    kl_p = torch.where(p > 0, p * (logp - logm), 0.0).sum(-1)  # (B,)
+    kl_q = torch.where(q > 0, q * (logq - logm), 0.0).sum(-1)  # (B,)
+    return ((kl_p + kl_q) / (2 * math.log(2))).clamp(0.0, 1.0)  # (B,)

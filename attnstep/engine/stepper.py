@@ -21,6 +21,8 @@ What the UI may call:
     ``iter_steps(sentence, prefix)``   the greedy records one at a time, as they are computed
     ``score_reference(sentence, ref)`` teacher forcing: every token of a given translation forced,
                                        with the probability the model gives each
+    ``probe(sources)``                 the probe experiment: every manipulation of each greedy step's
+                                       attention, that step only, and what it changed
 
 Greedy decoding goes through one batched loop over the model's step function; a single sentence
 is a batch of one, so stepping and batched decoding cannot drift apart. Beam search
@@ -62,7 +64,7 @@ from attnstep.engine.batch import pad
 from attnstep.engine.beam import BeamSearch, generated_beams
 from attnstep.engine.checkpoint import Checkpoint
 from attnstep.engine.device import use_device
-from attnstep.engine.edit import Reweighing
+from attnstep.engine.edit import MANIPULATIONS, Probed, Reweighing, jensen_shannon, manipulation, probe_random
 from attnstep.engine.generate import GenerationSettings, Trail, beam_search, process
 from attnstep.engine.marian_checkpoint import MarianCheckpoint, load_any
 from attnstep.engine.recording import Choice, Columns, LayerColumns, Numbers, Pick, Row, floats
@@ -273,6 +275,52 @@ class Stepper:
         for produced in self._run([row], memory, state):
             yield from (step for _, step in produced)
 
+    def probe(self, sources: Sequence[tuple[SourceToken, ...]], *, seed: int = 0, first: int = 0) -> list[Probed]:
+        """At each step of each source's greedy decoding (decoded together), each of
+        :data:`~attnstep.engine.edit.MANIPULATIONS` applied to that step only, in one batched forward pass
+        per manipulation from the step's own state: whether the step's word changes, and the Jensen–Shannon
+        divergence of its distribution. A Transformer's manipulation edits its view's attention: one head, or
+        every head of the layer alike (the largest weight: of the heads' mean). Sentence ``first + i``'s draws are seeded by
+        ``seed`` (:func:`~attnstep.engine.edit.probe_random`), whatever the batching."""
+        if not self.info.attends:
+            raise EditError(f"{self.info.name} has no attention to edit (a model without attention)")
+        if self.search is not None or self.generated is not None:
+            raise AttnstepError("the probe decodes greedily: not with a beam search (--beam)")
+        rows = [self._row(tuple(source), ()) for source in sources]
+        memory, state, _ = self._encode(rows)
+        end = self.specials.end
+        prev = torch.full((len(rows),), self.specials.start, dtype=torch.long, device=self.device)  # (B,)
+        sequences = prev[:, None]  # (B, t + 1)
+        layer, head = (None, None) if self.view is None else (self.view.layer, self.view.head)
+        active, found, t = list(range(len(rows))), [], 0
+        while active:
+            output, next_state = self.model.step(prev, state, memory)
+            logprobs = torch.log_softmax(output.logits, dim=-1)  # (B, V)
+            chosen = self._pick(logprobs, sequences, t)  # (B,)
+            weights = output.weights if self.view is None else self._watched(output)  # (B, S)
+            own = weights[torch.tensor(active, device=self.device)].tolist()
+            changed, divergence = [], []
+            for name in MANIPULATIONS:
+                edits = []
+                for i, row_weights in zip(active, own):
+                    n = len(rows[i].source)
+                    edit = manipulation(name, row_weights[:n], probe_random(seed, first + i, t, name))
+                    edits.append((i, replace(edit, layer=layer, head=head), n))
+                edited, _ = self.model.step(prev, state, memory, Reweighing(edits))
+                logq = torch.log_softmax(edited.logits, dim=-1)  # (B, V)
+                changed.append((self._pick(logq, sequences, t) != chosen).tolist())
+                divergence.append(jensen_shannon(logprobs, logq).tolist())
+            ids = chosen.tolist()
+            for i in active:
+                found.append(
+                    Probed(first + i, t, ids[i], tuple(c[i] for c in changed), tuple(d[i] for d in divergence))
+                )
+            state, prev = next_state, chosen
+            sequences = torch.cat([sequences, chosen[:, None]], dim=1)  # (B, t + 2)
+            active = [i for i in active if ids[i] != end and t + 1 < rows[i].limit]
+            t += 1
+        return found
+
     # --- inside ----------------------------------------------------------------------------
 
     def _row(
@@ -469,6 +517,12 @@ class Stepper:
             pick = Pick(t, input_ids[i], chosen_id, row_numbers.tail[chosen_column], forced)
             produced.append((i, c.record(len(rows[i].source), row_numbers, pick)))
         return produced
+
+    def _pick(self, logprobs: torch.Tensor, sequences: torch.Tensor, t: int) -> torch.Tensor:
+        """Greedy choices (B,) from (B, V) log-probabilities, as _choose makes them when nothing is forced."""
+        if self._ruled(t):
+            return process(logprobs, sequences, self.rules).argmax(dim=-1)
+        return logprobs.topk(1, dim=-1).indices[:, 0]
 
     def _ruled(self, t: int) -> bool:
         """Whether one of generate's processors may change step t's choice."""
