@@ -372,3 +372,92 @@ def test_the_app_steps_a_toolkit_model(name):
             assert ("the model reads tokens separated by spaces" in app.status.plain) == spaced
 
     run()
+
+
+# --- an LSTM's cell state and a stacked RNN's layers ---------------------------------------------
+
+STACKED_LSTMS = ["joeynmt_lstm_luong", "opennmt_brnn_lstm"]  # two-layer LSTMs; the GRUs have one layer
+
+
+@pytest.mark.parametrize("name", STACKED_LSTMS)
+@torch.no_grad()
+def test_every_layer_s_h_t_and_c_t_are_recorded(name):
+    """Layer 2's (h_t, c_t), recomputed by its LSTM cell from the recorded layer 1 h_t and layer 2's recorded
+    state of the step before (the encoder's bridge at step 0), equal the recorded ones; the top is h_t's."""
+    checkpoint = load(name)
+    model = checkpoint.model
+    trace = Stepper(checkpoint).translate(expected(name)[2]["source"])
+    ids = [t.id for t in trace.source]
+    _, state = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]))
+    h, c = state.hidden[:, 1], state.cell[:, 1]  # (1, H) each: layer 2's first state
+    for step in trace.steps:
+        assert len(step.layer_states) == len(step.layer_cells) == 2
+        assert step.layer_states[-1] == step.hidden and step.layer_cells[-1] == step.cell
+        below = torch.tensor([list(step.layer_states[0])])  # (1, H)
+        h, c = model.decoder.cells[1](below, (h, c))  # (1, H) each
+        assert h[0].tolist() == pytest.approx(list(step.layer_states[1]), abs=1e-6)
+        assert c[0].tolist() == pytest.approx(list(step.layer_cells[1]), abs=1e-6)
+        h, c = torch.tensor([list(step.layer_states[1])]), torch.tensor([list(step.layer_cells[1])])
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_the_layers_and_cells_go_through_json_npz_and_no_vectors(name):
+    from attnstep.trace import reader, writer
+    from attnstep.trace.arrays import trace_arrays
+
+    trace = Stepper(load(name), beam=2).translate(expected(name)[3]["source"])  # the beam records them alike
+    lstm, layers = name in STACKED_LSTMS, 2 if name in STACKED_LSTMS else 1
+    assert all((s.cell is not None) == lstm and len(s.layer_states) == (2 if lstm else 0) for s in trace.steps)
+    for again in (reader.parse(writer.dumps(trace)), reader.from_wire_dict(writer.to_wire_dict(trace), origin="wire")):
+        assert [(s.cell, s.layer_states, s.layer_cells) for s in again.steps] == [
+            (s.cell, s.layer_states, s.layer_cells) for s in trace.steps
+        ]
+    plain = trace.without_vectors()
+    assert all(s.cell is None and s.layer_states == s.layer_cells == () for s in plain.steps)
+    assert reader.parse(writer.dumps(plain)).steps == plain.steps
+    arrays = trace_arrays(trace)
+    H = len(trace.steps[0].hidden)
+    assert ("cells" in arrays) == lstm and ("layer_states" in arrays) == (layers > 1)
+    if lstm:
+        assert arrays["layer_cells"].shape == (len(trace.steps), 2, H)
+        assert arrays["cells"][-1].tolist() == list(trace.steps[-1].cell)
+
+
+def test_a_trace_whose_layers_do_not_end_with_h_t_is_refused():
+    from attnstep.trace import reader, writer
+
+    data = writer.to_json_dict(
+        Stepper(load("joeynmt_lstm_luong")).translate(expected("joeynmt_lstm_luong")[0]["source"])
+    )
+    data["steps"][1]["layer_states"].reverse()
+    with pytest.raises(AttnstepError, match="layer_states are not two or more layers ending with its h_t"):
+        reader.parse(json.dumps(data))
+
+
+def test_the_rnn_stage_s_narration_names_the_lstm_s_c_t():
+    from attnstep.tui.stages import View, narrate
+
+    trace = Stepper(load("joeynmt_lstm_luong")).translate(expected("joeynmt_lstm_luong")[0]["source"])
+    said = narrate(View(trace, 1, stage=1))
+    assert "RNN (an LSTM: h_t and c_t)" in said and "→ h_t and c_t." in said and "Its 2 layers are stacked" in said
+    gru = Stepper(load("joeynmt_gru_bahdanau")).translate(expected("joeynmt_gru_bahdanau")[0]["source"])
+    assert "LSTM" not in narrate(View(gru, 1, stage=1)) and "stacked" not in narrate(View(gru, 1, stage=1))
+
+
+@pytest.mark.slow  # the app in a headless terminal
+def test_the_decoder_panel_shows_c_t_and_the_lower_layer():
+    from tests.tui_helpers import app_on, async_test, settle
+
+    @async_test
+    async def run():
+        app = app_on(Stepper(load("joeynmt_lstm_luong")), sentence=expected("joeynmt_lstm_luong")[1]["source"])
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(pilot)
+            await pilot.press("right")
+            await settle(pilot)
+            lines = app.panels["decoder"].plain_lines
+            labels = [line[:11].strip() for line in lines]
+            assert labels[1:5] == ["h_t", "c_t", "h_t (1)", "c_t (1)"], lines
+            assert "layer 2: the top" in lines[1] and "the LSTM's cell state" in lines[2]
+
+    run()

@@ -15,6 +15,7 @@ import torch
 from attnstep.errors import AttnstepError
 from attnstep.model.family import StepOutput
 from attnstep.model.marian.model import DecoderStep
+from attnstep.model.toolkits.decoder import StackedStepOutput
 from attnstep.trace.records import Candidate, Edit, Floats, HeadStep, LayerStep, SourceToken, Step, View, _viewed
 
 Choice = tuple[int, bool]  # (target token id, forced by the user)
@@ -53,7 +54,9 @@ class Pick(NamedTuple):
 @dataclass(frozen=True)
 class Columns:
     """Where each quantity sits in a step's row of numbers:
-    [h_t | C_t | h~_t | query term (concat/additive) | e_t (S) | a_t (S) | top-k log-probs | ...].
+    [h_t | C_t | h~_t | query term (concat/additive) | every layer's h_t | every layer's c_t |
+     e_t (S) | a_t (S) | top-k log-probs | ...], the layers' states those of a toolkit's stacked RNN
+    (L·H numbers where L > 1) and LSTM (L·H cell numbers), with vectors.
 
     The vectors, the first V numbers ([h_t; C_t] is the first H + M), leave torch as float32
     bytes; the rest, from e_t on (the row's "tail"), as Python floats. One copy out of torch per
@@ -66,7 +69,10 @@ class Columns:
     V: int  # where the vectors end
     S: int  # padded source length (0 for a model without attention: nothing is scored)
     k: int  # top-k candidates
-    Q: int  # the scorer's query term, just before V (0 but for concat/additive with vectors)
+    Q: int  # the scorer's query term (0 but for concat/additive with vectors)
+    stack: int = 0  # every layer's h_t, L·H numbers (0 but for a stacked RNN's, with vectors)
+    cells: int = 0  # every layer's c_t, L·H numbers (0 but for an LSTM's, with vectors)
+    L: int = 1  # the RNN's layers
     grows: ClassVar[bool] = False  # the same columns at every step: measured once per batch
 
     @property
@@ -80,14 +86,21 @@ class Columns:
         H = output.hidden.size(1) if vectors else 0
         M = output.concat.size(1) - H if vectors else 0
         Q = output.query.size(1) if queried else 0
-        V = H + M + (output.attentional.size(1) if vectors else 0) + Q
-        return cls(vocab, H, M, V, output.scores.size(1), k, Q)
+        stacked = output if isinstance(output, StackedStepOutput) else None
+        L = 1 if stacked is None else stacked.layers.size(1)
+        stack = stacked.layers[0].numel() if stacked is not None and vectors and L > 1 else 0
+        cells = stacked.cells[0].numel() if stacked is not None and vectors else 0  # 0 for a GRU's
+        V = H + M + (output.attentional.size(1) if vectors else 0) + Q + stack + cells
+        return cls(vocab, H, M, V, output.scores.size(1), k, Q, stack, cells, L)
 
     def numbers(self, output: StepOutput, top_logprobs: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
         """A step's rows of numbers, with ``extra`` columns appended: (B, C)."""
         vectors = [output.concat, output.attentional] if self.H else []  # concat is [h_t; C_t]
         if self.Q:
             vectors.append(output.query)
+        if isinstance(output, StackedStepOutput):
+            vectors += [output.layers.flatten(1)] if self.stack else []  # (B, L·H)
+            vectors += [output.cells.flatten(1)] if self.cells else []  # (B, L·H)
         return torch.cat([*vectors, output.scores, output.weights, top_logprobs, *extra], dim=1)
 
     def split(self, table: torch.Tensor, top_ids: list[list[int]]) -> list[Numbers]:
@@ -97,12 +110,9 @@ class Columns:
         """The record of a sentence's step from its numbers; ``n`` is the sentence's own source length."""
         vocab = self.vocab
         data, start, tail, top_ids = numbers
-        H, M, V, S = (
-            start + self.H,
-            start + self.H + self.M,
-            start + self.V,
-            self.S,
-        )  # where h_t, C_t and the vectors end in data; S in the tail
+        H, M, S = start + self.H, start + self.H + self.M, self.S  # where h_t and C_t end in data; S in the tail
+        Q = start + self.V - self.cells - self.stack  # where the query term ends, and the layers' h_t start
+        C = Q + self.stack  # where the layers' c_t start
         n = min(n, S)  # no scores or weights without attention
         # NaN anywhere in the step (state, scores, context) reaches every logit, and so the
         # log-normaliser: one finite log-probability vouches for the whole row.
@@ -117,14 +127,22 @@ class Columns:
             hidden=Floats(data, start, H) if vectors else None,
             context=Floats(data, H, M) if vectors else None,
             concat=Floats(data, start, M) if vectors else None,
-            attentional=Floats(data, M, V - self.Q) if vectors else None,
+            attentional=Floats(data, M, Q - self.Q) if vectors else None,
             candidates=candidates(vocab, top_ids, tail[2 * S : 2 * S + self.k]),
             chosen_token=vocab[pick.chosen_id],
             chosen_id=pick.chosen_id,
             chosen_logprob=pick.logprob,
             forced=pick.forced,
-            query=Floats(data, V - self.Q, V) if self.Q else None,
+            query=Floats(data, Q - self.Q, Q) if self.Q else None,
+            cell=Floats(data, C + self.cells - self.cells // self.L, C + self.cells) if self.cells else None,
+            layer_states=self._layers(data, Q) if self.stack else (),
+            layer_cells=self._layers(data, C) if self.cells and self.L > 1 else (),
         )
+
+    def _layers(self, data: bytes, at: int) -> tuple[Floats, ...]:
+        """The L layers' vectors (each size / L numbers) from ``at`` in data, bottom first."""
+        size = (self.stack or self.cells) // self.L
+        return tuple(Floats(data, at + j * size, at + (j + 1) * size) for j in range(self.L))
 
 
 @dataclass(frozen=True)

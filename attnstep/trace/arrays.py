@@ -22,7 +22,9 @@ without attention)::
     forced (T,) bool, candidate_ids (T, k) int32, candidate_tokens (T, k) str, candidate_probs (T, k) float64
     scores, weights (R,) float64: step t's are [step_weight_offsets[t], step_weight_offsets[t+1])
     with vectors, float32: encoder_states (S, M), keys (S, K)?, v_a (A,)? (the model's, once),
-                           hidden, context, concat, attentional (T, ·), query (T, A)?
+                           hidden, context, concat, attentional (T, ·), query (T, A)?;
+                           a toolkit's RNN: cells (T, H)? (an LSTM's c_t), layer_states (T, L, H)?
+                           and layer_cells (T, L, H)? (a stacked RNN's every layer, bottom first)
 
 A Transformer's trace adds, L layers of h heads of d numbers (D = h·d)::
 
@@ -64,6 +66,7 @@ _STEP_VECTORS = (
     ("query", "query"),
     ("embedding", "embeddings"),
     ("position", "positions"),
+    ("cell", "cells"),
 )
 _COUNTS = ("step_weight_counts", "step_self_counts")  # per step: how many weights, how many self-attention weights
 
@@ -255,6 +258,10 @@ def trace_arrays(trace: Trace) -> dict[str, np.ndarray]:
         vectors = [getattr(s, name) for s in steps]
         if vectors and vectors[0] is not None:
             out[key] = _floats(vectors)  # (T, ·)
+    for name in ("layer_states", "layer_cells"):
+        if steps and getattr(steps[0], name):
+            stacked = [v for s in steps for v in getattr(s, name)]
+            out[name] = _floats(stacked).reshape(len(steps), len(getattr(steps[0], name)), -1)  # (T, L, H)
     if steps and steps[0].layers:
         out.update(_layer_arrays(trace))
     return out

@@ -66,6 +66,7 @@ MAX_JSON_DEPTH = 16  # a valid trace nests 5 deep
 # on numbers beyond this range overflows to NaN.
 FLOAT32_MAX = 3.4028234663852886e38
 STATE_KEYS = ("hidden", "context", "concat", "attentional")  # a step's state vectors: all or none
+RNN_LAYER_KEYS = ("cell", "layer_states", "layer_cells")  # a toolkit RNN's: an LSTM's c_t, a stacked RNN's layers
 # What only a Transformer's trace has, at the top and in a step.
 TRANSFORMER_KEYS = ("view", "cross_keys", "cross_values")
 TRANSFORMER_STEP_KEYS = ("layers", "embedding", "position")
@@ -313,7 +314,7 @@ def _steps(data: dict[str, Any], n: int, architecture: Architecture | None, deci
         # a Transformer starts from its own decoder start token (Marian's is <pad>), an RNN from one of RNN_ENDS
         first = s["input"]["token"] if architecture is not None or s["input"]["token"] in RNN_ENDS else "<bos>"
         expected_input = first if position == 0 else steps[-1].chosen_token
-        if architecture is not None and any(key in s for key in STATE_KEYS):
+        if architecture is not None and any(key in s for key in STATE_KEYS + RNN_LAYER_KEYS):
             raise InconsistentTrace(f"step {position} has an RNN's state vectors in a Transformer's trace")
         rnn_vectors = data["vectors"] and architecture is None
         step = _step(s, position, width, tolerance if attends else 0.0, rnn_vectors, expected_input)
@@ -371,7 +372,26 @@ def _step(
         chosen_logprob=s["chosen"]["logprob"],
         forced=s["forced"],
         query=_optional_vector(s.get("query")),
+        **_rnn_layers(s, position, hidden),
     )
+
+
+def _rnn_layers(s: dict[str, Any], position: int, hidden: Floats | None) -> dict[str, Any]:
+    """An LSTM's c_t and a stacked RNN's every layer's h_t and c_t, where the step has them: only with h_t, each
+    as long as it, the top layer's h_t and c_t the step's own."""
+    cell = _optional_vector(s.get("cell"))
+    states, cells = (tuple(map(_vector, s.get(key, ()))) for key in ("layer_states", "layer_cells"))
+    if hidden is None and (cell is not None or states or cells):
+        raise InconsistentTrace(f"step {position} has an RNN's layers or cell state without its h_t")
+    if hidden is None:
+        return {}
+    if any(len(v) != len(hidden) for v in (*states, *cells, *([cell] if cell is not None else []))):
+        raise InconsistentTrace(f"step {position}'s layer or cell states are not as long as its h_t")
+    if states and (len(states) < 2 or states[-1] != hidden):
+        raise InconsistentTrace(f"step {position}'s layer_states are not two or more layers ending with its h_t")
+    if cells and (len(cells) != len(states) or cells[-1] != cell):
+        raise InconsistentTrace(f"step {position}'s layer_cells are not one per layer ending with its cell state")
+    return {"cell": cell, "layer_states": states, "layer_cells": cells}
 
 
 def _step_edit(

@@ -317,6 +317,12 @@ class Step:
     # The user's edit of this step's attention (None: the model's own); the rest of the step, and
     # the steps after it, were computed from the edited weights
     edit: StepEdit | None = None
+    # A toolkit's RNN, with vectors: an LSTM's cell state c_t beside h_t (None for a GRU), and a
+    # stacked RNN's every layer's h_t and (an LSTM's) c_t, bottom first, the last h_t's and c_t's own
+    # (() for one layer). Attention reads the top layer's h_t.
+    cell: Floats | None = None
+    layer_states: tuple[Floats, ...] = ()
+    layer_cells: tuple[Floats, ...] = ()
 
     @property
     def chosen_prob(self) -> float:
@@ -525,6 +531,9 @@ def _step_without_vectors(step: Step) -> Step:
         query=None,
         embedding=None,
         position=None,
+        cell=None,
+        layer_states=(),
+        layer_cells=(),
         layers=tuple(_layer_without_vectors(layer) for layer in step.layers),
         edit=edit,
     )

@@ -6,6 +6,7 @@ JSON layout (``format_version`` 3; the schema is ``attnstep/trace/schema.json``)
     source[{surface, token, id, word}], words[{text, start, end}], encoder_states[n][M],
     keys[n][K]?, v_a[A]?, cross_keys[L][h][n][d]?, cross_values[L][h][n][d]?,
     steps[{step, input, scores[n], weights[n], hidden, context, concat, attentional, query?,
+           cell[H]?, layer_states[L][H]?, layer_cells[L][H]?,
            layers[{cross[{scores[n], weights[n], query[d]?, context[d]?}], self_weights[h][t+1],
                    input[D]?, self_output[D]?, joined[D]?, cross_output[D]?, output[D]?}]?,
            embedding[D]?, position[D]?,
@@ -33,6 +34,10 @@ default view's in any view (only the best hypothesis's layers are recorded), and
 its own (Marian's ``</s>``); its beam is generate's, ``normalization`` ``length_penalty`` (a beam
 without one, as before it was written, is attnstep's ``gnmt``). An RNN's trace has none of these blocks.
 
+A toolkit's RNN (JoeyNMT, OpenNMT-py) adds, with vectors, an LSTM's cell state ``cell`` (c_t, beside
+``hidden``'s h_t) and, for a stacked RNN, ``layer_states`` (every layer's h_t, bottom first: the last is
+``hidden``) and an LSTM's ``layer_cells`` (every layer's c_t: the last is ``cell``).
+
 A step whose attention the user edited has ``edit``: the operation (zero, one, uniform, temperature,
 reverse, permute, weights) and its parameters (``tokens`` 0-based, ``temperature``, ``seed``, the
 ``typed`` weights), a Transformer's ``layer`` and ``head`` (null: every head of the layer), the
@@ -46,7 +51,7 @@ version 1 each token is its own word. ``beam`` and ``reference`` are there when 
 
 ``--no-vectors`` drops ``encoder_states``, ``keys``, ``v_a``, ``cross_keys``, ``cross_values``,
 the per-step ``hidden``/``context``/``concat``/``attentional``/``query``/``embedding``/``position``,
-and each layer's sublayer outputs and heads' query and context (the schema makes them optional);
+``cell``/``layer_states``/``layer_cells``, and each layer's sublayer outputs and heads' query and context (the schema makes them optional);
 ``vectors`` says which form a file has. ``--precision`` rounds every float, these included.
 
 The wire form (:func:`to_wire_dict`) is the same layout with each state vector a base64 string
@@ -189,6 +194,12 @@ def _steps_list(trace: Trace, form: _NumberForm) -> list[dict[str, Any]]:
             step["embedding"] = form.state(s.embedding)
         if s.position is not None:
             step["position"] = form.state(s.position)
+        if s.cell is not None:
+            step["cell"] = form.state(s.cell)
+        if s.layer_states:
+            step["layer_states"] = [form.state(v) for v in s.layer_states]
+        if s.layer_cells:
+            step["layer_cells"] = [form.state(v) for v in s.layer_cells]
         step["candidates"] = [{"token": c.token, "id": c.id, "prob": one(c.prob)} for c in s.candidates]
         step["chosen"] = {
             "token": s.chosen_token,

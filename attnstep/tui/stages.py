@@ -414,7 +414,18 @@ def _narrate_decoder(view: View, step: Step, key: str) -> str:
         fed = "C_t" if additive else feeding
         word = quote(step.input_token) + (" (the start symbol; <END> in some diagrams)" if step.index == 0 else "")
         size = "" if hidden is None else f" ‖{state}‖ = {num(norm(hidden))}"
-        return f"The RNN reads the embedding of {word}, {fed} and its previous state → {state}.{size}"
+        if step.cell is not None:  # a toolkit's LSTM: its cell state c_t beside h_t
+            size += f", ‖c_t‖ = {num(norm(step.cell))}"
+            state, rnn = f"{state} and c_t", "RNN (an LSTM: h_t and c_t)"
+        else:
+            rnn = "RNN"
+        layers = len(step.layer_states)
+        stacked = (
+            f" Its {layers} layers are stacked, each reading the one below; attention reads the top one's."
+            if layers
+            else ""
+        )
+        return f"The {rnn} reads the embedding of {word}, {fed} and its previous state → {state}.{stacked}{size}"
     if key == "concat":
         sizes = (
             ""

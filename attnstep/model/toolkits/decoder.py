@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from attnstep.model.family import Reweigh
 from attnstep.model.rnn.attention import ConcatScorer, DotScorer, GeneralScorer, Scorer, attend
-from attnstep.model.rnn.decoder import StepOutput
 from attnstep.model.toolkits.config import JOEYNMT, RecurrentConfig
 from attnstep.model.toolkits.encoder import Embedding
 
@@ -34,6 +33,22 @@ FORMULAS = {
 }
 # The trace's name for each: the scorer of attnstep's own it computes the same as (post-RNN query).
 TRACE_NAMES = {"bahdanau": "concat", "luong": "general", "dot": "dot", "general": "general", "mlp": "concat"}
+
+
+class StackedStepOutput(NamedTuple):
+    """A toolkit decoder's step: attnstep's RNN step's intermediates (StepOutput's, in its order), and what
+    only these RNNs have, every stacked layer's state and an LSTM's cell states, for the trace."""
+
+    hidden: Tensor  # (B, H) h_t: the top layer's
+    query: Tensor  # (B, K) the scorer's query term (W_a h_t + b for mlp and bahdanau), else h_t
+    scores: Tensor  # (B, S) e_t
+    weights: Tensor  # (B, S) a_t
+    context: Tensor  # (B, M) C_t
+    concat: Tensor  # (B, H + M) [h_t; C_t]
+    attentional: Tensor  # (B, O) h~_t
+    logits: Tensor  # (B, V)
+    layers: Tensor  # (B, L, H) every layer's h_t, bottom first (the last is ``hidden``)
+    cells: Tensor  # (B, L, H) an LSTM's c_t per layer; (B, L, 0) for a GRU
 
 
 class DecoderState(NamedTuple):
@@ -95,7 +110,7 @@ class Decoder(nn.Module):
 
     def step(
         self, prev_tokens: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None = None
-    ) -> tuple[StepOutput, DecoderState]:
+    ) -> tuple[StackedStepOutput, DecoderState]:
         embedded = self.embedding(prev_tokens)  # (B, E)
         inputs = torch.cat([embedded, state.feed], dim=-1) if self.config.input_feeding else embedded  # (B, E + O)
         layers, cells = self.rnn(inputs, state)  # (B, L, H), (B, L, H or 0)
@@ -107,5 +122,5 @@ class Decoder(nn.Module):
         attentional = torch.tanh(joined) if self.tanh else joined  # (B, O) h~_t
         logits = self.W_s(attentional)  # (B, V)
         feed = attentional if self.config.input_feeding else state.feed  # (B, O) or (B, 0)
-        output = StepOutput(hidden, term, scores, weights, context, concat, attentional, logits)
+        output = StackedStepOutput(hidden, term, scores, weights, context, concat, attentional, logits, layers, cells)
         return output, DecoderState(layers, cells, feed)

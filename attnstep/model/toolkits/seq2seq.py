@@ -18,9 +18,8 @@ from torch.nn import functional as F
 
 from attnstep.model.family import Family, Reweigh, Specials
 from attnstep.model.rnn.attention import ConcatScorer
-from attnstep.model.rnn.decoder import StepOutput
 from attnstep.model.toolkits.config import JOEYNMT, RecurrentConfig
-from attnstep.model.toolkits.decoder import FORMULAS, TRACE_NAMES, Decoder, DecoderState, Memory
+from attnstep.model.toolkits.decoder import FORMULAS, TRACE_NAMES, Decoder, DecoderState, Memory, StackedStepOutput
 from attnstep.model.toolkits.encoder import Encoder
 
 TOOLKIT_SPECIALS = Specials(start=2, end=3, pad=1)  # <unk> 0, <pad> 1, <s> 2, </s> 3 in both toolkits' vocabularies
@@ -101,7 +100,7 @@ class ToolkitSeq2Seq(nn.Module, Family[Memory, DecoderState]):
 
     def step(
         self, prev_tokens: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None = None
-    ) -> tuple[StepOutput, DecoderState]:
+    ) -> tuple[StackedStepOutput, DecoderState]:
         return self.decoder.step(prev_tokens, state, memory, reweigh)
 
     def encoder_vectors(self, memory: Memory) -> tuple[Tensor, Tensor | None]:

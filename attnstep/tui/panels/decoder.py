@@ -1,5 +1,6 @@
-"""The decoder side of the current step: input word, h_t, C_t, [h_t; C_t], the feed-forward layer W_c and its
-h~_t, and the output layer W_s; for a Transformer, the embedding and position and each layer's vectors."""
+"""The decoder side of the current step: input word, h_t (and an LSTM's c_t, a stacked RNN's lower layers), C_t,
+[h_t; C_t], the feed-forward layer W_c and its h~_t, and the output layer W_s; for a Transformer, the embedding
+and position and each layer's vectors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, mean_bins, norm, num
-from attnstep.trace.records import LayerStep
+from attnstep.trace.records import LayerStep, Step
 from attnstep.tui.lines import LinesView, first_numbers, fit
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import View, piece_text, quote, self_weights, state_name, viewed_layer, vocabulary_size
@@ -49,9 +50,10 @@ class DecoderPanel(LinesView[View]):
         self.set_titles("Decoder")
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
         if step is None:  # the same rows, empty: step 1 then repaints only what it fills in
+            layers = [name for name, *_ in rnn_layers(trace.steps[0])] if trace.steps else []
             return [Text.assemble(fit("input", LABEL_WIDTH, label), ("→ takes step 1", dim))] + [
                 Text.assemble(fit(name, LABEL_WIDTH, label), ("·", dim))
-                for name in (h, "C_t", f"[{h}; C_t]", "W_c", "h̃_t", "W_s")
+                for name in (h, *layers, "C_t", f"[{h}; C_t]", "W_c", "h̃_t", "W_s")
             ]
         unit = "piece" if view.trace.subword else "word"
         previous = "the start symbol" if step.index == 0 else f"the {unit} chosen at step {step.index}"
@@ -93,8 +95,16 @@ class DecoderPanel(LinesView[View]):
                 h,
                 "rnn",
                 self.vector(hidden, STATE_CELLS, TANH_SCALE),
-                f"‖{h}‖ {num(norm(hidden))}",
+                f"‖{h}‖ {num(norm(hidden))}"
+                + (f"  layer {len(step.layer_states)}: the top" if step.layer_states else ""),
                 hidden,
+            ),
+            *(
+                line
+                for name, vector, note, scale in rnn_layers(step)
+                for line in row(
+                    name, "rnn", self.vector(vector, STATE_CELLS, scale), f"‖·‖ {num(norm(vector))}  {note}", vector
+                )
             ),
             *row(
                 "C_t",
@@ -233,3 +243,22 @@ class DecoderPanel(LinesView[View]):
         for token, weight in zip(read, weights):
             line.append_text(safe_text(f"{quote(piece_text(view.trace, token))} {num(weight)}  "))
         return line
+
+
+def rnn_layers(step: Step) -> list[tuple[str, Sequence[float], str, float]]:
+    """(label, vector, note, strip scale) of each state a toolkit's RNN has beside h_t: an LSTM's c_t, then a
+    stacked RNN's lower layers' h_t (and c_t), top down; none for attnstep's one-layer GRU or without vectors.
+    An h_t lies in (-1, 1); a c_t is not bounded so, and its strip is on its own scale."""
+
+    def cell(vector: Sequence[float]) -> float:
+        return max(map(abs, vector)) or 1.0
+
+    rows: list[tuple[str, Sequence[float], str, float]] = []
+    if step.cell is not None:
+        rows.append(("c_t", step.cell, "the LSTM's cell state", cell(step.cell)))
+    for k in reversed(range(len(step.layer_states) - 1)):
+        hidden = step.layer_states[k]
+        rows.append((f"h_t ({k + 1})", hidden, f"layer {k + 1}'s h_t", TANH_SCALE))
+        if step.layer_cells:
+            rows.append((f"c_t ({k + 1})", step.layer_cells[k], f"layer {k + 1}'s c_t", cell(step.layer_cells[k])))
+    return rows
