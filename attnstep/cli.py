@@ -673,6 +673,67 @@ def dump(
 
 
 @app.command(cls=Command)
+def probe(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="CHECKPOINT",
+            help="A checkpoint to probe (repeatable: side by side), e.g. zoo/dot zoo/general zoo/concat zoo/additive; one without attention (zoo/none) is listed as having nothing to edit. Default: fr-en.",
+        ),
+    ] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", metavar="FILE", help="Probe these sentences, one a line, instead of --split."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="The sentences of SPLIT.{source language}[.gz] in --data.")
+    ] = "test_2016_flickr",
+    data: Annotated[
+        Path, typer.Option(metavar="DIR", help="Folder with {split}.{lang}[.gz] (default: Multi30k's).")
+    ] = MULTI30K,
+    limit: Annotated[int | None, typer.Option(metavar="N", help="Only the first N sentences.", min=1)] = None,
+    batch_size: Annotated[int, typer.Option(metavar="N", help="Sentences decoded together.", min=1)] = 64,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Seeds the random weight and permutations.", min=0)] = 0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Save the by-length chart as FILE.svg, or FILE.png (needs matplotlib)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every count as one JSON object instead.")] = False,
+    threads: Threads = 0,
+    device: OnDevice = Device.auto,
+) -> None:
+    """Does the attention explain the translation? At each step of each sentence's greedy decoding, one manipulation of that step's attention only: zero the largest weight (renormalised), zero a random one (the baseline), uniform, a random permutation. How often the word changes and the Jensen-Shannon divergence of the distribution (bits), split by content and function words (English targets, a stated list) and by source length: a table and a chart."""
+    from attnstep.commands.probe import run_probe
+    from attnstep.data.corpus import read_text_lines
+    from attnstep.data.downloads import check_splits
+    from attnstep.data.multi30k import split_sentences
+
+    if as_json and plot is not None:
+        raise UsageError("--json is the whole of stdout: it goes without --plot")
+    paths = [resolve_checkpoint(path) for path in checkpoint or [DEFAULT_CHECKPOINT]]
+
+    def sentences_in(language: str) -> tuple[str, list[str]]:
+        if input is not None:
+            name, lines = str(input), read_text_lines(input)
+        else:
+            check_splits(data, [split], [language])
+            name, lines = split, split_sentences(data, split, language)
+        return name, lines[:limit]
+
+    run_probe(
+        paths,
+        sentences_in,
+        batch_size=batch_size,
+        seed=seed,
+        as_json=as_json,
+        plot=plot,
+        device=device.value,
+        threads=threads,
+        to=sys.stdout,
+    )
+
+
+@app.command(cls=Command)
 def compare(
     sentence: Annotated[str, typer.Argument(metavar="SENTENCE", help="Sentence to translate with every checkpoint.")],
     checkpoint: Annotated[

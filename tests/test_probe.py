@@ -74,3 +74,30 @@ def test_zero_max_zeroes_the_largest_weight(stepper):
     assert manipulation("zero-max", step.weights, probe_random(0, 0, 0, "zero-max")).tokens == (
         step.weights.index(max(step.weights)),
     )
+
+
+def test_probe_command_side_by_side(tiny_checkpoint, no_attention_checkpoint, stepper, tmp_path):
+    import json
+
+    from tests.cli_helpers import invoke
+
+    sentences = tmp_path / "sentences.fr"
+    sentences.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    common = ["probe", "--input", sentences, "--checkpoint", tiny_checkpoint, "--checkpoint", no_attention_checkpoint]
+    result = invoke(*common, "--json", "--seed", 3, "--batch-size", 2)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    ours, none = data["checkpoints"]
+    assert none == {"name": "tiny-none", "attention": "none", "probed": False}
+    probed = stepper.probe([stepper.source_tokens(s) for s in SENTENCES], seed=3)
+    assert ours["all"]["steps"] == len(probed) == sum(b["steps"] for b in ours["buckets"])
+    for k, name in enumerate(MANIPULATIONS):
+        assert ours["all"][name]["changed"] == sum(p.changed[k] for p in probed)
+    kinds = ours["kinds"]
+    vocab = stepper.codec.target_tokens
+    assert kinds["function"]["steps"] == sum(vocab[p.chosen_id] in ("a", "the", "in") for p in probed)
+    shown = invoke(*common, "--plot", tmp_path / "probe.svg")
+    assert shown.exit_code == 0 and "tiny-none: no attention, nothing to edit" in shown.stdout
+    assert "changed % ↑, source words →" in shown.stdout and (tmp_path / "probe.svg").read_text().startswith("<")
+    refused = invoke(*common, "--json", "--plot", tmp_path / "x.svg")
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1

@@ -86,8 +86,9 @@ CHART_ROWS = 11  # 0, half and the top of the scale fall on rows
 Y_LABEL = 4  # "100┤"
 
 
-def chart(buckets: list[Bucket], series: list[Series], width: int) -> list[Text]:
-    """BLEU (up) against source length (across) in ``width`` cells: a line of dots between each series's marks."""
+def chart(buckets: list[Bucket], series: list[Series], width: int, quantity: str = "BLEU") -> list[Text]:
+    """BLEU (up; or what ``quantity`` names, 0 to 100 or more) against source length (across) in ``width``
+    cells: a line of dots between each series's marks."""
     top = max([10.0, *(v for s in series for v in s.bleu if v is not None)])
     top = 10 * -(-top // 10)  # up to a multiple of 10
     columns = max(len(buckets) * 6, width - Y_LABEL - 1)
@@ -107,7 +108,7 @@ def chart(buckets: list[Bucket], series: list[Series], width: int) -> list[Text]
                     cells[row][column] = ("·", colour)
         for column, row in points:
             cells[row][column] = (mark, f"bold {colour}")
-    lines = [Text("BLEU ↑, source words →", style="bold")]
+    lines = [Text(f"{quantity} ↑, source words →", style="bold")]
     for r, row_cells in enumerate(cells):
         value = top * (CHART_ROWS - 1 - r) / (CHART_ROWS - 1)
         label = (
@@ -138,9 +139,9 @@ def chart(buckets: list[Bucket], series: list[Series], width: int) -> list[Text]
     return lines
 
 
-def show(console: Console, buckets: list[Bucket], series: list[Series], title: str) -> None:
-    """The title, the table, then the chart, at the console's width (at most 100 cells)."""
+def show(console: Console, buckets: list[Bucket], series: list[Series], title: str, quantity: str = "BLEU") -> None:
+    """The title, the table, then the chart (of ``quantity``), at the console's width (at most 100 cells)."""
     console.print(Text(visible(title), style="bold"), soft_wrap=True)
     console.print(table(buckets, series))
-    for line in chart(buckets, series, min(console.width, 100)):
+    for line in chart(buckets, series, min(console.width, 100), quantity):
         console.print(line, soft_wrap=True)

@@ -397,8 +397,9 @@ def _mark(shape: int, x: float, y: float) -> tuple[tuple[float, float], ...]:
     return tuple((x + dx, y + dy) for dx, dy in corners)
 
 
-def bleu_chart(buckets: list[Bucket], series: list[Series], title: str) -> Picture:
-    """BLEU (up) against the source-length buckets (across), a line per checkpoint, the legend below."""
+def bleu_chart(buckets: list[Bucket], series: list[Series], title: str, quantity: str = "BLEU") -> Picture:
+    """BLEU (up; or what ``quantity`` names, a 0-100 scale) against the source-length buckets (across), a line
+    per checkpoint, the legend below."""
     top_value = 10 * math.ceil(max([10.0, *(v for s in series for v in s.bleu if v is not None)]) / 10)
     left, top = PAD + 40, PAD + 2 * LINE + 8  # the title's line, then the axis's name
     plot_width = BUCKET_WIDTH * len(buckets)
@@ -425,7 +426,7 @@ def bleu_chart(buckets: list[Bucket], series: list[Series], title: str) -> Pictu
         items.append(Polyline(((left, y(tick)), (left + plot_width, y(tick))), "#000" if tick == 0 else "#e0e0e0"))
         items.append(Label(left - 6, y(tick), str(tick), SMALL + 1, "end"))
     items.append(Polyline(((left, top), (left, bottom)), "#000"))
-    items.append(Label(left, top - LINE / 2 - 2, "BLEU", SMALL + 1, "middle", bold=True))
+    items.append(Label(left, top - LINE / 2 - 2, quantity, SMALL + 1, "middle", bold=True))
     for b, bucket in enumerate(buckets):
         items.append(Label(x(b), bottom + LINE / 2 + 2, bucket.label, SMALL + 1, "middle"))
         items.append(Label(x(b), bottom + LINE * 1.5, f"n = {len(bucket.members)}", SMALL, "middle", fill="#555"))
