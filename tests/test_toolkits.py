@@ -370,6 +370,7 @@ def test_the_app_steps_a_toolkit_model(name):
             assert len(app.cursor.trace.steps) == len(expected(name)[1]["ids"])
             spaced = name in ("joeynmt_lstm_luong", "opennmt_gru_mlp")  # trained on pre-tokenized words
             assert ("the model reads tokens separated by spaces" in app.status.plain) == spaced
+            assert SCORERS[name] in app.status.plain
 
     run()
 
@@ -461,3 +462,34 @@ def test_the_decoder_panel_shows_c_t_and_the_lower_layer():
             assert "layer 2: the top" in lines[1] and "the LSTM's cell state" in lines[2]
 
     run()
+
+
+# --- the toolkits' own names ---------------------------------------------------------------------
+
+SCORERS = {
+    "joeynmt_gru_bahdanau": "JoeyNMT bahdanau (MLP)",
+    "joeynmt_lstm_luong": "JoeyNMT luong (bilinear)",
+    "opennmt_brnn_lstm": "OpenNMT-py general",
+    "opennmt_gru_mlp": "OpenNMT-py mlp",
+}
+
+
+@pytest.mark.parametrize("name", JOEYNMT + OPENNMT)
+def test_a_toolkit_scorer_is_named_as_its_toolkit_names_it(name):
+    """Not as the attnstep scorer it computes the same as ("Luong concat" for bahdanau and mlp), in the trace
+    and in its JSON; an attnstep model's trace has no such name, and its JSON no 'scorer'."""
+    from attnstep.trace import reader, writer
+
+    trace = Stepper(load(name)).translate(expected(name)[0]["source"])
+    assert trace.checkpoint.scorer_name == SCORERS[name]
+    assert reader.parse(writer.dumps(trace)).checkpoint.scorer_name == SCORERS[name]
+
+
+def test_an_attnstep_trace_has_no_toolkit_scorer_name(tiny_checkpoint):
+    from attnstep.engine.stepper import load_stepper
+    from attnstep.trace import writer
+
+    trace = load_stepper(tiny_checkpoint).translate("un chien")
+    assert trace.checkpoint.scorer == "" and trace.checkpoint.scorer_name == "Luong general"
+    assert "scorer" not in writer.to_json_dict(trace)["checkpoint"]
+

@@ -185,6 +185,9 @@ class CheckpointInfo:
     tokenizer: str = WORD_TOKENIZER  # attnstep-words | sentencepiece | marian | subword-nmt | words
     target_vocab_size: int = 0  # the tokens W_s scores; 0: not recorded (older traces)
     architecture: Architecture | None = None  # a Transformer's layers and heads; None: an RNN
+    # The scorer as the model's toolkit names it ("JoeyNMT bahdanau (MLP)"), where ``attention`` is only
+    # the attnstep scorer it computes the same as; "" for attnstep's and Marian's models
+    scorer: str = ""
 
     @property
     def attends(self) -> bool:
@@ -192,8 +195,8 @@ class CheckpointInfo:
 
     @property
     def scorer_name(self) -> str:
-        """ "Luong general", "no attention": the attention as people name it."""
-        return SCORER_NAMES.get(self.attention, self.attention)
+        """ "Luong general", "no attention", "OpenNMT-py mlp": the attention as people name it."""
+        return self.scorer or SCORER_NAMES.get(self.attention, self.attention)
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,8 @@ def _edit_dict(made: StepEdit, trace: Trace, form: _NumberForm) -> dict[str, Any
 
 def _checkpoint_dict(trace: Trace) -> dict[str, Any]:
     info = {key: value for key, value in vars(trace.checkpoint).items() if key != "architecture"}
+    if not trace.checkpoint.scorer:  # only a toolkit's model has a name of its own for its scorer
+        del info["scorer"]
     if trace.architecture is not None:
         info["architecture"] = dict(vars(trace.architecture))
     return info

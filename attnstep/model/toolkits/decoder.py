@@ -31,6 +31,14 @@ FORMULAS = {
     "general": "score(h_t, h_i) = (W_a h_t)ᵀ h_i  (OpenNMT-py general)",
     "mlp": "score(h_t, h_i) = v_aᵀ tanh(W_a h_t + b + U_a h_i)  (OpenNMT-py mlp)",
 }
+# Each as its toolkit names it, for the app's status line and pictures.
+SCORER_NAMES = {
+    "bahdanau": "JoeyNMT bahdanau (MLP)",
+    "luong": "JoeyNMT luong (bilinear)",
+    "dot": "OpenNMT-py dot",
+    "general": "OpenNMT-py general",
+    "mlp": "OpenNMT-py mlp",
+}
 # The trace's name for each: the scorer of attnstep's own it computes the same as (post-RNN query).
 TRACE_NAMES = {"bahdanau": "concat", "luong": "general", "dot": "dot", "general": "general", "mlp": "concat"}
 

@@ -19,7 +19,15 @@ from torch.nn import functional as F
 from attnstep.model.family import Family, Reweigh, Specials
 from attnstep.model.rnn.attention import ConcatScorer
 from attnstep.model.toolkits.config import JOEYNMT, RecurrentConfig
-from attnstep.model.toolkits.decoder import FORMULAS, TRACE_NAMES, Decoder, DecoderState, Memory, StackedStepOutput
+from attnstep.model.toolkits.decoder import (
+    FORMULAS,
+    SCORER_NAMES,
+    TRACE_NAMES,
+    Decoder,
+    DecoderState,
+    Memory,
+    StackedStepOutput,
+)
 from attnstep.model.toolkits.encoder import Encoder
 
 TOOLKIT_SPECIALS = Specials(start=2, end=3, pad=1)  # <unk> 0, <pad> 1, <s> 2, </s> 3 in both toolkits' vocabularies
@@ -45,6 +53,11 @@ class ToolkitSeq2Seq(nn.Module, Family[Memory, DecoderState]):
     @property
     def formula(self) -> str:
         return FORMULAS[self.config.attention]
+
+    @property
+    def scorer_name(self) -> str:
+        """The scorer as the toolkit names it ("OpenNMT-py mlp"): ``attention`` is attnstep's equivalent."""
+        return SCORER_NAMES[self.config.attention]
 
     @property
     def v_a(self) -> Tensor | None:
