@@ -493,3 +493,20 @@ def test_an_attnstep_trace_has_no_toolkit_scorer_name(tiny_checkpoint):
     assert trace.checkpoint.scorer == "" and trace.checkpoint.scorer_name == "Luong general"
     assert "scorer" not in writer.to_json_dict(trace)["checkpoint"]
 
+
+# --- the end token -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["joeynmt_gru_bahdanau", "opennmt_brnn_lstm"])  # BPE and SentencePiece pieces
+def test_the_app_reads_a_toolkit_s_end_token_as_the_end(name):
+    """</s> ends the output line once, is a word of its own in the word view's grid, and is not called a piece."""
+    from attnstep.trace.word_view import word_alignment
+    from attnstep.tui.stages import output_pieces, output_token, quote
+
+    trace = next(t for t in Stepper(load(name)).translate_batch([s["source"] for s in expected(name)]) if t.finished)
+    assert trace.end_token == "</s>"
+    pieces = output_pieces(trace)
+    assert pieces[-1] == " </s>" and all("</s>" not in p and "<eos>" not in p for p in pieces[:-1])
+    assert len(pieces) == len(trace.steps)
+    assert word_alignment(trace, eos=True)[-1][0].text == "</s>"
+    assert output_token(trace, "</s>") == quote("</s>")

@@ -448,6 +448,17 @@ class Trace:
     def architecture(self) -> Architecture | None:
         return self.checkpoint.architecture
 
+    @property
+    def end_token(self) -> str:
+        """The token that ends this decoding: the last step's where it finished; else an RNN's own (RNN_ENDS
+        of the token it starts from: attnstep's <eos>, a toolkit's </s>), or <eos> for a Transformer's,
+        whose end token (Marian's </s>) only a finished trace says."""
+        if self.finished and self.steps:
+            return self.steps[-1].chosen_token
+        if self.architecture is None and self.steps:
+            return RNN_ENDS.get(self.steps[0].input_token, EOS_TOKEN)
+        return EOS_TOKEN
+
     def with_view(self, view: View) -> Trace:
         """The same decoding with the steps' scores and weights (the alignment) read off another
         cross-attention: head ``view.head`` of layer ``view.layer``, or that layer's mean of heads

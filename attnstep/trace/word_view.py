@@ -6,7 +6,7 @@ A trace's ``words`` and ``output_words`` group its tokens and steps into words (
 
 from __future__ import annotations
 
-from attnstep.trace.records import EOS_TOKEN, Floats, Step, Trace, Vector, Word
+from attnstep.trace.records import Floats, Step, Trace, Vector, Word
 
 
 def word_weights(trace: Trace, weights: Vector) -> Vector:
@@ -22,12 +22,13 @@ def word_alignment(
     A target word's row is the mean of its pieces' rows (each piece row sums to 1, so the
     word row does too); a column sums its word's pieces. A word whose pieces are not all
     among ``steps`` yet (decoding has reached only part of it) gets the mean of those shown.
-    ``eos`` adds the final <eos> step's row, once it is among ``steps``, as a word of its own.
+    ``eos`` adds the final step's row, once it is among ``steps``, as a word of its own: the end token that
+    finished the decoding (<eos>, a toolkit's or Marian's </s>).
     """
     steps = trace.steps if steps is None else steps
     words = list(trace.target_words)
     if eos and trace.finished:
-        words.append(Word(EOS_TOKEN, len(trace.steps) - 1, len(trace.steps)))
+        words.append(Word(trace.end_token, len(trace.steps) - 1, len(trace.steps)))
     rows = []
     for word in words:
         shown = [word_weights(trace, s.weights) for s in steps[word.start : word.end]]

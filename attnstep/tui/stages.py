@@ -28,7 +28,6 @@ from attnstep.text.subword import WORD_START, is_byte_piece
 from attnstep.text.words import UNK, detokenize
 from attnstep.trace.cursor import StepCursor
 from attnstep.trace.records import (
-    EOS_TOKEN,
     MULTI_HEAD,
     NO_ATTENTION,
     STAGE_COUNT,
@@ -175,7 +174,7 @@ def unknown_legend(trace: Trace) -> str | None:
 
 def output_pieces(trace: Trace) -> list[str]:
     """Each step's token as it appears in the translation, with the space before it (if any)."""
-    words = [s.chosen_token for s in trace.steps if s.chosen_token != EOS_TOKEN]
+    words = trace.output_tokens  # the end token (<eos>, a toolkit's or Marian's </s>) apart
     if trace.subword:  # a SentencePiece piece marks the start of a word with "▁"
         pieces = [word.replace(WORD_START, " ") for word in words]
     else:
@@ -186,7 +185,7 @@ def output_pieces(trace: Trace) -> list[str]:
             texts[i + 1][len(texts[i]) :] if texts[i + 1].startswith(texts[i]) else " " + words[i]
             for i in range(len(words))
         ]
-    return [*pieces, " " + EOS_TOKEN] if trace.finished else pieces
+    return [*pieces, " " + trace.end_token] if trace.finished else pieces
 
 
 NO_ATTENTION_NOTE = (
@@ -203,7 +202,7 @@ def quote(token: str) -> str:
 
 def output_token(trace: Trace, token: str) -> str:
     """An output token quoted for the narration, named a piece where the model writes pieces."""
-    return f"the piece {quote(token)}" if trace.subword and token != EOS_TOKEN else quote(token)
+    return f"the piece {quote(token)}" if trace.subword and token != trace.end_token else quote(token)
 
 
 def narrate(view: View) -> str:
@@ -213,7 +212,8 @@ def narrate(view: View) -> str:
     if step is None and trace.reference is not None:
         n, differ = len(trace.steps), len(trace.mismatches)
         return (
-            f"Scoring a given translation: every token forced. log p = {num(trace.logprob)} over {n} tokens with <eos> "
+            f"Scoring a given translation: every token forced. log p = {num(trace.logprob)} "
+            f"over {n} tokens with {trace.end_token} "
             f"({num(trace.logprob / n)} a token); the model's own choice differs at {differ} (≠). → steps through it."
         )
     if step is None:
@@ -492,7 +492,7 @@ def sentence_in_words(trace: Trace) -> Trace:
 def grid_in_words(view: View) -> View:
     """The grid's word view: a column per user's word (its pieces' weights summed) and a row per
     output word (the mean of its pieces' rows, as ``trace.word_alignment`` computes them), the
-    final <eos> a row of its own. The current step's row is its word's, labelled with the pieces
+    final end token a row of its own. The current step's row is its word's, labelled with the pieces
     written so far ("stud…" until "ent" comes)."""
     trace = view.trace
     shown = trace.steps[: view.position]
