@@ -184,10 +184,12 @@ class _Batch(Generic[MemoryT, StateT]):
 
     def __init__(self, rows: list[Row], K: int, alpha: float, memory: MemoryT, state: StateT, specials: Specials):
         self.rows, self.K, self.alpha, self.t, self.end = rows, K, alpha, 0, specials.end
-        keep = torch.arange(len(rows)).repeat_interleave(K)  # (B·K,) each sentence's encoding, K times
+        self.device = memory[0].device  # the bookkeeping is made where the model computes: no copy per step
+        keep = torch.arange(len(rows), device=self.device).repeat_interleave(K)  # (B·K,) each encoding, K times
         self.memory, self.state = select(memory, keep), select(state, keep)  # (B·K, S, ·), (B·K, ·)
-        self.prev = torch.full((len(keep),), specials.start, dtype=torch.long)  # (B·K,)
-        self.score = torch.full((len(rows), K), -math.inf)  # (B, K) cumulative log-prob of each row's hypothesis
+        self.prev = torch.full((len(keep),), specials.start, dtype=torch.long, device=self.device)  # (B·K,)
+        # (B, K) cumulative log-prob of each row's hypothesis
+        self.score = torch.full((len(rows), K), -math.inf, device=self.device)
         self.score[:, 0] = 0.0  # one hypothesis, <bos>, to start from
         self.searching = list(range(len(rows)))  # the sentences in the batch, in batch order
         self.seeking = [K] * len(rows)  # how many more hypotheses each sentence needs: K less those finished
@@ -199,24 +201,24 @@ class _Batch(Generic[MemoryT, StateT]):
         set the rows up for the next step."""
         B, K = len(self.searching), self.K
         top_scores, parent_slot, token = self._extensions(logprobs)  # (B, K) each
-        parent_row = (parent_slot + torch.arange(B).view(B, 1) * K).view(-1)  # (B·K,) batch row of each parent
+        batch_rows = torch.arange(B, device=self.device).view(B, 1) * K  # (B, 1)
+        parent_row = (parent_slot + batch_rows).view(-1)  # (B·K,) batch row of each parent
         token_logprob = logprobs[parent_row, token.view(-1)].view(B, K)  # (B, K)
         weights = weights[parent_row].view(B, K, weights.size(1))  # (B, K, S) a_t, computed from each parent
-        reorder = torch.arange(B * K)  # (B·K,) the row each row's next state comes from
-        self.prev = torch.full((B * K,), self.end, dtype=torch.long)  # (B·K,) rows left empty read <eos>
-        self.score = torch.full((B, K), -math.inf)
+        # Filled in Python and made tensors once: element writes would each be a device operation.
+        reorder = list(range(B * K))  # the row each row's next state comes from
+        prev = [self.end] * (B * K)  # rows left empty read <eos>
+        score = [[-math.inf] * K for _ in range(B)]
         candidates = zip(
             top_scores.tolist(), parent_slot.tolist(), token.tolist(), token_logprob.tolist(), weights.tolist()
         )
         for p, (i, extensions) in enumerate(zip(self.searching, candidates)):
             kept = self._kept(p, i, extensions)
             for slot, j in enumerate(self._settle(i, kept)):
-                reorder[p * K + slot], self.prev[p * K + slot], self.score[p, slot] = (
-                    kept[j].row,
-                    kept[j].id,
-                    kept[j].score,
-                )
-        self.state = select(self.state, reorder)
+                reorder[p * K + slot], prev[p * K + slot], score[p][slot] = kept[j].row, kept[j].id, kept[j].score
+        self.prev = torch.tensor(prev, dtype=torch.long, device=self.device)  # (B·K,)
+        self.score = torch.tensor(score, device=self.device)  # (B, K)
+        self.state = select(self.state, torch.tensor(reorder, dtype=torch.long, device=self.device))
         self._leave()
         self.t += 1
 
@@ -285,7 +287,8 @@ class _Batch(Generic[MemoryT, StateT]):
         if all(self.seeking[i] for i in self.searching):
             return
         stay = [p for p, i in enumerate(self.searching) if self.seeking[i]]
-        keep = (torch.tensor(stay, dtype=torch.long).view(-1, 1) * self.K + torch.arange(self.K)).view(-1)  # (B'·K,)
+        staying = torch.tensor(stay, dtype=torch.long, device=self.device).view(-1, 1)  # (B', 1)
+        keep = (staying * self.K + torch.arange(self.K, device=self.device)).view(-1)  # (B'·K,)
         self.memory, self.state = select(self.memory, keep), select(self.state, keep)  # (B'·K, S, ·), (B'·K, ·)
         self.prev, self.score = self.prev[keep], self.score[stay]  # (B'·K,), (B', K)
         self.searching = [self.searching[p] for p in stay]
