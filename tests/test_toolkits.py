@@ -460,6 +460,8 @@ def test_the_decoder_panel_shows_c_t_and_the_lower_layer():
             labels = [line[:11].strip() for line in lines]
             assert labels[1:5] == ["h_t", "c_t", "h_t (1)", "c_t (1)"], lines
             assert "layer 2: the top" in lines[1] and "the LSTM's cell state" in lines[2]
+            assert any(line.startswith("W_c") and "h̃_t = tanh(W_c[h_t; C_t] + b_c), 36 → 12" in line for line in lines)
+            assert any(line.startswith("W_s") and "p(y_t) = softmax(W_s h̃_t), 12 →" in line for line in lines)
 
     run()
 
@@ -482,7 +484,25 @@ def test_a_toolkit_scorer_is_named_as_its_toolkit_names_it(name):
 
     trace = Stepper(load(name)).translate(expected(name)[0]["source"])
     assert trace.checkpoint.scorer_name == SCORERS[name]
-    assert reader.parse(writer.dumps(trace)).checkpoint.scorer_name == SCORERS[name]
+    assert reader.parse(writer.dumps(trace)).checkpoint == trace.checkpoint
+
+
+LAST_LAYERS = {  # h~_t and the output layer, as decoder.py's docstring says each toolkit computes them
+    "joeynmt_gru_bahdanau": ("h̃_t = tanh(W_c[h_t; C_t] + b_c)", "p(y_t) = softmax(W_s h̃_t)"),
+    "opennmt_brnn_lstm": ("h̃_t = tanh(W_c[C_t; h_t])", "p(y_t) = softmax(W_s h̃_t + b_s)"),
+    "opennmt_gru_mlp": ("h̃_t = W_c[C_t; h_t] + b_c", "p(y_t) = softmax(W_s h̃_t + b_s)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAST_LAYERS))
+def test_the_feed_forward_stage_says_the_toolkit_s_formula(name):
+    from attnstep.tui.stages import View, narrate
+
+    trace = Stepper(load(name)).translate(expected(name)[0]["source"])
+    attentional, output = LAST_LAYERS[name]
+    assert (trace.checkpoint.attentional_formula, trace.checkpoint.output_formula) == (attentional, output)
+    feed_forward = 1 + [s.key for s in View(trace, 1).stages].index("feed_forward")
+    assert f"The feed-forward layer {attentional}, " in narrate(View(trace, 1, stage=feed_forward))
 
 
 def test_an_attnstep_trace_has_no_toolkit_scorer_name(tiny_checkpoint):
@@ -491,7 +511,7 @@ def test_an_attnstep_trace_has_no_toolkit_scorer_name(tiny_checkpoint):
 
     trace = load_stepper(tiny_checkpoint).translate("un chien")
     assert trace.checkpoint.scorer == "" and trace.checkpoint.scorer_name == "Luong general"
-    assert "scorer" not in writer.to_json_dict(trace)["checkpoint"]
+    assert not {"scorer", "attentional_formula", "output_formula"} & set(writer.to_json_dict(trace)["checkpoint"])
 
 
 # --- the end token -------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ class Stepper:
             tokenizer=self.codec.kind,
             target_vocab_size=len(checkpoint.tgt_vocab),
             architecture=self.architecture,
-            scorer=checkpoint.model.scorer_name if isinstance(checkpoint, ToolkitCheckpoint) else "",
+            **(checkpoint.model.display_names if isinstance(checkpoint, ToolkitCheckpoint) else {}),
         )
 
     # --- what the UI may call -------------------------------------------------------------

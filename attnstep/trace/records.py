@@ -188,6 +188,10 @@ class CheckpointInfo:
     # The scorer as the model's toolkit names it ("JoeyNMT bahdanau (MLP)"), where ``attention`` is only
     # the attnstep scorer it computes the same as; "" for attnstep's and Marian's models
     scorer: str = ""
+    # A toolkit's attentional and output layers, where they are not attnstep's h~_t = tanh(W_c [h_t; C_t])
+    # and p(y_t) = softmax(W_s h~_t + b) ("h̃_t = W_c[C_t; h_t] + b_c" for OpenNMT-py's mlp); "" for attnstep's
+    attentional_formula: str = ""
+    output_formula: str = ""
 
     @property
     def attends(self) -> bool:

@@ -224,8 +224,9 @@ def _edit_dict(made: StepEdit, trace: Trace, form: _NumberForm) -> dict[str, Any
 
 def _checkpoint_dict(trace: Trace) -> dict[str, Any]:
     info = {key: value for key, value in vars(trace.checkpoint).items() if key != "architecture"}
-    if not trace.checkpoint.scorer:  # only a toolkit's model has a name of its own for its scorer
-        del info["scorer"]
+    for key in ("scorer", "attentional_formula", "output_formula"):  # a toolkit's model's own, else absent
+        if not info[key]:
+            del info[key]
     if trace.architecture is not None:
         info["architecture"] = dict(vars(trace.architecture))
     return info

@@ -437,7 +437,8 @@ def _narrate_decoder(view: View, step: Step, key: str) -> str:
         sizes = "" if concat is None or attentional is None else f", {len(concat)} → {len(attentional)} numbers"
         fed = "" if additive else " and (input feeding) the next step's RNN"
         norms = "" if attentional is None else f" ‖h̃_t‖ = {num(norm(attentional))}"
-        return f"The feed-forward layer h̃_t = tanh(W_c[{state}; C_t]){sizes}, feeds the output layer{fed}.{norms}"
+        formula = trace.checkpoint.attentional_formula or f"h̃_t = tanh(W_c[{state}; C_t])"  # a toolkit's own
+        return f"The feed-forward layer {formula}{sizes}, feeds the output layer{fed}.{norms}"
     # The output layer: the pick is never a partial stage (it completes the step), so narrate says it whole.
     top = step.candidates[0]
     numbers = "h̃_t" if attentional is None else f"the {len(attentional)} numbers of h̃_t"

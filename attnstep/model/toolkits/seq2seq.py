@@ -60,6 +60,26 @@ class ToolkitSeq2Seq(nn.Module, Family[Memory, DecoderState]):
         return SCORER_NAMES[self.config.attention]
 
     @property
+    def attentional_formula(self) -> str:
+        """h~_t as the toolkit computes it (see decoder.py)."""
+        if self.config.toolkit == JOEYNMT:
+            return "h̃_t = tanh(W_c[h_t; C_t] + b_c)"
+        return "h̃_t = W_c[C_t; h_t] + b_c" if self.config.attention == "mlp" else "h̃_t = tanh(W_c[C_t; h_t])"
+
+    @property
+    def output_formula(self) -> str:
+        return f"p(y_t) = softmax(W_s h̃_t{' + b_s' if self.config.output_bias else ''})"
+
+    @property
+    def display_names(self) -> dict[str, str]:
+        """The scorer's name and the last layers' formulas as the trace's CheckpointInfo keeps them."""
+        return {
+            "scorer": self.scorer_name,
+            "attentional_formula": self.attentional_formula,
+            "output_formula": self.output_formula,
+        }
+
+    @property
     def v_a(self) -> Tensor | None:
         scorer = self.decoder.scorer
         return scorer.v_a.weight[0] if isinstance(scorer, ConcatScorer) else None  # (A,)

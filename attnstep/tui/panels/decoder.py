@@ -117,7 +117,9 @@ class DecoderPanel(LinesView[View]):
             *row(
                 "W_c",
                 "feed_forward",
-                Text(f"h̃_t = tanh(W_c[{h}; C_t]), {len(concat)} → {len(attentional)}"),
+                Text(
+                    f"{trace.checkpoint.attentional_formula or f'h̃_t = tanh(W_c[{h}; C_t])'}, {len(concat)} → {len(attentional)}"
+                ),
                 "",
             ),
             *row(
@@ -130,7 +132,10 @@ class DecoderPanel(LinesView[View]):
             *row(
                 "W_s",
                 "output",
-                Text(f"p(y_t) = softmax(W_s h̃_t + b), {len(attentional)} → {vocabulary_size(view.trace)}"),
+                Text(
+                    f"{trace.checkpoint.output_formula or 'p(y_t) = softmax(W_s h̃_t + b)'}, "
+                    f"{len(attentional)} → {vocabulary_size(view.trace)}"
+                ),
                 "",
             ),
             Text(""),
