@@ -108,6 +108,8 @@ def _read_json(path: Path) -> dict:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AttnstepError(f"cannot read {path}: {first_line(exc)}") from None
+    except RecursionError:  # every config.json is read here first, to tell the formats apart
+        raise AttnstepError(f"cannot read {path}: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise AttnstepError(f"{path} must hold a JSON object")
     return value
