@@ -46,7 +46,7 @@ from attnstep.tui.screens.dialogs import TextDialog
 from attnstep.tui.screens.heads import HeadsScreen
 
 # Actions that move the student's own view: doing one leaves follow mode.
-EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "new_sentence"}
+EXPLORING = {"step", "back", "stage", "goto", "end", "restart", "force", "unforce", "edit", "new_sentence"}
 SHARED_SCREENS = {
     "worked": WorkedScoreDialog,
     "map": MapScreen,

@@ -475,7 +475,11 @@ class Trace:
         steps = []
         for step in self.steps:
             scores, weights = _viewed(step.layers[view.layer], view.head)
-            steps.append(replace(step, scores=scores, weights=weights))
+            edit = step.edit
+            if edit is not None:  # the model's own step, its "before", seen through the same view
+                own_scores, own_weights = _viewed(edit.before.layers[view.layer], view.head)
+                edit = replace(edit, before=replace(edit.before, scores=own_scores, weights=own_weights))
+            steps.append(replace(step, scores=scores, weights=weights, edit=edit))
         return replace(self, steps=tuple(steps), view=view)
 
     @property

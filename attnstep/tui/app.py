@@ -2,7 +2,7 @@
 
 The app holds a :class:`~attnstep.trace.cursor.StepCursor`; every key is one verb on it (step,
 back, sub-step, go to, end, restart) or a request for a new trace from
-the :class:`~attnstep.tui.trace_source.TraceSource` (new sentence, force, unforce), made in a
+the :class:`~attnstep.tui.trace_source.TraceSource` (new sentence, force, unforce, edit, unedit), made in a
 thread worker. After each move every panel is handed the same :class:`View` and repaints
 only what changed.
 """
@@ -28,10 +28,12 @@ from attnstep.errors import AttnstepError, first_line
 from attnstep.report.glyphs import max_abs, mean_bins
 from attnstep.text.codec import surface
 from attnstep.trace.cursor import StepCursor
+from attnstep.trace.edits import parse_edit
 from attnstep.trace.forcing import forced_word_start
 from attnstep.trace.records import NO_ATTENTION_STAGE_COUNT, STAGE_COUNT, Trace
 from attnstep.trace.records import View as AttentionView
 from attnstep.tui.bars import Narration, OutputLine, StatusLine, SummaryLine
+from attnstep.tui.edited import edit_note
 from attnstep.tui.keybar import KeyBar
 from attnstep.tui.lines import LineStyles, LinesView
 from attnstep.tui.messages import OtherReady, SourceReady, TraceReady
@@ -43,7 +45,15 @@ from attnstep.tui.panels.source import SourcePanel
 from attnstep.tui.panels.worked import WorkedScoreDialog
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.alignment import CompareScreen, MapScreen
-from attnstep.tui.screens.dialogs import AskDialog, ExportDialog, ForceDialog, HelpDialog, SentenceDialog, on_answer
+from attnstep.tui.screens.dialogs import (
+    AskDialog,
+    EditDialog,
+    ExportDialog,
+    ForceDialog,
+    HelpDialog,
+    SentenceDialog,
+    on_answer,
+)
 from attnstep.tui.screens.heads import HeadsGrid, HeadsScreen
 from attnstep.tui.stages import View, quote
 from attnstep.tui.trace_source import ScoringSource, SourceFactory, TraceSource
@@ -108,7 +118,20 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     ),
     ("g", "goto", "go to", "g", "go to step N"),
     ("f", "force", "force", "f", "force a different word at this step (top-k or typed)"),
-    ("u", "unforce", "undo", "u", "return to the model's own choice (undo the last forced word, from any step)"),
+    (
+        "i",
+        "edit",
+        "edit attention",
+        "i",
+        "edit this step's attention (intervene): zero a word, all on one, uniform, τ, reverse, permute, or typed",
+    ),
+    (
+        "u",
+        "unforce",
+        "undo",
+        "u",
+        "return to the model's own choice: undo the last forced word or attention edit, from any step",
+    ),
     ("e,end", "end", "end", "e / End", "run to the end"),
     ("r,home", "restart", "restart", "r / Home", "restart: back to the encoder only"),
     ("n", "new_sentence", "new", "n", "new sentence"),
@@ -135,8 +158,8 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
         "compare",
         "c",
         (
-            "before/after a forced word: the model's own decoding beside the forced one; "
-            "with a second --checkpoint and no forced word, that model's decoding beside this one"
+            "before/after a forced word or an edit: the model's own decoding beside the changed one; "
+            "with a second --checkpoint and neither, that model's decoding beside this one"
         ),
     ),
     (
@@ -162,6 +185,11 @@ PANEL_KEYS = [
     ("↑ / ↓", "in Source: select a word and list its h_i; in Next word: select, Enter forces it"),
     ("Shift+← →", "scroll a panel sideways (the grid of a long sentence)"),
 ]
+
+
+def changed(trace: Trace) -> bool:
+    """Whether the user changed this decoding: a word forced, or a step's attention edited."""
+    return any(s.forced or s.edit is not None for s in trace.steps)
 
 
 class MainScreen(Screen):
@@ -334,11 +362,11 @@ class AttnstepApp(App[None]):
     def set_trace(self, trace: Trace, position: int) -> None:
         self.given = trace
         self.cursor = StepCursor(self.viewed(trace), position)
-        if not any(s.forced for s in trace.steps):
-            self.original = trace  # the model's own decoding: what c compares a forced one with
+        if not changed(trace):
+            self.original = trace  # the model's own decoding: what c compares a forced or edited one with
         if self.is_running:
             self.main_screen.choose_layout(trace)
-            self.refresh_bindings()  # u is offered only once a word is forced
+            self.refresh_bindings()  # u is offered only once a word is forced or a step edited
         # Once per trace, not per step: a 40-word sentence has 20,000 encoder-state numbers.
         self.state_scale = max_abs([mean_bins(h) for h in trace.encoder_states]) if trace.encoder_states else 1.0
 
@@ -581,13 +609,18 @@ class AttnstepApp(App[None]):
         self.decode(forced)
 
     def action_unforce(self) -> None:
-        """Undo the last word forced, wherever it is: forcing keeps the steps before it, so the last
-        forced step of a trace is the latest force."""
+        """Undo the last word forced or attention edited, wherever it is: both keep the steps before
+        theirs, so the last forced or edited step of a trace is the latest change (an edit and a
+        forced word at one step: the edit goes first)."""
         source = self.model_for("Returning to the model's choice")
         if source is not None and self.cursor is not None:
             trace = self.cursor.trace
-            last = [s.index for s in trace.steps if s.forced][-1]  # check_action: there is one
-            self.unforce(source, forced_word_start(trace, last))
+            forced = [s.index for s in trace.steps if s.forced]
+            edited = [s.index for s in trace.steps if s.edit is not None]  # check_action: one or the other
+            if edited and (not forced or edited[-1] >= forced[-1]):
+                self.unedit(source, edited[-1])
+            else:
+                self.unforce(source, forced_word_start(trace, forced[-1]))
 
     def unforce(self, source: TraceSource, t: int) -> None:
         cursor = self.cursor
@@ -598,6 +631,50 @@ class AttnstepApp(App[None]):
         position = min(cursor.position, t + 1)
         note = f"Step {t + 1} is the model's own choice again."
         self.decode(lambda: TraceReady(source.unforce(trace, t), position, note))
+
+    def action_edit(self) -> None:
+        cursor = self.cursor
+        step = cursor.current if cursor else None
+        if cursor is not None and not cursor.trace.checkpoint.attends:
+            self.notify(
+                "This model has no attention: there are no weights to edit (its decoder reads one c at every step).",
+                markup=False,
+            )
+            return
+        source = self.model_for("Editing a step's attention")
+        if source is None:
+            return
+        if cursor is None or step is None:
+            self.notify("Take a step first (→): an edit changes the attention of the current step.", markup=False)
+            return
+        if cursor.trace.reference is not None:
+            self.notify("A given translation's words are all forced: its attention is not edited here.", markup=False)
+            return
+        self.push_screen(EditDialog(cursor.trace, step.index), on_answer(lambda spec: self.edit(source, spec)))
+
+    def edit(self, source: TraceSource, spec: str) -> None:
+        """Decode again with step t's attention edited as ``spec`` (dump --edit's grammar, checked by the dialog)."""
+        cursor = self.cursor
+        assert cursor is not None  # i edits only at a step
+        trace = self.given or cursor.trace  # the trace as the model made it, not as a head views it
+        t, made = parse_edit(spec, trace)
+        self.set_busy("decoding…")
+
+        def edited() -> TraceReady:
+            new = source.edit(trace, t, made)
+            note = f"{edit_note(new, new.steps[t])} Decoding continued from there; u undoes it, c compares."
+            return TraceReady(new, t + 1, note)
+
+        self.decode(edited)
+
+    def unedit(self, source: TraceSource, t: int) -> None:
+        cursor = self.cursor
+        assert cursor is not None  # step t, to undo, is one of its trace's
+        trace = self.given or cursor.trace
+        self.set_busy("decoding…")
+        position = min(cursor.position, t + 1)
+        note = f"Step {t + 1}'s attention is the model's own again."
+        self.decode(lambda: TraceReady(source.unedit(trace, t), position, note))
 
     def notify(
         self,
@@ -707,7 +784,7 @@ class AttnstepApp(App[None]):
 
     def action_compare(self) -> None:
         trace = self.cursor.trace if self.cursor else None
-        if trace is not None and self.other_factory is not None and not any(s.forced for s in trace.steps):
+        if trace is not None and self.other_factory is not None and not changed(trace):
             self.set_busy(f"decoding with {visible(self.other_origin)}…")
             self.decode_other(trace, self.other_factory)
             return
@@ -717,14 +794,16 @@ class AttnstepApp(App[None]):
                 markup=False,
             )
             return
-        if trace is None or not any(s.forced for s in trace.steps):
+        if trace is None or not changed(trace):
             self.notify(
-                "Nothing to compare yet: force a word first (f), then c shows the decoding before and after.",
+                "Nothing to compare yet: force a word (f) or edit a step's attention (i) first, "
+                "then c shows the decoding before and after.",
                 markup=False,
             )
         elif self.original is None or self.original.source != trace.source:
             self.notify(
-                "The model's own decoding of this sentence is not here (a replay of a trace with a forced word).",
+                "The model's own decoding of this sentence is not here "
+                "(a replay of a trace with a forced word or an edited step).",
                 markup=False,
             )
         else:
@@ -751,8 +830,9 @@ class AttnstepApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Which keys the footer offers (a key it does not offer does nothing): none that needs a model in a
-        replay, none that needs attention for a model without it, u only once a word is forced (in a given
-        translation every word is the reference's, none the user's to undo)."""
+        replay, none that needs attention for a model without it, u only once a word is forced or a step's
+        attention edited (in a given translation every word is the reference's, none the user's to undo).
+        i stays on everywhere, to say why it cannot edit (a replay, a model without attention)."""
         if action in NEEDS_MODEL and self.source_factory is None:
             return False
         if action.split("(")[0] in NEEDS_HEADS:  # Textual passes the name; KEYS' readers the whole "head(1)"
@@ -761,5 +841,5 @@ class AttnstepApp(App[None]):
             return action == "compare" and self.other_factory is not None  # c can still set a second model beside it
         if action == "unforce":
             trace = self.cursor.trace if self.cursor else None
-            return trace is not None and trace.reference is None and any(s.forced for s in trace.steps)
+            return trace is not None and trace.reference is None and changed(trace)
         return True

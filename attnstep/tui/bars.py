@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 
 from attnstep.report.glyphs import num, prob
-from attnstep.trace.records import Trace
+from attnstep.trace.records import EDIT_MARK, Trace
+from attnstep.tui.edited import narrate_edited
 from attnstep.tui.lines import LinesView, ViewT
 from attnstep.tui.safe import safe_text
 from attnstep.tui.stages import (
@@ -148,12 +149,19 @@ class OutputLine(Bar[View]):
             )
         elif any(s.forced for s in steps[:position]):
             notes.append("   * forced")
+        if any(s.edit is not None for s in steps[:position]):
+            notes.append(f"   {EDIT_MARK} attention edited")
         ahead = next((s.index for s in steps[position:] if s.forced), None)
         if ahead is not None and view.trace.reference is None:
             notes.append(
                 f"   ⋯ forced word at step {ahead + 1}"
                 if short
                 else f"   ⋯ a forced word lies ahead, at step {ahead + 1} (u undoes it)"
+            )
+        edited = next((s.index for s in steps[position:] if s.edit is not None), None)
+        if edited is not None:
+            notes.append(
+                f"   ⋯ edit at step {edited + 1}" if short else f"   ⋯ an edited step lies ahead, step {edited + 1}"
             )
         return notes
 
@@ -197,5 +205,7 @@ class SummaryLine(Bar[View]):
 
 class Narration(Bar[View]):
     def build(self, view: View | None) -> list[Text]:
-        text = Text("Press n to type a sentence, ? for all keys." if view is None else narrate(view))
+        text = Text(
+            "Press n to type a sentence, ? for all keys." if view is None else narrate_edited(view) or narrate(view)
+        )
         return list(text.wrap(self.app.console, max(1, self.size.width)))

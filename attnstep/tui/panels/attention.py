@@ -6,7 +6,8 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from attnstep.report.glyphs import STATE_CELLS, bar, max_abs, mean_bins, norm, num
-from attnstep.trace.records import Trace
+from attnstep.trace.records import EDIT_MARK, Step, Trace
+from attnstep.tui.edited import what_was_edited
 from attnstep.tui.lines import LinesView, first_numbers, fit
 from attnstep.tui.safe import visible
 from attnstep.tui.stages import (
@@ -20,6 +21,7 @@ from attnstep.tui.stages import (
 )
 
 MAX_WORD_WIDTH = 14
+OWN_WIDTH = 5  # an edited step's column of the model's own weights, after the ones it used: "0.45 "
 
 
 class AttentionPanel(LinesView[View]):
@@ -39,7 +41,13 @@ class AttentionPanel(LinesView[View]):
             return self.without_attention(view)
         if trace.architecture is not None:
             return self.transformer(view)
-        self.set_titles("Attention: score e, weight a = softmax(e), weighted state a·h_i", trace.checkpoint.formula)
+        edited = step is not None and step.edit is not None
+        self.set_titles(
+            f"Attention: score e, weight a' set by you ({EDIT_MARK}) beside the model's own a, weighted state a'·h_i"
+            if edited
+            else "Attention: score e, weight a = softmax(e), weighted state a·h_i",
+            trace.checkpoint.formula,
+        )
         label, dim, changed = self.style_of("label"), self.style_of("dim"), self.style_of("changed")
         names, word_width = self.names(trace)
         wide = self.size.width >= 90
@@ -53,13 +61,13 @@ class AttentionPanel(LinesView[View]):
                 fit("piece" if trace.subword and not view.in_words else "word", word_width + 1, label),
                 fit("score e", 8, label, right=True),
                 "  ",
-                fit("weight a", 5 + bar_width, label),
+                self.weight_heading("weight a", step, bar_width),
                 "  ",
                 fit("‖a·h‖", 5, label, right=True),
                 "  ",
                 ("a·h_i", label),
             ),
-            word_width + bar_width + 25 + strip_width,
+            word_width + bar_width + 25 + strip_width + (OWN_WIDTH if edited else 0),
         )
         # Below the words: what the mark of an unknown word means, when there is one.
         legend = [Text(text, style=label) for text in [unknown_legend(trace)] if text]
@@ -89,6 +97,7 @@ class AttentionPanel(LinesView[View]):
             numbers.append("  ")
             numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
             numbers.append(" ")
+            self.own_weight(numbers, step, i, show_weight)
             if view.just_done("score"):
                 numbers.stylize(changed, 0, 8)
             elif view.just_done("softmax"):
@@ -117,7 +126,34 @@ class AttentionPanel(LinesView[View]):
         if show_weight:
             best = max(range(len(trace.source)), key=lambda i: step.weights[i])
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
-        return lines + legend
+        return lines + self.edit_lines(trace, step) + legend
+
+    def weight_heading(self, heading: str, step: Step | None, bar_width: int) -> Text:
+        """The weight column's heading; an edited step's names the weights it used and the model's own."""
+        label = self.style_of("label")
+        if step is None or step.edit is None:
+            return fit(heading, 5 + bar_width, label)
+        return fit(f"a' {EDIT_MARK}  own a", 5 + OWN_WIDTH + bar_width, label)
+
+    def own_weight(self, numbers: Text, step: Step, i: int, shown: bool) -> None:
+        """After an edited step's weight a'_i, the model's own a_i (its ``before``), dimmed."""
+        if step.edit is not None:
+            own = step.edit.before.weights[i]
+            numbers.append(
+                f"{num(own)} " if shown else fit("   ·", OWN_WIDTH, self.style_of("dim")), self.style_of("dim")
+            )
+
+    def edit_lines(self, trace: Trace, step: Step) -> list[Text]:
+        """Under an edited step's rows: what the user set, and what the model's own weights chose."""
+        if step.edit is None:
+            return []
+        before, sizes = step.edit.before, ""
+        if before.context is not None and step.context is not None:  # an RNN's, with vectors
+            sizes = f"; C_t from them: ‖C_t‖ {num(norm(step.context))}, from the own a: {num(norm(before.context))}"
+        text = Text.assemble(
+            (f"{EDIT_MARK} {what_was_edited(trace, step)}", self.style_of("label")), (sizes, self.style_of("dim"))
+        )
+        return list(text.wrap(self.app.console, max(20, self.size.width - 1)))
 
     def names(self, trace: Trace) -> tuple[list[str], int]:
         """The rows' source tokens, and the cells of their column (set as the frozen labels)."""
@@ -155,7 +191,7 @@ class AttentionPanel(LinesView[View]):
             fit(unit, word_width + 1, label),
             fit(columns[0], 8, label, right=True),
             "  ",
-            fit(columns[1], 5 + bar_width, label),
+            self.weight_heading(columns[1], step, bar_width),
             "  ",
             (columns[2], label) if head is None else fit(columns[2], 5, label, right=True),
             "  ",
@@ -177,6 +213,7 @@ class AttentionPanel(LinesView[View]):
             numbers.append("  ")
             numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
             numbers.append(" ")
+            self.own_weight(numbers, step, i, show_weight)
             if view.just_done("score"):
                 numbers.stylize(changed, 0, 8)
             elif view.just_done("softmax"):
@@ -206,6 +243,7 @@ class AttentionPanel(LinesView[View]):
         if show_weight:
             best = max(range(len(trace.source)), key=lambda i: step.weights[i])
             lines[best + 1].stylize(self.style_of("current"), 0, word_width)
+        lines += self.edit_lines(trace, step)
         lines.append(Text(""))
         context = None if head is None else record.cross[head].context
         if head is None:

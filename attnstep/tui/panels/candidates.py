@@ -11,11 +11,13 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from attnstep.report.glyphs import bar, prob
+from attnstep.trace.records import EDIT_MARK, Step
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.stages import View, piece_text
 
 WORD_WIDTH = 11
 BAR_WIDTH = 8
+BEFORE_ROWS = 3  # an edited step's own candidates listed under the ones the edit made
 
 
 class CandidatesPanel(LinesView[View]):
@@ -95,6 +97,27 @@ class CandidatesPanel(LinesView[View]):
             lines.append(Text("▶ the reference's token", style=label))
         elif picked and step.forced:
             lines.append(Text("* forced · u: undo", style=label))
+        if picked and step.edit is not None:
+            lines += self.before(view, step.edit.before)
         if self.has_focus:
             lines.append(Text("↑/↓ select · Enter: force it", style=dim))
+        return lines
+
+    def before(self, view: View, own: Step) -> list[Text]:
+        """An edited step's "before": the model's own top candidates, from its own weights, its choice marked ▷."""
+        label, dim = self.style_of("label"), self.style_of("dim")
+        lines = [
+            Text(f"{EDIT_MARK} attention edited · u: undo", style=label),
+            Text("before, the model's own a:", style=dim),
+        ]
+        for c in own.candidates[:BEFORE_ROWS]:
+            mine = c.id == own.chosen_id
+            lines.append(
+                Text.assemble(
+                    ("▷ " if mine else "  ", dim),
+                    fit(piece_text(view.trace, c.token), WORD_WIDTH, dim),
+                    (f" {prob(c.prob):>5} ", dim),
+                    (bar(c.prob, BAR_WIDTH), self.style_of("bar")),
+                )
+            )
         return lines

@@ -26,7 +26,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from attnstep.report.glyphs import norm, num
-from attnstep.trace.records import Trace, Vector
+from attnstep.trace.records import EDIT_MARK, Trace, Vector
+from attnstep.tui.edited import what_was_edited
 from attnstep.tui.lines import first_numbers
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.dialogs import Dialog
@@ -190,7 +191,7 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         )
     ]
     if trace.view is not None and trace.view.head is None:
-        return out + mean_lines(work, words)
+        return out + mean_lines(work, words) + edited_lines(work, words)
     if work.vectors is None:
         out.append(Text(f"The products behind e are not shown: {work.missing}. From the scores alone:", style="dim"))
     else:
@@ -257,7 +258,22 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
         )
     )
     out.append(Text(f"      recorded in the trace: e {num(step.scores[i])}, a {num(step.weights[i])}", style="dim"))
-    return out
+    return out + edited_lines(work, words)
+
+
+def edited_lines(work: WorkedScore, words: list[str]) -> list[Text]:
+    """An edited step's weights are the user's, not the softmax's: what the step used instead, and why."""
+    step, i = work.trace.steps[work.t], work.i
+    if step.edit is None:
+        return []
+    own = step.edit.before.weights[i]
+    return [
+        Text.assemble(
+            (f"  {EDIT_MARK} then the {what_was_edited(work.trace, step)}: ", "bold"),
+            f"a' = {num(step.weights[i])} for {quote(words[i])}, where the model's own a is {num(own)}; "
+            "C_t and the rest of the step are computed from a'.",
+        )
+    ]
 
 
 class WorkedScoreDialog(Dialog):

@@ -123,7 +123,7 @@ def diverging_step(before: Trace, after: Trace) -> int:
 
 
 class CompareScreen(AlignmentScreen):
-    """Before/after (``c``): the model's own decoding beside the one with a forced word, or
+    """Before/after (``c``): the model's own decoding beside the one with a forced word or edited attention, or
     (with ``labels``, the two checkpoints' names) two models' decodings of one sentence."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,c", "app.pop_screen", "back")]
@@ -159,8 +159,10 @@ class CompareScreen(AlignmentScreen):
             side, how = f"{visible(name)} ({trace.checkpoint.scorer_name})", ""
         elif trace.reference is not None:
             side, how = "Given translation", " given"
+        elif trace is self.after:  # the decoding the user changed: a word forced, or attention edited at or before here
+            side, how = "After", " forced" if step.forced else (" with attention edited" if trace.edits else "")
         else:
-            side, how = ("After", " forced") if step.forced else ("Before", " the model's")
+            side, how = "Before", " the model's"
         return Text.assemble(
             (f"{side} · step {self.diverge + 1}: ", "bold"),
             safe_text(quote(step.chosen_token), "bold"),

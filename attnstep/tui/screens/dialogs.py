@@ -1,4 +1,5 @@
-"""Modal dialogs: new sentence, force a word, go to a step, export, a text to read, and the key help.
+"""Modal dialogs: new sentence, force a word, edit a step's attention, go to a step, export, a text to read,
+and the key help.
 
 Each returns its answer with ``dismiss`` (None when cancelled with Esc); the app decides
 what to do with it.
@@ -26,7 +27,8 @@ from attnstep.errors import AttnstepError
 from attnstep.report.glyphs import prob
 from attnstep.text.codec import surface
 from attnstep.text.words import MAX_SOURCE_CHARS
-from attnstep.trace.records import Step
+from attnstep.trace.edits import EditError, parse_edit
+from attnstep.trace.records import Step, Trace
 from attnstep.tui.safe import safe_text, visible
 
 DIALOG_WIDTH = 76  # .dialog in app.tcss
@@ -174,6 +176,148 @@ class ForceDialog(Dialog):
             word.focus()
             word.insert_text_at_cursor(event.character)
             event.stop()
+
+
+# What i can do to a step's attention: (operation, what the list says, what the value box wants, or "" for none).
+EDITS = (
+    ("zero", "zero a word: its weight 0, the rest renormalised", "the word (or its position, 1-based)"),
+    ("one", "all the weight on one word", "the word (or its position, 1-based)"),
+    ("uniform", "uniform: 1/n on every source token", ""),
+    ("temperature", "temperature τ: softmax(e/τ), under 1 sharper, over 1 flatter", "τ, over 0"),
+    ("reverse", "reverse the weights' order", ""),
+    ("permute", "permute the weights (shuffled by a seed)", "the seed, a whole number"),
+    ("weights", "type the weights: one per source token, ≥ 0, summing to 1", "the weights, separated by commas"),
+)
+
+
+class EditDialog(Dialog):
+    """Edit the current step's attention: ↑/↓ choose the operation, the box its value (a word, τ, a
+    seed, the typed weights), Enter applies it. A Transformer's edit is of the head in view, or of
+    every head of its layer (Tab switches; a layer's mean in view edits the layer).
+
+    The answer is a SPEC of ``attnstep dump --edit``'s grammar, checked here by the same parser
+    (:func:`~attnstep.trace.edits.parse_edit`): what it refuses is said in place, in one line.
+    """
+
+    def __init__(self, trace: Trace, t: int) -> None:
+        super().__init__()
+        self.trace, self.t = trace, t
+        view = trace.view  # a Transformer's head (or mean) in view; None for an RNN
+        self.edit_layer = None if view is None else view.layer
+        self.edit_head = None if view is None else view.head
+        self.whole_layer = view is not None and view.head is None
+        self.values = {op: self.suggested(op) for op, _, _ in EDITS}  # what each box holds, kept across ↑/↓
+        self.shown_operation: str | None = None  # whose value the box holds
+
+    def suggested(self, operation: str) -> str:
+        """The box's first value: the most attended word, τ 0.5, seed 1, or the step's weights to edit."""
+        weights = self.trace.steps[self.t].weights
+        best = max(range(len(weights)), key=lambda i: weights[i])
+        if operation in ("zero", "one"):
+            token = self.trace.source[best]
+            first = next(i for i, other in enumerate(self.trace.source) if other.surface == token.surface)
+            return (
+                token.surface
+                if first == best and token.surface.isprintable() and "," not in token.surface
+                else str(best + 1)
+            )
+        if operation == "weights":
+            rounded = [round(w, 3) for w in weights]
+            rounded[best] = round(rounded[best] + 1 - sum(rounded), 3)  # so that the typed ones sum to 1
+            return ",".join(f"{w:g}" for w in rounded)
+        return {"temperature": "0.5", "permute": "1"}.get(operation, "")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Edit the attention of step {self.t + 1} (↑/↓ an operation):")
+            yield OptionList(*[Option(label, id=op) for op, label, _ in EDITS], id="operations")
+            yield Label("", id="wants")
+            yield Input(id="value", max_length=MAX_SOURCE_CHARS, select_on_focus=False)
+            yield Label("", id="scope")
+            yield Label("", id="spec", classes="hint")
+            yield Label("", id="problem")
+            yield Label(
+                "↑/↓: operation · Enter: apply"
+                + (" · Tab: head/layer" if self.edit_layer is not None else "")
+                + " · Esc: cancel",
+                classes="hint",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#operations", OptionList).highlighted = 0
+        self.query_one("#value", Input).focus()
+        self.show_choice()
+
+    @property
+    def operation(self) -> str:
+        return EDITS[self.query_one("#operations", OptionList).highlighted or 0][0]
+
+    def spec(self) -> str:
+        """The edit as ``dump --edit`` writes it: STEP[@L<layer>[H<head>]]:OPERATION[=VALUE]."""
+        where = ""
+        if self.edit_layer is not None:
+            where = f"@L{self.edit_layer + 1}" + (
+                "" if self.whole_layer or self.edit_head is None else f"H{self.edit_head + 1}"
+            )
+        value = self.query_one("#value", Input).value.strip()
+        wants = next(w for op, _, w in EDITS if op == self.operation)
+        return f"{self.t + 1}{where}:{self.operation}" + (f"={value}" if wants else "")
+
+    def on_key(self, event) -> None:
+        # The value box keeps the focus, so that Enter always applies; ↑/↓ there choose the operation.
+        if event.key in ("up", "down") and self.focused is self.query_one("#value"):
+            operations = self.query_one("#operations", OptionList)
+            operations.highlighted = ((operations.highlighted or 0) + (1 if event.key == "down" else -1)) % len(EDITS)
+            event.stop()
+        elif event.key == "tab" and self.edit_layer is not None and self.edit_head is not None:
+            self.whole_layer = not self.whole_layer
+            self.show_choice()
+            event.stop()
+            event.prevent_default()
+
+    @on(OptionList.OptionHighlighted)
+    def operation_chosen(self, event: OptionList.OptionHighlighted) -> None:
+        value = self.query_one("#value", Input)
+        if self.shown_operation is not None:
+            self.values[self.shown_operation] = value.value
+        self.shown_operation = EDITS[event.option_index][0]
+        value.value = self.values[self.shown_operation]
+        self.show_choice()
+
+    @on(OptionList.OptionSelected)
+    def operation_picked(self) -> None:
+        self.query_one("#value", Input).focus()
+
+    @on(Input.Changed)
+    def value_changed(self) -> None:
+        self.show_choice()
+
+    def show_choice(self) -> None:
+        """The value the operation wants, the heads it edits, and the SPEC it makes, as the user chooses."""
+        wants = next(w for op, _, w in EDITS if op == self.operation)
+        self.query_one("#wants", Label).update(f"value: {wants}" if wants else "value: none needed (Enter applies)")
+        if self.edit_layer is not None:
+            scope = (
+                f"edits every head of layer {self.edit_layer + 1}"
+                if self.whole_layer or self.edit_head is None
+                else f"edits head {self.edit_head + 1} of layer {self.edit_layer + 1}"
+            )
+            self.query_one("#scope", Label).update(scope)
+        self.query_one("#spec", Label).update(Text.assemble("as dump --edit: ", safe_text(self.spec())))
+        self.query_one("#problem", Label).update("")
+
+    @on(Input.Submitted)
+    def apply(self) -> None:
+        self.submit()
+
+    def submit(self) -> None:
+        spec = self.spec()
+        try:
+            parse_edit(spec, self.trace)
+        except EditError as exc:
+            self.complain(str(exc).removeprefix(f"attention edit {spec!r}: "))
+            return
+        self.dismiss(spec)
 
 
 class AskDialog(Dialog):
