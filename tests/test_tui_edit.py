@@ -12,6 +12,7 @@ from attnstep.trace.writer import dumps
 from attnstep.tui import replay_app
 from attnstep.tui.screens.alignment import CompareScreen
 from attnstep.tui.screens.dialogs import EDITS, EditDialog
+from tests.marian_helpers import marian_folder_fixture  # noqa: F401  (a fixture)
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
 WIDE = (140, 40)
@@ -200,3 +201,69 @@ async def test_a_model_without_attention_has_nothing_to_edit(no_attention_checkp
         await pilot.press("right", "i")
         assert not isinstance(app.screen, EditDialog)
         assert any("no attention: there are no weights to edit" in n for n in notices(app))
+
+
+@pytest.mark.slow  # builds a tiny Marian with transformers (~5 s)
+@async_test
+async def test_a_transformers_head_in_view_or_its_whole_layer(marian_folder):
+    from attnstep.engine.marian_checkpoint import load_marian
+    from attnstep.engine.stepper import Stepper
+
+    stepper = Stepper(load_marian(marian_folder))
+    app = app_on(stepper, sentence="Un chien noir court dans la rue.")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        original = app.given
+        view = original.view
+        assert view is not None and view.head is None  # a layer's mean of heads: an edit of them all
+        await pilot.press("right", "right")
+        dialog = await open_editor(pilot, "uniform")
+        assert f"edits every head of layer {view.layer + 1}" in str(dialog.query_one("#scope").render())
+        await pilot.press("escape", "a")  # head 1 of the layer in view
+        layer, head = view.layer, 0
+        dialog = await open_editor(pilot, "uniform")
+        assert f"edits head {head + 1} of layer {layer + 1}" in str(dialog.query_one("#scope").render())
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.given == stepper.edit(original, T, Edit("uniform", layer=layer, head=head))
+        n = len(original.source)
+        assert [row.split()[2] for row in app.panels["attention"].plain_lines[1 : 1 + n]] == [num(1 / n)] * n
+        assert own_column(app) == [num(w) for w in original.steps[T].layers[layer].cross[head].weights]
+        assert f"weights set by you: layer {layer + 1}, head {head + 1}: uniform" in app.query_one("#narration").plain
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.given == original
+        dialog = await open_editor(pilot, "reverse")
+        await pilot.press("tab")  # every head of the layer
+        assert f"edits every head of layer {layer + 1}" in str(dialog.query_one("#scope").render())
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.given == stepper.edit(original, T, Edit("reverse", layer=layer))
+
+
+@pytest.mark.slow
+@async_test
+async def test_a_follower_sees_the_teachers_edited_decoding(stepper):
+    import json
+
+    from attnstep.serve.remote import TeacherShows
+    from attnstep.serve.session import ServedApp
+    from attnstep.serve.wire import SharedView, trace_from_wire
+    from attnstep.trace.writer import dumps_wire
+    from attnstep.tui import make_app
+    from tests.test_serve_parts import SilentLink
+
+    trace = stepper.translate(SENTENCE)
+    # the teacher's edited decoding as the class channel hands it to a student: the wire form
+    edited = trace_from_wire(json.loads(dumps_wire(stepper.edit(trace, T, Edit("zero", tokens=(0,))))))
+    app = make_app(ServedApp, source_factory=lambda: stepper, origin="tiny", open_on_sentence_box=False)
+    app.join_class(SilentLink(), teacher=False, follow=True, user="ann")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        app.teacher_shows(TeacherShows("teach", edited, T + 1, 0, SharedView()))
+        await pilot.pause()
+        assert app.given == edited and app.following
+        assert own_column(app) == [num(w) for w in trace.steps[T].weights]
+        assert edited.steps[T].chosen_token + "~" in app.query_one("#output").plain
+        await pilot.press("i")  # an edit of the student's own leaves follow mode
+        assert isinstance(app.screen, EditDialog) and not app.following
