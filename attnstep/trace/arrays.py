@@ -50,6 +50,7 @@ from typing import IO, Any
 import numpy as np
 
 from attnstep.trace.records import Floats, Trace, Word
+from attnstep.trace.writer import checkpoint_dict
 
 LAYOUT = "attnstep.npz"
 LAYOUT_VERSION = 1
@@ -211,7 +212,7 @@ class ArrayWriter:
         meta: dict[str, Any] = {
             "layout": LAYOUT,
             "layout_version": LAYOUT_VERSION,
-            "checkpoint": None if first is None else asdict(first.checkpoint),
+            "checkpoint": None if first is None else checkpoint_dict(first),
             "vectors": first is not None and first.has_vectors,
             "sentences": sentences,
             "steps": steps,

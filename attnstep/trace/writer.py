@@ -137,7 +137,7 @@ def _trace_dict(trace: Trace, form: _NumberForm) -> dict[str, Any]:
     steps = _steps_list(trace, form)
     out: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "checkpoint": _checkpoint_dict(trace),
+        "checkpoint": checkpoint_dict(trace),
         "vectors": trace.has_vectors,
         "source": [{"surface": t.surface, "token": t.token, "id": t.id, "word": t.word} for t in trace.source],
         "words": [_word_dict(w) for w in trace.source_words],
@@ -222,7 +222,8 @@ def _edit_dict(made: StepEdit, trace: Trace, form: _NumberForm) -> dict[str, Any
     return out
 
 
-def _checkpoint_dict(trace: Trace) -> dict[str, Any]:
+def checkpoint_dict(trace: Trace) -> dict[str, Any]:
+    """The checkpoint block as files write it: what a toolkit's model alone names left out when empty."""
     info = {key: value for key, value in vars(trace.checkpoint).items() if key != "architecture"}
     for key in ("scorer", "attentional_formula", "output_formula"):  # a toolkit's model's own, else absent
         if not info[key]:
