@@ -267,3 +267,24 @@ async def test_a_follower_sees_the_teachers_edited_decoding(stepper):
         assert edited.steps[T].chosen_token + "~" in app.query_one("#output").plain
         await pilot.press("i")  # an edit of the student's own leaves follow mode
         assert isinstance(app.screen, EditDialog) and not app.following
+
+
+@async_test
+async def test_a_subword_models_editor_zeroes_the_most_attended_pieces_word(subword_checkpoint):
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
+
+    stepper = Stepper(load_checkpoint(subword_checkpoint))
+    app = app_on(stepper, sentence="les étudiants regardent la voiture rouge")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right")
+        trace, weights = app.given, app.cursor.current.weights
+        best = max(range(len(weights)), key=lambda i: weights[i])
+        word = next(w for w in trace.source_words if w.start <= best < w.end)
+        dialog = await open_editor(pilot, "zero")
+        assert dialog.query_one("#value").value == word.text
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.given == stepper.edit(trace, T, Edit("zero", tokens=tuple(range(word.start, word.end))))
+        assert all(app.cursor.current.weights[i] == 0.0 for i in range(word.start, word.end))

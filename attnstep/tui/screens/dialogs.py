@@ -214,13 +214,12 @@ class EditDialog(Dialog):
         weights = self.trace.steps[self.t].weights
         best = max(range(len(weights)), key=lambda i: weights[i])
         if operation in ("zero", "one"):
-            token = self.trace.source[best]
-            first = next(i for i, other in enumerate(self.trace.source) if other.surface == token.surface)
-            return (
-                token.surface
-                if first == best and token.surface.isprintable() and "," not in token.surface
-                else str(best + 1)
-            )
+            # The word the most attended token is of (a subword model's: all its pieces), by its text where
+            # that names it alone and is no position; else the token's position.
+            words = self.trace.source_words
+            word = next(w for w in words if w.start <= best < w.end)
+            named = next(w for w in words if w.text == word.text) is word
+            return word.text if named and word.text.isprintable() and not word.text.isdigit() else str(best + 1)
         if operation == "weights":
             rounded = [round(w, 3) for w in weights]
             rounded[best] = round(rounded[best] + 1 - sum(rounded), 3)  # so that the typed ones sum to 1
