@@ -241,6 +241,7 @@ def test_with_view_changes_the_alignment_and_the_plot_caption(trace):
     assert grid.rows == tuple(s.layers[1].cross[2].weights for s in trace.steps) != default.rows
     assert "cross-attention, layer 2/2, head 3/4" in alignment_svg(head)
     assert "cross-attention, layer 1/2, mean of 4 heads" in alignment_svg(trace)
+    assert "finished with &lt;/s&gt;" in alignment_svg(trace)  # Marian's own end token, not <eos>
     # each target token's link is its strongest source token in the viewed head
     links = [tuple(map(int, link.split("-"))) for link in pharaoh_line(head).split()]
     rows = grid.rows[:-1]  # </s> is left out

@@ -313,7 +313,9 @@ def captions(trace: Trace, grid: Alignment) -> list[str]:
     info = trace.checkpoint
     lines = [
         f"{info.name} · {grid.attention} · {info.source_language}→{info.target_language}",
-        "finished with <eos>" if grid.finished else "stopped at the length limit, without <eos>",
+        f"finished with {trace.end_token}"
+        if grid.finished
+        else f"stopped at the length limit, without {trace.end_token}",
     ]
     if "*" in grid.marks:
         lines.append("* forced: a word chosen by the user, not by the model")
