@@ -94,8 +94,8 @@ class Probed:
 
 def jensen_shannon(logp: Tensor, logq: Tensor) -> Tensor:
     """JSD(p ‖ q) in bits of each row of two (B, V) log-distributions: ½ KL(p ‖ m) + ½ KL(q ‖ m), m = ½ (p + q)."""
-    logm = torch.logaddexp(logp, logq) - math.log(2)  # (B, V)
     p, q = logp.exp(), logq.exp()  # (B, V)
-    kl_p = torch.where(p > 0, p * (logp - logm), 0.0).sum(-1)  # (B,)
-    kl_q = torch.where(q > 0, q * (logq - logm), 0.0).sum(-1)  # (B,)
-    return ((kl_p + kl_q) / (2 * math.log(2))).clamp(0.0, 1.0)  # (B,)
+    # m is 0 only where p and q underflowed to 0, whose terms are then 0: a finite log keeps them so
+    logm = ((p + q) / 2).clamp_min(torch.finfo(p.dtype).tiny).log()  # (B, V)
+    kl = (p * (logp - logm)).sum(-1) + (q * (logq - logm)).sum(-1)  # (B,) 2 JSD, in nats
+    return (kl / (2 * math.log(2))).clamp(0.0, 1.0)  # (B,)
