@@ -121,7 +121,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
     (
         "i",
         "edit",
-        "edit attention",
+        "edit",
         "i",
         "edit this step's attention (intervene): zero a word, all on one, uniform, τ, reverse, permute, or typed",
     ),
