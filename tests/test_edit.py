@@ -239,6 +239,11 @@ def test_a_transformer_heads_edit_is_transformers_forward_pass_with_those_weight
     assert _unedited(same) == trace.steps
     whole = stepper.edit(trace, t, Edit("reverse", layer=layer))
     assert len(whole.steps[t].edit.edited) == stepper.architecture.heads
+    from attnstep.trace import reader, writer
+
+    for made in (edited, whole):  # a Transformer's edit block reads back, in a file and on the wire
+        assert reader.parse(writer.dumps(made)) == made
+        assert reader.from_wire_dict(writer.to_wire_dict(made), origin="wire") == made
 
 
 def test_dump_edit_writes_the_edited_trace(tiny_checkpoint, stepper):
