@@ -230,6 +230,11 @@ async def test_a_transformers_head_in_view_or_its_whole_layer(marian_folder):
         assert [row.split()[2] for row in app.panels["attention"].plain_lines[1 : 1 + n]] == [num(1 / n)] * n
         assert own_column(app) == [num(w) for w in original.steps[T].layers[layer].cross[head].weights]
         assert f"weights set by you: layer {layer + 1}, head {head + 1}: uniform" in app.query_one("#narration").plain
+        await pilot.press("r", "right", *["s"] * 4)  # step 2's softmax, of the head edited
+        assert app.view.partial_stage.key == "softmax"
+        assert "replace them" in app.query_one("#narration").plain
+        await pilot.press("a")  # the next head, not edited: its weights are the model's
+        assert "are of another head" in app.query_one("#narration").plain
         await pilot.press("u")
         await settle(pilot)
         assert app.given == original
@@ -288,3 +293,23 @@ async def test_a_subword_models_editor_zeroes_the_most_attended_pieces_word(subw
         await settle(pilot)
         assert app.given == stepper.edit(trace, T, Edit("zero", tokens=tuple(range(word.start, word.end))))
         assert all(app.cursor.current.weights[i] == 0.0 for i in range(word.start, word.end))
+
+
+@async_test
+async def test_an_edited_step_goes_stage_by_stage(stepper):
+    app = app_on(stepper)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right")
+        await open_editor(pilot, "uniform")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("r", "right")
+        said = {}
+        for _ in range(app.given.stage_count):  # every sub-step of step 2, the edited one
+            await pilot.press("s")
+            said[app.view.current_stage.key] = app.query_one("#narration").plain
+        own = app.given.steps[T].edit.before.weights
+        assert own_column(app) == [num(w) for w in own]  # the pick: the own weights beside the uniform ones
+        assert "softmax gives the model's own weights" in said["softmax"] and "uniform replace them" in said["softmax"]
+        assert "weights set by you" not in said["score"]  # the scores are the model's: the edit comes after them

@@ -45,6 +45,11 @@ def narrate_edited(view: View) -> str | None:
     words = [source_word(token) for token in view.trace.source]
     own, used = step.edit.before.weights, step.weights
     top, best = (max(range(len(words)), key=lambda i: a[i]) for a in (own, used))
+    if own == used:  # a Transformer's edit of another head than the one in view
+        return (
+            f"softmax turns the scores into weights that sum to 1: {quote(words[top])} gets {num(own[top])}, the "
+            f"model's own here; the {what_was_edited(view.trace, step)} are of another head (o shows every head)."
+        )
     return (
         f"softmax gives the model's own weights ({quote(words[top])} {num(own[top])}); the {what_was_edited(view.trace, step)} "
         f"replace them: {quote(words[best])} gets {num(used[best])}. The rest of the step is computed from these."

@@ -136,12 +136,13 @@ class AttentionPanel(LinesView[View]):
         return fit(f"a' {EDIT_MARK}  own a", 5 + OWN_WIDTH + bar_width, label)
 
     def own_weight(self, numbers: Text, step: Step, i: int, shown: bool) -> None:
-        """After an edited step's weight a'_i, the model's own a_i (its ``before``), dimmed."""
-        if step.edit is not None:
-            own = step.edit.before.weights[i]
-            numbers.append(
-                f"{num(own)} " if shown else fit("   ·", OWN_WIDTH, self.style_of("dim")), self.style_of("dim")
-            )
+        """After an edited step's weight a'_i, the model's own a_i (its ``before``), dimmed: "·" until the softmax."""
+        if step.edit is None:
+            return
+        dim = self.style_of("dim")
+        numbers.append_text(
+            Text(f"{num(step.edit.before.weights[i])} ", style=dim) if shown else fit("   ·", OWN_WIDTH, dim)
+        )
 
     def edit_lines(self, trace: Trace, step: Step) -> list[Text]:
         """Under an edited step's rows: what the user set, and what the model's own weights chose."""
