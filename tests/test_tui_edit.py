@@ -313,3 +313,25 @@ async def test_an_edited_step_goes_stage_by_stage(stepper):
         assert own_column(app) == [num(w) for w in own]  # the pick: the own weights beside the uniform ones
         assert "softmax gives the model's own weights" in said["softmax"] and "uniform replace them" in said["softmax"]
         assert "weights set by you" not in said["score"]  # the scores are the model's: the edit comes after them
+
+
+@async_test
+async def test_a_hostile_word_edited_stays_text(stepper):
+    import json
+
+    from attnstep.trace.writer import to_json_dict
+    from tests.test_tui_untrusted import EVIL, RAW
+
+    data = to_json_dict(stepper.edit(stepper.translate(SENTENCE), T, Edit("zero", tokens=(2,))))
+    for i, token in enumerate(data["source"]):  # the words the edit names, the panels and the narration show
+        token["surface"] = token["token"] = EVIL[i % len(EVIL)]
+    app = replay_app(parse(json.dumps(data), origin="hostile.json"), "hostile.json")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("right", "right")
+        screen = app.export_screenshot()
+        on_screen = "\n".join(
+            [line for panel in app.panels.values() for line in panel.plain_lines] + [b.plain for b in app.bars]
+        )
+    for raw in RAW:
+        assert raw not in screen and raw not in on_screen
+    assert "weights set by you: ␛]0;pwned␇ 0 → the rest renormalised" in on_screen
