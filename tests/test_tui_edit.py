@@ -335,3 +335,20 @@ async def test_a_hostile_word_edited_stays_text(stepper):
     for raw in RAW:
         assert raw not in screen and raw not in on_screen
     assert "weights set by you: ␛]0;pwned␇ 0 → the rest renormalised" in on_screen
+
+
+@async_test
+async def test_a_beam_search_and_a_given_translation_are_not_edited(tiny_checkpoint):
+    from attnstep.engine.checkpoint import load_checkpoint
+    from attnstep.engine.stepper import Stepper
+
+    for app in (
+        app_on(Stepper(load_checkpoint(tiny_checkpoint), beam=3)),
+        app_on(Stepper(load_checkpoint(tiny_checkpoint)), reference="a red car runs in the street ."),
+    ):
+        async with app.run_test(size=WIDE) as pilot:
+            await settle(pilot)
+            await pilot.press("right", "i")
+            assert not isinstance(app.screen, EditDialog)
+            said = notices(app)
+            assert len(said) == 1 and ("without --beam" in said[0] or "all forced" in said[0])

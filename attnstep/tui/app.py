@@ -650,6 +650,12 @@ class AttnstepApp(App[None]):
         if cursor.trace.reference is not None:
             self.notify("A given translation's words are all forced: its attention is not edited here.", markup=False)
             return
+        if cursor.trace.beam is not None:
+            self.notify(
+                "An edit decodes greedily from the edited step: translate without --beam to edit the attention.",
+                markup=False,
+            )
+            return
         self.push_screen(EditDialog(cursor.trace, step.index), on_answer(lambda spec: self.edit(source, spec)))
 
     def edit(self, source: TraceSource, spec: str) -> None:
