@@ -13,6 +13,7 @@ from attnstep.tui import replay_app
 from attnstep.tui.screens.alignment import CompareScreen
 from attnstep.tui.screens.dialogs import EDITS, EditDialog
 from tests.marian_helpers import marian_folder_fixture  # noqa: F401  (a fixture)
+from tests.test_tui_snapshots import after
 from tests.tui_helpers import SENTENCE, app_on, async_test, settle
 
 WIDE = (140, 40)
@@ -352,3 +353,22 @@ async def test_a_beam_search_and_a_given_translation_are_not_edited(tiny_checkpo
             assert not isinstance(app.screen, EditDialog)
             said = notices(app)
             assert len(said) == 1 and ("without --beam" in said[0] or "all forced" in said[0])
+
+
+@pytest.mark.slow
+class TestScreens:
+    """The editor and an edited step as pictures: for the lead to look at as PNG and pin (no SVG is committed)."""
+
+    def test_the_editor_on_a_small_terminal(self, snap_compare, stepper):
+        # → → i: the editor of step 2, zero its most attended word suggested
+        assert snap_compare(app_on(stepper), terminal_size=(80, 24), run_before=after("right", "right", "i"))
+
+    def test_an_edited_step_every_panel(self, snap_compare, stepper):
+        # → → i ↓ ↓ Enter: step 2's weights made uniform, its after beside its before in every panel
+        keys = ("right", "right", "i", "down", "down", "enter")
+        assert snap_compare(app_on(stepper), terminal_size=WIDE, run_before=after(*keys))
+
+    def test_an_edited_steps_next_word_tab(self, snap_compare, stepper):
+        # the same edit at 80x24, then Tab Tab: the Next-word tab, the model's own choice under the new one
+        keys = ("right", "right", "i", "down", "down", "enter", "tab", "tab")
+        assert snap_compare(app_on(stepper), terminal_size=(80, 24), run_before=after(*keys))
