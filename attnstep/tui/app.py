@@ -177,7 +177,7 @@ KEYS = [  # in order of use: where a narrow footer is cut, what goes is what is 
         "word view: a subword model's pieces gathered into your words in the grid and attention panel",
     ),
 ]
-NEEDS_MODEL = {"force", "unforce", "new_sentence"}  # off in a replay, which has no model
+NEEDS_MODEL = {"force", "unforce", "new_sentence", "edit"}  # off in a replay, which has no model
 NEEDS_ATTENTION = {"map", "worked", "compare", "words"}  # off for a model without attention
 NEEDS_HEADS = {"head", "layer", "heads"}  # only a Transformer's trace has layers and heads to choose from
 PANEL_KEYS = [
@@ -838,7 +838,7 @@ class AttnstepApp(App[None]):
         """Which keys the footer offers (a key it does not offer does nothing): none that needs a model in a
         replay, none that needs attention for a model without it, u only once a word is forced or a step's
         attention edited (in a given translation every word is the reference's, none the user's to undo).
-        i stays on everywhere, to say why it cannot edit (a replay, a model without attention)."""
+        i stays on for a model without attention, to say that it has nothing to edit."""
         if action in NEEDS_MODEL and self.source_factory is None:
             return False
         if action.split("(")[0] in NEEDS_HEADS:  # Textual passes the name; KEYS' readers the whole "head(1)"
