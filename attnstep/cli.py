@@ -702,7 +702,9 @@ def probe(
     threads: Threads = 0,
     device: OnDevice = Device.auto,
 ) -> None:
-    """Does the attention explain the translation? At each step of each sentence's greedy decoding, one manipulation of that step's attention only: zero the largest weight (renormalised), zero a random one (the baseline), uniform, a random permutation. How often the word changes and the Jensen-Shannon divergence of the distribution (bits), split by content and function words (English targets, a stated list) and by source length: a table and a chart."""
+    """Does the attention explain the translation? Probe it step by step.
+
+    At each step of each sentence's greedy decoding, one manipulation of that step's attention only: zero the largest weight (renormalised), zero a random one (the baseline), uniform, a random permutation. How often the word changes and the Jensen-Shannon divergence of the distribution (bits), split by content and function words (English targets, a stated list) and by source length: a table and a chart."""
     from attnstep.commands.probe import run_probe
     from attnstep.data.corpus import read_text_lines
     from attnstep.data.downloads import check_splits
