@@ -702,7 +702,7 @@ def probe(
     threads: Threads = 0,
     device: OnDevice = Device.auto,
 ) -> None:
-    """Does the attention explain the translation? Probe it step by step.
+    """Does the attention explain the translation? Probe each step.
 
     At each step of each sentence's greedy decoding, one manipulation of that step's attention only: zero the largest weight (renormalised), zero a random one (the baseline), uniform, a random permutation. How often the word changes and the Jensen-Shannon divergence of the distribution (bits), split by content and function words (English targets, a stated list) and by source length: a table and a chart."""
     from attnstep.commands.probe import run_probe
