@@ -232,6 +232,14 @@ def train(
             min=0,
         ),
     ] = TRAINING.max_minutes,
+    save_every: Annotated[
+        float,
+        typer.Option(
+            metavar="MINUTES",
+            help="Save the run's state this often inside an epoch too, to resume from (0: after each epoch only).",
+            min=0,
+        ),
+    ] = TRAINING.save_minutes,
     src: Annotated[str, typer.Option(metavar="LANG", help="Source language code.")] = TRAINING.src,
     tgt: Annotated[str, typer.Option(metavar="LANG", help="Target language code.")] = TRAINING.tgt,
     work: Annotated[
@@ -245,6 +253,9 @@ def train(
     patience: Annotated[
         int, typer.Option(metavar="N", help="Stop after this many epochs without a better val BLEU.", min=1)
     ] = TRAINING.patience,
+    label_smoothing: Annotated[
+        float, typer.Option(metavar="P", help="Label smoothing of the training loss.", min=0, max=1)
+    ] = TRAINING.label_smoothing,
     max_len: Annotated[
         int, typer.Option(metavar="N", help="Skip training pairs longer than this many tokens or pieces.")
     ] = TRAINING.max_len,
@@ -286,12 +297,14 @@ def train(
         tokenizer=tokenizer.value,
         vocab_size=vocab_size,
         max_minutes=max_minutes,
+        save_minutes=save_every,
         src=src,
         tgt=tgt,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        label_smoothing=label_smoothing,
         max_len=max_len,
         seed=seed,
         model=model,

@@ -172,6 +172,46 @@ def test_train_resume_and_eval(training, tiny_corpus):
     assert "BLEU = " in result.stdout and "nrefs:1|case:lc" in result.stdout and "chrF = " in result.stdout
 
 
+def test_a_run_stopped_inside_an_epoch_resumes_there_and_trains_as_an_uninterrupted_one(training, monkeypatch):
+    """20 pairs in batches of 4: 5 batches an epoch. One run is killed at its 8th batch, having saved its
+    state after every batch; resumed, it must end with the very weights of a run never stopped, dropout
+    included."""
+    import torch
+    from safetensors.torch import load_file
+
+    from attnstep.cli import app
+    from attnstep.commands import train
+    from tests.cli_helpers import runner
+
+    whole = [*training.args, "--epochs", 2, "--patience", 5]
+    assert invoke(*[a if a != training.work else training.work.with_name("whole") for a in whole]).exit_code == 0
+    train_step, calls = train._train_step, []
+
+    def killed_at_the_eighth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt  # what a stopped session does to a run, short of SIGKILL
+        return train_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_train_step", killed_at_the_eighth)
+    stopped = runner.invoke(app, [str(a) for a in [*whole, "--save-every", 1e-9]])
+    assert isinstance(stopped.exception, KeyboardInterrupt) or stopped.exit_code != 0
+    monkeypatch.setattr(train, "_train_step", train_step)
+    resumed = invoke(*whole)
+    assert resumed.exit_code == 0 and "resuming inside epoch 2, after batch 2 " in resumed.stdout
+    uninterrupted, after_stop = (
+        load_file(training.work.with_name("whole") / "state.safetensors"),
+        load_file(training.work / "state.safetensors"),
+    )
+    weights = [name for name in uninterrupted if name.startswith("model.")]
+    assert weights and all(torch.equal(uninterrupted[name], after_stop[name]) for name in weights)
+    losses = [
+        [epoch["train_loss"] for epoch in json.loads((folder / "state.json").read_text())["history"]]
+        for folder in (training.work.with_name("whole"), training.work)
+    ]
+    assert losses[0] == losses[1]
+
+
 def test_the_train_log_is_not_wrapped_in_a_pipe(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     out = tmp_path / "a-checkpoint-folder-whose-path-makes-the-last-line-longer-than-80-columns"

@@ -14,9 +14,12 @@ part of the run and stored in the work directory, so a resumed run uses the same
 A time budget (``--max-minutes``) ends training mid-epoch; that last, partial epoch is
 validated and kept if it is the best, so a run fits a fixed wall-clock allowance.
 
-Resume: after every epoch the model, Adam's moments and the schedule are written to the
-work directory (safetensors + JSON, no pickle). Shuffling and dropout are seeded from the
-epoch number, so a resumed run continues exactly as an uninterrupted one would.
+Resume: after every epoch, and every few minutes inside one (an epoch of a large corpus on two
+cores takes most of an hour, and a stopped run should lose minutes, not the epoch), the model,
+Adam's moments, the schedule and the random generators' states are written to the work directory
+(safetensors + JSON, no pickle). Shuffling is seeded from the epoch number and a run stopped inside
+an epoch goes on from the next batch with the dropout generator where it was, so a resumed run
+continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,20 +73,39 @@ def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: ran
     return batches
 
 
+class EpochSoFar(TypedDict):
+    """How far the epoch after the last finished one had gone when the state was saved inside it."""
+
+    batches: int  # batches trained, in the epoch's seeded order
+    loss: float  # their summed loss
+    tokens: int  # and target tokens
+    seconds: float
+
+
 class RunProgress(TypedDict):
-    """Where a run stands after each epoch: kept in state.json for a resumed run."""
+    """Where a run stands: kept in state.json for a resumed run."""
 
     epoch: int  # epochs done
     lr: float  # the learning rate now, after any halvings
     best_bleu: float  # the best val BLEU so far (-1 before the first epoch)
     best_epoch: int  # the epoch that reached it, saved to --out
     history: list[dict]  # one entry per epoch: loss, val BLEU and chrF, lr, seconds
-    seconds: float  # training time in all, resumes included
+    seconds: float  # training time in finished epochs, resumes included
+    within: EpochSoFar | None  # the next epoch's part already trained, if it was saved inside it
+
+
+def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """The generators dropout draws from (byte tensors), so a run resumed inside an epoch draws what it would have."""
+    states = {"rng.cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return states
 
 
 def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, progress: RunProgress) -> None:
     """Everything needed to resume, written atomically and without pickle."""
     tensors = {f"model.{k}": v.cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors |= _rng_states(next(model.parameters()).device)
     steps = {}
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
@@ -104,8 +127,11 @@ def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, pr
         raise AttnstepError(f"cannot save the run's state in {work}: {exc.strerror or exc}") from None
 
 
-def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) -> RunProgress:
+def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) -> tuple[RunProgress, dict]:
+    """The run's progress, with the model and optimizer as it left them; the generators' states to restore
+    if it stopped inside an epoch."""
     progress = json.loads((work / "state.json").read_text())
+    progress.setdefault("within", None)  # a state saved before runs could stop inside an epoch
     tensors = load_file(work / "state.safetensors")
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     state_dict = optimizer.state_dict()
@@ -119,7 +145,7 @@ def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) ->
     for group in state_dict["param_groups"]:
         group["lr"] = progress["lr"]
     optimizer.load_state_dict(state_dict)
-    return progress
+    return progress, {k: v for k, v in tensors.items() if k.startswith("rng.")}
 
 
 @dataclass
@@ -206,7 +232,7 @@ def check_settings(settings: TrainSettings) -> None:
 def _comparable(settings: dict) -> dict:
     """The settings that define an experiment: a resumed run may train longer or store its weights in
     another type, and model settings left at their defaults compare equal to the defaults written out."""
-    unchecked = ("epochs", "max_minutes", "dtype")
+    unchecked = ("epochs", "max_minutes", "save_minutes", "dtype")
     defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
     return {
         **{k: v for k, v in settings.items() if k not in unchecked},
@@ -262,18 +288,23 @@ def _encoded_pairs(
 
 def _start_or_resume(
     settings: TrainSettings, codec: WordCodec | SubwordCodec, work: Path, console: Console, device: torch.device
-) -> tuple[Seq2Seq, torch.optim.Optimizer, RunProgress]:
-    """A new seeded model and optimizer on ``device``, or the ones a run in ``work`` left after its last epoch."""
+) -> tuple[Seq2Seq, torch.optim.Optimizer, RunProgress, dict]:
+    """A new seeded model and optimizer on ``device``, or the ones a run in ``work`` left, with the generators'
+    states it saved (none for a new run)."""
     src_vocab, tgt_vocab = _vocabularies(codec)
     torch.manual_seed(settings.seed)
     config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
     model = Seq2Seq(config).to(device)  # seeded on the CPU, so the first weights are the same on any device
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    progress = RunProgress(epoch=0, lr=settings.lr, best_bleu=-1.0, best_epoch=0, history=[], seconds=0.0)
-    if (work / "state.json").exists():
-        progress = _load_state(work, model, optimizer)
-        console.print(f"resuming after epoch {progress['epoch']} (best val BLEU {progress['best_bleu']:.2f})")
-    return model, optimizer, progress
+    progress = RunProgress(epoch=0, lr=settings.lr, best_bleu=-1.0, best_epoch=0, history=[], seconds=0.0, within=None)
+    if not (work / "state.json").exists():
+        return model, optimizer, progress, {}
+    progress, rng_states = _load_state(work, model, optimizer)
+    where = f"after epoch {progress['epoch']}"
+    if within := progress["within"]:
+        where = f"inside epoch {progress['epoch'] + 1}, after batch {within['batches']}"
+    console.print(f"resuming {where} (best val BLEU {progress['best_bleu']:.2f})")
+    return model, optimizer, progress, rng_states
 
 
 def _run_summary(settings: TrainSettings, pairs: int, model: Seq2Seq) -> str:
@@ -339,28 +370,51 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     pairs: list[tuple[list[int], list[int]]],
     settings: TrainSettings,
-    epoch: int,
     console: Console,
+    progress: RunProgress,
     *,
-    spent: float,
-    started: float,
-) -> float:
-    """One pass over the pairs in seeded, shuffled batches, cut short when the time budget runs out (``spent``
-    seconds before this epoch, which ``started`` at that clock time); the loss per target token."""
+    rng_states: dict,
+    save: Callable[[], None],
+) -> tuple[float, float]:
+    """The epoch after ``progress``'s last one, in seeded, shuffled batches, from the batch a stopped run had
+    reached (restoring its generators' ``rng_states``), saving the run every ``settings.save_minutes`` and cut
+    short when the time budget runs out: its loss per target token and its training seconds."""
+    epoch, started = progress["epoch"] + 1, time.monotonic()
+    so_far = progress["within"] or EpochSoFar(batches=0, loss=0.0, tokens=0, seconds=0.0)
+    before = so_far["seconds"]  # this epoch's training time before the run was stopped
+
+    def seconds() -> float:
+        return before + time.monotonic() - started
+
     torch.manual_seed(settings.seed * 1000 + epoch)
+    if so_far["batches"]:
+        torch.set_rng_state(rng_states["rng.cpu"])
+        # A run moved to another kind of device draws other dropout masks from here on: it cannot be helped.
+        if "rng.cuda" in rng_states and next(model.parameters()).device.type == "cuda":
+            torch.cuda.set_rng_state(rng_states["rng.cuda"], next(model.parameters()).device)
     batches = _batches(pairs, settings.batch_size, random.Random(settings.seed * 1000 + epoch))
     model.train()
-    total_loss, total_tokens = 0.0, 0
+    saved = started
     with _epoch_bar(epoch, console) as bar:
-        task = bar.add_task("train", total=len(batches), loss=0.0)
-        for indices in batches:
+        task = bar.add_task("train", total=len(batches), completed=so_far["batches"], loss=0.0)
+        for indices in batches[so_far["batches"] :]:
             loss, tokens = _train_step(model, optimizer, [pairs[i] for i in indices], settings)
-            total_loss, total_tokens = total_loss + loss, total_tokens + tokens
-            bar.update(task, advance=1, loss=total_loss / total_tokens)
-            if spent + time.monotonic() - started > _budget_seconds(settings):
+            so_far = EpochSoFar(
+                batches=so_far["batches"] + 1,
+                loss=so_far["loss"] + loss,
+                tokens=so_far["tokens"] + tokens,
+                seconds=seconds(),
+            )
+            bar.update(task, advance=1, loss=so_far["loss"] / so_far["tokens"])
+            if progress["seconds"] + seconds() > _budget_seconds(settings):
                 console.print(f"time budget of {settings.max_minutes:g} min reached inside epoch {epoch}")
                 break
-    return total_loss / total_tokens
+            if settings.save_minutes and time.monotonic() - saved >= settings.save_minutes * 60:
+                progress["within"] = so_far
+                save()
+                saved = time.monotonic()
+    progress["within"] = None
+    return so_far["loss"] / so_far["tokens"], seconds()
 
 
 def _validate(model: Seq2Seq, codec: WordCodec | SubwordCodec, pairs: list[Pair]) -> Scores:
@@ -459,15 +513,23 @@ def train(
     _claim_work(settings, work)
     codec = build_codec(settings, data, work, console)
     pairs = _encoded_pairs(codec, data.train, settings.max_len)
-    model, optimizer, progress = _start_or_resume(settings, codec, work, console, device)
+    model, optimizer, progress, rng_states = _start_or_resume(settings, codec, work, console, device)
     console.print(_run_summary(settings, len(pairs), model))
     while _keep_training(progress, settings):
-        epoch, started = progress["epoch"] + 1, time.monotonic()
-        loss = _train_epoch(
-            model, optimizer, pairs, settings, epoch, console, spent=progress["seconds"], started=started
+        epoch = progress["epoch"] + 1
+        loss, seconds = _train_epoch(
+            model,
+            optimizer,
+            pairs,
+            settings,
+            console,
+            progress,
+            rng_states=rng_states,
+            save=lambda: _save_state(work, model, optimizer, progress),
         )
+        rng_states = {}
         val = _validate(model, codec, data.val)
-        if _record_epoch(progress, epoch, loss, val, time.monotonic() - started, console):
+        if _record_epoch(progress, epoch, loss, val, seconds, console):
             card = _card(settings, codec, f"{data.description}, {len(pairs)} training pairs", command, progress, val)
             _save_best(out, model, codec, card, settings.dtype)
         else:

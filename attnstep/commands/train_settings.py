@@ -32,6 +32,7 @@ class TrainSettings:
     tokenizer: str = "words"  # one of TOKENIZERS
     vocab_size: int = 8000  # pieces per side, with --tokenizer subword
     max_minutes: float = 0.0  # stop training after this much time (0: no limit)
+    save_minutes: float = 10.0  # save the run's state this often inside an epoch too (0: after each epoch only)
     src: str = "fr"
     tgt: str = "en"
     epochs: int = 20  # upper bound; early stopping usually ends sooner
@@ -39,7 +40,7 @@ class TrainSettings:
     lr: float = 1e-3
     lr_decay: float = 0.5  # multiply the learning rate by this when val BLEU does not improve
     patience: int = 3  # stop after this many epochs without a new best val BLEU
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.1  # of the training loss (Szegedy et al. 2016)
     clip: float = 1.0  # gradient norm
     min_freq: int = 2  # words seen fewer times in training become <unk> (word tokenizer)
     max_len: int = 50  # training pairs longer than this (tokens or pieces) are skipped
