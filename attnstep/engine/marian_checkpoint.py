@@ -24,6 +24,7 @@ import torch
 
 from attnstep.data.files import read_limited
 from attnstep.engine.checkpoint import Checkpoint, check_finite, file_digest, load_checkpoint, read_safetensors
+from attnstep.engine.device import skeleton
 from attnstep.engine.generate import GenerationSettings
 from attnstep.engine.joeynmt_checkpoint import is_joeynmt, load_joeynmt
 from attnstep.engine.opennmt_checkpoint import is_opennmt, load_opennmt
@@ -260,7 +261,7 @@ def load_marian(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
         generation, raw, str(generation_file if generation else path / CONFIG_FILE)
     )
     try:
-        with torch.device("meta"):
+        with skeleton():
             model = Marian(config)
     except (RuntimeError, MemoryError) as exc:
         raise AttnstepError(f"cannot build the model of {path}: {first_line(exc)}") from None

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from attnstep.engine.checkpoint import check_finite
+from attnstep.engine.device import skeleton
 from attnstep.errors import AttnstepError, first_line
 from attnstep.model.toolkits.config import RecurrentConfig
 from attnstep.model.toolkits.seq2seq import ToolkitSeq2Seq
@@ -100,7 +101,7 @@ def build_model(
     each, for messages), every tensor checked first: each one the model has present, float, of the shape
     the configuration implies, finite. The model is put on ``device``."""
     try:
-        with torch.device("meta"):
+        with skeleton():
             model = ToolkitSeq2Seq(config)
     except (RuntimeError, ValueError, MemoryError) as exc:
         raise AttnstepError(f"cannot build the model of {where}: {first_line(exc)}") from None
