@@ -8,7 +8,7 @@ import pytest
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from textual import events
-from textual.widgets import Input
+from textual.widgets import Input, Label
 
 from attnstep.commands.translate import translate_app
 from attnstep.data.model_card import DEFAULT_EXAMPLES
@@ -251,6 +251,17 @@ async def test_opens_on_the_examples_without_a_sentence(stepper):
         await pilot.press("down", "enter")  # into the list, first example
         await settle(pilot)
         assert app.cursor.trace.source[1].surface == "voiture"
+
+
+@async_test
+async def test_the_sentence_box_names_the_models_source_language(stepper):
+    """A German model's box asks for German, and never offers the French examples."""
+    app = app_on(stepper, sentence=None, examples=(), source_language="German")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, SentenceDialog)
+        assert str(app.screen.query_one(Label).render()) == "Type a German sentence and press Enter:"
+        assert app.screen.query_one("#examples").option_count == 0
 
 
 @async_test

@@ -49,7 +49,7 @@ def translate_app(
 ) -> AttnstepApp:
     """The app over a local checkpoint, opening on ``sentence`` (or ``reference``, its given
     translation, scored) or on the model card's examples; ``other``, a second checkpoint for c."""
-    from attnstep.data.model_card import model_card_examples
+    from attnstep.data.model_card import model_card_examples, source_language
     from attnstep.data.paths import display_name
     from attnstep.tui import make_app
 
@@ -57,6 +57,7 @@ def translate_app(
         source_factory=local_source(checkpoint, top_k, beam, device, threads),
         sentence=sentence,
         examples=model_card_examples(checkpoint),
+        source_language=source_language(checkpoint),
         origin=display_name(checkpoint),
         reference=reference,
         other_factory=None if other is None else local_source(other, top_k, device=device, threads=threads),

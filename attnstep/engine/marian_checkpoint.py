@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import re
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from attnstep.data.files import read_limited
+from attnstep.data.model_card import OPUS_MT_NAME
 from attnstep.engine.checkpoint import Checkpoint, check_finite, file_digest, load_checkpoint, read_safetensors
 from attnstep.engine.device import skeleton
 from attnstep.engine.generate import GenerationSettings
@@ -82,7 +82,7 @@ class MarianCheckpoint:
     @property
     def meta(self) -> dict[str, str]:
         """The languages, read off an opus-mt-xx-yy folder's name ("" where it says none)."""
-        named = re.fullmatch(r"opus-mt-([a-z]{2,3})-([a-z]{2,3})", self.name)
+        named = OPUS_MT_NAME.fullmatch(self.name)
         return {"source_language": named[1] if named else "", "target_language": named[2] if named else ""}
 
     @property

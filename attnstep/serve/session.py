@@ -28,7 +28,7 @@ from textual.events import InputEvent
 from textual.widget import Widget
 from textual.widgets import Static
 
-from attnstep.data.model_card import model_card_examples
+from attnstep.data.model_card import model_card_examples, source_language
 from attnstep.errors import AttnstepError
 from attnstep.serve.remote import ClassCount, ClassLink, Notice, RemoteTraceSource, TeacherShows
 from attnstep.serve.wire import SharedView, crash_report_name
@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         ServedApp,
         source_factory=lambda: RemoteTraceSource(args.socket, args.session),
         examples=model_card_examples(args.checkpoint),
+        source_language=source_language(args.checkpoint),
         origin=args.checkpoint.name,
         open_on_sentence_box=not args.follow,
     )

@@ -239,6 +239,7 @@ class AppOptions(TypedDict, total=False):
     trace: Trace | None  # a trace to show at once (replay)
     sentence: str | None  # the opening sentence, translated as soon as the source is ready
     examples: tuple[str, ...]  # the new-sentence box's examples (default: DEFAULT_EXAMPLES)
+    source_language: str  # the name of the language the model translates from, for the box ("": unknown)
     origin: str  # the model's name on the status line
     reference: str | None  # the opening sentence's given translation, forced and scored instead of decoded
     open_on_sentence_box: bool  # with nothing to show, open the new-sentence box (default True)
@@ -282,6 +283,7 @@ class AttnstepApp(App[None]):
         self.sentence = sentence or ""  # the sentence on screen, as the user typed it
         self.reference = options.get("reference")  # translate --target: the opening sentence's given translation
         self.examples = options.get("examples", DEFAULT_EXAMPLES)
+        self.source_language = options.get("source_language", "")
         self.origin = options.get("origin", "")
         # with nothing to show yet: False for a student who follows a teacher
         self.open_on_sentence_box = options.get("open_on_sentence_box", True)
@@ -557,7 +559,7 @@ class AttnstepApp(App[None]):
         if self.source_factory is None:
             self.no_model("A new sentence")
             return
-        self.push_screen(SentenceDialog(self.examples), on_answer(self.translate))
+        self.push_screen(SentenceDialog(self.examples, self.source_language), on_answer(self.translate))
 
     def action_force(self) -> None:
         step = self.cursor.current if self.cursor else None

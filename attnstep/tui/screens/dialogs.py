@@ -76,21 +76,28 @@ class Dialog(ModalScreen[str | None]):
 
 
 class SentenceDialog(Dialog):
-    """Type a sentence or pick an example; refused sentences are explained in place."""
+    """Type a sentence in the model's ``source_language`` ("" where unknown) or pick an example; refused
+    sentences are explained in place."""
 
-    def __init__(self, examples: tuple[str, ...]) -> None:
+    def __init__(self, examples: tuple[str, ...], source_language: str = "") -> None:
         super().__init__()
         self.examples = examples
+        self.source_language = source_language
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as box:
             # As wide as the longest example, so that none wraps past the list's last row (the screen caps it)
             longest = max((cell_len(visible(e)) for e in self.examples), default=0)
             box.styles.width = max(DIALOG_WIDTH, longest + EXAMPLE_FRAME)
-            yield Label("Type a French sentence and press Enter, or pick an example (↓):")
+            # The language comes from the checkpoint's config.json: text, never markup.
+            prompt = f"Type a {self.source_language} sentence" if self.source_language else "Type a sentence"
+            pick = ", or pick an example (↓):" if self.examples else ":"
+            yield Label(safe_text(f"{prompt} and press Enter{pick}"))
             # Every box stops at a sentence's length: a longer value makes each key cost more (50 KB typed: 1.4 GB).
             yield Input(
-                placeholder="type here, or press ↓ to pick an example", id="sentence", max_length=MAX_SOURCE_CHARS
+                placeholder="type here" + (", or press ↓ to pick an example" if self.examples else ""),
+                id="sentence",
+                max_length=MAX_SOURCE_CHARS,
             )
             yield Label("", id="problem")
             yield OptionList(*[Option(safe_text(e), id=str(i)) for i, e in enumerate(self.examples)], id="examples")
