@@ -30,7 +30,7 @@ from attnstep.trace.edits import EditError
 from attnstep.trace.records import DEFAULT_ALPHA, MAX_BEAM
 
 err = Console(stderr=True, highlight=False)
-CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en)."
+CHECKPOINT_HELP = "Checkpoint directory, or the name of one under checkpoints/ (fr-en, multi30k-fr-en, de-en)."
 BEAM_HELP = "Beam search of this width instead of greedy decoding."
 ALPHA_HELP = "Beam search's length normalization: score / ((5 + length) / 6)^ALPHA (GNMT)."
 TRAINING = TrainSettings()  # train's defaults; the model's are ModelConfig's
