@@ -59,7 +59,7 @@ PASSWORD = "bench"
 RIGHT, LEFT = b"\x1b[C", b"\x1b[D"
 SIZE = (120, 36)  # columns, rows: a laptop terminal, where the panels are tabs (too narrow for the grid beside them)
 KEY_TIMEOUT = 10.0  # a key unanswered this long counts as an error
-FIRST_FRAME = "Type a French sentence"  # the sentence box's prompt
+FIRST_FRAME = "sentence and press Enter"  # the sentence box's prompt, whatever the model's language
 # CSI (cursor, colours, modes), OSC (title) and two-character escapes: what remains is the text drawn
 ESCAPE = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[ -/]*[0-~])")
 
@@ -104,11 +104,10 @@ def class_memory(server: int) -> ClassMemory:
     tree = parents()
     sessions = [pid for pid, parent in tree.items() if parent == server]
     for pid in list(sessions):
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            if b"attnstep.serve.zygote" in cmdline.read():  # forks the sessions: they are its children
-                sessions.remove(pid)
-                memory.shared_pss += pss_mb(pid)
-                sessions += [child for child, parent in tree.items() if parent == pid]
+        if pid_is_zygote(pid):  # it forks the sessions: they are its children
+            sessions.remove(pid)
+            memory.shared_pss += pss_mb(pid)
+            sessions += [child for child, parent in tree.items() if parent == pid]
     for pid in sessions:
         try:
             memory.sessions_pss.append(pss_mb(pid))
@@ -116,6 +115,56 @@ def class_memory(server: int) -> ClassMemory:
         except OSError:
             continue  # ended while being measured
     return memory
+
+
+@dataclass
+class ClassCpu:
+    """Where the CPU went while every student stepped: seconds of CPU per key answered, by whom."""
+
+    keys: int  # keys sent in the measured window
+    window: float  # its seconds
+    sessions: float  # the session processes' CPU seconds per key
+    server: float  # the server's and its zygote's
+    clients: float  # this benchmark's own process: the students' clients
+
+    def total(self) -> float:
+        """CPU seconds in all, every party's."""
+        return (self.sessions + self.server + self.clients) * max(1, self.keys)
+
+    def line(self, cores: int) -> str:
+        busy = self.total() / self.window
+        return (
+            f"CPU per key: sessions {self.sessions * 1000:.1f} ms, server {self.server * 1000:.1f} ms,"
+            f" the students' clients (this bench) {self.clients * 1000:.1f} ms;"
+            f" {busy:.2f} of {cores} cores busy ({self.keys} keys in {self.window:.0f} s)"
+        )
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 where it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(server: int) -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds of the server and its zygote, and of each session process below them, by pid."""
+    tree = parents()
+    zygotes = [pid for pid, parent in tree.items() if parent == server and pid_is_zygote(pid)]
+    shared = {pid: process_cpu(pid) for pid in [server, *zygotes]}
+    sessions = {pid: process_cpu(pid) for pid, parent in tree.items() if parent in shared and pid not in shared}
+    return shared, sessions
+
+
+def pid_is_zygote(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"attnstep.serve.zygote" in cmdline.read()
+    except OSError:
+        return False
 
 
 def per_session(alone: ClassMemory, busy: ClassMemory, sessions: int) -> tuple[float, float, float]:
@@ -184,8 +233,12 @@ class Student:
     async def step(self, process, stop_at: float, total: int) -> None:
         """→ to the last step, ← back to the encoder, and again, until ``stop_at``."""
         position, direction = 0, 1
-        while time.perf_counter() < stop_at:
+        while True:
             await asyncio.sleep(self.rng.uniform(1.0, 3.0))
+            # No key after the end: it would be answered while the rest of the class quits at once,
+            # 100 apps exiting on two cores (such keys took 230 ms at the median).
+            if time.perf_counter() >= stop_at:
+                break
             if not 0 <= position + direction <= total:
                 direction = -direction
             position += direction
@@ -194,6 +247,28 @@ class Student:
             arrived, _ = await read_until(process, rf"step {position}(?!\d)", KEY_TIMEOUT)
             self.latencies.append(arrived - sent)
             self.sent.append(sent)
+
+
+def key_phases(students: list[Student]) -> dict[str, list[float]]:
+    """Key → screen latencies while others still arrive and once all are in: students step as soon as
+    their translation is on screen, while others still log in and translate, and the two phases load
+    the machine differently."""
+    all_in = max(s.in_at for s in students)
+    phases: dict[str, list[float]] = {"while others arrive": [], "once all are in": []}
+    for student in students:
+        for sent, latency in zip(student.sent, student.latencies):
+            phases["while others arrive" if sent < all_in else "once all are in"].append(latency)
+    return phases
+
+
+def phase_lines(students: list[Student], indent: str = "  ") -> list[str]:
+    """:func:`key_phases`, a line each."""
+    return [
+        f"{indent}{phase:<23} median {statistics.median(keys) * 1000:6.1f} ms   p95 {percentile(keys, 0.95) * 1000:6.1f} ms"
+        f"   ({len(keys)} keys)"
+        for phase, keys in key_phases(students).items()
+        if keys
+    ]
 
 
 async def read_until(process: asyncssh.SSHClientProcess, pattern: str, timeout: float) -> tuple[float, re.Match]:
@@ -297,18 +372,46 @@ async def burst(students: list[Student], server: int) -> ClassMemory:
     return memory
 
 
-async def steady(students: list[Student], seconds: float, server: int) -> ClassMemory:
-    """Students arrive over ~10 s and step until ``seconds`` after the last; the class's memory mid-run."""
+async def steady(students: list[Student], seconds: float, server: int) -> tuple[ClassMemory, ClassCpu, ClassCpu]:
+    """Students arrive over ~10 s and step until ``seconds`` after the last; the class's memory mid-run,
+    and where the CPU went over the second half of the run, once every student steps, and while they
+    arrived (from the first login until the last student's translation is on screen)."""
     stop_at = time.perf_counter() + 10 + seconds
     tasks = []
+    arrival_start = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
     for student in students:
         tasks.append(asyncio.ensure_future(student.run(stop_at)))
         await asyncio.sleep(10 / len(students))
+    while any(s.in_at == math.inf and not s.errors for s in students) and time.perf_counter() < stop_at:
+        await asyncio.sleep(0.1)
+    arrival_end = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
     await asyncio.sleep(max(0.0, stop_at - time.perf_counter()) / 2)  # mid-run: every session stepping
     # In a thread: reading 100 processes' smaps took this event loop ~0.2 s, which the keys then waited for
     memory = await asyncio.to_thread(class_memory, server)
+    cpu_start = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
+    await asyncio.sleep(max(0.0, stop_at - 1 - time.perf_counter()))
+    cpu_end = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
     await asyncio.gather(*tasks)
-    return memory
+    return memory, cpu_between(students, *cpu_start, *cpu_end), cpu_between(students, *arrival_start, *arrival_end)
+
+
+def cpu_between(
+    students: list[Student],
+    began: float,
+    tree_a: tuple[dict[int, float], dict[int, float]],
+    own_a: float,
+    ended: float,
+    tree_b: tuple[dict[int, float], dict[int, float]],
+    own_b: float,
+) -> ClassCpu:
+    """Where the CPU went between two looks at the server's processes (and this one's own CPU)."""
+    (shared_a, sessions_a), (shared_b, sessions_b) = tree_a, tree_b
+    keys = sum(began <= sent < ended for student in students for sent in student.sent)
+    # A session that started inside the window counts from 0; one that ended inside it is left out.
+    session_cpu = sum(cpu - sessions_a.get(pid, 0.0) for pid, cpu in sessions_b.items())
+    shared_cpu = sum(cpu - shared_a.get(pid, 0.0) for pid, cpu in shared_b.items())
+    per_key = max(1, keys)
+    return ClassCpu(keys, ended - began, session_cpu / per_key, shared_cpu / per_key, (own_b - own_a) / per_key)
 
 
 async def main() -> None:
@@ -336,7 +439,10 @@ async def main() -> None:
         alone = class_memory(server.pid)
         rng = random.Random(args.seed)
         students = [Student(n, port, examples[n % len(examples)], random.Random(rng.random())) for n in range(count)]
-        busy = await (burst(students, server.pid) if args.burst else steady(students, args.seconds, server.pid))
+        if args.burst:
+            busy, cpu, arriving = await burst(students, server.pid), None, None
+        else:
+            busy, cpu, arriving = await steady(students, args.seconds, server.pid)
         load_after = load_average()
     finally:
         log = stop_server(server, folder)
@@ -374,19 +480,12 @@ async def main() -> None:
             f"keypress → screen update  median {statistics.median(latencies) * 1000:6.1f} ms   p95 {p95:6.1f} ms"
             f"   max {max(latencies) * 1000:6.0f} ms   ({len(latencies)} keys)"
         )
-        # Students step as soon as their translation is on screen, while others still log in and
-        # translate: the two phases load the machine differently, so each is reported too.
-        all_in = max(s.in_at for s in students)
-        phases = {"while others arrive": [], "once all are in": []}
-        for student in students:
-            for sent, latency in zip(student.sent, student.latencies):
-                phases["while others arrive" if sent < all_in else "once all are in"].append(latency)
-        for phase, keys in phases.items():
-            if keys:
-                print(
-                    f"  {phase:<23} median {statistics.median(keys) * 1000:6.1f} ms   p95 {percentile(keys, 0.95) * 1000:6.1f} ms"
-                    f"   ({len(keys)} keys)"
-                )
+        for line in phase_lines(students):
+            print(line)
+        if cpu is not None and arriving is not None:
+            print(f"once all are in, {cpu.line(os.cpu_count() or 1)}")
+            print(f"while they arrive, {arriving.line(os.cpu_count() or 1)}")
+            print(f"CPU per arrival (login, session, first translation): {arriving.total() / count:.2f} s")
         print(
             f"local attnstep translate  median {statistics.median(local) * 1000:6.1f} ms   p95 {percentile(local, 0.95) * 1000:6.1f} ms"
             f"   ({len(local)} keys, alone; {local_rss:.0f} MB RSS)"
