@@ -232,6 +232,14 @@ def train(
             min=0,
         ),
     ] = TRAINING.max_minutes,
+    keep_epochs: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="Keep the weights after each of the last N epochs in --work, for `attnstep average` (0: none).",
+            min=0,
+        ),
+    ] = TRAINING.keep_epochs,
     save_every: Annotated[
         float,
         typer.Option(
@@ -298,6 +306,7 @@ def train(
         vocab_size=vocab_size,
         max_minutes=max_minutes,
         save_minutes=save_every,
+        keep_epochs=keep_epochs,
         src=src,
         tgt=tgt,
         epochs=epochs,
@@ -311,6 +320,31 @@ def train(
         dtype=dtype.value,
     )
     run_train(settings, out, work or Path("runs") / out.name, threads, device.value)
+
+
+@app.command(cls=Command)
+def average(
+    work: Annotated[Path, typer.Option(metavar="DIR", help="A training run's --work folder.")],
+    out: Annotated[
+        Path, typer.Option(metavar="DIR", help="Folder for the averaged checkpoint: new, empty, or a checkpoint.")
+    ],
+    last: Annotated[int, typer.Option(metavar="K", help="Average the weights of the last K kept epochs.")] = 3,
+    threads: Threads = 0,
+    device: OnDevice = Device.auto,
+) -> None:
+    """Average a run's last epochs into one checkpoint.
+
+    The weights kept after each of the last K epochs of a training run (--keep-epochs) are averaged,
+    validated on the run's validation pairs and saved to --out; its val BLEU is printed beside the best
+    single epoch's.
+    """
+    from rich.console import Console
+
+    from attnstep.commands.train import average_epochs
+    from attnstep.engine.device import use_device
+
+    on = use_device(device.value, threads)
+    average_epochs(work, out, last, Console(highlight=False, markup=False, soft_wrap=True), on)
 
 
 @app.command(cls=Command)

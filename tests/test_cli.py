@@ -212,6 +212,30 @@ def test_a_run_stopped_inside_an_epoch_resumes_there_and_trains_as_an_uninterrup
     assert losses[0] == losses[1]
 
 
+def test_averaging_the_last_epochs_makes_a_checkpoint_of_their_mean_weights(training, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from attnstep.engine.checkpoint import load_checkpoint
+
+    assert invoke(*training.args, "--epochs", 3, "--patience", 5, "--keep-epochs", 2).exit_code == 0
+    kept = sorted(path.name for path in (training.work / "epochs").iterdir())
+    assert kept == ["epoch-2.safetensors", "epoch-3.safetensors"]  # the first one dropped as the third came
+    averaged = tmp_path / "averaged"
+    result = invoke("average", "--work", training.work, "--last", 2, "--out", averaged)
+    assert result.exit_code == 0, result.stderr
+    assert "average of epochs 2, 3: val BLEU" in result.stdout and "the best single epoch" in result.stdout
+    epochs = [load_file(training.work / "epochs" / name) for name in kept]
+    weights = load_checkpoint(averaged).model.state_dict()
+    assert all(torch.allclose(weights[name], (epochs[0][name] + epochs[1][name]) / 2) for name in epochs[0])
+    config = json.loads((averaged / "config.json").read_text())
+    assert config["provenance"]["averaged_epochs"] == [2, 3] and "val_bleu" in config["metrics"]
+    too_many = invoke("average", "--work", training.work, "--last", 3, "--out", tmp_path / "x")
+    assert too_many.exit_code == 1 and "--last must be from 2 to the 2 epochs" in too_many.stderr
+    nothing = invoke("average", "--work", tmp_path / "nowhere", "--out", tmp_path / "y")
+    assert nothing.exit_code == 1 and "holds no training run" in nothing.stderr
+
+
 def test_the_train_log_is_not_wrapped_in_a_pipe(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     out = tmp_path / "a-checkpoint-folder-whose-path-makes-the-last-line-longer-than-80-columns"

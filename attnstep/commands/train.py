@@ -58,6 +58,7 @@ from attnstep.text.subword import SubwordModel, train_subword
 from attnstep.text.words import PAD_ID, SPECIALS, Vocab, tokenize_lenient
 
 SUBWORD_FILES = ("source.spm", "target.spm")  # a subword run's SentencePiece models, kept in its work folder
+EPOCHS_FOLDER = "epochs"  # in the work folder: epoch-N.safetensors, the weights after each of the last epochs
 
 
 def _batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -125,6 +126,34 @@ def _save_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer, pr
         for name in temporary:
             name.unlink(missing_ok=True)
         raise AttnstepError(f"cannot save the run's state in {work}: {exc.strerror or exc}") from None
+
+
+def epoch_weights(work: Path) -> dict[int, Path]:
+    """The weights kept after each of a run's last epochs, by epoch number."""
+    found = {}
+    for path in (work / EPOCHS_FOLDER).glob("epoch-*.safetensors"):
+        number = path.name.removeprefix("epoch-").removesuffix(".safetensors")
+        if number.isdigit():
+            found[int(number)] = path
+    return dict(sorted(found.items()))
+
+
+def _keep_epoch(work: Path, model: Seq2Seq, epoch: int, keep: int) -> None:
+    """The model's weights after ``epoch`` (float32, atomically), and only the last ``keep`` epochs' kept."""
+    if keep < 1:
+        return
+    folder = work / EPOCHS_FOLDER
+    folder.mkdir(exist_ok=True)
+    final = folder / f"epoch-{epoch}.safetensors"
+    temporary = final.with_suffix(".tmp")
+    try:
+        write_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, temporary)
+        os.replace(temporary, final)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise AttnstepError(f"cannot keep epoch {epoch}'s weights in {folder}: {exc.strerror or exc}") from None
+    for old in [path for number, path in epoch_weights(work).items() if number <= epoch - keep]:
+        old.unlink(missing_ok=True)
 
 
 def _load_state(work: Path, model: Seq2Seq, optimizer: torch.optim.Optimizer) -> tuple[RunProgress, dict]:
@@ -232,7 +261,7 @@ def check_settings(settings: TrainSettings) -> None:
 def _comparable(settings: dict) -> dict:
     """The settings that define an experiment: a resumed run may train longer or store its weights in
     another type, and model settings left at their defaults compare equal to the defaults written out."""
-    unchecked = ("epochs", "max_minutes", "save_minutes", "dtype")
+    unchecked = ("epochs", "max_minutes", "save_minutes", "keep_epochs", "dtype")
     defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
     return {
         **{k: v for k, v in settings.items() if k not in unchecked},
@@ -303,7 +332,8 @@ def _start_or_resume(
     where = f"after epoch {progress['epoch']}"
     if within := progress["within"]:
         where = f"inside epoch {progress['epoch'] + 1}, after batch {within['batches']}"
-    console.print(f"resuming {where} (best val BLEU {progress['best_bleu']:.2f})")
+    best = f"best val BLEU {progress['best_bleu']:.2f}" if progress["best_epoch"] else "no epoch finished yet"
+    console.print(f"resuming {where} ({best})")
     return model, optimizer, progress, rng_states
 
 
@@ -534,6 +564,7 @@ def train(
             _save_best(out, model, codec, card, settings.dtype)
         else:
             _decay_learning_rate(optimizer, progress, settings.lr_decay)
+        _keep_epoch(work, model, epoch, settings.keep_epochs)
         _save_state(work, model, optimizer, progress)
     console.print(
         f"done: best val BLEU {progress['best_bleu']:.2f} at epoch {progress['best_epoch']}, "
@@ -554,6 +585,44 @@ def run_train(settings: TrainSettings, out: Path, work: Path, threads: int = 0, 
         train(settings, out, work, Console(highlight=False, markup=False, soft_wrap=True), command_line(), on)
     except ValueError as exc:
         raise AttnstepError(str(exc)) from None
+
+
+def average_epochs(work: Path, out: Path, last: int, console: Console, device: torch.device) -> Scores:
+    """The mean of the weights after a run's ``last`` kept epochs (checkpoint averaging: Junczys-Dowmunt et
+    al. 2016, Vaswani et al. 2017), validated as training validates and saved to ``out`` as a checkpoint
+    whose card names the epochs; its val scores."""
+    if not (work / "settings.json").is_file() or not (work / "state.json").is_file():
+        raise AttnstepError(f"{work} holds no training run (no settings.json and state.json there)")
+    kept = epoch_weights(work)
+    if last < 2 or last > len(kept):
+        raise AttnstepError(
+            f"--last must be from 2 to the {len(kept)} epochs whose weights {work / EPOCHS_FOLDER} keeps, not {last}"
+        )
+    check_writable_checkpoint(out)
+    stored = json.loads((work / "settings.json").read_text())
+    known = {f.name for f in fields(TrainSettings)}
+    settings = TrainSettings(**{k: v for k, v in stored.items() if k in known})
+    progress: RunProgress = json.loads((work / "state.json").read_text())
+    data = load_data(settings)
+    codec = build_codec(settings, data, work, console)
+    epochs = list(kept)[-last:]
+    tensors = [load_file(kept[epoch]) for epoch in epochs]
+    averaged = {name: torch.stack([t[name] for t in tensors]).mean(dim=0) for name in tensors[0]}
+    src_vocab, tgt_vocab = _vocabularies(codec)
+    config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
+    model = Seq2Seq(config)
+    model.load_state_dict(averaged)
+    model.to(device).eval()
+    val = _validate(model, codec, data.val)
+    console.print(
+        f"average of epochs {', '.join(map(str, epochs))}: val BLEU {val.bleu:.2f} · chrF {val.chrf:.1f}; "
+        f"the best single epoch, {progress['best_epoch']}: val BLEU {progress['best_bleu']:.2f}"
+    )
+    card = _card(settings, codec, data.description, command_line(), progress, val)
+    card["provenance"]["averaged_epochs"] = epochs
+    _save_best(out, model, codec, card, settings.dtype)
+    console.print(f"checkpoint in {visible(str(out))}")
+    return val
 
 
 def command_line() -> str:

@@ -33,6 +33,7 @@ class TrainSettings:
     vocab_size: int = 8000  # pieces per side, with --tokenizer subword
     max_minutes: float = 0.0  # stop training after this much time (0: no limit)
     save_minutes: float = 10.0  # save the run's state this often inside an epoch too (0: after each epoch only)
+    keep_epochs: int = 5  # the last epochs whose weights stay in the work folder, for `attnstep average`
     src: str = "fr"
     tgt: str = "en"
     epochs: int = 20  # upper bound; early stopping usually ends sooner
