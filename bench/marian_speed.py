@@ -17,8 +17,6 @@ Needs transformers (the test extra) and the Multi30k test captions.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import statistics
 import tempfile
 import time
@@ -30,67 +28,18 @@ VOCAB = 32_000
 
 
 def build_base_marian(folder: Path, captions: list[str], max_length: int) -> Path:
-    import sentencepiece
-    import torch
-    import transformers
+    """A random base-size opus-mt (6+6 layers, d512, 8 heads, 32k pieces), its SentencePiece model trained
+    on ``captions`` (the rest of the 32k are fillers)."""
+    from tests.marian_helpers import spm_pieces, train_spm, write_marian_folder
 
-    def trained(lines: list[str]) -> bytes:
-        sentencepiece.set_random_generator_seed(1)
-        writer = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines),
-            model_writer=writer,
-            vocab_size=4000,
-            hard_vocab_limit=False,  # the test captions have fewer pieces: the rest of the 32k are fillers
-            unk_id=0,
-            bos_id=1,
-            eos_id=2,
-            pad_id=-1,
-            minloglevel=2,
-        )
-        return writer.getvalue()
-
-    spm = trained(captions)
-    processor = sentencepiece.SentencePieceProcessor()
-    processor.LoadFromSerializedProto(spm)
-    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
-    known = [p for p in pieces if p not in ("<unk>", "<s>", "</s>")]
+    spm = train_spm(captions, 4000, repeat=1, hard_limit=False)  # the captions have fewer pieces
+    known = [p for p in spm_pieces(spm) if p not in ("<unk>", "<s>", "</s>")]
     filler = [f"▁filler{i}" for i in range(VOCAB - 3 - len(known))]
-    tokens = ["</s>", "<unk>", *known, *filler, "<pad>"]
-    pad = len(tokens) - 1
-    config = transformers.MarianConfig(
-        vocab_size=len(tokens),
-        decoder_vocab_size=len(tokens),
-        d_model=512,
-        encoder_layers=6,
-        decoder_layers=6,
-        encoder_attention_heads=8,
-        decoder_attention_heads=8,
-        encoder_ffn_dim=2048,
-        decoder_ffn_dim=2048,
-        max_position_embeddings=512,
-        activation_function="swish",
-        scale_embedding=True,
-        pad_token_id=pad,
-        decoder_start_token_id=pad,
-        eos_token_id=0,
-        forced_eos_token_id=0,
+    sizes = {"d_model": 512, "layers": 6, "heads": 8, "ffn": 2048, "positions": 512}
+    generation = {"max_length": max_length, "num_beams": 1}
+    return write_marian_folder(
+        folder, ["</s>", "<unk>", *known, *filler, "<pad>"], (spm, spm), sizes, generation=generation
     )
-    torch.manual_seed(0)
-    transformers.MarianMTModel(config).save_pretrained(folder)
-    transformers.GenerationConfig(
-        bad_words_ids=[[pad]],
-        decoder_start_token_id=pad,
-        eos_token_id=0,
-        forced_eos_token_id=0,
-        max_length=max_length,
-        num_beams=1,
-        pad_token_id=pad,
-    ).save_pretrained(folder)
-    (folder / "source.spm").write_bytes(spm)
-    (folder / "target.spm").write_bytes(spm)
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
-    return folder
 
 
 def main() -> None:

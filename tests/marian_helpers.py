@@ -39,15 +39,18 @@ SENTENCES = [
 MAX_LENGTH = 24
 
 
-def train_spm(lines: list[str], size: int) -> bytes:
+def train_spm(lines: list[str], size: int, *, repeat: int = 3, hard_limit: bool = True) -> bytes:
+    """A unigram SentencePiece model of ``lines`` with Marian's special ids; ``hard_limit=False`` lets it
+    have fewer pieces than ``size`` where the text holds fewer."""
     import sentencepiece
 
     sentencepiece.set_random_generator_seed(1)
     writer = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines * 3),
+        sentence_iterator=iter(lines * repeat),
         model_writer=writer,
         vocab_size=size,
+        hard_vocab_limit=hard_limit,
         model_type="unigram",
         unk_id=0,
         bos_id=1,
@@ -70,48 +73,78 @@ def spm_pieces(model: bytes) -> list[str]:
 def build_tiny_marian(path: Path, *, seed: int = 0) -> Path:
     source, target = train_spm(SUBWORD_FRENCH, 120), train_spm(SUBWORD_ENGLISH, 110)
     pieces = dict.fromkeys(p for p in spm_pieces(source) + spm_pieces(target) if p not in ("<unk>", "<s>", "</s>"))
-    tokens = ["</s>", "<unk>", *pieces, "<pad>"]
+    sizes = {"d_model": 16, "layers": 2, "heads": 4, "ffn": 32, "positions": 64}
+
+    def sharpened(model) -> None:
+        model.final_logits_bias.normal_(0, 0.5)
+        model.final_logits_bias[0, 0] = 3.0  # </s> likelier: some outputs end before max_length
+
+    return write_marian_folder(
+        path,
+        ["</s>", "<unk>", *pieces, "<pad>"],
+        (source, target),
+        sizes,
+        # far from uniform attention, so that comparing weights means something
+        config={"init_std": 0.3},
+        generation={"bos_token_id": 0, "max_length": MAX_LENGTH, "num_beams": 4, "renormalize_logits": True},
+        seed=seed,
+        adjust=sharpened,
+    )
+
+
+def write_marian_folder(
+    folder: Path,
+    tokens: list[str],
+    spm: tuple[bytes, bytes],
+    sizes: dict[str, int],
+    *,
+    config: dict | None = None,
+    generation: dict | None = None,
+    seed: int = 0,
+    adjust=None,
+) -> Path:
+    """A seeded MarianMTModel saved as the hub saves opus-mt's: weights, config, generation config (<pad>
+    banned), the two SentencePiece models and a vocab.json of ``tokens``, which start with </s> and end with
+    <pad>. ``sizes``: d_model, layers and heads (each side), ffn, positions; ``adjust`` may change the
+    weights before they are saved."""
     pad = len(tokens) - 1
-    config = transformers.MarianConfig(
+    marian = transformers.MarianConfig(
         vocab_size=len(tokens),
         decoder_vocab_size=len(tokens),
-        d_model=16,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
+        d_model=sizes["d_model"],
+        encoder_layers=sizes["layers"],
+        decoder_layers=sizes["layers"],
+        encoder_attention_heads=sizes["heads"],
+        decoder_attention_heads=sizes["heads"],
+        encoder_ffn_dim=sizes["ffn"],
+        decoder_ffn_dim=sizes["ffn"],
+        max_position_embeddings=sizes["positions"],
         activation_function="swish",
         scale_embedding=True,
         pad_token_id=pad,
         decoder_start_token_id=pad,
         eos_token_id=0,
         forced_eos_token_id=0,
-        init_std=0.3,  # far from uniform attention, so that comparing weights means something
+        **(config or {}),
     )
     torch.manual_seed(seed)
-    model = transformers.MarianMTModel(config).eval()
-    with torch.no_grad():
-        model.final_logits_bias.normal_(0, 0.5)
-        model.final_logits_bias[0, 0] = 3.0  # </s> likelier: some outputs end before max_length
-    model.save_pretrained(path)
+    model = transformers.MarianMTModel(marian).eval()
+    if adjust is not None:
+        with torch.no_grad():
+            adjust(model)
+    model.save_pretrained(folder)
     transformers.GenerationConfig(
         bad_words_ids=[[pad]],
-        bos_token_id=0,
         decoder_start_token_id=pad,
         eos_token_id=0,
         forced_eos_token_id=0,
-        max_length=MAX_LENGTH,
-        num_beams=4,
         pad_token_id=pad,
-        renormalize_logits=True,
-    ).save_pretrained(path)
-    (path / "source.spm").write_bytes(source)
-    (path / "target.spm").write_bytes(target)
-    (path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
-    return path
+        **(generation or {}),
+    ).save_pretrained(folder)
+    (folder / "source.spm").write_bytes(spm[0])
+    (folder / "target.spm").write_bytes(spm[1])
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
+    return folder
 
 
 @pytest.fixture(scope="session", name="marian_folder")
