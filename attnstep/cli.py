@@ -338,13 +338,9 @@ def average(
     validated on the run's validation pairs and saved to --out; its val BLEU is printed beside the best
     single epoch's.
     """
-    from rich.console import Console
+    from attnstep.commands.train import run_average
 
-    from attnstep.commands.train import average_epochs
-    from attnstep.engine.device import use_device
-
-    on = use_device(device.value, threads)
-    average_epochs(work, out, last, Console(highlight=False, markup=False, soft_wrap=True), on)
+    run_average(work, out, last, threads, device.value)
 
 
 @app.command(cls=Command)

@@ -625,6 +625,15 @@ def average_epochs(work: Path, out: Path, last: int, console: Console, device: t
     return val
 
 
+def run_average(work: Path, out: Path, last: int, threads: int = 0, device: str = "cpu") -> None:
+    """``attnstep average``, on ``device`` with ``threads`` CPU threads (0: torch's default)."""
+    console = Console(highlight=False, markup=False, soft_wrap=True)
+    try:
+        average_epochs(work, out, last, console, use_device(device, threads))
+    except ValueError as exc:
+        raise AttnstepError(str(exc)) from None
+
+
 def command_line() -> str:
     return " ".join(["attnstep", *sys.argv[1:]])
 
