@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -47,8 +48,32 @@ _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
 _FLOAT_DTYPES = {"F32", "F16", "BF16"}  # as the safetensors header names them
 
 
+RecurrentModel = TypeVar("RecurrentModel")  # attnstep's Seq2Seq, or a toolkit's
+
+
+class RecurrentCheckpoint(Generic[RecurrentModel]):
+    """What an RNN checkpoint (attnstep's own, or a toolkit's) gives the stepper besides its fields: the
+    model is its own family, and there are no layers and heads, generation settings or position table."""
+
+    path: Path
+    model: RecurrentModel
+
+    @property
+    def family(self) -> RecurrentModel:
+        """What the stepper drives (the model itself: it is a Family)."""
+        return self.model
+
+    architecture = None  # an RNN's trace has no layers and heads
+    generation = None  # no generation settings: the stepper's own lengths
+    positions = None  # no position table: any length
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
 @dataclass
-class Checkpoint:
+class Checkpoint(RecurrentCheckpoint[Seq2Seq]):
     path: Path
     model: Seq2Seq
     src_vocab: Vocab
@@ -64,19 +89,6 @@ class Checkpoint:
     @property
     def config(self) -> ModelConfig:
         return self.model.config
-
-    @property
-    def family(self) -> Seq2Seq:
-        """What the stepper drives (the model itself: it is a Family)."""
-        return self.model
-
-    architecture = None  # an RNN's trace has no layers and heads
-    generation = None  # no generation settings: the stepper's own lengths
-    positions = None  # no position table: any length
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 def _refuse_non_directory(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from attnstep.engine.checkpoint import check_finite
+from attnstep.engine.checkpoint import RecurrentCheckpoint, check_finite
 from attnstep.engine.device import skeleton
 from attnstep.errors import AttnstepError, first_line
 from attnstep.model.toolkits.config import RecurrentConfig
@@ -29,7 +29,7 @@ _FLOAT_TYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @dataclass
-class ToolkitCheckpoint:
+class ToolkitCheckpoint(RecurrentCheckpoint[ToolkitSeq2Seq]):
     path: Path  # the model folder (JoeyNMT) or the checkpoint file (OpenNMT-py)
     model: ToolkitSeq2Seq
     codec: ToolkitCodec
@@ -49,19 +49,6 @@ class ToolkitCheckpoint:
     @property
     def tgt_vocab(self) -> ToolkitVocab:
         return self.codec.tgt_vocab
-
-    @property
-    def family(self) -> ToolkitSeq2Seq:
-        """What the stepper drives (the model itself: it is a Family)."""
-        return self.model
-
-    architecture = None  # an RNN's trace has no layers and heads
-    generation = None  # no generation settings: the stepper's own lengths
-    positions = None  # no position table: any length
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 def load_pickle(where: Path, allowed: list[Any], what: str) -> object:
