@@ -20,7 +20,7 @@ from attnstep.data.files import read_limited
 from attnstep.errors import AttnstepError, first_line
 from attnstep.text.codec import SourcePiece, split_words, surface
 from attnstep.text.subword import MAX_MODEL_BYTES, WORD_START
-from attnstep.text.words import check_sentence
+from attnstep.text.words import TokenIndex, check_sentence
 
 TOOLKIT_TOKENS = ("<unk>", "<pad>", "<s>", "</s>")  # JoeyNMT's specials, by id
 OPENNMT_TOKENS = ("<unk>", "<blank>", "<s>", "</s>")  # OpenNMT-py's: the same ids, its pad named <blank>
@@ -30,17 +30,16 @@ MAX_VOCAB_BYTES = 16 * 1024 * 1024
 MAX_SOURCE_PIECES = 200
 
 
-class ToolkitVocab:
+class ToolkitVocab(TokenIndex):
     """A toolkit's vocabulary: tokens by id, an unknown token read as <unk> (0)."""
+
+    unk_id = UNK_ID
 
     def __init__(self, tokens: Sequence[str], origin: str):
         first = tuple(tokens[:4])
         if first != TOOLKIT_TOKENS and first != OPENNMT_TOKENS:
             raise AttnstepError(f"{origin} must start with {' '.join(TOOLKIT_TOKENS)}, not {' '.join(first)!r}")
-        self.tokens: list[str] = list(tokens)
-        self._index: dict[str, int] = {}
-        for i, token in enumerate(self.tokens):
-            self._index.setdefault(token, i)  # a token listed twice: the first id, as the toolkits look it up
+        super().__init__(tokens)
 
     @classmethod
     def load(cls, path: Path) -> ToolkitVocab:
@@ -51,18 +50,6 @@ class ToolkitVocab:
         except UnicodeDecodeError as exc:
             raise AttnstepError(f"{path} is not UTF-8 text ({first_line(exc)})") from None
         return cls(text.rstrip("\n").split("\n"), str(path))
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __contains__(self, token: str) -> bool:
-        return token in self._index
-
-    def id(self, token: str) -> int:
-        return self._index.get(token, UNK_ID)
-
-    def ids(self, tokens: Sequence[str]) -> list[int]:
-        return [self.id(t) for t in tokens]
 
 
 class Splitter:

@@ -150,16 +150,17 @@ def detokenize(tokens: Iterable[str]) -> str:
     return "".join(out)
 
 
-class Vocab:
-    """A fixed list of tokens; index 0..3 are <pad>, <unk>, <bos>, <eos>."""
+class TokenIndex:
+    """Tokens by id and ids by token, a token not listed read as ``unk_id``; a token listed twice has its
+    first id, as the toolkits look it up."""
+
+    unk_id = UNK_ID
 
     def __init__(self, tokens: Sequence[str]):
-        if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
-            raise AttnstepError(f"a vocabulary must start with {', '.join(SPECIALS)}")
-        if len(set(tokens)) != len(tokens):
-            raise AttnstepError("the vocabulary lists a token twice")
         self.tokens: list[str] = list(tokens)
-        self._index = {token: i for i, token in enumerate(self.tokens)}
+        self._index: dict[str, int] = {}
+        for i, token in enumerate(self.tokens):
+            self._index.setdefault(token, i)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -168,10 +169,21 @@ class Vocab:
         return token in self._index
 
     def id(self, token: str) -> int:
-        return self._index.get(token, UNK_ID)
+        return self._index.get(token, self.unk_id)
 
     def ids(self, tokens: Iterable[str]) -> list[int]:
         return [self.id(t) for t in tokens]
+
+
+class Vocab(TokenIndex):
+    """attnstep's fixed list of tokens; index 0..3 are <pad>, <unk>, <bos>, <eos>, and no token twice."""
+
+    def __init__(self, tokens: Sequence[str]):
+        if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
+            raise AttnstepError(f"a vocabulary must start with {', '.join(SPECIALS)}")
+        if len(set(tokens)) != len(tokens):
+            raise AttnstepError("the vocabulary lists a token twice")
+        super().__init__(tokens)
 
     @classmethod
     def build(cls, sentences: Iterable[list[str]], *, min_freq: int = 2, max_size: int | None = None) -> Vocab:
