@@ -16,7 +16,7 @@ from attnstep.errors import AttnstepError
 from attnstep.model.family import StepOutput
 from attnstep.model.marian.model import DecoderStep
 from attnstep.model.toolkits.decoder import StackedStepOutput
-from attnstep.trace.records import Candidate, Edit, Floats, HeadStep, LayerStep, SourceToken, Step, View, _viewed
+from attnstep.trace.records import Candidate, Edit, Floats, HeadStep, LayerStep, SourceToken, Step, View
 
 Choice = tuple[int, bool]  # (target token id, forced by the user)
 
@@ -234,7 +234,7 @@ class LayerColumns:
             self_weights = tuple(tail[own + j * T : own + (j + 1) * T] for j in range(h))
             parts = (span(v + i * D, D) for i in range(5))
             layers.append(LayerStep(heads, self_weights, *parts))
-        scores, weights = _viewed(layers[self.view.layer], self.view.head)
+        scores, weights = layers[self.view.layer].attention(self.view.head)
         return Step(
             index=pick.t,
             input_token=self.vocab[pick.input_id],

@@ -251,6 +251,16 @@ class LayerStep:
     cross_output: Floats | None = None  # LayerNorm(self_output + joined)
     output: Floats | None = None  # LayerNorm(cross_output + FFN(cross_output)): the layer's output
 
+    def attention(self, head: int | None) -> tuple[Vector, Vector]:
+        """The cross-attention's scores and weights as ``head`` has them, or the means over the heads (None)."""
+        if head is not None:
+            return self.cross[head].scores, self.cross[head].weights
+        count = len(self.cross)
+        return (
+            tuple(sum(column) / count for column in zip(*(h.scores for h in self.cross))),
+            tuple(sum(column) / count for column in zip(*(h.weights for h in self.cross))),
+        )
+
 
 EDIT_OPERATIONS = ("zero", "one", "uniform", "temperature", "reverse", "permute", "weights")
 EDIT_MARK = "~"  # after a word whose step's attention the user edited, as "*" after a forced one
@@ -474,10 +484,10 @@ class Trace:
             raise ValueError(f"{architecture.layers} layers of {architecture.heads} heads have no {view}")
         steps = []
         for step in self.steps:
-            scores, weights = _viewed(step.layers[view.layer], view.head)
+            scores, weights = step.layers[view.layer].attention(view.head)
             edit = step.edit
             if edit is not None:  # the model's own step, its "before", seen through the same view
-                own_scores, own_weights = _viewed(edit.before.layers[view.layer], view.head)
+                own_scores, own_weights = edit.before.layers[view.layer].attention(view.head)
                 edit = replace(edit, before=replace(edit.before, scores=own_scores, weights=own_weights))
             steps.append(replace(step, scores=scores, weights=weights, edit=edit))
         return replace(self, steps=tuple(steps), view=view)
@@ -558,17 +568,6 @@ def _step_without_vectors(step: Step) -> Step:
         layer_cells=(),
         layers=tuple(_layer_without_vectors(layer) for layer in step.layers),
         edit=edit,
-    )
-
-
-def _viewed(layer: LayerStep, head: int | None) -> tuple[Vector, Vector]:
-    """A step's scores and weights as ``head`` of ``layer`` has them, or the means over its heads."""
-    if head is not None:
-        return layer.cross[head].scores, layer.cross[head].weights
-    count = len(layer.cross)
-    return (
-        tuple(sum(column) / count for column in zip(*(h.scores for h in layer.cross))),
-        tuple(sum(column) / count for column in zip(*(h.weights for h in layer.cross))),
     )
 
 
