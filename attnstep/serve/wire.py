@@ -30,11 +30,13 @@ from typing import Any
 
 import orjson
 
-from attnstep.trace.reader import from_wire_dict
+from attnstep.trace.reader import MAX_TRACE_BYTES, from_wire_dict
 from attnstep.trace.records import SourceToken, Trace
 
 MAX_REQUEST = 256 * 1024  # a 100-token source and a 210-step prefix are under 20 KB
-MAX_ANSWER = 96 * 1024 * 1024  # a trace is at most MAX_TRACE_BYTES; room for the envelope
+# An answer holds one trace, which may be as large as a trace file (a base-size Marian's, every vector
+# kept, is ~1 MB a step), and its envelope.
+MAX_ANSWER = MAX_TRACE_BYTES + 1024 * 1024
 
 
 def line(message: dict[str, Any]) -> bytes:
