@@ -58,7 +58,9 @@ def label(trace: Trace, token: str) -> str:
 
 
 def model_label(name: str, trace: Trace) -> str:
-    return f"{visible(name)} ({visible(trace.checkpoint.scorer_name)})"
+    """The model's name and its attention; a Transformer's says which layer and head its grid shows."""
+    attention = ", ".join(filter(None, [trace.checkpoint.scorer_name, trace.view_label]))
+    return f"{visible(name)} ({visible(attention)})"
 
 
 def translations(names: Sequence[str], traces: Sequence[Trace]) -> Table:

@@ -473,6 +473,11 @@ class Trace:
             return RNN_ENDS.get(self.steps[0].input_token, EOS_TOKEN)
         return EOS_TOKEN
 
+    @property
+    def view_label(self) -> str:
+        """Which cross-attention a Transformer's trace shows, "layer 1/6, head 3/8" (View.label); "" for an RNN's."""
+        return "" if self.architecture is None or self.view is None else self.view.label(self.architecture)
+
     def with_view(self, view: View) -> Trace:
         """The same decoding with the steps' scores and weights (the alignment) read off another
         cross-attention: head ``view.head`` of layer ``view.layer``, or that layer's mean of heads

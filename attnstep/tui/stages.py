@@ -249,7 +249,7 @@ def narrate(view: View) -> str:
     words = [source_word(s) for s in trace.source]
     best = max(range(len(words)), key=lambda i: step.weights[i])
     stage = view.partial_stage
-    where = f" ({view_label(trace)})" if trace.architecture is not None else ""  # which head or heads attended
+    where = f" ({trace.view_label})" if trace.architecture is not None else ""  # which head or heads attended
     if stage is None and trace.reference is not None:
         return (
             f"Step {t}: attended most{where} to {quote(words[best])} ({num(step.weights[best])}); the reference's "
@@ -284,12 +284,6 @@ def narrate(view: View) -> str:
         return f"Each h_i is multiplied by its weight a_i: {quote(words[best])} keeps {num(step.weights[best])} of its state, the others shrink."
     size = "" if step.context is None else f" (‖C_t‖ = {num(norm(step.context))})"
     return f"The weighted states are added up into the context vector C_t = Σ a_i·h_i{size}."
-
-
-def view_label(trace: Trace) -> str:
-    """Which cross-attention a Transformer's trace shows, "layer 1/6, head 3/8" (View.label); "" for an RNN's."""
-    architecture, view = trace.architecture, trace.view
-    return "" if architecture is None or view is None else view.label(architecture)
 
 
 def viewed_layer(trace: Trace, step: Step) -> tuple[Architecture, int, int | None, LayerStep]:

@@ -16,7 +16,6 @@ from attnstep.tui.stages import (
     attention_in_words,
     source_word,
     unknown_legend,
-    view_label,
     word_brackets,
 )
 
@@ -174,7 +173,7 @@ class AttentionPanel(LinesView[View]):
         assert architecture is not None and shown is not None  # a Transformer's trace has both
         layer, head = shown.layer, shown.head
         label, dim, plain, changed = (self.style_of(name) for name in ("label", "dim", "text", "changed"))
-        where = view_label(trace)
+        where = trace.view_label
         names, word_width = self.names(trace)
         bar_width = 16 if self.size.width >= 90 else 10
         unit = "piece" if trace.subword and not view.in_words else "word"

@@ -16,7 +16,7 @@ from attnstep.report.glyphs import fit_columns
 from attnstep.trace.records import Step, Trace
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.safe import visible
-from attnstep.tui.stages import View, grid_in_words, piece_text, source_word, view_label
+from attnstep.tui.stages import View, grid_in_words, piece_text, source_word
 
 MAX_LABEL = 10
 
@@ -60,7 +60,7 @@ class AlignmentGrid(LinesView[View]):
     VIEW_TITLE = "Alignment so far, {}"  # a Transformer's: which head, or mean of heads, it shows
 
     def build(self, view: View | None) -> list[Text]:
-        heads = view_label(view.trace) if view is not None else ""
+        heads = view.trace.view_label if view is not None else ""
         self.set_titles(
             self.VIEW_TITLE.format(heads) if heads else self.TITLE,
             self.legend() if view is not None and view.trace.checkpoint.attends else "",

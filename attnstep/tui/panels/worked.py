@@ -31,7 +31,7 @@ from attnstep.tui.edited import what_was_edited
 from attnstep.tui.lines import first_numbers
 from attnstep.tui.safe import visible
 from attnstep.tui.screens.dialogs import Dialog
-from attnstep.tui.stages import quote, source_word, view_label, viewed_layer
+from attnstep.tui.stages import quote, source_word, viewed_layer
 
 TOP_TERMS = 8  # products listed, largest |value| first
 SHOWN = 6  # first components of each vector listed
@@ -180,7 +180,7 @@ def lines(work: WorkedScore, width: int) -> list[Text]:
     """The worked score as lines of text about ``width`` cells wide (untrusted words made safe)."""
     trace, step, i = work.trace, work.trace.steps[work.t], work.i
     words = [visible(source_word(token)) for token in trace.source]
-    heads = view_label(trace)
+    heads = trace.view_label
     out = [
         Text.assemble(
             ("How ", "bold"),

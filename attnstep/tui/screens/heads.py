@@ -24,7 +24,7 @@ from attnstep.trace.records import View as AttentionView
 from attnstep.trace.word_view import word_weights
 from attnstep.tui.lines import LinesView, fit
 from attnstep.tui.panels.grid import column_widths, reach_last_column
-from attnstep.tui.stages import View, mean_vector, short_label, source_word, view_label, word_tokens
+from attnstep.tui.stages import View, mean_vector, short_label, source_word, word_tokens
 
 LABEL_WIDTH = 11  # "▶ L12 mean "
 
@@ -60,7 +60,7 @@ class HeadsGrid(LinesView[View]):
             return [Text("Only a Transformer's trace has heads to show.", style=self.style_of("dim"))]
         architecture, step = trace.architecture, view.step
         where = "before the first step" if step is None else f"at step {step.index + 1}"
-        self.set_titles(f"Cross-attention heads {where}: ▶ {view_label(trace)}", self.legend())
+        self.set_titles(f"Cross-attention heads {where}: ▶ {trace.view_label}", self.legend())
         label = self.style_of("label")
         self.frozen_columns = LABEL_WIDTH
         columns = replace(trace, source=word_tokens(trace)) if view.in_words else trace
