@@ -559,7 +559,8 @@ def dump(
     vectors: Annotated[
         bool,
         typer.Option(
-            "--vectors/--no-vectors", help="Include h_t, C_t, [h_t; C_t], h~_t and the encoder states (json and npz)."
+            "--vectors/--no-vectors",
+            help="Include every step's vectors (an RNN's h_t, C_t, [h_t; C_t], h~_t; a Transformer's embedding, position and each layer's) and the encoder states (json and npz).",
         ),
     ] = True,
     precision: Annotated[

@@ -35,7 +35,7 @@ from attnstep.trace.records import SourceToken, Trace
 
 MAX_REQUEST = 256 * 1024  # a 100-token source and a 210-step prefix are under 20 KB
 # An answer holds one trace, which may be as large as a trace file (a base-size Marian's, every vector
-# kept, is ~1 MB a step), and its envelope.
+# kept, is ~1 MB a step as dump writes it), and its envelope.
 MAX_ANSWER = MAX_TRACE_BYTES + 1024 * 1024
 
 
