@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 from common import DEFAULT_CHECKPOINT
 from serve_load import (
     PASSWORD,
@@ -64,45 +63,12 @@ from tui_latency import checkpoint_or_tiny, percentile
 
 from attnstep.data.model_card import model_card_examples
 from attnstep.serve.auth import add_user
+from tests.serve_helpers import BrowserTab
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 SPARES_READY = "spare sessions ready"
-
-
-class Tab:
-    """A browser tab's websocket in the shape of the asyncssh process serve_load.py's students use."""
-
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        self.socket = socket
-        self.stdout = self.stdin = self
-        self.sending: asyncio.Queue[str] = asyncio.Queue()
-        self.sender = asyncio.ensure_future(self.send_in_order())
-
-    async def send_in_order(self) -> None:
-        while True:
-            await self.socket.send_str(await self.sending.get())
-
-    async def read(self, _size: int) -> bytes:
-        """The next binary frame: the screen's bytes; b"" once the socket has closed."""
-        while True:
-            message = await self.socket.receive()
-            if message.type == aiohttp.WSMsgType.BINARY:
-                return message.data
-            if message.type != aiohttp.WSMsgType.TEXT:
-                return b""
-
-    def write(self, data: bytes) -> None:
-        self.sending.put_nowait(orjson.dumps(["stdin", data.decode()]).decode())
-
-    async def wait_closed(self) -> None:
-        while await self.read(1 << 16):
-            pass
-
-    async def close(self) -> None:
-        self.sender.cancel()
-        await self.socket.close()
 
 
 class Browser:
@@ -111,7 +77,7 @@ class Browser:
     def __init__(self, url: str, user: str) -> None:
         self.url, self.user = url, user
         self.client: aiohttp.ClientSession | None = None
-        self.tab: Tab | None = None
+        self.tab: BrowserTab | None = None
 
     async def __aenter__(self) -> Self:
         # unsafe: the cookie jar keeps a cookie from an address (127.0.0.1), as a browser does
@@ -129,10 +95,10 @@ class Browser:
         if self.client is not None:
             await self.client.close()
 
-    async def create_process(self, *, term_type: str, term_size: tuple[int, int], encoding: None) -> Tab:
+    async def create_process(self, *, term_type: str, term_size: tuple[int, int], encoding: None) -> BrowserTab:
         assert self.client is not None  # logged in by __aenter__
         columns, rows = term_size
-        self.tab = Tab(await self.client.ws_connect(f"{self.url}ws?width={columns}&height={rows}"))
+        self.tab = BrowserTab(await self.client.ws_connect(f"{self.url}ws?width={columns}&height={rows}"))
         return self.tab
 
 

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
 import asyncssh
+import orjson
 import pyte
 
 from attnstep.serve.auth import Accounts, hash_password
@@ -185,3 +187,41 @@ def rss_mb(pid: int | None = None) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+class BrowserTab:
+    """A browser tab's websocket in the shape of an asyncssh client process (what :class:`Screen` and the
+    benchmarks' students read and write): stdout reads the server's binary frames (b"" once it is closed),
+    stdin writes textual.js's ``["stdin", …]`` text frames, in order."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.stdout = self.stdin = self
+        self.sending: asyncio.Queue[str] = asyncio.Queue()
+        self.sender = asyncio.ensure_future(self.send_in_order())
+
+    async def send_in_order(self) -> None:
+        while True:
+            await self.socket.send_str(await self.sending.get())
+
+    async def read(self, _size: int) -> bytes:
+        while True:
+            message = await self.socket.receive()
+            if message.type == aiohttp.WSMsgType.BINARY:
+                return message.data
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return b""
+
+    def write(self, data: bytes) -> None:
+        self.send(["stdin", data.decode()])
+
+    def send(self, envelope: list) -> None:
+        self.sending.put_nowait(orjson.dumps(envelope).decode())
+
+    async def wait_closed(self) -> None:
+        while await self.read(1 << 16):
+            pass
+
+    async def close(self) -> None:
+        self.sender.cancel()
+        await self.socket.close()

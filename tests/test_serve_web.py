@@ -34,6 +34,7 @@ from tests.serve_helpers import (
     PASSWORD,
     RIGHT,
     SENTENCE,
+    BrowserTab,
     Screen,
     connect,
     open_on_sentence,
@@ -48,50 +49,20 @@ from tests.tui_helpers import async_test
 pytestmark = pytest.mark.slow
 
 
-class _Socket:
-    """A websocket made to look like an SSH client process to :class:`Screen`: stdout reads the
-    server's binary frames (b"" once it is closed), stdin writes textual.js's ``["stdin", …]``."""
-
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        self.socket = socket
-        self.stdout = self.stdin = self
-        self.sending: asyncio.Queue[str] = asyncio.Queue()
-        self.sender = asyncio.ensure_future(self.send_in_order())
-
-    async def send_in_order(self) -> None:
-        while True:
-            await self.socket.send_str(await self.sending.get())
-
-    async def read(self, _size: int) -> bytes:
-        while True:
-            message = await self.socket.receive()
-            if message.type == aiohttp.WSMsgType.BINARY:
-                return message.data
-            if message.type != aiohttp.WSMsgType.TEXT:
-                return b""
-
-    def write(self, data: bytes) -> None:
-        self.send(["stdin", data.decode()])
-
-    def send(self, envelope: list) -> None:
-        self.sending.put_nowait(orjson.dumps(envelope).decode())
-
-
 class WebScreen(Screen):
     """A browser tab's terminal as textual.js has it: the server's frames fed to pyte, keys sent as text frames."""
 
     @classmethod
     async def open_ws(cls, client: aiohttp.ClientSession, url: str, size=(120, 36)) -> WebScreen:
         socket = await client.ws_connect(f"{url}ws?width={size[0]}&height={size[1]}")
-        return cls(_Socket(socket), *size)  # type: ignore[arg-type]
+        return cls(BrowserTab(socket), *size)  # type: ignore[arg-type]
 
     def resize(self, columns: int, rows: int) -> None:
         self.screen.resize(rows, columns)
         self.process.send(["resize", {"width": columns, "height": rows}])
 
     async def close(self) -> None:
-        self.process.sender.cancel()
-        await self.process.socket.close()
+        await self.process.close()
 
 
 def url_of(server) -> str:
