@@ -82,7 +82,7 @@ class AttentionPanel(LinesView[View]):
         states = trace.encoder_states
         scale = view.state_scale
         state_bins, state_norms = self.binned_states(trace)
-        show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
+        show_weight, show_sum = view.shows("softmax"), view.shows("weight")
         plain, bar_style = self.style_of("text"), self.style_of("bar")
         lines = [header]
         # Columns are ordered for the terminal's sake: a changed row is resent from the panel's
@@ -91,16 +91,7 @@ class AttentionPanel(LinesView[View]):
         # a·h_i strip last, where it is only resent for the words that are attended.
         for i in range(len(trace.source)):
             weight = step.weights[i]
-            numbers = Text(style=plain, end="")
-            numbers.append(f"{num(step.scores[i]):>8}" if show_score else fit("·", 8, dim, right=True))
-            numbers.append("  ")
-            numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
-            numbers.append(" ")
-            self.own_weight(numbers, step, i, show_weight)
-            if view.just_done("score"):
-                numbers.stylize(changed, 0, 8)
-            elif view.just_done("softmax"):
-                numbers.stylize(changed, 10, 14)
+            numbers = self.score_and_weight(view, step, i)
             row = Text.assemble(
                 fit(names[i], word_width + 1, plain),
                 numbers,
@@ -133,6 +124,22 @@ class AttentionPanel(LinesView[View]):
         if step is None or step.edit is None:
             return fit(heading, 5 + bar_width, label)
         return fit(f"a' {EDIT_MARK}  own a", 5 + OWN_WIDTH + bar_width, label)
+
+    def score_and_weight(self, view: View, step: Step, i: int) -> Text:
+        """Token i's e_i and a_i (and an edited step's own a_i), "·" until their stage, the one just computed marked."""
+        dim, changed = self.style_of("dim"), self.style_of("changed")
+        show_weight = view.shows("softmax")
+        numbers = Text(style=self.style_of("text"), end="")
+        numbers.append(f"{num(step.scores[i]):>8}" if view.shows("score") else fit("·", 8, dim, right=True))
+        numbers.append("  ")
+        numbers.append(num(step.weights[i]) if show_weight else fit("   ·", 4, dim))
+        numbers.append(" ")
+        self.own_weight(numbers, step, i, show_weight)
+        if view.just_done("score"):
+            numbers.stylize(changed, 0, 8)
+        elif view.just_done("softmax"):
+            numbers.stylize(changed, 10, 14)
+        return numbers
 
     def own_weight(self, numbers: Text, step: Step, i: int, shown: bool) -> None:
         """After an edited step's weight a'_i, the model's own a_i (its ``before``), dimmed: "·" until the softmax."""
@@ -202,22 +209,13 @@ class AttentionPanel(LinesView[View]):
             waiting = (Text.assemble(fit(name, word_width + 1, plain), fit("·", 8, dim, right=True)) for name in names)
             return [header, *waiting, *legend]
         record = step.layers[layer]
-        show_score, show_weight, show_sum = view.shows("score"), view.shows("softmax"), view.shows("weight")
+        show_weight, show_sum = view.shows("softmax"), view.shows("weight")
         scale = max_abs([mean_bins(v) for v in values]) if values else 1.0
         listed = max(2, (self.size.width - word_width - bar_width - 28) // 7)  # with #: the numbers that fit
         lines = [header]
         for i in range(len(trace.source)):
             weight = step.weights[i]
-            numbers = Text(style=plain, end="")
-            numbers.append(f"{num(step.scores[i]):>8}" if show_score else fit("·", 8, dim, right=True))
-            numbers.append("  ")
-            numbers.append(num(weight) if show_weight else fit("   ·", 4, dim))
-            numbers.append(" ")
-            self.own_weight(numbers, step, i, show_weight)
-            if view.just_done("score"):
-                numbers.stylize(changed, 0, 8)
-            elif view.just_done("softmax"):
-                numbers.stylize(changed, 10, 14)
+            numbers = self.score_and_weight(view, step, i)
             row = Text.assemble(
                 fit(names[i], word_width + 1, plain),
                 numbers,
