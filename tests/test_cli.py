@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import signal
 import stat
@@ -577,7 +578,10 @@ def test_options_that_do_not_go_together_are_a_usage_error(args):
 def test_shell_completion_is_offered():
     assert "--install-completion" in invoke("--help").stdout
     command = os.path.join(os.path.dirname(sys.executable), "attnstep")  # completion is keyed to the program's name
-    script = subprocess.run([command, "--show-completion", "bash"], capture_output=True, check=True).stdout.decode()
+    # Typer finds the shell among the program's ancestors: run it from bash, as a user would (the "; true"
+    # keeps bash from replacing itself with the program), not from whatever started the tests.
+    from_bash = ["bash", "-c", f"{shlex.quote(command)} --show-completion; true"]
+    script = subprocess.run(from_bash, capture_output=True, check=True).stdout.decode()
     assert "_ATTNSTEP_COMPLETE=complete_bash" in script
     env = {
         **os.environ,
