@@ -12,19 +12,19 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from attnstep.data.files import output, output_name, refuse_writing_over
-from attnstep.engine.stepper import DEFAULT_TOP_K, Stepper, load_stepper
+from attnstep.engine.stepper import DecodingOptions, Stepper, load_stepper
 from attnstep.errors import AttnstepError
 from attnstep.report.progress import Meter, size_text
 from attnstep.report.visible import visible
 from attnstep.text.words import REPLACEMENT, Replacements, is_control, replace_controls
 from attnstep.trace.alignment import AS_RECORDED, ViewChoice
 from attnstep.trace.edits import apply_edits
-from attnstep.trace.records import DEFAULT_ALPHA, SourceToken, Trace, View
+from attnstep.trace.records import SourceToken, Trace, View
 from attnstep.trace.writer import trace_file_bytes
 
 # Sentences sorted by length inside a window of this many are batched together (little padding),
@@ -111,19 +111,11 @@ def text_format(*, scores: bool, n_best: bool) -> Format:
     return Format(render, "translations")
 
 
-@dataclass(frozen=True)
-class Decoding:
+class Decoding(DecodingOptions, total=False):
     """How dump decodes: :func:`~attnstep.engine.stepper.load_stepper`'s settings."""
 
-    top_k: int = DEFAULT_TOP_K
-    vectors: bool = True
-    beam: int | None = None
-    alpha: float = DEFAULT_ALPHA
-    min_length: int = 0
-    max_length: int | None = None
-    n_best: int | None = None
-    device: str = "cpu"  # auto, cpu or cuda
-    threads: int = 0  # torch's CPU threads (0: its default)
+    device: str  # auto, cpu or cuda
+    threads: int  # torch's CPU threads (0: its default)
 
 
 def dump_sentence(
@@ -139,7 +131,7 @@ def dump_sentence(
 ) -> None:
     """One trace; ``target``: the given translation forced token by token instead of decoding; ``view``:
     a Transformer's alignment; ``edits``: --edit SPECs, each step's attention edited and decoding on from it."""
-    stepper = load_stepper(checkpoint, **asdict(decoding))
+    stepper = load_stepper(checkpoint, **decoding)
     form = viewed_format(form, view.view(stepper.info.architecture, None))
     trace = stepper.translate(sentence) if target is None else stepper.score_reference(sentence, target)
     trace = apply_edits(trace, edits, stepper.edit)
@@ -276,7 +268,7 @@ def dump_file(
     written = done = 0
     with open_input(input) as source:
         refuse_writing_over(source, out, _input_name(input))
-        stepper = load_stepper(checkpoint, **asdict(decoding))
+        stepper = load_stepper(checkpoint, **decoding)
         form = viewed_format(form, view.view(stepper.info.architecture, None))
         sentences = read_sentences(source, _input_name(input))
         replacements = Replacements()

@@ -56,7 +56,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import cached_property
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, cast
 
 import torch
 
@@ -91,6 +91,9 @@ from attnstep.trace.records import (
     default_view,
     ranking,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 DEFAULT_TOP_K = 5
 Opaque = Any  # a family's memory or decoder state: the engine hands it back to the model unread
@@ -567,19 +570,19 @@ class Stepper:
         return chosen, c.split(table, [top[i] for i in active]), -1 if forcing or ruled else c.top
 
 
-def load_stepper(
-    checkpoint,
-    *,
-    top_k: int = DEFAULT_TOP_K,
-    vectors: bool = True,
-    beam: int | None = None,
-    alpha: float = DEFAULT_ALPHA,
-    min_length: int = 0,
-    max_length: int | None = None,
-    n_best: int | None = None,
-    device: str = "cpu",
-    threads: int = 0,
-) -> Stepper:
+class DecodingOptions(TypedDict, total=False):
+    """:class:`Stepper`'s keywords, for those that hand them on (:func:`load_stepper`, ``dump``)."""
+
+    top_k: int
+    vectors: bool
+    beam: int | None
+    alpha: float
+    min_length: int
+    max_length: int | None
+    n_best: int | None
+
+
+def load_stepper(checkpoint, *, device: str = "cpu", threads: int = 0, **decoding: Unpack[DecodingOptions]) -> Stepper:
     """A stepper over the checkpoint folder ``checkpoint``, for a process that then decodes for long.
 
     torch and the model leave ~10^5 long-lived objects, and every full collection would walk them
@@ -588,16 +591,7 @@ def load_stepper(
     collection so that no garbage is kept with them, the collector skips them. ``device`` and
     ``threads``: where it computes (see :func:`~attnstep.engine.device.use_device`).
     """
-    stepper = Stepper(
-        load_any(checkpoint, use_device(device, threads)),
-        top_k=top_k,
-        vectors=vectors,
-        beam=beam,
-        alpha=alpha,
-        min_length=min_length,
-        max_length=max_length,
-        n_best=n_best,
-    )
+    stepper = Stepper(load_any(checkpoint, use_device(device, threads)), **decoding)
     gc.collect()
     gc.freeze()
     return stepper
