@@ -72,3 +72,21 @@ def long_caption(words: int, data: Path) -> str:
         if len(tokens) >= words:
             return detokenize([t.surface for t in tokens[:words]])
     raise SystemExit(f"bench: no test caption has {words} tokens")
+
+
+def plain_greedy_seconds(stepper, sentences: list[str], batch_size: int) -> float:
+    """The dump benches' baseline: the model's own batched greedy decoding of ``sentences``, in dump's
+    windows and length-sorted batches, recording nothing; its seconds."""
+    import time
+
+    from attnstep.commands.dump import WINDOW
+    from attnstep.engine.batch import pad
+
+    start = time.perf_counter()
+    for w in range(0, len(sentences), WINDOW):
+        window = [[t.id for t in stepper.source_tokens(s)] for s in sentences[w : w + WINDOW]]
+        order = sorted(range(len(window)), key=lambda i: len(window[i]))
+        for b in range(0, len(order), batch_size):
+            src, lengths = pad([window[i] for i in order[b : b + batch_size]])
+            stepper.checkpoint.model.greedy(src, lengths)
+    return time.perf_counter() - start

@@ -14,7 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import DEFAULT_CHECKPOINT, data_option, test_captions
+from common import DEFAULT_CHECKPOINT, data_option, plain_greedy_seconds, test_captions
 
 
 def main() -> None:
@@ -27,24 +27,13 @@ def main() -> None:
 
     import torch
 
-    from attnstep.commands.dump import WINDOW, trace_lines
-    from attnstep.engine.batch import pad
+    from attnstep.commands.dump import trace_lines
     from attnstep.engine.stepper import Stepper, load_stepper
 
     full = load_stepper(args.checkpoint, top_k=5, vectors=True)  # as `attnstep dump` loads it
     lean = load_stepper(args.checkpoint, top_k=5, vectors=False)
     checkpoint = full.checkpoint
     sentences = test_captions(args.data, checkpoint.meta["source_language"])
-
-    def plain() -> float:
-        start = time.perf_counter()
-        for w in range(0, len(sentences), WINDOW):
-            window = [[t.id for t in full.source_tokens(s)] for s in sentences[w : w + WINDOW]]
-            order = sorted(range(len(window)), key=lambda i: len(window[i]))
-            for b in range(0, len(order), args.batch_size):
-                src, lengths = pad([window[i] for i in order[b : b + args.batch_size]])
-                checkpoint.model.greedy(src, lengths)
-        return time.perf_counter() - start
 
     def dump(stepper: Stepper) -> tuple[float, int]:
         start = time.perf_counter()
@@ -53,7 +42,7 @@ def main() -> None:
 
     plain_times, full_times, lean_times = [], [], []
     for _ in range(args.rounds):
-        plain_times.append(plain())
+        plain_times.append(plain_greedy_seconds(full, sentences, args.batch_size))
         seconds, full_bytes = dump(full)
         full_times.append(seconds)
         seconds, lean_bytes = dump(lean)

@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import DEFAULT_CHECKPOINT, data_option, test_captions
+from common import DEFAULT_CHECKPOINT, data_option, plain_greedy_seconds, test_captions
 
 
 def main() -> None:
@@ -33,24 +33,13 @@ def main() -> None:
 
     import torch
 
-    from attnstep.commands.dump import WINDOW, json_format, npz_format, rendered_lines, trace_lines
-    from attnstep.engine.batch import pad
+    from attnstep.commands.dump import json_format, npz_format, rendered_lines, trace_lines
     from attnstep.engine.stepper import load_stepper
 
     # as `attnstep dump --threads N` loads it
     stepper = load_stepper(args.checkpoint, top_k=5, vectors=True, threads=args.threads)
     checkpoint = stepper.checkpoint
     sentences = test_captions(args.data, checkpoint.meta["source_language"])
-
-    def plain() -> float:
-        start = time.perf_counter()
-        for w in range(0, len(sentences), WINDOW):
-            window = [[t.id for t in stepper.source_tokens(s)] for s in sentences[w : w + WINDOW]]
-            order = sorted(range(len(window)), key=lambda i: len(window[i]))
-            for b in range(0, len(order), args.batch_size):
-                src, lengths = pad([window[i] for i in order[b : b + args.batch_size]])
-                checkpoint.model.greedy(src, lengths)
-        return time.perf_counter() - start
 
     def json_lines() -> tuple[float, int]:
         start = time.perf_counter()
@@ -84,7 +73,7 @@ def main() -> None:
     rounds = []  # (plain, JSON, npz) seconds
     for _ in range(args.rounds):
         seconds, json_bytes = json_lines()
-        plain_s = plain()
+        plain_s = plain_greedy_seconds(stepper, sentences, args.batch_size)
         npz_s, npz_bytes = npz()
         rounds.append((plain_s, seconds, npz_s))
     json_write, npz_write = writing()
