@@ -46,6 +46,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncssh
 from common import DEFAULT_CHECKPOINT, ROOT
@@ -100,14 +101,8 @@ class ClassMemory:
 
 def class_memory(server: int) -> ClassMemory:
     """The memory of the server, of its zygote if it has one, and of each session process below them."""
-    memory = ClassMemory(pss_mb(server), [], [])
-    tree = parents()
-    sessions = [pid for pid, parent in tree.items() if parent == server]
-    for pid in list(sessions):
-        if pid_is_zygote(pid):  # it forks the sessions: they are its children
-            sessions.remove(pid)
-            memory.shared_pss += pss_mb(pid)
-            sessions += [child for child, parent in tree.items() if parent == pid]
+    shared, sessions = class_processes(server)
+    memory = ClassMemory(sum(map(pss_mb, shared)), [], [])
     for pid in sessions:
         try:
             memory.sessions_pss.append(pss_mb(pid))
@@ -117,26 +112,41 @@ def class_memory(server: int) -> ClassMemory:
     return memory
 
 
+def class_processes(server: int) -> tuple[list[int], list[int]]:
+    """The server and its zygote, if it has one (which forks the sessions); and each session process below them."""
+    tree = parents()
+    shared = [server, *(pid for pid, parent in tree.items() if parent == server and pid_is_zygote(pid))]
+    return shared, [pid for pid, parent in tree.items() if parent in shared and pid not in shared]
+
+
+def pid_is_zygote(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"attnstep.serve.zygote" in cmdline.read()
+    except OSError:
+        return False
+
+
 @dataclass
 class ClassCpu:
-    """Where the CPU went while every student stepped: seconds of CPU per key answered, by whom."""
+    """Where the CPU went in a window of the run: CPU seconds, by whom, and the keys sent meanwhile."""
 
-    keys: int  # keys sent in the measured window
+    keys: int  # keys sent in the window
     window: float  # its seconds
-    sessions: float  # the session processes' CPU seconds per key
+    sessions: float  # the session processes' CPU seconds
     server: float  # the server's and its zygote's
     clients: float  # this benchmark's own process: the students' clients
 
     def total(self) -> float:
         """CPU seconds in all, every party's."""
-        return (self.sessions + self.server + self.clients) * max(1, self.keys)
+        return self.sessions + self.server + self.clients
 
     def line(self, cores: int) -> str:
-        busy = self.total() / self.window
+        per_key = 1000 / max(1, self.keys)  # ms per key for each CPU second
         return (
-            f"CPU per key: sessions {self.sessions * 1000:.1f} ms, server {self.server * 1000:.1f} ms,"
-            f" the students' clients (this bench) {self.clients * 1000:.1f} ms;"
-            f" {busy:.2f} of {cores} cores busy ({self.keys} keys in {self.window:.0f} s)"
+            f"CPU per key: sessions {self.sessions * per_key:.1f} ms, server {self.server * per_key:.1f} ms,"
+            f" the students' clients (this bench) {self.clients * per_key:.1f} ms;"
+            f" {self.total() / self.window:.2f} of {cores} cores busy ({self.keys} keys in {self.window:.0f} s)"
         )
 
 
@@ -150,21 +160,28 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu(server: int) -> tuple[dict[int, float], dict[int, float]]:
-    """CPU seconds of the server and its zygote, and of each session process below them, by pid."""
-    tree = parents()
-    zygotes = [pid for pid, parent in tree.items() if parent == server and pid_is_zygote(pid)]
-    shared = {pid: process_cpu(pid) for pid in [server, *zygotes]}
-    sessions = {pid: process_cpu(pid) for pid, parent in tree.items() if parent in shared and pid not in shared}
-    return shared, sessions
+class CpuLook(NamedTuple):
+    """One look at the class's CPU: when, the server's and zygote's and each session's by pid, and this process's."""
+
+    at: float  # time.perf_counter()
+    shared: dict[int, float]
+    sessions: dict[int, float]
+    own: float
 
 
-def pid_is_zygote(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"attnstep.serve.zygote" in cmdline.read()
-    except OSError:
-        return False
+def look_at_cpu(server: int) -> CpuLook:
+    shared, sessions = class_processes(server)
+    at, own = time.perf_counter(), sum(os.times()[:2])
+    return CpuLook(at, {pid: process_cpu(pid) for pid in shared}, {pid: process_cpu(pid) for pid in sessions}, own)
+
+
+def cpu_between(students: list[Student], a: CpuLook, b: CpuLook) -> ClassCpu:
+    """Where the CPU went between two looks, and how many keys the students sent meanwhile."""
+    keys = sum(a.at <= sent < b.at for student in students for sent in student.sent)
+    # A session that started inside the window counts from 0; one that ended inside it is left out.
+    session_cpu = sum(cpu - a.sessions.get(pid, 0.0) for pid, cpu in b.sessions.items())
+    shared_cpu = sum(cpu - a.shared.get(pid, 0.0) for pid, cpu in b.shared.items())
+    return ClassCpu(keys, b.at - a.at, session_cpu, shared_cpu, b.own - a.own)
 
 
 def per_session(alone: ClassMemory, busy: ClassMemory, sessions: int) -> tuple[float, float, float]:
@@ -378,40 +395,22 @@ async def steady(students: list[Student], seconds: float, server: int) -> tuple[
     arrived (from the first login until the last student's translation is on screen)."""
     stop_at = time.perf_counter() + 10 + seconds
     tasks = []
-    arrival_start = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
+    arrival_start = await asyncio.to_thread(look_at_cpu, server)
     for student in students:
         tasks.append(asyncio.ensure_future(student.run(stop_at)))
         await asyncio.sleep(10 / len(students))
     while any(s.in_at == math.inf and not s.errors for s in students) and time.perf_counter() < stop_at:
         await asyncio.sleep(0.1)
-    arrival_end = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
+    arrival_end = await asyncio.to_thread(look_at_cpu, server)
     await asyncio.sleep(max(0.0, stop_at - time.perf_counter()) / 2)  # mid-run: every session stepping
     # In a thread: reading 100 processes' smaps took this event loop ~0.2 s, which the keys then waited for
     memory = await asyncio.to_thread(class_memory, server)
-    cpu_start = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
+    stepping_start = await asyncio.to_thread(look_at_cpu, server)
     await asyncio.sleep(max(0.0, stop_at - 1 - time.perf_counter()))
-    cpu_end = time.perf_counter(), await asyncio.to_thread(tree_cpu, server), sum(os.times()[:2])
+    stepping_end = await asyncio.to_thread(look_at_cpu, server)
     await asyncio.gather(*tasks)
-    return memory, cpu_between(students, *cpu_start, *cpu_end), cpu_between(students, *arrival_start, *arrival_end)
-
-
-def cpu_between(
-    students: list[Student],
-    began: float,
-    tree_a: tuple[dict[int, float], dict[int, float]],
-    own_a: float,
-    ended: float,
-    tree_b: tuple[dict[int, float], dict[int, float]],
-    own_b: float,
-) -> ClassCpu:
-    """Where the CPU went between two looks at the server's processes (and this one's own CPU)."""
-    (shared_a, sessions_a), (shared_b, sessions_b) = tree_a, tree_b
-    keys = sum(began <= sent < ended for student in students for sent in student.sent)
-    # A session that started inside the window counts from 0; one that ended inside it is left out.
-    session_cpu = sum(cpu - sessions_a.get(pid, 0.0) for pid, cpu in sessions_b.items())
-    shared_cpu = sum(cpu - shared_a.get(pid, 0.0) for pid, cpu in shared_b.items())
-    per_key = max(1, keys)
-    return ClassCpu(keys, ended - began, session_cpu / per_key, shared_cpu / per_key, (own_b - own_a) / per_key)
+    stepping = cpu_between(students, stepping_start, stepping_end)
+    return memory, stepping, cpu_between(students, arrival_start, arrival_end)
 
 
 async def main() -> None:
@@ -485,7 +484,9 @@ async def main() -> None:
         if cpu is not None and arriving is not None:
             print(f"once all are in, {cpu.line(os.cpu_count() or 1)}")
             print(f"while they arrive, {arriving.line(os.cpu_count() or 1)}")
-            print(f"CPU per arrival (login, session, first translation): {arriving.total() / count:.2f} s")
+            print(
+                f"CPU per arrival (login, session, first translation, the keys meanwhile): {arriving.total() / count:.2f} s"
+            )
         print(
             f"local attnstep translate  median {statistics.median(local) * 1000:6.1f} ms   p95 {percentile(local, 0.95) * 1000:6.1f} ms"
             f"   ({len(local)} keys, alone; {local_rss:.0f} MB RSS)"
