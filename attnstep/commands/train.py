@@ -49,7 +49,7 @@ from attnstep.data.downloads import check_splits
 from attnstep.data.multi30k import read_parallel
 from attnstep.engine.batch import pad, pad_target
 from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, save_checkpoint, write_safetensors
-from attnstep.engine.device import use_device
+from attnstep.engine.device import skeleton, use_device
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
 from attnstep.report.visible import visible
@@ -315,15 +315,19 @@ def _encoded_pairs(
     return encoded
 
 
+def _model_config(settings: TrainSettings, codec: WordCodec | SubwordCodec) -> ModelConfig:
+    """The model the settings describe, its embeddings sized to the run's vocabularies."""
+    src_vocab, tgt_vocab = _vocabularies(codec)
+    return ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
+
+
 def _start_or_resume(
     settings: TrainSettings, codec: WordCodec | SubwordCodec, work: Path, console: Console, device: torch.device
 ) -> tuple[Seq2Seq, torch.optim.Optimizer, RunProgress, dict]:
     """A new seeded model and optimizer on ``device``, or the ones a run in ``work`` left, with the generators'
     states it saved (none for a new run)."""
-    src_vocab, tgt_vocab = _vocabularies(codec)
     torch.manual_seed(settings.seed)
-    config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
-    model = Seq2Seq(config).to(device)  # seeded on the CPU, so the first weights are the same on any device
+    model = Seq2Seq(_model_config(settings, codec)).to(device)  # seeded on the CPU: the same weights on any device
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     progress = RunProgress(epoch=0, lr=settings.lr, best_bleu=-1.0, best_epoch=0, history=[], seconds=0.0, within=None)
     if not (work / "state.json").exists():
@@ -608,10 +612,9 @@ def average_epochs(work: Path, out: Path, last: int, console: Console, device: t
     epochs = list(kept)[-last:]
     tensors = [load_file(kept[epoch]) for epoch in epochs]
     averaged = {name: torch.stack([t[name] for t in tensors]).mean(dim=0) for name in tensors[0]}
-    src_vocab, tgt_vocab = _vocabularies(codec)
-    config = ModelConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **settings.model)
-    model = Seq2Seq(config)
-    model.load_state_dict(averaged)
+    with skeleton():  # given the averaged weights: no random ones to overwrite
+        model = Seq2Seq(_model_config(settings, codec))
+    model.load_state_dict(averaged, assign=True)
     model.to(device).eval()
     val = _validate(model, codec, data.val)
     console.print(
