@@ -383,15 +383,10 @@ def _train_step(
     device = next(model.parameters()).device
     src, lengths = pad([s for s, _ in batch], device)
     tgt_in, gold = pad_target([t for _, t in batch], device)
-    logits = model(src, lengths, tgt_in)  # (B, T, V)
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)),
-        gold.reshape(-1),
-        ignore_index=PAD_ID,
-        label_smoothing=settings.label_smoothing,
-        reduction="sum",
-    )
-    tokens = int((gold != PAD_ID).sum())
+    real = gold != PAD_ID  # (B, T)
+    logits = model(src, lengths, tgt_in, where=real)  # (N, V), N real target tokens
+    loss = F.cross_entropy(logits, gold[real], label_smoothing=settings.label_smoothing, reduction="sum")
+    tokens = logits.size(0)
     optimizer.zero_grad()
     (loss / tokens).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)

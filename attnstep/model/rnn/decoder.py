@@ -1,7 +1,8 @@
 """The attention decoder, one time step at a time.
 
-``Decoder.step`` is the seam everything else uses: training unrolls it, greedy decoding
-loops it, and the stepper records what it returns. It follows Luong et al. 2015 (eq. 5–6):
+``Decoder.step`` is the seam everything else uses: greedy decoding loops it, and the stepper
+records what it returns. Training's ``Decoder.unroll`` runs the same step at every position, with
+the embedding and output layers applied to the whole sequence at once. It follows Luong et al. 2015 (eq. 5–6):
 
     h_t  = GRU([y_{t-1}; h~_{t-1}], h_{t-1})          input feeding
     e_t  = score(h_t, h_i)   a_t = softmax(e_t)   C_t = Σ_i a_ti h_i
@@ -63,6 +64,18 @@ class StepOutput(NamedTuple):
     logits: Tensor  # (B, V) W_s h~_t + b
 
 
+class Attended(NamedTuple):
+    """A step's intermediates up to h~_t: :class:`StepOutput` but the logits."""
+
+    hidden: Tensor
+    query: Tensor
+    scores: Tensor
+    weights: Tensor
+    context: Tensor
+    concat: Tensor
+    attentional: Tensor
+
+
 class Decoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -87,6 +100,28 @@ class Decoder(nn.Module):
         """One time step for a batch: prev_tokens (B,) are the words chosen at the previous step; ``reweigh``
         edits a_t (Bahdanau's C_t then enters the RNN, Luong's h~_t the next step's input feeding)."""
         embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
+        attended = self._attend(embedded, state, memory, reweigh)
+        output = StepOutput(*attended, self.logits(attended.attentional))
+        return output, DecoderState(attended.hidden, attended.attentional)
+
+    def unroll(self, tgt_in: Tensor, state: DecoderState, memory: Memory) -> Tensor:
+        """Teacher forcing: ``step`` at every position of tgt_in (B, T), whose attentional vectors h~_t (B, T, O)
+        it returns. The embedding and the output layer stay outside the loop: one pass over the whole batch
+        instead of T, and one gradient for their (V, E) weights instead of T summed."""
+        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
+        vectors = []
+        for t in range(tgt_in.size(1)):
+            attended = self._attend(embedded[:, t], state, memory, None)
+            state = DecoderState(attended.hidden, attended.attentional)
+            vectors.append(attended.attentional)  # (B, O)
+        return torch.stack(vectors, dim=1)  # (B, T, O)
+
+    def logits(self, attentional: Tensor) -> Tensor:
+        """(..., O) h~_t -> (..., V) W_s h~_t + b."""
+        output_weight = self.embedding.weight if self.W_s is None else self.W_s.weight  # (V, O)
+        return F.linear(self.dropout(attentional), output_weight, self.out_bias)  # (..., V)
+
+    def _attend(self, embedded: Tensor, state: DecoderState, memory: Memory, reweigh: Reweigh | None) -> Attended:
         if self.feeds_context:
             assert self.scorer is not None  # additive is a scorer
             term, scores, weights, context = attend(
@@ -104,7 +139,4 @@ class Decoder(nn.Module):
                 )
         concat = torch.cat([hidden, context], dim=-1)  # (B, H + M)
         attentional = torch.tanh(self.W_c(concat))  # (B, O)
-        output_weight = self.embedding.weight if self.W_s is None else self.W_s.weight  # (V, O)
-        logits = F.linear(self.dropout(attentional), output_weight, self.out_bias)  # (B, V)
-        output = StepOutput(hidden, term, scores, weights, context, concat, attentional, logits)
-        return output, DecoderState(hidden, attentional)
+        return Attended(hidden, term, scores, weights, context, concat, attentional)

@@ -1,4 +1,5 @@
-"""Encoder + attention decoder: teacher-forced training and batched greedy decoding, both on ``Decoder.step``;
+"""Encoder + attention decoder: teacher-forced training (``Decoder.unroll``) and batched greedy decoding
+(``Decoder.step``), one step function under both;
 the engine drives it through :class:`~attnstep.model.family.Family`."""
 
 from __future__ import annotations
@@ -59,14 +60,12 @@ class Seq2Seq(nn.Module, Family[Memory, DecoderState]):
         distinct = self.config.attention not in ("dot", "none")  # dot's keys are the states; none has none
         return memory.states, memory.keys if distinct else None  # (B, S, M), (B, S, K)
 
-    def forward(self, src: Tensor, lengths: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher forcing: tgt_in (B, T) starts with <bos>; returns logits (B, T, V)."""
+    def forward(self, src: Tensor, lengths: Tensor, tgt_in: Tensor, where: Tensor | None = None) -> Tensor:
+        """Teacher forcing: tgt_in (B, T) starts with <bos>; returns logits (B, T, V), or (N, V) at the N
+        positions that ``where`` (B, T, bool) marks, sparing the output layer the padding."""
         memory, state = self.encode(src, lengths)
-        logits = []
-        for t in range(tgt_in.size(1)):
-            output, state = self.step(tgt_in[:, t], state, memory)
-            logits.append(output.logits)  # (B, V)
-        return torch.stack(logits, dim=1)  # (B, T, V)
+        vectors = self.decoder.unroll(tgt_in, state, memory)  # (B, T, O)
+        return self.decoder.logits(vectors if where is None else vectors[where])  # (B, T, V) or (N, V)
 
     @torch.no_grad()
     def greedy(self, src: Tensor, lengths: Tensor) -> list[list[int]]:
