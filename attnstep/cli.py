@@ -253,6 +253,14 @@ def train(
     work: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Resume-state directory (default: runs/OUT-NAME).")
     ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHECKPOINT",
+            help="Start from this checkpoint's weights, vocabularies and val BLEU instead of new ones; "
+            "it must have been trained with the run's held-out split, languages and model shape.",
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(metavar="N", help="Most epochs to train.", min=1)] = TRAINING.epochs,
     batch_size: Annotated[
         int, typer.Option(metavar="N", help="Sentence pairs per batch.", min=1)
@@ -318,6 +326,7 @@ def train(
         seed=seed,
         model=model,
         dtype=dtype.value,
+        init=init or "",
     )
     run_train(settings, out, work or Path("runs") / out.name, threads, device.value)
 

@@ -185,3 +185,51 @@ def test_train_without_data_or_holdout_says_what_to_give(corpora, tmp_path):
     assert "give --data DIR or at least one --corpus" in invoke("train", "--out", tmp_path / "m").stderr
     result = invoke("train", "--out", tmp_path / "m", "--corpus", folder / "pairs.tsv.gz")
     assert result.exit_code == 1 and "--holdout" in result.stderr
+
+
+def test_a_run_starts_from_a_checkpoint_of_its_own_split_and_refuses_another(corpora, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    folder, _ = corpora
+    corpus = ["--corpus", folder / "pairs.tsv.gz", "--tsv-columns", "en,fr", "--tokenizer", "subword"]
+    common = [*corpus, "--vocab-size", 312, *TINY_MODEL]
+    first = invoke("train", *common, "--holdout", 1, "--out", tmp_path / "a", "--work", tmp_path / "wa", "--epochs", 1)
+    assert first.exit_code == 0, first.output
+    card = json.loads((tmp_path / "a" / "config.json").read_text())
+
+    # A learning rate too small to move the weights: the run's weights after its epoch are the checkpoint's.
+    second = invoke(
+        "train", *common, "--holdout", 1, "--init", tmp_path / "a", "--lr", 1e-12,
+        "--out", tmp_path / "b", "--work", tmp_path / "wb", "--epochs", 1,
+    )  # fmt: skip
+    assert second.exit_code == 0, second.output
+    assert f"starting from {tmp_path / 'a'}: val BLEU {card['metrics']['val_bleu']:.2f}" in second.stdout
+    assert "training the source subword model" not in second.stdout  # the checkpoint's pieces
+    state = json.loads((tmp_path / "wb" / "state.json").read_text())
+    assert state["history"][0] == {
+        "epoch": 0,
+        "val_bleu": card["metrics"]["val_bleu"],
+        "init": state["history"][0]["init"],
+    }
+    started = load_file(tmp_path / "a" / "model.safetensors")
+    after = load_file(tmp_path / "wb" / "state.safetensors")
+    for name, tensor in started.items():
+        torch.testing.assert_close(after[f"model.{name}"], tensor.float(), atol=1e-6, rtol=0)
+    if (tmp_path / "b" / "config.json").exists():
+        init = json.loads((tmp_path / "b" / "config.json").read_text())["provenance"]["init"]
+        assert init["epochs"] == 1 and init["digest"] == state["history"][0]["init"]
+    else:
+        assert "no epoch beat" in second.stdout
+
+    refusals = {
+        "held-out split": ["--holdout", 2],
+        "another shape": ["--holdout", 1, "--dec-hidden", 24],
+        "translates fr→en, not en→fr": ["--holdout", 1, "--src", "en", "--tgt", "fr"],
+    }
+    for reason, options in refusals.items():
+        refused = invoke(
+            "train", *common, *options, "--init", tmp_path / "a", "--out", tmp_path / "c", "--work", tmp_path / "wc"
+        )
+        assert refused.exit_code == 1 and reason in refused.stderr, (reason, refused.output)
+        assert not (tmp_path / "wc").exists()  # refused before anything was written

@@ -11,6 +11,11 @@ Data: a Multi30k-style folder (``--data``), or any number of corpora (``--corpus
 ``--tokenizer subword`` the SentencePiece models are trained on the training text as the first
 part of the run and stored in the work directory, so a resumed run uses the same pieces.
 
+A run may start from a checkpoint (``--init``) instead of random weights: its vocabularies and
+pieces, its weights, and its validation BLEU as the score to beat. Its held-out split must be the
+run's, so that no validation or test pair was ever trained on; a shipped model can so go on training
+on a machine where the run that made it is gone (Adam's moments start again from zero).
+
 A time budget (``--max-minutes``) ends training mid-epoch; that last, partial epoch is
 validated and kept if it is the best, so a run fits a fixed wall-clock allowance.
 
@@ -47,8 +52,16 @@ from attnstep.commands.train_settings import TOKENIZERS, TrainSettings
 from attnstep.data.corpus import NEAR_TWIN_RULE, CorpusSpec, NearTwins, Pair, hold_out, read_corpus
 from attnstep.data.downloads import check_splits
 from attnstep.data.multi30k import read_parallel
+from attnstep.data.paths import resolve_checkpoint
 from attnstep.engine.batch import pad, pad_target
-from attnstep.engine.checkpoint import STORAGE_TYPES, check_writable_checkpoint, save_checkpoint, write_safetensors
+from attnstep.engine.checkpoint import (
+    STORAGE_TYPES,
+    Checkpoint,
+    check_writable_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_safetensors,
+)
 from attnstep.engine.device import skeleton, use_device
 from attnstep.errors import AttnstepError
 from attnstep.model import ModelConfig, Seq2Seq
@@ -223,8 +236,13 @@ def _load_corpora(settings: TrainSettings, columns: tuple[str, str]) -> Data:
     return Data(train_pairs, held.val, held.test, "; ".join(parts))
 
 
-def build_codec(settings: TrainSettings, data: Data, work: Path, console: Console) -> WordCodec | SubwordCodec:
-    """The run's vocabularies: counted words, or SentencePiece models trained once and kept in ``work``."""
+def build_codec(
+    settings: TrainSettings, data: Data, work: Path, console: Console, initial: Checkpoint | None = None
+) -> WordCodec | SubwordCodec:
+    """The run's vocabularies: the ``initial`` checkpoint's, counted words, or SentencePiece models trained
+    once and kept in ``work``."""
+    if initial is not None:
+        return initial.codec
     if settings.tokenizer == "words":
         src_vocab = Vocab.build((tokenize_lenient(s) for s, _ in data.train), min_freq=settings.min_freq)
         tgt_vocab = Vocab.build((tokenize_lenient(t) for _, t in data.train), min_freq=settings.min_freq)
@@ -241,6 +259,44 @@ def build_codec(settings: TrainSettings, data: Data, work: Path, console: Consol
             os.replace(path.with_suffix(".tmp"), path)
         models.append(SubwordModel.load(path))
     return SubwordCodec(models[0], models[1])
+
+
+def _held_out_split(meta_or_settings: dict) -> dict | None:
+    """What decides the pairs a run validates and tests on, from its settings or its checkpoint's card: the
+    corpus file (by name: the split is drawn from its content), its columns, the size, the seed and the
+    near-twin rule; or, for a folder of splits, just that (its val split is a file). None: not known."""
+    if heldout := meta_or_settings.get("heldout"):
+        return {**heldout, "corpus": Path(heldout["corpus"]).name}
+    if settings := meta_or_settings.get("provenance", {}).get("settings"):
+        return {"folder of splits": True} if settings.get("data") else None
+    return None
+
+
+def _initial_checkpoint(settings: TrainSettings, device: torch.device) -> Checkpoint:
+    """``--init``'s checkpoint, after refusing one that translates other languages, has another tokenizer or
+    model shape than the settings, or was trained with another held-out split."""
+    initial = load_checkpoint(resolve_checkpoint(settings.init), device)
+    name = visible(settings.init)
+    languages = (initial.meta.get("source_language"), initial.meta.get("target_language"))
+    if languages != (settings.src, settings.tgt):
+        translates = "→".join(map(str, languages))
+        raise AttnstepError(f"--init {name} translates {translates}, not {settings.src}→{settings.tgt}")
+    tokenizer = "subword" if initial.subword else "words"
+    if tokenizer != settings.tokenizer:
+        raise AttnstepError(f"--init {name} reads {tokenizer}: give --tokenizer {tokenizer}")
+    wanted = _model_config(settings, initial.codec)
+    shape = sorted({f.name for f in fields(ModelConfig)} - {"dropout"})  # dropout is training's, not the weights'
+    if changes := [
+        f"{k} {getattr(initial.config, k)}" for k in shape if getattr(initial.config, k) != getattr(wanted, k)
+    ]:
+        raise AttnstepError(f"--init {name} is a model of another shape ({', '.join(changes)}): give the same options")
+    ours = _held_out_split({"provenance": {"settings": asdict(settings)}, "heldout": _card_heldout(settings)})
+    if _held_out_split(initial.meta) != ours:
+        raise AttnstepError(
+            f"--init {name} was not trained with this run's held-out split, so its weights may have seen "
+            "this run's validation or test pairs"
+        )
+    return initial
 
 
 def check_settings(settings: TrainSettings) -> None:
@@ -322,23 +378,35 @@ def _model_config(settings: TrainSettings, codec: WordCodec | SubwordCodec) -> M
 
 
 def _start_or_resume(
-    settings: TrainSettings, codec: WordCodec | SubwordCodec, work: Path, console: Console, device: torch.device
+    settings: TrainSettings,
+    codec: WordCodec | SubwordCodec,
+    work: Path,
+    console: Console,
+    device: torch.device,
+    initial: Checkpoint | None,
+    val: list[Pair],
 ) -> tuple[Seq2Seq, torch.optim.Optimizer, RunProgress, dict]:
-    """A new seeded model and optimizer on ``device``, or the ones a run in ``work`` left, with the generators'
-    states it saved (none for a new run)."""
+    """A new seeded model, or the ``initial`` checkpoint's weights with its val BLEU to beat, and an optimizer
+    on ``device``; or the ones a run in ``work`` left, with the generators' states it saved (none for a new run)."""
     torch.manual_seed(settings.seed)
     model = Seq2Seq(_model_config(settings, codec)).to(device)  # seeded on the CPU: the same weights on any device
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     progress = RunProgress(epoch=0, lr=settings.lr, best_bleu=-1.0, best_epoch=0, history=[], seconds=0.0, within=None)
-    if not (work / "state.json").exists():
-        return model, optimizer, progress, {}
-    progress, rng_states = _load_state(work, model, optimizer)
-    where = f"after epoch {progress['epoch']}"
-    if within := progress["within"]:
-        where = f"inside epoch {progress['epoch'] + 1}, after batch {within['batches']}"
-    best = f"best val BLEU {progress['best_bleu']:.2f}" if progress["best_epoch"] else "no epoch finished yet"
-    console.print(f"resuming {where} ({best})")
-    return model, optimizer, progress, rng_states
+    if (work / "state.json").exists():
+        progress, rng_states = _load_state(work, model, optimizer)
+        where = f"after epoch {progress['epoch']}"
+        if within := progress["within"]:
+            where = f"inside epoch {progress['epoch'] + 1}, after batch {within['batches']}"
+        best = f"best val BLEU {progress['best_bleu']:.2f}" if progress["best_bleu"] >= 0 else "no epoch finished yet"
+        console.print(f"resuming {where} ({best})")
+        return model, optimizer, progress, rng_states
+    if initial is not None:
+        model.load_state_dict(initial.model.state_dict())
+        start = _validate(model, codec, val)
+        progress["best_bleu"] = start.bleu
+        progress["history"].append({"epoch": 0, "val_bleu": round(start.bleu, 2), "init": initial.digest})
+        console.print(f"starting from {visible(settings.init)}: val BLEU {start.bleu:.2f} · chrF {start.chrf:.1f}")
+    return model, optimizer, progress, {}
 
 
 def _run_summary(settings: TrainSettings, pairs: int, model: Seq2Seq) -> str:
@@ -503,17 +571,34 @@ def _card(
             "bleu_signature": val.bleu_signature,
         },
     }
-    if settings.corpora:
-        meta["heldout"] = {
-            "corpus": settings.corpora[0],
-            "tsv_columns": settings.tsv_columns,
-            "size": settings.holdout,
-            "seed": settings.seed,
-            "near_twins": NEAR_TWIN_RULE,  # what was kept out of training besides the held-out sentences
-        }
+    if heldout := _card_heldout(settings):
+        meta["heldout"] = heldout
     if settings.dtype != "float32":
         meta["storage_dtype"] = settings.dtype
     return meta
+
+
+def _trained(checkpoint: Checkpoint) -> dict:
+    """How long the checkpoint a run started from had trained, itself included, from its card."""
+    provenance = checkpoint.meta.get("provenance", {})
+    before = provenance.get("init", {})
+    return {
+        "epochs": provenance.get("epoch", 0) + before.get("epochs", 0),
+        "train_seconds": round(provenance.get("train_seconds", 0.0) + before.get("train_seconds", 0.0), 1),
+    }
+
+
+def _card_heldout(settings: TrainSettings) -> dict | None:
+    """How a corpus run's held-out pairs were drawn, for its card (``eval --heldout`` draws them again)."""
+    if not settings.corpora:
+        return None
+    return {
+        "corpus": settings.corpora[0],
+        "tsv_columns": settings.tsv_columns,
+        "size": settings.holdout,
+        "seed": settings.seed,
+        "near_twins": NEAR_TWIN_RULE,  # what was kept out of training besides the held-out sentences
+    }
 
 
 def _save_best(out: Path, model: Seq2Seq, codec: WordCodec | SubwordCodec, meta: dict, dtype: str) -> None:
@@ -539,10 +624,11 @@ def train(
     """A run in ``work``, new or resumed, on ``device``, epoch by epoch until it stops; each new best is saved to ``out``."""
     check_settings(settings)
     data = load_data(settings)
+    initial = _initial_checkpoint(settings, device) if settings.init else None
     _claim_work(settings, work)
-    codec = build_codec(settings, data, work, console)
+    codec = build_codec(settings, data, work, console, initial)
     pairs = _encoded_pairs(codec, data.train, settings.max_len)
-    model, optimizer, progress, rng_states = _start_or_resume(settings, codec, work, console, device)
+    model, optimizer, progress, rng_states = _start_or_resume(settings, codec, work, console, device, initial, data.val)
     console.print(_run_summary(settings, len(pairs), model))
     while _keep_training(progress, settings):
         epoch = progress["epoch"] + 1
@@ -560,11 +646,20 @@ def train(
         val = _validate(model, codec, data.val)
         if _record_epoch(progress, epoch, loss, val, seconds, console):
             card = _card(settings, codec, f"{data.description}, {len(pairs)} training pairs", command, progress, val)
+            if initial is not None:
+                card["provenance"]["init"] = {
+                    "checkpoint": settings.init,
+                    "digest": initial.digest,
+                    **_trained(initial),
+                }
             _save_best(out, model, codec, card, settings.dtype)
         else:
             _decay_learning_rate(optimizer, progress, settings.lr_decay)
         _keep_epoch(work, model, epoch, settings.keep_epochs)
         _save_state(work, model, optimizer, progress)
+    if initial is not None and not progress["best_epoch"]:
+        console.print(f"no epoch beat {visible(settings.init)}'s val BLEU {progress['best_bleu']:.2f}: nothing saved")
+        return progress
     console.print(
         f"done: best val BLEU {progress['best_bleu']:.2f} at epoch {progress['best_epoch']}, "
         f"{progress['seconds'] / 60:.1f} min of training; checkpoint in {visible(str(out))}"

@@ -47,4 +47,5 @@ class TrainSettings:
     max_len: int = 50  # training pairs longer than this (tokens or pieces) are skipped
     seed: int = 1
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"attention": "dot"}
+    init: str = ""  # a checkpoint to start from: its weights, vocabularies and pieces instead of new ones
     dtype: str = "float32"  # storage type of the saved weights, one of STORAGE_TYPES
