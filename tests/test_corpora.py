@@ -201,7 +201,7 @@ def test_a_run_starts_from_a_checkpoint_of_its_own_split_and_refuses_another(cor
     # A learning rate too small to move the weights: the run's weights after its epoch are the checkpoint's.
     second = invoke(
         "train", *common, "--holdout", 1, "--init", tmp_path / "a", "--lr", 1e-12,
-        "--out", tmp_path / "b", "--work", tmp_path / "wb", "--epochs", 1,
+        "--out", tmp_path / "b", "--work", tmp_path / "wb", "--epochs", 2,
     )  # fmt: skip
     assert second.exit_code == 0, second.output
     assert f"starting from {tmp_path / 'a'}: val BLEU {card['metrics']['val_bleu']:.2f}" in second.stdout
@@ -221,6 +221,11 @@ def test_a_run_starts_from_a_checkpoint_of_its_own_split_and_refuses_another(cor
         assert init["epochs"] == 1 and init["digest"] == state["history"][0]["init"]
     else:
         assert "no epoch beat" in second.stdout
+    # Averaging the run's epochs reads the checkpoint's pieces too: the weights are still the checkpoint's.
+    averaged = invoke("average", "--work", tmp_path / "wb", "--last", 2, "--out", tmp_path / "avg")
+    assert averaged.exit_code == 0, averaged.output
+    assert "training the source subword model" not in averaged.stdout
+    assert f"val BLEU {card['metrics']['val_bleu']:.2f}" in averaged.stdout
 
     refusals = {
         "held-out split": ["--holdout", 2],

@@ -698,7 +698,8 @@ def average_epochs(work: Path, out: Path, last: int, console: Console, device: t
     settings = TrainSettings(**{k: v for k, v in stored.items() if k in known})
     progress: RunProgress = json.loads((work / "state.json").read_text())
     data = load_data(settings)
-    codec = build_codec(settings, data, work, console)
+    initial = _initial_checkpoint(settings, device) if settings.init else None
+    codec = build_codec(settings, data, work, console, initial)
     epochs = list(kept)[-last:]
     tensors = [load_file(kept[epoch]) for epoch in epochs]
     averaged = {name: torch.stack([t[name] for t in tensors]).mean(dim=0) for name in tensors[0]}
