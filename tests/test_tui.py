@@ -253,14 +253,15 @@ async def test_opens_on_the_examples_without_a_sentence(stepper):
         assert app.cursor.trace.source[1].surface == "voiture"
 
 
+@pytest.mark.parametrize("language, prompt", [("German", "Type a German"), ("English", "Type an English")])
 @async_test
-async def test_the_sentence_box_names_the_models_source_language(stepper):
-    """A German model's box asks for German, and never offers the French examples."""
-    app = app_on(stepper, sentence=None, examples=(), source_language="German")
+async def test_the_sentence_box_names_the_models_source_language(stepper, language, prompt):
+    """A German or English model's box asks for its language, and never offers the French examples."""
+    app = app_on(stepper, sentence=None, examples=(), source_language=language)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
         assert isinstance(app.screen, SentenceDialog)
-        assert str(app.screen.query_one(Label).render()) == "Type a German sentence and press Enter:"
+        assert str(app.screen.query_one(Label).render()) == f"{prompt} sentence and press Enter:"
         assert app.screen.query_one("#examples").option_count == 0
 
 

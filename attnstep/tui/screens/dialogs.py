@@ -90,7 +90,9 @@ class SentenceDialog(Dialog):
             longest = max((cell_len(visible(e)) for e in self.examples), default=0)
             box.styles.width = max(DIALOG_WIDTH, longest + EXAMPLE_FRAME)
             # The language comes from the checkpoint's config.json: text, never markup.
-            prompt = f"Type a {self.source_language} sentence" if self.source_language else "Type a sentence"
+            language = self.source_language
+            article = "an" if language[:1].lower() in tuple("aeiou") else "a"  # an English sentence
+            prompt = f"Type {article} {language} sentence" if language else "Type a sentence"
             pick = ", or pick an example (↓):" if self.examples else ":"
             yield Label(safe_text(f"{prompt} and press Enter{pick}"))
             # Every box stops at a sentence's length: a longer value makes each key cost more (50 KB typed: 1.4 GB).
