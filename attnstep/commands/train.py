@@ -261,15 +261,13 @@ def build_codec(
     return SubwordCodec(models[0], models[1])
 
 
-def _held_out_split(meta_or_settings: dict) -> dict | None:
-    """What decides the pairs a run validates and tests on, from its settings or its checkpoint's card: the
-    corpus file (by name: the split is drawn from its content), its columns, the size, the seed and the
-    near-twin rule; or, for a folder of splits, just that (its val split is a file). None: not known."""
-    if heldout := meta_or_settings.get("heldout"):
+def _held_out_split(heldout: dict | None, folder_of_splits: bool) -> dict | None:
+    """What decides the pairs a run validates and tests on, from its card's ``heldout`` record: the corpus
+    file (by name: the split is drawn from its content), its columns, the size, the seed and the near-twin
+    rule; or, for a folder of splits, just that (its val split is a file). None: not known."""
+    if heldout:
         return {**heldout, "corpus": Path(heldout["corpus"]).name}
-    if settings := meta_or_settings.get("provenance", {}).get("settings"):
-        return {"folder of splits": True} if settings.get("data") else None
-    return None
+    return {"folder of splits": True} if folder_of_splits else None
 
 
 def _initial_checkpoint(settings: TrainSettings, device: torch.device) -> Checkpoint:
@@ -290,8 +288,9 @@ def _initial_checkpoint(settings: TrainSettings, device: torch.device) -> Checkp
         f"{k} {getattr(initial.config, k)}" for k in shape if getattr(initial.config, k) != getattr(wanted, k)
     ]:
         raise AttnstepError(f"--init {name} is a model of another shape ({', '.join(changes)}): give the same options")
-    ours = _held_out_split({"provenance": {"settings": asdict(settings)}, "heldout": _card_heldout(settings)})
-    if _held_out_split(initial.meta) != ours:
+    trained_with = initial.meta.get("provenance", {}).get("settings", {})
+    theirs = _held_out_split(initial.meta.get("heldout"), bool(trained_with.get("data")))
+    if theirs != _held_out_split(_card_heldout(settings), bool(settings.data)):
         raise AttnstepError(
             f"--init {name} was not trained with this run's held-out split, so its weights may have seen "
             "this run's validation or test pairs"
