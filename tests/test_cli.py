@@ -168,6 +168,12 @@ def test_train_resume_and_eval(training, tiny_corpus):
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     changed = invoke(*[a if a != 4 else 2 for a in common], "--epochs", 3)
     assert changed.exit_code == 1 and "other settings" in changed.stderr
+    # A run started by an attnstep that lacked an option (here --init) resumes: its default is assumed.
+    settings = json.loads((work / "settings.json").read_text())
+    del settings["init"]
+    (work / "settings.json").write_text(json.dumps(settings))
+    older = invoke(*common, "--epochs", 3)
+    assert older.exit_code == 0 and "resuming after epoch 2" in older.stdout
     result = invoke("eval", out, "--data", tiny_corpus, "--split", "test_2016_flickr")
     assert result.exit_code == 0
     assert "BLEU = " in result.stdout and "nrefs:1|case:lc" in result.stdout and "chrF = " in result.stdout

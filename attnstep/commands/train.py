@@ -315,11 +315,12 @@ def check_settings(settings: TrainSettings) -> None:
 
 def _comparable(settings: dict) -> dict:
     """The settings that define an experiment: a resumed run may train longer or store its weights in
-    another type, and model settings left at their defaults compare equal to the defaults written out."""
+    another type, and settings left at their defaults compare equal to the defaults written out: so do
+    options that a run's attnstep did not have yet, which its settings.json lacks."""
     unchecked = ("epochs", "max_minutes", "save_minutes", "keep_epochs", "dtype")
     defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
     return {
-        **{k: v for k, v in settings.items() if k not in unchecked},
+        **{k: v for k, v in {**asdict(TrainSettings()), **settings}.items() if k not in unchecked},
         "model": {**defaults, **settings.get("model", {})},
     }
 
